@@ -1,0 +1,34 @@
+//! Runs Mathia locally: `cargo run --release -p mathia-local`, then open http://127.0.0.1:8000.
+
+use mathia::Config;
+use mathia_local::Local;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    mathia::telemetry::init_local();
+    let config = Config::from_env()?;
+    let local = Local::connect(config.clone()).await?;
+    let listener = TcpListener::bind(config.bind).await?;
+    tracing::info!("Mathia is running on http://{}", listener.local_addr()?);
+    local.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

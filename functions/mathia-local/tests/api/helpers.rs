@@ -1,0 +1,300 @@
+//! Test harness: the real app on 127.0.0.1:0 against real Postgres (a fresh database per test,
+//! dropped afterwards) and real Redis (keys under a fresh prefix), driven over real sockets.
+
+use std::{net::SocketAddr, time::Duration};
+
+use futures::{SinkExt, StreamExt};
+use mathia::{Config, adapters::local::LocalPush, domain::Room};
+use mathia_local::Local;
+use serde_json::{Value, json};
+use tokio::{net::TcpStream, sync::oneshot};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use uuid::Uuid;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn postgres_base() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub local: Local,
+    pub http: reqwest::Client,
+    pub db_name: String,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub token: String,
+    pub id: Uuid,
+    pub email: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        mathia::telemetry::init_local();
+        let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
+        let mut config =
+            Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
+        config.redis_url = redis_url();
+        config.redis_prefix = format!("test:{}:", Uuid::new_v4().simple());
+        tweak(&mut config);
+        let local = Local::connect(config).await.expect("app starts");
+        Self::serve(local, db_name).await
+    }
+
+    pub async fn serve(local: Local, db_name: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(local.clone().serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            local,
+            http: reqwest::Client::new(),
+            db_name,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn push(&self) -> &LocalPush {
+        &self.local.push
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post(&self, token: Option<&str>, path: &str, body: Value) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get(&self, token: Option<&str>, path: &str) -> reqwest::Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn register(&self, name: &str) -> TestUser {
+        let email = format!(
+            "{}-{}@example.com",
+            name.to_lowercase(),
+            Uuid::new_v4().simple()
+        );
+        let res = self
+            .post(
+                None,
+                "/api/auth/register",
+                json!({"email": email, "password": "correct horse battery", "display_name": name}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "register {name}");
+        let body: Value = res.json().await.unwrap();
+        TestUser {
+            token: body["token"].as_str().unwrap().to_owned(),
+            id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            email,
+        }
+    }
+
+    pub async fn create_room(&self, owner: &TestUser, name: &str) -> Room {
+        let res = self
+            .post(Some(&owner.token), "/api/rooms", json!({ "name": name }))
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
+    pub async fn invite(&self, member: &TestUser, room_id: Uuid, body: Value) -> String {
+        let res = self
+            .post(
+                Some(&member.token),
+                &format!("/api/rooms/{room_id}/invites"),
+                body,
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        body["code"].as_str().unwrap().to_owned()
+    }
+
+    /// `owner` invites `guest` into the room and the guest accepts.
+    pub async fn bring_in(&self, owner: &TestUser, room_id: Uuid, guest: &TestUser) {
+        let code = self.invite(owner, room_id, json!({})).await;
+        let res = self
+            .post(
+                Some(&guest.token),
+                &format!("/api/invites/{code}/accept"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+
+    pub async fn ticket(&self, user: &TestUser) -> String {
+        let res = self
+            .post(Some(&user.token), "/api/ws-ticket", json!({}))
+            .await;
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["expires_in_s"], 60);
+        body["ticket"].as_str().unwrap().to_owned()
+    }
+
+    pub fn ws_url(&self, ticket: &str) -> String {
+        format!("ws://{}/ws?ticket={ticket}", self.addr)
+    }
+
+    pub async fn ws(&self, user: &TestUser) -> WsClient {
+        let ticket = self.ticket(user).await;
+        let (stream, _) = tokio_tungstenite::connect_async(self.ws_url(&ticket))
+            .await
+            .expect("ws connects");
+        WsClient { stream }
+    }
+
+    /// Opens a socket and joins the room; returns the socket and the `room_joined` event.
+    pub async fn ws_in_room(&self, user: &TestUser, room_id: Uuid) -> (WsClient, Value) {
+        let mut ws = self.ws(user).await;
+        ws.send(json!({"action": "join_room", "room_id": room_id}))
+            .await;
+        let joined = ws.recv_type("room_joined").await;
+        (ws, joined)
+    }
+
+    pub async fn db(&self) -> sqlx::PgPool {
+        self.local.app.db.clone()
+    }
+
+    pub async fn message_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM messages")
+            .fetch_one(&self.local.app.db)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let db_name = self.db_name.clone();
+        // Drop the database from a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) =
+                    sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base())).await
+                {
+                    let _ = sqlx::query(&format!(
+                        r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn send(&mut self, frame: Value) {
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.stream.send(Message::text(text)).await.expect("send");
+    }
+
+    /// The next JSON event, within `WAIT`.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("an event within the wait")
+                .expect("socket open")
+                .expect("socket ok");
+            match msg {
+                Message::Text(t) => {
+                    return serde_json::from_str(t.as_str()).expect("events are JSON");
+                }
+                Message::Close(c) => panic!("socket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next event of this type, skipping others (presence, typing…).
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {ty} event"));
+            if ev["type"] == ty {
+                return ev;
+            }
+        }
+    }
+
+    /// Asserts that nothing but the listed types arrives for `quiet`.
+    pub async fn expect_nothing_but(&mut self, allowed: &[&str], quiet: Duration) {
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
+            if let Message::Text(t) = msg {
+                let ev: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert!(
+                    allowed.contains(&ev["type"].as_str().unwrap_or("")),
+                    "unexpected event {ev}"
+                );
+            }
+        }
+    }
+
+    /// The socket still answers: `ping` → `pong`, skipping anything else on the way.
+    pub async fn assert_alive(&mut self) {
+        self.send(json!({"action": "ping"})).await;
+        self.recv_type("pong").await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// A unique string for a test.
+pub fn unique(tag: &str) -> String {
+    format!("{tag}-{}", Uuid::new_v4().simple())
+}

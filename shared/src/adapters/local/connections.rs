@@ -1,0 +1,131 @@
+//! The connection registry in memory, indexed both ways so room fan-out needs no scan.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use crate::{
+    domain::ConnectionId,
+    ports::{ConnectionInfo, Connections, RegistryError, RoomConnection},
+};
+
+#[derive(Default)]
+struct State {
+    connections: HashMap<ConnectionId, ConnectionInfo>,
+    rooms: HashMap<Uuid, HashSet<ConnectionId>>,
+    users: HashMap<Uuid, HashSet<ConnectionId>>,
+}
+
+#[derive(Default)]
+pub struct InMemoryConnections {
+    state: RwLock<State>,
+}
+
+impl InMemoryConnections {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Connections for InMemoryConnections {
+    async fn register(&self, info: ConnectionInfo) -> Result<(), RegistryError> {
+        let mut s = self.state.write().await;
+        s.users
+            .entry(info.user_id)
+            .or_default()
+            .insert(info.id.clone());
+        for room in &info.rooms {
+            s.rooms.entry(*room).or_default().insert(info.id.clone());
+        }
+        s.connections.insert(info.id.clone(), info);
+        Ok(())
+    }
+
+    async fn remove(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
+        let mut s = self.state.write().await;
+        let Some(info) = s.connections.remove(id) else {
+            return Ok(None);
+        };
+        for room in &info.rooms {
+            if let Some(set) = s.rooms.get_mut(room) {
+                set.remove(id);
+                if set.is_empty() {
+                    s.rooms.remove(room);
+                }
+            }
+        }
+        if let Some(set) = s.users.get_mut(&info.user_id) {
+            set.remove(id);
+            if set.is_empty() {
+                s.users.remove(&info.user_id);
+            }
+        }
+        Ok(Some(info))
+    }
+
+    async fn get(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
+        Ok(self.state.read().await.connections.get(id).cloned())
+    }
+
+    async fn join(&self, id: &ConnectionId, room_id: Uuid) -> Result<bool, RegistryError> {
+        let mut s = self.state.write().await;
+        let Some(info) = s.connections.get_mut(id) else {
+            return Ok(false);
+        };
+        info.rooms.insert(room_id);
+        s.rooms.entry(room_id).or_default().insert(id.clone());
+        Ok(true)
+    }
+
+    async fn leave(&self, id: &ConnectionId, room_id: Uuid) -> Result<(), RegistryError> {
+        let mut s = self.state.write().await;
+        if let Some(info) = s.connections.get_mut(id) {
+            info.rooms.remove(&room_id);
+        }
+        if let Some(set) = s.rooms.get_mut(&room_id) {
+            set.remove(id);
+            if set.is_empty() {
+                s.rooms.remove(&room_id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn in_room(&self, room_id: Uuid) -> Result<Vec<RoomConnection>, RegistryError> {
+        let s = self.state.read().await;
+        Ok(s.rooms
+            .get(&room_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| s.connections.get(id))
+            .map(|c| RoomConnection {
+                id: c.id.clone(),
+                user_id: c.user_id,
+                display_name: c.display_name.clone(),
+            })
+            .collect())
+    }
+
+    async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError> {
+        let s = self.state.read().await;
+        Ok(s.users
+            .get(&user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| s.connections.get(id).cloned())
+            .collect())
+    }
+
+    async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
+        let s = self.state.read().await;
+        Ok(s.connections
+            .values()
+            .filter(|c| c.connected_at < cutoff)
+            .map(|c| c.id.clone())
+            .collect())
+    }
+}

@@ -1,0 +1,181 @@
+//! Users, sessions and workspace membership.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::domain::User;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            email: r.email,
+            display_name: r.display_name,
+        }
+    }
+}
+
+/// Creates a user with a personal workspace (they own it). Fails with the unique violation
+/// `users_email_key` when the address is taken.
+pub async fn create_with_workspace(
+    tx: &mut Transaction<'_, Postgres>,
+    email: &str,
+    display_name: &str,
+    password_hash: &str,
+) -> Result<(User, Uuid), sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(display_name)
+    .bind(password_hash)
+    .execute(&mut **tx)
+    .await?;
+    let workspace_id = Uuid::now_v7();
+    sqlx::query("INSERT INTO workspaces (id, name, owner_id, personal) VALUES ($1, $2, $3, true)")
+        .bind(workspace_id)
+        .bind(format!("{display_name}'s workspace"))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok((
+        User {
+            id,
+            email: email.into(),
+            display_name: display_name.into(),
+        },
+        workspace_id,
+    ))
+}
+
+pub async fn by_email(db: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, email, display_name, password_hash FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(email)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn by_id(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<UserRow> =
+        sqlx::query_as("SELECT id, email, display_name, password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(User::from))
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+pub async fn create_session(
+    db: &PgPool,
+    user_id: Uuid,
+    token: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(token_hash(token))
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The user a live (not expired, not revoked) session token belongs to.
+pub async fn session_user(
+    db: &PgPool,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<User>, sqlx::Error> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name, u.password_hash
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+    )
+    .bind(token_hash(token))
+    .bind(now)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(User::from))
+}
+
+pub async fn revoke_session(db: &PgPool, token: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(token_hash(token))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct WorkspaceSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub personal: bool,
+}
+
+pub async fn workspaces_of(
+    db: &PgPool,
+    user_id: Uuid,
+) -> Result<Vec<WorkspaceSummary>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT w.id, w.name, m.role, w.personal
+         FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
+         WHERE m.user_id = $1 ORDER BY w.personal DESC, w.created_at",
+    )
+    .bind(user_id)
+    .fetch_all(db)
+    .await
+}
+
+/// The user's role in a workspace, or None when they are not in it.
+pub async fn workspace_role(
+    db: &PgPool,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The workspace a new room goes to when none is named: the user's personal one.
+pub async fn default_workspace(db: &PgPool, user_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT w.id FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
+         WHERE m.user_id = $1 ORDER BY w.personal DESC, w.created_at LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+}

@@ -1,0 +1,170 @@
+//! Redis: short-lived, high-churn state — one-time WebSocket tickets, the message rate limit,
+//! typing throttles. Connected lazily and reconnected by the connection manager, so Mathia
+//! starts and serves HTTP while Redis is down; every call then fails fast with `RedisDown`.
+
+use std::time::Duration;
+
+use redis::{
+    AsyncCommands, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+#[error("Redis is unavailable: {0}")]
+pub struct RedisDown(String);
+
+impl From<redis::RedisError> for RedisDown {
+    fn from(e: redis::RedisError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// The outcome of a rate-limit check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    Allowed,
+    Limited { retry_after_ms: u64 },
+}
+
+// Sliding-window log: one sorted-set member per accepted event, scored by its time in ms.
+// Deterministic at window edges (a fixed window would let a burst straddle two windows).
+const RATE_LIMIT_LUA: &str = r"
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local retry = tonumber(oldest[2]) + window - now
+  if retry < 1 then retry = 1 end
+  return retry
+end
+redis.call('ZADD', key, now, ARGV[4])
+redis.call('PEXPIRE', key, window)
+return 0
+";
+
+pub struct RedisStore {
+    client: redis::Client,
+    prefix: String,
+    conn: Mutex<Option<ConnectionManager>>,
+    rate_limit: Script,
+}
+
+impl RedisStore {
+    pub fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            prefix: prefix.to_owned(),
+            conn: Mutex::new(None),
+            rate_limit: Script::new(RATE_LIMIT_LUA),
+        })
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}{}", self.prefix, suffix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, RedisDown> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    pub async fn ping(&self) -> Result<(), RedisDown> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Stores a one-time ticket (by its hash) for a user.
+    pub async fn put_ticket(
+        &self,
+        ticket_hash: &str,
+        user_id: Uuid,
+        ttl: Duration,
+    ) -> Result<(), RedisDown> {
+        let key = self.key(&format!("ticket:{ticket_hash}"));
+        let mut conn = self.conn().await?;
+        let _: () = conn
+            .set_ex(key, user_id.to_string(), ttl.as_secs().max(1))
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a ticket: the first caller gets the user, every later one gets None.
+    pub async fn take_ticket(&self, ticket_hash: &str) -> Result<Option<Uuid>, RedisDown> {
+        let mut conn = self.conn().await?;
+        let user: Option<String> = conn
+            .get_del(self.key(&format!("ticket:{ticket_hash}")))
+            .await?;
+        Ok(user.and_then(|u| u.parse().ok()))
+    }
+
+    /// Counts one event for `subject` against `limit` per `window`.
+    pub async fn rate_limit(
+        &self,
+        subject: &str,
+        now_ms: i64,
+        window: Duration,
+        limit: u32,
+        event_id: &str,
+    ) -> Result<RateDecision, RedisDown> {
+        let mut conn = self.conn().await?;
+        let retry: i64 = self
+            .rate_limit
+            .key(self.key(&format!("rl:{subject}")))
+            .arg(now_ms)
+            .arg(window.as_millis() as i64)
+            .arg(limit)
+            .arg(event_id)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if retry > 0 {
+            RateDecision::Limited {
+                retry_after_ms: retry as u64,
+            }
+        } else {
+            RateDecision::Allowed
+        })
+    }
+
+    /// True at most once per `every` for a (user, room): repeated "still typing" signals are
+    /// throttled. `typing_stopped` resets it, so the next start always goes through.
+    pub async fn typing_allowed(
+        &self,
+        user_id: Uuid,
+        room_id: Uuid,
+        every: Duration,
+    ) -> Result<bool, RedisDown> {
+        let mut conn = self.conn().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(&format!("typing:{room_id}:{user_id}")))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(every.as_millis() as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    pub async fn typing_stopped(&self, user_id: Uuid, room_id: Uuid) -> Result<(), RedisDown> {
+        let key = self.key(&format!("typing:{room_id}:{user_id}"));
+        let mut conn = self.conn().await?;
+        let _: () = conn.del(key).await?;
+        Ok(())
+    }
+}

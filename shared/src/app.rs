@@ -1,0 +1,125 @@
+//! The `App` context every handler runs over: configuration, stores and ports. A Lambda
+//! binary, the local gateway and a test all build one and call the same handlers with it.
+
+use std::{
+    collections::HashMap,
+    ops::Deref,
+    sync::{Arc, Mutex},
+};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    adapters::{
+        local::{InMemoryConnections, LocalPush},
+        redis::RedisStore,
+    },
+    config::Config,
+    keyring::RoomKeyring,
+    ports::{Clock, Connections, Push, SystemClock},
+};
+
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: PgPool,
+    pub redis: RedisStore,
+    pub keyring: RoomKeyring,
+    pub connections: Arc<dyn Connections>,
+    pub push: Arc<dyn Push>,
+    pub clock: Arc<dyn Clock>,
+    pub room_order: RoomOrder,
+}
+
+impl Deref for App {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// Builds an `App`; adapters default to the in-process ones.
+pub struct AppBuilder {
+    config: Config,
+    db: PgPool,
+    connections: Option<Arc<dyn Connections>>,
+    push: Option<Arc<dyn Push>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl App {
+    pub fn builder(config: Config, db: PgPool) -> AppBuilder {
+        AppBuilder {
+            config,
+            db,
+            connections: None,
+            push: None,
+            clock: None,
+        }
+    }
+
+    /// Connects to Postgres (creating and migrating the database) and builds an `App` with the
+    /// in-process adapters.
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let db = crate::adapters::postgres::connect(&config.database_url).await?;
+        App::builder(config, db).build()
+    }
+}
+
+impl AppBuilder {
+    pub fn connections(mut self, c: Arc<dyn Connections>) -> Self {
+        self.connections = Some(c);
+        self
+    }
+
+    pub fn push(mut self, p: Arc<dyn Push>) -> Self {
+        self.push = Some(p);
+        self
+    }
+
+    pub fn clock(mut self, c: Arc<dyn Clock>) -> Self {
+        self.clock = Some(c);
+        self
+    }
+
+    pub fn build(self) -> anyhow::Result<App> {
+        let redis = RedisStore::new(&self.config.redis_url, &self.config.redis_prefix)?;
+        let keyring = RoomKeyring::new(&self.config.master_key, self.db.clone());
+        Ok(App(Arc::new(AppInner {
+            redis,
+            keyring,
+            connections: self
+                .connections
+                .unwrap_or_else(|| Arc::new(InMemoryConnections::new())),
+            push: self.push.unwrap_or_else(|| Arc::new(LocalPush::new())),
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            room_order: RoomOrder::default(),
+            config: self.config,
+            db: self.db,
+        })))
+    }
+}
+
+/// Serialises store-then-fan-out per room inside one process, so every connection sees a
+/// room's messages in the order they were stored. (Across processes clients order by `seq`.)
+#[derive(Default)]
+pub struct RoomOrder {
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl RoomOrder {
+    pub async fn lock(&self, room_id: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .locks
+            .lock()
+            .expect("room order lock")
+            .entry(room_id)
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+}

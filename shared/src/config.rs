@@ -1,0 +1,142 @@
+//! Configuration, read once from the environment (PROTOCOL.md's table) with defaults that make
+//! the local mode work on a machine with Postgres and Redis on localhost.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use base64::{Engine, engine::general_purpose::STANDARD};
+
+/// Everything a handler needs to know about its surroundings.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub redis_url: String,
+    /// Prefixed to every Redis key, so several deployments (or test runs) can share one Redis.
+    pub redis_prefix: String,
+    pub master_key: [u8; 32],
+    pub rate_limit_per_min: u32,
+    pub moderation_batch_size: u32,
+    pub ai_reply_cost_cents: i64,
+    pub ai_base_url: Option<String>,
+    pub ai_api_key: Option<String>,
+    pub ai_model: Option<String>,
+    pub calendly_base_url: String,
+    pub ticket_ttl: Duration,
+    pub session_ttl: Duration,
+    /// Where `static/` lives for the local gateway.
+    pub static_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Config {
+    // Hand-written so that keys and URLs with passwords never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("rate_limit_per_min", &self.rate_limit_per_min)
+            .field("moderation_batch_size", &self.moderation_batch_size)
+            .field("ai_configured", &self.ai_base_url.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name} is not valid: {e}")),
+    }
+}
+
+impl Config {
+    /// Reads the environment. `MATHIA_MASTER_KEY` falls back to a key kept in
+    /// `.mathia/master.key` (created on first use) so the local mode works out of the box.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let master_key = match var("MATHIA_MASTER_KEY") {
+            Some(b64) => decode_master_key(&b64).context("MATHIA_MASTER_KEY")?,
+            None => local_master_key()?,
+        };
+        Ok(Self {
+            bind: parsed("MATHIA_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| "postgres://localhost/mathia".into()),
+            redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_prefix: var("MATHIA_REDIS_PREFIX").unwrap_or_else(|| "mathia:".into()),
+            master_key,
+            rate_limit_per_min: parsed("MATHIA_RATE_LIMIT_PER_MIN", 30)?,
+            moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
+            ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
+            ai_base_url: var("MATHIA_AI_BASE_URL"),
+            ai_api_key: var("MATHIA_AI_API_KEY"),
+            ai_model: var("MATHIA_AI_MODEL"),
+            calendly_base_url: var("CALENDLY_BASE_URL")
+                .unwrap_or_else(|| "https://api.calendly.com".into()),
+            ticket_ttl: Duration::from_secs(60),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            static_dir: var("MATHIA_STATIC_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(default_static_dir),
+        })
+    }
+
+    /// A configuration for tests and tools: local defaults, the given database and key.
+    pub fn for_database(database_url: &str, master_key: [u8; 32]) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.to_owned(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "mathia:".into(),
+            master_key,
+            rate_limit_per_min: 30,
+            moderation_batch_size: 20,
+            ai_reply_cost_cents: 1,
+            ai_base_url: None,
+            ai_api_key: None,
+            ai_model: None,
+            calendly_base_url: "https://api.calendly.com".into(),
+            ticket_ttl: Duration::from_secs(60),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            static_dir: default_static_dir(),
+        }
+    }
+}
+
+fn default_static_dir() -> PathBuf {
+    // `cargo run` from the repo root finds `static/`; a packaged binary sets MATHIA_STATIC_DIR.
+    let here = PathBuf::from("static");
+    if here.is_dir() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../static"))
+}
+
+pub fn decode_master_key(b64: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = STANDARD.decode(b64.trim()).context("not base64")?;
+    match <[u8; 32]>::try_from(bytes.as_slice()) {
+        Ok(key) => Ok(key),
+        Err(_) => bail!("must decode to 32 bytes, got {}", bytes.len()),
+    }
+}
+
+fn local_master_key() -> anyhow::Result<[u8; 32]> {
+    let path = PathBuf::from(".mathia/master.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return decode_master_key(&text).with_context(|| format!("{}", path.display()));
+    }
+    let key: [u8; 32] = rand::random();
+    std::fs::create_dir_all(".mathia")?;
+    std::fs::write(&path, STANDARD.encode(key))?;
+    tracing::warn!(
+        path = %path.display(),
+        "MATHIA_MASTER_KEY is not set: generated a local master key; set MATHIA_MASTER_KEY in production"
+    );
+    Ok(key)
+}

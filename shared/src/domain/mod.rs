@@ -1,0 +1,8 @@
+//! The domain: values parsed and validated at the edge (`MessageBody::parse`, `RoomName::parse`…)
+//! so that the inside never re-checks them, and the shapes the protocol sends back.
+
+mod model;
+mod values;
+
+pub use model::*;
+pub use values::*;

@@ -1,0 +1,89 @@
+//! Sending events to connections, rooms and users, and forgetting connections that are gone.
+
+use futures::future::join_all;
+use uuid::Uuid;
+
+use crate::{
+    app::App,
+    domain::ConnectionId,
+    ports::{ConnectionInfo, Frame, PushError},
+    protocol::{PresenceStatus, ServerEvent},
+};
+
+/// Sends to one connection; a gone connection is forgotten (and its rooms told it left).
+pub async fn push_to(app: &App, connection: &ConnectionId, frame: &Frame) -> bool {
+    match app.push.send(connection, frame).await {
+        Ok(()) => true,
+        Err(PushError::Gone) => {
+            Box::pin(forget_connection(app, connection)).await;
+            false
+        }
+        Err(PushError::Other(e)) => {
+            tracing::warn!(%connection, error = %e, "push failed");
+            false
+        }
+    }
+}
+
+pub async fn send_event(app: &App, connection: &ConnectionId, event: &ServerEvent) -> bool {
+    push_to(app, connection, &Frame::json(event)).await
+}
+
+/// Sends to every connection subscribed to a room, optionally skipping one user's.
+pub async fn push_to_room(
+    app: &App,
+    room_id: Uuid,
+    event: &ServerEvent,
+    except_user: Option<Uuid>,
+) {
+    let connections = match app.connections.in_room(room_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%room_id, error = %e, "cannot list the room's connections");
+            return;
+        }
+    };
+    let frame = Frame::json(event);
+    join_all(
+        connections
+            .iter()
+            .filter(|c| Some(c.user_id) != except_user)
+            .map(|c| push_to(app, &c.id, &frame)),
+    )
+    .await;
+}
+
+/// Removes a connection from the registry and tells its rooms when its user is no longer there.
+pub async fn forget_connection(app: &App, connection: &ConnectionId) -> Option<ConnectionInfo> {
+    let info = match app.connections.remove(connection).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::error!(%connection, error = %e, "cannot remove connection");
+            return None;
+        }
+    };
+    for room_id in &info.rooms {
+        announce_if_gone(app, *room_id, info.user_id, &info.display_name).await;
+    }
+    Some(info)
+}
+
+/// Says `offline` to a room when the user has no connection left in it.
+pub async fn announce_if_gone(app: &App, room_id: Uuid, user_id: Uuid, display_name: &str) {
+    let still_there = app
+        .connections
+        .in_room(room_id)
+        .await
+        .map(|c| c.iter().any(|c| c.user_id == user_id))
+        .unwrap_or(false);
+    if !still_there {
+        let event = ServerEvent::PresenceUpdate {
+            room_id,
+            user_id,
+            display_name: display_name.to_owned(),
+            status: PresenceStatus::Offline,
+        };
+        push_to_room(app, room_id, &event, Some(user_id)).await;
+    }
+}

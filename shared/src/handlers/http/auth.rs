@@ -1,0 +1,164 @@
+//! Accounts and sessions: register, login, logout, me, and one-time WebSocket tickets.
+
+use std::sync::OnceLock;
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+};
+use axum::{extract::State, http::StatusCode};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{AuthUser, Json},
+};
+use crate::{
+    adapters::postgres::{users, violated_constraint},
+    app::App,
+    domain::{DisplayName, Email, Password, User},
+    handlers::ws::ticket_hash,
+};
+
+/// A random, URL-safe secret (256 bits).
+pub fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+async fn hash_password(password: Password) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.expose().as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(ApiError::from)
+}
+
+/// Checks a password against a stored hash; with no hash it still does the work, so a wrong
+/// e-mail takes as long as a wrong password.
+async fn verify_password(password: String, stored: Option<String>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| {
+                    Argon2::default()
+                        .hash_password(b"not a real password")
+                        .expect("hash")
+                        .to_string()
+                })
+                .clone()
+        });
+        let Ok(parsed) = PasswordHash::new(&stored) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+            && known
+    })
+    .await
+    .unwrap_or(false)
+}
+
+async fn start_session(app: &App, user: &User) -> ApiResult<String> {
+    let token = random_token();
+    let expires = app.clock.now() + app.config.session_ttl;
+    users::create_session(&app.db, user.id, &token, expires).await?;
+    Ok(token)
+}
+
+#[derive(Deserialize)]
+pub struct RegisterBody {
+    email: String,
+    password: String,
+    display_name: String,
+}
+
+pub async fn register(
+    State(app): State<App>,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let email = Email::parse(&body.email)?;
+    let display_name = DisplayName::parse(&body.display_name)?;
+    let password = Password::parse(&body.password)?;
+    let hash = hash_password(password).await?;
+    let mut tx = app.db.begin().await?;
+    let (user, _) =
+        match users::create_with_workspace(&mut tx, email.as_str(), display_name.as_str(), &hash)
+            .await
+        {
+            Ok(created) => created,
+            Err(e) if violated_constraint(&e) == Some("users_email_key") => {
+                return Err(ApiError {
+                    field: Some("email"),
+                    ..ApiError::conflict(
+                        "email_taken",
+                        "that e-mail address already has an account",
+                    )
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+    tx.commit().await?;
+    let token = start_session(&app, &user).await?;
+    tracing::info!(user_id = %user.id, "registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "user": user })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    email: String,
+    password: String,
+}
+
+pub async fn login(State(app): State<App>, Json(body): Json<LoginBody>) -> ApiResult<Json<Value>> {
+    let row = users::by_email(&app.db, body.email.trim()).await?;
+    let stored = row.as_ref().map(|r| r.password_hash.clone());
+    if body.password.len() > 1024 || !verify_password(body.password, stored).await {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong e-mail or password",
+        ));
+    }
+    let user = User::from(row.expect("verified users exist"));
+    let token = start_session(&app, &user).await?;
+    Ok(Json(json!({ "token": token, "user": user })))
+}
+
+pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusCode> {
+    users::revoke_session(&app.db, &auth.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
+    let workspaces = users::workspaces_of(&app.db, auth.user.id).await?;
+    Ok(Json(json!({
+        "user": auth.user,
+        "profile": { "display_name": auth.user.display_name, "timezone": "UTC", "role": null, "bio": null },
+        "goals": null,
+        "workspaces": workspaces,
+        "onboarding": { "step": "done", "completed": true },
+    })))
+}
+
+/// `POST /api/ws-ticket`: a one-time ticket to open the WebSocket with, valid for 60 s.
+pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
+    let ticket = random_token();
+    app.redis
+        .put_ticket(&ticket_hash(&ticket), auth.user.id, app.config.ticket_ttl)
+        .await?;
+    Ok(Json(
+        json!({ "ticket": ticket, "expires_in_s": app.config.ticket_ttl.as_secs() }),
+    ))
+}

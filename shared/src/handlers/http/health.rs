@@ -1,0 +1,29 @@
+//! `GET /healthz`: whether Postgres and Redis answer. 503 when Postgres is down (nothing works
+//! without it); 200 `degraded` when only Redis is down (HTTP still works).
+
+use axum::{extract::State, http::StatusCode};
+use serde_json::{Value, json};
+
+use super::extract::Json;
+use crate::app::App;
+
+pub async fn healthz(State(app): State<App>) -> (StatusCode, Json<Value>) {
+    let (pg, redis) = tokio::join!(sqlx::query("SELECT 1").execute(&app.db), app.redis.ping());
+    let pg_ok = pg.is_ok();
+    let redis_ok = redis.is_ok();
+    let status = match (pg_ok, redis_ok) {
+        (true, true) => "ok",
+        (true, false) => "degraded",
+        _ => "down",
+    };
+    let code = if pg_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |ok: bool| if ok { "ok" } else { "down" };
+    (
+        code,
+        Json(json!({ "status": status, "postgres": word(pg_ok), "redis": word(redis_ok) })),
+    )
+}

@@ -1,0 +1,365 @@
+//! The WebSocket routes: `$connect` (`on_connect`), `$default` (`on_message`) and
+//! `$disconnect` (`on_disconnect`), exactly as API Gateway invokes them.
+
+use std::{collections::HashSet, time::Duration};
+
+use uuid::Uuid;
+
+use crate::{
+    adapters::{
+        postgres::{
+            self,
+            messages::{self, Cursor, NewMessage, Stored},
+            rooms, users,
+        },
+        redis::RateDecision,
+    },
+    app::App,
+    domain::{ClientMsgId, ConnectionId, MessageBody, MessageKind, OnlineUser},
+    handlers::fanout::{announce_if_gone, forget_connection, push_to_room, send_event},
+    ports::ConnectionInfo,
+    protocol::{
+        ClientAction, PresenceStatus, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame,
+    },
+};
+
+/// How many messages `room_joined` carries.
+pub const JOIN_HISTORY: i64 = 50;
+const TYPING_THROTTLE: Duration = Duration::from_millis(1000);
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConnectError {
+    #[error("missing, used or expired ticket")]
+    Unauthorized,
+    #[error("a dependency is unavailable")]
+    Unavailable,
+}
+
+/// Hashes a ticket for storage: Redis never holds a usable ticket.
+pub fn ticket_hash(ticket: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(ticket.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `$connect`: spends the one-time ticket and registers the connection.
+#[tracing::instrument(skip(app, ticket), fields(%connection))]
+pub async fn on_connect(
+    app: &App,
+    connection: &ConnectionId,
+    ticket: Option<&str>,
+) -> Result<(), ConnectError> {
+    let ticket = ticket
+        .filter(|t| !t.is_empty() && t.len() <= 128)
+        .ok_or(ConnectError::Unauthorized)?;
+    let user_id = app
+        .redis
+        .take_ticket(&ticket_hash(ticket))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot check ticket");
+            ConnectError::Unavailable
+        })?;
+    let user_id = user_id.ok_or(ConnectError::Unauthorized)?;
+    let user = users::by_id(&app.db, user_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot load user");
+            ConnectError::Unavailable
+        })?
+        .ok_or(ConnectError::Unauthorized)?;
+    app.connections
+        .register(ConnectionInfo {
+            id: connection.clone(),
+            user_id,
+            display_name: user.display_name,
+            rooms: HashSet::new(),
+            connected_at: app.clock.now(),
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot register connection");
+            ConnectError::Unavailable
+        })?;
+    tracing::info!(%user_id, "connected");
+    Ok(())
+}
+
+/// `$disconnect`: forgets the connection and tells its rooms.
+#[tracing::instrument(skip(app), fields(%connection))]
+pub async fn on_disconnect(app: &App, connection: &ConnectionId) {
+    if let Some(info) = forget_connection(app, connection).await {
+        tracing::info!(user_id = %info.user_id, "disconnected");
+    }
+}
+
+/// `$default`: one client frame. Every failure becomes an `error` event to this connection;
+/// the connection stays open.
+#[tracing::instrument(skip(app, raw), fields(%connection, bytes = raw.len()))]
+pub async fn on_message(app: &App, connection: &ConnectionId, raw: &str) {
+    let conn = match app.connections.get(connection).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::warn!("frame from an unknown connection");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "registry unavailable");
+            return;
+        }
+    };
+    if let Err(err) = dispatch(app, &conn, raw).await {
+        if err.code == WsErrorCode::Internal {
+            tracing::error!("frame failed with an internal error");
+        }
+        send_event(app, connection, &ServerEvent::Error(err)).await;
+    }
+}
+
+/// A binary frame: not part of the protocol, answered like any malformed frame.
+pub async fn on_binary_frame(app: &App, connection: &ConnectionId) {
+    let err = WsError::bad_request("frames must be JSON text, not binary");
+    send_event(app, connection, &ServerEvent::Error(err)).await;
+}
+
+async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsError> {
+    match parse_frame(raw)? {
+        ClientAction::Ping => {
+            send_event(app, &conn.id, &ServerEvent::Pong).await;
+            Ok(())
+        }
+        ClientAction::JoinRoom { room_id } => join_room(app, conn, room_id).await,
+        ClientAction::LeaveRoom { room_id } => leave_room(app, conn, room_id).await,
+        ClientAction::Typing { room_id, typing } => on_typing(app, conn, room_id, typing).await,
+        ClientAction::NewMessage {
+            room_id,
+            body,
+            client_msg_id,
+        } => new_message(app, conn, room_id, &body, &client_msg_id)
+            .await
+            .map_err(|e| e.with_ref(frame_ref_of(raw).as_deref())),
+        ClientAction::StopAi { room_id, .. } => {
+            // No stream of this room is running on this connection's behalf.
+            if !conn.rooms.contains(&room_id) && !is_member(app, room_id, conn.user_id).await? {
+                return Err(WsError::not_member(room_id));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn frame_ref_of(raw: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| frame_ref(&v).map(str::to_owned))
+}
+
+fn db_error(e: impl Into<sqlx::Error>) -> WsError {
+    let e = e.into();
+    if postgres::is_unavailable(&e) {
+        tracing::warn!(error = %e, "Postgres unavailable");
+        WsError::unavailable("storage")
+    } else {
+        tracing::error!(error = ?e, "database error");
+        WsError::internal()
+    }
+}
+
+async fn is_member(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, WsError> {
+    rooms::is_member(&app.db, room_id, user_id)
+        .await
+        .map_err(db_error)
+}
+
+async fn join_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<(), WsError> {
+    if !is_member(app, room_id, conn.user_id).await? {
+        return Err(WsError::not_member(room_id));
+    }
+    let already_here = app
+        .connections
+        .in_room(room_id)
+        .await
+        .map_err(|_| WsError::unavailable("the connection registry"))?
+        .iter()
+        .any(|c| c.user_id == conn.user_id);
+    app.connections
+        .join(&conn.id, room_id)
+        .await
+        .map_err(|_| WsError::unavailable("the connection registry"))?;
+    let page = messages::page(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY)
+        .await
+        .map_err(db_error)?;
+    let mut online: Vec<OnlineUser> = Vec::new();
+    for c in app
+        .connections
+        .in_room(room_id)
+        .await
+        .map_err(|_| WsError::unavailable("the connection registry"))?
+    {
+        if !online.iter().any(|o| o.user_id == c.user_id) {
+            online.push(OnlineUser {
+                user_id: c.user_id,
+                display_name: c.display_name,
+            });
+        }
+    }
+    send_event(
+        app,
+        &conn.id,
+        &ServerEvent::RoomJoined {
+            room_id,
+            messages: page.messages,
+            online,
+        },
+    )
+    .await;
+    if !already_here {
+        let event = ServerEvent::PresenceUpdate {
+            room_id,
+            user_id: conn.user_id,
+            display_name: conn.display_name.clone(),
+            status: PresenceStatus::Online,
+        };
+        push_to_room(app, room_id, &event, Some(conn.user_id)).await;
+    }
+    Ok(())
+}
+
+async fn leave_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<(), WsError> {
+    if !conn.rooms.contains(&room_id) {
+        return Ok(());
+    }
+    app.connections
+        .leave(&conn.id, room_id)
+        .await
+        .map_err(|_| WsError::unavailable("the connection registry"))?;
+    announce_if_gone(app, room_id, conn.user_id, &conn.display_name).await;
+    Ok(())
+}
+
+async fn on_typing(
+    app: &App,
+    conn: &ConnectionInfo,
+    room_id: Uuid,
+    typing: bool,
+) -> Result<(), WsError> {
+    if !conn.rooms.contains(&room_id) {
+        return Err(WsError::not_member(room_id));
+    }
+    // Repeated starts are throttled so a chatty client cannot flood the room; a stop always
+    // goes through and re-arms the next start. Without Redis, unthrottled.
+    let throttle = if typing {
+        app.redis
+            .typing_allowed(conn.user_id, room_id, TYPING_THROTTLE)
+            .await
+    } else {
+        app.redis
+            .typing_stopped(conn.user_id, room_id)
+            .await
+            .map(|()| true)
+    };
+    match throttle {
+        Ok(false) => return Ok(()),
+        Ok(true) => {}
+        Err(e) => tracing::warn!(error = %e, "typing throttle skipped"),
+    }
+    let event = ServerEvent::Typing {
+        room_id,
+        user_id: conn.user_id,
+        display_name: conn.display_name.clone(),
+        typing,
+    };
+    push_to_room(app, room_id, &event, Some(conn.user_id)).await;
+    Ok(())
+}
+
+/// validate → rate-limit → store encrypted → `ack` → `new_message` to the room, in stored order.
+async fn new_message(
+    app: &App,
+    conn: &ConnectionInfo,
+    room_id: Uuid,
+    body: &str,
+    client_msg_id: &str,
+) -> Result<(), WsError> {
+    let body = MessageBody::parse(body).map_err(|e| WsError::bad_request(e.to_string()))?;
+    let client_msg_id =
+        ClientMsgId::parse(client_msg_id).map_err(|e| WsError::bad_request(e.to_string()))?;
+
+    let now_ms = app.clock.now().timestamp_millis();
+    let subject = format!("msg:{}", conn.user_id);
+    let event_id = Uuid::new_v4().to_string();
+    match app
+        .redis
+        .rate_limit(
+            &subject,
+            now_ms,
+            RATE_WINDOW,
+            app.config.rate_limit_per_min,
+            &event_id,
+        )
+        .await
+    {
+        Ok(RateDecision::Allowed) => {}
+        Ok(RateDecision::Limited { retry_after_ms }) => {
+            return Err(WsError {
+                retry_after_ms: Some(retry_after_ms),
+                ..WsError::new(
+                    WsErrorCode::RateLimited,
+                    format!(
+                        "at most {} messages a minute; wait a moment",
+                        app.config.rate_limit_per_min
+                    ),
+                )
+            });
+        }
+        // Losing the limiter must not stop the conversation.
+        Err(e) => tracing::warn!(error = %e, "rate limit skipped"),
+    }
+
+    let _in_order = app.room_order.lock(room_id).await;
+    let stored = messages::insert(
+        &app.db,
+        &app.keyring,
+        NewMessage {
+            room_id,
+            kind: MessageKind::User,
+            author_id: Some(conn.user_id),
+            body: body.as_str(),
+            client_msg_id: Some(client_msg_id.as_str()),
+            require_member: Some(conn.user_id),
+        },
+    )
+    .await
+    .map_err(db_error)?;
+    match stored {
+        Stored::NotMember => Err(WsError::not_member(room_id)),
+        Stored::Duplicate(message_id) => {
+            let ack = ServerEvent::Ack {
+                client_msg_id: client_msg_id.into_inner(),
+                message_id,
+            };
+            send_event(app, &conn.id, &ack).await;
+            Ok(())
+        }
+        Stored::New(message) => {
+            tracing::info!(%room_id, seq = message.seq, "message stored");
+            let ack = ServerEvent::Ack {
+                client_msg_id: client_msg_id.into_inner(),
+                message_id: message.id,
+            };
+            send_event(app, &conn.id, &ack).await;
+            push_to_room(
+                app,
+                room_id,
+                &ServerEvent::NewMessage { room_id, message },
+                None,
+            )
+            .await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Lambda entry points: API Gateway WebSocket events in, the same handlers as the local
+//! gateway, API Gateway proxy responses out. (The HTTP function is `handlers::http::router`
+//! under `lambda_http::run`.)
+
+use aws_lambda_events::{
+    apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest},
+    encodings::Body,
+};
+use http::HeaderMap;
+
+use crate::{
+    app::App,
+    domain::ConnectionId,
+    handlers::ws::{ConnectError, on_binary_frame, on_connect, on_disconnect, on_message},
+};
+
+pub use aws_lambda_events;
+
+fn response(status: i64, body: &str) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = status;
+    r.headers = HeaderMap::new();
+    r.body = Some(Body::Text(body.to_owned()));
+    r
+}
+
+fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Option<ConnectionId> {
+    event
+        .request_context
+        .connection_id
+        .clone()
+        .map(ConnectionId::new)
+}
+
+/// `$connect`: 200 with a valid ticket, 401 without, 503 when a dependency is down.
+pub async fn ws_connect(
+    app: &App,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let Some(connection) = connection_id(&event) else {
+        return response(400, "missing connection id");
+    };
+    let ticket = event.query_string_parameters.first("ticket");
+    match on_connect(app, &connection, ticket).await {
+        Ok(()) => response(200, "connected"),
+        Err(ConnectError::Unauthorized) => response(401, "missing, used or expired ticket"),
+        Err(ConnectError::Unavailable) => response(503, "temporarily unavailable"),
+    }
+}
+
+/// `$default`: every frame is answered over the socket; the invocation itself always succeeds.
+pub async fn ws_message(
+    app: &App,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let Some(connection) = connection_id(&event) else {
+        return response(400, "missing connection id");
+    };
+    let body = event.body.as_deref().unwrap_or("");
+    if event.is_base64_encoded {
+        on_binary_frame(app, &connection).await;
+    } else {
+        on_message(app, &connection, body).await;
+    }
+    response(200, "")
+}
+
+pub async fn ws_disconnect(
+    app: &App,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    if let Some(connection) = connection_id(&event) {
+        on_disconnect(app, &connection).await;
+    }
+    response(200, "")
+}

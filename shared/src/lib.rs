@@ -1,0 +1,23 @@
+//! Mathia's library: the domain, the ports and their adapters, and the handlers that every
+//! function (Lambda binaries, the local gateway, tests) runs.
+//!
+//! - `domain`: validated values and the protocol's shapes;
+//! - `protocol`: WebSocket frames in and out;
+//! - `ports` / `adapters`: capabilities as traits, with local, Postgres and Redis implementations;
+//! - `keyring`: per-room encryption at rest;
+//! - `handlers`: `ws::{on_connect, on_message, on_disconnect}` and `http::router`;
+//! - `lambda`: API Gateway event adapters for the Lambda binaries.
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod handlers;
+pub mod keyring;
+pub mod lambda;
+pub mod ports;
+pub mod protocol;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

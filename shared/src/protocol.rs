@@ -1,0 +1,310 @@
+//! The WebSocket protocol (PROTOCOL.md): client actions parsed at the edge into typed values,
+//! server events, and socket errors. Parsing never panics and always says what was wrong.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::{Message, OnlineUser};
+
+/// API Gateway's frame limit, which the local gateway enforces too.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WsErrorCode {
+    BadRequest,
+    UnknownAction,
+    TooLarge,
+    NotMember,
+    RateLimited,
+    Muted,
+    InsufficientFunds,
+    Unavailable,
+    Internal,
+}
+
+/// An `error` event. The connection stays open after every one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WsError {
+    pub code: WsErrorCode,
+    pub message: String,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl WsError {
+    pub fn new(code: WsErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            reference: None,
+            retry_after_ms: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(WsErrorCode::BadRequest, message)
+    }
+
+    pub fn not_member(room_id: Uuid) -> Self {
+        Self::new(
+            WsErrorCode::NotMember,
+            format!("you are not a member of room {room_id}"),
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            WsErrorCode::Internal,
+            "something went wrong on our side; try again",
+        )
+    }
+
+    pub fn unavailable(what: &str) -> Self {
+        Self::new(
+            WsErrorCode::Unavailable,
+            format!("{what} is temporarily unavailable; try again shortly"),
+        )
+    }
+
+    pub fn with_ref(mut self, reference: Option<&str>) -> Self {
+        if self.reference.is_none() {
+            self.reference = reference.map(str::to_owned);
+        }
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
+}
+
+/// Every event the server sends, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    RoomJoined {
+        room_id: Uuid,
+        messages: Vec<Message>,
+        online: Vec<OnlineUser>,
+    },
+    Ack {
+        client_msg_id: String,
+        message_id: Uuid,
+    },
+    NewMessage {
+        room_id: Uuid,
+        message: Message,
+    },
+    Typing {
+        room_id: Uuid,
+        user_id: Uuid,
+        display_name: String,
+        typing: bool,
+    },
+    PresenceUpdate {
+        room_id: Uuid,
+        user_id: Uuid,
+        display_name: String,
+        status: PresenceStatus,
+    },
+    Error(WsError),
+    Pong,
+}
+
+/// A client frame, validated for shape (field values are validated by the handler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAction {
+    JoinRoom {
+        room_id: Uuid,
+    },
+    LeaveRoom {
+        room_id: Uuid,
+    },
+    NewMessage {
+        room_id: Uuid,
+        body: String,
+        client_msg_id: String,
+    },
+    Typing {
+        room_id: Uuid,
+        typing: bool,
+    },
+    StopAi {
+        room_id: Uuid,
+        stream_id: String,
+    },
+    Ping,
+}
+
+#[derive(Deserialize)]
+struct RoomOnly {
+    room_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct NewMessageFields {
+    room_id: Uuid,
+    body: String,
+    client_msg_id: String,
+}
+
+#[derive(Deserialize)]
+struct TypingFields {
+    room_id: Uuid,
+    typing: bool,
+}
+
+#[derive(Deserialize)]
+struct StopAiFields {
+    room_id: Uuid,
+    stream_id: String,
+}
+
+fn fields<T: DeserializeOwned>(action: &str, value: Value) -> Result<T, WsError> {
+    serde_json::from_value(value).map_err(|e| WsError::bad_request(format!("{action}: {e}")))
+}
+
+/// The `client_msg_id` of a frame, if it has a string one, to echo as `ref` in errors.
+pub fn frame_ref(value: &Value) -> Option<&str> {
+    value.get("client_msg_id").and_then(Value::as_str)
+}
+
+/// Parses one text frame. On error, the `WsError` already carries the frame's `ref`.
+pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
+    if raw.len() > MAX_FRAME_BYTES {
+        return Err(WsError::new(
+            WsErrorCode::TooLarge,
+            format!(
+                "frames are at most {MAX_FRAME_BYTES} bytes; this one is {}",
+                raw.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|_| WsError::bad_request("frames must be JSON objects"))?;
+    let reference = frame_ref(&value).map(str::to_owned);
+    let reference = reference.as_deref();
+    let action = match value.get("action") {
+        Some(Value::String(a)) => a.clone(),
+        Some(_) => {
+            return Err(WsError::bad_request("`action` must be a string").with_ref(reference));
+        }
+        None if value.is_object() => {
+            return Err(WsError::bad_request("missing field `action`").with_ref(reference));
+        }
+        None => return Err(WsError::bad_request("frames must be JSON objects")),
+    };
+    let parsed = match action.as_str() {
+        "join_room" => fields::<RoomOnly>(&action, value)
+            .map(|f| ClientAction::JoinRoom { room_id: f.room_id }),
+        "leave_room" => fields::<RoomOnly>(&action, value)
+            .map(|f| ClientAction::LeaveRoom { room_id: f.room_id }),
+        "new_message" => {
+            fields::<NewMessageFields>(&action, value).map(|f| ClientAction::NewMessage {
+                room_id: f.room_id,
+                body: f.body,
+                client_msg_id: f.client_msg_id,
+            })
+        }
+        "typing" => fields::<TypingFields>(&action, value).map(|f| ClientAction::Typing {
+            room_id: f.room_id,
+            typing: f.typing,
+        }),
+        "stop_ai" => fields::<StopAiFields>(&action, value).map(|f| ClientAction::StopAi {
+            room_id: f.room_id,
+            stream_id: f.stream_id,
+        }),
+        "ping" => Ok(ClientAction::Ping),
+        other => Err(WsError::new(
+            WsErrorCode::UnknownAction,
+            format!("unknown action {:?}", truncate(other, 64)),
+        )),
+    };
+    parsed.map_err(|e| e.with_ref(reference))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_shape_has_a_code_and_keeps_the_ref() {
+        let room = Uuid::nil();
+        let cases = [
+            ("not json", WsErrorCode::BadRequest, None),
+            ("[1,2]", WsErrorCode::BadRequest, None),
+            ("{}", WsErrorCode::BadRequest, None),
+            (r#"{"action": 5}"#, WsErrorCode::BadRequest, None),
+            (r#"{"action": "dance"}"#, WsErrorCode::UnknownAction, None),
+            (r#"{"action": "join_room"}"#, WsErrorCode::BadRequest, None),
+            (
+                r#"{"action": "join_room", "room_id": "nope"}"#,
+                WsErrorCode::BadRequest,
+                None,
+            ),
+            (
+                &format!(
+                    r#"{{"action": "new_message", "room_id": "{room}", "body": 5, "client_msg_id": "c1"}}"#
+                ),
+                WsErrorCode::BadRequest,
+                Some("c1"),
+            ),
+            (
+                r#"{"action": "typing", "room_id": "00000000-0000-0000-0000-000000000000", "typing": "yes"}"#,
+                WsErrorCode::BadRequest,
+                None,
+            ),
+        ];
+        for (raw, code, reference) in cases {
+            let err = parse_frame(raw).unwrap_err();
+            assert_eq!(err.code, code, "{raw}");
+            assert_eq!(err.reference.as_deref(), reference, "{raw}");
+        }
+        let huge = format!(
+            r#"{{"action":"ping","pad":"{}"}}"#,
+            "x".repeat(MAX_FRAME_BYTES)
+        );
+        assert_eq!(parse_frame(&huge).unwrap_err().code, WsErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn good_frames_parse() {
+        assert_eq!(
+            parse_frame(r#"{"action":"ping"}"#).unwrap(),
+            ClientAction::Ping
+        );
+        let raw = r#"{"action":"new_message","room_id":"00000000-0000-0000-0000-000000000001","body":"hi","client_msg_id":"x"}"#;
+        assert!(matches!(
+            parse_frame(raw).unwrap(),
+            ClientAction::NewMessage { .. }
+        ));
+    }
+
+    #[test]
+    fn events_serialise_with_their_type() {
+        let e = ServerEvent::Error(WsError::bad_request("x").with_ref(Some("c")));
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "bad_request");
+        assert_eq!(v["ref"], "c");
+        assert!(v.get("retry_after_ms").is_none());
+        assert_eq!(
+            serde_json::to_value(ServerEvent::Pong).unwrap(),
+            serde_json::json!({"type": "pong"})
+        );
+    }
+}

@@ -1,0 +1,229 @@
+// Boot and wiring: decides between the sign-in panel and the app, accepts invite links, and
+// connects the panels (auth, rooms, chat) to each other and to the socket.
+
+import * as api from './api.js';
+import * as socket from './socket.js';
+import { initAuth, showAuth, hideAuth, signOut } from './auth.js';
+import * as rooms from './rooms.js';
+import * as chat from './chat.js';
+
+const $ = (id) => document.getElementById(id);
+const INVITE_KEY = 'mathia.invite';
+const mobile = window.matchMedia('(max-width: 768px)');
+
+let signingOut = false;
+let pendingInviteFallback = null; // used only when sessionStorage is unavailable
+let sessionSerial = 0;
+
+function boot() {
+  captureInvite();
+  initAuth({ signedIn: () => startSession() });
+  rooms.initRooms({
+    select: (room) => {
+      chat.showRoom(room);
+      closeDrawer();
+    },
+  });
+  chat.initChat();
+  initLayout();
+
+  api.onUnauthorized(() => {
+    if (signingOut) return;
+    endSession();
+    showAuth({ notice: 'Your session has ended. Please sign in again.' });
+  });
+  $('signout-button').addEventListener('click', onSignOut);
+  $('boot-retry').addEventListener('click', () => startSession());
+  $('app-notice-close').addEventListener('click', () => showNotice(''));
+
+  if (api.getToken()) startSession();
+  else showAuthForVisitor();
+}
+
+/** Moves `?invite=<code>` from the URL into sessionStorage so it survives sign-up / sign-in. */
+function captureInvite() {
+  const url = new URL(location.href);
+  const code = url.searchParams.get('invite');
+  if (!code) return;
+  try {
+    sessionStorage.setItem(INVITE_KEY, code);
+  } catch {
+    // Without storage the invite can still be accepted if the user is already signed in.
+    pendingInviteFallback = code;
+  }
+  url.searchParams.delete('invite');
+  history.replaceState(history.state, '', `${url.pathname}${url.search}${url.hash}`);
+}
+
+function pendingInvite() {
+  try {
+    return sessionStorage.getItem(INVITE_KEY) || pendingInviteFallback;
+  } catch {
+    return pendingInviteFallback;
+  }
+}
+
+function clearPendingInvite() {
+  pendingInviteFallback = null;
+  try {
+    sessionStorage.removeItem(INVITE_KEY);
+  } catch {
+    // nothing stored
+  }
+}
+
+function showAuthForVisitor(notice = '') {
+  if (pendingInvite()) {
+    showAuth({
+      mode: 'signup',
+      notice: notice || 'You have been invited to a room. Create an account or sign in to join it.',
+    });
+  } else {
+    showAuth({ mode: 'signin', notice });
+  }
+}
+
+async function startSession() {
+  const serial = ++sessionSerial;
+  showBoot();
+  let me;
+  try {
+    me = await api.get('/api/me');
+  } catch (err) {
+    if (serial !== sessionSerial) return;
+    if (err.status === 401) return; // the unauthorized handler has shown sign-in
+    showBootError(err.message);
+    return;
+  }
+  if (serial !== sessionSerial) return;
+  await enterApp(me.user, serial);
+}
+
+async function enterApp(user, serial) {
+  rooms.setMe(user);
+  chat.setMe(user);
+  const current = $('current-user');
+  current.textContent = user.display_name;
+  current.title = user.email || '';
+
+  hideAuth();
+  $('boot-view').hidden = true;
+  $('app-view').hidden = false;
+  chat.showNoRoom();
+  socket.start();
+
+  const invited = await acceptPendingInvite();
+  if (serial !== sessionSerial) return;
+  try {
+    await rooms.loadRooms();
+  } catch (err) {
+    if (serial !== sessionSerial || err.status === 401) return;
+    showNotice(`Could not load your rooms: ${err.message}`);
+  }
+  if (serial !== sessionSerial) return;
+  if (invited) rooms.addRoom(invited);
+  const roomId = invited?.id ?? rooms.defaultRoomId();
+  if (roomId) rooms.selectRoom(roomId);
+  else chat.showNoRoom();
+}
+
+async function acceptPendingInvite() {
+  const code = pendingInvite();
+  if (!code) return null;
+  try {
+    const room = await api.post(`/api/invites/${encodeURIComponent(code)}/accept`);
+    clearPendingInvite();
+    return room;
+  } catch (err) {
+    if (err.status === 401) return null; // keep the code for after sign-in
+    clearPendingInvite();
+    showNotice(`Could not join the invited room: ${err.message}`);
+    return null;
+  }
+}
+
+function endSession() {
+  sessionSerial++;
+  socket.stop();
+  chat.reset();
+  rooms.reset();
+  showNotice('');
+  closeDrawer();
+  $('current-user').textContent = '';
+  $('app-view').hidden = true;
+}
+
+async function onSignOut() {
+  signingOut = true;
+  $('signout-button').disabled = true;
+  try {
+    await signOut();
+  } finally {
+    signingOut = false;
+    $('signout-button').disabled = false;
+  }
+  endSession();
+  showAuth({ mode: 'signin' });
+}
+
+function showBoot() {
+  $('auth-view').hidden = true;
+  $('app-view').hidden = true;
+  $('boot-view').hidden = false;
+  $('boot-message').textContent = 'Loading Mathia…';
+  $('boot-retry').hidden = true;
+}
+
+function showBootError(message) {
+  $('boot-view').hidden = false;
+  $('boot-message').textContent = message || 'Could not reach Mathia.';
+  $('boot-retry').hidden = false;
+  $('boot-retry').focus();
+}
+
+function showNotice(message) {
+  $('app-notice-text').textContent = message;
+  $('app-notice').hidden = !message;
+}
+
+// ---- layout: the sidebar is a drawer on narrow screens ---------------------------------------
+
+function initLayout() {
+  $('drawer-toggle').addEventListener('click', () => {
+    if ($('app-view').classList.contains('drawer-open')) closeDrawer();
+    else openDrawer();
+  });
+  $('drawer-close').addEventListener('click', () => closeDrawer({ focusToggle: true }));
+  $('drawer-backdrop').addEventListener('click', () => closeDrawer({ focusToggle: true }));
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && $('app-view').classList.contains('drawer-open')) {
+      closeDrawer({ focusToggle: true });
+    }
+  });
+  mobile.addEventListener('change', syncDrawer);
+  syncDrawer();
+}
+
+function openDrawer() {
+  $('app-view').classList.add('drawer-open');
+  syncDrawer();
+  const selected = $('room-list').querySelector('[aria-current="true"]');
+  (selected || $('new-room-name')).focus();
+}
+
+function closeDrawer({ focusToggle = false } = {}) {
+  const wasOpen = $('app-view').classList.contains('drawer-open');
+  $('app-view').classList.remove('drawer-open');
+  syncDrawer();
+  if (wasOpen && focusToggle && mobile.matches) $('drawer-toggle').focus();
+}
+
+function syncDrawer() {
+  const open = $('app-view').classList.contains('drawer-open');
+  $('drawer-toggle').setAttribute('aria-expanded', String(open));
+  $('drawer-backdrop').hidden = !(open && mobile.matches);
+  // Off-screen drawer content must not take keyboard focus.
+  $('sidebar').inert = mobile.matches && !open;
+}
+
+boot();

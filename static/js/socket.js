@@ -1,0 +1,246 @@
+// The one owner of the WebSocket.
+//
+// Layout: connection life cycle (ticket → connect → heartbeat → reconnect with backoff), the rooms
+// the UI has joined (re-joined on every reconnect), and the outbox of `new_message` frames not yet
+// acknowledged (re-sent after a reconnect with the same `client_msg_id`; the server dedupes).
+//
+// Subscribers use `on(type, fn)`: `type` is a server frame type (`new_message`, `ack`, …) or
+// `connection` (`{state: 'connecting' | 'open' | 'closed'}`), or `*` for every server frame.
+
+import { post } from './api.js';
+
+const PING_EVERY_MS = 25_000;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+
+const listeners = new Map();
+const joinedRooms = new Set();
+const outbox = new Map(); // client_msg_id -> frame, in send order
+
+let ws = null;
+let running = false;
+let state = 'closed';
+let attempt = 0;
+let reconnectTimer = null;
+let pingTimer = null;
+let awaitingPong = false;
+let connectSerial = 0;
+
+export function on(type, fn) {
+  if (!listeners.has(type)) listeners.set(type, new Set());
+  listeners.get(type).add(fn);
+  return () => listeners.get(type)?.delete(fn);
+}
+
+function emit(type, payload) {
+  for (const key of [type, '*']) {
+    const set = listeners.get(key);
+    if (!set) continue;
+    for (const fn of [...set]) {
+      try {
+        fn(payload);
+      } catch (err) {
+        console.error(`socket listener for ${type} failed`, err);
+      }
+    }
+  }
+}
+
+function setState(next) {
+  if (state === next) return;
+  state = next;
+  emit('connection', { state });
+}
+
+export function connectionState() {
+  return state;
+}
+
+/** Starts connecting (and keeps reconnecting) until `stop()`. */
+export function start() {
+  if (running) return;
+  running = true;
+  attempt = 0;
+  window.addEventListener('online', reconnectNow);
+  connect();
+}
+
+/** Closes the connection and forgets joined rooms and the outbox (used on sign-out). */
+export function stop() {
+  running = false;
+  window.removeEventListener('online', reconnectNow);
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  teardown();
+  joinedRooms.clear();
+  outbox.clear();
+  setState('closed');
+}
+
+function reconnectNow() {
+  if (!running || state === 'open') return;
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  attempt = 0;
+  teardown();
+  connect();
+}
+
+async function connect() {
+  const serial = ++connectSerial;
+  setState('connecting');
+  let ticket;
+  try {
+    ({ ticket } = await post('/api/ws-ticket'));
+  } catch (err) {
+    if (serial !== connectSerial || !running) return;
+    if (err.status === 401) {
+      // api.js has already dropped the token and asked for sign-in.
+      stop();
+      return;
+    }
+    scheduleReconnect();
+    return;
+  }
+  if (serial !== connectSerial || !running) return;
+
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  let socket;
+  try {
+    socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(ticket)}`);
+  } catch {
+    scheduleReconnect();
+    return;
+  }
+  ws = socket;
+
+  socket.onopen = () => {
+    if (ws !== socket) return;
+    attempt = 0;
+    setState('open');
+    for (const roomId of joinedRooms) rawSend({ action: 'join_room', room_id: roomId });
+    for (const frame of outbox.values()) rawSend(frame);
+    startHeartbeat();
+  };
+
+  socket.onmessage = (event) => {
+    if (ws !== socket) return;
+    awaitingPong = false; // any frame proves the connection is alive
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame.type !== 'string') return;
+    if (frame.type === 'ack') outbox.delete(frame.client_msg_id);
+    if (frame.type === 'new_message' && frame.message?.client_msg_id) {
+      outbox.delete(frame.message.client_msg_id);
+    }
+    if (frame.type === 'error' && frame.ref) outbox.delete(frame.ref);
+    emit(frame.type, frame);
+  };
+
+  socket.onclose = () => {
+    if (ws !== socket) return;
+    teardown();
+    if (running) scheduleReconnect();
+  };
+
+  socket.onerror = () => {
+    // onclose follows and does the work.
+  };
+}
+
+function teardown() {
+  stopHeartbeat();
+  if (ws) {
+    const old = ws;
+    ws = null;
+    old.onopen = old.onmessage = old.onclose = old.onerror = null;
+    try {
+      old.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+function scheduleReconnect() {
+  setState('closed');
+  clearTimeout(reconnectTimer);
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
+  const delay = ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
+  attempt = Math.min(attempt + 1, 16);
+  reconnectTimer = setTimeout(() => {
+    reconnectTimer = null;
+    if (running) connect();
+  }, delay);
+}
+
+function startHeartbeat() {
+  stopHeartbeat();
+  awaitingPong = false;
+  pingTimer = setInterval(() => {
+    if (awaitingPong) {
+      // Nothing heard for a whole interval: the connection is dead even if the browser
+      // has not noticed yet.
+      teardown();
+      if (running) scheduleReconnect();
+      return;
+    }
+    awaitingPong = true;
+    rawSend({ action: 'ping' });
+  }, PING_EVERY_MS);
+}
+
+function stopHeartbeat() {
+  clearInterval(pingTimer);
+  pingTimer = null;
+}
+
+function rawSend(frame) {
+  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  try {
+    ws.send(JSON.stringify(frame));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sends a frame now if connected; returns whether it went out. Not queued. */
+export function send(frame) {
+  return rawSend(frame);
+}
+
+/** Subscribes to a room; remembered so that every reconnect joins it again. */
+export function joinRoom(roomId) {
+  joinedRooms.add(roomId);
+  rawSend({ action: 'join_room', room_id: roomId });
+}
+
+export function leaveRoom(roomId) {
+  joinedRooms.delete(roomId);
+  rawSend({ action: 'leave_room', room_id: roomId });
+}
+
+/**
+ * Queues a message in the outbox and sends it if connected. It stays in the outbox until the
+ * server acks it (or answers an error naming it), and is re-sent after each reconnect.
+ */
+export function sendMessage(roomId, body, clientMsgId) {
+  const frame = { action: 'new_message', room_id: roomId, body, client_msg_id: clientMsgId };
+  outbox.set(clientMsgId, frame);
+  rawSend(frame);
+  return clientMsgId;
+}
+
+/** Drops a message from the outbox (the user discarded it). */
+export function forgetMessage(clientMsgId) {
+  outbox.delete(clientMsgId);
+}
+
+export function sendTyping(roomId, typing) {
+  return rawSend({ action: 'typing', room_id: roomId, typing });
+}
