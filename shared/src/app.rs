@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use crate::{
     adapters::{
-        local::{InMemoryConnections, LocalPush},
+        local::{InMemoryConnections, LocalPush, LocalQueue},
         redis::RedisStore,
     },
     config::Config,
     keyring::RoomKeyring,
-    ports::{Clock, Connections, Push, SystemClock},
+    ports::{Clock, Connections, Push, Queue, SystemClock},
 };
 
 #[derive(Clone)]
@@ -31,6 +31,10 @@ pub struct AppInner {
     pub connections: Arc<dyn Connections>,
     pub push: Arc<dyn Push>,
     pub clock: Arc<dyn Clock>,
+    pub queue: Arc<dyn Queue>,
+    /// The management endpoint of this process's gateway, recorded with every connection it
+    /// accepts, when several gateways share one registry (emulated mode). None elsewhere.
+    pub own_endpoint: Option<String>,
     pub room_order: RoomOrder,
 }
 
@@ -49,6 +53,8 @@ pub struct AppBuilder {
     connections: Option<Arc<dyn Connections>>,
     push: Option<Arc<dyn Push>>,
     clock: Option<Arc<dyn Clock>>,
+    queue: Option<Arc<dyn Queue>>,
+    own_endpoint: Option<String>,
 }
 
 impl App {
@@ -59,6 +65,8 @@ impl App {
             connections: None,
             push: None,
             clock: None,
+            queue: None,
+            own_endpoint: None,
         }
     }
 
@@ -86,6 +94,16 @@ impl AppBuilder {
         self
     }
 
+    pub fn queue(mut self, q: Arc<dyn Queue>) -> Self {
+        self.queue = Some(q);
+        self
+    }
+
+    pub fn own_endpoint(mut self, endpoint: Option<String>) -> Self {
+        self.own_endpoint = endpoint;
+        self
+    }
+
     pub fn build(self) -> anyhow::Result<App> {
         let redis = RedisStore::new(&self.config.redis_url, &self.config.redis_prefix)?;
         let keyring = RoomKeyring::new(&self.config.master_key, self.db.clone());
@@ -97,6 +115,10 @@ impl AppBuilder {
                 .unwrap_or_else(|| Arc::new(InMemoryConnections::new())),
             push: self.push.unwrap_or_else(|| Arc::new(LocalPush::new())),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            queue: self
+                .queue
+                .unwrap_or_else(|| Arc::new(LocalQueue::detached())),
+            own_endpoint: self.own_endpoint,
             room_order: RoomOrder::default(),
             config: self.config,
             db: self.db,

@@ -1,15 +1,54 @@
 //! Configuration, read once from the environment (PROTOCOL.md's table) with defaults that make
 //! the local mode work on a machine with Postgres and Redis on localhost.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use base64::{Engine, engine::general_purpose::STANDARD};
+
+use crate::ports::QueueName;
+
+/// Which adapters back the ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In-process registry and queues (the default).
+    Local,
+    /// DynamoDB, SQS and API Gateway management — on AWS or an emulator.
+    Aws,
+}
+
+/// Where the AWS resources are. Empty strings count as unset (CloudFormation passes them).
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    pub endpoint_url: Option<String>,
+    pub region: String,
+    pub connections_table: String,
+    /// Explicit queue URLs; queues without one are looked up by name `<queue_prefix><queue>`.
+    pub queue_urls: HashMap<QueueName, String>,
+    pub queue_prefix: String,
+    /// API Gateway's management endpoint (or, for a local gateway, its own base URL).
+    pub ws_endpoint: Option<String>,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            region: "us-east-1".into(),
+            connections_table: "mathia-connections".into(),
+            queue_urls: HashMap::new(),
+            queue_prefix: "mathia-".into(),
+            ws_endpoint: None,
+        }
+    }
+}
 
 /// Everything a handler needs to know about its surroundings.
 #[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
+    pub backend: Backend,
+    pub aws: AwsSettings,
     pub database_url: String,
     pub redis_url: String,
     /// Prefixed to every Redis key, so several deployments (or test runs) can share one Redis.
@@ -24,6 +63,8 @@ pub struct Config {
     pub calendly_base_url: String,
     pub ticket_ttl: Duration,
     pub session_ttl: Duration,
+    /// How often the scheduler ticks in `mathia-local` (EventBridge runs it each minute on AWS).
+    pub scheduler_every: Duration,
     /// Where `static/` lives for the local gateway.
     pub static_dir: PathBuf,
 }
@@ -62,10 +103,44 @@ impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         let master_key = match var("MATHIA_MASTER_KEY") {
             Some(b64) => decode_master_key(&b64).context("MATHIA_MASTER_KEY")?,
+            None if var("AWS_LAMBDA_FUNCTION_NAME").is_some() => {
+                bail!("MATHIA_MASTER_KEY must be set on Lambda")
+            }
             None => local_master_key()?,
+        };
+        let endpoint_url = var("AWS_ENDPOINT_URL");
+        let backend = match var("MATHIA_BACKEND").as_deref() {
+            Some("aws") => Backend::Aws,
+            Some("local") => Backend::Local,
+            Some(other) => bail!("MATHIA_BACKEND must be `local` or `aws`, not {other:?}"),
+            None if endpoint_url.is_some() => Backend::Aws,
+            None => Backend::Local,
+        };
+        let mut queue_urls = HashMap::new();
+        for (name, key) in [
+            (QueueName::Ai, "MATHIA_AI_QUEUE_URL"),
+            (QueueName::Moderation, "MATHIA_MODERATION_QUEUE_URL"),
+            (QueueName::Reminders, "MATHIA_REMINDERS_QUEUE_URL"),
+        ] {
+            if let Some(url) = var(key) {
+                queue_urls.insert(name, url);
+            }
+        }
+        let aws = AwsSettings {
+            endpoint_url,
+            region: var("AWS_REGION")
+                .or_else(|| var("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".into()),
+            connections_table: var("MATHIA_CONNECTIONS_TABLE")
+                .unwrap_or_else(|| "mathia-connections".into()),
+            queue_urls,
+            queue_prefix: var("MATHIA_QUEUE_PREFIX").unwrap_or_else(|| "mathia-".into()),
+            ws_endpoint: var("MATHIA_WS_ENDPOINT"),
         };
         Ok(Self {
             bind: parsed("MATHIA_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            backend,
+            aws,
             database_url: var("DATABASE_URL")
                 .unwrap_or_else(|| "postgres://localhost/mathia".into()),
             redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
@@ -81,6 +156,7 @@ impl Config {
                 .unwrap_or_else(|| "https://api.calendly.com".into()),
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            scheduler_every: Duration::from_secs(parsed("MATHIA_SCHEDULER_INTERVAL_S", 5)?),
             static_dir: var("MATHIA_STATIC_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(default_static_dir),
@@ -91,6 +167,8 @@ impl Config {
     pub fn for_database(database_url: &str, master_key: [u8; 32]) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            backend: Backend::Local,
+            aws: AwsSettings::default(),
             database_url: database_url.to_owned(),
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "mathia:".into(),
@@ -104,6 +182,7 @@ impl Config {
             calendly_base_url: "https://api.calendly.com".into(),
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            scheduler_every: Duration::from_secs(5),
             static_dir: default_static_dir(),
         }
     }

@@ -6,7 +6,9 @@
 //! - `ports` / `adapters`: capabilities as traits, with local, Postgres and Redis implementations;
 //! - `keyring`: per-room encryption at rest;
 //! - `handlers`: `ws::{on_connect, on_message, on_disconnect}` and `http::router`;
-//! - `lambda`: API Gateway event adapters for the Lambda binaries.
+//! - `lambda`: API Gateway event adapters for the Lambda binaries;
+//! - `workers`: queue job handlers, the SQS batch helper and the scheduler;
+//! - `wiring`: builds an `App` with the adapters the configuration asks for.
 
 pub mod adapters;
 pub mod app;
@@ -18,6 +20,8 @@ pub mod lambda;
 pub mod ports;
 pub mod protocol;
 pub mod telemetry;
+pub mod wiring;
+pub mod workers;
 
 pub use app::App;
 pub use config::Config;

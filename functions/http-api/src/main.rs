@@ -6,6 +6,6 @@ use lambda_http::Error;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     mathia::telemetry::init_lambda();
-    let app = mathia::App::connect(mathia::Config::from_env()?).await?;
+    let app = mathia::wiring::lambda_app(mathia::Config::from_env()?).await?;
     lambda_http::run(mathia::handlers::http::router(app)).await
 }

@@ -2,16 +2,28 @@
 //! at `/ws` on one port, and stands in for API Gateway: each socket gets a connection id, and
 //! its open, frames and close are routed to the very `$connect` / `$default` / `$disconnect`
 //! handlers the Lambda functions run. Frames to sockets go out through the `LocalPush` port.
+//!
+//! Like API Gateway it also serves the management API (`POST/GET/DELETE /@connections/{id}`)
+//! for the sockets it holds, so with the AWS backend several instances reach each other's
+//! sockets through the same `Push` adapter Lambda uses. It runs the queue workers (on its
+//! in-process queues, or by polling SQS) and the scheduler on a timer.
 
-use std::{future::Future, time::Duration};
+mod workers;
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
-    Router,
+    Json, Router,
+    body::Bytes,
     extract::{
-        Query, State, WebSocketUpgrade,
+        Path, Query, State, WebSocketUpgrade,
         ws::{Message, Utf8Bytes, WebSocket},
     },
-    http::StatusCode,
+    http::{HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -24,6 +36,8 @@ use mathia::{
         http::error::ApiError,
         ws::{ConnectError, on_binary_frame, on_connect, on_disconnect, on_message},
     },
+    ports::{Clock, Frame},
+    wiring::{Consumers, gateway_app},
 };
 use serde::Deserialize;
 use tokio::{net::TcpListener, sync::watch};
@@ -37,6 +51,7 @@ const MAX_SOCKET_MESSAGE: usize = 1024 * 1024;
 pub struct Local {
     pub app: App,
     pub push: LocalPush,
+    consumers: Arc<Mutex<Option<Consumers>>>,
 }
 
 #[derive(Clone)]
@@ -47,18 +62,28 @@ struct Gateway {
 }
 
 impl Local {
-    /// Connects to Postgres (creating and migrating the database) and builds the app with the
-    /// in-process adapters.
-    pub async fn connect(config: Config) -> anyhow::Result<Self> {
-        let db = mathia::adapters::postgres::connect(&config.database_url).await?;
-        let push = LocalPush::new();
-        let app = App::builder(config, db)
-            .push(std::sync::Arc::new(push.clone()))
-            .build()?;
-        Ok(Self { app, push })
+    /// Connects to Postgres (creating and migrating the database) and wires the adapters the
+    /// configuration asks for. `own_endpoint` is this process's base URL, used by the AWS
+    /// backend so other instances can reach its sockets.
+    pub async fn start(
+        config: Config,
+        own_endpoint: Option<String>,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> anyhow::Result<Self> {
+        let parts = gateway_app(config, own_endpoint, clock).await?;
+        Ok(Self {
+            app: parts.app,
+            push: parts.sockets,
+            consumers: Arc::new(Mutex::new(Some(parts.consumers))),
+        })
     }
 
-    /// The whole site: API, WebSocket gateway, static files.
+    /// Like `start`, with the in-process defaults.
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        Self::start(config, None, None).await
+    }
+
+    /// The whole site: API, WebSocket gateway, management API, static files.
     pub fn router(&self, shutdown: watch::Receiver<bool>) -> Router {
         let gateway = Gateway {
             app: self.app.clone(),
@@ -68,22 +93,32 @@ impl Local {
         let static_dir = &self.app.config.static_dir;
         let files =
             ServeDir::new(static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
-        mathia::handlers::http::router(self.app.clone())
-            .merge(
-                Router::new()
-                    .route("/ws", get(ws_upgrade))
-                    .with_state(gateway),
+        let gateway_routes = Router::new()
+            .route("/ws", get(ws_upgrade))
+            .route(
+                "/@connections/{id}",
+                get(management_get)
+                    .post(management_post)
+                    .delete(management_delete),
             )
+            .with_state(gateway);
+        mathia::handlers::http::router(self.app.clone())
+            .merge(gateway_routes)
             .fallback_service(files)
     }
 
-    /// Serves until `signal` resolves, then closes every socket and returns.
+    /// Serves until `signal` resolves, then closes every socket and returns. The queue workers
+    /// and the scheduler run alongside.
     pub async fn serve(
         self,
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
+        if let Some(consumers) = self.consumers.lock().expect("consumers lock").take() {
+            workers::spawn(self.app.clone(), consumers, rx.clone());
+        }
+        workers::spawn_scheduler(self.app.clone(), rx.clone());
         let router = self.router(rx);
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -93,6 +128,56 @@ impl Local {
             .await?;
         Ok(())
     }
+}
+
+/// API Gateway's management API for the sockets this process holds: POST sends a frame.
+async fn management_post(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match gw
+        .push
+        .deliver(&ConnectionId::new(id), &Frame::from_bytes(body))
+    {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(_) => gone(),
+    }
+}
+
+async fn management_get(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    let id = ConnectionId::new(id);
+    match gw.app.connections.get(&id).await {
+        Ok(Some(info)) if gw.push.holds(&id) => Json(serde_json::json!({
+            "connectedAt": info.connected_at,
+            "identity": { "sourceIp": "127.0.0.1", "userAgent": "" },
+            "lastActiveAt": info.connected_at,
+        }))
+        .into_response(),
+        _ => gone(),
+    }
+}
+
+async fn management_delete(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    if gw.push.close(&ConnectionId::new(id)) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        gone()
+    }
+}
+
+/// 410 the way API Gateway says it, so the AWS SDK reads a `GoneException`.
+fn gone() -> Response {
+    let mut response = (
+        StatusCode::GONE,
+        Json(serde_json::json!({ "message": "Gone" })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("GoneException"),
+    );
+    response
 }
 
 #[derive(Deserialize)]

@@ -8,9 +8,15 @@ use tokio::net::TcpListener;
 async fn main() -> anyhow::Result<()> {
     mathia::telemetry::init_local();
     let config = Config::from_env()?;
-    let local = Local::connect(config.clone()).await?;
     let listener = TcpListener::bind(config.bind).await?;
-    tracing::info!("Mathia is running on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let own_endpoint = config
+        .aws
+        .ws_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let local = Local::start(config, Some(own_endpoint), None).await?;
+    tracing::info!("Mathia is running on http://{addr}");
     local.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

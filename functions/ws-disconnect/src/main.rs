@@ -7,7 +7,7 @@ use mathia::lambda::{aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest, 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     mathia::telemetry::init_lambda();
-    let app = mathia::App::connect(mathia::Config::from_env()?).await?;
+    let app = mathia::wiring::lambda_app(mathia::Config::from_env()?).await?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let app = app.clone();

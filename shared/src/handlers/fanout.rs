@@ -6,27 +6,27 @@ use uuid::Uuid;
 use crate::{
     app::App,
     domain::ConnectionId,
-    ports::{ConnectionInfo, Frame, PushError},
+    ports::{ConnectionInfo, Frame, PushError, Recipient},
     protocol::{PresenceStatus, ServerEvent},
 };
 
 /// Sends to one connection; a gone connection is forgotten (and its rooms told it left).
-pub async fn push_to(app: &App, connection: &ConnectionId, frame: &Frame) -> bool {
-    match app.push.send(connection, frame).await {
+pub async fn push_to(app: &App, to: Recipient<'_>, frame: &Frame) -> bool {
+    match app.push.send(to, frame).await {
         Ok(()) => true,
         Err(PushError::Gone) => {
-            Box::pin(forget_connection(app, connection)).await;
+            Box::pin(forget_connection(app, to.id)).await;
             false
         }
         Err(PushError::Other(e)) => {
-            tracing::warn!(%connection, error = %e, "push failed");
+            tracing::warn!(connection = %to.id, error = %e, "push failed");
             false
         }
     }
 }
 
-pub async fn send_event(app: &App, connection: &ConnectionId, event: &ServerEvent) -> bool {
-    push_to(app, connection, &Frame::json(event)).await
+pub async fn send_event(app: &App, to: Recipient<'_>, event: &ServerEvent) -> bool {
+    push_to(app, to, &Frame::json(event)).await
 }
 
 /// Sends to every connection subscribed to a room, optionally skipping one user's.
@@ -48,9 +48,23 @@ pub async fn push_to_room(
         connections
             .iter()
             .filter(|c| Some(c.user_id) != except_user)
-            .map(|c| push_to(app, &c.id, &frame)),
+            .map(|c| push_to(app, c.into(), &frame)),
     )
     .await;
+}
+
+/// Sends to every connection of a user; false when they have none (they are offline).
+pub async fn push_to_user(app: &App, user_id: Uuid, event: &ServerEvent) -> bool {
+    let connections = match app.connections.of_user(user_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%user_id, error = %e, "cannot list the user's connections");
+            return false;
+        }
+    };
+    let frame = Frame::json(event);
+    let delivered = join_all(connections.iter().map(|c| push_to(app, c.into(), &frame))).await;
+    delivered.into_iter().any(|ok| ok)
 }
 
 /// Removes a connection from the registry and tells its rooms when its user is no longer there.

@@ -79,6 +79,7 @@ pub async fn on_connect(
             display_name: user.display_name,
             rooms: HashSet::new(),
             connected_at: app.clock.now(),
+            endpoint: app.own_endpoint.clone(),
         })
         .await
         .map_err(|e| {
@@ -116,20 +117,22 @@ pub async fn on_message(app: &App, connection: &ConnectionId, raw: &str) {
         if err.code == WsErrorCode::Internal {
             tracing::error!("frame failed with an internal error");
         }
-        send_event(app, connection, &ServerEvent::Error(err)).await;
+        send_event(app, (&conn).into(), &ServerEvent::Error(err)).await;
     }
 }
 
 /// A binary frame: not part of the protocol, answered like any malformed frame.
 pub async fn on_binary_frame(app: &App, connection: &ConnectionId) {
     let err = WsError::bad_request("frames must be JSON text, not binary");
-    send_event(app, connection, &ServerEvent::Error(err)).await;
+    if let Ok(Some(conn)) = app.connections.get(connection).await {
+        send_event(app, (&conn).into(), &ServerEvent::Error(err)).await;
+    }
 }
 
 async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsError> {
     match parse_frame(raw)? {
         ClientAction::Ping => {
-            send_event(app, &conn.id, &ServerEvent::Pong).await;
+            send_event(app, conn.into(), &ServerEvent::Pong).await;
             Ok(())
         }
         ClientAction::JoinRoom { room_id } => join_room(app, conn, room_id).await,
@@ -209,7 +212,7 @@ async fn join_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<()
     }
     send_event(
         app,
-        &conn.id,
+        conn.into(),
         &ServerEvent::RoomJoined {
             room_id,
             messages: page.messages,
@@ -342,7 +345,7 @@ async fn new_message(
                 client_msg_id: client_msg_id.into_inner(),
                 message_id,
             };
-            send_event(app, &conn.id, &ack).await;
+            send_event(app, conn.into(), &ack).await;
             Ok(())
         }
         Stored::New(message) => {
@@ -351,7 +354,7 @@ async fn new_message(
                 client_msg_id: client_msg_id.into_inner(),
                 message_id: message.id,
             };
-            send_event(app, &conn.id, &ack).await;
+            send_event(app, conn.into(), &ack).await;
             push_to_room(
                 app,
                 room_id,

@@ -21,12 +21,17 @@ impl Frame {
         ))
     }
 
+    /// A frame received as bytes (the management API's POST body).
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
     pub fn bytes(&self) -> &Bytes {
         &self.0
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("frames are UTF-8 JSON")
+        std::str::from_utf8(&self.0).unwrap_or("")
     }
 }
 
@@ -39,10 +44,75 @@ pub enum PushError {
     Other(String),
 }
 
+/// Where to deliver a frame: a connection, and the management endpoint of the gateway holding
+/// it when there are several (local gateways in the emulated mode); None means "the" endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub id: &'a ConnectionId,
+    pub endpoint: Option<&'a str>,
+}
+
+impl<'a> From<&'a ConnectionInfo> for Recipient<'a> {
+    fn from(c: &'a ConnectionInfo) -> Self {
+        Self {
+            id: &c.id,
+            endpoint: c.endpoint.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a RoomConnection> for Recipient<'a> {
+    fn from(c: &'a RoomConnection) -> Self {
+        Self {
+            id: &c.id,
+            endpoint: c.endpoint.as_deref(),
+        }
+    }
+}
+
 /// Sends a frame to one WebSocket connection, wherever it is held.
 #[async_trait]
 pub trait Push: Send + Sync {
-    async fn send(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError>;
+    async fn send(&self, to: Recipient<'_>, frame: &Frame) -> Result<(), PushError>;
+}
+
+/// The queues jobs travel on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueName {
+    Ai,
+    Moderation,
+    Reminders,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 3] = [QueueName::Ai, QueueName::Moderation, QueueName::Reminders];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ai => "ai",
+            Self::Moderation => "moderation",
+            Self::Reminders => "reminders",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+/// SQS's longest delivery delay.
+pub const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// Sends jobs to a queue, optionally delayed (at most `MAX_QUEUE_DELAY`).
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn send(
+        &self,
+        queue: QueueName,
+        body: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError>;
 }
 
 /// Who holds a connection and which rooms it listens to.
@@ -53,6 +123,8 @@ pub struct ConnectionInfo {
     pub display_name: String,
     pub rooms: HashSet<Uuid>,
     pub connected_at: DateTime<Utc>,
+    /// The management endpoint of the gateway that holds the socket, when there are several.
+    pub endpoint: Option<String>,
 }
 
 /// A connection subscribed to a room.
@@ -61,6 +133,7 @@ pub struct RoomConnection {
     pub id: ConnectionId,
     pub user_id: Uuid,
     pub display_name: String,
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -106,6 +106,7 @@ impl Connections for InMemoryConnections {
                 id: c.id.clone(),
                 user_id: c.user_id,
                 display_name: c.display_name.clone(),
+                endpoint: c.endpoint.clone(),
             })
             .collect())
     }

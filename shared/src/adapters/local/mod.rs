@@ -1,10 +1,12 @@
 //! In-process adapters used by `mathia-local` and tests: sockets held in this process, the
-//! connection registry in memory, and a clock that tests can move.
+//! connection registry in memory, queues on channels, and a clock that tests can move.
 
 mod clock;
 mod connections;
 mod push;
+mod queue;
 
 pub use clock::ManualClock;
 pub use connections::InMemoryConnections;
 pub use push::{LocalPush, SocketOutbox};
+pub use queue::{LocalQueue, LocalQueueReceivers, QueuedJob};

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     domain::ConnectionId,
-    ports::{Frame, Push, PushError},
+    ports::{Frame, Push, PushError, Recipient},
 };
 
 /// Frames waiting to be written to one socket.
@@ -56,7 +56,14 @@ impl LocalPush {
 
 #[async_trait]
 impl Push for LocalPush {
-    async fn send(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
+    async fn send(&self, to: Recipient<'_>, frame: &Frame) -> Result<(), PushError> {
+        self.deliver(to.id, frame)
+    }
+}
+
+impl LocalPush {
+    /// Hands a frame to a socket held here; `Gone` when this process does not hold it.
+    pub fn deliver(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
         let sender = self
             .sockets
             .read()
@@ -67,5 +74,14 @@ impl Push for LocalPush {
             return Err(PushError::Gone);
         };
         sender.try_send(frame.clone()).map_err(|_| PushError::Gone)
+    }
+
+    /// Closes a socket held here (the management API's DELETE); false when not held.
+    pub fn close(&self, connection: &ConnectionId) -> bool {
+        self.sockets
+            .write()
+            .expect("push lock")
+            .remove(connection)
+            .is_some()
     }
 }

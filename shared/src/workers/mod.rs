@@ -1,0 +1,61 @@
+//! Queue consumers. Each job type has a handler over the `App`; `run_sqs_batch` drives them from
+//! a Lambda SQS event and reports per-message failures, and `mathia-local` drives the very same
+//! `handle` from its in-process queues or from SQS. Handlers are idempotent per job id: queues
+//! redeliver.
+
+pub mod jobs;
+pub mod scheduler;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use tracing::Instrument;
+
+use crate::{app::App, ports::QueueName};
+pub use jobs::{AiJob, ModerationJob, ReminderJob};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The message can never succeed (not a job of this queue); it goes to the DLQ.
+    #[error("malformed job: {0}")]
+    Malformed(String),
+    /// A dependency failed; try again later.
+    #[error("{0}")]
+    Retry(String),
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Retry(format!("database: {e}"))
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, JobError> {
+    serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))
+}
+
+/// Handles one message of a queue.
+pub async fn handle(app: &App, queue: QueueName, body: &str) -> Result<(), JobError> {
+    match queue {
+        QueueName::Ai => jobs::handle_ai(app, parse(body)?).await,
+        QueueName::Moderation => jobs::handle_moderation(app, parse(body)?).await,
+        QueueName::Reminders => jobs::handle_reminder(app, parse(body)?).await,
+    }
+}
+
+/// The generic SQS batch helper every worker function uses: one span per message, failures
+/// reported individually so SQS retries only those (and redrives them to the DLQ).
+pub async fn run_sqs_batch(app: &App, queue: QueueName, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("job", queue = queue.as_str(), message_id = %id);
+        let body = record.body.as_deref().unwrap_or("");
+        let result = handle(app, queue, body).instrument(span.clone()).await;
+        if let Err(e) = result {
+            span.in_scope(|| tracing::warn!(error = %e, "job failed"));
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}

@@ -1,0 +1,34 @@
+//! The scheduler: periodic jobs, run by EventBridge every minute on AWS and by a timer in
+//! `mathia-local`. Every job is safe to run twice or on two instances at once.
+
+use chrono::Duration;
+use serde::Serialize;
+
+use crate::{app::App, handlers::fanout::forget_connection};
+
+/// API Gateway closes a WebSocket after two hours; entries older than that are stale.
+pub const CONNECTION_LIFETIME: Duration = Duration::hours(2);
+
+/// What a tick did, for logs and tests.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct TickReport {
+    pub stale_connections_dropped: usize,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn tick(app: &App) -> TickReport {
+    let mut report = TickReport::default();
+    let cutoff = app.clock.now() - CONNECTION_LIFETIME;
+    match app.connections.older_than(cutoff).await {
+        Ok(stale) => {
+            for id in stale {
+                if forget_connection(app, &id).await.is_some() {
+                    report.stale_connections_dropped += 1;
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot sweep connections"),
+    }
+    tracing::info!(?report, "scheduler tick");
+    report
+}
