@@ -8,6 +8,39 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 
 use crate::ports::QueueName;
 
+/// Every environment variable Mathia reads (besides the AWS SDK's own), for checks of deploy
+/// files against the code.
+pub const ENV_VARS: &[&str] = &[
+    "MATHIA_BIND",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MATHIA_REDIS_PREFIX",
+    "MATHIA_MASTER_KEY",
+    "MATHIA_RATE_LIMIT_PER_MIN",
+    "MATHIA_MODERATION_BATCH_SIZE",
+    "MATHIA_AI_REPLY_COST_CENTS",
+    "MATHIA_AI_BASE_URL",
+    "MATHIA_AI_API_KEY",
+    "MATHIA_AI_MODEL",
+    "CALENDLY_BASE_URL",
+    "CALENDLY_CLIENT_ID",
+    "CALENDLY_CLIENT_SECRET",
+    "CALENDLY_REDIRECT_URI",
+    "MATHIA_BACKEND",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "MATHIA_CONNECTIONS_TABLE",
+    "MATHIA_AI_QUEUE_URL",
+    "MATHIA_MODERATION_QUEUE_URL",
+    "MATHIA_REMINDERS_QUEUE_URL",
+    "MATHIA_QUEUE_PREFIX",
+    "MATHIA_WS_ENDPOINT",
+    "MATHIA_SCHEDULER_INTERVAL_S",
+    "MATHIA_STATIC_DIR",
+    "RUST_LOG",
+];
+
 /// Which adapters back the ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

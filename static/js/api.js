@@ -1,18 +1,20 @@
 // HTTP API client: JSON in and out, the bearer token from localStorage, and one error type.
+// Also two small helpers every panel needs: `newId()` (client ids, idempotency keys) and `asList`.
 //
-// Every failed call throws an `ApiError` carrying the server's `{error: {code, message}}` and the
-// HTTP status. A 401 on a call that carried a token means the session is over: the token is
+// Every failed call throws an `ApiError` carrying the server's `{error: {code, message, field?}}`
+// and the HTTP status. A 401 on a call that carried a token means the session is over: the token is
 // dropped and the handler registered with `onUnauthorized` is told (main.js shows sign-in).
 
 const TOKEN_KEY = 'mathia.token';
 
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfterS = null) {
+  constructor(status, code, message, retryAfterS = null, field = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.retryAfterS = retryAfterS;
+    this.field = field; // the input at fault, when the server names one
   }
 }
 
@@ -79,6 +81,7 @@ export async function request(method, path, body) {
     err.code || `http_${response.status}`,
     err.message || defaultMessage(response.status),
     Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null,
+    typeof err.field === 'string' && err.field ? err.field : null,
   );
 
   if (response.status === 401 && token) {
@@ -95,6 +98,36 @@ function defaultMessage(status) {
   if (status === 429) return 'Too many requests. Please wait a moment.';
   if (status >= 500) return 'Mathia is having trouble right now. Please try again.';
   return 'Something went wrong.';
+}
+
+/**
+ * A bare authenticated fetch (no JSON handling, redirects not followed) for the few calls that
+ * need the raw answer: probing whether an optional route exists, starting an OAuth redirect.
+ */
+export async function rawFetch(method, path, { accept = 'application/json' } = {}) {
+  const token = getToken();
+  const headers = { Accept: accept };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return fetch(path, { method, headers, redirect: 'manual' });
+}
+
+/** A random UUID (v4), also on plain-http origins where `crypto.randomUUID` is missing. */
+export function newId() {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Lists come back as a JSON array; tolerate `{items: […]}`-style wrappers too. */
+export function asList(data, ...keys) {
+  if (Array.isArray(data)) return data;
+  for (const key of [...keys, 'items', 'data']) {
+    if (data && Array.isArray(data[key])) return data[key];
+  }
+  return [];
 }
 
 export const get = (path) => request('GET', path);

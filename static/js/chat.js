@@ -1,52 +1,88 @@
-// Chat pane: the message list of the current room, the composer, typing and presence.
+// Chat pane: the message list of the current room, the composer, typing and presence, AI replies.
 //
-// Layout: per-room state fed by socket events (`room_joined`, `new_message`, `ack`, `typing`,
-// `presence_update`, `error`), then rendering (messages reconciled by key so nodes are reused),
-// then the composer (sending, pending/failed messages, typing signals, rate-limit countdown).
+// Layout:
+//   1. per-room state fed by socket events (`room_joined`, `new_message`, `ack`, `typing`,
+//      `presence_update`, `message_edited`, `message_deleted`, `reaction`, `moderation`, `error`);
+//   2. resume: after a reconnect (and whenever `seq` shows a gap) each room fetches what it missed
+//      with `GET …/messages?after=<last seen id>` until `next_after` is null; everything merges
+//      by message id, so nothing is lost or shown twice;
+//   3. AI streams: `ai_stream_start` adds a placeholder with Stop, chunks are applied in `seq`
+//      order (early ones wait in a buffer) and typed out frame by frame, `ai_stream_end` swaps in
+//      the stored message;
+//   4. rendering: items reconciled by key so unchanged nodes are reused; a message's key carries a
+//      revision, so an edit, delete or reaction rebuilds just that node;
+//   5. message actions: reply, react, edit, delete;
+//   6. the composer: sending, pending/failed messages, typing, the reply banner and the inline
+//      notice (rate-limit countdown, mute, out of credits, unfinished onboarding).
 //
-// User data is always rendered with textContent, never as HTML.
+// Bodies are markdown rendered by markdown.js into sanitised DOM; everything else is textContent.
 
-import { get } from './api.js';
+import { get, newId } from './api.js';
 import * as socket from './socket.js';
+import * as session from './session.js';
+import { renderMarkdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 
 const BODY_MAX = 4000;
 const HISTORY_PAGE = 50;
+const CATCHUP_PAGE = 100;
+const CATCHUP_MAX_PAGES = 100;
 const TYPING_SEND_EVERY_MS = 2000;
 const TYPING_IDLE_MS = 3000;
 const TYPING_SHOW_MS = 5000;
 const NEAR_BOTTOM_PX = 80;
+const EDIT_TIMEOUT_MS = 10_000;
+const STREAM_STALE_MS = 20_000;
+const EXCERPT_MAX = 140;
+const REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅'];
 
 const ERROR_TEXT = {
   rate_limited: 'You are sending messages too quickly. Please wait a moment.',
   not_member: 'You are not a member of this room any more.',
   muted: 'You are muted in this room for now.',
   too_large: 'That message is too long.',
-  insufficient_funds: 'The workspace wallet is empty, so Mathia cannot reply.',
+  insufficient_funds: 'The workspace is out of credits — top up in Settings → Wallet.',
+  onboarding_incomplete: 'Finish setting up your account before chatting.',
+  forbidden: 'You can only change your own messages.',
+  not_found: 'That message no longer exists.',
+  unavailable: 'Mathia is having trouble right now. Please try again.',
   internal: 'Something went wrong on our side. Please try again.',
 };
 
-/** roomId -> {messages, pending, online, typing, hasMore, loaded, loadingOlder, draft} */
+/** roomId -> room state (see `state`) */
 const rooms = new Map();
 /** client_msg_id -> roomId, for acks and errors that do not name the room */
 const pendingRoom = new Map();
-/** key -> element of the current room's rendered messages */
+/** key -> element of the current room's rendered items */
 const nodes = new Map();
+/** message id -> [revision, signature]: the revision goes up when what is shown changes */
+const revisions = new Map();
+/** stream ids that have ended (late chunks for them are ignored) */
+const endedStreams = new Set();
 
 let me = null;
 let current = null;
 let initialized = false;
+let hooks = { openWallet: () => {}, finishOnboarding: () => {} };
+
+let editing = null; // {roomId, id, draft, saving, timer}
+let confirming = null; // id of the message whose delete is being confirmed
+let picker = null; // id of the message whose emoji picker is open
+let activeMessageId = null; // the message that takes Tab focus in the list (roving tabindex)
 
 let typingRoom = null;
 let lastTypingSentAt = 0;
 let typingIdleTimer = null;
 
+let notice = null; // {text, actionLabel, action}
 let rateLimitUntil = 0;
 let rateLimitTimer = null;
 let connectionTimer = null;
 let everConnected = false;
+let animFrame = null;
 
+const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
   month: 'short',
@@ -56,7 +92,8 @@ const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
 });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
-export function initChat() {
+export function initChat(options = {}) {
+  hooks = { ...hooks, ...options };
   if (initialized) return;
   initialized = true;
 
@@ -65,6 +102,13 @@ export function initChat() {
   socket.on('ack', onAck);
   socket.on('typing', onTyping);
   socket.on('presence_update', onPresence);
+  socket.on('message_edited', onMessageEdited);
+  socket.on('message_deleted', onMessageDeleted);
+  socket.on('reaction', onReaction);
+  socket.on('ai_stream_start', onStreamStart);
+  socket.on('ai_stream_chunk', onStreamChunk);
+  socket.on('ai_stream_end', onStreamEnd);
+  socket.on('moderation', onModeration);
   socket.on('error', onSocketError);
   socket.on('connection', onConnection);
 
@@ -73,6 +117,10 @@ export function initChat() {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       sendCurrent();
+    } else if (event.key === 'Escape' && current && state(current.id).replyTo) {
+      event.preventDefault();
+      event.stopPropagation();
+      setReply(null);
     }
   });
   composer.addEventListener('input', () => {
@@ -84,7 +132,21 @@ export function initChat() {
     event.preventDefault();
     sendCurrent();
   });
+  $('composer-error-action').addEventListener('click', () => notice?.action?.());
+  $('reply-cancel').addEventListener('click', () => {
+    setReply(null);
+    $('composer').focus();
+  });
   $('load-older').addEventListener('click', loadOlder);
+  const list = $('message-list');
+  list.addEventListener('focusin', (event) => {
+    const article = event.target.closest?.('.message[data-id]');
+    if (article) setActiveMessage(article.dataset.id);
+  });
+  list.addEventListener('keydown', onListKeydown);
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) revealAllStreams();
+  });
   window.addEventListener('beforeunload', stopTyping);
 }
 
@@ -105,19 +167,23 @@ export function showRoom(room) {
   $('room-title').textContent = room.name;
   $('chat-view').hidden = false;
   $('no-room').hidden = true;
-  $('composer').placeholder = `Message #${room.name}`;
-  $('composer').disabled = false;
   if (switching) {
     $('composer').value = st.draft || '';
     autosize();
     updateCounter();
-    clearComposerError();
+    notice = null;
+    editing = null;
+    confirming = null;
+    picker = null;
+    activeMessageId = null;
     $('message-list').replaceChildren();
     nodes.clear();
   }
   socket.joinRoom(room.id);
+  applyComposerState();
+  renderReplyBanner();
   renderAll({ scroll: 'bottom' });
-  if (window.matchMedia('(min-width: 769px)').matches) $('composer').focus();
+  if (window.matchMedia('(min-width: 769px)').matches && !$('composer').disabled) $('composer').focus();
 }
 
 export function showNoRoom() {
@@ -126,25 +192,40 @@ export function showNoRoom() {
   $('chat-view').hidden = true;
   $('no-room').hidden = false;
   $('online-list').replaceChildren();
+  $('online-count').textContent = '';
   $('typing-indicator').textContent = '';
 }
 
 export function reset() {
   stopTyping();
-  for (const st of rooms.values()) for (const t of st.typing.values()) clearTimeout(t.timer);
+  for (const st of rooms.values()) {
+    for (const t of st.typing.values()) clearTimeout(t.timer);
+    clearTimeout(st.muteTimer);
+  }
   rooms.clear();
   pendingRoom.clear();
   nodes.clear();
+  revisions.clear();
+  endedStreams.clear();
+  if (editing) clearTimeout(editing.timer);
+  editing = null;
+  confirming = null;
+  picker = null;
+  activeMessageId = null;
   current = null;
   me = null;
   everConnected = false;
   clearTimeout(connectionTimer);
   clearInterval(rateLimitTimer);
   rateLimitUntil = 0;
+  notice = null;
+  if (animFrame != null) cancelAnimationFrame(animFrame);
+  animFrame = null;
   $('message-list').replaceChildren();
   $('composer').value = '';
   $('connection-status').hidden = true;
-  clearComposerError();
+  renderComposerNotice();
+  renderReplyBanner();
   showNoRoom();
 }
 
@@ -156,57 +237,62 @@ function state(roomId) {
       pending: new Map(),
       online: new Map(),
       typing: new Map(),
+      streams: new Map(),
       hasMore: false,
       loaded: false,
       loadingOlder: false,
       draft: '',
+      replyTo: null,
+      mutedUntil: 0,
+      muteTimer: null,
+      catchingUp: false,
+      catchUpQueued: false,
+      gapTried: null,
     };
     rooms.set(roomId, st);
   }
   return st;
 }
 
-// ---- socket events -------------------------------------------------------------------------
+// ---- 1. socket events ------------------------------------------------------------------------
 
 function onRoomJoined({ room_id: roomId, messages = [], online = [] }) {
   const st = state(roomId);
   const incoming = Array.isArray(messages) ? messages : [];
-  if (st.messages.size > 0 && incoming.length > 0) {
-    const knownMax = Math.max(...[...st.messages.values()].map((m) => m.seq));
-    const incomingMin = Math.min(...incoming.map((m) => m.seq));
-    if (incomingMin > knownMax + 1) {
-      // We missed more than the server replays: start again from the latest page;
-      // older messages stay reachable through "load older".
-      st.messages.clear();
-      st.hasMore = true;
-    }
-  } else if (st.messages.size === 0) {
-    st.hasMore = incoming.length >= HISTORY_PAGE;
-  }
+  const stick = isCurrent(roomId) && isNearBottom();
+  if (st.messages.size === 0) st.hasMore = incoming.length >= HISTORY_PAGE;
   for (const m of incoming) storeMessage(st, m);
+  dropStreamsAnsweredBy(st, incoming);
   st.loaded = true;
 
   st.online = new Map();
   for (const person of Array.isArray(online) ? online : []) {
     st.online.set(person.user_id, person.display_name);
   }
-  if (current?.id === roomId) renderAll();
+  if (isCurrent(roomId)) {
+    renderAll();
+    if (stick) scrollToBottom();
+  }
+  checkGaps(roomId);
 }
 
 function onNewMessage({ room_id: roomId, message }) {
   if (!message) return;
-  const st = state(roomId || message.room_id);
-  const stick = isCurrent(roomId) && isNearBottom();
+  const id = roomId || message.room_id;
+  const st = state(id);
+  const stick = isCurrent(id) && isNearBottom();
   storeMessage(st, message);
+  dropStreamsAnsweredBy(st, [message]);
   if (message.author && st.typing.has(message.author.id)) {
     clearTimeout(st.typing.get(message.author.id).timer);
     st.typing.delete(message.author.id);
   }
-  if (!isCurrent(roomId)) return;
-  const mine = message.author && me && message.author.id === me.id;
-  renderMessages();
-  renderTyping();
-  if (stick || mine) scrollToBottom();
+  if (isCurrent(id)) {
+    renderMessages();
+    renderTyping();
+    if (stick || isMine(message)) scrollToBottom();
+  }
+  checkGaps(id);
 }
 
 function onAck({ client_msg_id: cmid, message_id: messageId }) {
@@ -248,6 +334,59 @@ function onPresence({ room_id: roomId, user_id: userId, display_name: name, stat
   if (isCurrent(roomId)) renderOnline();
 }
 
+function onMessageEdited({ room_id: roomId, message }) {
+  if (!message || message.id == null) return;
+  const st = state(roomId || message.room_id);
+  storeMessage(st, message);
+  if (editing && editing.id === message.id) finishEditing();
+  if (isCurrent(roomId || message.room_id)) renderMessages();
+}
+
+function onMessageDeleted({ room_id: roomId, message_id: messageId }) {
+  const st = state(roomId);
+  const m = st.messages.get(messageId);
+  if (m) storeMessage(st, { ...m, deleted: true, body: '', reactions: [] });
+  // Replies quoting it now show "message deleted" in their quote.
+  for (const other of st.messages.values()) {
+    if (other.reply_to && other.reply_to.id === messageId) bump(other.id);
+  }
+  if (editing && editing.id === messageId) finishEditing();
+  if (confirming === messageId) confirming = null;
+  if (picker === messageId) picker = null;
+  if (st.replyTo && st.replyTo.id === messageId) setReply(null, roomId);
+  if (isCurrent(roomId)) renderMessages();
+}
+
+function onReaction({ room_id: roomId, message_id: messageId, reactions }) {
+  const st = state(roomId);
+  const m = st.messages.get(messageId);
+  if (!m || !Array.isArray(reactions)) return;
+  storeMessage(st, { ...m, reactions });
+  if (isCurrent(roomId)) renderMessages();
+}
+
+function onModeration({ room_id: roomId, user_id: userId, action, until }) {
+  if (!me || userId !== me.id) return;
+  const st = state(roomId);
+  clearTimeout(st.muteTimer);
+  st.muteTimer = null;
+  if (action === 'muted') {
+    const at = until ? Date.parse(until) : NaN;
+    st.mutedUntil = Number.isFinite(at) ? at : Infinity;
+    if (Number.isFinite(at)) {
+      // setTimeout caps at ~24.8 days; longer mutes are re-checked on the next event or reload.
+      const wait = Math.min(at - Date.now(), 2 ** 31 - 1);
+      st.muteTimer = setTimeout(() => {
+        st.mutedUntil = 0;
+        if (isCurrent(roomId)) applyComposerState();
+      }, Math.max(0, wait));
+    }
+  } else if (action === 'unmuted') {
+    st.mutedUntil = 0;
+  }
+  if (isCurrent(roomId)) applyComposerState();
+}
+
 function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs }) {
   if (ref && pendingRoom.has(ref)) {
     const roomId = pendingRoom.get(ref);
@@ -259,19 +398,32 @@ function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs }) {
       if (isCurrent(roomId)) renderMessages();
     }
   }
+  if (editing?.saving && ['forbidden', 'not_found', 'bad_request', 'too_large', 'muted', 'rate_limited'].includes(code)) {
+    editing.saving = false;
+    clearTimeout(editing.timer);
+    if (current) renderMessages();
+  }
   if (code === 'rate_limited' && retryAfterMs > 0) {
     startRateLimit(retryAfterMs);
+  } else if (code === 'insufficient_funds') {
+    showComposerError(ERROR_TEXT.insufficient_funds, { label: 'Open wallet', action: () => hooks.openWallet(), kind: code });
+  } else if (code === 'onboarding_incomplete') {
+    showComposerError(ERROR_TEXT.onboarding_incomplete, { label: 'Finish setup', action: () => hooks.finishOnboarding(), kind: code });
+  } else if (code === 'muted') {
+    // The server's text names the time ("You are muted until 14:05").
+    showComposerError(message || ERROR_TEXT.muted, { kind: code });
   } else {
-    showComposerError(friendly(code, message));
+    showComposerError(friendly(code, message), { kind: code || '' });
   }
 }
 
-function onConnection({ state: connection }) {
+function onConnection({ state: connection, resumed }) {
   const banner = $('connection-status');
   clearTimeout(connectionTimer);
   if (connection === 'open') {
     everConnected = true;
     banner.hidden = true;
+    if (resumed) resume();
     return;
   }
   // Wait a moment so a quick reconnect does not flash a banner.
@@ -285,12 +437,30 @@ function friendly(code, message) {
   return ERROR_TEXT[code] || message || 'Something went wrong.';
 }
 
+/** Stores (or replaces) a message by id; bumps its revision when what is shown changed. */
 function storeMessage(st, message) {
   if (!message || message.id == null) return;
   st.messages.set(message.id, message);
+  const signature = JSON.stringify([
+    message.seq,
+    message.body,
+    Boolean(message.deleted),
+    message.edited_at || null,
+    message.reactions || [],
+    message.reply_to || null,
+    Boolean(message.stopped),
+  ]);
+  const known = revisions.get(message.id);
+  if (!known) revisions.set(message.id, [0, signature]);
+  else if (known[1] !== signature) revisions.set(message.id, [known[0] + 1, signature]);
   if (message.client_msg_id && st.pending.has(message.client_msg_id)) {
     dropPending(st, message.client_msg_id);
   }
+}
+
+function bump(id) {
+  const known = revisions.get(id);
+  if (known) revisions.set(id, [known[0] + 1, known[1]]);
 }
 
 function dropPending(st, cmid) {
@@ -302,7 +472,241 @@ function isCurrent(roomId) {
   return current !== null && current.id === roomId;
 }
 
-// ---- rendering -----------------------------------------------------------------------------
+function isMine(message) {
+  return Boolean(message?.author && me && message.author.id === me.id);
+}
+
+function sortedMessages(st) {
+  return [...st.messages.values()].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0) || cmp(a.id, b.id));
+}
+
+function cmp(a, b) {
+  return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0;
+}
+
+// ---- 2. resume after a reconnect, and filling gaps ---------------------------------------------
+
+function resume() {
+  for (const [roomId, st] of rooms) {
+    // A stream that was cut off cannot be completed from chunks any more; the stored reply comes
+    // with the catch-up (or with its ai_stream_end if it is still going).
+    for (const [streamId, s] of st.streams) {
+      if (Date.now() - s.lastAt > STREAM_STALE_MS) st.streams.delete(streamId);
+      else s.resync = true;
+    }
+    const last = sortedMessages(st).at(-1);
+    if (last) catchUp(roomId, last.id);
+    if (isCurrent(roomId)) renderMessages();
+  }
+}
+
+/** Fetches every message after `afterId`, following `next_after` until it is null. */
+async function catchUp(roomId, afterId) {
+  const st = state(roomId);
+  if (st.catchingUp) {
+    st.catchUpQueued = true;
+    return;
+  }
+  st.catchingUp = true;
+  let after = afterId;
+  try {
+    for (let pages = 0; after != null && pages < CATCHUP_MAX_PAGES; pages++) {
+      const page = await get(
+        `/api/rooms/${encodeURIComponent(roomId)}/messages?after=${encodeURIComponent(after)}&limit=${CATCHUP_PAGE}`,
+      );
+      const got = Array.isArray(page?.messages) ? page.messages : [];
+      if (got.length > 0) {
+        const stick = isCurrent(roomId) && isNearBottom();
+        for (const m of got) storeMessage(st, m);
+        dropStreamsAnsweredBy(st, got);
+        if (isCurrent(roomId)) {
+          renderMessages();
+          if (stick) scrollToBottom();
+        }
+      }
+      const next = page?.next_after ?? null;
+      if (next == null || got.length === 0 || next === after) break;
+      after = next;
+    }
+  } catch (err) {
+    // Not fatal: the next reconnect or gap check tries again.
+    console.warn('catching up failed', err?.message || err);
+  } finally {
+    st.catchingUp = false;
+  }
+  if (st.catchUpQueued) {
+    st.catchUpQueued = false;
+    const last = sortedMessages(st).at(-1);
+    if (last) catchUp(roomId, last.id);
+    return;
+  }
+  checkGaps(roomId);
+}
+
+/** A jump in `seq` means messages were missed: fetch from the last one before the jump. */
+function checkGaps(roomId) {
+  const st = state(roomId);
+  if (st.catchingUp || st.messages.size < 2) return;
+  const list = sortedMessages(st);
+  for (let i = 0; i + 1 < list.length; i++) {
+    const a = list[i].seq;
+    const b = list[i + 1].seq;
+    if (typeof a !== 'number' || typeof b !== 'number' || b <= a + 1) continue;
+    if (st.gapTried === a) return; // tried this one already; do not loop
+    st.gapTried = a;
+    catchUp(roomId, list[i].id);
+    return;
+  }
+}
+
+// ---- 3. AI streams --------------------------------------------------------------------------
+
+function onStreamStart({ room_id: roomId, stream_id: streamId, reply_to: replyTo }) {
+  if (streamId == null || endedStreams.has(streamId)) return;
+  const st = state(roomId);
+  if (!st.streams.has(streamId)) st.streams.set(streamId, newStream(roomId, streamId, replyTo, 0));
+  if (isCurrent(roomId)) {
+    const stick = isNearBottom();
+    renderMessages();
+    if (stick) scrollToBottom();
+  }
+}
+
+function newStream(roomId, streamId, replyTo, firstSeq) {
+  return {
+    roomId,
+    id: streamId,
+    replyTo: replyTo ?? null,
+    buffer: new Map(), // seq -> delta, chunks that came early
+    next: firstSeq, // the seq we need next
+    text: '', // everything received in order
+    shown: 0, // how much of `text` is on screen
+    partial: firstSeq > 0, // we joined late: the start is missing
+    stopping: false,
+    resync: false,
+    lastAt: Date.now(),
+  };
+}
+
+function onStreamChunk({ room_id: roomId, stream_id: streamId, seq, delta }) {
+  if (streamId == null || endedStreams.has(streamId) || typeof seq !== 'number') return;
+  const st = state(roomId);
+  let s = st.streams.get(streamId);
+  if (!s) {
+    // We missed the start (joined or reconnected mid-stream): show from here on.
+    s = newStream(roomId, streamId, null, seq);
+    st.streams.set(streamId, s);
+    if (isCurrent(roomId)) renderMessages();
+  }
+  s.lastAt = Date.now();
+  if (s.resync && seq > s.next && !s.buffer.has(s.next)) {
+    // Chunks were lost while disconnected: mark the hole and carry on from here.
+    s.text += ' … ';
+    s.next = seq;
+    s.buffer.clear();
+  }
+  s.resync = false;
+  if (seq < s.next) return; // a duplicate
+  s.buffer.set(seq, typeof delta === 'string' ? delta : '');
+  while (s.buffer.has(s.next)) {
+    s.text += s.buffer.get(s.next);
+    s.buffer.delete(s.next);
+    s.next += 1;
+  }
+  if (isCurrent(roomId)) ensureAnimation();
+}
+
+function onStreamEnd({ room_id: roomId, stream_id: streamId, message }) {
+  const st = state(roomId || message?.room_id);
+  endedStreams.add(streamId);
+  if (endedStreams.size > 500) endedStreams.delete(endedStreams.values().next().value);
+  st.streams.delete(streamId);
+  const id = roomId || message?.room_id;
+  const stick = isCurrent(id) && isNearBottom();
+  if (message) storeMessage(st, message);
+  if (isCurrent(id)) {
+    renderMessages();
+    if (stick) scrollToBottom();
+  }
+  if (message) checkGaps(id);
+}
+
+/** A stored AI reply that answers a message replaces the placeholder streaming it. */
+function dropStreamsAnsweredBy(st, messages) {
+  if (st.streams.size === 0) return;
+  for (const m of messages) {
+    if (m?.kind !== 'ai' || !m.reply_to) continue;
+    for (const [streamId, s] of st.streams) {
+      if (s.replyTo != null && s.replyTo === m.reply_to.id) {
+        st.streams.delete(streamId);
+        endedStreams.add(streamId);
+      }
+    }
+  }
+}
+
+function ensureAnimation() {
+  if (document.hidden || reducedMotion.matches) {
+    revealAllStreams();
+    return;
+  }
+  if (animFrame == null) animFrame = requestAnimationFrame(typeOut);
+}
+
+/** One frame of typing out: a character at a time, faster the further behind the screen is. */
+function typeOut() {
+  animFrame = null;
+  if (!current) return;
+  const st = state(current.id);
+  const stick = isNearBottom();
+  let more = false;
+  for (const s of st.streams.values()) {
+    const behind = s.text.length - s.shown;
+    if (behind <= 0) continue;
+    const step = behind > 400 ? Math.ceil(behind / 4) : behind > 80 ? Math.ceil(behind / 12) : behind > 24 ? 2 : 1;
+    let next = Math.min(s.text.length, s.shown + step);
+    const code = s.text.charCodeAt(next - 1);
+    if (next < s.text.length && code >= 0xd800 && code <= 0xdbff) next += 1; // keep surrogate pairs whole
+    s.shown = next;
+    paintStream(s);
+    if (s.shown < s.text.length) more = true;
+  }
+  if (stick) scrollToBottom();
+  if (more) animFrame = requestAnimationFrame(typeOut);
+}
+
+function revealAllStreams() {
+  if (!current) return;
+  for (const s of state(current.id).streams.values()) {
+    if (s.shown !== s.text.length) {
+      s.shown = s.text.length;
+      paintStream(s);
+    }
+  }
+}
+
+function paintStream(s) {
+  const el = nodes.get(`s:${s.id}`);
+  const bodyEl = el?.querySelector('.message-body');
+  if (!bodyEl) return;
+  const visible = (s.partial ? '… ' : '') + s.text.slice(0, s.shown);
+  bodyEl.replaceChildren(renderMarkdown(visible));
+  el.dataset.length = String(s.shown);
+}
+
+function stopStream(s, button) {
+  if (s.stopping) return;
+  const sent = socket.send({ action: 'stop_ai', room_id: s.roomId, stream_id: s.id });
+  if (!sent) {
+    showComposerError('You are offline, so the reply cannot be stopped right now.');
+    return;
+  }
+  s.stopping = true;
+  button.disabled = true;
+  button.textContent = 'Stopping…';
+}
+
+// ---- 4. rendering ---------------------------------------------------------------------------
 
 function renderAll({ scroll } = {}) {
   renderMessages();
@@ -311,23 +715,44 @@ function renderAll({ scroll } = {}) {
   if (scroll === 'bottom') scrollToBottom();
 }
 
-function orderedItems(st) {
-  const messages = [...st.messages.values()].sort((a, b) => a.seq - b.seq || cmp(a.id, b.id));
-  const pending = [...st.pending.values()].sort((a, b) => a.createdAt - b.createdAt);
-  return [
-    ...messages.map((m) => ({ key: `m:${m.id}`, build: () => buildMessage(m) })),
-    ...pending.map((p) => ({ key: `p:${p.client_msg_id}:${p.status}`, build: () => buildPending(p) })),
-  ];
+function messageKey(m) {
+  let key = `m:${m.id}:${revisions.get(m.id)?.[0] ?? 0}`;
+  if (editing && editing.id === m.id) key += editing.saving ? ':es' : ':e';
+  if (confirming === m.id) key += ':d';
+  if (picker === m.id) key += ':p';
+  return key;
 }
 
-function cmp(a, b) {
-  return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0;
+function orderedItems(st) {
+  const messages = sortedMessages(st);
+  const streams = [...st.streams.values()];
+  const pending = [...st.pending.values()].sort((a, b) => a.createdAt - b.createdAt);
+  return [
+    ...messages.map((m) => ({ key: messageKey(m), id: m.id, build: () => buildMessage(m, st) })),
+    ...streams.map((s) => ({ key: `s:${s.id}`, build: () => buildStream(s) })),
+    ...pending.map((p) => ({ key: `p:${p.client_msg_id}:${p.status}`, build: () => buildPending(p) })),
+  ];
 }
 
 function renderMessages() {
   const list = $('message-list');
   const st = current ? state(current.id) : null;
   const items = st ? orderedItems(st) : [];
+
+  // Remember what had focus, to put it back on the rebuilt node.
+  const focused = document.activeElement;
+  let focusInfo = null;
+  if (focused && focused !== list && list.contains(focused)) {
+    const holder = focused.closest('[data-id]');
+    if (holder) {
+      focusInfo = {
+        id: holder.dataset.id,
+        testid: focused.dataset?.testid || null,
+        emoji: focused.dataset?.emoji || null,
+      };
+    }
+  }
+
   const seen = new Set();
   let cursor = list.firstChild;
   for (const item of items) {
@@ -349,6 +774,18 @@ function renderMessages() {
       nodes.delete(key);
     }
   }
+  syncRovingFocus();
+
+  if (focusInfo && !list.contains(document.activeElement)) {
+    const holder = list.querySelector(`.message[data-id="${CSS.escape(focusInfo.id)}"]`);
+    let target = holder;
+    if (holder && focusInfo.testid) {
+      let selector = `[data-testid="${CSS.escape(focusInfo.testid)}"]`;
+      if (focusInfo.emoji) selector += `[data-emoji="${CSS.escape(focusInfo.emoji)}"]`;
+      target = holder.querySelector(selector) || holder;
+    }
+    target?.focus({ preventScroll: true });
+  }
 
   const olderButton = $('load-older');
   olderButton.hidden = !(st && st.hasMore && st.messages.size > 0);
@@ -365,44 +802,506 @@ function renderMessages() {
   }
 }
 
-function buildMessage(m) {
-  const mine = Boolean(m.author && me && m.author.id === me.id);
+/** One message takes Tab focus in the list; arrows move between messages (roving tabindex). */
+function syncRovingFocus() {
+  const list = $('message-list');
+  const articles = [...list.querySelectorAll(':scope > .message[data-id]')];
+  if (articles.length === 0) return;
+  let active = activeMessageId ? articles.find((a) => a.dataset.id === activeMessageId) : null;
+  if (!active) active = articles[articles.length - 1];
+  for (const a of articles) setTabbable(a, a === active);
+}
+
+function setTabbable(article, on) {
+  article.tabIndex = on ? 0 : -1;
+  for (const b of article.querySelectorAll('button, textarea')) b.tabIndex = on ? 0 : -1;
+}
+
+function setActiveMessage(id) {
+  if (activeMessageId === id) return;
+  activeMessageId = id;
+  syncRovingFocus();
+}
+
+function onListKeydown(event) {
+  if (!['ArrowUp', 'ArrowDown', 'Home', 'End'].includes(event.key)) return;
+  if (event.target.closest('textarea, input')) return;
+  const articles = [...$('message-list').querySelectorAll(':scope > .message[data-id]')];
+  const currentEl = event.target.closest('.message[data-id]');
+  let i = articles.indexOf(currentEl);
+  if (i < 0) i = articles.length - 1;
+  if (event.key === 'ArrowUp') i = Math.max(0, i - 1);
+  if (event.key === 'ArrowDown') i = Math.min(articles.length - 1, i + 1);
+  if (event.key === 'Home') i = 0;
+  if (event.key === 'End') i = articles.length - 1;
+  const target = articles[i];
+  if (!target) return;
+  event.preventDefault();
+  setActiveMessage(target.dataset.id);
+  target.focus();
+}
+
+function buildMessage(m, st) {
+  const mine = isMine(m);
   const el = document.createElement('article');
-  el.className = `message kind-${m.kind}${mine ? ' mine' : ''}`;
+  el.className = `message kind-${m.kind}${mine ? ' mine' : ''}${m.deleted ? ' deleted' : ''}`;
   el.dataset.testid = 'message';
   el.dataset.seq = String(m.seq);
   el.dataset.id = String(m.id);
   el.dataset.kind = m.kind;
   if (m.client_msg_id) el.dataset.clientMsgId = m.client_msg_id;
+  if (m.deleted) el.dataset.deleted = 'true';
+  if (m.edited_at) el.dataset.edited = 'true';
+  if (m.stopped) el.dataset.stopped = 'true';
+  el.tabIndex = -1;
 
   if (m.kind === 'system') {
-    el.append(body(m.body));
+    el.append(plainBody(m.deleted ? 'message deleted' : m.body));
     const time = timeEl(m.created_at);
     if (time) el.append(time);
     return el;
   }
 
-  const authorName = m.author?.display_name || (m.kind === 'ai' ? 'Mathia' : 'Unknown');
-  el.append(avatar(authorName, m.author?.id || m.kind));
+  const authorName = m.kind === 'ai' ? 'Mathia' : m.author?.display_name || 'Unknown';
+  el.setAttribute('aria-label', `${authorName}${m.deleted ? ', deleted message' : ''}`);
+  el.append(avatar(authorName, m.kind === 'ai' ? 'mathia' : m.author?.id || m.kind));
   const main = document.createElement('div');
   main.className = 'message-main';
-  const meta = document.createElement('div');
-  meta.className = 'message-meta';
+  main.append(meta(m, authorName));
+  if (m.reply_to && !m.deleted) main.append(quote(m.reply_to, st));
+
+  const isEditing = editing && editing.id === m.id && !m.deleted;
+  if (m.deleted) {
+    const gone = plainBody('message deleted');
+    gone.classList.add('deleted-body');
+    main.append(gone);
+  } else if (isEditing) {
+    main.append(editor(m));
+  } else {
+    main.append(markdownBody(m.body));
+  }
+
+  if (!m.deleted && Array.isArray(m.reactions) && m.reactions.some((r) => r.count > 0)) {
+    main.append(reactionsEl(m));
+  }
+  if (confirming === m.id && !m.deleted) main.append(deleteConfirm(m));
+  if (picker === m.id && !m.deleted) main.append(emojiPicker(m));
+  el.append(main);
+  if (!m.deleted && !isEditing) el.append(menu(m, mine));
+  return el;
+}
+
+function meta(m, authorName) {
+  const row = document.createElement('div');
+  row.className = 'message-meta';
   const author = document.createElement('span');
   author.className = 'message-author';
   author.dataset.testid = 'message-author';
   author.textContent = authorName;
-  meta.append(author);
+  row.append(author);
   if (m.kind === 'ai') {
     const tag = document.createElement('span');
     tag.className = 'tag';
     tag.textContent = 'AI';
-    meta.append(tag);
+    row.append(tag);
   }
   const time = timeEl(m.created_at);
-  if (time) meta.append(time);
-  main.append(meta, body(m.body));
+  if (time) row.append(time);
+  if (m.edited_at && !m.deleted) {
+    const edited = document.createElement('span');
+    edited.className = 'message-edited';
+    edited.dataset.testid = 'message-edited';
+    edited.textContent = '(edited)';
+    const at = new Date(m.edited_at);
+    if (!Number.isNaN(at.getTime())) edited.title = `Edited ${fullFormat.format(at)}`;
+    row.append(edited);
+  }
+  if (m.stopped && !m.deleted) {
+    const stopped = document.createElement('span');
+    stopped.className = 'message-status';
+    stopped.dataset.testid = 'message-stopped';
+    stopped.textContent = 'stopped';
+    row.append(stopped);
+  }
+  return row;
+}
+
+function quote(ref, st) {
+  const original = st.messages.get(ref.id);
+  const who = ref.author?.display_name || (original?.kind === 'ai' ? 'Mathia' : original?.author?.display_name) || 'Someone';
+  const deleted = Boolean(original?.deleted);
+  const excerpt = deleted ? 'message deleted' : excerptOf(ref.excerpt ?? original?.body ?? '');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'message-quote';
+  button.dataset.testid = 'message-quote';
+  button.dataset.replyTo = String(ref.id);
+  button.tabIndex = -1;
+  button.setAttribute('aria-label', `In reply to ${who}: ${excerpt}. Show that message.`);
+  const name = document.createElement('strong');
+  name.textContent = who;
+  const text = document.createElement('span');
+  text.className = `quote-text${deleted ? ' deleted-body' : ''}`;
+  text.dataset.testid = 'message-quote-text';
+  text.textContent = excerpt;
+  button.append(name, text);
+  button.addEventListener('click', () => jumpTo(ref.id));
+  return button;
+}
+
+function excerptOf(text) {
+  const flat = String(text || '').replace(/\s+/g, ' ').trim();
+  return flat.length > EXCERPT_MAX ? `${flat.slice(0, EXCERPT_MAX - 1)}…` : flat;
+}
+
+function jumpTo(id) {
+  const el = $('message-list').querySelector(`.message[data-id="${CSS.escape(String(id))}"]`);
+  if (!el) return;
+  el.scrollIntoView({ block: 'center', behavior: reducedMotion.matches ? 'auto' : 'smooth' });
+  el.classList.remove('highlight');
+  void el.offsetWidth; // restart the highlight animation
+  el.classList.add('highlight');
+  setActiveMessage(String(id));
+  el.focus({ preventScroll: true });
+}
+
+function reactionsEl(m) {
+  const row = document.createElement('div');
+  row.className = 'reactions';
+  row.setAttribute('role', 'group');
+  row.setAttribute('aria-label', 'Reactions');
+  for (const r of m.reactions) {
+    if (!r || !(r.count > 0)) continue;
+    const mine = Boolean(me && Array.isArray(r.user_ids) && r.user_ids.includes(me.id));
+    const chip = document.createElement('button');
+    chip.type = 'button';
+    chip.className = `reaction${mine ? ' mine' : ''}`;
+    chip.dataset.testid = 'reaction';
+    chip.dataset.emoji = r.emoji;
+    chip.dataset.count = String(r.count);
+    chip.tabIndex = -1;
+    chip.setAttribute('aria-pressed', String(mine));
+    chip.setAttribute('aria-label', `${r.emoji} ${r.count}${mine ? ', including you' : ''}`);
+    const emoji = document.createElement('span');
+    emoji.setAttribute('aria-hidden', 'true');
+    emoji.textContent = r.emoji;
+    const count = document.createElement('span');
+    count.className = 'reaction-count';
+    count.dataset.testid = 'reaction-count';
+    count.textContent = String(r.count);
+    chip.append(emoji, count);
+    chip.addEventListener('click', () => react(m, r.emoji, !mine));
+    row.append(chip);
+  }
+  return row;
+}
+
+function menu(m, mine) {
+  const bar = document.createElement('div');
+  bar.className = 'message-menu';
+  bar.dataset.testid = 'message-menu';
+  bar.setAttribute('role', 'toolbar');
+  bar.setAttribute('aria-label', 'Message actions');
+  const add = (testid, icon, label, onClick) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'menu-button';
+    b.dataset.testid = testid;
+    b.tabIndex = -1;
+    b.title = label;
+    b.setAttribute('aria-label', label);
+    b.textContent = icon;
+    b.addEventListener('click', onClick);
+    bar.append(b);
+    return b;
+  };
+  add('message-reply', '↩', 'Reply', () => startReply(m));
+  const reactButton = add('message-react', '☺', 'React', () => {
+    picker = picker === m.id ? null : m.id;
+    renderMessages();
+    focusIn(m.id, '[data-testid="react-emoji"]');
+  });
+  reactButton.setAttribute('aria-expanded', String(picker === m.id));
+  if (mine && m.kind === 'user') {
+    add('message-edit', '✎', 'Edit', () => startEditing(m));
+  }
+  if (mine || isOwnerHere()) {
+    add('message-delete', '🗑', 'Delete', () => {
+      confirming = m.id;
+      renderMessages();
+      focusIn(m.id, '[data-testid="delete-confirm"]');
+    });
+  }
+  return bar;
+}
+
+function focusIn(id, selector) {
+  const holder = $('message-list').querySelector(`.message[data-id="${CSS.escape(String(id))}"]`);
+  holder?.querySelector(selector)?.focus();
+}
+
+function isOwnerHere() {
+  return Boolean(current && current.workspace_id != null && session.roleIn(current.workspace_id) === 'owner');
+}
+
+function emojiPicker(m) {
+  const box = document.createElement('div');
+  box.className = 'react-picker';
+  box.dataset.testid = 'react-picker';
+  box.setAttribute('role', 'group');
+  box.setAttribute('aria-label', 'Pick a reaction');
+  for (const emoji of REACTIONS) {
+    const already = (m.reactions || []).some((r) => r.emoji === emoji && me && r.user_ids?.includes(me.id));
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `react-option${already ? ' mine' : ''}`;
+    b.dataset.testid = 'react-emoji';
+    b.dataset.emoji = emoji;
+    b.setAttribute('aria-pressed', String(already));
+    b.setAttribute('aria-label', `React with ${emoji}`);
+    b.textContent = emoji;
+    b.addEventListener('click', () => {
+      picker = null;
+      react(m, emoji, !already);
+      renderMessages();
+      focusIn(m.id, '[data-testid="message-react"]');
+    });
+    box.append(b);
+  }
+  box.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      event.stopPropagation();
+      picker = null;
+      renderMessages();
+      focusIn(m.id, '[data-testid="message-react"]');
+    }
+  });
+  return box;
+}
+
+function deleteConfirm(m) {
+  const bar = document.createElement('div');
+  bar.className = 'delete-confirm';
+  bar.setAttribute('role', 'group');
+  bar.setAttribute('aria-label', 'Confirm delete');
+  const text = document.createElement('span');
+  text.textContent = 'Delete this message for everyone?';
+  const yes = document.createElement('button');
+  yes.type = 'button';
+  yes.className = 'button button-danger';
+  yes.dataset.testid = 'delete-confirm';
+  yes.textContent = 'Delete';
+  const no = document.createElement('button');
+  no.type = 'button';
+  no.className = 'button button-quiet';
+  no.dataset.testid = 'delete-cancel';
+  no.textContent = 'Cancel';
+  const cancel = () => {
+    confirming = null;
+    renderMessages();
+    focusIn(m.id, '[data-testid="message-delete"]');
+  };
+  yes.addEventListener('click', () => {
+    confirming = null;
+    const sent = socket.send({ action: 'delete_message', room_id: m.room_id || current?.id, message_id: m.id });
+    if (!sent) showComposerError('You are offline. Try again once reconnected.');
+    renderMessages();
+  });
+  no.addEventListener('click', cancel);
+  bar.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      event.stopPropagation();
+      cancel();
+    }
+  });
+  bar.append(text, yes, no);
+  return bar;
+}
+
+function editor(m) {
+  const form = document.createElement('form');
+  form.className = 'message-editor';
+  form.noValidate = true;
+  const id = `edit-${m.id}`;
+  const label = document.createElement('label');
+  label.htmlFor = id;
+  label.className = 'visually-hidden';
+  label.textContent = 'Edit message';
+  const input = document.createElement('textarea');
+  input.id = id;
+  input.dataset.testid = 'edit-input';
+  input.rows = Math.min(8, Math.max(2, (editing.draft.match(/\n/g) || []).length + 1));
+  input.value = editing.draft;
+  input.disabled = editing.saving;
+  input.addEventListener('input', () => {
+    if (editing) editing.draft = input.value;
+  });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      saveEdit(m);
+    } else if (event.key === 'Escape') {
+      event.preventDefault();
+      event.stopPropagation();
+      cancelEditing();
+    }
+  });
+  const actions = document.createElement('div');
+  actions.className = 'editor-actions';
+  const save = document.createElement('button');
+  save.type = 'submit';
+  save.className = 'button button-primary';
+  save.dataset.testid = 'edit-save';
+  save.disabled = editing.saving;
+  save.textContent = editing.saving ? 'Saving…' : 'Save';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'button button-quiet';
+  cancel.dataset.testid = 'edit-cancel';
+  cancel.textContent = 'Cancel';
+  cancel.addEventListener('click', cancelEditing);
+  const hint = document.createElement('span');
+  hint.className = 'muted small';
+  hint.textContent = 'Enter to save · Esc to cancel';
+  actions.append(save, cancel, hint);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    saveEdit(m);
+  });
+  form.append(label, input, actions);
+  return form;
+}
+
+function startEditing(m) {
+  if (editing) clearTimeout(editing.timer);
+  editing = { roomId: current?.id, id: m.id, draft: m.body || '', saving: false, timer: null };
+  confirming = null;
+  picker = null;
+  renderMessages();
+  const input = $('message-list').querySelector('[data-testid="edit-input"]');
+  if (input) {
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+}
+
+function cancelEditing() {
+  if (!editing) return;
+  const id = editing.id;
+  finishEditing();
+  renderMessages();
+  focusIn(id, '[data-testid="message-edit"]');
+}
+
+function finishEditing() {
+  if (editing) clearTimeout(editing.timer);
+  editing = null;
+}
+
+function saveEdit(m) {
+  if (!editing || editing.saving) return;
+  const body = editing.draft.trim();
+  if (!body) {
+    showComposerError('A message cannot be empty. Delete it instead.');
+    return;
+  }
+  if ([...body].length > BODY_MAX) {
+    showComposerError(`Messages are at most ${BODY_MAX.toLocaleString()} characters.`);
+    return;
+  }
+  if (body === (m.body || '').trim()) {
+    cancelEditing();
+    return;
+  }
+  const sent = socket.send({ action: 'edit_message', room_id: m.room_id || current?.id, message_id: m.id, body });
+  if (!sent) {
+    showComposerError('You are offline. Your edit is kept; save again once reconnected.');
+    return;
+  }
+  clearComposerError();
+  editing.saving = true;
+  editing.timer = setTimeout(() => {
+    // No answer: let the person try again.
+    if (editing && editing.id === m.id) {
+      editing.saving = false;
+      renderMessages();
+    }
+  }, EDIT_TIMEOUT_MS);
+  renderMessages();
+}
+
+function react(m, emoji, on) {
+  const sent = socket.send({ action: 'react', room_id: m.room_id || current?.id, message_id: m.id, emoji, on });
+  if (!sent) showComposerError('You are offline. Try again once reconnected.');
+}
+
+function startReply(m) {
+  const who = m.kind === 'ai' ? 'Mathia' : m.author?.display_name || 'Someone';
+  setReply({ id: m.id, author: { id: m.author?.id ?? null, display_name: who }, excerpt: excerptOf(m.body) });
+  $('composer').focus();
+}
+
+function setReply(ref, roomId = current?.id) {
+  if (!roomId) return;
+  state(roomId).replyTo = ref;
+  if (isCurrent(roomId)) renderReplyBanner();
+}
+
+function renderReplyBanner() {
+  const ref = current ? state(current.id).replyTo : null;
+  $('reply-banner').hidden = !ref;
+  $('reply-banner-author').textContent = ref ? ref.author?.display_name || 'Someone' : '';
+  $('reply-banner-excerpt').textContent = ref ? ref.excerpt : '';
+}
+
+function buildStream(s) {
+  const el = document.createElement('article');
+  el.className = 'message kind-ai streaming';
+  el.dataset.testid = 'ai-streaming';
+  el.dataset.streamId = String(s.id);
+  el.dataset.kind = 'ai';
+  el.dataset.length = '0';
+  el.setAttribute('aria-label', 'Mathia is replying');
+  el.append(avatar('Mathia', 'mathia'));
+  const main = document.createElement('div');
+  main.className = 'message-main';
+  const row = document.createElement('div');
+  row.className = 'message-meta';
+  const author = document.createElement('span');
+  author.className = 'message-author';
+  author.dataset.testid = 'message-author';
+  author.textContent = 'Mathia';
+  const tag = document.createElement('span');
+  tag.className = 'tag';
+  tag.textContent = 'AI';
+  const status = document.createElement('span');
+  status.className = 'message-status';
+  status.textContent = 'writing…';
+  row.append(author, tag, status);
+  const bodyEl = document.createElement('div');
+  bodyEl.className = 'message-body stream-body';
+  bodyEl.dataset.testid = 'message-body';
+  bodyEl.setAttribute('aria-live', 'polite');
+  bodyEl.setAttribute('aria-atomic', 'false');
+  const actions = document.createElement('div');
+  actions.className = 'message-actions';
+  const stop = document.createElement('button');
+  stop.type = 'button';
+  stop.className = 'button button-small';
+  stop.dataset.testid = 'ai-stop';
+  stop.textContent = s.stopping ? 'Stopping…' : 'Stop';
+  stop.disabled = s.stopping;
+  stop.setAttribute('aria-label', 'Stop Mathia’s reply');
+  stop.addEventListener('click', () => stopStream(s, stop));
+  actions.append(stop);
+  main.append(row, bodyEl, actions);
   el.append(main);
+  if (s.shown > 0) {
+    bodyEl.replaceChildren(renderMarkdown((s.partial ? '… ' : '') + s.text.slice(0, s.shown)));
+    el.dataset.length = String(s.shown);
+  }
   return el;
 }
 
@@ -418,8 +1317,8 @@ function buildPending(p) {
   el.append(avatar(name, me?.id || 'me'));
   const main = document.createElement('div');
   main.className = 'message-main';
-  const meta = document.createElement('div');
-  meta.className = 'message-meta';
+  const row = document.createElement('div');
+  row.className = 'message-meta';
   const author = document.createElement('span');
   author.className = 'message-author';
   author.dataset.testid = 'message-author';
@@ -427,8 +1326,20 @@ function buildPending(p) {
   const status = document.createElement('span');
   status.className = 'message-status';
   status.textContent = p.status === 'failed' ? p.error || 'Not sent.' : p.status === 'sent' ? 'Sent' : 'Sending…';
-  meta.append(author, status);
-  main.append(meta, body(p.body));
+  row.append(author, status);
+  main.append(row);
+  if (p.replyTo) {
+    const q = document.createElement('div');
+    q.className = 'message-quote';
+    const who = document.createElement('strong');
+    who.textContent = p.replyTo.author?.display_name || 'Someone';
+    const text = document.createElement('span');
+    text.className = 'quote-text';
+    text.textContent = p.replyTo.excerpt || '';
+    q.append(who, text);
+    main.append(q);
+  }
+  main.append(markdownBody(p.body));
 
   if (p.status === 'failed') {
     const actions = document.createElement('div');
@@ -450,7 +1361,15 @@ function buildPending(p) {
   return el;
 }
 
-function body(text) {
+function markdownBody(text) {
+  const el = document.createElement('div');
+  el.className = 'message-body markdown';
+  el.dataset.testid = 'message-body';
+  el.append(renderMarkdown(text ?? ''));
+  return el;
+}
+
+function plainBody(text) {
   const el = document.createElement('div');
   el.className = 'message-body';
   el.dataset.testid = 'message-body';
@@ -542,7 +1461,7 @@ async function loadOlder() {
   const roomId = current.id;
   const st = state(roomId);
   if (st.loadingOlder) return;
-  const oldest = [...st.messages.values()].sort((a, b) => a.seq - b.seq)[0];
+  const oldest = sortedMessages(st)[0];
   if (!oldest) return;
 
   st.loadingOlder = true;
@@ -569,17 +1488,7 @@ async function loadOlder() {
   if ($('load-older').hidden) $('message-list').focus();
 }
 
-// ---- composer ------------------------------------------------------------------------------
-
-function newClientMsgId() {
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  // randomUUID exists only in secure contexts; plain-http LAN access still needs ids.
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
+// ---- 6. composer ---------------------------------------------------------------------------
 
 function sendCurrent() {
   if (!current) return;
@@ -595,16 +1504,19 @@ function sendCurrent() {
     return;
   }
   if (Date.now() < rateLimitUntil) return;
-
   const roomId = current.id;
   const st = state(roomId);
-  const cmid = newClientMsgId();
-  st.pending.set(cmid, { client_msg_id: cmid, body: text, status: 'pending', createdAt: Date.now() });
+  if (st.mutedUntil > Date.now()) return;
+
+  const cmid = newId();
+  const replyTo = st.replyTo;
+  st.pending.set(cmid, { client_msg_id: cmid, body: text, status: 'pending', createdAt: Date.now(), replyTo });
   pendingRoom.set(cmid, roomId);
-  socket.sendMessage(roomId, text, cmid);
+  socket.sendMessage(roomId, text, cmid, { replyTo: replyTo?.id ?? null });
 
   composer.value = '';
   st.draft = '';
+  setReply(null, roomId);
   autosize();
   updateCounter();
   stopTyping();
@@ -622,7 +1534,7 @@ function retryPending(cmid) {
   if (!p) return;
   p.status = 'pending';
   p.error = null;
-  socket.sendMessage(roomId, p.body, cmid);
+  socket.sendMessage(roomId, p.body, cmid, { replyTo: p.replyTo?.id ?? null });
   clearComposerError();
   if (isCurrent(roomId)) renderMessages();
 }
@@ -681,33 +1593,67 @@ function updateCounter() {
   }
 }
 
-function showComposerError(message) {
+/** Enables or disables the composer for the current room (muted, rate limited) and its notice. */
+function applyComposerState() {
+  const composer = $('composer');
+  const st = current ? state(current.id) : null;
+  const muted = Boolean(st && st.mutedUntil > Date.now());
+  composer.disabled = !current || muted;
+  composer.placeholder = !current ? 'Message' : muted ? 'You are muted in this room' : `Message #${current.name}`;
+  $('send-button').disabled = !current || muted || Date.now() < rateLimitUntil;
+  $('composer-form').dataset.muted = String(muted);
+  renderComposerNotice();
+}
+
+function muteText(st) {
+  if (st.mutedUntil === Infinity) return 'You are muted in this room.';
+  return `You are muted until ${session.formatClock(new Date(st.mutedUntil))}.`;
+}
+
+/** The line above the composer: mute first, then the rate-limit countdown, then other errors. */
+function renderComposerNotice() {
+  const st = current ? state(current.id) : null;
+  let text = '';
+  let action = null;
+  if (st && st.mutedUntil > Date.now()) {
+    text = muteText(st);
+  } else if (Date.now() < rateLimitUntil) {
+    const left = Math.max(1, Math.ceil((rateLimitUntil - Date.now()) / 1000));
+    text = `You are sending messages too quickly. You can send again in ${left} s.`;
+  } else if (notice) {
+    text = notice.text;
+    action = notice.action ? notice : null;
+  }
   const el = $('composer-error');
-  if (el.textContent !== message) el.textContent = message; // unchanged text is not re-announced
-  el.hidden = !message;
+  const textEl = $('composer-error-text');
+  if (textEl.textContent !== text) textEl.textContent = text; // unchanged text is not re-announced
+  const button = $('composer-error-action');
+  button.hidden = !action;
+  button.textContent = action ? action.label : '';
+  el.hidden = !text;
+  el.dataset.kind = st && st.mutedUntil > Date.now() ? 'muted' : Date.now() < rateLimitUntil ? 'rate_limited' : notice?.kind || '';
+}
+
+function showComposerError(text, { label = '', action = null, kind = '' } = {}) {
+  notice = text ? { text, label, action, kind } : null;
+  renderComposerNotice();
 }
 
 function clearComposerError() {
-  if (Date.now() < rateLimitUntil) return; // the countdown owns the line until it ends
-  showComposerError('');
+  notice = null;
+  renderComposerNotice();
 }
 
 function startRateLimit(ms) {
   rateLimitUntil = Date.now() + ms;
   clearInterval(rateLimitTimer);
-  const send = $('send-button');
   const tick = () => {
-    const left = Math.ceil((rateLimitUntil - Date.now()) / 1000);
-    if (left <= 0) {
+    if (Date.now() >= rateLimitUntil) {
       clearInterval(rateLimitTimer);
       rateLimitTimer = null;
       rateLimitUntil = 0;
-      send.disabled = false;
-      showComposerError('');
-      return;
     }
-    send.disabled = true;
-    showComposerError(`You are sending messages too quickly. You can send again in ${left} s.`);
+    applyComposerState();
   };
   tick();
   rateLimitTimer = setInterval(tick, 250);

@@ -1,11 +1,23 @@
-// Boot and wiring: decides between the sign-in panel and the app, accepts invite links, and
-// connects the panels (auth, rooms, chat) to each other and to the socket.
+// Boot and wiring: decides between sign-in, the onboarding wizard and the app, accepts invite
+// links, and connects the panels (auth, onboarding, rooms, chat, the context panel and its
+// tabs, settings) to each other and to the socket. Also the layout: the room list is a drawer on
+// narrow screens, and Escape closes whichever drawer is open.
 
 import * as api from './api.js';
 import * as socket from './socket.js';
+import * as session from './session.js';
 import { initAuth, showAuth, hideAuth, signOut } from './auth.js';
+import { initOnboarding, showOnboarding, hideOnboarding } from './onboarding.js';
 import * as rooms from './rooms.js';
 import * as chat from './chat.js';
+import * as context from './context.js';
+import * as brain from './brain.js';
+import * as reminders from './reminders.js';
+import * as calendly from './calendly.js';
+import * as moderation from './moderation.js';
+import * as wallet from './wallet.js';
+import { initSettings, openSettings, closeSettings } from './settings.js';
+import { clearToasts } from './toast.js';
 
 const $ = (id) => document.getElementById(id);
 const INVITE_KEY = 'mathia.invite';
@@ -18,14 +30,39 @@ let sessionSerial = 0;
 function boot() {
   captureInvite();
   initAuth({ signedIn: () => startSession() });
+  initOnboarding({
+    done: (state, { joinedWith }) => enterApp(state, sessionSerial, { joinedWith }),
+    signOut: onSignOut,
+  });
   rooms.initRooms({
     select: (room) => {
       chat.showRoom(room);
+      context.setRoom(room);
+      syncModerationTab();
       closeDrawer();
     },
   });
-  chat.initChat();
+  chat.initChat({
+    openWallet: () => openSettings('wallet'),
+    finishOnboarding: () => startSession(),
+  });
+  brain.initBrain();
+  reminders.initReminders();
+  calendly.initCalendly();
+  moderation.initModeration();
+  context.initContext({ brain, reminders, calendly, moderation });
+  initSettings();
   initLayout();
+
+  session.onChange((state) => {
+    const user = state?.user;
+    if (user) {
+      const label = $('current-user');
+      label.textContent = user.display_name;
+      label.title = user.email || '';
+    }
+    syncModerationTab();
+  });
 
   api.onUnauthorized(() => {
     if (signingOut) return;
@@ -33,6 +70,7 @@ function boot() {
     showAuth({ notice: 'Your session has ended. Please sign in again.' });
   });
   $('signout-button').addEventListener('click', onSignOut);
+  $('settings-button').addEventListener('click', () => openSettings());
   $('boot-retry').addEventListener('click', () => startSession());
   $('app-notice-close').addEventListener('click', () => showNotice(''));
 
@@ -86,9 +124,9 @@ function showAuthForVisitor(notice = '') {
 async function startSession() {
   const serial = ++sessionSerial;
   showBoot();
-  let me;
+  let state;
   try {
-    me = await api.get('/api/me');
+    state = await api.get('/api/me');
   } catch (err) {
     if (serial !== sessionSerial) return;
     if (err.status === 401) return; // the unauthorized handler has shown sign-in
@@ -96,23 +134,34 @@ async function startSession() {
     return;
   }
   if (serial !== sessionSerial) return;
-  await enterApp(me.user, serial);
+  session.set(state);
+  if (!session.onboarded(state)) {
+    // The app waits until the wizard is done; the socket is not opened before.
+    socket.stop();
+    $('app-view').hidden = true;
+    showOnboarding(state, { inviteCode: pendingInvite() || '' });
+    return;
+  }
+  await enterApp(state, serial);
 }
 
-async function enterApp(user, serial) {
+async function enterApp(state, serial, { joinedWith = null } = {}) {
+  if (serial !== sessionSerial) return;
+  if (state?.user) session.set(state);
+  const user = session.user();
   rooms.setMe(user);
   chat.setMe(user);
-  const current = $('current-user');
-  current.textContent = user.display_name;
-  current.title = user.email || '';
 
   hideAuth();
+  hideOnboarding();
   $('boot-view').hidden = true;
   $('app-view').hidden = false;
   chat.showNoRoom();
   socket.start();
 
-  const invited = await acceptPendingInvite();
+  // Joining during onboarding may already have made us a member of the invited room; accepting
+  // again is then only a way to learn which room it was, so its errors are not worth showing.
+  const invited = await acceptPendingInvite({ quiet: Boolean(joinedWith) });
   if (serial !== sessionSerial) return;
   try {
     await rooms.loadRooms();
@@ -122,12 +171,17 @@ async function enterApp(user, serial) {
   }
   if (serial !== sessionSerial) return;
   if (invited) rooms.addRoom(invited);
+  if (invited || joinedWith) session.refresh().catch(() => {});
   const roomId = invited?.id ?? rooms.defaultRoomId();
   if (roomId) rooms.selectRoom(roomId);
-  else chat.showNoRoom();
+  else {
+    chat.showNoRoom();
+    context.setRoom(null);
+  }
+  context.restore();
 }
 
-async function acceptPendingInvite() {
+async function acceptPendingInvite({ quiet = false } = {}) {
   const code = pendingInvite();
   if (!code) return null;
   try {
@@ -137,18 +191,33 @@ async function acceptPendingInvite() {
   } catch (err) {
     if (err.status === 401) return null; // keep the code for after sign-in
     clearPendingInvite();
-    showNotice(`Could not join the invited room: ${err.message}`);
+    if (!quiet) showNotice(`Could not join the invited room: ${err.message}`);
     return null;
   }
+}
+
+function syncModerationTab() {
+  const room = rooms.currentRoom();
+  context.setModerationAvailable(Boolean(room && session.roleIn(room.workspace_id) === 'owner'));
 }
 
 function endSession() {
   sessionSerial++;
   socket.stop();
+  closeSettings();
+  context.reset();
   chat.reset();
   rooms.reset();
+  brain.reset();
+  reminders.reset();
+  calendly.reset();
+  moderation.reset();
+  wallet.reset();
+  clearToasts();
+  session.clear();
   showNotice('');
   closeDrawer();
+  hideOnboarding();
   $('current-user').textContent = '';
   $('app-view').hidden = true;
 }
@@ -169,6 +238,7 @@ async function onSignOut() {
 function showBoot() {
   $('auth-view').hidden = true;
   $('app-view').hidden = true;
+  $('onboarding-view').hidden = true;
   $('boot-view').hidden = false;
   $('boot-message').textContent = 'Loading Mathia…';
   $('boot-retry').hidden = true;
@@ -196,7 +266,11 @@ function initLayout() {
   $('drawer-close').addEventListener('click', () => closeDrawer({ focusToggle: true }));
   $('drawer-backdrop').addEventListener('click', () => closeDrawer({ focusToggle: true }));
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && $('app-view').classList.contains('drawer-open')) {
+    if (event.key !== 'Escape' || event.defaultPrevented) return;
+    if ($('settings-dialog').open) return; // the dialog closes itself
+    if (context.isOpen() && $('context-panel').classList.contains('is-drawer')) {
+      context.close({ focusToggle: true });
+    } else if ($('app-view').classList.contains('drawer-open')) {
       closeDrawer({ focusToggle: true });
     }
   });

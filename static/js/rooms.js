@@ -1,4 +1,5 @@
-// Sidebar panel: the user's rooms, creating a room, inviting to the current room, unread badges.
+// Sidebar panel: the user's rooms, creating a room (in one of the user's workspaces), inviting to
+// the current room, joining with an invite link or code, unread badges.
 //
 // This module owns which room is selected; it tells main.js through `onSelect`. Every room in
 // the list is joined on the socket so that its messages arrive (and count as unread while
@@ -6,6 +7,7 @@
 
 import { get, post } from './api.js';
 import * as socket from './socket.js';
+import * as session from './session.js';
 
 const $ = (id) => document.getElementById(id);
 const LAST_ROOM_KEY = 'mathia.lastRoom';
@@ -28,6 +30,8 @@ export function initRooms({ select }) {
   $('invite-copy').addEventListener('click', copyInvite);
   $('invite-close').addEventListener('click', hideInvite);
   $('invite-link').addEventListener('focus', (e) => e.target.select());
+  $('join-form').addEventListener('submit', joinWithCode);
+  session.onChange(renderWorkspaceChoice);
 
   socket.on('new_message', ({ room_id: roomId, message }) => {
     if (!rooms.has(roomId) || roomId === currentId) return;
@@ -40,6 +44,10 @@ export function initRooms({ select }) {
 
 export function setMe(user) {
   me = user;
+}
+
+export function getRoom(id) {
+  return rooms.get(id) || null;
 }
 
 export function currentRoom() {
@@ -88,6 +96,7 @@ export function selectRoom(id) {
   hideInvite();
   render();
   updateTitle();
+  renderWorkspaceChoice();
   $('invite-button').disabled = false;
   onSelect(room);
 }
@@ -99,9 +108,12 @@ export function reset() {
   me = null;
   hideInvite();
   $('new-room-name').value = '';
+  $('join-code').value = '';
   showCreateError('');
+  showJoinError('');
   render();
   updateTitle();
+  renderWorkspaceChoice();
 }
 
 function render() {
@@ -114,6 +126,9 @@ function render() {
     button.className = 'room-item';
     button.dataset.testid = 'room-item';
     button.dataset.roomId = room.id;
+    if (room.workspace_id != null) button.dataset.workspaceId = room.workspace_id;
+    const ws = session.workspace(room.workspace_id);
+    if (ws && session.workspaces().length > 1) button.title = `${room.name} — ${ws.name}`;
     if (room.id === currentId) button.setAttribute('aria-current', 'true');
 
     const hash = document.createElement('span');
@@ -173,7 +188,10 @@ async function createRoom(event) {
   const submit = $('new-room-submit');
   submit.disabled = true;
   try {
-    const room = await post('/api/rooms', { name });
+    const body = { name };
+    const workspaceId = $('new-room-workspace').value;
+    if (workspaceId && !$('new-room-workspace-field').hidden) body.workspace_id = workspaceId;
+    const room = await post('/api/rooms', body);
     input.value = '';
     addRoom(room);
     selectRoom(room.id);
@@ -233,4 +251,84 @@ function hideInvite() {
 
 function setInviteStatus(message) {
   $('invite-status').textContent = message;
+}
+
+/** The workspace picker of "New room": shown when the user is in more than one workspace. */
+function renderWorkspaceChoice() {
+  const select = $('new-room-workspace');
+  const list = session.workspaces();
+  const previous = select.value;
+  select.replaceChildren(
+    ...list.map((w) => {
+      const option = document.createElement('option');
+      option.value = w.id;
+      option.textContent = w.personal ? `${w.name} (personal)` : w.name;
+      return option;
+    }),
+  );
+  $('new-room-workspace-field').hidden = list.length < 2;
+  const here = currentRoom()?.workspace_id;
+  const preferred =
+    (previous && list.some((w) => w.id === previous) && previous) ||
+    (here != null && list.some((w) => w.id === here) && here) ||
+    list.find((w) => !w.personal)?.id ||
+    list[0]?.id ||
+    '';
+  select.value = preferred;
+}
+
+/** The code in an invite link (`…?invite=CODE`) or the code itself. */
+export function inviteCodeFrom(text) {
+  const value = String(text || '').trim();
+  if (!value) return '';
+  try {
+    const url = new URL(value);
+    const code = url.searchParams.get('invite');
+    if (code) return code;
+    const parts = url.pathname.split('/').filter(Boolean);
+    if (parts.length) return decodeURIComponent(parts[parts.length - 1]);
+  } catch {
+    // not a URL: the code itself
+  }
+  return value.replace(/^.*[?&]invite=/, '').replace(/&.*$/, '');
+}
+
+async function joinWithCode(event) {
+  event.preventDefault();
+  const input = $('join-code');
+  const code = inviteCodeFrom(input.value);
+  if (!code) {
+    showJoinError('Paste an invite link or code.');
+    input.focus();
+    return;
+  }
+  showJoinError('');
+  const button = $('join-submit');
+  button.disabled = true;
+  try {
+    const room = await post(`/api/invites/${encodeURIComponent(code)}/accept`);
+    input.value = '';
+    addRoom(room);
+    session.refresh().catch(() => {}); // the room may be in a workspace new to us
+    selectRoom(room.id);
+  } catch (err) {
+    showJoinError(
+      err.code === 'invite_not_found'
+        ? 'That invite does not exist. Check the link.'
+        : err.code === 'invite_expired'
+          ? 'That invite has expired. Ask for a new one.'
+          : err.code === 'invite_used_up'
+            ? 'That invite has been used up. Ask for a new one.'
+            : err.message,
+    );
+    input.focus();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showJoinError(message) {
+  const el = $('join-error');
+  el.textContent = message;
+  el.hidden = !message;
 }

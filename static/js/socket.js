@@ -5,7 +5,11 @@
 // acknowledged (re-sent after a reconnect with the same `client_msg_id`; the server dedupes).
 //
 // Subscribers use `on(type, fn)`: `type` is a server frame type (`new_message`, `ack`, …) or
-// `connection` (`{state: 'connecting' | 'open' | 'closed'}`), or `*` for every server frame.
+// `connection` (`{state: 'connecting' | 'open' | 'closed', resumed}` — `resumed` is true when an
+// open follows an earlier one, i.e. events may have been missed), or `*` for every server frame.
+//
+// `window.__mathiaSocket.close()` drops the current connection as a network failure would (the
+// browser tests use it to check that reconnecting loses and doubles nothing).
 
 import { post } from './api.js';
 
@@ -25,6 +29,7 @@ let reconnectTimer = null;
 let pingTimer = null;
 let awaitingPong = false;
 let connectSerial = 0;
+let everOpened = false;
 
 export function on(type, fn) {
   if (!listeners.has(type)) listeners.set(type, new Set());
@@ -49,7 +54,8 @@ function emit(type, payload) {
 function setState(next) {
   if (state === next) return;
   state = next;
-  emit('connection', { state });
+  emit('connection', { state, resumed: next === 'open' && everOpened });
+  if (next === 'open') everOpened = true;
 }
 
 export function connectionState() {
@@ -75,6 +81,7 @@ export function stop() {
   joinedRooms.clear();
   outbox.clear();
   setState('closed');
+  everOpened = false;
 }
 
 function reconnectNow() {
@@ -117,9 +124,11 @@ async function connect() {
   socket.onopen = () => {
     if (ws !== socket) return;
     attempt = 0;
-    setState('open');
+    // Join (again) first, then re-send what was never acknowledged; listeners of `connection`
+    // (chat.js) then fetch what each room missed while we were away.
     for (const roomId of joinedRooms) rawSend({ action: 'join_room', room_id: roomId });
     for (const frame of outbox.values()) rawSend(frame);
+    setState('open');
     startHeartbeat();
   };
 
@@ -229,8 +238,9 @@ export function leaveRoom(roomId) {
  * Queues a message in the outbox and sends it if connected. It stays in the outbox until the
  * server acks it (or answers an error naming it), and is re-sent after each reconnect.
  */
-export function sendMessage(roomId, body, clientMsgId) {
+export function sendMessage(roomId, body, clientMsgId, { replyTo = null } = {}) {
   const frame = { action: 'new_message', room_id: roomId, body, client_msg_id: clientMsgId };
+  if (replyTo != null) frame.reply_to = replyTo;
   outbox.set(clientMsgId, frame);
   rawSend(frame);
   return clientMsgId;
@@ -244,3 +254,15 @@ export function forgetMessage(clientMsgId) {
 export function sendTyping(roomId, typing) {
   return rawSend({ action: 'typing', room_id: roomId, typing });
 }
+
+// Test hook: drop the connection the way a network failure would; the usual reconnect follows.
+window.__mathiaSocket = {
+  close() {
+    if (!ws) return;
+    teardown();
+    if (running) scheduleReconnect();
+  },
+  get state() {
+    return state;
+  },
+};

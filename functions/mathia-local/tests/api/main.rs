@@ -2,8 +2,13 @@
 
 mod access;
 mod auth;
+mod aws;
 mod chat;
+mod cluster;
+mod deploy;
+mod emulator;
 mod encryption;
 mod errors;
 mod helpers;
 mod lambda;
+mod runtime;

@@ -1,0 +1,247 @@
+// Brain panel: the notes Mathia keeps for the current room.
+//
+// `GET /api/rooms/{id}/notes` lists them (the user's high-priority notes from other rooms come
+// along with `shared: true`); the form adds one (`POST`, `{text, priority, kind}`), each note can
+// be deleted (`DELETE /api/notes/{id}`). `note_added` / `note_deleted` keep every open copy live.
+
+import { get, post, del, asList } from './api.js';
+import * as socket from './socket.js';
+import * as session from './session.js';
+
+const $ = (id) => document.getElementById(id);
+const KIND_LABEL = { decision: 'Decision', action_item: 'Action item', insight: 'Insight', reference: 'Reference' };
+
+/** roomId -> {notes: Map(id -> note), loaded, loading, error, stale} */
+const cache = new Map();
+let room = null;
+let visible = false;
+let initialized = false;
+
+export function initBrain() {
+  if (initialized) return;
+  initialized = true;
+  $('note-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    addNote();
+  });
+  $('note-input').addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      addNote();
+    }
+  });
+  socket.on('note_added', ({ room_id: roomId, note }) => {
+    if (!note || note.id == null) return;
+    const entry = cache.get(roomId || note.room_id);
+    if (entry?.loaded) entry.notes.set(note.id, note);
+    // A high-priority note of mine also shows (shared) in my other rooms: reload those lazily.
+    if (note.priority === 'high') {
+      for (const [id, other] of cache) if (id !== (roomId || note.room_id)) other.stale = true;
+    }
+    if (visible && room && room.id === (roomId || note.room_id)) render();
+    else if (visible) refreshIfStale();
+  });
+  socket.on('note_deleted', ({ note_id: noteId }) => {
+    let changed = false;
+    for (const entry of cache.values()) changed = entry.notes.delete(noteId) || changed;
+    if (visible && changed) render();
+  });
+  socket.on('connection', ({ state, resumed }) => {
+    // Events may have been missed while disconnected.
+    if (state === 'open' && resumed) {
+      for (const entry of cache.values()) entry.stale = true;
+      if (visible) refreshIfStale();
+    }
+  });
+}
+
+export function show(next) {
+  visible = true;
+  room = next;
+  $('brain-room-name').textContent = room ? `#${room.name}` : 'this room';
+  const disabled = !room;
+  for (const id of ['note-input', 'note-kind', 'note-priority', 'note-add']) $(id).disabled = disabled;
+  showError('');
+  render();
+  if (room) refreshIfStale(true);
+}
+
+export function hide() {
+  visible = false;
+}
+
+export function reset() {
+  cache.clear();
+  room = null;
+  visible = false;
+  $('note-list').replaceChildren();
+  $('note-input').value = '';
+  showError('');
+}
+
+function entryFor(roomId) {
+  let entry = cache.get(roomId);
+  if (!entry) {
+    entry = { notes: new Map(), loaded: false, loading: false, error: '', stale: true };
+    cache.set(roomId, entry);
+  }
+  return entry;
+}
+
+async function refreshIfStale(force = false) {
+  if (!room) return;
+  const roomId = room.id;
+  const entry = entryFor(roomId);
+  if (entry.loading) return;
+  if (!force && entry.loaded && !entry.stale) return;
+  entry.loading = true;
+  if (!entry.loaded) render();
+  try {
+    const list = asList(await get(`/api/rooms/${encodeURIComponent(roomId)}/notes`), 'notes');
+    entry.notes = new Map(list.filter((n) => n && n.id != null).map((n) => [n.id, n]));
+    entry.loaded = true;
+    entry.stale = false;
+    entry.error = '';
+  } catch (err) {
+    entry.error = err.message;
+  } finally {
+    entry.loading = false;
+  }
+  if (visible && room?.id === roomId) render();
+}
+
+function sorted(notes) {
+  return [...notes.values()].sort((a, b) => {
+    const pa = a.priority === 'high' ? 0 : 1;
+    const pb = b.priority === 'high' ? 0 : 1;
+    if (pa !== pb) return pa - pb;
+    return String(b.created_at || '').localeCompare(String(a.created_at || ''));
+  });
+}
+
+function render() {
+  const list = $('note-list');
+  const status = $('notes-status');
+  if (!room) {
+    list.replaceChildren();
+    status.textContent = 'Open a room to see its notes.';
+    return;
+  }
+  const entry = entryFor(room.id);
+  const notes = sorted(entry.notes);
+  if (!entry.loaded) status.textContent = entry.error ? `Could not load notes: ${entry.error}` : 'Loading notes…';
+  else if (entry.error) status.textContent = `Could not refresh notes: ${entry.error}`;
+  else status.textContent = notes.length ? '' : 'No notes yet. Mathia adds decisions and action items as you chat, or add one above.';
+
+  list.replaceChildren(...notes.map(buildNote));
+}
+
+function buildNote(note) {
+  const li = document.createElement('li');
+  li.className = `item note${note.priority === 'high' ? ' high' : ''}${note.shared ? ' shared' : ''}`;
+  li.dataset.testid = 'note';
+  li.dataset.noteId = String(note.id);
+  li.dataset.priority = note.priority || 'normal';
+  li.dataset.kind = note.kind || '';
+  li.dataset.shared = String(Boolean(note.shared));
+
+  const head = document.createElement('div');
+  head.className = 'item-head';
+  if (note.priority === 'high') {
+    const badge = document.createElement('span');
+    badge.className = 'badge badge-high';
+    badge.dataset.testid = 'note-high';
+    badge.textContent = 'High priority';
+    head.append(badge);
+  }
+  if (note.kind) {
+    const kind = document.createElement('span');
+    kind.className = 'badge';
+    kind.textContent = KIND_LABEL[note.kind] || note.kind;
+    head.append(kind);
+  }
+  if (note.shared) {
+    const shared = document.createElement('span');
+    shared.className = 'badge badge-shared';
+    shared.dataset.testid = 'note-shared';
+    shared.textContent = 'from another room';
+    head.append(shared);
+  }
+
+  const text = document.createElement('p');
+  text.className = 'item-text';
+  text.dataset.testid = 'note-text';
+  text.textContent = note.text || '';
+
+  const meta = document.createElement('p');
+  meta.className = 'item-meta muted small';
+  const who = note.author?.display_name || 'Mathia';
+  const when = note.created_at ? session.formatTime(note.created_at, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : '';
+  meta.textContent = [who, when].filter(Boolean).join(' · ');
+
+  li.append(head, text, meta);
+  if (!note.shared) {
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'icon-button item-action';
+    remove.dataset.testid = 'note-delete';
+    remove.setAttribute('aria-label', `Delete note: ${note.text || ''}`.slice(0, 120));
+    remove.textContent = '🗑';
+    remove.addEventListener('click', () => deleteNote(note, remove));
+    li.append(remove);
+  }
+  return li;
+}
+
+async function addNote() {
+  if (!room) return;
+  const roomId = room.id;
+  const input = $('note-input');
+  const text = input.value.trim();
+  if (!text) {
+    showError('Write the note first.');
+    input.focus();
+    return;
+  }
+  showError('');
+  const button = $('note-add');
+  button.disabled = true;
+  try {
+    const body = { text, priority: $('note-priority').value, kind: $('note-kind').value };
+    const note = await post(`/api/rooms/${encodeURIComponent(roomId)}/notes`, body);
+    input.value = '';
+    $('note-priority').value = 'normal';
+    const entry = entryFor(roomId);
+    if (note && note.id != null) entry.notes.set(note.id, note);
+    if (visible && room?.id === roomId) render();
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    button.disabled = !room;
+    input.focus();
+  }
+}
+
+async function deleteNote(note, button) {
+  button.disabled = true;
+  try {
+    await del(`/api/notes/${encodeURIComponent(note.id)}`);
+    for (const entry of cache.values()) entry.notes.delete(note.id);
+    render();
+    $('note-input').focus();
+  } catch (err) {
+    button.disabled = false;
+    if (err.status === 404) {
+      for (const entry of cache.values()) entry.notes.delete(note.id);
+      render();
+      return;
+    }
+    showError(err.message);
+  }
+}
+
+function showError(message) {
+  const el = $('note-error');
+  el.textContent = message;
+  el.hidden = !message;
+}
