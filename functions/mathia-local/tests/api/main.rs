@@ -11,4 +11,5 @@ mod encryption;
 mod errors;
 mod helpers;
 mod lambda;
+mod openapi;
 mod runtime;

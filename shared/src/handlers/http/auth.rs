@@ -81,6 +81,9 @@ pub struct RegisterBody {
     display_name: String,
 }
 
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", security(()),
+    responses((status = 201, description = "`{token, user}`"), (status = 400, description = "a field is invalid"),
+              (status = 409, description = "`email_taken`")))]
 pub async fn register(
     State(app): State<App>,
     Json(body): Json<RegisterBody>,
@@ -121,6 +124,8 @@ pub struct LoginBody {
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(()),
+    responses((status = 200, description = "`{token, user}`"), (status = 401, description = "`invalid_credentials`")))]
 pub async fn login(State(app): State<App>, Json(body): Json<LoginBody>) -> ApiResult<Json<Value>> {
     let row = users::by_email(&app.db, body.email.trim()).await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
@@ -136,11 +141,15 @@ pub async fn login(State(app): State<App>, Json(body): Json<LoginBody>) -> ApiRe
     Ok(Json(json!({ "token": token, "user": user })))
 }
 
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    responses((status = 204, description = "the token stops working")))]
 pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusCode> {
     users::revoke_session(&app.db, &auth.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/me", tag = "auth",
+    responses((status = 200, description = "`{user, profile, goals, workspaces, onboarding}`")))]
 pub async fn me(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let workspaces = users::workspaces_of(&app.db, auth.user.id).await?;
     Ok(Json(json!({
@@ -153,6 +162,9 @@ pub async fn me(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>
 }
 
 /// `POST /api/ws-ticket`: a one-time ticket to open the WebSocket with, valid for 60 s.
+#[utoipa::path(post, path = "/api/ws-ticket", tag = "realtime",
+    responses((status = 200, description = "`{ticket, expires_in_s}`: one-time, 60 s"),
+              (status = 503, description = "Redis is down")))]
 pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let ticket = random_token();
     app.redis

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 use super::extract::Json;
 use crate::app::App;
 
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "`{status, postgres, redis}`"), (status = 503, description = "Postgres is down")))]
 pub async fn healthz(State(app): State<App>) -> (StatusCode, Json<Value>) {
     let (pg, redis) = tokio::join!(sqlx::query("SELECT 1").execute(&app.db), app.redis.ping());
     let pg_ok = pg.is_ok();

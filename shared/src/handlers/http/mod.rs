@@ -7,33 +7,74 @@ pub mod extract;
 mod health;
 mod rooms;
 
-use axum::{
-    Router,
-    routing::{get, post},
-};
+use std::sync::Arc;
+
+use axum::{Router, routing::get};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use auth::random_token;
 use error::ApiError;
 
 use crate::app::App;
 
+/// The HTTP API's routes, each registered together with its OpenAPI description so the two
+/// cannot drift apart.
+fn api_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::ws_ticket))
+        .routes(routes!(rooms::list, rooms::create))
+        .routes(routes!(rooms::join))
+        .routes(routes!(rooms::leave))
+        .routes(routes!(rooms::history))
+        .routes(routes!(rooms::create_invite))
+        .routes(routes!(rooms::accept_invite))
+        .routes(routes!(health::healthz))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Mathia HTTP API", description = "See docs/protocol.md for shapes and error codes."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        api.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI 3 document of the HTTP API, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/api/auth/register", post(auth::register))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/logout", post(auth::logout))
-        .route("/api/me", get(auth::me))
-        .route("/api/ws-ticket", post(auth::ws_ticket))
-        .route("/api/rooms", get(rooms::list).post(rooms::create))
-        .route("/api/rooms/{id}/join", post(rooms::join))
+    let (routes, api) = api_routes().split_for_parts();
+    let api = Arc::new(api);
+    routes
         .route(
-            "/api/rooms/{id}/leave",
-            post(rooms::leave).delete(rooms::leave),
+            "/api/openapi.json",
+            get(move || async move { axum::Json(api.as_ref().clone()) }),
         )
-        .route("/api/rooms/{id}/messages", get(rooms::history))
-        .route("/api/rooms/{id}/invites", post(rooms::create_invite))
-        .route("/api/invites/{code}/accept", post(rooms::accept_invite))
-        .route("/healthz", get(health::healthz))
         .route(
             "/api/{*rest}",
             get(unknown).post(unknown).put(unknown).delete(unknown),

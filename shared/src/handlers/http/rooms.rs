@@ -22,6 +22,7 @@ use crate::{
     handlers::fanout::announce_if_gone,
 };
 
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms", responses((status = 200, description = "`[room]`")))]
 pub async fn list(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<Room>>> {
     Ok(Json(rooms::of_user(&app.db, auth.user.id).await?))
 }
@@ -32,6 +33,8 @@ pub struct CreateRoom {
     workspace_id: Option<Uuid>,
 }
 
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms",
+    responses((status = 201, description = "`room`"), (status = 400, description = "bad name")))]
 pub async fn create(
     State(app): State<App>,
     auth: AuthUser,
@@ -77,6 +80,8 @@ async fn member_room(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<Room>
     Ok(room)
 }
 
+#[utoipa::path(post, path = "/api/rooms/{id}/join", tag = "rooms", params(("id" = String, Path, description = "room id")),
+    responses((status = 200, description = "`room`"), (status = 403, description = "`invite_required`")))]
 pub async fn join(
     State(app): State<App>,
     auth: AuthUser,
@@ -94,6 +99,8 @@ pub async fn join(
     Ok(Json(room))
 }
 
+#[utoipa::path(method(post, delete), path = "/api/rooms/{id}/leave", tag = "rooms", params(("id" = String, Path, description = "room id")),
+    responses((status = 204, description = "left"), (status = 403, description = "`not_member`")))]
 pub async fn leave(
     State(app): State<App>,
     auth: AuthUser,
@@ -126,6 +133,10 @@ pub struct HistoryQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/rooms/{id}/messages", tag = "rooms",
+    params(("id" = String, Path, description = "room id"), ("before" = Option<String>, Query, description = "a message id"),
+           ("after" = Option<String>, Query, description = "a message id"), ("limit" = Option<i64>, Query, description = "1..100")),
+    responses((status = 200, description = "`{messages, next_before, next_after}`"), (status = 403, description = "`not_member`")))]
 pub async fn history(
     State(app): State<App>,
     auth: AuthUser,
@@ -190,6 +201,8 @@ pub struct CreateInvite {
 /// Invites last a week unless told otherwise.
 const DEFAULT_INVITE_TTL_S: i64 = 7 * 24 * 3600;
 
+#[utoipa::path(post, path = "/api/rooms/{id}/invites", tag = "rooms", params(("id" = String, Path, description = "room id")),
+    responses((status = 201, description = "`{code, expires_at, max_uses}`")))]
 pub async fn create_invite(
     State(app): State<App>,
     auth: AuthUser,
@@ -236,6 +249,9 @@ pub async fn create_invite(
     ))
 }
 
+#[utoipa::path(post, path = "/api/invites/{code}/accept", tag = "rooms", params(("code" = String, Path, description = "invite code")),
+    responses((status = 200, description = "`room`"), (status = 404, description = "`invite_not_found`"),
+              (status = 409, description = "`invite_expired` or `invite_used_up`")))]
 pub async fn accept_invite(
     State(app): State<App>,
     auth: AuthUser,
