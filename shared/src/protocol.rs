@@ -20,6 +20,9 @@ pub enum WsErrorCode {
     RateLimited,
     Muted,
     InsufficientFunds,
+    OnboardingIncomplete,
+    Forbidden,
+    NotFound,
     Unavailable,
     Internal,
 }

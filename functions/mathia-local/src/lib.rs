@@ -8,6 +8,7 @@
 //! sockets through the same `Push` adapter Lambda uses. It runs the queue workers (on its
 //! in-process queues, or by polling SQS) and the scheduler on a timer.
 
+pub mod admin;
 mod workers;
 
 use std::{

@@ -7,7 +7,16 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     mathia::telemetry::init_local();
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let config = Config::from_env()?;
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("admin") => {
+            println!("{}", mathia_local::admin::run(config, &args[1..]).await?);
+            return Ok(());
+        }
+        Some(_) => anyhow::bail!("{}", mathia_local::admin::USAGE),
+    }
     let listener = TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
     let own_endpoint = config

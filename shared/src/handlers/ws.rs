@@ -10,6 +10,7 @@ use crate::{
         postgres::{
             self,
             messages::{self, Cursor, NewMessage, Stored},
+            onboarding::{self, Step},
             rooms, users,
         },
         redis::RateDecision,
@@ -172,6 +173,18 @@ fn db_error(e: impl Into<sqlx::Error>) -> WsError {
     }
 }
 
+/// `not_member`, or `onboarding_incomplete` when that is why (only people who finished
+/// onboarding are in rooms, so the hot path never asks).
+async fn not_member(app: &App, room_id: Uuid, user_id: Uuid) -> WsError {
+    match onboarding::step(&app.db, user_id).await {
+        Ok(step) if step != Step::Done => WsError::new(
+            WsErrorCode::OnboardingIncomplete,
+            "finish onboarding (profile, goals, workspace) before chatting",
+        ),
+        _ => WsError::not_member(room_id),
+    }
+}
+
 async fn is_member(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, WsError> {
     rooms::is_member(&app.db, room_id, user_id)
         .await
@@ -180,7 +193,7 @@ async fn is_member(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, WsEr
 
 async fn join_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<(), WsError> {
     if !is_member(app, room_id, conn.user_id).await? {
-        return Err(WsError::not_member(room_id));
+        return Err(not_member(app, room_id, conn.user_id).await);
     }
     let already_here = app
         .connections
@@ -339,7 +352,7 @@ async fn new_message(
     .await
     .map_err(db_error)?;
     match stored {
-        Stored::NotMember => Err(WsError::not_member(room_id)),
+        Stored::NotMember => Err(not_member(app, room_id, conn.user_id).await),
         Stored::Duplicate(message_id) => {
             let ack = ServerEvent::Ack {
                 client_msg_id: client_msg_id.into_inner(),

@@ -78,7 +78,23 @@ async fn register(base: &str, name: &str) -> String {
         json!({"email": email, "password": "correct horse battery", "display_name": name}),
     )
     .await;
-    body["token"].as_str().unwrap().to_owned()
+    let token = body["token"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    for (step, body) in [
+        ("profile", json!({"display_name": name, "timezone": "UTC"})),
+        ("goals", json!({"goals": ["talk across instances"]})),
+        ("workspace", json!({"name": format!("{name}'s team")})),
+    ] {
+        let res = http
+            .put(format!("{base}/api/onboarding/{step}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{step}");
+    }
+    token
 }
 
 async fn socket(base: &str, token: &str, room: &str) -> WsClient {

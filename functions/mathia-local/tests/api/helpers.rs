@@ -35,6 +35,7 @@ pub struct TestUser {
     pub token: String,
     pub id: Uuid,
     pub email: String,
+    pub name: String,
 }
 
 impl TestApp {
@@ -94,7 +95,51 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs up and walks through onboarding, creating a workspace of their own.
     pub async fn register(&self, name: &str) -> TestUser {
+        let user = self.register_only(name).await;
+        self.onboard(&user, json!({"name": format!("{name}'s team")}))
+            .await;
+        user
+    }
+
+    /// Onboarding's three steps; `workspace` is `{name}` or `{invite_code}`.
+    pub async fn onboard(&self, user: &TestUser, workspace: Value) -> Value {
+        let res = self
+            .put(
+                &user.token,
+                "/api/onboarding/profile",
+                json!({"display_name": user.name, "timezone": "Europe/Paris", "role": "engineer"}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "profile");
+        let res = self
+            .put(
+                &user.token,
+                "/api/onboarding/goals",
+                json!({"goals": ["ship the launch"], "focus": "quality", "tone": "concise"}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "goals");
+        let res = self
+            .put(&user.token, "/api/onboarding/workspace", workspace)
+            .await;
+        assert_eq!(res.status(), 200, "workspace");
+        res.json().await.unwrap()
+    }
+
+    /// Signs up only: onboarding still to do.
+    pub async fn register_only(&self, name: &str) -> TestUser {
         let email = format!(
             "{}-{}@example.com",
             name.to_lowercase(),
@@ -113,6 +158,7 @@ impl TestApp {
             token: body["token"].as_str().unwrap().to_owned(),
             id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
             email,
+            name: name.to_owned(),
         }
     }
 

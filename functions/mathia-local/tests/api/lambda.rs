@@ -226,7 +226,13 @@ async fn http_api_events_answer_like_the_gateway() {
         .await
         .unwrap();
     assert_eq!(via_lambda, via_gateway);
-    assert_eq!(via_lambda[0]["id"], created["id"]);
+    assert!(
+        via_lambda
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == created["id"])
+    );
 
     // Errors too.
     let (status, err) = through_lambda(

@@ -11,5 +11,7 @@ mod encryption;
 mod errors;
 mod helpers;
 mod lambda;
+mod onboarding;
 mod openapi;
 mod runtime;
+mod wallet;

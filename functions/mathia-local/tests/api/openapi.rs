@@ -92,6 +92,9 @@ async fn the_openapi_document_matches_the_router() {
     }
     let mut checked = 0;
     for (method, path) in protocol_endpoints() {
+        if path == "/api/openapi.json" {
+            continue; // the document itself
+        }
         if routed(&t, &method, &path).await {
             checked += 1;
             assert!(

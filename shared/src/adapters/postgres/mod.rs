@@ -3,8 +3,11 @@
 
 pub mod invites;
 pub mod messages;
+pub mod onboarding;
 pub mod rooms;
 pub mod users;
+pub mod wallet;
+pub mod workspaces;
 
 use std::{str::FromStr, time::Duration};
 

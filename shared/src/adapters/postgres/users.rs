@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::User;
@@ -25,46 +25,27 @@ impl From<UserRow> for User {
     }
 }
 
-/// Creates a user with a personal workspace (they own it). Fails with the unique violation
+/// Creates a user, who then walks through onboarding. Fails with the unique violation
 /// `users_email_key` when the address is taken.
-pub async fn create_with_workspace(
-    tx: &mut Transaction<'_, Postgres>,
+pub async fn create(
+    db: &PgPool,
     email: &str,
     display_name: &str,
     password_hash: &str,
-) -> Result<(User, Uuid), sqlx::Error> {
+) -> Result<User, sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(email)
-    .bind(display_name)
-    .bind(password_hash)
-    .execute(&mut **tx)
-    .await?;
-    let workspace_id = Uuid::now_v7();
-    sqlx::query("INSERT INTO workspaces (id, name, owner_id, personal) VALUES ($1, $2, $3, true)")
-        .bind(workspace_id)
-        .bind(format!("{display_name}'s workspace"))
+    sqlx::query("INSERT INTO users (id, email, display_name, password_hash, onboarding_step) VALUES ($1, $2, $3, $4, 'profile')")
         .bind(id)
-        .execute(&mut **tx)
+        .bind(email)
+        .bind(display_name)
+        .bind(password_hash)
+        .execute(db)
         .await?;
-    sqlx::query(
-        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
-    )
-    .bind(workspace_id)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok((
-        User {
-            id,
-            email: email.into(),
-            display_name: display_name.into(),
-        },
-        workspace_id,
-    ))
+    Ok(User {
+        id,
+        email: email.into(),
+        display_name: display_name.into(),
+    })
 }
 
 pub async fn by_email(db: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
@@ -104,14 +85,15 @@ pub async fn create_session(
     Ok(())
 }
 
-/// The user a live (not expired, not revoked) session token belongs to.
+/// The user a live (not expired, not revoked) session token belongs to, and whether they have
+/// finished onboarding.
 pub async fn session_user(
     db: &PgPool,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT u.id, u.email, u.display_name, u.password_hash
+) -> Result<Option<(User, bool)>, sqlx::Error> {
+    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name, u.onboarding_step
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
     )
@@ -119,7 +101,16 @@ pub async fn session_user(
     .bind(now)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(User::from))
+    Ok(row.map(|(id, email, display_name, step)| {
+        (
+            User {
+                id,
+                email,
+                display_name,
+            },
+            step == "done",
+        )
+    }))
 }
 
 pub async fn revoke_session(db: &PgPool, token: &str) -> Result<(), sqlx::Error> {
@@ -178,4 +169,26 @@ pub async fn default_workspace(db: &PgPool, user_id: Uuid) -> Result<Option<Uuid
     .bind(user_id)
     .fetch_optional(db)
     .await
+}
+
+/// Everyone, for the operator: (user, onboarding step).
+pub async fn all(db: &PgPool) -> Result<Vec<(User, String)>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT id, email, display_name, onboarding_step FROM users ORDER BY created_at",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, email, display_name, step)| {
+            (
+                User {
+                    id,
+                    email,
+                    display_name,
+                },
+                step,
+            )
+        })
+        .collect())
 }

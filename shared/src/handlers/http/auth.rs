@@ -92,24 +92,16 @@ pub async fn register(
     let display_name = DisplayName::parse(&body.display_name)?;
     let password = Password::parse(&body.password)?;
     let hash = hash_password(password).await?;
-    let mut tx = app.db.begin().await?;
-    let (user, _) =
-        match users::create_with_workspace(&mut tx, email.as_str(), display_name.as_str(), &hash)
-            .await
-        {
-            Ok(created) => created,
-            Err(e) if violated_constraint(&e) == Some("users_email_key") => {
-                return Err(ApiError {
-                    field: Some("email"),
-                    ..ApiError::conflict(
-                        "email_taken",
-                        "that e-mail address already has an account",
-                    )
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-    tx.commit().await?;
+    let user = match users::create(&app.db, email.as_str(), display_name.as_str(), &hash).await {
+        Ok(created) => created,
+        Err(e) if violated_constraint(&e) == Some("users_email_key") => {
+            return Err(ApiError {
+                field: Some("email"),
+                ..ApiError::conflict("email_taken", "that e-mail address already has an account")
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let token = start_session(&app, &user).await?;
     tracing::info!(user_id = %user.id, "registered");
     Ok((
@@ -146,19 +138,6 @@ pub async fn login(State(app): State<App>, Json(body): Json<LoginBody>) -> ApiRe
 pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusCode> {
     users::revoke_session(&app.db, &auth.token).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(get, path = "/api/me", tag = "auth",
-    responses((status = 200, description = "`{user, profile, goals, workspaces, onboarding}`")))]
-pub async fn me(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
-    let workspaces = users::workspaces_of(&app.db, auth.user.id).await?;
-    Ok(Json(json!({
-        "user": auth.user,
-        "profile": { "display_name": auth.user.display_name, "timezone": "UTC", "role": null, "bio": null },
-        "goals": null,
-        "workspaces": workspaces,
-        "onboarding": { "step": "done", "completed": true },
-    })))
 }
 
 /// `POST /api/ws-ticket`: a one-time ticket to open the WebSocket with, valid for 60 s.

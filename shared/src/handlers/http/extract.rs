@@ -30,6 +30,21 @@ pub struct Query<T>(pub T);
 pub struct AuthUser {
     pub user: User,
     pub token: String,
+    pub onboarded: bool,
+}
+
+impl AuthUser {
+    /// Chatting (rooms, invites) waits until onboarding is done.
+    pub fn require_onboarded(&self) -> Result<(), ApiError> {
+        if self.onboarded {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "onboarding_incomplete",
+                "finish onboarding (profile, goals, workspace) first",
+            ))
+        }
+    }
 }
 
 impl FromRequestParts<App> for AuthUser {
@@ -49,7 +64,7 @@ impl FromRequestParts<App> for AuthUser {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
-        let user = users::session_user(&app.db, token, app.clock.now())
+        let (user, onboarded) = users::session_user(&app.db, token, app.clock.now())
             .await?
             .ok_or_else(|| {
                 ApiError::new(
@@ -61,6 +76,7 @@ impl FromRequestParts<App> for AuthUser {
         Ok(Self {
             user,
             token: token.to_owned(),
+            onboarded,
         })
     }
 }

@@ -5,7 +5,9 @@ mod auth;
 pub mod error;
 pub mod extract;
 mod health;
+pub mod onboarding;
 mod rooms;
+mod wallet;
 
 use std::sync::Arc;
 
@@ -25,7 +27,14 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
-        .routes(routes!(auth::me))
+        .routes(routes!(onboarding::me))
+        .routes(routes!(onboarding::profile))
+        .routes(routes!(onboarding::goals))
+        .routes(routes!(onboarding::workspace))
+        .routes(routes!(wallet::balance))
+        .routes(routes!(wallet::transactions))
+        .routes(routes!(wallet::credit))
+        .routes(routes!(wallet::debit))
         .routes(routes!(auth::ws_ticket))
         .routes(routes!(rooms::list, rooms::create))
         .routes(routes!(rooms::join))

@@ -40,6 +40,7 @@ pub async fn create(
     auth: AuthUser,
     Json(body): Json<CreateRoom>,
 ) -> ApiResult<(StatusCode, Json<Room>)> {
+    auth.require_onboarded()?;
     let name = RoomName::parse(&body.name)?;
     let workspace_id = match body.workspace_id {
         Some(id) => {
@@ -87,6 +88,7 @@ pub async fn join(
     auth: AuthUser,
     Path(room_id): Path<Uuid>,
 ) -> ApiResult<Json<Room>> {
+    auth.require_onboarded()?;
     let room = rooms::get(&app.db, room_id)
         .await?
         .ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
@@ -209,6 +211,7 @@ pub async fn create_invite(
     Path(room_id): Path<Uuid>,
     raw: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require_onboarded()?;
     member_room(&app, room_id, auth.user.id).await?;
     // The body is optional: no body means the defaults.
     let body: CreateInvite = if raw.iter().all(u8::is_ascii_whitespace) {
@@ -257,6 +260,7 @@ pub async fn accept_invite(
     auth: AuthUser,
     Path(code): Path<String>,
 ) -> ApiResult<Json<Room>> {
+    auth.require_onboarded()?;
     if code.len() > 128 {
         return Err(ApiError::not_found("invite_not_found", "no such invite"));
     }

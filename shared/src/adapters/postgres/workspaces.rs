@@ -1,0 +1,53 @@
+//! Workspaces: a team with owners and members, rooms, and a wallet.
+
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub name: String,
+    pub owner_id: Uuid,
+}
+
+/// Creates a workspace owned by `owner`, with its wallet.
+pub async fn create(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+    owner: Uuid,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO workspaces (id, name, owner_id) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(name)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
+    )
+    .bind(id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    super::wallet::create(tx, id).await?;
+    Ok(id)
+}
+
+pub async fn all(db: &PgPool) -> Result<Vec<(Workspace, i64, i64)>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT w.id, w.name, w.owner_id,
+                (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = w.id),
+                COALESCE((SELECT balance_cents FROM wallets WHERE workspace_id = w.id), 0)
+         FROM workspaces w ORDER BY w.created_at",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, owner_id, members, balance)| {
+            (Workspace { id, name, owner_id }, members, balance)
+        })
+        .collect())
+}

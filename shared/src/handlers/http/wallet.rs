@@ -1,0 +1,176 @@
+//! The workspace wallet: balance and ledger for members, credit and debit for owners.
+
+use axum::{extract::State, http::StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{AuthUser, Json, Query},
+};
+use crate::{
+    adapters::postgres::{
+        users,
+        wallet::{self, Kind, Moved},
+    },
+    app::App,
+    domain::Invalid,
+};
+
+/// The largest single movement: a million dollars.
+const MAX_AMOUNT_CENTS: i64 = 100_000_000;
+
+#[derive(Deserialize)]
+pub struct WalletQuery {
+    workspace_id: Option<Uuid>,
+    limit: Option<i64>,
+}
+
+/// The workspace asked for (or the user's first), if the user is in it, and their role.
+async fn member_workspace(
+    app: &App,
+    user_id: Uuid,
+    asked: Option<Uuid>,
+) -> ApiResult<(Uuid, String)> {
+    let workspace_id = match asked {
+        Some(id) => id,
+        None => users::default_workspace(&app.db, user_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found("no_workspace", "you are not in any workspace yet")
+            })?,
+    };
+    let role = users::workspace_role(&app.db, workspace_id, user_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::forbidden("not_workspace_member", "you are not in that workspace")
+        })?;
+    Ok((workspace_id, role))
+}
+
+#[utoipa::path(get, path = "/api/wallet", tag = "wallet",
+    params(("workspace_id" = Option<String>, Query, description = "defaults to your first workspace")),
+    responses((status = 200, description = "`{workspace_id, balance_cents, currency}`"), (status = 403, description = "`not_workspace_member`")))]
+pub async fn balance(
+    State(app): State<App>,
+    auth: AuthUser,
+    Query(q): Query<WalletQuery>,
+) -> ApiResult<Json<Value>> {
+    let (workspace_id, _) = member_workspace(&app, auth.user.id, q.workspace_id).await?;
+    let w = wallet::get(&app.db, workspace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no_wallet", "this workspace has no wallet"))?;
+    Ok(Json(json!(w)))
+}
+
+#[utoipa::path(get, path = "/api/wallet/transactions", tag = "wallet",
+    params(("workspace_id" = Option<String>, Query, description = "defaults to your first workspace"),
+           ("limit" = Option<i64>, Query, description = "1..500, default 100")),
+    responses((status = 200, description = "ledger entries, newest first"), (status = 403, description = "`not_workspace_member`")))]
+pub async fn transactions(
+    State(app): State<App>,
+    auth: AuthUser,
+    Query(q): Query<WalletQuery>,
+) -> ApiResult<Json<Value>> {
+    let (workspace_id, _) = member_workspace(&app, auth.user.id, q.workspace_id).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(Invalid::new("limit", "must be between 1 and 500").into());
+    }
+    Ok(Json(json!(
+        wallet::entries(&app.db, workspace_id, limit).await?
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct MoveBody {
+    workspace_id: Uuid,
+    amount_cents: i64,
+    reason: String,
+    idempotency_key: String,
+}
+
+async fn movement(
+    app: &App,
+    auth: &AuthUser,
+    body: MoveBody,
+    kind: Kind,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (workspace_id, role) = member_workspace(app, auth.user.id, Some(body.workspace_id)).await?;
+    if role != "owner" {
+        return Err(ApiError::forbidden(
+            "owner_only",
+            "only the workspace's owner can move money",
+        ));
+    }
+    if !(1..=MAX_AMOUNT_CENTS).contains(&body.amount_cents) {
+        return Err(Invalid::new(
+            "amount_cents",
+            format!("must be between 1 and {MAX_AMOUNT_CENTS}"),
+        )
+        .into());
+    }
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(Invalid::new("reason", "must be 1 to 200 characters").into());
+    }
+    let key = body.idempotency_key.trim();
+    if key.is_empty() || key.len() > 200 {
+        return Err(Invalid::new("idempotency_key", "must be 1 to 200 characters").into());
+    }
+    match wallet::apply(
+        &app.db,
+        workspace_id,
+        kind,
+        body.amount_cents,
+        key,
+        reason,
+        Some(auth.user.id),
+    )
+    .await?
+    {
+        Moved::New(entry) => {
+            tracing::info!(%workspace_id, kind = entry.kind, amount = entry.amount_cents, "wallet movement");
+            Ok((StatusCode::CREATED, Json(json!(entry))))
+        }
+        Moved::Replayed(entry) => Ok((StatusCode::OK, Json(json!(entry)))),
+        Moved::KeyReused(_) => Err(ApiError {
+            field: Some("idempotency_key"),
+            ..ApiError::conflict(
+                "idempotency_key_reused",
+                "that idempotency key was used for a different movement",
+            )
+        }),
+        Moved::InsufficientFunds { balance_cents } => Err(ApiError::conflict(
+            "insufficient_funds",
+            format!("the balance is {balance_cents} cents; this debit would take it below zero"),
+        )),
+        Moved::NoWallet => Err(ApiError::not_found(
+            "no_wallet",
+            "this workspace has no wallet",
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/api/wallet/credit", tag = "wallet",
+    responses((status = 201, description = "the ledger entry"), (status = 200, description = "the entry of an earlier request with this key"),
+              (status = 403, description = "`owner_only`")))]
+pub async fn credit(
+    State(app): State<App>,
+    auth: AuthUser,
+    Json(body): Json<MoveBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    movement(&app, &auth, body, Kind::Credit).await
+}
+
+#[utoipa::path(post, path = "/api/wallet/debit", tag = "wallet",
+    responses((status = 201, description = "the ledger entry"), (status = 200, description = "the entry of an earlier request with this key"),
+              (status = 403, description = "`owner_only`"), (status = 409, description = "`insufficient_funds`")))]
+pub async fn debit(
+    State(app): State<App>,
+    auth: AuthUser,
+    Json(body): Json<MoveBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    movement(&app, &auth, body, Kind::Debit).await
+}
