@@ -12,12 +12,13 @@ use uuid::Uuid;
 
 use crate::{
     adapters::{
-        local::{InMemoryConnections, LocalPush, LocalQueue},
+        local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder},
+        openai::OpenAiCompatible,
         redis::RedisStore,
     },
     config::Config,
     keyring::RoomKeyring,
-    ports::{Clock, Connections, Push, Queue, SystemClock},
+    ports::{Ai, Clock, Connections, Push, Queue, SystemClock},
 };
 
 #[derive(Clone)]
@@ -32,6 +33,7 @@ pub struct AppInner {
     pub push: Arc<dyn Push>,
     pub clock: Arc<dyn Clock>,
     pub queue: Arc<dyn Queue>,
+    pub ai: Arc<dyn Ai>,
     /// The management endpoint of this process's gateway, recorded with every connection it
     /// accepts, when several gateways share one registry (emulated mode). None elsewhere.
     pub own_endpoint: Option<String>,
@@ -54,20 +56,13 @@ pub struct AppBuilder {
     push: Option<Arc<dyn Push>>,
     clock: Option<Arc<dyn Clock>>,
     queue: Option<Arc<dyn Queue>>,
+    ai: Option<Arc<dyn Ai>>,
     own_endpoint: Option<String>,
 }
 
 impl App {
     pub fn builder(config: Config, db: PgPool) -> AppBuilder {
-        AppBuilder {
-            config,
-            db,
-            connections: None,
-            push: None,
-            clock: None,
-            queue: None,
-            own_endpoint: None,
-        }
+        AppBuilder { config, db, connections: None, push: None, clock: None, queue: None, ai: None, own_endpoint: None }
     }
 
     /// Connects to Postgres (creating and migrating the database) and builds an `App` with the
@@ -99,6 +94,11 @@ impl AppBuilder {
         self
     }
 
+    pub fn ai(mut self, ai: Arc<dyn Ai>) -> Self {
+        self.ai = Some(ai);
+        self
+    }
+
     pub fn own_endpoint(mut self, endpoint: Option<String>) -> Self {
         self.own_endpoint = endpoint;
         self
@@ -110,19 +110,29 @@ impl AppBuilder {
         Ok(App(Arc::new(AppInner {
             redis,
             keyring,
-            connections: self
-                .connections
-                .unwrap_or_else(|| Arc::new(InMemoryConnections::new())),
+            connections: self.connections.unwrap_or_else(|| Arc::new(InMemoryConnections::new())),
             push: self.push.unwrap_or_else(|| Arc::new(LocalPush::new())),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            queue: self
-                .queue
-                .unwrap_or_else(|| Arc::new(LocalQueue::detached())),
+            queue: self.queue.unwrap_or_else(|| Arc::new(LocalQueue::detached())),
             own_endpoint: self.own_endpoint,
+            ai: self.ai.unwrap_or_else(|| default_ai(&self.config)),
             room_order: RoomOrder::default(),
             config: self.config,
             db: self.db,
         })))
+    }
+}
+
+/// The configured model, or the honest offline responder when there is none.
+fn default_ai(config: &Config) -> Arc<dyn Ai> {
+    match &config.ai_base_url {
+        Some(url) => Arc::new(OpenAiCompatible::new(
+            url,
+            config.ai_api_key.clone(),
+            config.ai_model.clone(),
+            config.ai_idle_timeout,
+        )),
+        None => Arc::new(OfflineResponder),
     }
 }
 
@@ -135,13 +145,7 @@ pub struct RoomOrder {
 
 impl RoomOrder {
     pub async fn lock(&self, room_id: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .locks
-            .lock()
-            .expect("room order lock")
-            .entry(room_id)
-            .or_default()
-            .clone();
+        let lock = self.locks.lock().expect("room order lock").entry(room_id).or_default().clone();
         lock.lock_owned().await
     }
 }

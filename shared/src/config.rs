@@ -23,6 +23,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_AI_BASE_URL",
     "MATHIA_AI_API_KEY",
     "MATHIA_AI_MODEL",
+    "MATHIA_AI_TIMEOUT_S",
     "CALENDLY_BASE_URL",
     "CALENDLY_CLIENT_ID",
     "CALENDLY_CLIENT_SECRET",
@@ -96,6 +97,8 @@ pub struct Config {
     pub ai_base_url: Option<String>,
     pub ai_api_key: Option<String>,
     pub ai_model: Option<String>,
+    /// How long the model may stay silent (before its first byte, or between chunks).
+    pub ai_idle_timeout: Duration,
     pub calendly_base_url: String,
     pub ticket_ttl: Duration,
     pub session_ttl: Duration,
@@ -127,9 +130,7 @@ where
 {
     match var(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name} is not valid: {e}")),
+        Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{name} is not valid: {e}")),
     }
 }
 
@@ -164,11 +165,8 @@ impl Config {
         }
         let aws = AwsSettings {
             endpoint_url,
-            region: var("AWS_REGION")
-                .or_else(|| var("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| "us-east-1".into()),
-            connections_table: var("MATHIA_CONNECTIONS_TABLE")
-                .unwrap_or_else(|| "mathia-connections".into()),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
+            connections_table: var("MATHIA_CONNECTIONS_TABLE").unwrap_or_else(|| "mathia-connections".into()),
             queue_urls,
             queue_prefix: var("MATHIA_QUEUE_PREFIX").unwrap_or_else(|| "mathia-".into()),
             ws_endpoint: var("MATHIA_WS_ENDPOINT"),
@@ -177,8 +175,7 @@ impl Config {
             bind: parsed("MATHIA_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             backend,
             aws,
-            database_url: var("DATABASE_URL")
-                .unwrap_or_else(|| "postgres://localhost/mathia".into()),
+            database_url: var("DATABASE_URL").unwrap_or_else(|| "postgres://localhost/mathia".into()),
             redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_prefix: var("MATHIA_REDIS_PREFIX").unwrap_or_else(|| "mathia:".into()),
             master_key,
@@ -189,14 +186,12 @@ impl Config {
             ai_base_url: var("MATHIA_AI_BASE_URL"),
             ai_api_key: var("MATHIA_AI_API_KEY"),
             ai_model: var("MATHIA_AI_MODEL"),
-            calendly_base_url: var("CALENDLY_BASE_URL")
-                .unwrap_or_else(|| "https://api.calendly.com".into()),
+            ai_idle_timeout: Duration::from_secs(parsed("MATHIA_AI_TIMEOUT_S", 30)?),
+            calendly_base_url: var("CALENDLY_BASE_URL").unwrap_or_else(|| "https://api.calendly.com".into()),
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             scheduler_every: Duration::from_secs(parsed("MATHIA_SCHEDULER_INTERVAL_S", 5)?),
-            static_dir: var("MATHIA_STATIC_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(default_static_dir),
+            static_dir: var("MATHIA_STATIC_DIR").map(PathBuf::from).unwrap_or_else(default_static_dir),
         })
     }
 
@@ -217,6 +212,7 @@ impl Config {
             ai_base_url: None,
             ai_api_key: None,
             ai_model: None,
+            ai_idle_timeout: Duration::from_secs(30),
             calendly_base_url: "https://api.calendly.com".into(),
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),

@@ -90,14 +90,12 @@ impl RoomKeyring {
         room_id: Uuid,
     ) -> Result<(), KeyringError> {
         let (wrapped, nonce, key) = self.new_wrapped_key(room_id, 1);
-        sqlx::query(
-            "INSERT INTO room_keys (room_id, version, wrapped_key, nonce) VALUES ($1, 1, $2, $3)",
-        )
-        .bind(room_id)
-        .bind(wrapped)
-        .bind(nonce)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO room_keys (room_id, version, wrapped_key, nonce) VALUES ($1, 1, $2, $3)")
+            .bind(room_id)
+            .bind(wrapped)
+            .bind(nonce)
+            .execute(&mut **tx)
+            .await?;
         self.remember(room_id, 1, key, true);
         Ok(())
     }
@@ -105,11 +103,10 @@ impl RoomKeyring {
     /// Adds a key version; new values use it, old ones still open. Returns the new version.
     pub async fn rotate(&self, room_id: Uuid) -> Result<i32, KeyringError> {
         loop {
-            let latest: Option<i32> =
-                sqlx::query_scalar("SELECT max(version) FROM room_keys WHERE room_id = $1")
-                    .bind(room_id)
-                    .fetch_one(&self.db)
-                    .await?;
+            let latest: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM room_keys WHERE room_id = $1")
+                .bind(room_id)
+                .fetch_one(&self.db)
+                .await?;
             let version = latest.ok_or(KeyringError::NoKey(room_id))? + 1;
             let (wrapped, nonce, key) = self.new_wrapped_key(room_id, version);
             let inserted = sqlx::query(
@@ -132,57 +129,24 @@ impl RoomKeyring {
         }
     }
 
-    pub async fn seal(
-        &self,
-        room_id: Uuid,
-        aad: Aad<'_>,
-        plaintext: &[u8],
-    ) -> Result<Sealed, KeyringError> {
+    pub async fn seal(&self, room_id: Uuid, aad: Aad<'_>, plaintext: &[u8]) -> Result<Sealed, KeyringError> {
         let (version, key) = self.current_key(room_id).await?;
         let nonce = Nonce::generate();
         let aad = Self::value_aad(room_id, aad);
-        let ciphertext = key
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| KeyringError::Decrypt)?;
-        Ok(Sealed {
-            key_version: version,
-            nonce: nonce.to_vec(),
-            ciphertext,
-        })
+        let ciphertext =
+            key.encrypt(&nonce, Payload { msg: plaintext, aad: &aad }).map_err(|_| KeyringError::Decrypt)?;
+        Ok(Sealed { key_version: version, nonce: nonce.to_vec(), ciphertext })
     }
 
-    pub async fn open(
-        &self,
-        room_id: Uuid,
-        aad: Aad<'_>,
-        sealed: &Sealed,
-    ) -> Result<Vec<u8>, KeyringError> {
+    pub async fn open(&self, room_id: Uuid, aad: Aad<'_>, sealed: &Sealed) -> Result<Vec<u8>, KeyringError> {
         let key = self.key(room_id, sealed.key_version).await?;
         let nonce = Nonce::try_from(sealed.nonce.as_slice()).map_err(|_| KeyringError::Decrypt)?;
         let aad = Self::value_aad(room_id, aad);
-        key.decrypt(
-            &nonce,
-            Payload {
-                msg: &sealed.ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| KeyringError::Decrypt)
+        key.decrypt(&nonce, Payload { msg: &sealed.ciphertext, aad: &aad }).map_err(|_| KeyringError::Decrypt)
     }
 
     /// Opens a value that is UTF-8 text (message bodies, notes).
-    pub async fn open_text(
-        &self,
-        room_id: Uuid,
-        aad: Aad<'_>,
-        sealed: &Sealed,
-    ) -> Result<String, KeyringError> {
+    pub async fn open_text(&self, room_id: Uuid, aad: Aad<'_>, sealed: &Sealed) -> Result<String, KeyringError> {
         String::from_utf8(self.open(room_id, aad, sealed).await?).map_err(|_| KeyringError::Decrypt)
     }
 
@@ -192,22 +156,13 @@ impl RoomKeyring {
         let aad = Self::wrap_aad(room_id, version);
         let wrapped = self
             .master
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: key.as_slice(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(&nonce, Payload { msg: key.as_slice(), aad: &aad })
             .expect("AES-GCM encryption of 32 bytes cannot fail");
         (wrapped, nonce.to_vec(), Aes256Gcm::new(&key))
     }
 
     fn remember(&self, room_id: Uuid, version: i32, key: Aes256Gcm, current: bool) {
-        self.keys
-            .write()
-            .expect("keyring lock")
-            .insert((room_id, version), Arc::new(key));
+        self.keys.write().expect("keyring lock").insert((room_id, version), Arc::new(key));
         if current {
             let mut cur = self.current.write().expect("keyring lock");
             let entry = cur.entry(room_id).or_insert((version, Instant::now()));
@@ -218,25 +173,16 @@ impl RoomKeyring {
     }
 
     async fn current_key(&self, room_id: Uuid) -> Result<(i32, Arc<Aes256Gcm>), KeyringError> {
-        let cached = self
-            .current
-            .read()
-            .expect("keyring lock")
-            .get(&room_id)
-            .copied();
+        let cached = self.current.read().expect("keyring lock").get(&room_id).copied();
         let version = match cached {
             Some((version, at)) if at.elapsed() < CURRENT_VERSION_TTL => version,
             _ => {
-                let latest: Option<i32> =
-                    sqlx::query_scalar("SELECT max(version) FROM room_keys WHERE room_id = $1")
-                        .bind(room_id)
-                        .fetch_one(&self.db)
-                        .await?;
+                let latest: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM room_keys WHERE room_id = $1")
+                    .bind(room_id)
+                    .fetch_one(&self.db)
+                    .await?;
                 let version = latest.ok_or(KeyringError::NoKey(room_id))?;
-                self.current
-                    .write()
-                    .expect("keyring lock")
-                    .insert(room_id, (version, Instant::now()));
+                self.current.write().expect("keyring lock").insert(room_id, (version, Instant::now()));
                 version
             }
         };
@@ -244,40 +190,23 @@ impl RoomKeyring {
     }
 
     async fn key(&self, room_id: Uuid, version: i32) -> Result<Arc<Aes256Gcm>, KeyringError> {
-        if let Some(key) = self
-            .keys
-            .read()
-            .expect("keyring lock")
-            .get(&(room_id, version))
-        {
+        if let Some(key) = self.keys.read().expect("keyring lock").get(&(room_id, version)) {
             return Ok(key.clone());
         }
-        let row: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT wrapped_key, nonce FROM room_keys WHERE room_id = $1 AND version = $2",
-        )
-        .bind(room_id)
-        .bind(version)
-        .fetch_optional(&self.db)
-        .await?;
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT wrapped_key, nonce FROM room_keys WHERE room_id = $1 AND version = $2")
+                .bind(room_id)
+                .bind(version)
+                .fetch_optional(&self.db)
+                .await?;
         let (wrapped, nonce) = row.ok_or(KeyringError::NoKey(room_id))?;
         let nonce = Nonce::try_from(nonce.as_slice()).map_err(|_| KeyringError::Decrypt)?;
         let aad = Self::wrap_aad(room_id, version);
-        let raw = self
-            .master
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: &wrapped,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| KeyringError::Decrypt)?;
+        let raw =
+            self.master.decrypt(&nonce, Payload { msg: &wrapped, aad: &aad }).map_err(|_| KeyringError::Decrypt)?;
         let key = Key::<Aes256Gcm>::try_from(raw.as_slice()).map_err(|_| KeyringError::Decrypt)?;
         let key = Arc::new(Aes256Gcm::new(&key));
-        self.keys
-            .write()
-            .expect("keyring lock")
-            .insert((room_id, version), key.clone());
+        self.keys.write().expect("keyring lock").insert((room_id, version), key.clone());
         Ok(key)
     }
 }

@@ -25,18 +25,11 @@ fn response(status: i64, body: &str) -> ApiGatewayProxyResponse {
 }
 
 fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Option<ConnectionId> {
-    event
-        .request_context
-        .connection_id
-        .clone()
-        .map(ConnectionId::new)
+    event.request_context.connection_id.clone().map(ConnectionId::new)
 }
 
 /// `$connect`: 200 with a valid ticket, 401 without, 503 when a dependency is down.
-pub async fn ws_connect(
-    app: &App,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
+pub async fn ws_connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let Some(connection) = connection_id(&event) else {
         return response(400, "missing connection id");
     };
@@ -49,10 +42,7 @@ pub async fn ws_connect(
 }
 
 /// `$default`: every frame is answered over the socket; the invocation itself always succeeds.
-pub async fn ws_message(
-    app: &App,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
+pub async fn ws_message(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let Some(connection) = connection_id(&event) else {
         return response(400, "missing connection id");
     };
@@ -65,10 +55,7 @@ pub async fn ws_message(
     response(200, "")
 }
 
-pub async fn ws_disconnect(
-    app: &App,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
+pub async fn ws_disconnect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     if let Some(connection) = connection_id(&event) {
         on_disconnect(app, &connection).await;
     }

@@ -11,7 +11,9 @@
 //! - `wiring`: builds an `App` with the adapters the configuration asks for.
 
 pub mod adapters;
+pub mod ai;
 pub mod app;
+pub mod calendly;
 pub mod config;
 pub mod domain;
 pub mod handlers;
@@ -19,6 +21,7 @@ pub mod keyring;
 pub mod lambda;
 pub mod ports;
 pub mod protocol;
+pub mod reminders;
 pub mod telemetry;
 pub mod wiring;
 pub mod workers;

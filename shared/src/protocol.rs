@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{Message, OnlineUser};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Message, Note, OnlineUser, ReactionSummary};
 
 /// API Gateway's frame limit, which the local gateway enforces too.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
@@ -40,12 +42,7 @@ pub struct WsError {
 
 impl WsError {
     pub fn new(code: WsErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            reference: None,
-            retry_after_ms: None,
-        }
+        Self { code, message: message.into(), reference: None, retry_after_ms: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -53,24 +50,15 @@ impl WsError {
     }
 
     pub fn not_member(room_id: Uuid) -> Self {
-        Self::new(
-            WsErrorCode::NotMember,
-            format!("you are not a member of room {room_id}"),
-        )
+        Self::new(WsErrorCode::NotMember, format!("you are not a member of room {room_id}"))
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            WsErrorCode::Internal,
-            "something went wrong on our side; try again",
-        )
+        Self::new(WsErrorCode::Internal, "something went wrong on our side; try again")
     }
 
     pub fn unavailable(what: &str) -> Self {
-        Self::new(
-            WsErrorCode::Unavailable,
-            format!("{what} is temporarily unavailable; try again shortly"),
-        )
+        Self::new(WsErrorCode::Unavailable, format!("{what} is temporarily unavailable; try again shortly"))
     }
 
     pub fn with_ref(mut self, reference: Option<&str>) -> Self {
@@ -117,32 +105,86 @@ pub enum ServerEvent {
         display_name: String,
         status: PresenceStatus,
     },
+    MessageEdited {
+        room_id: Uuid,
+        message: Message,
+    },
+    MessageDeleted {
+        room_id: Uuid,
+        message_id: Uuid,
+    },
+    Reaction {
+        room_id: Uuid,
+        message_id: Uuid,
+        user_id: Uuid,
+        emoji: String,
+        on: bool,
+        reactions: Vec<ReactionSummary>,
+    },
+    AiStreamStart {
+        room_id: Uuid,
+        stream_id: Uuid,
+        reply_to: Uuid,
+    },
+    AiStreamChunk {
+        room_id: Uuid,
+        stream_id: Uuid,
+        seq: u64,
+        delta: String,
+    },
+    AiStreamEnd {
+        room_id: Uuid,
+        stream_id: Uuid,
+        message: Message,
+    },
+    NoteAdded {
+        room_id: Uuid,
+        note: Note,
+    },
+    NoteDeleted {
+        room_id: Uuid,
+        note_id: Uuid,
+    },
+    Reminder {
+        reminder: ReminderNotice,
+    },
+    Moderation {
+        room_id: Uuid,
+        user_id: Uuid,
+        action: ModerationAction,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<DateTime<Utc>>,
+    },
     Error(WsError),
     Pong,
+}
+
+/// What a `reminder` event carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderNotice {
+    pub id: Uuid,
+    pub text: String,
+    pub due_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModerationAction {
+    Muted,
+    Unmuted,
 }
 
 /// A client frame, validated for shape (field values are validated by the handler).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAction {
-    JoinRoom {
-        room_id: Uuid,
-    },
-    LeaveRoom {
-        room_id: Uuid,
-    },
-    NewMessage {
-        room_id: Uuid,
-        body: String,
-        client_msg_id: String,
-    },
-    Typing {
-        room_id: Uuid,
-        typing: bool,
-    },
-    StopAi {
-        room_id: Uuid,
-        stream_id: String,
-    },
+    JoinRoom { room_id: Uuid },
+    LeaveRoom { room_id: Uuid },
+    NewMessage { room_id: Uuid, body: String, client_msg_id: String, reply_to: Option<Uuid> },
+    EditMessage { room_id: Uuid, message_id: Uuid, body: String },
+    DeleteMessage { room_id: Uuid, message_id: Uuid },
+    React { room_id: Uuid, message_id: Uuid, emoji: String, on: bool },
+    Typing { room_id: Uuid, typing: bool },
+    StopAi { room_id: Uuid, stream_id: String },
     Ping,
 }
 
@@ -156,6 +198,29 @@ struct NewMessageFields {
     room_id: Uuid,
     body: String,
     client_msg_id: String,
+    #[serde(default)]
+    reply_to: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+struct EditFields {
+    room_id: Uuid,
+    message_id: Uuid,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct MessageRef {
+    room_id: Uuid,
+    message_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ReactFields {
+    room_id: Uuid,
+    message_id: Uuid,
+    emoji: String,
+    on: bool,
 }
 
 #[derive(Deserialize)]
@@ -184,14 +249,10 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
     if raw.len() > MAX_FRAME_BYTES {
         return Err(WsError::new(
             WsErrorCode::TooLarge,
-            format!(
-                "frames are at most {MAX_FRAME_BYTES} bytes; this one is {}",
-                raw.len()
-            ),
+            format!("frames are at most {MAX_FRAME_BYTES} bytes; this one is {}", raw.len()),
         ));
     }
-    let value: Value = serde_json::from_str(raw)
-        .map_err(|_| WsError::bad_request("frames must be JSON objects"))?;
+    let value: Value = serde_json::from_str(raw).map_err(|_| WsError::bad_request("frames must be JSON objects"))?;
     let reference = frame_ref(&value).map(str::to_owned);
     let reference = reference.as_deref();
     let action = match value.get("action") {
@@ -205,30 +266,33 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
         None => return Err(WsError::bad_request("frames must be JSON objects")),
     };
     let parsed = match action.as_str() {
-        "join_room" => fields::<RoomOnly>(&action, value)
-            .map(|f| ClientAction::JoinRoom { room_id: f.room_id }),
-        "leave_room" => fields::<RoomOnly>(&action, value)
-            .map(|f| ClientAction::LeaveRoom { room_id: f.room_id }),
-        "new_message" => {
-            fields::<NewMessageFields>(&action, value).map(|f| ClientAction::NewMessage {
-                room_id: f.room_id,
-                body: f.body,
-                client_msg_id: f.client_msg_id,
-            })
-        }
-        "typing" => fields::<TypingFields>(&action, value).map(|f| ClientAction::Typing {
+        "join_room" => fields::<RoomOnly>(&action, value).map(|f| ClientAction::JoinRoom { room_id: f.room_id }),
+        "leave_room" => fields::<RoomOnly>(&action, value).map(|f| ClientAction::LeaveRoom { room_id: f.room_id }),
+        "new_message" => fields::<NewMessageFields>(&action, value).map(|f| ClientAction::NewMessage {
             room_id: f.room_id,
-            typing: f.typing,
+            body: f.body,
+            client_msg_id: f.client_msg_id,
+            reply_to: f.reply_to,
         }),
-        "stop_ai" => fields::<StopAiFields>(&action, value).map(|f| ClientAction::StopAi {
+        "edit_message" => fields::<EditFields>(&action, value).map(|f| ClientAction::EditMessage {
             room_id: f.room_id,
-            stream_id: f.stream_id,
+            message_id: f.message_id,
+            body: f.body,
         }),
+        "delete_message" => fields::<MessageRef>(&action, value)
+            .map(|f| ClientAction::DeleteMessage { room_id: f.room_id, message_id: f.message_id }),
+        "react" => fields::<ReactFields>(&action, value).map(|f| ClientAction::React {
+            room_id: f.room_id,
+            message_id: f.message_id,
+            emoji: f.emoji,
+            on: f.on,
+        }),
+        "typing" => fields::<TypingFields>(&action, value)
+            .map(|f| ClientAction::Typing { room_id: f.room_id, typing: f.typing }),
+        "stop_ai" => fields::<StopAiFields>(&action, value)
+            .map(|f| ClientAction::StopAi { room_id: f.room_id, stream_id: f.stream_id }),
         "ping" => Ok(ClientAction::Ping),
-        other => Err(WsError::new(
-            WsErrorCode::UnknownAction,
-            format!("unknown action {:?}", truncate(other, 64)),
-        )),
+        other => Err(WsError::new(WsErrorCode::UnknownAction, format!("unknown action {:?}", truncate(other, 64)))),
     };
     parsed.map_err(|e| e.with_ref(reference))
 }
@@ -254,15 +318,9 @@ mod tests {
             (r#"{"action": 5}"#, WsErrorCode::BadRequest, None),
             (r#"{"action": "dance"}"#, WsErrorCode::UnknownAction, None),
             (r#"{"action": "join_room"}"#, WsErrorCode::BadRequest, None),
+            (r#"{"action": "join_room", "room_id": "nope"}"#, WsErrorCode::BadRequest, None),
             (
-                r#"{"action": "join_room", "room_id": "nope"}"#,
-                WsErrorCode::BadRequest,
-                None,
-            ),
-            (
-                &format!(
-                    r#"{{"action": "new_message", "room_id": "{room}", "body": 5, "client_msg_id": "c1"}}"#
-                ),
+                &format!(r#"{{"action": "new_message", "room_id": "{room}", "body": 5, "client_msg_id": "c1"}}"#),
                 WsErrorCode::BadRequest,
                 Some("c1"),
             ),
@@ -277,24 +335,15 @@ mod tests {
             assert_eq!(err.code, code, "{raw}");
             assert_eq!(err.reference.as_deref(), reference, "{raw}");
         }
-        let huge = format!(
-            r#"{{"action":"ping","pad":"{}"}}"#,
-            "x".repeat(MAX_FRAME_BYTES)
-        );
+        let huge = format!(r#"{{"action":"ping","pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
         assert_eq!(parse_frame(&huge).unwrap_err().code, WsErrorCode::TooLarge);
     }
 
     #[test]
     fn good_frames_parse() {
-        assert_eq!(
-            parse_frame(r#"{"action":"ping"}"#).unwrap(),
-            ClientAction::Ping
-        );
+        assert_eq!(parse_frame(r#"{"action":"ping"}"#).unwrap(), ClientAction::Ping);
         let raw = r#"{"action":"new_message","room_id":"00000000-0000-0000-0000-000000000001","body":"hi","client_msg_id":"x"}"#;
-        assert!(matches!(
-            parse_frame(raw).unwrap(),
-            ClientAction::NewMessage { .. }
-        ));
+        assert!(matches!(parse_frame(raw).unwrap(), ClientAction::NewMessage { .. }));
     }
 
     #[test]
@@ -305,9 +354,6 @@ mod tests {
         assert_eq!(v["code"], "bad_request");
         assert_eq!(v["ref"], "c");
         assert!(v.get("retry_after_ms").is_none());
-        assert_eq!(
-            serde_json::to_value(ServerEvent::Pong).unwrap(),
-            serde_json::json!({"type": "pong"})
-        );
+        assert_eq!(serde_json::to_value(ServerEvent::Pong).unwrap(), serde_json::json!({"type": "pong"}));
     }
 }

@@ -8,18 +8,10 @@ fn filter() -> EnvFilter {
 }
 
 pub fn init_local() {
-    let _ = fmt()
-        .with_env_filter(filter())
-        .with_target(false)
-        .try_init();
+    let _ = fmt().with_env_filter(filter()).with_target(false).try_init();
 }
 
 pub fn init_lambda() {
-    let _ = fmt()
-        .json()
-        .with_env_filter(filter())
-        .with_current_span(false)
-        .without_time()
-        .with_target(false)
-        .try_init();
+    let _ =
+        fmt().json().with_env_filter(filter()).with_current_span(false).without_time().with_target(false).try_init();
 }

@@ -22,21 +22,11 @@ pub async fn lambda_app(config: Config) -> anyhow::Result<App> {
         Backend::Aws => {
             let sdk = aws::sdk_config(&config.aws).await;
             let push = ApiGatewayPush::new(sdk.clone(), config.aws.ws_endpoint.clone());
-            let registry = DynamoConnections::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                &config.aws.connections_table,
-            );
-            let queue = SqsQueue::resolve(
-                aws_sdk_sqs::Client::new(&sdk),
-                &config.aws.queue_urls,
-                &config.aws.queue_prefix,
-            )
-            .await?;
-            App::builder(config, db)
-                .push(Arc::new(push))
-                .connections(Arc::new(registry))
-                .queue(Arc::new(queue))
-                .build()
+            let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk), &config.aws.connections_table);
+            let queue =
+                SqsQueue::resolve(aws_sdk_sqs::Client::new(&sdk), &config.aws.queue_urls, &config.aws.queue_prefix)
+                    .await?;
+            App::builder(config, db).push(Arc::new(push)).connections(Arc::new(registry)).queue(Arc::new(queue)).build()
         }
     }
 }
@@ -44,10 +34,7 @@ pub async fn lambda_app(config: Config) -> anyhow::Result<App> {
 /// Where a gateway process takes its jobs from.
 pub enum Consumers {
     /// In-process queues: the process consumes what it sends.
-    Local {
-        queue: LocalQueue,
-        receivers: LocalQueueReceivers,
-    },
+    Local { queue: LocalQueue, receivers: LocalQueueReceivers },
     /// SQS: the process long-polls the queues, as Lambda's event source mappings would.
     Sqs(Arc<SqsQueue>),
 }
@@ -77,37 +64,17 @@ pub async fn gateway_app(
     let parts = match config.backend {
         Backend::Local => {
             let (queue, receivers) = LocalQueue::new();
-            let app = builder
-                .push(Arc::new(sockets.clone()))
-                .queue(Arc::new(queue.clone()))
-                .build()?;
-            GatewayParts {
-                app,
-                sockets,
-                consumers: Consumers::Local { queue, receivers },
-            }
+            let app = builder.push(Arc::new(sockets.clone())).queue(Arc::new(queue.clone())).build()?;
+            GatewayParts { app, sockets, consumers: Consumers::Local { queue, receivers } }
         }
         Backend::Aws => {
             let sdk = aws::sdk_config(&config.aws).await;
-            let remote: Arc<dyn Push> = Arc::new(ApiGatewayPush::new(
-                sdk.clone(),
-                config.aws.ws_endpoint.clone(),
-            ));
-            let push = LayeredPush {
-                local: sockets.clone(),
-                remote,
-            };
-            let registry = DynamoConnections::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                &config.aws.connections_table,
-            );
+            let remote: Arc<dyn Push> = Arc::new(ApiGatewayPush::new(sdk.clone(), config.aws.ws_endpoint.clone()));
+            let push = LayeredPush { local: sockets.clone(), remote };
+            let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk), &config.aws.connections_table);
             let queue = Arc::new(
-                SqsQueue::resolve(
-                    aws_sdk_sqs::Client::new(&sdk),
-                    &config.aws.queue_urls,
-                    &config.aws.queue_prefix,
-                )
-                .await?,
+                SqsQueue::resolve(aws_sdk_sqs::Client::new(&sdk), &config.aws.queue_urls, &config.aws.queue_prefix)
+                    .await?,
             );
             let app = builder
                 .push(Arc::new(push))
@@ -115,11 +82,7 @@ pub async fn gateway_app(
                 .queue(queue.clone())
                 .own_endpoint(own_endpoint)
                 .build()?;
-            GatewayParts {
-                app,
-                sockets,
-                consumers: Consumers::Sqs(queue),
-            }
+            GatewayParts { app, sockets, consumers: Consumers::Sqs(queue) }
         }
     };
     Ok(parts)

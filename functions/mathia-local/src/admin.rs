@@ -30,43 +30,25 @@ pub async fn run(config: Config, args: &[String]) -> anyhow::Result<String> {
         ["users"] => Ok(users::all(&db)
             .await?
             .iter()
-            .map(|(u, step)| {
-                format!(
-                    "{}  {}  {}  onboarding:{step}",
-                    u.id, u.email, u.display_name
-                )
-            })
+            .map(|(u, step)| format!("{}  {}  {}  onboarding:{step}", u.id, u.email, u.display_name))
             .collect::<Vec<_>>()
             .join("\n")),
         ["workspaces"] => Ok(workspaces::all(&db)
             .await?
             .iter()
             .map(|(w, members, balance)| {
-                format!(
-                    "{}  {}  owner:{}  members:{members}  balance:{balance}",
-                    w.id, w.name, w.owner_id
-                )
+                format!("{}  {}  owner:{}  members:{members}  balance:{balance}", w.id, w.name, w.owner_id)
             })
             .collect::<Vec<_>>()
             .join("\n")),
         [op @ ("credit" | "debit"), workspace, cents, reason @ ..] => {
             let workspace: Uuid = workspace.parse().context("the workspace must be an id")?;
-            let cents: i64 = cents
-                .parse()
-                .context("the amount must be a whole number of cents")?;
+            let cents: i64 = cents.parse().context("the amount must be a whole number of cents")?;
             if cents <= 0 {
                 bail!("the amount must be positive");
             }
-            let kind = if *op == "credit" {
-                Kind::Credit
-            } else {
-                Kind::Debit
-            };
-            let reason = if reason.is_empty() {
-                format!("admin {op}")
-            } else {
-                reason.join(" ")
-            };
+            let kind = if *op == "credit" { Kind::Credit } else { Kind::Debit };
+            let reason = if reason.is_empty() { format!("admin {op}") } else { reason.join(" ") };
             let key = format!("admin:{}", Uuid::new_v4());
             match wallet::apply(&db, workspace, kind, cents, &key, &reason, None).await? {
                 Moved::New(e) => Ok(format!(
@@ -86,9 +68,7 @@ pub async fn run(config: Config, args: &[String]) -> anyhow::Result<String> {
             let room: Uuid = room.parse().context("the room must be an id")?;
             let app = App::builder(config, db).build()?;
             let version = app.keyring.rotate(room).await?;
-            Ok(format!(
-                "room {room} now encrypts with key version {version}"
-            ))
+            Ok(format!("room {room} now encrypts with key version {version}"))
         }
         _ => bail!("{USAGE}"),
     }

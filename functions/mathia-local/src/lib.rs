@@ -72,11 +72,7 @@ impl Local {
         clock: Option<Arc<dyn Clock>>,
     ) -> anyhow::Result<Self> {
         let parts = gateway_app(config, own_endpoint, clock).await?;
-        Ok(Self {
-            app: parts.app,
-            push: parts.sockets,
-            consumers: Arc::new(Mutex::new(Some(parts.consumers))),
-        })
+        Ok(Self { app: parts.app, push: parts.sockets, consumers: Arc::new(Mutex::new(Some(parts.consumers))) })
     }
 
     /// Like `start`, with the in-process defaults.
@@ -86,26 +82,14 @@ impl Local {
 
     /// The whole site: API, WebSocket gateway, management API, static files.
     pub fn router(&self, shutdown: watch::Receiver<bool>) -> Router {
-        let gateway = Gateway {
-            app: self.app.clone(),
-            push: self.push.clone(),
-            shutdown,
-        };
+        let gateway = Gateway { app: self.app.clone(), push: self.push.clone(), shutdown };
         let static_dir = &self.app.config.static_dir;
-        let files =
-            ServeDir::new(static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
+        let files = ServeDir::new(static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
         let gateway_routes = Router::new()
             .route("/ws", get(ws_upgrade))
-            .route(
-                "/@connections/{id}",
-                get(management_get)
-                    .post(management_post)
-                    .delete(management_delete),
-            )
+            .route("/@connections/{id}", get(management_get).post(management_post).delete(management_delete))
             .with_state(gateway);
-        mathia::handlers::http::router(self.app.clone())
-            .merge(gateway_routes)
-            .fallback_service(files)
+        mathia::handlers::http::router(self.app.clone()).merge(gateway_routes).fallback_service(files)
     }
 
     /// Serves until `signal` resolves, then closes every socket and returns. The queue workers
@@ -132,15 +116,8 @@ impl Local {
 }
 
 /// API Gateway's management API for the sockets this process holds: POST sends a frame.
-async fn management_post(
-    State(gw): State<Gateway>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    match gw
-        .push
-        .deliver(&ConnectionId::new(id), &Frame::from_bytes(body))
-    {
+async fn management_post(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> Response {
+    match gw.push.deliver(&ConnectionId::new(id), &Frame::from_bytes(body)) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(_) => gone(),
     }
@@ -160,24 +137,13 @@ async fn management_get(State(gw): State<Gateway>, Path(id): Path<String>) -> Re
 }
 
 async fn management_delete(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
-    if gw.push.close(&ConnectionId::new(id)) {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        gone()
-    }
+    if gw.push.close(&ConnectionId::new(id)) { StatusCode::NO_CONTENT.into_response() } else { gone() }
 }
 
 /// 410 the way API Gateway says it, so the AWS SDK reads a `GoneException`.
 fn gone() -> Response {
-    let mut response = (
-        StatusCode::GONE,
-        Json(serde_json::json!({ "message": "Gone" })),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        "x-amzn-errortype",
-        HeaderValue::from_static("GoneException"),
-    );
+    let mut response = (StatusCode::GONE, Json(serde_json::json!({ "message": "Gone" }))).into_response();
+    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("GoneException"));
     response
 }
 
@@ -187,21 +153,13 @@ struct WsParams {
 }
 
 /// `$connect`: the ticket is checked before the upgrade, so a bad one is refused with 401.
-async fn ws_upgrade(
-    State(gw): State<Gateway>,
-    Query(params): Query<WsParams>,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, ws: WebSocketUpgrade) -> Response {
     let connection = ConnectionId::generate();
     match on_connect(&gw.app, &connection, params.ticket.as_deref()).await {
         Ok(()) => {}
         Err(ConnectError::Unauthorized) => {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_ticket",
-                "missing, used or expired ticket",
-            )
-            .into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_ticket", "missing, used or expired ticket")
+                .into_response();
         }
         Err(ConnectError::Unavailable) => {
             return ApiError::unavailable("the realtime service").into_response();

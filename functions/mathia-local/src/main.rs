@@ -19,11 +19,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
-    let own_endpoint = config
-        .aws
-        .ws_endpoint
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let own_endpoint = config.aws.ws_endpoint.clone().unwrap_or_else(|| format!("http://{addr}"));
     let local = Local::start(config, Some(own_endpoint), None).await?;
     tracing::info!("Mathia is running on http://{addr}");
     local.serve(listener, shutdown_signal()).await?;
@@ -37,8 +33,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -52,12 +52,7 @@ pub fn spawn(app: App, consumers: Consumers, shutdown: watch::Receiver<bool>) {
                                 continue;
                             }
                         };
-                        let results = join_all(
-                            messages
-                                .iter()
-                                .map(|m| workers::handle(&app, name, &m.body)),
-                        )
-                        .await;
+                        let results = join_all(messages.iter().map(|m| workers::handle(&app, name, &m.body))).await;
                         let handled: Vec<_> = messages
                             .iter()
                             .zip(results)

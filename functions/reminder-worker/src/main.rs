@@ -14,11 +14,7 @@ async fn main() -> Result<(), Error> {
     let app = mathia::wiring::lambda_app(mathia::Config::from_env()?).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let app = app.clone();
-        async move {
-            Ok::<SqsBatchResponse, Error>(
-                run_sqs_batch(&app, QueueName::Reminders, event.payload).await,
-            )
-        }
+        async move { Ok::<SqsBatchResponse, Error>(run_sqs_batch(&app, QueueName::Reminders, event.payload).await) }
     }))
     .await
 }

@@ -8,11 +8,9 @@ use mathia::lambda::{aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest, 
 async fn main() -> Result<(), Error> {
     mathia::telemetry::init_lambda();
     let app = mathia::wiring::lambda_app(mathia::Config::from_env()?).await?;
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
-            let app = app.clone();
-            async move { Ok::<_, Error>(ws_disconnect(&app, event.payload).await) }
-        },
-    ))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+        let app = app.clone();
+        async move { Ok::<_, Error>(ws_disconnect(&app, event.payload).await) }
+    }))
     .await
 }

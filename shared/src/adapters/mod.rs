@@ -4,5 +4,6 @@
 
 pub mod aws;
 pub mod local;
+pub mod openai;
 pub mod postgres;
 pub mod redis;

@@ -90,26 +90,17 @@ impl RedisStore {
     }
 
     /// Stores a one-time ticket (by its hash) for a user.
-    pub async fn put_ticket(
-        &self,
-        ticket_hash: &str,
-        user_id: Uuid,
-        ttl: Duration,
-    ) -> Result<(), RedisDown> {
+    pub async fn put_ticket(&self, ticket_hash: &str, user_id: Uuid, ttl: Duration) -> Result<(), RedisDown> {
         let key = self.key(&format!("ticket:{ticket_hash}"));
         let mut conn = self.conn().await?;
-        let _: () = conn
-            .set_ex(key, user_id.to_string(), ttl.as_secs().max(1))
-            .await?;
+        let _: () = conn.set_ex(key, user_id.to_string(), ttl.as_secs().max(1)).await?;
         Ok(())
     }
 
     /// Takes a ticket: the first caller gets the user, every later one gets None.
     pub async fn take_ticket(&self, ticket_hash: &str) -> Result<Option<Uuid>, RedisDown> {
         let mut conn = self.conn().await?;
-        let user: Option<String> = conn
-            .get_del(self.key(&format!("ticket:{ticket_hash}")))
-            .await?;
+        let user: Option<String> = conn.get_del(self.key(&format!("ticket:{ticket_hash}"))).await?;
         Ok(user.and_then(|u| u.parse().ok()))
     }
 
@@ -132,23 +123,12 @@ impl RedisStore {
             .arg(event_id)
             .invoke_async(&mut conn)
             .await?;
-        Ok(if retry > 0 {
-            RateDecision::Limited {
-                retry_after_ms: retry as u64,
-            }
-        } else {
-            RateDecision::Allowed
-        })
+        Ok(if retry > 0 { RateDecision::Limited { retry_after_ms: retry as u64 } } else { RateDecision::Allowed })
     }
 
     /// True at most once per `every` for a (user, room): repeated "still typing" signals are
     /// throttled. `typing_stopped` resets it, so the next start always goes through.
-    pub async fn typing_allowed(
-        &self,
-        user_id: Uuid,
-        room_id: Uuid,
-        every: Duration,
-    ) -> Result<bool, RedisDown> {
+    pub async fn typing_allowed(&self, user_id: Uuid, room_id: Uuid, every: Duration) -> Result<bool, RedisDown> {
         let mut conn = self.conn().await?;
         let set: Option<String> = redis::cmd("SET")
             .arg(self.key(&format!("typing:{room_id}:{user_id}")))
@@ -166,5 +146,34 @@ impl RedisStore {
         let mut conn = self.conn().await?;
         let _: () = conn.del(key).await?;
         Ok(())
+    }
+
+    /// Records which room an AI stream belongs to, for as long as it may run.
+    pub async fn put_stream(&self, stream_id: Uuid, room_id: Uuid) -> Result<(), RedisDown> {
+        let key = self.key(&format!("stream:{stream_id}"));
+        let mut conn = self.conn().await?;
+        let _: () = conn.set_ex(key, room_id.to_string(), 3600).await?;
+        Ok(())
+    }
+
+    pub async fn stream_room(&self, stream_id: &str) -> Result<Option<Uuid>, RedisDown> {
+        let key = self.key(&format!("stream:{stream_id}"));
+        let mut conn = self.conn().await?;
+        let room: Option<String> = conn.get(key).await?;
+        Ok(room.and_then(|r| r.parse().ok()))
+    }
+
+    /// Asks a running stream to stop (it may run in another process).
+    pub async fn request_stop(&self, stream_id: &str) -> Result<(), RedisDown> {
+        let key = self.key(&format!("stop:{stream_id}"));
+        let mut conn = self.conn().await?;
+        let _: () = conn.set_ex(key, 1, 3600).await?;
+        Ok(())
+    }
+
+    pub async fn stop_requested(&self, stream_id: Uuid) -> Result<bool, RedisDown> {
+        let key = self.key(&format!("stop:{stream_id}"));
+        let mut conn = self.conn().await?;
+        Ok(conn.exists(key).await?)
     }
 }

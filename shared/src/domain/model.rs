@@ -59,9 +59,31 @@ pub struct Message {
     pub seq: i64,
     pub kind: MessageKind,
     pub author: Option<Author>,
+    /// Empty when the message was deleted.
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub client_msg_id: Option<String>,
+    pub reply_to: Option<ReplyRef>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+    /// An AI reply cut short by `stop_ai`.
+    pub stopped: bool,
+    pub reactions: Vec<ReactionSummary>,
+}
+
+/// The message a reply quotes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplyRef {
+    pub id: Uuid,
+    pub author: Option<Author>,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReactionSummary {
+    pub emoji: String,
+    pub count: usize,
+    pub user_ids: Vec<Uuid>,
 }
 
 /// Someone present in a room.
@@ -69,4 +91,54 @@ pub struct Message {
 pub struct OnlineUser {
     pub user_id: Uuid,
     pub display_name: String,
+}
+
+/// A note in a room's memory (the brain panel), decrypted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Note {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub text: String,
+    pub priority: NotePriority,
+    pub kind: NoteKind,
+    /// A high-priority note from another of the user's rooms.
+    pub shared: bool,
+    pub author: Option<Author>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotePriority {
+    Normal,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    Decision,
+    ActionItem,
+    Insight,
+    Reference,
+}
+
+impl NotePriority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::High => "high",
+        }
+    }
+}
+
+impl NoteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decision => "decision",
+            Self::ActionItem => "action_item",
+            Self::Insight => "insight",
+            Self::Reference => "reference",
+        }
+    }
 }

@@ -12,36 +12,21 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            field,
-            reason: reason.into(),
-        }
+        Self { field, reason: reason.into() }
     }
 }
 
-fn trimmed_len_between(
-    field: &'static str,
-    raw: &str,
-    min: usize,
-    max: usize,
-) -> Result<String, Invalid> {
+fn trimmed_len_between(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, Invalid> {
     let value = raw.trim();
     let len = value.chars().count();
     if len < min {
         return Err(Invalid::new(
             field,
-            if min == 1 {
-                "must not be empty".into()
-            } else {
-                format!("must be at least {min} characters")
-            },
+            if min == 1 { "must not be empty".into() } else { format!("must be at least {min} characters") },
         ));
     }
     if len > max {
-        return Err(Invalid::new(
-            field,
-            format!("must be at most {max} characters (got {len})"),
-        ));
+        return Err(Invalid::new(field, format!("must be at most {max} characters (got {len})")));
     }
     Ok(value.to_owned())
 }
@@ -130,16 +115,10 @@ impl Password {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let len = raw.chars().count();
         if len < Self::MIN_CHARS {
-            return Err(Invalid::new(
-                "password",
-                format!("must be at least {} characters", Self::MIN_CHARS),
-            ));
+            return Err(Invalid::new("password", format!("must be at least {} characters", Self::MIN_CHARS)));
         }
         if len > Self::MAX_CHARS {
-            return Err(Invalid::new(
-                "password",
-                format!("must be at most {} characters", Self::MAX_CHARS),
-            ));
+            return Err(Invalid::new("password", format!("must be at most {} characters", Self::MAX_CHARS)));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -197,19 +176,8 @@ mod tests {
 
     #[test]
     fn emails_are_lowercased_and_shaped() {
-        assert_eq!(
-            Email::parse(" Ana@Example.COM ").unwrap().as_str(),
-            "ana@example.com"
-        );
-        for bad in [
-            "",
-            "ana",
-            "ana@",
-            "@example.com",
-            "ana@com",
-            "a b@example.com",
-            "ana@.com",
-        ] {
+        assert_eq!(Email::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        for bad in ["", "ana", "ana@", "@example.com", "ana@com", "a b@example.com", "ana@.com"] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

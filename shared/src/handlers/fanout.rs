@@ -30,12 +30,7 @@ pub async fn send_event(app: &App, to: Recipient<'_>, event: &ServerEvent) -> bo
 }
 
 /// Sends to every connection subscribed to a room, optionally skipping one user's.
-pub async fn push_to_room(
-    app: &App,
-    room_id: Uuid,
-    event: &ServerEvent,
-    except_user: Option<Uuid>,
-) {
+pub async fn push_to_room(app: &App, room_id: Uuid, event: &ServerEvent, except_user: Option<Uuid>) {
     let connections = match app.connections.in_room(room_id).await {
         Ok(c) => c,
         Err(e) => {
@@ -44,13 +39,8 @@ pub async fn push_to_room(
         }
     };
     let frame = Frame::json(event);
-    join_all(
-        connections
-            .iter()
-            .filter(|c| Some(c.user_id) != except_user)
-            .map(|c| push_to(app, c.into(), &frame)),
-    )
-    .await;
+    join_all(connections.iter().filter(|c| Some(c.user_id) != except_user).map(|c| push_to(app, c.into(), &frame)))
+        .await;
 }
 
 /// Sends to every connection of a user; false when they have none (they are offline).
@@ -85,12 +75,8 @@ pub async fn forget_connection(app: &App, connection: &ConnectionId) -> Option<C
 
 /// Says `offline` to a room when the user has no connection left in it.
 pub async fn announce_if_gone(app: &App, room_id: Uuid, user_id: Uuid, display_name: &str) {
-    let still_there = app
-        .connections
-        .in_room(room_id)
-        .await
-        .map(|c| c.iter().any(|c| c.user_id == user_id))
-        .unwrap_or(false);
+    let still_there =
+        app.connections.in_room(room_id).await.map(|c| c.iter().any(|c| c.user_id == user_id)).unwrap_or(false);
     if !still_there {
         let event = ServerEvent::PresenceUpdate {
             room_id,

@@ -15,13 +15,12 @@ use crate::{
         },
         redis::RateDecision,
     },
+    ai,
     app::App,
     domain::{ClientMsgId, ConnectionId, MessageBody, MessageKind, OnlineUser},
     handlers::fanout::{announce_if_gone, forget_connection, push_to_room, send_event},
     ports::ConnectionInfo,
-    protocol::{
-        ClientAction, PresenceStatus, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame,
-    },
+    protocol::{ClientAction, PresenceStatus, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame},
 };
 
 /// How many messages `room_joined` carries.
@@ -49,22 +48,12 @@ fn hex(bytes: &[u8]) -> String {
 
 /// `$connect`: spends the one-time ticket and registers the connection.
 #[tracing::instrument(skip(app, ticket), fields(%connection))]
-pub async fn on_connect(
-    app: &App,
-    connection: &ConnectionId,
-    ticket: Option<&str>,
-) -> Result<(), ConnectError> {
-    let ticket = ticket
-        .filter(|t| !t.is_empty() && t.len() <= 128)
-        .ok_or(ConnectError::Unauthorized)?;
-    let user_id = app
-        .redis
-        .take_ticket(&ticket_hash(ticket))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot check ticket");
-            ConnectError::Unavailable
-        })?;
+pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&str>) -> Result<(), ConnectError> {
+    let ticket = ticket.filter(|t| !t.is_empty() && t.len() <= 128).ok_or(ConnectError::Unauthorized)?;
+    let user_id = app.redis.take_ticket(&ticket_hash(ticket)).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot check ticket");
+        ConnectError::Unavailable
+    })?;
     let user_id = user_id.ok_or(ConnectError::Unauthorized)?;
     let user = users::by_id(&app.db, user_id)
         .await
@@ -139,27 +128,113 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsE
         ClientAction::JoinRoom { room_id } => join_room(app, conn, room_id).await,
         ClientAction::LeaveRoom { room_id } => leave_room(app, conn, room_id).await,
         ClientAction::Typing { room_id, typing } => on_typing(app, conn, room_id, typing).await,
-        ClientAction::NewMessage {
-            room_id,
-            body,
-            client_msg_id,
-        } => new_message(app, conn, room_id, &body, &client_msg_id)
-            .await
-            .map_err(|e| e.with_ref(frame_ref_of(raw).as_deref())),
-        ClientAction::StopAi { room_id, .. } => {
-            // No stream of this room is running on this connection's behalf.
-            if !conn.rooms.contains(&room_id) && !is_member(app, room_id, conn.user_id).await? {
-                return Err(WsError::not_member(room_id));
+        ClientAction::NewMessage { room_id, body, client_msg_id, reply_to } => {
+            new_message(app, conn, room_id, &body, &client_msg_id, reply_to)
+                .await
+                .map_err(|e| e.with_ref(frame_ref_of(raw).as_deref()))
+        }
+        ClientAction::EditMessage { room_id, message_id, body } => {
+            edit_message(app, conn, room_id, message_id, &body).await
+        }
+        ClientAction::DeleteMessage { room_id, message_id } => delete_message(app, conn, room_id, message_id).await,
+        ClientAction::React { room_id, message_id, emoji, on } => {
+            react(app, conn, room_id, message_id, &emoji, on).await
+        }
+        ClientAction::StopAi { room_id, stream_id } => {
+            if !is_member(app, room_id, conn.user_id).await? {
+                return Err(not_member(app, room_id, conn.user_id).await);
             }
-            Ok(())
+            ai::request_stop(app, room_id, &stream_id).await
         }
     }
 }
 
+/// The author of a live message of the room, or `not_found`.
+async fn message_author(app: &App, room_id: Uuid, message_id: Uuid) -> Result<Option<Uuid>, WsError> {
+    messages::author_of(&app.db, room_id, message_id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| WsError::new(WsErrorCode::NotFound, "no such message in this room"))
+}
+
+async fn edit_message(
+    app: &App,
+    conn: &ConnectionInfo,
+    room_id: Uuid,
+    message_id: Uuid,
+    body: &str,
+) -> Result<(), WsError> {
+    let body = MessageBody::parse(body).map_err(|e| WsError::bad_request(e.to_string()))?;
+    if !is_member(app, room_id, conn.user_id).await? {
+        return Err(not_member(app, room_id, conn.user_id).await);
+    }
+    if message_author(app, room_id, message_id).await? != Some(conn.user_id) {
+        return Err(WsError::new(WsErrorCode::Forbidden, "you can only edit your own messages"));
+    }
+    let _in_order = app.room_order.lock(room_id).await;
+    messages::edit(&app.db, &app.keyring, room_id, message_id, body.as_str(), app.clock.now())
+        .await
+        .map_err(db_error)?;
+    let message = messages::get(&app.db, &app.keyring, room_id, message_id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(WsError::internal)?;
+    push_to_room(app, room_id, &ServerEvent::MessageEdited { room_id, message }, None).await;
+    Ok(())
+}
+
+async fn delete_message(app: &App, conn: &ConnectionInfo, room_id: Uuid, message_id: Uuid) -> Result<(), WsError> {
+    if !is_member(app, room_id, conn.user_id).await? {
+        return Err(not_member(app, room_id, conn.user_id).await);
+    }
+    let author = message_author(app, room_id, message_id).await?;
+    if author != Some(conn.user_id) && !owns_room_workspace(app, room_id, conn.user_id).await? {
+        return Err(WsError::new(WsErrorCode::Forbidden, "you can only delete your own messages"));
+    }
+    let _in_order = app.room_order.lock(room_id).await;
+    if messages::delete(&app.db, room_id, message_id, app.clock.now()).await.map_err(db_error)? {
+        push_to_room(app, room_id, &ServerEvent::MessageDeleted { room_id, message_id }, None).await;
+    }
+    Ok(())
+}
+
+async fn owns_room_workspace(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, WsError> {
+    let room = rooms::get(&app.db, room_id).await.map_err(db_error)?;
+    let Some(room) = room else { return Ok(false) };
+    let role = crate::adapters::postgres::users::workspace_role(&app.db, room.workspace_id, user_id)
+        .await
+        .map_err(db_error)?;
+    Ok(role.as_deref() == Some("owner"))
+}
+
+/// Emoji reactions: one grapheme-ish token, a few characters at most.
+const MAX_EMOJI_BYTES: usize = 32;
+
+async fn react(
+    app: &App,
+    conn: &ConnectionInfo,
+    room_id: Uuid,
+    message_id: Uuid,
+    emoji: &str,
+    on: bool,
+) -> Result<(), WsError> {
+    let emoji = emoji.trim();
+    if emoji.is_empty() || emoji.len() > MAX_EMOJI_BYTES || emoji.chars().any(char::is_whitespace) {
+        return Err(WsError::bad_request("emoji: one emoji, please"));
+    }
+    if !is_member(app, room_id, conn.user_id).await? {
+        return Err(not_member(app, room_id, conn.user_id).await);
+    }
+    message_author(app, room_id, message_id).await?;
+    let reactions = messages::react(&app.db, message_id, conn.user_id, emoji, on).await.map_err(db_error)?;
+    let event =
+        ServerEvent::Reaction { room_id, message_id, user_id: conn.user_id, emoji: emoji.to_owned(), on, reactions };
+    push_to_room(app, room_id, &event, None).await;
+    Ok(())
+}
+
 fn frame_ref_of(raw: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .and_then(|v| frame_ref(&v).map(str::to_owned))
+    serde_json::from_str::<serde_json::Value>(raw).ok().and_then(|v| frame_ref(&v).map(str::to_owned))
 }
 
 fn db_error(e: impl Into<sqlx::Error>) -> WsError {
@@ -186,9 +261,7 @@ async fn not_member(app: &App, room_id: Uuid, user_id: Uuid) -> WsError {
 }
 
 async fn is_member(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, WsError> {
-    rooms::is_member(&app.db, room_id, user_id)
-        .await
-        .map_err(db_error)
+    rooms::is_member(&app.db, room_id, user_id).await.map_err(db_error)
 }
 
 async fn join_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<(), WsError> {
@@ -202,37 +275,16 @@ async fn join_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<()
         .map_err(|_| WsError::unavailable("the connection registry"))?
         .iter()
         .any(|c| c.user_id == conn.user_id);
-    app.connections
-        .join(&conn.id, room_id)
-        .await
-        .map_err(|_| WsError::unavailable("the connection registry"))?;
-    let page = messages::page(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY)
-        .await
-        .map_err(db_error)?;
+    app.connections.join(&conn.id, room_id).await.map_err(|_| WsError::unavailable("the connection registry"))?;
+    let page = messages::page(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY).await.map_err(db_error)?;
     let mut online: Vec<OnlineUser> = Vec::new();
-    for c in app
-        .connections
-        .in_room(room_id)
-        .await
-        .map_err(|_| WsError::unavailable("the connection registry"))?
-    {
+    for c in app.connections.in_room(room_id).await.map_err(|_| WsError::unavailable("the connection registry"))? {
         if !online.iter().any(|o| o.user_id == c.user_id) {
-            online.push(OnlineUser {
-                user_id: c.user_id,
-                display_name: c.display_name,
-            });
+            online.push(OnlineUser { user_id: c.user_id, display_name: c.display_name });
         }
     }
-    send_event(
-        app,
-        conn.into(),
-        &ServerEvent::RoomJoined {
-            room_id,
-            messages: page.messages,
-            online,
-        },
-    )
-    .await;
+    send_event(app, conn.into(), &ServerEvent::RoomJoined { room_id, messages: page.messages, online }).await;
+    crate::reminders::deliver_missed(app, conn.user_id, &conn.id, conn.endpoint.as_deref()).await;
     if !already_here {
         let event = ServerEvent::PresenceUpdate {
             room_id,
@@ -249,46 +301,28 @@ async fn leave_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<(
     if !conn.rooms.contains(&room_id) {
         return Ok(());
     }
-    app.connections
-        .leave(&conn.id, room_id)
-        .await
-        .map_err(|_| WsError::unavailable("the connection registry"))?;
+    app.connections.leave(&conn.id, room_id).await.map_err(|_| WsError::unavailable("the connection registry"))?;
     announce_if_gone(app, room_id, conn.user_id, &conn.display_name).await;
     Ok(())
 }
 
-async fn on_typing(
-    app: &App,
-    conn: &ConnectionInfo,
-    room_id: Uuid,
-    typing: bool,
-) -> Result<(), WsError> {
+async fn on_typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: bool) -> Result<(), WsError> {
     if !conn.rooms.contains(&room_id) {
         return Err(WsError::not_member(room_id));
     }
     // Repeated starts are throttled so a chatty client cannot flood the room; a stop always
     // goes through and re-arms the next start. Without Redis, unthrottled.
     let throttle = if typing {
-        app.redis
-            .typing_allowed(conn.user_id, room_id, TYPING_THROTTLE)
-            .await
+        app.redis.typing_allowed(conn.user_id, room_id, TYPING_THROTTLE).await
     } else {
-        app.redis
-            .typing_stopped(conn.user_id, room_id)
-            .await
-            .map(|()| true)
+        app.redis.typing_stopped(conn.user_id, room_id).await.map(|()| true)
     };
     match throttle {
         Ok(false) => return Ok(()),
         Ok(true) => {}
         Err(e) => tracing::warn!(error = %e, "typing throttle skipped"),
     }
-    let event = ServerEvent::Typing {
-        room_id,
-        user_id: conn.user_id,
-        display_name: conn.display_name.clone(),
-        typing,
-    };
+    let event = ServerEvent::Typing { room_id, user_id: conn.user_id, display_name: conn.display_name.clone(), typing };
     push_to_room(app, room_id, &event, Some(conn.user_id)).await;
     Ok(())
 }
@@ -300,35 +334,22 @@ async fn new_message(
     room_id: Uuid,
     body: &str,
     client_msg_id: &str,
+    reply_to: Option<Uuid>,
 ) -> Result<(), WsError> {
     let body = MessageBody::parse(body).map_err(|e| WsError::bad_request(e.to_string()))?;
-    let client_msg_id =
-        ClientMsgId::parse(client_msg_id).map_err(|e| WsError::bad_request(e.to_string()))?;
+    let client_msg_id = ClientMsgId::parse(client_msg_id).map_err(|e| WsError::bad_request(e.to_string()))?;
 
     let now_ms = app.clock.now().timestamp_millis();
     let subject = format!("msg:{}", conn.user_id);
     let event_id = Uuid::new_v4().to_string();
-    match app
-        .redis
-        .rate_limit(
-            &subject,
-            now_ms,
-            RATE_WINDOW,
-            app.config.rate_limit_per_min,
-            &event_id,
-        )
-        .await
-    {
+    match app.redis.rate_limit(&subject, now_ms, RATE_WINDOW, app.config.rate_limit_per_min, &event_id).await {
         Ok(RateDecision::Allowed) => {}
         Ok(RateDecision::Limited { retry_after_ms }) => {
             return Err(WsError {
                 retry_after_ms: Some(retry_after_ms),
                 ..WsError::new(
                     WsErrorCode::RateLimited,
-                    format!(
-                        "at most {} messages a minute; wait a moment",
-                        app.config.rate_limit_per_min
-                    ),
+                    format!("at most {} messages a minute; wait a moment", app.config.rate_limit_per_min),
                 )
             });
         }
@@ -347,6 +368,8 @@ async fn new_message(
             body: body.as_str(),
             client_msg_id: Some(client_msg_id.as_str()),
             require_member: Some(conn.user_id),
+            reply_to,
+            stopped: false,
         },
     )
     .await
@@ -354,27 +377,20 @@ async fn new_message(
     match stored {
         Stored::NotMember => Err(not_member(app, room_id, conn.user_id).await),
         Stored::Duplicate(message_id) => {
-            let ack = ServerEvent::Ack {
-                client_msg_id: client_msg_id.into_inner(),
-                message_id,
-            };
+            let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id };
             send_event(app, conn.into(), &ack).await;
             Ok(())
         }
         Stored::New(message) => {
             tracing::info!(%room_id, seq = message.seq, "message stored");
-            let ack = ServerEvent::Ack {
-                client_msg_id: client_msg_id.into_inner(),
-                message_id: message.id,
-            };
+            let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id: message.id };
             send_event(app, conn.into(), &ack).await;
-            push_to_room(
-                app,
-                room_id,
-                &ServerEvent::NewMessage { room_id, message },
-                None,
-            )
-            .await;
+            let (message_id, asks_mathia) = (message.id, ai::mentions_mathia(&message.body));
+            push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message }, None).await;
+            drop(_in_order);
+            if asks_mathia {
+                ai::request_reply(app, room_id, message_id, conn.user_id).await?;
+            }
             Ok(())
         }
     }

@@ -16,9 +16,7 @@ pub struct Frame(Bytes);
 
 impl Frame {
     pub fn json<T: serde::Serialize>(value: &T) -> Self {
-        Self(Bytes::from(
-            serde_json::to_vec(value).expect("frames serialise"),
-        ))
+        Self(Bytes::from(serde_json::to_vec(value).expect("frames serialise")))
     }
 
     /// A frame received as bytes (the management API's POST body).
@@ -54,19 +52,13 @@ pub struct Recipient<'a> {
 
 impl<'a> From<&'a ConnectionInfo> for Recipient<'a> {
     fn from(c: &'a ConnectionInfo) -> Self {
-        Self {
-            id: &c.id,
-            endpoint: c.endpoint.as_deref(),
-        }
+        Self { id: &c.id, endpoint: c.endpoint.as_deref() }
     }
 }
 
 impl<'a> From<&'a RoomConnection> for Recipient<'a> {
     fn from(c: &'a RoomConnection) -> Self {
-        Self {
-            id: &c.id,
-            endpoint: c.endpoint.as_deref(),
-        }
+        Self { id: &c.id, endpoint: c.endpoint.as_deref() }
     }
 }
 
@@ -107,12 +99,7 @@ pub const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_secs(
 /// Sends jobs to a queue, optionally delayed (at most `MAX_QUEUE_DELAY`).
 #[async_trait]
 pub trait Queue: Send + Sync {
-    async fn send(
-        &self,
-        queue: QueueName,
-        body: &str,
-        delay: std::time::Duration,
-    ) -> Result<(), QueueError>;
+    async fn send(&self, queue: QueueName, body: &str, delay: std::time::Duration) -> Result<(), QueueError>;
 }
 
 /// Who holds a connection and which rooms it listens to.
@@ -169,4 +156,40 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+}
+
+/// One message of a chat completion request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: impl Into<String>) -> Self {
+        Self { role: role.to_owned(), content: content.into() }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AiError {
+    #[error("the model endpoint answered HTTP {0}")]
+    Status(u16),
+    #[error("the model endpoint could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the model stopped answering")]
+    Timeout,
+    #[error("the model sent something unreadable: {0}")]
+    Malformed(String),
+}
+
+/// A stream of text deltas from the model.
+pub type Deltas = futures::stream::BoxStream<'static, Result<String, AiError>>;
+
+/// Streams a chat completion.
+#[async_trait]
+pub trait Ai: Send + Sync {
+    /// Whether a real model is behind this (the offline responder is not, and is not billed).
+    fn is_model(&self) -> bool;
+    async fn stream(&self, messages: Vec<ChatMessage>) -> Result<Deltas, AiError>;
 }

@@ -45,9 +45,8 @@ pub async fn enqueue<T: Serialize>(
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
-pub async fn handle_ai(_app: &App, job: AiJob) -> Result<(), JobError> {
-    tracing::info!("ai job received");
-    Ok(())
+pub async fn handle_ai(app: &App, job: AiJob) -> Result<(), JobError> {
+    crate::ai::worker::handle(app, job).await
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
@@ -57,7 +56,6 @@ pub async fn handle_moderation(_app: &App, job: ModerationJob) -> Result<(), Job
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, reminder_id = %job.reminder_id))]
-pub async fn handle_reminder(_app: &App, job: ReminderJob) -> Result<(), JobError> {
-    tracing::info!("reminder job received");
-    Ok(())
+pub async fn handle_reminder(app: &App, job: ReminderJob) -> Result<(), JobError> {
+    crate::reminders::deliver(app, job).await
 }

@@ -13,6 +13,7 @@ pub const CONNECTION_LIFETIME: Duration = Duration::hours(2);
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct TickReport {
     pub stale_connections_dropped: usize,
+    pub reminders_queued: usize,
 }
 
 #[tracing::instrument(skip_all)]
@@ -29,6 +30,10 @@ pub async fn tick(app: &App) -> TickReport {
         }
         Err(e) => tracing::warn!(error = %e, "cannot sweep connections"),
     }
-    tracing::info!(?report, "scheduler tick");
+    match crate::reminders::sweep(app).await {
+        Ok(n) => report.reminders_queued = n,
+        Err(e) => tracing::warn!(error = %e, "cannot sweep reminders"),
+    }
+    tracing::debug!(?report, "scheduler tick");
     report
 }

@@ -39,53 +39,24 @@ async fn sqs_round_trip_and_delayed_delivery() {
     let urls = emu.create_resources("t1-", 3, 30).await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&emu.sdk().await), urls);
 
-    queue
-        .send(QueueName::Ai, r#"{"hello":"now"}"#, Duration::ZERO)
-        .await
-        .unwrap();
-    queue
-        .send(
-            QueueName::Ai,
-            r#"{"hello":"later"}"#,
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
-    let first = queue
-        .receive(QueueName::Ai, 10, Duration::from_secs(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-        vec![r#"{"hello":"now"}"#]
-    );
+    queue.send(QueueName::Ai, r#"{"hello":"now"}"#, Duration::ZERO).await.unwrap();
+    queue.send(QueueName::Ai, r#"{"hello":"later"}"#, Duration::from_secs(2)).await.unwrap();
+    let first = queue.receive(QueueName::Ai, 10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec![r#"{"hello":"now"}"#]);
     assert_eq!(first[0].receive_count, 1);
     queue.delete(QueueName::Ai, &first).await.unwrap();
 
     let mut later = Vec::new();
     for _ in 0..10 {
-        later = queue
-            .receive(QueueName::Ai, 10, Duration::from_secs(1))
-            .await
-            .unwrap();
+        later = queue.receive(QueueName::Ai, 10, Duration::from_secs(1)).await.unwrap();
         if !later.is_empty() {
             break;
         }
     }
-    assert_eq!(
-        later.len(),
-        1,
-        "the delayed message arrives once its delay has passed"
-    );
+    assert_eq!(later.len(), 1, "the delayed message arrives once its delay has passed");
     assert_eq!(later[0].body, r#"{"hello":"later"}"#);
     // Other queues are separate.
-    assert!(
-        queue
-            .receive(QueueName::Reminders, 10, Duration::ZERO)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(queue.receive(QueueName::Reminders, 10, Duration::ZERO).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -97,53 +68,23 @@ async fn a_poison_message_is_reported_alone_and_redriven_to_the_dlq() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = SqsQueue::new(sqs.clone(), urls.clone());
 
-    let good = serde_json::to_string(&ModerationJob {
-        job_id: Uuid::new_v4(),
-        room_id: Uuid::new_v4(),
-        message_ids: vec![],
-    })
-    .unwrap();
-    queue
-        .send(QueueName::Moderation, &good, Duration::ZERO)
-        .await
-        .unwrap();
-    queue
-        .send(QueueName::Moderation, "this is not a job", Duration::ZERO)
-        .await
-        .unwrap();
+    let good =
+        serde_json::to_string(&ModerationJob { job_id: Uuid::new_v4(), room_id: Uuid::new_v4(), message_ids: vec![] })
+            .unwrap();
+    queue.send(QueueName::Moderation, &good, Duration::ZERO).await.unwrap();
+    queue.send(QueueName::Moderation, "this is not a job", Duration::ZERO).await.unwrap();
 
-    let dlq_url = sqs
-        .get_queue_url()
-        .queue_name("t2-moderation-dlq")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let dlq_url = sqs.get_queue_url().queue_name("t2-moderation-dlq").send().await.unwrap().queue_url.unwrap();
     let mut dead_letters = Vec::new();
     let mut poison_id = None;
     let mut handled_good = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     // Drive the queue the way the Lambda event source mapping does, with the real batch helper.
     while tokio::time::Instant::now() < deadline {
-        let received = queue
-            .receive(QueueName::Moderation, 10, Duration::from_secs(1))
-            .await
-            .unwrap();
+        let received = queue.receive(QueueName::Moderation, 10, Duration::from_secs(1)).await.unwrap();
         if received.is_empty() {
-            let dead = sqs
-                .receive_message()
-                .queue_url(&dlq_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            dead_letters.extend(
-                dead.messages
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|m| m.body),
-            );
+            let dead = sqs.receive_message().queue_url(&dlq_url).max_number_of_messages(10).send().await.unwrap();
+            dead_letters.extend(dead.messages.unwrap_or_default().into_iter().filter_map(|m| m.body));
             if !dead_letters.is_empty() {
                 break;
             }
@@ -159,147 +100,60 @@ async fn a_poison_message_is_reported_alone_and_redriven_to_the_dlq() {
         }))
         .unwrap();
         let response = run_sqs_batch(&t.local.app, QueueName::Moderation, event).await;
-        let failed: Vec<_> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect();
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
         for m in &received {
             if m.body == "this is not a job" {
-                assert_eq!(
-                    failed,
-                    vec![m.message_id.clone()],
-                    "only the poison message is reported"
-                );
+                assert_eq!(failed, vec![m.message_id.clone()], "only the poison message is reported");
                 poison_id = Some(m.message_id.clone());
             } else {
                 handled_good = true;
             }
         }
-        let succeeded: Vec<_> = received
-            .into_iter()
-            .filter(|m| !failed.contains(&m.message_id))
-            .collect();
-        queue
-            .delete(QueueName::Moderation, &succeeded)
-            .await
-            .unwrap();
+        let succeeded: Vec<_> = received.into_iter().filter(|m| !failed.contains(&m.message_id)).collect();
+        queue.delete(QueueName::Moderation, &succeeded).await.unwrap();
     }
     assert!(handled_good && poison_id.is_some());
-    assert_eq!(
-        dead_letters,
-        vec!["this is not a job".to_string()],
-        "the poison message ends in the DLQ, alone"
-    );
+    assert_eq!(dead_letters, vec!["this is not a job".to_string()], "the poison message ends in the DLQ, alone");
 }
 
 #[tokio::test]
 async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets() {
     let emu = Emulator::start().await;
     emu.create_resources("t3-", 5, 30).await;
-    let registry = DynamoConnections::new(
-        aws_sdk_dynamodb::Client::new(&emu.sdk().await),
-        "t3-connections",
-    );
+    let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&emu.sdk().await), "t3-connections");
     let (ana, ben) = (Uuid::new_v4(), Uuid::new_v4());
     let (room, other) = (Uuid::new_v4(), Uuid::new_v4());
 
-    registry
-        .register(conn("a1", ana, Some("http://gw-1")))
-        .await
-        .unwrap();
+    registry.register(conn("a1", ana, Some("http://gw-1"))).await.unwrap();
     registry.register(conn("a2", ana, None)).await.unwrap();
-    registry
-        .register(conn("b1", ben, Some("http://gw-2")))
-        .await
-        .unwrap();
+    registry.register(conn("b1", ben, Some("http://gw-2"))).await.unwrap();
     assert!(registry.join(&ConnectionId::new("a1"), room).await.unwrap());
     assert!(registry.join(&ConnectionId::new("b1"), room).await.unwrap());
-    assert!(
-        registry
-            .join(&ConnectionId::new("a2"), other)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !registry
-            .join(&ConnectionId::new("nobody"), room)
-            .await
-            .unwrap(),
-        "unknown connections cannot join"
-    );
+    assert!(registry.join(&ConnectionId::new("a2"), other).await.unwrap());
+    assert!(!registry.join(&ConnectionId::new("nobody"), room).await.unwrap(), "unknown connections cannot join");
 
-    let mut in_room: Vec<_> = registry
-        .in_room(room)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.id.to_string(), c.endpoint))
-        .collect();
+    let mut in_room: Vec<_> =
+        registry.in_room(room).await.unwrap().into_iter().map(|c| (c.id.to_string(), c.endpoint)).collect();
     in_room.sort();
-    assert_eq!(
-        in_room,
-        vec![
-            ("a1".into(), Some("http://gw-1".into())),
-            ("b1".into(), Some("http://gw-2".into()))
-        ]
-    );
-    let mut anas: Vec<_> = registry
-        .of_user(ana)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id.to_string())
-        .collect();
+    assert_eq!(in_room, vec![("a1".into(), Some("http://gw-1".into())), ("b1".into(), Some("http://gw-2".into()))]);
+    let mut anas: Vec<_> = registry.of_user(ana).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
     anas.sort();
     assert_eq!(anas, vec!["a1", "a2"]);
-    let a1 = registry
-        .get(&ConnectionId::new("a1"))
-        .await
-        .unwrap()
-        .unwrap();
+    let a1 = registry.get(&ConnectionId::new("a1")).await.unwrap().unwrap();
     assert_eq!(a1.rooms, HashSet::from([room]));
     assert_eq!(a1.user_id, ana);
 
-    registry
-        .leave(&ConnectionId::new("a1"), room)
-        .await
-        .unwrap();
+    registry.leave(&ConnectionId::new("a1"), room).await.unwrap();
     assert_eq!(registry.in_room(room).await.unwrap().len(), 1);
-    let removed = registry
-        .remove(&ConnectionId::new("b1"))
-        .await
-        .unwrap()
-        .unwrap();
+    let removed = registry.remove(&ConnectionId::new("b1")).await.unwrap().unwrap();
     assert_eq!(removed.rooms, HashSet::from([room]));
     assert!(registry.in_room(room).await.unwrap().is_empty());
-    assert!(
-        registry
-            .get(&ConnectionId::new("b1"))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        registry
-            .remove(&ConnectionId::new("b1"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none());
+    assert!(registry.remove(&ConnectionId::new("b1")).await.unwrap().is_none());
 
-    let stale = registry
-        .older_than(Utc::now() + chrono::Duration::seconds(5))
-        .await
-        .unwrap();
+    let stale = registry.older_than(Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
     assert_eq!(stale.len(), 2);
-    assert!(
-        registry
-            .older_than(Utc::now() - chrono::Duration::hours(1))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(registry.older_than(Utc::now() - chrono::Duration::hours(1)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -334,100 +188,44 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
 
     let emu_free_sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
         .load()
         .await;
     let push = ApiGatewayPush::new(emu_free_sdk, Some(server.uri()));
     let frame = mathia::ports::Frame::json(&ServerEvent::Pong);
     let id = |s: &str| ConnectionId::new(s);
-    push.send(
-        Recipient {
-            id: &id("alive"),
-            endpoint: None,
-        },
-        &frame,
-    )
-    .await
-    .unwrap();
-    push.send(
-        Recipient {
-            id: &id("flaky"),
-            endpoint: None,
-        },
-        &frame,
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        push.send(
-            Recipient {
-                id: &id("dead"),
-                endpoint: None
-            },
-            &frame
-        )
-        .await,
-        Err(PushError::Gone)
-    ));
+    push.send(Recipient { id: &id("alive"), endpoint: None }, &frame).await.unwrap();
+    push.send(Recipient { id: &id("flaky"), endpoint: None }, &frame).await.unwrap();
+    assert!(matches!(push.send(Recipient { id: &id("dead"), endpoint: None }, &frame).await, Err(PushError::Gone)));
 
     // Through the fan-out: the gone connection leaves the registry; the live one got the frame.
     let t = TestApp::spawn().await;
-    let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
-        .push(Arc::new(push))
-        .build()
-        .unwrap();
+    let app =
+        mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone()).push(Arc::new(push)).build().unwrap();
     let room = Uuid::new_v4();
     for c in ["alive", "dead"] {
-        app.connections
-            .register(conn(c, Uuid::new_v4(), Some(&server.uri())))
-            .await
-            .unwrap();
+        app.connections.register(conn(c, Uuid::new_v4(), Some(&server.uri()))).await.unwrap();
         app.connections.join(&id(c), room).await.unwrap();
     }
     push_to_room(&app, room, &ServerEvent::Pong, None).await;
-    let left: Vec<_> = app
-        .connections
-        .in_room(room)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id.to_string())
-        .collect();
+    let left: Vec<_> = app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
     assert_eq!(left, vec!["alive"]);
     let posts = server.received_requests().await.unwrap();
-    let to_alive: Vec<_> = posts
-        .iter()
-        .filter(|r| r.url.path() == "/@connections/alive")
-        .collect();
+    let to_alive: Vec<_> = posts.iter().filter(|r| r.url.path() == "/@connections/alive").collect();
     assert_eq!(to_alive.len(), 3);
     assert_eq!(to_alive[1].body, br#"{"type":"pong"}"#.to_vec());
     let offline: serde_json::Value = serde_json::from_slice(&to_alive[2].body).unwrap();
-    assert_eq!(
-        offline["type"], "presence_update",
-        "the room heard that the gone connection left"
-    );
+    assert_eq!(offline["type"], "presence_update", "the room heard that the gone connection left");
     assert_eq!(offline["status"], "offline");
-    assert_eq!(
-        posts
-            .iter()
-            .filter(|r| r.url.path() == "/@connections/flaky")
-            .count(),
-        2,
-        "retried once"
-    );
+    assert_eq!(posts.iter().filter(|r| r.url.path() == "/@connections/flaky").count(), 2, "retried once");
 }
 
 #[tokio::test]
 async fn the_worker_batch_helper_reports_partial_failures_of_a_real_sqs_event() {
     let t = TestApp::spawn().await;
-    let good = serde_json::to_string(&ModerationJob {
-        job_id: Uuid::new_v4(),
-        room_id: Uuid::new_v4(),
-        message_ids: vec![],
-    })
-    .unwrap();
+    let good =
+        serde_json::to_string(&ModerationJob { job_id: Uuid::new_v4(), room_id: Uuid::new_v4(), message_ids: vec![] })
+            .unwrap();
     // The SQS event shape Lambda delivers (from AWS's documentation).
     let event: SqsEvent = serde_json::from_value(json!({
         "Records": [
@@ -468,8 +266,5 @@ async fn the_worker_batch_helper_reports_partial_failures_of_a_real_sqs_event() 
     .unwrap();
     let response = run_sqs_batch(&t.local.app, QueueName::Moderation, event).await;
     let json = serde_json::to_value(&response).unwrap();
-    assert_eq!(
-        json,
-        json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]})
-    );
+    assert_eq!(json, json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]}));
 }

@@ -18,16 +18,9 @@ async fn two_users_see_each_others_messages_in_stored_order_with_acks() {
     assert_eq!(joined["messages"], json!([]));
     assert_eq!(joined["online"].as_array().unwrap().len(), 1);
     let (mut b, joined) = t.ws_in_room(&ben, room.id).await;
-    let online: Vec<&str> = joined["online"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["display_name"].as_str().unwrap())
-        .collect();
-    assert!(
-        online.contains(&"Ana") && online.contains(&"Ben"),
-        "{online:?}"
-    );
+    let online: Vec<&str> =
+        joined["online"].as_array().unwrap().iter().map(|o| o["display_name"].as_str().unwrap()).collect();
+    assert!(online.contains(&"Ana") && online.contains(&"Ben"), "{online:?}");
     let presence = a.recv_type("presence_update").await;
     assert_eq!(presence["status"], "online");
     assert_eq!(presence["user_id"], ben.id.to_string());
@@ -53,45 +46,23 @@ async fn two_users_see_each_others_messages_in_stored_order_with_acks() {
         }
         // Each ack names the stored message with that client id.
         for ack in &acks {
-            let m = messages
-                .iter()
-                .find(|m| m["client_msg_id"] == ack["client_msg_id"])
-                .expect("acked message delivered");
+            let m =
+                messages.iter().find(|m| m["client_msg_id"] == ack["client_msg_id"]).expect("acked message delivered");
             assert_eq!(m["id"], ack["message_id"]);
         }
-        let seqs: Vec<i64> = messages
-            .iter()
-            .map(|m| m["seq"].as_i64().unwrap())
-            .collect();
-        assert_eq!(
-            seqs,
-            (1..=10).collect::<Vec<_>>(),
-            "delivered in stored order"
-        );
-        seen.push(
-            messages
-                .iter()
-                .map(|m| m["body"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>(),
-        );
+        let seqs: Vec<i64> = messages.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "delivered in stored order");
+        seen.push(messages.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect::<Vec<_>>());
     }
     assert_eq!(seen[0], seen[1], "both saw the same order");
     // Each sender's own messages keep their order.
-    let anas: Vec<_> = seen[0]
-        .iter()
-        .filter(|b| b.starts_with("ana"))
-        .cloned()
-        .collect();
+    let anas: Vec<_> = seen[0].iter().filter(|b| b.starts_with("ana")).cloned().collect();
     assert_eq!(anas, (0..5).map(|i| format!("ana {i}")).collect::<Vec<_>>());
 
     // The history a newcomer gets matches, oldest first, with authors.
     let (_c, joined) = t.ws_in_room(&ben, room.id).await;
-    let bodies: Vec<_> = joined["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap().to_owned())
-        .collect();
+    let bodies: Vec<_> =
+        joined["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
     assert_eq!(bodies, seen[0]);
     let first = &joined["messages"][0];
     assert_eq!(first["kind"], "user");
@@ -126,42 +97,31 @@ async fn typing_presence_and_ping_reach_the_right_people() {
     let (mut b, _) = t.ws_in_room(&ben, room.id).await;
     a.recv_type("presence_update").await;
 
-    a.send(json!({"action": "typing", "room_id": room.id, "typing": true}))
-        .await;
+    a.send(json!({"action": "typing", "room_id": room.id, "typing": true})).await;
     let typing = b.recv_type("typing").await;
     assert_eq!(typing["user_id"], ana.id.to_string());
     assert_eq!(typing["display_name"], "Ana");
     assert_eq!(typing["typing"], true);
     // A burst of "still typing" is throttled to one event…
     for _ in 0..5 {
-        a.send(json!({"action": "typing", "room_id": room.id, "typing": true}))
-            .await;
+        a.send(json!({"action": "typing", "room_id": room.id, "typing": true})).await;
     }
-    a.send(json!({"action": "typing", "room_id": room.id, "typing": false}))
-        .await;
-    assert_eq!(
-        b.recv_type("typing").await["typing"],
-        false,
-        "repeats were dropped"
-    );
+    a.send(json!({"action": "typing", "room_id": room.id, "typing": false})).await;
+    assert_eq!(b.recv_type("typing").await["typing"], false, "repeats were dropped");
     // …but a stop re-arms it: the next start is delivered at once.
-    a.send(json!({"action": "typing", "room_id": room.id, "typing": true}))
-        .await;
+    a.send(json!({"action": "typing", "room_id": room.id, "typing": true})).await;
     assert_eq!(b.recv_type("typing").await["typing"], true);
-    a.send(json!({"action": "typing", "room_id": room.id, "typing": false}))
-        .await;
+    a.send(json!({"action": "typing", "room_id": room.id, "typing": false})).await;
     assert_eq!(b.recv_type("typing").await["typing"], false);
     // The typist does not hear themselves.
     a.assert_alive().await;
 
     // Leaving the room (or closing the socket) tells the others.
-    b.send(json!({"action": "leave_room", "room_id": room.id}))
-        .await;
+    b.send(json!({"action": "leave_room", "room_id": room.id})).await;
     let gone = a.recv_type("presence_update").await;
     assert_eq!(gone["status"], "offline");
     assert_eq!(gone["user_id"], ben.id.to_string());
-    b.send(json!({"action": "join_room", "room_id": room.id}))
-        .await;
+    b.send(json!({"action": "join_room", "room_id": room.id})).await;
     b.recv_type("room_joined").await;
     assert_eq!(a.recv_type("presence_update").await["status"], "online");
     b.close().await;
@@ -170,18 +130,11 @@ async fn typing_presence_and_ping_reach_the_right_people() {
 
     // And after leaving the room for good, Ben no longer receives it.
     let (mut b2, _) = t.ws_in_room(&ben, room.id).await;
-    let res = t
-        .post(
-            Some(&ben.token),
-            &format!("/api/rooms/{}/leave", room.id),
-            json!({}),
-        )
-        .await;
+    let res = t.post(Some(&ben.token), &format!("/api/rooms/{}/leave", room.id), json!({})).await;
     assert_eq!(res.status(), 204);
     a.send(json!({"action": "new_message", "room_id": room.id, "body": "still there?", "client_msg_id": "x"})).await;
     a.recv_type("new_message").await;
-    b2.expect_nothing_but(&["presence_update"], Duration::from_millis(300))
-        .await;
+    b2.expect_nothing_but(&["presence_update"], Duration::from_millis(300)).await;
 }
 
 #[tokio::test]
@@ -203,29 +156,17 @@ async fn history_pages_backwards_and_catches_up_forwards() {
         let t = &t;
         let token = ana.token.clone();
         async move {
-            let res = t
-                .get(Some(&token), &format!("/api/rooms/{}/messages{q}", room.id))
-                .await;
+            let res = t.get(Some(&token), &format!("/api/rooms/{}/messages{q}", room.id)).await;
             assert_eq!(res.status(), 200);
             res.json::<Value>().await.unwrap()
         }
     };
-    let seqs = |p: &Value| {
-        p["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["seq"].as_i64().unwrap())
-            .collect::<Vec<_>>()
-    };
+    let seqs =
+        |p: &Value| p["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect::<Vec<_>>();
 
     let p1 = page(String::new()).await;
     assert_eq!(seqs(&p1), (71..=120).collect::<Vec<_>>());
-    let p2 = page(format!(
-        "?before={}&limit=100",
-        p1["next_before"].as_str().unwrap()
-    ))
-    .await;
+    let p2 = page(format!("?before={}&limit=100", p1["next_before"].as_str().unwrap())).await;
     assert_eq!(seqs(&p2), (1..=70).collect::<Vec<_>>());
     assert!(p2["next_before"].is_null(), "no more history");
 
@@ -234,18 +175,8 @@ async fn history_pages_backwards_and_catches_up_forwards() {
     assert_eq!(seqs(&after), vec![11, 12, 13, 14, 15]);
     assert!(after["next_after"].is_string());
 
-    for bad in [
-        "?limit=0",
-        "?limit=101",
-        "?before=not-a-uuid",
-        &format!("?before={}", uuid::Uuid::new_v4()),
-    ] {
-        let res = t
-            .get(
-                Some(&ana.token),
-                &format!("/api/rooms/{}/messages{bad}", room.id),
-            )
-            .await;
+    for bad in ["?limit=0", "?limit=101", "?before=not-a-uuid", &format!("?before={}", uuid::Uuid::new_v4())] {
+        let res = t.get(Some(&ana.token), &format!("/api/rooms/{}/messages{bad}", room.id)).await;
         assert_eq!(res.status(), 400, "{bad}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "bad_request");

@@ -47,10 +47,7 @@ async fn start_instance(emu: &Emulator, db_url: &str, redis_prefix: &str, key: &
         if let Ok(res) = http.get(format!("{base}/healthz")).send().await
             && res.status() == 200
         {
-            return Instance {
-                _child: child,
-                base,
-            };
+            return Instance { _child: child, base };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -58,9 +55,7 @@ async fn start_instance(emu: &Emulator, db_url: &str, redis_prefix: &str, key: &
 }
 
 async fn post(base: &str, token: Option<&str>, path: &str, body: Value) -> Value {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body);
+    let mut req = reqwest::Client::new().post(format!("{base}{path}")).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -85,28 +80,19 @@ async fn register(base: &str, name: &str) -> String {
         ("goals", json!({"goals": ["talk across instances"]})),
         ("workspace", json!({"name": format!("{name}'s team")})),
     ] {
-        let res = http
-            .put(format!("{base}/api/onboarding/{step}"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res =
+            http.put(format!("{base}/api/onboarding/{step}")).bearer_auth(&token).json(&body).send().await.unwrap();
         assert_eq!(res.status(), 200, "{step}");
     }
     token
 }
 
 async fn socket(base: &str, token: &str, room: &str) -> WsClient {
-    let ticket = post(base, Some(token), "/api/ws-ticket", json!({})).await["ticket"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ticket = post(base, Some(token), "/api/ws-ticket", json!({})).await["ticket"].as_str().unwrap().to_owned();
     let url = format!("{}/ws?ticket={ticket}", base.replace("http://", "ws://"));
     let (stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let mut ws = WsClient { stream };
-    ws.send(json!({"action": "join_room", "room_id": room}))
-        .await;
+    ws.send(json!({"action": "join_room", "room_id": room})).await;
     ws.recv_type("room_joined").await;
     ws
 }
@@ -125,33 +111,13 @@ async fn two_gateways_share_the_registry_and_deliver_across_instances() {
 
     let ana = register(&one.base, "Ana").await;
     let ben = register(&two.base, "Ben").await;
-    let room = post(
-        &one.base,
-        Some(&ana),
-        "/api/rooms",
-        json!({"name": "across"}),
-    )
-    .await["id"]
+    let room =
+        post(&one.base, Some(&ana), "/api/rooms", json!({"name": "across"})).await["id"].as_str().unwrap().to_owned();
+    let code = post(&one.base, Some(&ana), &format!("/api/rooms/{room}/invites"), json!({})).await["code"]
         .as_str()
         .unwrap()
         .to_owned();
-    let code = post(
-        &one.base,
-        Some(&ana),
-        &format!("/api/rooms/{room}/invites"),
-        json!({}),
-    )
-    .await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    post(
-        &two.base,
-        Some(&ben),
-        &format!("/api/invites/{code}/accept"),
-        json!({}),
-    )
-    .await;
+    post(&two.base, Some(&ben), &format!("/api/invites/{code}/accept"), json!({})).await;
 
     let mut a = socket(&one.base, &ana, &room).await;
     let mut b = socket(&two.base, &ben, &room).await;
@@ -165,11 +131,7 @@ async fn two_gateways_share_the_registry_and_deliver_across_instances() {
 
     b.send(json!({"action": "new_message", "room_id": room, "body": "from instance two", "client_msg_id": "y1"})).await;
     let got = a.recv_type("new_message").await;
-    let got = if got["message"]["body"] == "from instance one" {
-        a.recv_type("new_message").await
-    } else {
-        got
-    };
+    let got = if got["message"]["body"] == "from instance one" { a.recv_type("new_message").await } else { got };
     assert_eq!(got["message"]["body"], "from instance two");
     assert_eq!(got["message"]["seq"], 2);
 
@@ -180,12 +142,6 @@ async fn two_gateways_share_the_registry_and_deliver_across_instances() {
 
     drop((one, two));
     let mut conn =
-        <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{}/postgres", postgres_base()))
-            .await
-            .unwrap();
-    let _ = sqlx::query(&format!(
-        r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#
-    ))
-    .execute(&mut conn)
-    .await;
+        <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{}/postgres", postgres_base())).await.unwrap();
+    let _ = sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#)).execute(&mut conn).await;
 }

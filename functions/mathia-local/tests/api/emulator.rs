@@ -5,26 +5,19 @@ use std::{collections::HashMap, path::PathBuf, process::Stdio, time::Duration};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use mathia::ports::QueueName;
 use tokio::process::{Child, Command};
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub struct Emulator {
@@ -65,9 +58,7 @@ impl Emulator {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
             .load()
             .await
     }
@@ -80,23 +71,13 @@ impl Emulator {
         visibility_s: u32,
     ) -> HashMap<QueueName, String> {
         let sdk = self.sdk().await;
-        create_table(
-            &aws_sdk_dynamodb::Client::new(&sdk),
-            &format!("{prefix}connections"),
-        )
-        .await;
+        create_table(&aws_sdk_dynamodb::Client::new(&sdk), &format!("{prefix}connections")).await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let mut urls = HashMap::new();
         for name in QueueName::ALL {
             let queue = format!("{prefix}{}", name.as_str());
-            let dlq_url = sqs
-                .create_queue()
-                .queue_name(format!("{queue}-dlq"))
-                .send()
-                .await
-                .unwrap()
-                .queue_url
-                .unwrap();
+            let dlq_url =
+                sqs.create_queue().queue_name(format!("{queue}-dlq")).send().await.unwrap().queue_url.unwrap();
             let dlq_arn = sqs
                 .get_queue_attributes()
                 .queue_url(&dlq_url)
@@ -107,17 +88,12 @@ impl Emulator {
                 .attributes
                 .unwrap()[&QueueAttributeName::QueueArn]
                 .clone();
-            let redrive = format!(
-                r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#
-            );
+            let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#);
             let url = sqs
                 .create_queue()
                 .queue_name(&queue)
                 .attributes(QueueAttributeName::RedrivePolicy, redrive)
-                .attributes(
-                    QueueAttributeName::VisibilityTimeout,
-                    visibility_s.to_string(),
-                )
+                .attributes(QueueAttributeName::VisibilityTimeout, visibility_s.to_string())
                 .send()
                 .await
                 .unwrap()
@@ -137,19 +113,10 @@ impl Drop for Emulator {
 
 async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
     let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
     };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
+    let key =
+        |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
     client
         .create_table()
         .table_name(table)
@@ -165,11 +132,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
                 .index_name("gsi1")
                 .key_schema(key("gsi1pk", KeyType::Hash))
                 .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .unwrap(),
         )
@@ -180,11 +143,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()
-                .unwrap(),
+            TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().unwrap(),
         )
         .send()
         .await

@@ -20,17 +20,34 @@ async fn every_bad_frame_gets_its_code_stores_nothing_and_keeps_the_socket_open(
         (r#"{"room_id": "x"}"#.into(), "bad_request", None),
         (json!({"action": 42}).to_string(), "bad_request", None),
         (json!({"action": "fly_to_the_moon"}).to_string(), "unknown_action", None),
-        (json!({"action": "new_message", "room_id": room.id, "client_msg_id": "c1"}).to_string(), "bad_request", Some("c1")),
-        (json!({"action": "new_message", "room_id": "not-a-uuid", "body": "hi", "client_msg_id": "c1"}).to_string(), "bad_request", Some("c1")),
+        (
+            json!({"action": "new_message", "room_id": room.id, "client_msg_id": "c1"}).to_string(),
+            "bad_request",
+            Some("c1"),
+        ),
+        (
+            json!({"action": "new_message", "room_id": "not-a-uuid", "body": "hi", "client_msg_id": "c1"}).to_string(),
+            "bad_request",
+            Some("c1"),
+        ),
         (msg(json!(12)).to_string(), "bad_request", Some("c1")),
-        (json!({"action": "new_message", "room_id": room.id, "body": "hi", "client_msg_id": 7}).to_string(), "bad_request", None),
+        (
+            json!({"action": "new_message", "room_id": room.id, "body": "hi", "client_msg_id": 7}).to_string(),
+            "bad_request",
+            None,
+        ),
         (json!({"action": "join_room"}).to_string(), "bad_request", None),
         (json!({"action": "typing", "room_id": room.id, "typing": "yes"}).to_string(), "bad_request", None),
         (msg(json!("")).to_string(), "bad_request", Some("c1")),
         (msg(json!("   \n\t ")).to_string(), "bad_request", Some("c1")),
         (msg(json!("x".repeat(4001))).to_string(), "bad_request", Some("c1")),
         (msg(json!("y".repeat(33 * 1024))).to_string(), "too_large", None),
-        (json!({"action": "new_message", "room_id": elsewhere.id, "body": "let me in", "client_msg_id": "c2"}).to_string(), "not_member", Some("c2")),
+        (
+            json!({"action": "new_message", "room_id": elsewhere.id, "body": "let me in", "client_msg_id": "c2"})
+                .to_string(),
+            "not_member",
+            Some("c2"),
+        ),
         (json!({"action": "join_room", "room_id": elsewhere.id}).to_string(), "not_member", None),
         (json!({"action": "typing", "room_id": elsewhere.id, "typing": true}).to_string(), "not_member", None),
     ];
@@ -39,10 +56,7 @@ async fn every_bad_frame_gets_its_code_stores_nothing_and_keeps_the_socket_open(
         let err = a.recv_type("error").await;
         let shown = &frame[..frame.len().min(80)];
         assert_eq!(err["code"], code, "{shown}: {err}");
-        assert!(
-            err["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{shown}"
-        );
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{shown}");
         match reference {
             Some(r) => assert_eq!(err["ref"], r, "{shown}"),
             None => assert!(err.get("ref").is_none(), "{shown}: {err}"),
@@ -51,12 +65,7 @@ async fn every_bad_frame_gets_its_code_stores_nothing_and_keeps_the_socket_open(
     }
     // A binary frame too.
     use futures::SinkExt;
-    a.stream
-        .send(tokio_tungstenite::tungstenite::Message::binary(vec![
-            1u8, 2, 3,
-        ]))
-        .await
-        .unwrap();
+    a.stream.send(tokio_tungstenite::tungstenite::Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(a.recv_type("error").await["code"], "bad_request");
     a.assert_alive().await;
 
@@ -90,10 +99,7 @@ async fn the_31st_message_within_a_minute_is_rate_limited() {
     let ben = t.register("Ben").await;
     t.bring_in(&ana, room.id, &ben).await;
     let (mut b, _) = t.ws_in_room(&ben, room.id).await;
-    b.send(
-        json!({"action": "new_message", "room_id": room.id, "body": "hi", "client_msg_id": "b1"}),
-    )
-    .await;
+    b.send(json!({"action": "new_message", "room_id": room.id, "body": "hi", "client_msg_id": "b1"})).await;
     b.recv_type("ack").await;
 }
 
@@ -102,59 +108,18 @@ async fn http_errors_have_the_protocol_shape() {
     let t = TestApp::spawn().await;
     let ana = t.register("Ana").await;
     let cases = [
+        (t.post(None, "/api/rooms", json!({"name": "x"})).await, 401, "unauthorized"),
+        (t.post(Some("not-a-token"), "/api/rooms", json!({"name": "x"})).await, 401, "invalid_token"),
+        (t.post(Some(&ana.token), "/api/rooms", json!({"name": ""})).await, 400, "bad_request"),
+        (t.post(Some(&ana.token), "/api/rooms", json!({"name": "n".repeat(81)})).await, 400, "bad_request"),
+        (t.post(Some(&ana.token), "/api/rooms", json!({"nom": "x"})).await, 400, "bad_request"),
+        (t.get(Some(&ana.token), "/api/rooms/not-a-uuid/messages").await, 400, "bad_request"),
         (
-            t.post(None, "/api/rooms", json!({"name": "x"})).await,
-            401,
-            "unauthorized",
-        ),
-        (
-            t.post(Some("not-a-token"), "/api/rooms", json!({"name": "x"}))
-                .await,
-            401,
-            "invalid_token",
-        ),
-        (
-            t.post(Some(&ana.token), "/api/rooms", json!({"name": ""}))
-                .await,
-            400,
-            "bad_request",
-        ),
-        (
-            t.post(
-                Some(&ana.token),
-                "/api/rooms",
-                json!({"name": "n".repeat(81)}),
-            )
-            .await,
-            400,
-            "bad_request",
-        ),
-        (
-            t.post(Some(&ana.token), "/api/rooms", json!({"nom": "x"}))
-                .await,
-            400,
-            "bad_request",
-        ),
-        (
-            t.get(Some(&ana.token), "/api/rooms/not-a-uuid/messages")
-                .await,
-            400,
-            "bad_request",
-        ),
-        (
-            t.get(
-                Some(&ana.token),
-                &format!("/api/rooms/{}/messages", uuid::Uuid::new_v4()),
-            )
-            .await,
+            t.get(Some(&ana.token), &format!("/api/rooms/{}/messages", uuid::Uuid::new_v4())).await,
             404,
             "room_not_found",
         ),
-        (
-            t.get(Some(&ana.token), "/api/no-such-thing").await,
-            404,
-            "not_found",
-        ),
+        (t.get(Some(&ana.token), "/api/no-such-thing").await, 404, "not_found"),
         (
             t.http
                 .post(t.url("/api/rooms"))
@@ -174,21 +139,7 @@ async fn http_errors_have_the_protocol_shape() {
         assert_eq!(body["error"]["code"], code, "{body}");
         assert!(body["error"]["message"].is_string());
     }
-    let rooms: Value = t
-        .get(Some(&ana.token), "/api/rooms")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<_> = rooms
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["general"],
-        "no bad request created a room (general comes with the workspace)"
-    );
+    let rooms: Value = t.get(Some(&ana.token), "/api/rooms").await.json().await.unwrap();
+    let names: Vec<_> = rooms.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["general"], "no bad request created a room (general comes with the workspace)");
 }

@@ -14,8 +14,7 @@ use uuid::Uuid;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub fn postgres_base() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub fn redis_url() -> String {
@@ -46,8 +45,7 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
         mathia::telemetry::init_local();
         let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
-        let mut config =
-            Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
+        let mut config = Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
         config.redis_url = redis_url();
         config.redis_prefix = format!("test:{}:", Uuid::new_v4().simple());
         tweak(&mut config);
@@ -62,13 +60,7 @@ impl TestApp {
         tokio::spawn(local.clone().serve(listener, async move {
             let _ = stopped.await;
         }));
-        Self {
-            addr,
-            local,
-            http: reqwest::Client::new(),
-            db_name,
-            stop: Some(stop),
-        }
+        Self { addr, local, http: reqwest::Client::new(), db_name, stop: Some(stop) }
     }
 
     pub fn push(&self) -> &LocalPush {
@@ -96,20 +88,13 @@ impl TestApp {
     }
 
     pub async fn put(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
-        self.http
-            .put(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
+        self.http.put(self.url(path)).bearer_auth(token).json(&body).send().await.expect("request")
     }
 
     /// Signs up and walks through onboarding, creating a workspace of their own.
     pub async fn register(&self, name: &str) -> TestUser {
         let user = self.register_only(name).await;
-        self.onboard(&user, json!({"name": format!("{name}'s team")}))
-            .await;
+        self.onboard(&user, json!({"name": format!("{name}'s team")})).await;
         user
     }
 
@@ -131,20 +116,14 @@ impl TestApp {
             )
             .await;
         assert_eq!(res.status(), 200, "goals");
-        let res = self
-            .put(&user.token, "/api/onboarding/workspace", workspace)
-            .await;
+        let res = self.put(&user.token, "/api/onboarding/workspace", workspace).await;
         assert_eq!(res.status(), 200, "workspace");
         res.json().await.unwrap()
     }
 
     /// Signs up only: onboarding still to do.
     pub async fn register_only(&self, name: &str) -> TestUser {
-        let email = format!(
-            "{}-{}@example.com",
-            name.to_lowercase(),
-            Uuid::new_v4().simple()
-        );
+        let email = format!("{}-{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
         let res = self
             .post(
                 None,
@@ -163,21 +142,13 @@ impl TestApp {
     }
 
     pub async fn create_room(&self, owner: &TestUser, name: &str) -> Room {
-        let res = self
-            .post(Some(&owner.token), "/api/rooms", json!({ "name": name }))
-            .await;
+        let res = self.post(Some(&owner.token), "/api/rooms", json!({ "name": name })).await;
         assert_eq!(res.status(), 201);
         res.json().await.unwrap()
     }
 
     pub async fn invite(&self, member: &TestUser, room_id: Uuid, body: Value) -> String {
-        let res = self
-            .post(
-                Some(&member.token),
-                &format!("/api/rooms/{room_id}/invites"),
-                body,
-            )
-            .await;
+        let res = self.post(Some(&member.token), &format!("/api/rooms/{room_id}/invites"), body).await;
         assert_eq!(res.status(), 201);
         let body: Value = res.json().await.unwrap();
         body["code"].as_str().unwrap().to_owned()
@@ -186,20 +157,12 @@ impl TestApp {
     /// `owner` invites `guest` into the room and the guest accepts.
     pub async fn bring_in(&self, owner: &TestUser, room_id: Uuid, guest: &TestUser) {
         let code = self.invite(owner, room_id, json!({})).await;
-        let res = self
-            .post(
-                Some(&guest.token),
-                &format!("/api/invites/{code}/accept"),
-                json!({}),
-            )
-            .await;
+        let res = self.post(Some(&guest.token), &format!("/api/invites/{code}/accept"), json!({})).await;
         assert_eq!(res.status(), 200);
     }
 
     pub async fn ticket(&self, user: &TestUser) -> String {
-        let res = self
-            .post(Some(&user.token), "/api/ws-ticket", json!({}))
-            .await;
+        let res = self.post(Some(&user.token), "/api/ws-ticket", json!({})).await;
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["expires_in_s"], 60);
@@ -212,17 +175,14 @@ impl TestApp {
 
     pub async fn ws(&self, user: &TestUser) -> WsClient {
         let ticket = self.ticket(user).await;
-        let (stream, _) = tokio_tungstenite::connect_async(self.ws_url(&ticket))
-            .await
-            .expect("ws connects");
+        let (stream, _) = tokio_tungstenite::connect_async(self.ws_url(&ticket)).await.expect("ws connects");
         WsClient { stream }
     }
 
     /// Opens a socket and joins the room; returns the socket and the `room_joined` event.
     pub async fn ws_in_room(&self, user: &TestUser, room_id: Uuid) -> (WsClient, Value) {
         let mut ws = self.ws(user).await;
-        ws.send(json!({"action": "join_room", "room_id": room_id}))
-            .await;
+        ws.send(json!({"action": "join_room", "room_id": room_id})).await;
         let joined = ws.recv_type("room_joined").await;
         (ws, joined)
     }
@@ -232,10 +192,7 @@ impl TestApp {
     }
 
     pub async fn message_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM messages")
-            .fetch_one(&self.local.app.db)
-            .await
-            .unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&self.local.app.db).await.unwrap()
     }
 }
 
@@ -247,20 +204,13 @@ impl Drop for TestApp {
         let db_name = self.db_name.clone();
         // Drop the database from a thread of its own: Drop cannot await.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 use sqlx::Connection;
-                if let Ok(mut conn) =
-                    sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base())).await
-                {
-                    let _ = sqlx::query(&format!(
-                        r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#
-                    ))
-                    .execute(&mut conn)
-                    .await;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base())).await {
+                    let _ = sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })
@@ -274,10 +224,7 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn send(&mut self, frame: Value) {
-        self.stream
-            .send(Message::text(frame.to_string()))
-            .await
-            .expect("send");
+        self.stream.send(Message::text(frame.to_string())).await.expect("send");
     }
 
     pub async fn send_raw(&mut self, text: String) {
@@ -306,9 +253,7 @@ impl WsClient {
     pub async fn recv_type(&mut self, ty: &str) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let ev = tokio::time::timeout_at(deadline, self.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {ty} event"));
+            let ev = tokio::time::timeout_at(deadline, self.recv()).await.unwrap_or_else(|_| panic!("no {ty} event"));
             if ev["type"] == ty {
                 return ev;
             }
@@ -321,10 +266,7 @@ impl WsClient {
         while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
             if let Message::Text(t) = msg {
                 let ev: Value = serde_json::from_str(t.as_str()).unwrap();
-                assert!(
-                    allowed.contains(&ev["type"].as_str().unwrap_or("")),
-                    "unexpected event {ev}"
-                );
+                assert!(allowed.contains(&ev["type"].as_str().unwrap_or("")), "unexpected event {ev}");
             }
         }
     }

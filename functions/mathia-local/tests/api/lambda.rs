@@ -34,9 +34,9 @@ fn ws_event(
         "isBase64Encoded": false
     });
     if route == "$connect" {
-        event["headers"] = json!({ "Host": "abc123.execute-api.us-east-1.amazonaws.com", "Sec-WebSocket-Version": "13" });
-        event["multiValueHeaders"] =
-            json!({ "Host": ["abc123.execute-api.us-east-1.amazonaws.com"] });
+        event["headers"] =
+            json!({ "Host": "abc123.execute-api.us-east-1.amazonaws.com", "Sec-WebSocket-Version": "13" });
+        event["multiValueHeaders"] = json!({ "Host": ["abc123.execute-api.us-east-1.amazonaws.com"] });
         if let Some(t) = ticket {
             event["queryStringParameters"] = json!({ "ticket": t });
             event["multiValueQueryStringParameters"] = json!({ "ticket": [t] });
@@ -66,28 +66,13 @@ async fn websocket_events_run_the_same_handlers_as_the_gateway() {
     let conn = "L0SM9cOFvHcCIhw=";
     let mut outbox = t.push().attach(ConnectionId::new(conn));
 
-    let refused = lambda::ws_connect(
-        app,
-        ws_event("$connect", "CONNECT", conn, Some("forged"), None),
-    )
-    .await;
+    let refused = lambda::ws_connect(app, ws_event("$connect", "CONNECT", conn, Some("forged"), None)).await;
     assert_eq!(refused.status_code, 401);
     let ticket = t.ticket(&ana).await;
-    let ok = lambda::ws_connect(
-        app,
-        ws_event("$connect", "CONNECT", conn, Some(&ticket), None),
-    )
-    .await;
+    let ok = lambda::ws_connect(app, ws_event("$connect", "CONNECT", conn, Some(&ticket), None)).await;
     assert_eq!(ok.status_code, 200);
-    let reused = lambda::ws_connect(
-        app,
-        ws_event("$connect", "CONNECT", "other=", Some(&ticket), None),
-    )
-    .await;
-    assert_eq!(
-        reused.status_code, 401,
-        "tickets are one-time through Lambda too"
-    );
+    let reused = lambda::ws_connect(app, ws_event("$connect", "CONNECT", "other=", Some(&ticket), None)).await;
+    assert_eq!(reused.status_code, 401, "tickets are one-time through Lambda too");
 
     let send = |body: Value| ws_event("$default", "MESSAGE", conn, None, Some(body.to_string()));
     let mut next = || {
@@ -96,23 +81,19 @@ async fn websocket_events_run_the_same_handlers_as_the_gateway() {
     };
 
     assert_eq!(
-        lambda::ws_message(
-            app,
-            send(json!({"action": "join_room", "room_id": room.id}))
-        )
-        .await
-        .status_code,
+        lambda::ws_message(app, send(json!({"action": "join_room", "room_id": room.id}))).await.status_code,
         200
     );
     let joined = next();
     assert_eq!(joined["type"], "room_joined");
     assert_eq!(joined["online"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        b.recv_type("presence_update").await["user_id"],
-        ana.id.to_string()
-    );
+    assert_eq!(b.recv_type("presence_update").await["user_id"], ana.id.to_string());
 
-    let res = lambda::ws_message(app, send(json!({"action": "new_message", "room_id": room.id, "body": "via lambda", "client_msg_id": "l1"}))).await;
+    let res = lambda::ws_message(
+        app,
+        send(json!({"action": "new_message", "room_id": room.id, "body": "via lambda", "client_msg_id": "l1"})),
+    )
+    .await;
     assert_eq!(res.status_code, 200);
     let ack = next();
     assert_eq!(ack["type"], "ack");
@@ -120,10 +101,7 @@ async fn websocket_events_run_the_same_handlers_as_the_gateway() {
     assert_eq!(own["type"], "new_message");
     assert_eq!(own["message"]["id"], ack["message_id"]);
     let theirs = b.recv_type("new_message").await;
-    assert_eq!(
-        theirs, own,
-        "the socket and the Lambda connection got the same event"
-    );
+    assert_eq!(theirs, own, "the socket and the Lambda connection got the same event");
 
     // Bad input through Lambda: same codes, the invocation itself succeeds.
     lambda::ws_message(app, send(json!({"action": "nope"}))).await;
@@ -135,15 +113,10 @@ async fn websocket_events_run_the_same_handlers_as_the_gateway() {
     // And the gateway's socket answers the same bad input identically.
     b.send_raw("not json".into()).await;
     let gateway_error = b.recv_type("error").await;
-    lambda::ws_message(
-        app,
-        ws_event("$default", "MESSAGE", conn, None, Some("not json".into())),
-    )
-    .await;
+    lambda::ws_message(app, ws_event("$default", "MESSAGE", conn, None, Some("not json".into()))).await;
     assert_eq!(next(), gateway_error);
 
-    let gone =
-        lambda::ws_disconnect(app, ws_event("$disconnect", "DISCONNECT", conn, None, None)).await;
+    let gone = lambda::ws_disconnect(app, ws_event("$disconnect", "DISCONNECT", conn, None, None)).await;
     assert_eq!(gone.status_code, 200);
     let offline = b.recv_type("presence_update").await;
     assert_eq!(offline["status"], "offline");
@@ -180,21 +153,12 @@ fn http_event(method: &str, path: &str, token: &str, body: Option<Value>) -> Val
 }
 
 async fn through_lambda(t: &TestApp, event: Value) -> (u16, Value) {
-    let request: lambda_http::request::LambdaRequest =
-        serde_json::from_value(event).expect("a valid HTTP API event");
+    let request: lambda_http::request::LambdaRequest = serde_json::from_value(event).expect("a valid HTTP API event");
     let request: http::Request<lambda_http::Body> = request.into();
-    let response = mathia::handlers::http::router(t.local.app.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
+    let response = mathia::handlers::http::router(t.local.app.clone()).oneshot(request).await.unwrap();
     let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -202,47 +166,22 @@ async fn http_api_events_answer_like_the_gateway() {
     let t = TestApp::spawn().await;
     let ana = t.register("Ana").await;
 
-    let (status, created) = through_lambda(
-        &t,
-        http_event(
-            "POST",
-            "/api/rooms",
-            &ana.token,
-            Some(json!({"name": "from lambda"})),
-        ),
-    )
-    .await;
+    let (status, created) =
+        through_lambda(&t, http_event("POST", "/api/rooms", &ana.token, Some(json!({"name": "from lambda"})))).await;
     assert_eq!(status, 201);
     assert_eq!(created["name"], "from lambda");
 
     // The same listing through Lambda and through the gateway.
-    let (status, via_lambda) =
-        through_lambda(&t, http_event("GET", "/api/rooms", &ana.token, None)).await;
+    let (status, via_lambda) = through_lambda(&t, http_event("GET", "/api/rooms", &ana.token, None)).await;
     assert_eq!(status, 200);
-    let via_gateway: Value = t
-        .get(Some(&ana.token), "/api/rooms")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let via_gateway: Value = t.get(Some(&ana.token), "/api/rooms").await.json().await.unwrap();
     assert_eq!(via_lambda, via_gateway);
-    assert!(
-        via_lambda
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == created["id"])
-    );
+    assert!(via_lambda.as_array().unwrap().iter().any(|r| r["id"] == created["id"]));
 
     // Errors too.
-    let (status, err) = through_lambda(
-        &t,
-        http_event("POST", "/api/rooms", &ana.token, Some(json!({"name": ""}))),
-    )
-    .await;
-    let res = t
-        .post(Some(&ana.token), "/api/rooms", json!({"name": ""}))
-        .await;
+    let (status, err) =
+        through_lambda(&t, http_event("POST", "/api/rooms", &ana.token, Some(json!({"name": ""})))).await;
+    let res = t.post(Some(&ana.token), "/api/rooms", json!({"name": ""})).await;
     assert_eq!(status, res.status().as_u16());
     assert_eq!(err, res.json::<Value>().await.unwrap());
     let (status, _) = through_lambda(&t, http_event("GET", "/api/me", "bogus", None)).await;

@@ -8,60 +8,30 @@ use crate::helpers::TestApp;
 async fn each_bad_step_gets_a_field_error_and_saves_nothing_and_onboarding_resumes() {
     let t = TestApp::spawn().await;
     let ana = t.register_only("Ana").await;
-    let me: Value = t
-        .get(Some(&ana.token), "/api/me")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        me["onboarding"],
-        json!({"step": "profile", "completed": false})
-    );
+    let me: Value = t.get(Some(&ana.token), "/api/me").await.json().await.unwrap();
+    assert_eq!(me["onboarding"], json!({"step": "profile", "completed": false}));
     assert!(me["profile"].is_null() && me["goals"].is_null());
     assert_eq!(me["workspaces"], json!([]));
 
     // Chat waits for onboarding.
-    let res = t
-        .post(Some(&ana.token), "/api/rooms", json!({"name": "too soon"}))
-        .await;
+    let res = t.post(Some(&ana.token), "/api/rooms", json!({"name": "too soon"})).await;
     assert_eq!(res.status(), 403);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["error"]["code"],
-        "onboarding_incomplete"
-    );
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "onboarding_incomplete");
 
     // Out of order.
-    for (path, body) in [
-        ("/api/onboarding/goals", json!({"goals": ["x"]})),
-        ("/api/onboarding/workspace", json!({"name": "Acme"})),
-    ] {
+    for (path, body) in
+        [("/api/onboarding/goals", json!({"goals": ["x"]})), ("/api/onboarding/workspace", json!({"name": "Acme"}))]
+    {
         let res = t.put(&ana.token, path, body).await;
         assert_eq!(res.status(), 409, "{path}");
-        assert_eq!(
-            res.json::<Value>().await.unwrap()["error"]["code"],
-            "onboarding_out_of_order"
-        );
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "onboarding_out_of_order");
     }
     // A bad timezone.
-    let res = t
-        .put(
-            &ana.token,
-            "/api/onboarding/profile",
-            json!({"display_name": "Ana", "timezone": "Mars/Olympus"}),
-        )
-        .await;
+    let res =
+        t.put(&ana.token, "/api/onboarding/profile", json!({"display_name": "Ana", "timezone": "Mars/Olympus"})).await;
     assert_eq!(res.status(), 400);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["error"]["field"],
-        "timezone"
-    );
-    let me: Value = t
-        .get(Some(&ana.token), "/api/me")
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["field"], "timezone");
+    let me: Value = t.get(Some(&ana.token), "/api/me").await.json().await.unwrap();
     assert!(me["profile"].is_null(), "nothing saved");
 
     let res = t
@@ -79,14 +49,9 @@ async fn each_bad_step_gets_a_field_error_and_saves_nothing_and_onboarding_resum
 
     // Empty goals.
     for goals in [json!([]), json!(["  ", ""])] {
-        let res = t
-            .put(&ana.token, "/api/onboarding/goals", json!({"goals": goals}))
-            .await;
+        let res = t.put(&ana.token, "/api/onboarding/goals", json!({"goals": goals})).await;
         assert_eq!(res.status(), 400);
-        assert_eq!(
-            res.json::<Value>().await.unwrap()["error"]["field"],
-            "goals"
-        );
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["field"], "goals");
     }
     let res = t
         .put(
@@ -95,76 +60,41 @@ async fn each_bad_step_gets_a_field_error_and_saves_nothing_and_onboarding_resum
             json!({"goals": ["Launch v2", "Hire"], "focus": "launch", "tone": "concise"}),
         )
         .await;
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["onboarding"]["step"],
-        "workspace"
-    );
+    assert_eq!(res.json::<Value>().await.unwrap()["onboarding"]["step"], "workspace");
 
     // Logging in again resumes at the workspace step, with what was saved.
     let login: Value = t
-        .post(
-            None,
-            "/api/auth/login",
-            json!({"email": ana.email, "password": "correct horse battery"}),
-        )
+        .post(None, "/api/auth/login", json!({"email": ana.email, "password": "correct horse battery"}))
         .await
         .json()
         .await
         .unwrap();
     let token = login["token"].as_str().unwrap();
     let me: Value = t.get(Some(token), "/api/me").await.json().await.unwrap();
-    assert_eq!(
-        me["onboarding"],
-        json!({"step": "workspace", "completed": false})
-    );
+    assert_eq!(me["onboarding"], json!({"step": "workspace", "completed": false}));
     assert_eq!(me["goals"]["goals"], json!(["Launch v2", "Hire"]));
 
     // An unknown invite code, or neither option.
-    let res = t
-        .put(
-            token,
-            "/api/onboarding/workspace",
-            json!({"invite_code": "nope"}),
-        )
-        .await;
+    let res = t.put(token, "/api/onboarding/workspace", json!({"invite_code": "nope"})).await;
     assert_eq!(res.status(), 404);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["error"]["field"],
-        "invite_code"
-    );
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["field"], "invite_code");
     let res = t.put(token, "/api/onboarding/workspace", json!({})).await;
     assert_eq!(res.status(), 400);
     let me: Value = t.get(Some(token), "/api/me").await.json().await.unwrap();
     assert_eq!(me["workspaces"], json!([]), "nothing saved");
 
-    let res = t
-        .put(token, "/api/onboarding/workspace", json!({"name": "Acme"}))
-        .await;
+    let res = t.put(token, "/api/onboarding/workspace", json!({"name": "Acme"})).await;
     assert_eq!(res.status(), 200);
     let state: Value = res.json().await.unwrap();
-    assert_eq!(
-        state["onboarding"],
-        json!({"step": "done", "completed": true})
-    );
+    assert_eq!(state["onboarding"], json!({"step": "done", "completed": true}));
     assert_eq!(state["workspace"]["name"], "Acme");
     assert_eq!(state["workspace"]["role"], "owner");
     let rooms: Value = t.get(Some(token), "/api/rooms").await.json().await.unwrap();
-    assert_eq!(
-        rooms[0]["name"], "general",
-        "a first room comes with the workspace"
-    );
+    assert_eq!(rooms[0]["name"], "general", "a first room comes with the workspace");
     // Settings may edit the profile later without moving the step back.
-    let res = t
-        .put(
-            token,
-            "/api/onboarding/profile",
-            json!({"display_name": "Ana L.", "timezone": "Europe/Lisbon"}),
-        )
-        .await;
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["onboarding"]["step"],
-        "done"
-    );
+    let res =
+        t.put(token, "/api/onboarding/profile", json!({"display_name": "Ana L.", "timezone": "Europe/Lisbon"})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["onboarding"]["step"], "done");
 }
 
 #[tokio::test]
@@ -177,34 +107,16 @@ async fn joining_by_invite_code_lands_in_the_room_and_the_workspace() {
     let state = t.onboard(&ben, json!({"invite_code": code})).await;
     assert_eq!(state["workspace"]["role"], "member");
     assert_eq!(state["workspace"]["id"], room.workspace_id.to_string());
-    let rooms: Value = t
-        .get(Some(&ben.token), "/api/rooms")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        rooms
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == room.id.to_string())
-    );
+    let rooms: Value = t.get(Some(&ben.token), "/api/rooms").await.json().await.unwrap();
+    assert!(rooms.as_array().unwrap().iter().any(|r| r["id"] == room.id.to_string()));
     // Accepting the same code again (the client does) spends nothing more.
-    let again = t
-        .post(
-            Some(&ben.token),
-            &format!("/api/invites/{code}/accept"),
-            json!({}),
-        )
-        .await;
+    let again = t.post(Some(&ben.token), &format!("/api/invites/{code}/accept"), json!({})).await;
     assert_eq!(again.status(), 200);
 
     // A socket of someone not yet onboarded hears why they cannot chat.
     let cid = t.register_only("Cid").await;
     let mut ws = t.ws(&cid).await;
-    ws.send(json!({"action": "join_room", "room_id": room.id}))
-        .await;
+    ws.send(json!({"action": "join_room", "room_id": room.id})).await;
     assert_eq!(ws.recv_type("error").await["code"], "onboarding_incomplete");
     ws.assert_alive().await;
 }

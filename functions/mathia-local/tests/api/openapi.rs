@@ -22,9 +22,7 @@ fn protocol_endpoints() -> BTreeSet<(String, String)> {
                 (Some(m @ ("GET" | "POST" | "PUT" | "DELETE")), Some(p)) if p.starts_with('/') => {
                     (method, path) = (m.to_owned(), p.to_owned());
                 }
-                (Some(m @ ("GET" | "POST" | "PUT" | "DELETE")), None) if !path.is_empty() => {
-                    method = m.to_owned()
-                }
+                (Some(m @ ("GET" | "POST" | "PUT" | "DELETE")), None) if !path.is_empty() => method = m.to_owned(),
                 (Some(suffix), None) if suffix.starts_with('/') && !path.is_empty() => {
                     let first = suffix.split('/').nth(1).unwrap();
                     path = match path.find(&format!("/{first}")) {
@@ -47,12 +45,7 @@ async fn routed(t: &TestApp, method: &str, path: &str) -> bool {
         .replace("{code}", "some-code")
         .replace("{user_id}", &uuid::Uuid::new_v4().to_string());
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let res = t
-        .http
-        .request(method, t.url(&concrete))
-        .send()
-        .await
-        .unwrap();
+    let res = t.http.request(method, t.url(&concrete)).send().await.unwrap();
     let status = res.status().as_u16();
     let body: Value = res.json().await.unwrap_or(Value::Null);
     let code = body["error"]["code"].as_str().unwrap_or("");
@@ -66,29 +59,19 @@ async fn the_openapi_document_matches_the_router() {
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    assert_eq!(
-        doc,
-        serde_json::to_value(mathia::handlers::http::openapi()).unwrap(),
-        "served as generated"
-    );
+    assert_eq!(doc, serde_json::to_value(mathia::handlers::http::openapi()).unwrap(), "served as generated");
 
     let mut documented = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in item
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| ["get", "post", "put", "delete", "patch"].contains(&k.as_str()))
+        for method in
+            item.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "delete", "patch"].contains(&k.as_str()))
         {
             documented.insert((method.to_uppercase(), path.clone()));
         }
     }
     assert!(documented.len() >= 14, "{documented:?}");
     for (method, path) in &documented {
-        assert!(
-            routed(&t, method, path).await,
-            "{method} {path} is documented but not routed"
-        );
+        assert!(routed(&t, method, path).await, "{method} {path} is documented but not routed");
     }
     let mut checked = 0;
     for (method, path) in protocol_endpoints() {
@@ -103,10 +86,7 @@ async fn the_openapi_document_matches_the_router() {
             );
         }
     }
-    assert!(
-        checked >= 13,
-        "the protocol's endpoints were found in the router ({checked})"
-    );
+    assert!(checked >= 13, "the protocol's endpoints were found in the router ({checked})");
     // An operation that does not exist is not routed (the probe can tell).
     assert!(!routed(&t, "GET", "/api/does-not-exist").await);
     assert!(!routed(&t, "PUT", "/api/rooms").await);

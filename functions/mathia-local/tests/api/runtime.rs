@@ -45,42 +45,24 @@ async fn next(State(s): State<RuntimeState>) -> (HeaderMap, String) {
     };
     let mut headers = HeaderMap::new();
     let id = uuid::Uuid::new_v4().to_string();
-    headers.insert(
-        "Lambda-Runtime-Aws-Request-Id",
-        HeaderValue::from_str(&id).unwrap(),
-    );
+    headers.insert("Lambda-Runtime-Aws-Request-Id", HeaderValue::from_str(&id).unwrap());
     let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-    headers.insert(
-        "Lambda-Runtime-Deadline-Ms",
-        HeaderValue::from_str(&deadline.to_string()).unwrap(),
-    );
+    headers.insert("Lambda-Runtime-Deadline-Ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
     headers.insert(
         "Lambda-Runtime-Invoked-Function-Arn",
         HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:mathia-test"),
     );
-    headers.insert(
-        "Lambda-Runtime-Trace-Id",
-        HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793"),
-    );
+    headers.insert("Lambda-Runtime-Trace-Id", HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793"));
     (headers, event.to_string())
 }
 
-async fn respond(
-    State(s): State<RuntimeState>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> &'static str {
-    let _ = s
-        .answers
-        .send((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+async fn respond(State(s): State<RuntimeState>, Path(id): Path<String>, body: Bytes) -> &'static str {
+    let _ = s.answers.send((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
     "{}"
 }
 
 async fn error(State(s): State<RuntimeState>, body: Bytes) -> &'static str {
-    let _ = s.answers.send((
-        "error".into(),
-        json!({"error": String::from_utf8_lossy(&body)}),
-    ));
+    let _ = s.answers.send(("error".into(), json!({"error": String::from_utf8_lossy(&body)})));
     "{}"
 }
 
@@ -88,16 +70,10 @@ async fn error(State(s): State<RuntimeState>, body: Bytes) -> &'static str {
 async fn invoke(t: &TestApp, name: &str, events: Vec<Value>) -> Vec<Value> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let n = events.len();
-    let state = RuntimeState {
-        events: Arc::new(Mutex::new(events.into())),
-        answers: tx,
-    };
+    let state = RuntimeState { events: Arc::new(Mutex::new(events.into())), answers: tx };
     let api = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(respond),
-        )
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(error))
         .with_state(state);
@@ -119,10 +95,7 @@ async fn invoke(t: &TestApp, name: &str, events: Vec<Value>) -> Vec<Value> {
         .env("DATABASE_URL", &config.database_url)
         .env("REDIS_URL", &config.redis_url)
         .env("MATHIA_REDIS_PREFIX", &config.redis_prefix)
-        .env(
-            "MATHIA_MASTER_KEY",
-            base64::engine::general_purpose::STANDARD.encode(config.master_key),
-        )
+        .env("MATHIA_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode(config.master_key))
         .env("MATHIA_BACKEND", "local")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -131,10 +104,7 @@ async fn invoke(t: &TestApp, name: &str, events: Vec<Value>) -> Vec<Value> {
         .expect("the function starts");
     let mut answers = Vec::new();
     for _ in 0..n {
-        let (id, answer) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("an answer")
-            .unwrap();
+        let (id, answer) = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("an answer").unwrap();
         assert_ne!(id, "error", "{name} failed: {answer}");
         answers.push(answer);
     }
@@ -170,33 +140,15 @@ async fn every_lambda_binary_answers_real_events() {
     let answers = invoke(
         &t,
         "ws-connect",
-        vec![
-            ws_event("$connect", "c1", Some("forged"), None),
-            ws_event("$connect", "c1", Some(&ticket), None),
-        ],
+        vec![ws_event("$connect", "c1", Some("forged"), None), ws_event("$connect", "c1", Some(&ticket), None)],
     )
     .await;
     assert_eq!(answers[0]["statusCode"], 401);
     assert_eq!(answers[1]["statusCode"], 200);
 
-    let answers = invoke(
-        &t,
-        "ws-message",
-        vec![ws_event(
-            "$default",
-            "c9",
-            None,
-            Some(r#"{"action":"ping"}"#),
-        )],
-    )
-    .await;
+    let answers = invoke(&t, "ws-message", vec![ws_event("$default", "c9", None, Some(r#"{"action":"ping"}"#))]).await;
     assert_eq!(answers[0]["statusCode"], 200);
-    let answers = invoke(
-        &t,
-        "ws-disconnect",
-        vec![ws_event("$disconnect", "c9", None, None)],
-    )
-    .await;
+    let answers = invoke(&t, "ws-disconnect", vec![ws_event("$disconnect", "c9", None, None)]).await;
     assert_eq!(answers[0]["statusCode"], 200);
 
     let health = json!({
@@ -220,11 +172,7 @@ async fn every_lambda_binary_answers_real_events() {
             "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"
         }]});
         let answers = invoke(&t, worker, vec![sqs]).await;
-        assert_eq!(
-            answers[0],
-            json!({"batchItemFailures": [{"itemIdentifier": "bad-1"}]}),
-            "{worker}"
-        );
+        assert_eq!(answers[0], json!({"batchItemFailures": [{"itemIdentifier": "bad-1"}]}), "{worker}");
     }
 
     let scheduled = json!({
@@ -233,9 +181,5 @@ async fn every_lambda_binary_answers_real_events() {
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/mathia-scheduler"], "detail": {}
     });
     let answers = invoke(&t, "scheduler", vec![scheduled]).await;
-    assert!(
-        answers[0].get("stale_connections_dropped").is_some(),
-        "{}",
-        answers[0]
-    );
+    assert!(answers[0].get("stale_connections_dropped").is_some(), "{}", answers[0]);
 }

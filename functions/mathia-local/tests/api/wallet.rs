@@ -8,12 +8,7 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, TestUser};
 
 async fn workspace_of(t: &TestApp, user: &TestUser) -> Uuid {
-    let me: Value = t
-        .get(Some(&user.token), "/api/me")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = t.get(Some(&user.token), "/api/me").await.json().await.unwrap();
     me["workspaces"][0]["id"].as_str().unwrap().parse().unwrap()
 }
 
@@ -45,37 +40,22 @@ async fn a_hundred_concurrent_debits_against_fifty_cents_spend_exactly_fifty() {
 
     let results = join_all((0..100).map(|i| {
         let db = t.local.app.db.clone();
-        async move {
-            wallet::charge(&db, ws, 1, &format!("debit-{i}"), "load test")
-                .await
-                .unwrap()
-        }
+        async move { wallet::charge(&db, ws, 1, &format!("debit-{i}"), "load test").await.unwrap() }
     }))
     .await;
-    let ok = results
-        .iter()
-        .filter(|r| matches!(r, Moved::New(_)))
-        .count();
-    let refused = results
-        .iter()
-        .filter(|r| matches!(r, Moved::InsufficientFunds { .. }))
-        .count();
+    let ok = results.iter().filter(|r| matches!(r, Moved::New(_))).count();
+    let refused = results.iter().filter(|r| matches!(r, Moved::InsufficientFunds { .. })).count();
     assert_eq!((ok, refused), (50, 50));
     assert_eq!(balance(&t, ws).await, 0);
-    assert_eq!(
-        ledger_sum(&t, ws).await,
-        0,
-        "the ledger sums to the balance"
-    );
+    assert_eq!(ledger_sum(&t, ws).await, 0, "the ledger sums to the balance");
     // Nothing negative at any point: every entry's balance-after is within bounds and the
     // debits' balances-after are exactly 49..=0, each once.
-    let mut after: Vec<i64> = sqlx::query_scalar(
-        "SELECT balance_after_cents FROM ledger_entries WHERE workspace_id = $1 AND kind = 'debit'",
-    )
-    .bind(ws)
-    .fetch_all(&t.db().await)
-    .await
-    .unwrap();
+    let mut after: Vec<i64> =
+        sqlx::query_scalar("SELECT balance_after_cents FROM ledger_entries WHERE workspace_id = $1 AND kind = 'debit'")
+            .bind(ws)
+            .fetch_all(&t.db().await)
+            .await
+            .unwrap();
     after.sort();
     assert_eq!(after, (0..50).collect::<Vec<_>>());
 }
@@ -88,74 +68,42 @@ async fn the_same_idempotency_key_moves_money_once_even_concurrently() {
     let start = balance(&t, ws).await;
 
     let body = json!({"workspace_id": ws, "amount_cents": 250, "reason": "top up", "idempotency_key": "topup-1"});
-    let first = t
-        .post(Some(&ana.token), "/api/wallet/credit", body.clone())
-        .await;
+    let first = t.post(Some(&ana.token), "/api/wallet/credit", body.clone()).await;
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.unwrap();
-    let again = t
-        .post(Some(&ana.token), "/api/wallet/credit", body.clone())
-        .await;
+    let again = t.post(Some(&ana.token), "/api/wallet/credit", body.clone()).await;
     assert_eq!(again.status(), 200);
-    assert_eq!(
-        again.json::<Value>().await.unwrap(),
-        first,
-        "the replay answers the original entry"
-    );
+    assert_eq!(again.json::<Value>().await.unwrap(), first, "the replay answers the original entry");
 
     // Twenty concurrent requests with one key.
     let same = json!({"workspace_id": ws, "amount_cents": 7, "reason": "race", "idempotency_key": "race-1"});
-    let answers =
-        join_all((0..20).map(|_| t.post(Some(&ana.token), "/api/wallet/debit", same.clone())))
-            .await;
+    let answers = join_all((0..20).map(|_| t.post(Some(&ana.token), "/api/wallet/debit", same.clone()))).await;
     let mut ids = std::collections::HashSet::new();
     for res in answers {
         assert!(res.status() == 201 || res.status() == 200);
-        ids.insert(
-            res.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.insert(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1, "one entry, answered to everyone");
     assert_eq!(balance(&t, ws).await, start + 250 - 7);
     assert_eq!(ledger_sum(&t, ws).await, balance(&t, ws).await);
 
     // The library's charge, twice with one key: one entry.
-    let a = wallet::charge(&t.local.app.db, ws, 3, "job-42", "AI reply")
-        .await
-        .unwrap();
-    let b = wallet::charge(&t.local.app.db, ws, 3, "job-42", "AI reply")
-        .await
-        .unwrap();
-    let (Moved::New(a), Moved::Replayed(b)) = (a, b) else {
-        panic!("charged twice")
-    };
+    let a = wallet::charge(&t.local.app.db, ws, 3, "job-42", "AI reply").await.unwrap();
+    let b = wallet::charge(&t.local.app.db, ws, 3, "job-42", "AI reply").await.unwrap();
+    let (Moved::New(a), Moved::Replayed(b)) = (a, b) else { panic!("charged twice") };
     assert_eq!(a, b);
     // A key reused for a different movement is refused.
     let reused = t
-        .post(Some(&ana.token), "/api/wallet/debit", json!({"workspace_id": ws, "amount_cents": 9, "reason": "x", "idempotency_key": "topup-1"}))
+        .post(
+            Some(&ana.token),
+            "/api/wallet/debit",
+            json!({"workspace_id": ws, "amount_cents": 9, "reason": "x", "idempotency_key": "topup-1"}),
+        )
         .await;
     assert_eq!(reused.status(), 409);
-    assert_eq!(
-        reused.json::<Value>().await.unwrap()["error"]["code"],
-        "idempotency_key_reused"
-    );
-    let replayed = wallet::apply(
-        &t.local.app.db,
-        ws,
-        Kind::Credit,
-        250,
-        "topup-1",
-        "top up",
-        None,
-    )
-    .await
-    .unwrap();
-    let Moved::Replayed(entry) = replayed else {
-        panic!("replayed")
-    };
+    assert_eq!(reused.json::<Value>().await.unwrap()["error"]["code"], "idempotency_key_reused");
+    let replayed = wallet::apply(&t.local.app.db, ws, Kind::Credit, 250, "topup-1", "top up", None).await.unwrap();
+    let Moved::Replayed(entry) = replayed else { panic!("replayed") };
     assert_eq!(entry.id.to_string(), first["id"].as_str().unwrap());
 }
 
@@ -170,62 +118,51 @@ async fn only_owners_move_money_and_only_members_see_the_wallet() {
     t.onboard(&ben, json!({"invite_code": code})).await;
     let eve = t.register("Eve").await;
 
-    let wallet: Value = t
-        .get(Some(&ben.token), &format!("/api/wallet?workspace_id={ws}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let wallet: Value = t.get(Some(&ben.token), &format!("/api/wallet?workspace_id={ws}")).await.json().await.unwrap();
     assert_eq!(wallet["balance_cents"], 500);
     assert_eq!(wallet["currency"], "USD");
-    let ledger: Value = t
-        .get(
-            Some(&ben.token),
-            &format!("/api/wallet/transactions?workspace_id={ws}"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ledger: Value =
+        t.get(Some(&ben.token), &format!("/api/wallet/transactions?workspace_id={ws}")).await.json().await.unwrap();
     assert_eq!(ledger[0]["reason"], "welcome credit");
 
     for path in ["/api/wallet/credit", "/api/wallet/debit"] {
-        let res = t.post(Some(&ben.token), path, json!({"workspace_id": ws, "amount_cents": 1, "reason": "mine", "idempotency_key": "k"})).await;
+        let res = t
+            .post(
+                Some(&ben.token),
+                path,
+                json!({"workspace_id": ws, "amount_cents": 1, "reason": "mine", "idempotency_key": "k"}),
+            )
+            .await;
         assert_eq!(res.status(), 403, "{path}");
-        assert_eq!(
-            res.json::<Value>().await.unwrap()["error"]["code"],
-            "owner_only"
-        );
-        let res = t.post(Some(&eve.token), path, json!({"workspace_id": ws, "amount_cents": 1, "reason": "mine", "idempotency_key": "k"})).await;
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "owner_only");
+        let res = t
+            .post(
+                Some(&eve.token),
+                path,
+                json!({"workspace_id": ws, "amount_cents": 1, "reason": "mine", "idempotency_key": "k"}),
+            )
+            .await;
         assert_eq!(res.status(), 403);
     }
-    for path in [
-        format!("/api/wallet?workspace_id={ws}"),
-        format!("/api/wallet/transactions?workspace_id={ws}"),
-    ] {
+    for path in [format!("/api/wallet?workspace_id={ws}"), format!("/api/wallet/transactions?workspace_id={ws}")] {
         let res = t.get(Some(&eve.token), &path).await;
         assert_eq!(res.status(), 403, "{path}");
-        assert_eq!(
-            res.json::<Value>().await.unwrap()["error"]["code"],
-            "not_workspace_member"
-        );
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "not_workspace_member");
     }
-    let over = t.post(Some(&ana.token), "/api/wallet/debit", json!({"workspace_id": ws, "amount_cents": 501, "reason": "too much", "idempotency_key": "big"})).await;
+    let over = t
+        .post(
+            Some(&ana.token),
+            "/api/wallet/debit",
+            json!({"workspace_id": ws, "amount_cents": 501, "reason": "too much", "idempotency_key": "big"}),
+        )
+        .await;
     assert_eq!(over.status(), 409);
-    assert_eq!(
-        over.json::<Value>().await.unwrap()["error"]["code"],
-        "insufficient_funds"
-    );
+    assert_eq!(over.json::<Value>().await.unwrap()["error"]["code"], "insufficient_funds");
     for bad in [
         json!({"workspace_id": ws, "amount_cents": 0, "reason": "r", "idempotency_key": "z"}),
         json!({"workspace_id": ws, "amount_cents": 5, "reason": " ", "idempotency_key": "z"}),
     ] {
-        assert_eq!(
-            t.post(Some(&ana.token), "/api/wallet/credit", bad)
-                .await
-                .status(),
-            400
-        );
+        assert_eq!(t.post(Some(&ana.token), "/api/wallet/credit", bad).await.status(), 400);
     }
     assert_eq!(balance(&t, ws).await, 500, "nothing moved");
     assert_eq!(ledger_sum(&t, ws).await, 500);
@@ -244,18 +181,14 @@ async fn the_admin_command_tops_up_lists_and_rotates() {
             .env("DATABASE_URL", &t.local.app.config.database_url)
             .env(
                 "MATHIA_MASTER_KEY",
-                base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    t.local.app.config.master_key,
-                ),
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, t.local.app.config.master_key),
             )
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
         (
             out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
         )
     };
     let (ok, out) = run(&["credit", &ws.to_string(), "1000", "invoice", "7"]);
@@ -267,10 +200,7 @@ async fn the_admin_command_tops_up_lists_and_rotates() {
     let (ok, out) = run(&["users"]);
     assert!(ok && out.contains(&ana.email), "{out}");
     let (ok, out) = run(&["workspaces"]);
-    assert!(
-        ok && out.contains(&ws.to_string()) && out.contains("balance:1500"),
-        "{out}"
-    );
+    assert!(ok && out.contains(&ws.to_string()) && out.contains("balance:1500"), "{out}");
     let (ok, out) = run(&["rotate-key", &room.id.to_string()]);
     assert!(ok && out.contains("key version 2"), "{out}");
     let (ok, _) = run(&["bogus"]);

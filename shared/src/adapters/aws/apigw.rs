@@ -33,12 +33,7 @@ pub struct ApiGatewayPush {
 impl ApiGatewayPush {
     /// `default_endpoint` is API Gateway's `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
     pub fn new(sdk: SdkConfig, default_endpoint: Option<String>) -> Self {
-        Self {
-            sdk,
-            default_endpoint,
-            clients: Mutex::default(),
-            in_flight: Semaphore::new(MAX_IN_FLIGHT),
-        }
+        Self { sdk, default_endpoint, clients: Mutex::default(), in_flight: Semaphore::new(MAX_IN_FLIGHT) }
     }
 
     fn client(&self, endpoint: &str) -> Client {
@@ -64,11 +59,7 @@ impl Push for ApiGatewayPush {
             .or(self.default_endpoint.as_deref())
             .ok_or_else(|| PushError::Other("no management endpoint configured".into()))?;
         let client = self.client(endpoint);
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|e| PushError::Other(e.to_string()))?;
+        let _permit = self.in_flight.acquire().await.map_err(|e| PushError::Other(e.to_string()))?;
         let result = client
             .post_to_connection()
             .connection_id(to.id.as_str())
@@ -79,10 +70,7 @@ impl Push for ApiGatewayPush {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 Some(service) if service.is_gone_exception() => Err(PushError::Gone),
-                _ => Err(PushError::Other(format!(
-                    "{}",
-                    aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e)
-                ))),
+                _ => Err(PushError::Other(format!("{}", aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e)))),
             },
         }
     }

@@ -37,9 +37,7 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
+    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 fn err(e: impl std::fmt::Display) -> RegistryError {
@@ -48,11 +46,7 @@ fn err(e: impl std::fmt::Display) -> RegistryError {
 
 impl DynamoConnections {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            ttl: Duration::from_secs(3 * 3600),
-        }
+        Self { client, table: table.into(), ttl: Duration::from_secs(3 * 3600) }
     }
 
     fn expires_at(&self) -> AttributeValue {
@@ -98,10 +92,8 @@ impl DynamoConnections {
 
     fn info_from(items: &[Item]) -> Option<ConnectionInfo> {
         let meta = items.iter().find(|i| get_s(i, "sk") == Some("META"))?;
-        let rooms = items
-            .iter()
-            .filter_map(|i| get_s(i, "sk")?.strip_prefix("ROOM#")?.parse().ok())
-            .collect::<HashSet<Uuid>>();
+        let rooms =
+            items.iter().filter_map(|i| get_s(i, "sk")?.strip_prefix("ROOM#")?.parse().ok()).collect::<HashSet<Uuid>>();
         Some(ConnectionInfo {
             id: ConnectionId::new(get_s(meta, "connection_id")?),
             user_id: get_s(meta, "user_id")?.parse().ok()?,
@@ -127,12 +119,7 @@ impl Connections for DynamoConnections {
             .item("connection_id", s(info.id.as_str()))
             .item("user_id", s(info.user_id.to_string()))
             .item("display_name", s(&info.display_name))
-            .item(
-                "connected_at",
-                s(info
-                    .connected_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            )
+            .item("connected_at", s(info.connected_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
             .item("expires_at", self.expires_at());
         if let Some(endpoint) = &info.endpoint {
             put = put.item("endpoint", s(endpoint));
@@ -247,19 +234,13 @@ impl Connections for DynamoConnections {
                 .table_name(&self.table)
                 .filter_expression("sk = :meta AND connected_at < :cutoff")
                 .expression_attribute_values(":meta", s("META"))
-                .expression_attribute_values(
-                    ":cutoff",
-                    s(cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                )
+                .expression_attribute_values(":cutoff", s(cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| err(e.into_service_error()))?;
             ids.extend(
-                out.items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|i| get_s(i, "connection_id").map(ConnectionId::new)),
+                out.items.unwrap_or_default().iter().filter_map(|i| get_s(i, "connection_id").map(ConnectionId::new)),
             );
             start = out.last_evaluated_key;
             if start.is_none() {

@@ -17,14 +17,12 @@ use crate::config::AwsSettings;
 /// The SDK configuration for Mathia's settings: the SDK's usual environment chain, plus the
 /// emulator endpoint when one is set (with throwaway credentials if none are configured).
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(settings.region.clone()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(settings.region.clone()));
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "emulator",
-            ));
+            loader = loader
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "emulator"));
         }
     }
     loader.load().await

@@ -71,9 +71,7 @@ impl SqsQueue {
             .queue_url(self.url(queue))
             .max_number_of_messages(max.clamp(1, 10))
             .wait_time_seconds(wait.as_secs().min(20) as i32)
-            .message_system_attribute_names(
-                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-            )
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
             .map_err(|e| err(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
@@ -99,11 +97,7 @@ impl SqsQueue {
     }
 
     /// Deletes handled messages; the others return after their visibility timeout.
-    pub async fn delete(
-        &self,
-        queue: QueueName,
-        handled: &[ReceivedMessage],
-    ) -> Result<(), QueueError> {
+    pub async fn delete(&self, queue: QueueName, handled: &[ReceivedMessage]) -> Result<(), QueueError> {
         for chunk in handled.chunks(10) {
             let entries = chunk
                 .iter()

@@ -34,10 +34,7 @@ impl InMemoryConnections {
 impl Connections for InMemoryConnections {
     async fn register(&self, info: ConnectionInfo) -> Result<(), RegistryError> {
         let mut s = self.state.write().await;
-        s.users
-            .entry(info.user_id)
-            .or_default()
-            .insert(info.id.clone());
+        s.users.entry(info.user_id).or_default().insert(info.id.clone());
         for room in &info.rooms {
             s.rooms.entry(*room).or_default().insert(info.id.clone());
         }
@@ -113,20 +110,11 @@ impl Connections for InMemoryConnections {
 
     async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError> {
         let s = self.state.read().await;
-        Ok(s.users
-            .get(&user_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| s.connections.get(id).cloned())
-            .collect())
+        Ok(s.users.get(&user_id).into_iter().flatten().filter_map(|id| s.connections.get(id).cloned()).collect())
     }
 
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
         let s = self.state.read().await;
-        Ok(s.connections
-            .values()
-            .filter(|c| c.connected_at < cutoff)
-            .map(|c| c.id.clone())
-            .collect())
+        Ok(s.connections.values().filter(|c| c.connected_at < cutoff).map(|c| c.id.clone()).collect())
     }
 }

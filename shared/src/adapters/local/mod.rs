@@ -3,10 +3,12 @@
 
 mod clock;
 mod connections;
+mod offline;
 mod push;
 mod queue;
 
 pub use clock::ManualClock;
 pub use connections::InMemoryConnections;
+pub use offline::{OFFLINE_REPLY, OfflineResponder};
 pub use push::{LocalPush, SocketOutbox};
 pub use queue::{LocalQueue, LocalQueueReceivers, QueuedJob};

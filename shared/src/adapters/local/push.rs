@@ -64,12 +64,7 @@ impl Push for LocalPush {
 impl LocalPush {
     /// Hands a frame to a socket held here; `Gone` when this process does not hold it.
     pub fn deliver(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
-        let sender = self
-            .sockets
-            .read()
-            .expect("push lock")
-            .get(connection)
-            .cloned();
+        let sender = self.sockets.read().expect("push lock").get(connection).cloned();
         let Some(sender) = sender else {
             return Err(PushError::Gone);
         };
@@ -78,10 +73,6 @@ impl LocalPush {
 
     /// Closes a socket held here (the management API's DELETE); false when not held.
     pub fn close(&self, connection: &ConnectionId) -> bool {
-        self.sockets
-            .write()
-            .expect("push lock")
-            .remove(connection)
-            .is_some()
+        self.sockets.write().expect("push lock").remove(connection).is_some()
     }
 }

@@ -56,16 +56,9 @@ impl Queue for LocalQueue {
     async fn send(&self, queue: QueueName, body: &str, delay: Duration) -> Result<(), QueueError> {
         let tx = self.senders[&queue].clone();
         if tx.is_closed() {
-            return Err(QueueError(format!(
-                "no consumer for the {} queue",
-                queue.as_str()
-            )));
+            return Err(QueueError(format!("no consumer for the {} queue", queue.as_str())));
         }
-        let job = QueuedJob {
-            message_id: uuid::Uuid::new_v4().to_string(),
-            body: body.to_owned(),
-            receive_count: 1,
-        };
+        let job = QueuedJob { message_id: uuid::Uuid::new_v4().to_string(), body: body.to_owned(), receive_count: 1 };
         let delay = delay.min(MAX_QUEUE_DELAY);
         if delay.is_zero() {
             tx.send(job).map_err(|_| QueueError("queue closed".into()))

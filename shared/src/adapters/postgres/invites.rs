@@ -43,35 +43,22 @@ pub enum Accepted {
 
 /// Spends one use of an invite and adds the member, atomically: concurrent accepts of a
 /// one-use invite let exactly one person in.
-pub async fn accept(
-    db: &PgPool,
-    code: &str,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Accepted, sqlx::Error> {
+pub async fn accept(db: &PgPool, code: &str, user_id: Uuid, now: DateTime<Utc>) -> Result<Accepted, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let invite: Option<InviteRow> = sqlx::query_as(
-        "SELECT room_id, max_uses, uses, expires_at FROM invites WHERE code = $1 FOR UPDATE",
-    )
-    .bind(code)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(InviteRow {
-        room_id,
-        max_uses,
-        uses,
-        expires_at,
-    }) = invite
-    else {
+    let invite: Option<InviteRow> =
+        sqlx::query_as("SELECT room_id, max_uses, uses, expires_at FROM invites WHERE code = $1 FOR UPDATE")
+            .bind(code)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(InviteRow { room_id, max_uses, uses, expires_at }) = invite else {
         return Ok(Accepted::Unknown);
     };
-    let already: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)",
-    )
-    .bind(room_id)
-    .bind(user_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let already: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)")
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
     if already {
         return Ok(Accepted::Room(room_id));
     }
@@ -81,10 +68,7 @@ pub async fn accept(
     if max_uses.is_some_and(|max| uses >= max) {
         return Ok(Accepted::UsedUp);
     }
-    sqlx::query("UPDATE invites SET uses = uses + 1 WHERE code = $1")
-        .bind(code)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("UPDATE invites SET uses = uses + 1 WHERE code = $1").bind(code).execute(&mut *tx).await?;
     sqlx::query(
         "INSERT INTO workspace_members (workspace_id, user_id, role)
          SELECT workspace_id, $2, 'member' FROM rooms WHERE id = $1

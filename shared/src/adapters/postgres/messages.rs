@@ -1,12 +1,15 @@
 //! Messages, sealed with the room's key. `seq` is handed out by bumping `rooms.last_seq` in the
-//! same statement as the insert, so it rises by exactly one per stored message.
+//! same statement as the insert, so it rises by exactly one per stored message. Edits re-seal
+//! the body; a delete drops the ciphertext and keeps the row (and its `seq`).
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Author, Message, MessageKind},
+    domain::{Author, Message, MessageKind, ReactionSummary, ReplyRef},
     keyring::{Aad, KeyringError, RoomKeyring, Sealed},
 };
 
@@ -35,6 +38,9 @@ pub struct NewMessage<'a> {
     pub client_msg_id: Option<&'a str>,
     /// When set, the message is stored only if this user is a member of the room.
     pub require_member: Option<Uuid>,
+    /// A message of the same room this one answers.
+    pub reply_to: Option<Uuid>,
+    pub stopped: bool,
 }
 
 #[derive(Debug)]
@@ -46,6 +52,8 @@ pub enum Stored {
     NotMember,
 }
 
+const DUPLICATE_INDEX: &str = "messages_client_msg_key";
+
 #[derive(sqlx::FromRow)]
 struct InsertedRow {
     seq: i64,
@@ -53,25 +61,23 @@ struct InsertedRow {
     display_name: Option<String>,
 }
 
-const DUPLICATE_INDEX: &str = "messages_client_msg_key";
+/// How many characters of a quoted message a reply carries.
+const EXCERPT_CHARS: usize = 140;
 
-pub async fn insert(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    new: NewMessage<'_>,
-) -> Result<Stored, MessageStoreError> {
+pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> Result<Stored, MessageStoreError> {
     let id = Uuid::now_v7();
-    let sealed = keyring
-        .seal(new.room_id, Aad::message(id), new.body.as_bytes())
-        .await?;
+    let sealed = keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await?;
     let row: Result<Option<InsertedRow>, sqlx::Error> = sqlx::query_as(
         "WITH bump AS (
              UPDATE rooms SET last_seq = last_seq + 1
              WHERE id = $2 AND ($9::uuid IS NULL OR EXISTS (
                  SELECT 1 FROM room_members WHERE room_id = $2 AND user_id = $9))
              RETURNING last_seq)
-         INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, client_msg_id)
-         SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8 FROM bump
+         INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, client_msg_id,
+                               reply_to, stopped)
+         SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8,
+                (SELECT id FROM messages WHERE id = $10 AND room_id = $2), $11
+         FROM bump
          RETURNING seq, created_at, (SELECT display_name FROM users WHERE id = $4) AS display_name",
     )
     .bind(id)
@@ -83,26 +89,33 @@ pub async fn insert(
     .bind(&sealed.ciphertext)
     .bind(new.client_msg_id)
     .bind(new.require_member)
+    .bind(new.reply_to)
+    .bind(new.stopped)
     .fetch_optional(db)
     .await;
     match row {
-        Ok(Some(InsertedRow {
-            seq,
-            created_at,
-            display_name,
-        })) => Ok(Stored::New(Message {
-            id,
-            room_id: new.room_id,
-            seq,
-            kind: new.kind,
-            author: new.author_id.map(|id| Author {
+        Ok(Some(InsertedRow { seq, created_at, display_name })) => {
+            if new.reply_to.is_some() {
+                // The quote needs the other message, decrypted: read the row back whole.
+                let message = get(db, keyring, new.room_id, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+                return Ok(Stored::New(message));
+            }
+            Ok(Stored::New(Message {
                 id,
-                display_name: display_name.unwrap_or_default(),
-            }),
-            body: new.body.to_owned(),
-            created_at,
-            client_msg_id: new.client_msg_id.map(str::to_owned),
-        })),
+                room_id: new.room_id,
+                seq,
+                kind: new.kind,
+                author: new.author_id.map(|id| Author { id, display_name: display_name.unwrap_or_default() }),
+                body: new.body.to_owned(),
+                created_at,
+                client_msg_id: new.client_msg_id.map(str::to_owned),
+                reply_to: None,
+                edited_at: None,
+                deleted: false,
+                stopped: new.stopped,
+                reactions: Vec::new(),
+            }))
+        }
         Ok(None) => Ok(Stored::NotMember),
         Err(e) if super::violated_constraint(&e) == Some(DUPLICATE_INDEX) => {
             let existing: Uuid = sqlx::query_scalar(
@@ -132,42 +145,117 @@ struct MessageRow {
     ciphertext: Vec<u8>,
     client_msg_id: Option<String>,
     created_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    stopped: bool,
+    reply_to: Option<Uuid>,
+    reply_author_id: Option<Uuid>,
+    reply_display_name: Option<String>,
+    reply_key_version: Option<i32>,
+    reply_nonce: Option<Vec<u8>>,
+    reply_ciphertext: Option<Vec<u8>>,
+    reply_deleted_at: Option<DateTime<Utc>>,
 }
 
-const SELECT_MESSAGES: &str =
-    "SELECT m.id, m.room_id, m.seq, m.kind, m.author_id, u.display_name, m.key_version,
-        m.nonce, m.ciphertext, m.client_msg_id, m.created_at
- FROM messages m LEFT JOIN users u ON u.id = m.author_id";
+const SELECT_MESSAGES: &str = "SELECT m.id, m.room_id, m.seq, m.kind, m.author_id, u.display_name, m.key_version,
+        m.nonce, m.ciphertext, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.stopped, m.reply_to,
+        r.author_id AS reply_author_id, ru.display_name AS reply_display_name, r.key_version AS reply_key_version,
+        r.nonce AS reply_nonce, r.ciphertext AS reply_ciphertext, r.deleted_at AS reply_deleted_at
+ FROM messages m LEFT JOIN users u ON u.id = m.author_id
+ LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id";
+
+fn excerpt(body: &str) -> String {
+    match body.char_indices().nth(EXCERPT_CHARS) {
+        Some((i, _)) => format!("{}…", &body[..i]),
+        None => body.to_owned(),
+    }
+}
 
 async fn open_rows(
+    db: &PgPool,
     keyring: &RoomKeyring,
     rows: Vec<MessageRow>,
 ) -> Result<Vec<Message>, MessageStoreError> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut reactions = reactions_of(db, &ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let sealed = Sealed {
-            key_version: r.key_version,
-            nonce: r.nonce,
-            ciphertext: r.ciphertext,
+        let body = if r.deleted_at.is_some() {
+            String::new()
+        } else {
+            let sealed = Sealed { key_version: r.key_version, nonce: r.nonce, ciphertext: r.ciphertext };
+            keyring.open_text(r.room_id, Aad::message(r.id), &sealed).await?
         };
-        let body = keyring
-            .open_text(r.room_id, Aad::message(r.id), &sealed)
-            .await?;
+        let reply_to = match (r.reply_to, r.reply_key_version, r.reply_nonce, r.reply_ciphertext) {
+            (Some(id), Some(key_version), Some(nonce), Some(ciphertext)) => {
+                let text = if r.reply_deleted_at.is_some() {
+                    String::new()
+                } else {
+                    let sealed = Sealed { key_version, nonce, ciphertext };
+                    keyring.open_text(r.room_id, Aad::message(id), &sealed).await?
+                };
+                Some(ReplyRef {
+                    id,
+                    author: r
+                        .reply_author_id
+                        .map(|id| Author { id, display_name: r.reply_display_name.unwrap_or_default() }),
+                    excerpt: excerpt(&text),
+                })
+            }
+            _ => None,
+        };
         out.push(Message {
             id: r.id,
             room_id: r.room_id,
             seq: r.seq,
             kind: MessageKind::from_db(&r.kind),
-            author: r.author_id.map(|id| Author {
-                id,
-                display_name: r.display_name.unwrap_or_default(),
-            }),
+            author: r.author_id.map(|id| Author { id, display_name: r.display_name.unwrap_or_default() }),
             body,
             created_at: r.created_at,
             client_msg_id: r.client_msg_id,
+            reply_to,
+            edited_at: r.edited_at,
+            deleted: r.deleted_at.is_some(),
+            stopped: r.stopped,
+            reactions: reactions.remove(&r.id).unwrap_or_default(),
         });
     }
     Ok(out)
+}
+
+/// Reactions of some messages, grouped by emoji in the order they were first used.
+pub async fn reactions_of(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<ReactionSummary>>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, String, Vec<Uuid>)> = sqlx::query_as(
+        "SELECT message_id, emoji, array_agg(user_id ORDER BY created_at)
+         FROM reactions WHERE message_id = ANY($1)
+         GROUP BY message_id, emoji ORDER BY min(created_at)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    let mut out: HashMap<Uuid, Vec<ReactionSummary>> = HashMap::new();
+    for (message_id, emoji, user_ids) in rows {
+        out.entry(message_id).or_default().push(ReactionSummary { emoji, count: user_ids.len(), user_ids });
+    }
+    Ok(out)
+}
+
+/// One message of a room.
+pub async fn get(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Message>, MessageStoreError> {
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!("{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.id = $2"))
+        .bind(room_id)
+        .bind(id)
+        .fetch_all(db)
+        .await?;
+    Ok(open_rows(db, keyring, rows).await?.pop())
 }
 
 /// Where a page of history starts.
@@ -194,54 +282,118 @@ pub async fn page(
     limit: i64,
 ) -> Result<Page, MessageStoreError> {
     let fetch = limit + 1;
-    let mut rows: Vec<MessageRow> =
-        match cursor {
-            Cursor::Latest => {
-                sqlx::query_as(&format!(
-                    "{SELECT_MESSAGES} WHERE m.room_id = $1 ORDER BY m.seq DESC LIMIT $2"
-                ))
-                .bind(room_id)
-                .bind(fetch)
-                .fetch_all(db)
-                .await?
-            }
-            Cursor::Before(seq) => sqlx::query_as(&format!(
-                "{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
-            ))
-            .bind(room_id)
-            .bind(seq)
-            .bind(fetch)
-            .fetch_all(db)
-            .await?,
-            Cursor::After(seq) => sqlx::query_as(&format!(
-                "{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"
-            ))
-            .bind(room_id)
-            .bind(seq)
-            .bind(fetch)
-            .fetch_all(db)
-            .await?,
-        };
+    let (condition, order, position) = match cursor {
+        Cursor::Latest => ("", "DESC", None),
+        Cursor::Before(seq) => ("AND m.seq < $3", "DESC", Some(seq)),
+        Cursor::After(seq) => ("AND m.seq > $3", "ASC", Some(seq)),
+    };
+    let sql = format!("{SELECT_MESSAGES} WHERE m.room_id = $1 {condition} ORDER BY m.seq {order} LIMIT $2");
+    let mut query = sqlx::query_as::<_, MessageRow>(&sql).bind(room_id).bind(fetch);
+    if let Some(seq) = position {
+        query = query.bind(seq);
+    }
+    let mut rows = query.fetch_all(db).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     if !matches!(cursor, Cursor::After(_)) {
         rows.reverse();
     }
-    Ok(Page {
-        messages: open_rows(keyring, rows).await?,
-        more,
-    })
+    Ok(Page { messages: open_rows(db, keyring, rows).await?, more })
 }
 
 /// The seq of a message in a room, to turn a message id cursor into a position.
-pub async fn seq_of(
-    db: &PgPool,
-    room_id: Uuid,
-    message_id: Uuid,
-) -> Result<Option<i64>, sqlx::Error> {
+pub async fn seq_of(db: &PgPool, room_id: Uuid, message_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
         .bind(room_id)
         .bind(message_id)
         .fetch_optional(db)
         .await
+}
+
+/// Who wrote a message of a room (None for AI and system messages), if it exists and is not
+/// deleted.
+pub async fn author_of(db: &PgPool, room_id: Uuid, id: Uuid) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT author_id FROM messages WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL")
+        .bind(room_id)
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Re-seals a message with a new body.
+pub async fn edit(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    id: Uuid,
+    body: &str,
+    at: DateTime<Utc>,
+) -> Result<(), MessageStoreError> {
+    let sealed = keyring.seal(room_id, Aad::message(id), body.as_bytes()).await?;
+    sqlx::query(
+        "UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, edited_at = $6
+         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
+    )
+    .bind(room_id)
+    .bind(id)
+    .bind(sealed.key_version)
+    .bind(&sealed.nonce)
+    .bind(&sealed.ciphertext)
+    .bind(at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a message's content; the row stays so `seq` has no gap.
+pub async fn delete(db: &PgPool, room_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE messages SET ciphertext = ''::bytea, nonce = ''::bytea, deleted_at = $3
+         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
+    )
+    .bind(room_id)
+    .bind(id)
+    .bind(at)
+    .execute(db)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id).execute(db).await?;
+    Ok(n == 1)
+}
+
+/// Adds or removes a user's reaction; answers the message's reactions afterwards.
+pub async fn react(
+    db: &PgPool,
+    id: Uuid,
+    user_id: Uuid,
+    emoji: &str,
+    on: bool,
+) -> Result<Vec<ReactionSummary>, sqlx::Error> {
+    if on {
+        sqlx::query("INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(user_id)
+            .bind(emoji)
+            .execute(db)
+            .await?;
+    } else {
+        sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3")
+            .bind(id)
+            .bind(user_id)
+            .bind(emoji)
+            .execute(db)
+            .await?;
+    }
+    Ok(reactions_of(db, &[id]).await?.remove(&id).unwrap_or_default())
+}
+
+/// The last `n` messages of a room that are not deleted, oldest first (the AI's context).
+pub async fn recent(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    n: i64,
+) -> Result<Vec<Message>, MessageStoreError> {
+    let page = page(db, keyring, room_id, Cursor::Latest, n).await?;
+    Ok(page.messages.into_iter().filter(|m| !m.deleted).collect())
 }

@@ -1,9 +1,12 @@
 //! Postgres: the system of record. One module per aggregate, SQL inline beside the code that
 //! runs it. `connect` creates the database when it is missing and runs the migrations.
 
+pub mod ai_jobs;
 pub mod invites;
 pub mod messages;
+pub mod notes;
 pub mod onboarding;
+pub mod reminders;
 pub mod rooms;
 pub mod users;
 pub mod wallet;
@@ -23,17 +26,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Opens a pool, creating the database if it does not exist, and migrates it.
 pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
-    if !sqlx::Postgres::database_exists(database_url)
-        .await
-        .context("cannot reach Postgres")?
-    {
+    if !sqlx::Postgres::database_exists(database_url).await.context("cannot reach Postgres")? {
         tracing::info!("creating the database");
         if let Err(e) = sqlx::Postgres::create_database(database_url).await {
             // Another process may have created it at the same moment.
-            if !sqlx::Postgres::database_exists(database_url)
-                .await
-                .unwrap_or(false)
-            {
+            if !sqlx::Postgres::database_exists(database_url).await.unwrap_or(false) {
                 return Err(e).context("cannot create the database");
             }
         }
@@ -53,13 +50,7 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
 
 /// True when the error means Postgres is unreachable rather than that the query was wrong.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-    )
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
 }
 
 /// The name of the unique constraint (or index) a write violated, if that is what failed.

@@ -58,20 +58,14 @@ pub struct GoalProfile {
 }
 
 pub async fn step(db: &PgPool, user_id: Uuid) -> Result<Step, sqlx::Error> {
-    let s: String = sqlx::query_scalar("SELECT onboarding_step FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_one(db)
-        .await?;
+    let s: String =
+        sqlx::query_scalar("SELECT onboarding_step FROM users WHERE id = $1").bind(user_id).fetch_one(db).await?;
     Ok(Step::parse(&s))
 }
 
 /// Moves the step forward from `from` (never backwards: re-saving an earlier step later, from
 /// Settings, keeps the person where they are).
-pub async fn advance(
-    tx: &mut Transaction<'_, Postgres>,
-    user_id: Uuid,
-    from: Step,
-) -> Result<(), sqlx::Error> {
+pub async fn advance(tx: &mut Transaction<'_, Postgres>, user_id: Uuid, from: Step) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET onboarding_step = $3 WHERE id = $1 AND onboarding_step = $2")
         .bind(user_id)
         .bind(from.as_str())
@@ -90,11 +84,7 @@ pub async fn profile(db: &PgPool, user_id: Uuid) -> Result<Option<Profile>, sqlx
     .await
 }
 
-pub async fn save_profile(
-    tx: &mut Transaction<'_, Postgres>,
-    user_id: Uuid,
-    p: &Profile,
-) -> Result<(), sqlx::Error> {
+pub async fn save_profile(tx: &mut Transaction<'_, Postgres>, user_id: Uuid, p: &Profile) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET display_name = $2 WHERE id = $1")
         .bind(user_id)
         .bind(&p.display_name)
@@ -120,11 +110,7 @@ pub async fn goals(db: &PgPool, user_id: Uuid) -> Result<Option<GoalProfile>, sq
         .await
 }
 
-pub async fn save_goals(
-    tx: &mut Transaction<'_, Postgres>,
-    user_id: Uuid,
-    g: &GoalProfile,
-) -> Result<(), sqlx::Error> {
+pub async fn save_goals(tx: &mut Transaction<'_, Postgres>, user_id: Uuid, g: &GoalProfile) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO goal_profiles (user_id, goals, focus, tone) VALUES ($1, $2, $3, $4)
          ON CONFLICT (user_id) DO UPDATE SET goals = $2, focus = $3, tone = $4, updated_at = now()",
@@ -140,9 +126,7 @@ pub async fn save_goals(
 
 /// The user's timezone (UTC until they say otherwise).
 pub async fn timezone(db: &PgPool, user_id: Uuid) -> Result<String, sqlx::Error> {
-    let tz: Option<String> = sqlx::query_scalar("SELECT timezone FROM profiles WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?;
+    let tz: Option<String> =
+        sqlx::query_scalar("SELECT timezone FROM profiles WHERE user_id = $1").bind(user_id).fetch_optional(db).await?;
     Ok(tz.unwrap_or_else(|| "UTC".into()))
 }

@@ -17,12 +17,7 @@ struct RoomRow {
 
 impl From<RoomRow> for Room {
     fn from(r: RoomRow) -> Self {
-        Room {
-            id: r.id,
-            name: r.name,
-            workspace_id: r.workspace_id,
-            created_at: r.created_at,
-        }
+        Room { id: r.id, name: r.name, workspace_id: r.workspace_id, created_at: r.created_at }
     }
 }
 
@@ -64,32 +59,24 @@ pub async fn of_user(db: &PgPool, user_id: Uuid) -> Result<Vec<Room>, sqlx::Erro
 }
 
 pub async fn get(db: &PgPool, room_id: Uuid) -> Result<Option<Room>, sqlx::Error> {
-    let row: Option<RoomRow> = sqlx::query_as(&format!(
-        "SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = $1"
-    ))
-    .bind(room_id)
-    .fetch_optional(db)
-    .await?;
+    let row: Option<RoomRow> = sqlx::query_as(&format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = $1"))
+        .bind(room_id)
+        .fetch_optional(db)
+        .await?;
     Ok(row.map(Room::from))
 }
 
 pub async fn is_member(db: &PgPool, room_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)",
-    )
-    .bind(room_id)
-    .bind(user_id)
-    .fetch_one(db)
-    .await
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)")
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(db)
+        .await
 }
 
 /// Adds a member to a room they may enter: only people already in the room's workspace.
 /// Returns false when they may not.
-pub async fn join_within_workspace(
-    db: &PgPool,
-    room_id: Uuid,
-    user_id: Uuid,
-) -> Result<bool, sqlx::Error> {
+pub async fn join_within_workspace(db: &PgPool, room_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let allowed: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM rooms r JOIN workspace_members w ON w.workspace_id = r.workspace_id
                         WHERE r.id = $1 AND w.user_id = $2)",
@@ -104,18 +91,12 @@ pub async fn join_within_workspace(
     Ok(allowed)
 }
 
-pub async fn add_member<'e, E: sqlx::PgExecutor<'e>>(
-    db: E,
-    room_id: Uuid,
-    user_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(room_id)
-    .bind(user_id)
-    .execute(db)
-    .await?;
+pub async fn add_member<'e, E: sqlx::PgExecutor<'e>>(db: E, room_id: Uuid, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(room_id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

@@ -17,22 +17,13 @@ pub struct UserRow {
 
 impl From<UserRow> for User {
     fn from(r: UserRow) -> Self {
-        User {
-            id: r.id,
-            email: r.email,
-            display_name: r.display_name,
-        }
+        User { id: r.id, email: r.email, display_name: r.display_name }
     }
 }
 
 /// Creates a user, who then walks through onboarding. Fails with the unique violation
 /// `users_email_key` when the address is taken.
-pub async fn create(
-    db: &PgPool,
-    email: &str,
-    display_name: &str,
-    password_hash: &str,
-) -> Result<User, sqlx::Error> {
+pub async fn create(db: &PgPool, email: &str, display_name: &str, password_hash: &str) -> Result<User, sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO users (id, email, display_name, password_hash, onboarding_step) VALUES ($1, $2, $3, $4, 'profile')")
         .bind(id)
@@ -41,28 +32,21 @@ pub async fn create(
         .bind(password_hash)
         .execute(db)
         .await?;
-    Ok(User {
-        id,
-        email: email.into(),
-        display_name: display_name.into(),
-    })
+    Ok(User { id, email: email.into(), display_name: display_name.into() })
 }
 
 pub async fn by_email(db: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, email, display_name, password_hash FROM users WHERE lower(email) = lower($1)",
-    )
-    .bind(email)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as("SELECT id, email, display_name, password_hash FROM users WHERE lower(email) = lower($1)")
+        .bind(email)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn by_id(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, email, display_name, password_hash FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
+    let row: Option<UserRow> = sqlx::query_as("SELECT id, email, display_name, password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
     Ok(row.map(User::from))
 }
 
@@ -87,11 +71,7 @@ pub async fn create_session(
 
 /// The user a live (not expired, not revoked) session token belongs to, and whether they have
 /// finished onboarding.
-pub async fn session_user(
-    db: &PgPool,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<(User, bool)>, sqlx::Error> {
+pub async fn session_user(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Option<(User, bool)>, sqlx::Error> {
     let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, u.onboarding_step
          FROM sessions s JOIN users u ON u.id = s.user_id
@@ -101,25 +81,14 @@ pub async fn session_user(
     .bind(now)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id, email, display_name, step)| {
-        (
-            User {
-                id,
-                email,
-                display_name,
-            },
-            step == "done",
-        )
-    }))
+    Ok(row.map(|(id, email, display_name, step)| (User { id, email, display_name }, step == "done")))
 }
 
 pub async fn revoke_session(db: &PgPool, token: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(token_hash(token))
-    .execute(db)
-    .await?;
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL")
+        .bind(token_hash(token))
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -131,10 +100,7 @@ pub struct WorkspaceSummary {
     pub personal: bool,
 }
 
-pub async fn workspaces_of(
-    db: &PgPool,
-    user_id: Uuid,
-) -> Result<Vec<WorkspaceSummary>, sqlx::Error> {
+pub async fn workspaces_of(db: &PgPool, user_id: Uuid) -> Result<Vec<WorkspaceSummary>, sqlx::Error> {
     sqlx::query_as(
         "SELECT w.id, w.name, m.role, w.personal
          FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
@@ -146,18 +112,12 @@ pub async fn workspaces_of(
 }
 
 /// The user's role in a workspace, or None when they are not in it.
-pub async fn workspace_role(
-    db: &PgPool,
-    workspace_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2",
-    )
-    .bind(workspace_id)
-    .bind(user_id)
-    .fetch_optional(db)
-    .await
+pub async fn workspace_role(db: &PgPool, workspace_id: Uuid, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+        .bind(workspace_id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await
 }
 
 /// The workspace a new room goes to when none is named: the user's personal one.
@@ -173,22 +133,9 @@ pub async fn default_workspace(db: &PgPool, user_id: Uuid) -> Result<Option<Uuid
 
 /// Everyone, for the operator: (user, onboarding step).
 pub async fn all(db: &PgPool) -> Result<Vec<(User, String)>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT id, email, display_name, onboarding_step FROM users ORDER BY created_at",
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, email, display_name, step)| {
-            (
-                User {
-                    id,
-                    email,
-                    display_name,
-                },
-                step,
-            )
-        })
-        .collect())
+    let rows: Vec<(Uuid, String, String, String)> =
+        sqlx::query_as("SELECT id, email, display_name, onboarding_step FROM users ORDER BY created_at")
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().map(|(id, email, display_name, step)| (User { id, email, display_name }, step)).collect())
 }

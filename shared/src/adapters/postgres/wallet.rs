@@ -57,13 +57,11 @@ pub enum Moved {
     NoWallet,
 }
 
-const ENTRY_COLUMNS: &str = "id, workspace_id, kind, amount_cents, balance_after_cents, reason, idempotency_key, created_at";
+const ENTRY_COLUMNS: &str =
+    "id, workspace_id, kind, amount_cents, balance_after_cents, reason, idempotency_key, created_at";
 
 /// Creates a workspace's wallet (inside the transaction that creates the workspace).
-pub async fn create(
-    tx: &mut Transaction<'_, Postgres>,
-    workspace_id: Uuid,
-) -> Result<(), sqlx::Error> {
+pub async fn create(tx: &mut Transaction<'_, Postgres>, workspace_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO wallets (workspace_id) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(workspace_id)
         .execute(&mut **tx)
@@ -72,19 +70,13 @@ pub async fn create(
 }
 
 pub async fn get(db: &PgPool, workspace_id: Uuid) -> Result<Option<Wallet>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT workspace_id, balance_cents, currency FROM wallets WHERE workspace_id = $1",
-    )
-    .bind(workspace_id)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as("SELECT workspace_id, balance_cents, currency FROM wallets WHERE workspace_id = $1")
+        .bind(workspace_id)
+        .fetch_optional(db)
+        .await
 }
 
-pub async fn entries(
-    db: &PgPool,
-    workspace_id: Uuid,
-    limit: i64,
-) -> Result<Vec<Entry>, sqlx::Error> {
+pub async fn entries(db: &PgPool, workspace_id: Uuid, limit: i64) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
     ))
@@ -145,11 +137,10 @@ pub async fn apply(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(balance) = balance else {
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT balance_cents FROM wallets WHERE workspace_id = $1")
-                .bind(workspace_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT balance_cents FROM wallets WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         return Ok(match current {
             Some(balance_cents) => Moved::InsufficientFunds { balance_cents },
             None => Moved::NoWallet,
@@ -180,9 +171,7 @@ pub async fn apply(
             // The same key won a race a moment ago: undo this movement, answer that one.
             tx.rollback().await?;
             let mut tx = db.begin().await?;
-            let existing = by_key(&mut tx, workspace_id, key)
-                .await?
-                .ok_or(sqlx::Error::RowNotFound)?;
+            let existing = by_key(&mut tx, workspace_id, key).await?.ok_or(sqlx::Error::RowNotFound)?;
             Ok(replay(existing))
         }
     }

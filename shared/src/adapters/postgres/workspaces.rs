@@ -12,11 +12,7 @@ pub struct Workspace {
 }
 
 /// Creates a workspace owned by `owner`, with its wallet.
-pub async fn create(
-    tx: &mut Transaction<'_, Postgres>,
-    name: &str,
-    owner: Uuid,
-) -> Result<Uuid, sqlx::Error> {
+pub async fn create(tx: &mut Transaction<'_, Postgres>, name: &str, owner: Uuid) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO workspaces (id, name, owner_id) VALUES ($1, $2, $3)")
         .bind(id)
@@ -24,13 +20,11 @@ pub async fn create(
         .bind(owner)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
-    )
-    .bind(id)
-    .bind(owner)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(id)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
     super::wallet::create(tx, id).await?;
     Ok(id)
 }
@@ -46,8 +40,6 @@ pub async fn all(db: &PgPool) -> Result<Vec<(Workspace, i64, i64)>, sqlx::Error>
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, name, owner_id, members, balance)| {
-            (Workspace { id, name, owner_id }, members, balance)
-        })
+        .map(|(id, name, owner_id, members, balance)| (Workspace { id, name, owner_id }, members, balance))
         .collect())
 }

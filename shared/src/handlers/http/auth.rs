@@ -47,21 +47,13 @@ async fn verify_password(password: String, stored: Option<String>) -> bool {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| {
             DUMMY
-                .get_or_init(|| {
-                    Argon2::default()
-                        .hash_password(b"not a real password")
-                        .expect("hash")
-                        .to_string()
-                })
+                .get_or_init(|| Argon2::default().hash_password(b"not a real password").expect("hash").to_string())
                 .clone()
         });
         let Ok(parsed) = PasswordHash::new(&stored) else {
             return false;
         };
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-            && known
+        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && known
     })
     .await
     .unwrap_or(false)
@@ -84,10 +76,7 @@ pub struct RegisterBody {
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", security(()),
     responses((status = 201, description = "`{token, user}`"), (status = 400, description = "a field is invalid"),
               (status = 409, description = "`email_taken`")))]
-pub async fn register(
-    State(app): State<App>,
-    Json(body): Json<RegisterBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn register(State(app): State<App>, Json(body): Json<RegisterBody>) -> ApiResult<(StatusCode, Json<Value>)> {
     let email = Email::parse(&body.email)?;
     let display_name = DisplayName::parse(&body.display_name)?;
     let password = Password::parse(&body.password)?;
@@ -104,10 +93,7 @@ pub async fn register(
     };
     let token = start_session(&app, &user).await?;
     tracing::info!(user_id = %user.id, "registered");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": token, "user": user })),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({ "token": token, "user": user }))))
 }
 
 #[derive(Deserialize)]
@@ -122,11 +108,7 @@ pub async fn login(State(app): State<App>, Json(body): Json<LoginBody>) -> ApiRe
     let row = users::by_email(&app.db, body.email.trim()).await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
     if body.password.len() > 1024 || !verify_password(body.password, stored).await {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "wrong e-mail or password",
-        ));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password"));
     }
     let user = User::from(row.expect("verified users exist"));
     let token = start_session(&app, &user).await?;
@@ -146,10 +128,6 @@ pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusC
               (status = 503, description = "Redis is down")))]
 pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let ticket = random_token();
-    app.redis
-        .put_ticket(&ticket_hash(&ticket), auth.user.id, app.config.ticket_ttl)
-        .await?;
-    Ok(Json(
-        json!({ "ticket": ticket, "expires_in_s": app.config.ticket_ttl.as_secs() }),
-    ))
+    app.redis.put_ticket(&ticket_hash(&ticket), auth.user.id, app.config.ticket_ttl).await?;
+    Ok(Json(json!({ "ticket": ticket, "expires_in_s": app.config.ticket_ttl.as_secs() })))
 }

@@ -22,13 +22,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            retry_after_s: None,
-        }
+        Self { status, code, message: message.into(), field: None, retry_after_s: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -52,19 +46,11 @@ impl ApiError {
     }
 
     pub fn unavailable(what: &str) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("{what} is temporarily unavailable"),
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{what} is temporarily unavailable"))
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "something went wrong on our side",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
     }
 
     pub fn not_member() -> Self {
@@ -74,10 +60,7 @@ impl ApiError {
 
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
-        Self {
-            field: Some(e.field),
-            ..Self::bad_request(e.to_string())
-        }
+        Self { field: Some(e.field), ..Self::bad_request(e.to_string()) }
     }
 }
 
@@ -113,11 +96,9 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 Self::bad_request("send JSON with Content-Type: application/json")
             }
-            JsonRejection::BytesRejection(_) => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the request body is too large",
-            ),
+            JsonRejection::BytesRejection(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
+            }
             other => Self::bad_request(other.body_text()),
         }
     }
@@ -143,9 +124,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if let Some(s) = self.retry_after_s {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         response
     }

@@ -39,10 +39,7 @@ impl AuthUser {
         if self.onboarded {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "onboarding_incomplete",
-                "finish onboarding (profile, goals, workspace) first",
-            ))
+            Err(ApiError::forbidden("onboarding_incomplete", "finish onboarding (profile, goals, workspace) first"))
         }
     }
 }
@@ -61,22 +58,10 @@ impl FromRequestParts<App> for AuthUser {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
-        let (user, onboarded) = users::session_user(&app.db, token, app.clock.now())
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "the session has ended; sign in again",
-                )
-            })?;
-        Ok(Self {
-            user,
-            token: token.to_owned(),
-            onboarded,
-        })
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let (user, onboarded) = users::session_user(&app.db, token, app.clock.now()).await?.ok_or_else(|| {
+            ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid_token", "the session has ended; sign in again")
+        })?;
+        Ok(Self { user, token: token.to_owned(), onboarded })
     }
 }

@@ -18,14 +18,7 @@ pub async fn healthz(State(app): State<App>) -> (StatusCode, Json<Value>) {
         (true, false) => "degraded",
         _ => "down",
     };
-    let code = if pg_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if pg_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |ok: bool| if ok { "ok" } else { "down" };
-    (
-        code,
-        Json(json!({ "status": status, "postgres": word(pg_ok), "redis": word(redis_ok) })),
-    )
+    (code, Json(json!({ "status": status, "postgres": word(pg_ok), "redis": word(redis_ok) })))
 }

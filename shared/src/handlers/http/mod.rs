@@ -5,6 +5,7 @@ mod auth;
 pub mod error;
 pub mod extract;
 mod health;
+mod memory;
 pub mod onboarding;
 mod rooms;
 mod wallet;
@@ -42,6 +43,10 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(rooms::history))
         .routes(routes!(rooms::create_invite))
         .routes(routes!(rooms::accept_invite))
+        .routes(routes!(memory::list_notes, memory::add_note))
+        .routes(routes!(memory::delete_note))
+        .routes(routes!(memory::list_reminders))
+        .routes(routes!(memory::cancel_reminder))
         .routes(routes!(health::healthz))
 }
 
@@ -56,18 +61,13 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-        };
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        api.security = Some(vec![SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
+        api.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
     }
 }
 
@@ -80,14 +80,8 @@ pub fn router(app: App) -> Router {
     let (routes, api) = api_routes().split_for_parts();
     let api = Arc::new(api);
     routes
-        .route(
-            "/api/openapi.json",
-            get(move || async move { axum::Json(api.as_ref().clone()) }),
-        )
-        .route(
-            "/api/{*rest}",
-            get(unknown).post(unknown).put(unknown).delete(unknown),
-        )
+        .route("/api/openapi.json", get(move || async move { axum::Json(api.as_ref().clone()) }))
+        .route("/api/{*rest}", get(unknown).post(unknown).put(unknown).delete(unknown))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
 }
@@ -97,9 +91,5 @@ async fn unknown() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "that method is not allowed here",
-    )
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "that method is not allowed here")
 }

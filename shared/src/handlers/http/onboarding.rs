@@ -30,9 +30,7 @@ pub async fn state(app: &App, user: &User) -> ApiResult<Value> {
         onboarding::goals(&app.db, user.id),
         users::workspaces_of(&app.db, user.id),
     )?;
-    let user = users::by_id(&app.db, user.id)
-        .await?
-        .unwrap_or_else(|| user.clone());
+    let user = users::by_id(&app.db, user.id).await?.unwrap_or_else(|| user.clone());
     Ok(json!({
         "user": user,
         "profile": profile,
@@ -48,19 +46,12 @@ pub async fn me(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>
     Ok(Json(state(&app, &auth.user).await?))
 }
 
-fn optional_text(
-    field: &'static str,
-    value: Option<String>,
-    max: usize,
-) -> Result<Option<String>, Invalid> {
+fn optional_text(field: &'static str, value: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
     let Some(v) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     if v.chars().count() > max {
-        return Err(Invalid::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(Invalid::new(field, format!("must be at most {max} characters")));
     }
     Ok(Some(v))
 }
@@ -70,10 +61,7 @@ async fn require_step(app: &App, user_id: Uuid, at_least: Step, what: &str) -> A
     if step < at_least {
         return Err(ApiError::conflict(
             "onboarding_out_of_order",
-            format!(
-                "{what} comes later: finish the {} step first",
-                step.as_str()
-            ),
+            format!("{what} comes later: finish the {} step first", step.as_str()),
         ));
     }
     Ok(step)
@@ -89,19 +77,13 @@ pub struct ProfileBody {
 
 #[utoipa::path(put, path = "/api/onboarding/profile", tag = "onboarding",
     responses((status = 200, description = "the onboarding state"), (status = 400, description = "a field is invalid")))]
-pub async fn profile(
-    State(app): State<App>,
-    auth: AuthUser,
-    Json(body): Json<ProfileBody>,
-) -> ApiResult<Json<Value>> {
+pub async fn profile(State(app): State<App>, auth: AuthUser, Json(body): Json<ProfileBody>) -> ApiResult<Json<Value>> {
     let display_name = DisplayName::parse(&body.display_name)?;
     let timezone = body.timezone.trim();
     if chrono_tz::Tz::from_str(timezone).is_err() {
-        return Err(Invalid::new(
-            "timezone",
-            "must be an IANA timezone name, like Europe/Paris or America/New_York",
-        )
-        .into());
+        return Err(
+            Invalid::new("timezone", "must be an IANA timezone name, like Europe/Paris or America/New_York").into()
+        );
     }
     let profile = Profile {
         display_name: display_name.into_inner(),
@@ -126,18 +108,9 @@ pub struct GoalsBody {
 #[utoipa::path(put, path = "/api/onboarding/goals", tag = "onboarding",
     responses((status = 200, description = "the onboarding state"), (status = 400, description = "a field is invalid"),
               (status = 409, description = "`onboarding_out_of_order`")))]
-pub async fn goals(
-    State(app): State<App>,
-    auth: AuthUser,
-    Json(body): Json<GoalsBody>,
-) -> ApiResult<Json<Value>> {
+pub async fn goals(State(app): State<App>, auth: AuthUser, Json(body): Json<GoalsBody>) -> ApiResult<Json<Value>> {
     require_step(&app, auth.user.id, Step::Goals, "goals").await?;
-    let goals: Vec<String> = body
-        .goals
-        .iter()
-        .map(|g| g.trim().to_owned())
-        .filter(|g| !g.is_empty())
-        .collect();
+    let goals: Vec<String> = body.goals.iter().map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect();
     if goals.is_empty() {
         return Err(Invalid::new("goals", "name at least one goal").into());
     }
@@ -175,55 +148,32 @@ pub async fn workspace(
 ) -> ApiResult<Json<Value>> {
     require_step(&app, auth.user.id, Step::Workspace, "the workspace").await?;
     let name = body.name.filter(|n| !n.trim().is_empty());
-    let code = body
-        .invite_code
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty());
+    let code = body.invite_code.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
     let (workspace_id, role) = match (name, code) {
         (Some(_), Some(_)) | (None, None) => {
-            return Err(Invalid::new(
-                "name",
-                "give a workspace name to create one, or an invite code to join one",
-            )
-            .into());
+            return Err(
+                Invalid::new("name", "give a workspace name to create one, or an invite code to join one").into()
+            );
         }
         (Some(name), None) => {
             let name = RoomName::parse(&name).map_err(|e| Invalid::new("name", e.reason))?;
-            (
-                create_workspace(&app, &auth.user, name.as_str()).await?,
-                "owner",
-            )
+            (create_workspace(&app, &auth.user, name.as_str()).await?, "owner")
         }
         (None, Some(code)) => {
-            let field = |e: ApiError| ApiError {
-                field: Some("invite_code"),
-                ..e
+            let field = |e: ApiError| ApiError { field: Some("invite_code"), ..e };
+            let room_id = match invites::accept(&app.db, &code, auth.user.id, app.clock.now()).await? {
+                Accepted::Room(room_id) => room_id,
+                Accepted::Unknown => {
+                    return Err(field(ApiError::not_found("invite_not_found", "no invite has that code")));
+                }
+                Accepted::Expired => {
+                    return Err(field(ApiError::conflict("invite_expired", "this invite has expired")));
+                }
+                Accepted::UsedUp => {
+                    return Err(field(ApiError::conflict("invite_used_up", "this invite has been used up")));
+                }
             };
-            let room_id =
-                match invites::accept(&app.db, &code, auth.user.id, app.clock.now()).await? {
-                    Accepted::Room(room_id) => room_id,
-                    Accepted::Unknown => {
-                        return Err(field(ApiError::not_found(
-                            "invite_not_found",
-                            "no invite has that code",
-                        )));
-                    }
-                    Accepted::Expired => {
-                        return Err(field(ApiError::conflict(
-                            "invite_expired",
-                            "this invite has expired",
-                        )));
-                    }
-                    Accepted::UsedUp => {
-                        return Err(field(ApiError::conflict(
-                            "invite_used_up",
-                            "this invite has been used up",
-                        )));
-                    }
-                };
-            let room = rooms::get(&app.db, room_id)
-                .await?
-                .ok_or_else(ApiError::internal)?;
+            let room = rooms::get(&app.db, room_id).await?.ok_or_else(ApiError::internal)?;
             (room.workspace_id, "member")
         }
     };
@@ -245,24 +195,12 @@ pub async fn create_workspace(app: &App, owner: &User, name: &str) -> ApiResult<
     let mut tx = app.db.begin().await?;
     let workspace_id = workspaces::create(&mut tx, name, owner.id).await?;
     let room = rooms::insert(&mut tx, workspace_id, "general", owner.id).await?;
-    app.keyring
-        .create_first_key(&mut tx, room.id)
-        .await
-        .map_err(anyhow::Error::from)?;
+    app.keyring.create_first_key(&mut tx, room.id).await.map_err(anyhow::Error::from)?;
     tx.commit().await?;
     let welcome = app.config.welcome_credit_cents;
     if welcome > 0 {
         let key = format!("welcome:{workspace_id}");
-        wallet::apply(
-            &app.db,
-            workspace_id,
-            wallet::Kind::Credit,
-            welcome,
-            &key,
-            "welcome credit",
-            None,
-        )
-        .await?;
+        wallet::apply(&app.db, workspace_id, wallet::Kind::Credit, welcome, &key, "welcome credit", None).await?;
     }
     tracing::info!(%workspace_id, "workspace created");
     Ok(workspace_id)

@@ -44,14 +44,8 @@ pub async fn create(
     let name = RoomName::parse(&body.name)?;
     let workspace_id = match body.workspace_id {
         Some(id) => {
-            if users::workspace_role(&app.db, id, auth.user.id)
-                .await?
-                .is_none()
-            {
-                return Err(ApiError::forbidden(
-                    "not_workspace_member",
-                    "you are not in that workspace",
-                ));
+            if users::workspace_role(&app.db, id, auth.user.id).await?.is_none() {
+                return Err(ApiError::forbidden("not_workspace_member", "you are not in that workspace"));
             }
             id
         }
@@ -61,10 +55,7 @@ pub async fn create(
     };
     let mut tx = app.db.begin().await?;
     let room = rooms::insert(&mut tx, workspace_id, name.as_str(), auth.user.id).await?;
-    app.keyring
-        .create_first_key(&mut tx, room.id)
-        .await
-        .map_err(anyhow::Error::from)?;
+    app.keyring.create_first_key(&mut tx, room.id).await.map_err(anyhow::Error::from)?;
     tx.commit().await?;
     tracing::info!(room_id = %room.id, "room created");
     Ok((StatusCode::CREATED, Json(room)))
@@ -72,9 +63,8 @@ pub async fn create(
 
 /// The room, when the user is a member; 404 when it does not exist, 403 when not theirs.
 async fn member_room(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<Room> {
-    let room = rooms::get(&app.db, room_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
+    let room =
+        rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
     if !rooms::is_member(&app.db, room_id, user_id).await? {
         return Err(ApiError::not_member());
     }
@@ -83,40 +73,24 @@ async fn member_room(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<Room>
 
 #[utoipa::path(post, path = "/api/rooms/{id}/join", tag = "rooms", params(("id" = String, Path, description = "room id")),
     responses((status = 200, description = "`room`"), (status = 403, description = "`invite_required`")))]
-pub async fn join(
-    State(app): State<App>,
-    auth: AuthUser,
-    Path(room_id): Path<Uuid>,
-) -> ApiResult<Json<Room>> {
+pub async fn join(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uuid>) -> ApiResult<Json<Room>> {
     auth.require_onboarded()?;
-    let room = rooms::get(&app.db, room_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
+    let room =
+        rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
     if !rooms::join_within_workspace(&app.db, room_id, auth.user.id).await? {
-        return Err(ApiError::forbidden(
-            "invite_required",
-            "this room is private: ask a member for an invite",
-        ));
+        return Err(ApiError::forbidden("invite_required", "this room is private: ask a member for an invite"));
     }
     Ok(Json(room))
 }
 
 #[utoipa::path(method(post, delete), path = "/api/rooms/{id}/leave", tag = "rooms", params(("id" = String, Path, description = "room id")),
     responses((status = 204, description = "left"), (status = 403, description = "`not_member`")))]
-pub async fn leave(
-    State(app): State<App>,
-    auth: AuthUser,
-    Path(room_id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
+pub async fn leave(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uuid>) -> ApiResult<StatusCode> {
     if !rooms::remove_member(&app.db, room_id, auth.user.id).await? {
         return Err(ApiError::not_member());
     }
     // The user's open sockets stop receiving the room at once.
-    let connections = app
-        .connections
-        .of_user(auth.user.id)
-        .await
-        .unwrap_or_default();
+    let connections = app.connections.of_user(auth.user.id).await.unwrap_or_default();
     let mut was_present = false;
     for c in connections.iter().filter(|c| c.rooms.contains(&room_id)) {
         was_present = true;
@@ -148,20 +122,14 @@ pub async fn history(
     member_room(&app, room_id, auth.user.id).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError {
-            field: Some("limit"),
-            ..ApiError::bad_request("limit must be between 1 and 100")
-        });
+        return Err(ApiError { field: Some("limit"), ..ApiError::bad_request("limit must be between 1 and 100") });
     }
     let seq_of = |id: Uuid, field: &'static str| {
         let app = app.clone();
         async move {
             messages::seq_of(&app.db, room_id, id)
                 .await?
-                .ok_or(ApiError {
-                    field: Some(field),
-                    ..ApiError::bad_request("no such message in this room")
-                })
+                .ok_or(ApiError { field: Some(field), ..ApiError::bad_request("no such message in this room") })
         }
     };
     let cursor = match (q.before, q.after) {
@@ -172,26 +140,12 @@ pub async fn history(
         (None, Some(id)) => Cursor::After(seq_of(id, "after").await?),
         (None, None) => Cursor::Latest,
     };
-    let page = messages::page(&app.db, &app.keyring, room_id, cursor, limit)
-        .await
-        .map_err(sqlx::Error::from)?;
+    let page = messages::page(&app.db, &app.keyring, room_id, cursor, limit).await.map_err(sqlx::Error::from)?;
     let (next_before, next_after) = match cursor {
-        Cursor::After(_) => (
-            None,
-            page.more
-                .then(|| page.messages.last().map(|m| m.id))
-                .flatten(),
-        ),
-        _ => (
-            page.more
-                .then(|| page.messages.first().map(|m| m.id))
-                .flatten(),
-            None,
-        ),
+        Cursor::After(_) => (None, page.more.then(|| page.messages.last().map(|m| m.id)).flatten()),
+        _ => (page.more.then(|| page.messages.first().map(|m| m.id)).flatten(), None),
     };
-    Ok(Json(
-        json!({ "messages": page.messages, "next_before": next_before, "next_after": next_after }),
-    ))
+    Ok(Json(json!({ "messages": page.messages, "next_before": next_before, "next_after": next_after })))
 }
 
 #[derive(Deserialize, Default)]
@@ -217,8 +171,7 @@ pub async fn create_invite(
     let body: CreateInvite = if raw.iter().all(u8::is_ascii_whitespace) {
         CreateInvite::default()
     } else {
-        serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+        serde_json::from_slice(&raw).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
     if let Some(n) = body.max_uses
         && !(1..=10_000).contains(&n)
@@ -237,48 +190,27 @@ pub async fn create_invite(
     }
     let code = random_token();
     let expires_at = app.clock.now() + Duration::seconds(ttl);
-    invites::create(
-        &app.db,
-        &code,
-        room_id,
-        auth.user.id,
-        body.max_uses,
-        Some(expires_at),
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "code": code, "expires_at": expires_at, "max_uses": body.max_uses })),
-    ))
+    invites::create(&app.db, &code, room_id, auth.user.id, body.max_uses, Some(expires_at)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "code": code, "expires_at": expires_at, "max_uses": body.max_uses }))))
 }
 
 #[utoipa::path(post, path = "/api/invites/{code}/accept", tag = "rooms", params(("code" = String, Path, description = "invite code")),
     responses((status = 200, description = "`room`"), (status = 404, description = "`invite_not_found`"),
               (status = 409, description = "`invite_expired` or `invite_used_up`")))]
-pub async fn accept_invite(
-    State(app): State<App>,
-    auth: AuthUser,
-    Path(code): Path<String>,
-) -> ApiResult<Json<Room>> {
+pub async fn accept_invite(State(app): State<App>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<Json<Room>> {
     auth.require_onboarded()?;
     if code.len() > 128 {
         return Err(ApiError::not_found("invite_not_found", "no such invite"));
     }
     match invites::accept(&app.db, &code, auth.user.id, app.clock.now()).await? {
         Accepted::Room(room_id) => {
-            let room = rooms::get(&app.db, room_id)
-                .await?
-                .ok_or_else(ApiError::internal)?;
+            let room = rooms::get(&app.db, room_id).await?.ok_or_else(ApiError::internal)?;
             Ok(Json(room))
         }
         Accepted::Unknown => Err(ApiError::not_found("invite_not_found", "no such invite")),
-        Accepted::Expired => Err(ApiError::conflict(
-            "invite_expired",
-            "this invite has expired; ask for a new one",
-        )),
-        Accepted::UsedUp => Err(ApiError::conflict(
-            "invite_used_up",
-            "this invite has been used up; ask for a new one",
-        )),
+        Accepted::Expired => Err(ApiError::conflict("invite_expired", "this invite has expired; ask for a new one")),
+        Accepted::UsedUp => {
+            Err(ApiError::conflict("invite_used_up", "this invite has been used up; ask for a new one"))
+        }
     }
 }

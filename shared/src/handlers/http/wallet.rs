@@ -28,35 +28,23 @@ pub struct WalletQuery {
 }
 
 /// The workspace asked for (or the user's first), if the user is in it, and their role.
-async fn member_workspace(
-    app: &App,
-    user_id: Uuid,
-    asked: Option<Uuid>,
-) -> ApiResult<(Uuid, String)> {
+async fn member_workspace(app: &App, user_id: Uuid, asked: Option<Uuid>) -> ApiResult<(Uuid, String)> {
     let workspace_id = match asked {
         Some(id) => id,
         None => users::default_workspace(&app.db, user_id)
             .await?
-            .ok_or_else(|| {
-                ApiError::not_found("no_workspace", "you are not in any workspace yet")
-            })?,
+            .ok_or_else(|| ApiError::not_found("no_workspace", "you are not in any workspace yet"))?,
     };
     let role = users::workspace_role(&app.db, workspace_id, user_id)
         .await?
-        .ok_or_else(|| {
-            ApiError::forbidden("not_workspace_member", "you are not in that workspace")
-        })?;
+        .ok_or_else(|| ApiError::forbidden("not_workspace_member", "you are not in that workspace"))?;
     Ok((workspace_id, role))
 }
 
 #[utoipa::path(get, path = "/api/wallet", tag = "wallet",
     params(("workspace_id" = Option<String>, Query, description = "defaults to your first workspace")),
     responses((status = 200, description = "`{workspace_id, balance_cents, currency}`"), (status = 403, description = "`not_workspace_member`")))]
-pub async fn balance(
-    State(app): State<App>,
-    auth: AuthUser,
-    Query(q): Query<WalletQuery>,
-) -> ApiResult<Json<Value>> {
+pub async fn balance(State(app): State<App>, auth: AuthUser, Query(q): Query<WalletQuery>) -> ApiResult<Json<Value>> {
     let (workspace_id, _) = member_workspace(&app, auth.user.id, q.workspace_id).await?;
     let w = wallet::get(&app.db, workspace_id)
         .await?
@@ -78,9 +66,7 @@ pub async fn transactions(
     if !(1..=500).contains(&limit) {
         return Err(Invalid::new("limit", "must be between 1 and 500").into());
     }
-    Ok(Json(json!(
-        wallet::entries(&app.db, workspace_id, limit).await?
-    )))
+    Ok(Json(json!(wallet::entries(&app.db, workspace_id, limit).await?)))
 }
 
 #[derive(Deserialize)]
@@ -91,25 +77,13 @@ pub struct MoveBody {
     idempotency_key: String,
 }
 
-async fn movement(
-    app: &App,
-    auth: &AuthUser,
-    body: MoveBody,
-    kind: Kind,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn movement(app: &App, auth: &AuthUser, body: MoveBody, kind: Kind) -> ApiResult<(StatusCode, Json<Value>)> {
     let (workspace_id, role) = member_workspace(app, auth.user.id, Some(body.workspace_id)).await?;
     if role != "owner" {
-        return Err(ApiError::forbidden(
-            "owner_only",
-            "only the workspace's owner can move money",
-        ));
+        return Err(ApiError::forbidden("owner_only", "only the workspace's owner can move money"));
     }
     if !(1..=MAX_AMOUNT_CENTS).contains(&body.amount_cents) {
-        return Err(Invalid::new(
-            "amount_cents",
-            format!("must be between 1 and {MAX_AMOUNT_CENTS}"),
-        )
-        .into());
+        return Err(Invalid::new("amount_cents", format!("must be between 1 and {MAX_AMOUNT_CENTS}")).into());
     }
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
@@ -119,17 +93,7 @@ async fn movement(
     if key.is_empty() || key.len() > 200 {
         return Err(Invalid::new("idempotency_key", "must be 1 to 200 characters").into());
     }
-    match wallet::apply(
-        &app.db,
-        workspace_id,
-        kind,
-        body.amount_cents,
-        key,
-        reason,
-        Some(auth.user.id),
-    )
-    .await?
-    {
+    match wallet::apply(&app.db, workspace_id, kind, body.amount_cents, key, reason, Some(auth.user.id)).await? {
         Moved::New(entry) => {
             tracing::info!(%workspace_id, kind = entry.kind, amount = entry.amount_cents, "wallet movement");
             Ok((StatusCode::CREATED, Json(json!(entry))))
@@ -137,19 +101,13 @@ async fn movement(
         Moved::Replayed(entry) => Ok((StatusCode::OK, Json(json!(entry)))),
         Moved::KeyReused(_) => Err(ApiError {
             field: Some("idempotency_key"),
-            ..ApiError::conflict(
-                "idempotency_key_reused",
-                "that idempotency key was used for a different movement",
-            )
+            ..ApiError::conflict("idempotency_key_reused", "that idempotency key was used for a different movement")
         }),
         Moved::InsufficientFunds { balance_cents } => Err(ApiError::conflict(
             "insufficient_funds",
             format!("the balance is {balance_cents} cents; this debit would take it below zero"),
         )),
-        Moved::NoWallet => Err(ApiError::not_found(
-            "no_wallet",
-            "this workspace has no wallet",
-        )),
+        Moved::NoWallet => Err(ApiError::not_found("no_wallet", "this workspace has no wallet")),
     }
 }
 

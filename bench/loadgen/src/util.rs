@@ -1,0 +1,256 @@
+//! Small shared pieces: the process clock, errors, histogram summaries, `/proc` probes.
+
+use std::{
+    fmt,
+    sync::OnceLock,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------------
+// Clock: one origin per process, so a sender's timestamp and a receiver's clock agree.
+
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+pub fn origin() -> Instant {
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since the process origin.
+pub fn now_ns() -> u64 {
+    origin().elapsed().as_nanos() as u64
+}
+
+pub fn instant_ns(at: Instant) -> u64 {
+    at.saturating_duration_since(origin()).as_nanos() as u64
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    /// A short, stable kind for counting: `http_503`, `transport`, `ws_401`, `timeout`…
+    pub kind: String,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+// ---------------------------------------------------------------------------------------------
+// Histograms: values in microseconds, 1 µs to 60 s, 3 significant figures.
+
+pub fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+pub fn record_us(h: &mut Histogram<u64>, us: u64) {
+    h.saturating_record(us.clamp(1, 60_000_000));
+}
+
+/// `{count, mean, p50, p90, p99, p999, max}` in milliseconds.
+pub fn hist_json(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!({ "count": 0 });
+    }
+    let ms = |us: u64| round(us as f64 / 1000.0, 3);
+    json!({
+        "count": h.len(),
+        "mean": round(h.mean() / 1000.0, 3),
+        "p50": ms(h.value_at_quantile(0.50)),
+        "p90": ms(h.value_at_quantile(0.90)),
+        "p99": ms(h.value_at_quantile(0.99)),
+        "p999": ms(h.value_at_quantile(0.999)),
+        "max": ms(h.max()),
+    })
+}
+
+pub fn hist_line(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "n=0".into();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    format!(
+        "p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms (n={})",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.90)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+        h.len()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc probes (Linux)
+
+fn clk_tck() -> f64 {
+    static TCK: OnceLock<f64> = OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|v| *v > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+/// utime + stime of a process, in seconds.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); utime is field 14, stime field 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clk_tck())
+}
+
+/// (VmRSS, VmHWM) in KiB.
+pub fn mem_kb(pid: &str) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Whole-machine (busy, total) jiffies from /proc/stat.
+fn system_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+pub fn nofile_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// CPU and memory of the server (when its pid is known), of this process and of the machine,
+/// between `start` and `finish`.
+#[derive(Clone)]
+pub struct Probe {
+    pid: Option<String>,
+    at: Instant,
+    server_cpu: Option<f64>,
+    server_rss: Option<u64>,
+    self_cpu: Option<f64>,
+    sys: Option<(u64, u64)>,
+}
+
+impl Probe {
+    pub fn start(pid: Option<u32>) -> Self {
+        let pid = pid.map(|p| p.to_string());
+        Self {
+            server_cpu: pid.as_deref().and_then(cpu_seconds),
+            server_rss: pid.as_deref().and_then(mem_kb).map(|m| m.0),
+            self_cpu: cpu_seconds("self"),
+            sys: system_jiffies(),
+            at: Instant::now(),
+            pid,
+        }
+    }
+
+    /// `{server: {pid, cpu_s, cpu_pct, rss_kb_start, rss_kb, hwm_kb}, loadgen_cpu_pct, system_cpu_busy_pct}`;
+    /// CPU percentages are of one core (200 % = both cores of a 2-core machine), except
+    /// `system_cpu_busy_pct`, which is of the whole machine.
+    pub fn finish(&self) -> Value {
+        let wall = self.at.elapsed().as_secs_f64().max(1e-9);
+        let pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(round((b - a) / wall * 100.0, 1)),
+            _ => None,
+        };
+        let server = match self.pid.as_deref() {
+            Some(pid) => {
+                let cpu_now = cpu_seconds(pid);
+                let mem = mem_kb(pid);
+                json!({
+                    "pid": pid.parse::<u64>().ok(),
+                    "cpu_s": match (self.server_cpu, cpu_now) { (Some(a), Some(b)) => Some(round(b - a, 2)), _ => None },
+                    "cpu_pct": pct(self.server_cpu, cpu_now),
+                    "rss_kb_start": self.server_rss,
+                    "rss_kb": mem.map(|m| m.0),
+                    "hwm_kb": mem.map(|m| m.1),
+                })
+            }
+            None => Value::Null,
+        };
+        let sys = match (self.sys, system_jiffies()) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                Some(round((b1 - b0) as f64 / (t1 - t0) as f64 * 100.0, 1))
+            }
+            _ => None,
+        };
+        json!({
+            "server": server,
+            "loadgen_cpu_pct": pct(self.self_cpu, cpu_seconds("self")),
+            "system_cpu_busy_pct": sys,
+            "wall_s": round(wall, 3),
+        })
+    }
+}
+
+pub fn server_line(v: &Value) -> String {
+    let s = &v["server"];
+    let mut out = String::new();
+    if !s.is_null() {
+        out.push_str(&format!(
+            "server cpu {}% of a core, rss {} MiB (peak {} MiB); ",
+            s["cpu_pct"],
+            s["rss_kb"].as_u64().map(|k| k / 1024).unwrap_or(0),
+            s["hwm_kb"].as_u64().map(|k| k / 1024).unwrap_or(0),
+        ));
+    }
+    out.push_str(&format!(
+        "loadgen cpu {}%, machine busy {}%",
+        v["loadgen_cpu_pct"], v["system_cpu_busy_pct"]
+    ));
+    out
+}

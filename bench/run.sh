@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs Mathia's benchmark scenarios against a fresh mathia-local (release build) and appends
+# one JSON line per result to bench/results/<date>.jsonl. See bench/README.md.
+#
+#   bash bench/run.sh                    # every scenario: w1 w2 saturate idle connect-rate
+#   bash bench/run.sh w1 idle            # only those
+#   QUICK=1 bash bench/run.sh w1         # shortened durations and sizes (a smoke run)
+#   MATHIA_BIN=/path/to/mathia-local bash bench/run.sh   # skip building the server
+#
+# Each scenario runs against the same server process; run one scenario per invocation for
+# measurements that must not be influenced by an earlier one.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ALL=(w1 w2 saturate idle connect-rate)
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
+for s in "${SCENARIOS[@]}"; do
+  case " ${ALL[*]} " in *" $s "*) ;; *) echo "unknown scenario '$s' (known: ${ALL[*]})" >&2; exit 2 ;; esac
+done
+
+if [ "${QUICK:-0}" = 1 ]; then
+  FANOUT_S=5; STEP_S=2; BISECT=1; SAT_MAX=1600; IDLE_N=500; HOLD_S=3; CONNECT_S=3
+else
+  FANOUT_S=20; STEP_S=10; BISECT=3; SAT_MAX=100000; IDLE_N=5000; HOLD_S=10; CONNECT_S=10
+fi
+# EXTRA_ARGS: more mathia-loadgen flags for every scenario run (e.g. "--body-bytes 200").
+read -r -a EXTRA <<<"${EXTRA_ARGS:-}"
+
+bench_prepare
+trap bench_cleanup EXIT
+bench_start_server
+bench_env_line
+
+failed=()
+for s in "${SCENARIOS[@]}"; do
+  case $s in
+    w1) # 10 rooms × 10 clients, 1 sender per room at 20 msg/s.
+      loadgen w1 fanout --rooms 10 --clients 10 --senders 1 --rate 20 --duration "$FANOUT_S" "${EXTRA[@]}" || failed+=("$s") ;;
+    w2) # 1 room × 200 clients, 1 sender at 10 msg/s.
+      loadgen w2 fanout --rooms 1 --clients 200 --senders 1 --rate 10 --duration "$FANOUT_S" "${EXTRA[@]}" || failed+=("$s") ;;
+    saturate) # 10 × 10, doubling then bisecting the offered load.
+      loadgen saturation saturate --rooms 10 --clients 10 --senders 1 --step-duration "$STEP_S" --bisect "$BISECT" --max-rate "$SAT_MAX" "${EXTRA[@]}" || failed+=("$s") ;;
+    idle) # N authenticated idle sockets: server RSS per connection, connect rate.
+      loadgen idle idle --connections "$IDLE_N" --users 100 --hold "$HOLD_S" "${EXTRA[@]}" || failed+=("$s") ;;
+    connect-rate) # ticket + handshake + close, 16 at a time.
+      loadgen connect-rate connect-rate --duration "$CONNECT_S" --users 20 --concurrency 16 "${EXTRA[@]}" || failed+=("$s") ;;
+  esac
+done
+
+log "results appended to $RESULTS"
+if [ ${#failed[@]} -gt 0 ]; then
+  log "failed: ${failed[*]}"
+  exit 1
+fi

@@ -1,0 +1,260 @@
+//! The `ai` queue's handler: claim the job (once per job id), route, check the wallet, stream
+//! the reply to the room in coalesced chunks, store it, bill it once.
+//!
+//! Billing rule: a reply written by the model costs `MATHIA_AI_REPLY_COST_CENTS`, charged once
+//! per job (the job id is the idempotency key) when it completes, or when it is stopped after
+//! some text was delivered. A failed reply, a stopped reply with no text, a connector's own
+//! reply and the offline responder's are free.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use uuid::Uuid;
+
+use super::{
+    connectors::{Answer, Ctx, connector_for},
+    context, router, strip_mention,
+};
+use crate::{
+    adapters::postgres::{
+        ai_jobs::{self, Claim},
+        messages::{self, NewMessage, Stored},
+        notes, rooms, users, wallet,
+    },
+    app::App,
+    domain::{MessageKind, NotePriority},
+    handlers::fanout::{push_to_room, push_to_user},
+    protocol::{ServerEvent, WsError, WsErrorCode},
+    workers::{AiJob, JobError},
+};
+
+/// Chunks are flushed at least this often…
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// …or as soon as this many characters are waiting.
+pub const FLUSH_CHARS: usize = 32;
+
+/// How a stream ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Completed,
+    Stopped,
+    Failed(String),
+}
+
+/// Sends coalesced `ai_stream_chunk`s with gapless `seq`s and keeps what was sent.
+struct Chunks<'a> {
+    app: &'a App,
+    room_id: Uuid,
+    stream_id: Uuid,
+    seq: u64,
+    pending: String,
+    sent: String,
+    last_flush: Instant,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(app: &'a App, room_id: Uuid, stream_id: Uuid) -> Self {
+        Self {
+            app,
+            room_id,
+            stream_id,
+            seq: 0,
+            pending: String::new(),
+            sent: String::new(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    async fn push(&mut self, delta: &str) {
+        self.pending.push_str(delta);
+        if self.pending.chars().count() >= FLUSH_CHARS || self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        if self.pending.is_empty() {
+            return;
+        }
+        let delta = std::mem::take(&mut self.pending);
+        let event = ServerEvent::AiStreamChunk {
+            room_id: self.room_id,
+            stream_id: self.stream_id,
+            seq: self.seq,
+            delta: delta.clone(),
+        };
+        push_to_room(self.app, self.room_id, &event, None).await;
+        self.sent.push_str(&delta);
+        self.seq += 1;
+    }
+}
+
+async fn stop_requested(app: &App, stream_id: Uuid) -> bool {
+    app.redis.stop_requested(stream_id).await.unwrap_or(false)
+}
+
+/// Streams the model's answer, checking for `stop_ai` between chunks and on a timer.
+async fn stream_model(app: &App, chunks: &mut Chunks<'_>, prompt: Vec<crate::ports::ChatMessage>) -> End {
+    let mut deltas = match app.ai.stream(prompt).await {
+        Ok(d) => d,
+        Err(e) => return End::Failed(e.to_string()),
+    };
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            next = deltas.next() => match next {
+                Some(Ok(delta)) => chunks.push(&delta).await,
+                Some(Err(e)) => return End::Failed(e.to_string()),
+                None => return End::Completed,
+            },
+            _ = tick.tick() => {
+                chunks.flush().await;
+                if stop_requested(app, chunks.stream_id).await {
+                    return End::Stopped;
+                }
+            }
+        }
+    }
+}
+
+/// Streams a connector's own reply in chunks, like the model's.
+async fn stream_text(chunks: &mut Chunks<'_>, text: &str) {
+    for piece in text.split_inclusive(' ') {
+        chunks.push(piece).await;
+    }
+}
+
+fn failure_text(reason: &str) -> String {
+    format!(
+        "\n\n⚠️ The AI model is unavailable right now ({reason}). Nothing was charged; please try again in a moment."
+    )
+}
+
+#[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
+pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
+    let stream_id = match ai_jobs::claim(&app.db, job.job_id, job.room_id, job.message_id, app.clock.now()).await? {
+        Claim::Mine(id) => id,
+        Claim::Taken => {
+            tracing::info!("job already handled");
+            return Ok(());
+        }
+    };
+    let trigger = messages::get(&app.db, &app.keyring, job.room_id, job.message_id)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    let Some(trigger) = trigger.filter(|m| !m.deleted) else {
+        ai_jobs::finish(&app.db, job.job_id, None, "trigger_gone").await?;
+        return Ok(());
+    };
+    let asker = users::by_id(&app.db, job.user_id).await?.ok_or_else(|| JobError::Malformed("unknown user".into()))?;
+    let request = strip_mention(&trigger.body);
+    let intent = router::route(&request);
+    let connector = connector_for(intent);
+    tracing::info!(?intent, connector = connector.name(), "routed");
+    let ctx = Ctx {
+        app,
+        room_id: job.room_id,
+        asker_id: asker.id,
+        asker_name: &asker.display_name,
+        request: &request,
+        trigger: &trigger,
+    };
+    let answer = connector.answer(&ctx).await?;
+
+    let billed = matches!(answer, Answer::Model { .. }) && app.ai.is_model();
+    let room = rooms::get(&app.db, job.room_id).await?.ok_or_else(|| JobError::Malformed("unknown room".into()))?;
+    if billed {
+        let balance = wallet::get(&app.db, room.workspace_id).await?.map(|w| w.balance_cents).unwrap_or(0);
+        if balance < app.config.ai_reply_cost_cents {
+            let err = WsError::new(
+                WsErrorCode::InsufficientFunds,
+                "the workspace is out of credits: an owner can top up in Settings → Wallet",
+            )
+            .with_ref(trigger.client_msg_id.as_deref());
+            push_to_user(app, asker.id, &ServerEvent::Error(err)).await;
+            ai_jobs::finish(&app.db, job.job_id, None, "insufficient_funds").await?;
+            return Ok(());
+        }
+    }
+
+    if let Err(e) = app.redis.put_stream(stream_id, job.room_id).await {
+        tracing::warn!(error = %e, "stop_ai will not reach this stream");
+    }
+    push_to_room(
+        app,
+        job.room_id,
+        &ServerEvent::AiStreamStart { room_id: job.room_id, stream_id, reply_to: trigger.id },
+        None,
+    )
+    .await;
+    let mut chunks = Chunks::new(app, job.room_id, stream_id);
+    let (end, keep_as) = match answer {
+        Answer::Reply(text) => {
+            stream_text(&mut chunks, &text).await;
+            (End::Completed, None)
+        }
+        Answer::Model { instruction, keep_as, history } => {
+            let prompt =
+                context::build(app, job.room_id, asker.id, &asker.display_name, instruction.as_deref(), history)
+                    .await?;
+            let end = stream_model(app, &mut chunks, prompt).await;
+            if let End::Failed(reason) = &end {
+                tracing::warn!(%reason, "model failed");
+                chunks.push(&failure_text(reason)).await;
+            }
+            (end, keep_as)
+        }
+    };
+    chunks.flush().await;
+    let had_text = !chunks.sent.trim().is_empty();
+    if !had_text {
+        // A message is never empty: an answer with no text (say, stopped at once) reads "…".
+        chunks.push("…").await;
+        chunks.flush().await;
+    }
+    let stored = messages::insert(
+        &app.db,
+        &app.keyring,
+        NewMessage {
+            room_id: job.room_id,
+            kind: MessageKind::Ai,
+            author_id: None,
+            body: &chunks.sent,
+            client_msg_id: None,
+            require_member: None,
+            reply_to: Some(trigger.id),
+            stopped: end == End::Stopped,
+        },
+    )
+    .await
+    .map_err(|e| JobError::Retry(e.to_string()))?;
+    let Stored::New(message) = stored else {
+        return Err(JobError::Retry("the reply was not stored".into()));
+    };
+    let reply_id = message.id;
+    push_to_room(app, job.room_id, &ServerEvent::AiStreamEnd { room_id: job.room_id, stream_id, message }, None).await;
+
+    let delivered_text = had_text && !matches!(end, End::Failed(_));
+    let outcome = match &end {
+        End::Completed => "completed",
+        End::Stopped => "stopped",
+        End::Failed(_) => "failed",
+    };
+    if billed && delivered_text {
+        let key = format!("ai:{}", job.job_id);
+        match wallet::charge(&app.db, room.workspace_id, app.config.ai_reply_cost_cents, &key, "AI reply").await? {
+            wallet::Moved::New(_) | wallet::Moved::Replayed(_) => {}
+            other => tracing::warn!(?other, "the reply could not be billed"),
+        }
+    }
+    if let (End::Completed, Some(kind)) = (&end, keep_as) {
+        let note = notes::add(&app.db, &app.keyring, job.room_id, None, &chunks.sent, NotePriority::Normal, kind)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        push_to_room(app, job.room_id, &ServerEvent::NoteAdded { room_id: job.room_id, note }, None).await;
+    }
+    ai_jobs::finish(&app.db, job.job_id, Some(reply_id), outcome).await?;
+    tracing::info!(outcome, chunks = chunks.seq, "reply done");
+    Ok(())
+}

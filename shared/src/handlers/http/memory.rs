@@ -1,0 +1,105 @@
+//! The room's memory (notes, the brain panel) and the user's reminders.
+
+use axum::{extract::State, http::StatusCode};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{AuthUser, Json, Path},
+};
+use crate::{
+    adapters::postgres::{notes, reminders, rooms},
+    app::App,
+    domain::{Invalid, Note, NoteKind, NotePriority},
+    handlers::fanout::push_to_room,
+    protocol::ServerEvent,
+};
+
+async fn require_member(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()> {
+    if rooms::get(&app.db, room_id).await?.is_none() {
+        return Err(ApiError::not_found("room_not_found", "no such room"));
+    }
+    if !rooms::is_member(&app.db, room_id, user_id).await? {
+        return Err(ApiError::not_member());
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/rooms/{id}/notes", tag = "memory", params(("id" = String, Path, description = "room id")),
+    responses((status = 200, description = "the room's notes, plus your high-priority notes from other rooms (`shared: true`)"),
+              (status = 403, description = "`not_member`")))]
+pub async fn list_notes(
+    State(app): State<App>,
+    auth: AuthUser,
+    Path(room_id): Path<Uuid>,
+) -> ApiResult<Json<Vec<Note>>> {
+    require_member(&app, room_id, auth.user.id).await?;
+    Ok(Json(notes::for_room(&app.db, &app.keyring, room_id, auth.user.id).await.map_err(sqlx::Error::from)?))
+}
+
+#[derive(Deserialize)]
+pub struct NewNote {
+    text: String,
+    priority: Option<NotePriority>,
+    kind: Option<NoteKind>,
+}
+
+#[utoipa::path(post, path = "/api/rooms/{id}/notes", tag = "memory", params(("id" = String, Path, description = "room id")),
+    responses((status = 201, description = "`note`"), (status = 400, description = "bad text"), (status = 403, description = "`not_member`")))]
+pub async fn add_note(
+    State(app): State<App>,
+    auth: AuthUser,
+    Path(room_id): Path<Uuid>,
+    Json(body): Json<NewNote>,
+) -> ApiResult<(StatusCode, Json<Note>)> {
+    require_member(&app, room_id, auth.user.id).await?;
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > 2000 {
+        return Err(Invalid::new("text", "must be 1 to 2000 characters").into());
+    }
+    let note = notes::add(
+        &app.db,
+        &app.keyring,
+        room_id,
+        Some(auth.user.id),
+        text,
+        body.priority.unwrap_or(NotePriority::Normal),
+        body.kind.unwrap_or(NoteKind::Reference),
+    )
+    .await
+    .map_err(sqlx::Error::from)?;
+    push_to_room(&app, room_id, &ServerEvent::NoteAdded { room_id, note: note.clone() }, None).await;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+#[utoipa::path(delete, path = "/api/notes/{id}", tag = "memory", params(("id" = String, Path, description = "note id")),
+    responses((status = 204, description = "deleted"), (status = 404, description = "`note_not_found`")))]
+pub async fn delete_note(State(app): State<App>, auth: AuthUser, Path(note_id): Path<Uuid>) -> ApiResult<StatusCode> {
+    // A note of a room you are not in does not exist, as far as you can tell.
+    let not_found = || ApiError::not_found("note_not_found", "no such note");
+    let room_id = notes::room_of(&app.db, note_id).await?.ok_or_else(not_found)?;
+    if !rooms::is_member(&app.db, room_id, auth.user.id).await? {
+        return Err(not_found());
+    }
+    if notes::delete(&app.db, note_id).await? {
+        push_to_room(&app, room_id, &ServerEvent::NoteDeleted { room_id, note_id }, None).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/reminders", tag = "memory",
+    responses((status = 200, description = "your reminders (pending, queued and delivered), soonest first")))]
+pub async fn list_reminders(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<reminders::Reminder>>> {
+    Ok(Json(reminders::of_user(&app.db, &app.keyring, auth.user.id).await.map_err(sqlx::Error::from)?))
+}
+
+#[utoipa::path(delete, path = "/api/reminders/{id}", tag = "memory", params(("id" = String, Path, description = "reminder id")),
+    responses((status = 204, description = "cancelled; it will never be delivered"), (status = 404, description = "`reminder_not_found`")))]
+pub async fn cancel_reminder(State(app): State<App>, auth: AuthUser, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+    if reminders::cancel(&app.db, id, auth.user.id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("reminder_not_found", "no such upcoming reminder of yours"))
+    }
+}

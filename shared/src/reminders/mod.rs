@@ -1,0 +1,169 @@
+//! Smart reminders: set by asking the assistant, in the asker's timezone, delivered exactly
+//! once. Due within 15 minutes → the `reminders` queue with a delay; later → a row the
+//! scheduler sweeps each minute and queues when it comes within reach. Delivery sends a
+//! `reminder` event to every connection of the person and a system message to the room; someone
+//! offline sees it on their next connection.
+
+pub mod parse;
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use crate::{
+    adapters::postgres::{
+        messages::{self, NewMessage, Stored},
+        onboarding,
+        reminders::{self, Reminder},
+    },
+    ai::{
+        connectors::{Answer, Connector, Ctx},
+        router::Intent,
+    },
+    app::App,
+    domain::{ConnectionId, MessageKind},
+    handlers::fanout::{push_to_room, push_to_user, send_event},
+    ports::{MAX_QUEUE_DELAY, QueueName},
+    protocol::{ReminderNotice, ServerEvent},
+    workers::{JobError, ReminderJob, jobs::enqueue},
+};
+
+fn err(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+fn notice(r: &Reminder) -> ServerEvent {
+    ServerEvent::Reminder { reminder: ReminderNotice { id: r.id, text: r.text.clone(), due_at: r.due_at } }
+}
+
+/// Queues a reminder's delivery for its due time.
+async fn queue(app: &App, id: Uuid, due_at: DateTime<Utc>) -> Result<(), JobError> {
+    let delay = (due_at - app.clock.now()).to_std().unwrap_or_default().min(MAX_QUEUE_DELAY);
+    enqueue(app, QueueName::Reminders, &ReminderJob { job_id: id, reminder_id: id }, delay).await.map_err(err)
+}
+
+/// Sets a reminder. Within SQS's delay range it is queued now; otherwise the scheduler will.
+pub async fn set(
+    app: &App,
+    user_id: Uuid,
+    room_id: Uuid,
+    source_message_id: Option<Uuid>,
+    text: &str,
+    due_at: DateTime<Utc>,
+) -> Result<Reminder, JobError> {
+    let soon = due_at - app.clock.now() <= chrono::Duration::from_std(MAX_QUEUE_DELAY).expect("15 minutes");
+    let (reminder, new) =
+        reminders::create(&app.db, &app.keyring, user_id, room_id, source_message_id, text, due_at, soon)
+            .await
+            .map_err(err)?;
+    if new && soon {
+        queue(app, reminder.id, due_at).await?;
+    }
+    Ok(reminder)
+}
+
+/// The `reminders` queue's handler: delivers once, however often the job arrives.
+#[tracing::instrument(skip_all, fields(reminder_id = %job.reminder_id))]
+pub async fn deliver(app: &App, job: ReminderJob) -> Result<(), JobError> {
+    let now = app.clock.now();
+    let Some(reminder) = reminders::mark_delivered(&app.db, &app.keyring, job.reminder_id, now).await.map_err(err)?
+    else {
+        // Delivered or cancelled already — or early (a clipped delay): then wait some more.
+        if let Some((status, due_at)) = reminders::status_and_due(&app.db, job.reminder_id).await?
+            && status == "queued"
+            && due_at > now
+        {
+            queue(app, job.reminder_id, due_at).await?;
+        }
+        return Ok(());
+    };
+    let seen = push_to_user(app, reminder.user_id, &notice(&reminder)).await;
+    if seen {
+        reminders::mark_notified(&app.db, reminder.id).await?;
+    }
+    let name = crate::adapters::postgres::users::by_id(&app.db, reminder.user_id)
+        .await?
+        .map(|u| u.display_name)
+        .unwrap_or_default();
+    let body = format!("⏰ Reminder for {name}: {}", reminder.text);
+    let stored = messages::insert(
+        &app.db,
+        &app.keyring,
+        NewMessage {
+            room_id: reminder.room_id,
+            kind: MessageKind::System,
+            author_id: None,
+            body: &body,
+            client_msg_id: None,
+            require_member: None,
+            reply_to: None,
+            stopped: false,
+        },
+    )
+    .await
+    .map_err(err)?;
+    if let Stored::New(message) = stored {
+        let room_id = reminder.room_id;
+        let _in_order = app.room_order.lock(room_id).await;
+        push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message }, None).await;
+    }
+    tracing::info!(seen, "reminder delivered");
+    Ok(())
+}
+
+/// The scheduler's sweep: queues reminders that came within the queue's delay range.
+pub async fn sweep(app: &App) -> Result<usize, JobError> {
+    let horizon = app.clock.now() + chrono::Duration::from_std(MAX_QUEUE_DELAY).expect("15 minutes");
+    let due = reminders::claim_due(&app.db, horizon).await?;
+    for (id, due_at) in &due {
+        queue(app, *id, *due_at).await?;
+    }
+    Ok(due.len())
+}
+
+/// Shows reminders that came due while the person was offline (on their first join).
+pub async fn deliver_missed(app: &App, user_id: Uuid, connection: &ConnectionId, endpoint: Option<&str>) {
+    match reminders::take_unseen(&app.db, &app.keyring, user_id).await {
+        Ok(missed) => {
+            for r in missed {
+                send_event(app, crate::ports::Recipient { id: connection, endpoint }, &notice(&r)).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read missed reminders"),
+    }
+}
+
+/// The intent router's reminder connector.
+pub struct ReminderConnector;
+
+#[async_trait]
+impl Connector for ReminderConnector {
+    fn name(&self) -> &'static str {
+        "reminders"
+    }
+
+    fn intents(&self) -> &'static [Intent] {
+        &[Intent::SetReminder]
+    }
+
+    async fn answer(&self, ctx: &Ctx<'_>) -> Result<Answer, JobError> {
+        let tz_name = onboarding::timezone(&ctx.app.db, ctx.asker_id).await?;
+        let tz = Tz::from_str(&tz_name).unwrap_or(Tz::UTC);
+        let now = ctx.app.clock.now();
+        let parsed = match parse::parse(ctx.request, tz, now) {
+            Ok(p) => p,
+            Err(e) => return Ok(Answer::Reply(format!("⏰ {e}"))),
+        };
+        let reminder =
+            set(ctx.app, ctx.asker_id, ctx.room_id, Some(ctx.trigger.id), &parsed.text, parsed.due_at).await?;
+        let local = reminder.due_at.with_timezone(&tz);
+        Ok(Answer::Reply(format!(
+            "⏰ I'll remind you to {} on {} ({tz_name}).",
+            reminder.text,
+            local.format("%A %-d %B at %H:%M")
+        )))
+    }
+}

@@ -1,0 +1,191 @@
+//! Reminders from plain language: "remind me to call John in 10 mins", "… at 5pm",
+//! "… tomorrow at 9am", "… next Monday at 10", "… on Dec 3 at 14:30" — in the person's own
+//! timezone. The date parsing is `interim`'s; this module only finds the time phrase, puts it in
+//! the form `interim` reads, and refuses what it cannot be sure of.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use interim::{Dialect, parse_date_string};
+use regex::Regex;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub text: String,
+    pub due_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("I couldn't find a time in that. Try `remind me to stretch in 10 mins` or `… tomorrow at 9am`.")]
+    NoTime,
+    #[error("What should I remind you of? Try `remind me to call John in 10 mins`.")]
+    NoText,
+    #[error("{0} has already passed — tell me a time in the future.")]
+    Past(String),
+}
+
+static LEAD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^.*?\b(?:remind\s+(?:me|us)|set\s+an?\s+reminder|reminder)\b\s*(?:to|about|that|for|of)?\s*")
+        .expect("regex")
+});
+static TIME_WORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(in|at|on|tomorrow|today|tonight|next|this|monday|tuesday|wednesday|thursday|friday|saturday|sunday|\d)",
+    )
+    .expect("regex")
+});
+
+/// Puts a time phrase in `interim`'s words: "in 10 mins" → "10 minutes", "tomorrow at 9am" →
+/// "tomorrow 9am", "next monday at 10" → "next monday 10:00", "on dec 3 at 14:30" → "dec 3 14:30".
+fn normalise(phrase: &str) -> String {
+    static IN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^in\s+(an?|\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)$")
+            .expect("regex")
+    });
+    static BARE_HOUR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{1,2})$").expect("regex"));
+    let mut p = phrase.trim().trim_end_matches(['.', '!', '?']).to_lowercase();
+    if let Some(c) = IN.captures(&p) {
+        let n = if c[1].starts_with('a') { "1".to_owned() } else { c[1].to_owned() };
+        let unit = match &c[2][..1] {
+            "s" => "seconds",
+            "m" => "minutes",
+            "h" => "hours",
+            "d" => "days",
+            _ => "weeks",
+        };
+        return format!("{n} {unit}");
+    }
+    p = p.replace("tonight", "today 8pm");
+    for word in [" at ", " on "] {
+        p = p.replace(word, " ");
+    }
+    for lead in ["at ", "on "] {
+        if let Some(rest) = p.strip_prefix(lead) {
+            p = rest.to_owned();
+        }
+    }
+    // "next monday 10" means 10 o'clock.
+    if p.split_whitespace().count() > 1 {
+        p = BARE_HOUR.replace(&p, "$1:00").into_owned();
+    } else if p.chars().all(|c| c.is_ascii_digit()) {
+        p = format!("{p}:00");
+    }
+    p
+}
+
+fn parse_phrase(phrase: &str, now: DateTime<Tz>) -> Option<DateTime<Tz>> {
+    let normal = normalise(phrase);
+    if normal.is_empty() {
+        return None;
+    }
+    parse_date_string(&normal, now, Dialect::Us).ok()
+}
+
+/// Parses a reminder request at `now` in `tz`.
+pub fn parse(request: &str, tz: Tz, now: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    let rest = LEAD.replace(request.trim(), "").trim().to_owned();
+    let local_now = tz.from_utc_datetime(&now.naive_utc());
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    // The longest time phrase at the end ("… tomorrow at 9am"), else at the start
+    // ("in 10 mins to call John").
+    let mut found = None;
+    for i in 0..words.len() {
+        if !TIME_WORD.is_match(words[i]) {
+            continue;
+        }
+        if let Some(at) = parse_phrase(&words[i..].join(" "), local_now) {
+            found = Some((words[..i].join(" "), at));
+            break;
+        }
+    }
+    if found.is_none() {
+        for j in (1..=words.len()).rev() {
+            if !TIME_WORD.is_match(words[0]) {
+                break;
+            }
+            if let Some(at) = parse_phrase(&words[..j].join(" "), local_now) {
+                found = Some((words[j..].join(" "), at));
+                break;
+            }
+        }
+    }
+    let (text, at) = found.ok_or(ParseError::NoTime)?;
+    let text = text
+        .trim()
+        .trim_start_matches("to ")
+        .trim_start_matches("about ")
+        .trim_end_matches([',', '.'])
+        .trim()
+        .to_owned();
+    if text.is_empty() || text.eq_ignore_ascii_case("me") {
+        return Err(ParseError::NoText);
+    }
+    let due_at = at.with_timezone(&Utc);
+    if due_at <= now {
+        return Err(ParseError::Past(at.format("%A %-d %B at %H:%M").to_string()));
+    }
+    Ok(Parsed { text, due_at })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn phrasings_and_timezones_give_the_exact_instant() {
+        // Wednesday 25 November 2026, 13:00 UTC.
+        let now = utc(2026, 11, 25, 13, 0);
+        let paris: Tz = "Europe/Paris".parse().unwrap(); // UTC+1
+        let ny: Tz = "America/New_York".parse().unwrap(); // UTC-5
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap(); // UTC+9 (already 22:00 there)
+        let table = [
+            ("remind me to call John in 10 mins", paris, "call John", utc(2026, 11, 25, 13, 10)),
+            ("remind me to stretch in 2 hours", ny, "stretch", utc(2026, 11, 25, 15, 0)),
+            ("remind me in 45 minutes to check the oven", tokyo, "check the oven", utc(2026, 11, 25, 13, 45)),
+            ("remind me to leave at 5pm", paris, "leave", utc(2026, 11, 25, 16, 0)),
+            ("remind me to leave at 5pm", ny, "leave", utc(2026, 11, 25, 22, 0)),
+            ("remind me to review the PR tomorrow at 9am", paris, "review the PR", utc(2026, 11, 26, 8, 0)),
+            ("remind me to review the PR tomorrow at 9am", tokyo, "review the PR", utc(2026, 11, 26, 0, 0)),
+            ("remind us about the retro next Monday at 10", ny, "the retro", utc(2026, 11, 30, 15, 0)),
+            ("remind me to pay rent on Dec 3 at 14:30", paris, "pay rent", utc(2026, 12, 3, 13, 30)),
+            ("remind me to pay rent on Dec 3 at 14:30", ny, "pay rent", utc(2026, 12, 3, 19, 30)),
+        ];
+        for (request, tz, text, due) in table {
+            let parsed = parse(request, tz, now).unwrap_or_else(|e| panic!("{request} ({tz}): {e}"));
+            assert_eq!(parsed, Parsed { text: text.into(), due_at: due }, "{request} ({tz})");
+        }
+    }
+
+    #[test]
+    fn a_dst_boundary_moves_the_utc_instant() {
+        // New York springs forward on Sunday 8 March 2026: 9am is 14:00 UTC before, 13:00 after.
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let saturday = utc(2026, 3, 7, 15, 0);
+        assert_eq!(parse("remind me to jog tomorrow at 9am", ny, saturday).unwrap().due_at, utc(2026, 3, 8, 13, 0));
+        let friday = utc(2026, 3, 6, 15, 0);
+        assert_eq!(parse("remind me to jog tomorrow at 9am", ny, friday).unwrap().due_at, utc(2026, 3, 7, 14, 0));
+        // Paris falls back on 25 October 2026: 9am is 07:00 UTC before, 08:00 after.
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(
+            parse("remind me to jog tomorrow at 9am", paris, utc(2026, 10, 25, 12, 0)).unwrap().due_at,
+            utc(2026, 10, 26, 8, 0)
+        );
+    }
+
+    #[test]
+    fn past_or_unparseable_times_are_refused_not_guessed() {
+        let now = utc(2026, 11, 25, 18, 0);
+        let utc_tz: Tz = "UTC".parse().unwrap();
+        assert!(matches!(parse("remind me to leave at 5pm", utc_tz, now), Err(ParseError::Past(_))));
+        assert_eq!(parse("remind me to call John sometime", utc_tz, now), Err(ParseError::NoTime));
+        assert_eq!(parse("remind me in 10 mins", utc_tz, now), Err(ParseError::NoText));
+    }
+}
