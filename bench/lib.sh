@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/run.sh, bench/soak.sh and bench/faults.sh (sourced, not run).
 #
 # Builds the load generator and mathia-local (release), starts mathia-local on a free port
@@ -41,7 +42,10 @@ bench_prepare() {
     log "using $SERVER_BIN (MATHIA_BIN)"
   else
     log "building mathia-local (release)"
-    (cd "$ROOT" && cargo build --release --quiet -p mathia-local)
+    (cd "$ROOT" && cargo build --release --quiet -p mathia-local) || {
+      log "building mathia-local failed; MATHIA_BIN=/path/to/mathia-local uses an existing binary"
+      exit 1
+    }
     SERVER_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/mathia-local
   fi
   [ -x "$SERVER_BIN" ] || { log "no server binary at $SERVER_BIN"; exit 1; }
@@ -64,7 +68,7 @@ bench_start_server() {
   SERVER_LOG=$WORK/server.log
   log "starting mathia-local on $URL (database $DB_NAME, Redis prefix $REDIS_PREFIX)"
   (
-    cd "$ROOT"
+    cd "$ROOT" || exit 1
     export MATHIA_BIND=127.0.0.1:$PORT
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB_NAME
     export REDIS_URL=redis://127.0.0.1:6379
@@ -74,7 +78,8 @@ bench_start_server() {
     export MATHIA_MASTER_KEY=${MATHIA_MASTER_KEY:-$(python3 -c 'import os, base64; print(base64.b64encode(os.urandom(32)).decode())')}
     export MATHIA_STATIC_DIR=$ROOT/static
     export RUST_LOG=${SERVER_RUST_LOG:-warn}
-    unset AWS_ENDPOINT_URL MATHIA_BACKEND MATHIA_AI_BASE_URL
+    # Local backend always; the AI model is whatever the caller exported (offline responder if none).
+    unset AWS_ENDPOINT_URL MATHIA_BACKEND
     exec "$SERVER_BIN"
   ) >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
@@ -118,7 +123,7 @@ bench_cleanup() {
 
 # One JSON line describing the machine and the build, so results can be compared.
 bench_env_line() {
-  python3 - "$@" <<EOF >>"$RESULTS"
+  python3 - <<EOF >>"$RESULTS"
 import json, os, platform, subprocess, time
 def sh(*a):
     try: return subprocess.run(a, capture_output=True, text=True).stdout.strip()

@@ -2,7 +2,7 @@
 # Runs Mathia's benchmark scenarios against a fresh mathia-local (release build) and appends
 # one JSON line per result to bench/results/<date>.jsonl. See bench/README.md.
 #
-#   bash bench/run.sh                    # every scenario: w1 w2 saturate idle connect-rate
+#   bash bench/run.sh                    # every scenario: w1 w2 saturate idle connect-rate ai
 #   bash bench/run.sh w1 idle            # only those
 #   QUICK=1 bash bench/run.sh w1         # shortened durations and sizes (a smoke run)
 #   MATHIA_BIN=/path/to/mathia-local bash bench/run.sh   # skip building the server
@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-ALL=(w1 w2 saturate idle connect-rate)
+ALL=(w1 w2 saturate idle connect-rate ai)
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -20,9 +20,9 @@ for s in "${SCENARIOS[@]}"; do
 done
 
 if [ "${QUICK:-0}" = 1 ]; then
-  FANOUT_S=5; STEP_S=2; BISECT=1; SAT_MAX=1600; IDLE_N=500; HOLD_S=3; CONNECT_S=3
+  FANOUT_S=5; STEP_S=2; BISECT=1; SAT_MAX=1600; IDLE_N=500; HOLD_S=3; CONNECT_S=3; PROMPTS=5
 else
-  FANOUT_S=20; STEP_S=10; BISECT=3; SAT_MAX=100000; IDLE_N=5000; HOLD_S=10; CONNECT_S=10
+  FANOUT_S=20; STEP_S=10; BISECT=3; SAT_MAX=100000; IDLE_N=5000; HOLD_S=10; CONNECT_S=10; PROMPTS=20
 fi
 # EXTRA_ARGS: more mathia-loadgen flags for every scenario run (e.g. "--body-bytes 200").
 read -r -a EXTRA <<<"${EXTRA_ARGS:-}"
@@ -45,6 +45,9 @@ for s in "${SCENARIOS[@]}"; do
       loadgen idle idle --connections "$IDLE_N" --users 100 --hold "$HOLD_S" "${EXTRA[@]}" || failed+=("$s") ;;
     connect-rate) # ticket + handshake + close, 16 at a time.
       loadgen connect-rate connect-rate --duration "$CONNECT_S" --users 20 --concurrency 16 "${EXTRA[@]}" || failed+=("$s") ;;
+    ai) # @mathia questions one at a time: first-chunk latency, chunk gaps (offline responder
+        # unless the caller exports MATHIA_AI_BASE_URL… for the server — see README).
+      loadgen ai ai --rooms 1 --prompts "$PROMPTS" "${EXTRA[@]}" || failed+=("$s") ;;
   esac
 done
 

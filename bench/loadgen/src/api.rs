@@ -76,10 +76,7 @@ impl Api {
             Error::new(kind, format!("{path}: {e}"))
         })?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Error::new("http_transport", format!("{path}: {e}")))?;
+        let text = resp.text().await.map_err(|e| Error::new("http_transport", format!("{path}: {e}")))?;
         if !status.is_success() {
             let code = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -116,10 +113,7 @@ impl Api {
                 json!({ "email": email, "password": PASSWORD, "display_name": display_name }),
             )
             .await?;
-        let token = v["token"]
-            .as_str()
-            .ok_or_else(|| Error::new("http_body", "register: no token"))?
-            .to_owned();
+        let token = v["token"].as_str().ok_or_else(|| Error::new("http_body", "register: no token"))?.to_owned();
         let user_id = v["user"]["id"]
             .as_str()
             .and_then(|s| s.parse().ok())
@@ -129,14 +123,9 @@ impl Api {
 
     /// Profile and goals: the first two onboarding steps.
     pub async fn onboard_start(&self, s: &Session, display_name: &str) -> Result<()> {
-        self.put(
-            "/api/onboarding/profile",
-            &s.token,
-            json!({ "display_name": display_name, "timezone": "UTC" }),
-        )
-        .await?;
-        self.put("/api/onboarding/goals", &s.token, json!({ "goals": ["bench"] }))
+        self.put("/api/onboarding/profile", &s.token, json!({ "display_name": display_name, "timezone": "UTC" }))
             .await?;
+        self.put("/api/onboarding/goals", &s.token, json!({ "goals": ["bench"] })).await?;
         Ok(())
     }
 
@@ -144,8 +133,7 @@ impl Api {
     pub async fn owner(&self, email: &str, name: &str, workspace: &str) -> Result<Session> {
         let s = self.register(email, name).await?;
         self.onboard_start(&s, name).await?;
-        self.put("/api/onboarding/workspace", &s.token, json!({ "name": workspace }))
-            .await?;
+        self.put("/api/onboarding/workspace", &s.token, json!({ "name": workspace })).await?;
         Ok(s)
     }
 
@@ -153,54 +141,27 @@ impl Api {
     pub async fn member(&self, email: &str, name: &str, invite_code: &str) -> Result<Session> {
         let s = self.register(email, name).await?;
         self.onboard_start(&s, name).await?;
-        self.put(
-            "/api/onboarding/workspace",
-            &s.token,
-            json!({ "invite_code": invite_code }),
-        )
-        .await?;
+        self.put("/api/onboarding/workspace", &s.token, json!({ "invite_code": invite_code })).await?;
         Ok(s)
     }
 
     pub async fn create_room(&self, s: &Session, name: &str) -> Result<Uuid> {
-        let v = self
-            .post("/api/rooms", Some(&s.token), json!({ "name": name }))
-            .await?;
-        v["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::new("http_body", "create room: no id"))
+        let v = self.post("/api/rooms", Some(&s.token), json!({ "name": name })).await?;
+        v["id"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| Error::new("http_body", "create room: no id"))
     }
 
     pub async fn invite(&self, s: &Session, room: Uuid) -> Result<String> {
-        let v = self
-            .post(
-                &format!("/api/rooms/{room}/invites"),
-                Some(&s.token),
-                json!({ "max_uses": 10000 }),
-            )
-            .await?;
-        v["code"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new("http_body", "invite: no code"))
+        let v = self.post(&format!("/api/rooms/{room}/invites"), Some(&s.token), json!({ "max_uses": 10000 })).await?;
+        v["code"].as_str().map(str::to_owned).ok_or_else(|| Error::new("http_body", "invite: no code"))
     }
 
     pub async fn ticket(&self, s: &Session) -> Result<String> {
         let v = self.post("/api/ws-ticket", Some(&s.token), json!({})).await?;
-        v["ticket"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new("http_body", "ws-ticket: no ticket"))
+        v["ticket"].as_str().map(str::to_owned).ok_or_else(|| Error::new("http_body", "ws-ticket: no ticket"))
     }
 
     /// One page of history: `GET /api/rooms/{id}/messages?before|after=…&limit=100`.
-    pub async fn history(
-        &self,
-        s: &Session,
-        room: Uuid,
-        cursor: Option<(&str, Uuid)>,
-    ) -> Result<Value> {
+    pub async fn history(&self, s: &Session, room: Uuid, cursor: Option<(&str, Uuid)>) -> Result<Value> {
         let mut path = format!("/api/rooms/{room}/messages?limit=100");
         if let Some((name, id)) = cursor {
             path.push_str(&format!("&{name}={id}"));
@@ -211,9 +172,7 @@ impl Api {
     /// Opens `/ws?ticket=…` (the ticket already fetched).
     pub async fn open_ws(&self, ticket: &str) -> Result<Ws> {
         let url = format!("{}/ws?ticket={ticket}", self.ws_base);
-        let (ws, _) = connect_async_with_config(url, None, true)
-            .await
-            .map_err(ws_error)?;
+        let (ws, _) = connect_async_with_config(url, None, true).await.map_err(ws_error)?;
         Ok(ws)
     }
 
@@ -226,10 +185,9 @@ impl Api {
 
 pub fn ws_error(e: tungstenite::Error) -> Error {
     match e {
-        tungstenite::Error::Http(resp) => Error::new(
-            format!("ws_{}", resp.status().as_u16()),
-            "handshake refused".to_string(),
-        ),
+        tungstenite::Error::Http(resp) => {
+            Error::new(format!("ws_{}", resp.status().as_u16()), "handshake refused".to_string())
+        }
         tungstenite::Error::Io(e) => Error::new("ws_io", e.to_string()),
         other => Error::new("ws_other", other.to_string()),
     }
@@ -249,9 +207,10 @@ pub async fn join_room(ws: &mut Ws, room: Uuid, timeout: Duration) -> Result<Joi
             };
             match v["type"].as_str() {
                 Some("room_joined") if v["room_id"] == json!(room) => {
-                    let last = v["messages"].as_array().and_then(|m| m.last()).and_then(|m| {
-                        Some((m["id"].as_str()?.parse().ok()?, m["seq"].as_i64()?))
-                    });
+                    let last = v["messages"]
+                        .as_array()
+                        .and_then(|m| m.last())
+                        .and_then(|m| Some((m["id"].as_str()?.parse().ok()?, m["seq"].as_i64()?)));
                     return Ok(Joined { last });
                 }
                 Some("error") => {
@@ -265,7 +224,5 @@ pub async fn join_room(ws: &mut Ws, room: Uuid, timeout: Duration) -> Result<Joi
         }
         Err(Error::new("ws_closed", "closed before room_joined"))
     };
-    tokio::time::timeout(timeout, wait)
-        .await
-        .map_err(|_| Error::new("timeout", "no room_joined in time"))?
+    tokio::time::timeout(timeout, wait).await.map_err(|_| Error::new("timeout", "no room_joined in time"))?
 }

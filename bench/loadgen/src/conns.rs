@@ -31,7 +31,10 @@ pub async fn make_users(
     rooms: usize,
     concurrency: usize,
 ) -> Result<Vec<(Session, Option<Uuid>)>> {
-    eprintln!("setup: signing up {users} users{}…", if rooms > 0 { format!(" in {rooms} rooms") } else { String::new() });
+    eprintln!(
+        "setup: signing up {users} users{}…",
+        if rooms > 0 { format!(" in {rooms} rooms") } else { String::new() }
+    );
     let t = Instant::now();
     // Room owners first (they are users too: user r for r < rooms).
     let owners: Vec<Result<(usize, Session, Uuid, String)>> = stream::iter(0..rooms.min(users))
@@ -117,12 +120,7 @@ impl Timings {
 }
 
 /// Ticket → handshake → (join). Records the phases.
-async fn open_one(
-    api: &Api,
-    s: &Session,
-    room: Option<Uuid>,
-    timings: &Mutex<Timings>,
-) -> Result<api::Ws> {
+async fn open_one(api: &Api, s: &Session, room: Option<Uuid>, timings: &Mutex<Timings>) -> Result<api::Ws> {
     let t0 = Instant::now();
     let res = async {
         let ticket = api.ticket(s).await?;
@@ -239,11 +237,8 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
     let dropped_during_hold = dropped.load(Relaxed);
 
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(
-        Duration::from_secs(30),
-        futures::future::join_all(handles.into_iter().flatten()),
-    )
-    .await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(handles.into_iter().flatten())).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = mem();
 
@@ -286,6 +281,10 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
 
 pub struct ConnectRateOpts {
     pub duration: Duration,
+    /// Each worker waits this long between connections (0: as fast as possible).
+    pub pause: Duration,
+    /// Per-second successes and failures in the JSON.
+    pub timeline: bool,
     pub users: usize,
     pub rooms: usize,
     pub concurrency: usize,
@@ -299,6 +298,7 @@ pub async fn connect_rate(api: Api, run: &str, o: ConnectRateOpts) -> Result<Val
     let timings = Arc::new(Mutex::new(Timings::new()));
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     eprintln!(
         "connect-rate: ticket + handshake{} + close, {} workers, {:?}…",
         if o.rooms > 0 { " + join" } else { "" },
@@ -314,6 +314,8 @@ pub async fn connect_rate(api: Api, run: &str, o: ConnectRateOpts) -> Result<Val
         let timings = timings.clone();
         let next = next.clone();
         let ok = ok.clone();
+        let failed = failed.clone();
+        let pause = o.pause;
         tokio::spawn(async move {
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Relaxed) as usize;
@@ -328,12 +330,40 @@ pub async fn connect_rate(api: Api, run: &str, o: ConnectRateOpts) -> Result<Val
                         })
                         .await;
                     }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(_) => {
+                        failed.fetch_add(1, Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
                 }
             }
         })
     });
-    futures::future::join_all(workers).await;
+    let workers = futures::future::join_all(workers);
+    let sampler = async {
+        let mut timeline = Vec::new();
+        if !o.timeline {
+            return timeline;
+        }
+        let mut tick = t0;
+        let mut last = (0, 0);
+        while Instant::now() < deadline {
+            tick += Duration::from_secs(1);
+            tokio::time::sleep_until(tick.into()).await;
+            let cur = (ok.load(Relaxed), failed.load(Relaxed));
+            timeline.push(json!({
+                "t_s": round(t0.elapsed().as_secs_f64(), 2),
+                "unix_ms": util::unix_ms(),
+                "ok": cur.0 - last.0,
+                "failed": cur.1 - last.1,
+            }));
+            last = cur;
+        }
+        timeline
+    };
+    let (_, timeline) = tokio::join!(workers, sampler);
     let elapsed = t0.elapsed().as_secs_f64();
     let usage = probe.finish();
     let ok = ok.load(Relaxed);
@@ -344,11 +374,16 @@ pub async fn connect_rate(api: Api, run: &str, o: ConnectRateOpts) -> Result<Val
         hist_line(t.total.as_ref().unwrap())
     );
     eprintln!("connect-rate: {}", util::server_line(&usage));
-    Ok(json!({
+    let mut body = json!({
         "connections_ok": ok,
+        "connections_failed": failed.load(Relaxed),
         "elapsed_s": round(elapsed, 3),
         "connections_per_s": round(ok as f64 / elapsed, 1),
         "timings": t.json(),
         "usage": usage,
-    }))
+    });
+    if o.timeline {
+        body["timeline"] = Value::Array(timeline);
+    }
+    Ok(body)
 }

@@ -121,12 +121,7 @@ impl Shared {
     }
 
     pub fn count_error(&self, code: &str) {
-        *self
-            .error_codes
-            .lock()
-            .unwrap()
-            .entry(code.to_owned())
-            .or_default() += 1;
+        *self.error_codes.lock().unwrap().entry(code.to_owned()).or_default() += 1;
     }
 
     pub fn error_codes(&self) -> BTreeMap<String, u64> {
@@ -161,6 +156,9 @@ pub struct StepResult {
     pub p99_ms: f64,
 }
 
+/// (room, client, session, socket, newest message at join, connect µs)
+type Opened = (usize, usize, Session, Ws, Option<(Uuid, i64)>, u64);
+
 fn email(run: &str, room: usize, client: usize) -> String {
     format!("{run}-r{room}-c{client}@bench.example.com")
 }
@@ -170,10 +168,7 @@ impl Harness {
         let r_n = opts.rooms;
         let m = opts.clients_per_room;
         if r_n == 0 || m == 0 || opts.senders_per_room > m {
-            return Err(Error::new(
-                "config",
-                "need rooms ≥ 1, clients ≥ 1 and senders ≤ clients",
-            ));
+            return Err(Error::new("config", "need rooms ≥ 1, clients ≥ 1 and senders ≤ clients"));
         }
         let users = r_n * m;
         eprintln!("setup: signing up {users} users ({r_n} rooms × {m} clients), onboarding them…");
@@ -187,9 +182,7 @@ impl Harness {
                 let run = run.clone();
                 async move {
                     let name = format!("bench owner {r}");
-                    let s = api
-                        .owner(&email(&run, r, 0), &name, &format!("bench {run} {r}"))
-                        .await?;
+                    let s = api.owner(&email(&run, r, 0), &name, &format!("bench {run} {r}")).await?;
                     let room = api.create_room(&s, &format!("bench-{run}-{r}")).await?;
                     let code = api.invite(&s, room).await?;
                     Ok((r, s, room, code))
@@ -206,23 +199,20 @@ impl Harness {
         let rooms: Vec<(Session, Uuid, String)> = rooms.into_iter().map(Option::unwrap).collect();
 
         // Members: sign up and onboard by joining the room's invite.
-        let members: Vec<Result<(usize, usize, Session)>> = stream::iter(
-            (0..r_n).flat_map(|r| (1..m).map(move |c| (r, c))),
-        )
-        .map(|(r, c)| {
-            let api = api.clone();
-            let run = run.clone();
-            let code = rooms[r].2.clone();
-            async move {
-                let s = api
-                    .member(&email(&run, r, c), &format!("bench {r}.{c}"), &code)
-                    .await?;
-                Ok((r, c, s))
-            }
-        })
-        .buffer_unordered(opts.setup_concurrency.max(1))
-        .collect()
-        .await;
+        let members: Vec<Result<(usize, usize, Session)>> =
+            stream::iter((0..r_n).flat_map(|r| (1..m).map(move |c| (r, c))))
+                .map(|(r, c)| {
+                    let api = api.clone();
+                    let run = run.clone();
+                    let code = rooms[r].2.clone();
+                    async move {
+                        let s = api.member(&email(&run, r, c), &format!("bench {r}.{c}"), &code).await?;
+                        Ok((r, c, s))
+                    }
+                })
+                .buffer_unordered(opts.setup_concurrency.max(1))
+                .collect()
+                .await;
         let mut sessions: Vec<Vec<Option<Session>>> = (0..r_n)
             .map(|r| {
                 let mut v = vec![None; m];
@@ -235,9 +225,7 @@ impl Harness {
             sessions[r][c] = Some(s);
         }
         let signup_s = t0.elapsed().as_secs_f64();
-        eprintln!(
-            "setup: {users} users ready in {signup_s:.1} s; opening {users} sockets and joining…"
-        );
+        eprintln!("setup: {users} users ready in {signup_s:.1} s; opening {users} sockets and joining…");
 
         // Sockets: ticket, handshake, join_room.
         let t1 = Instant::now();
@@ -246,38 +234,37 @@ impl Harness {
             .enumerate()
             .flat_map(|(r, v)| v.iter().enumerate().map(move |(c, s)| (r, c, s.clone().unwrap())))
             .collect();
-        let connected: Vec<Result<(usize, usize, Session, Ws, Option<(Uuid, i64)>, u64)>> =
-            stream::iter(clients)
-                .map(|(r, c, s)| {
-                    let api = api.clone();
-                    let room = rooms[r].1;
-                    async move {
-                        let mut last_err = None;
-                        for attempt in 0..3 {
-                            if attempt > 0 {
-                                tokio::time::sleep(Duration::from_millis(500)).await;
-                            }
-                            let t = Instant::now();
-                            let res = async {
-                                let mut ws = api.connect(&s).await?;
-                                let joined = api::join_room(&mut ws, room, JOIN_TIMEOUT).await?;
-                                Ok::<_, Error>((ws, joined.last))
-                            }
-                            .await;
-                            match res {
-                                Ok((ws, last)) => {
-                                    let us = t.elapsed().as_micros() as u64;
-                                    return Ok((r, c, s, ws, last, us));
-                                }
-                                Err(e) => last_err = Some(e),
-                            }
+        let connected: Vec<Result<Opened>> = stream::iter(clients)
+            .map(|(r, c, s)| {
+                let api = api.clone();
+                let room = rooms[r].1;
+                async move {
+                    let mut last_err = None;
+                    for attempt in 0..3 {
+                        if attempt > 0 {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
                         }
-                        Err(last_err.unwrap())
+                        let t = Instant::now();
+                        let res = async {
+                            let mut ws = api.connect(&s).await?;
+                            let joined = api::join_room(&mut ws, room, JOIN_TIMEOUT).await?;
+                            Ok::<_, Error>((ws, joined.last))
+                        }
+                        .await;
+                        match res {
+                            Ok((ws, last)) => {
+                                let us = t.elapsed().as_micros() as u64;
+                                return Ok((r, c, s, ws, last, us));
+                            }
+                            Err(e) => last_err = Some(e),
+                        }
                     }
-                })
-                .buffer_unordered(opts.connect_concurrency.max(1))
-                .collect()
-                .await;
+                    Err(last_err.unwrap())
+                }
+            })
+            .buffer_unordered(opts.connect_concurrency.max(1))
+            .collect()
+            .await;
         let connect_s = t1.elapsed().as_secs_f64();
         let mut connect_hist = new_hist();
 
@@ -307,12 +294,7 @@ impl Harness {
                 reconnect: opts.reconnect,
             };
             shared.connected.fetch_add(1, Relaxed);
-            tasks.push(tokio::spawn(client_loop(
-                ctx,
-                ws,
-                last.map(|l| l.1).unwrap_or(0),
-                rx,
-            )));
+            tasks.push(tokio::spawn(client_loop(ctx, ws, last.map(|l| l.1).unwrap_or(0), rx)));
             if c < opts.senders_per_room {
                 tasks.push(tokio::spawn(sender_loop(
                     shared.clone(),
@@ -325,10 +307,7 @@ impl Harness {
                 n_senders += 1;
             }
         }
-        eprintln!(
-            "setup: {users} sockets joined in {connect_s:.1} s ({:.0}/s)",
-            users as f64 / connect_s
-        );
+        eprintln!("setup: {users} sockets joined in {connect_s:.1} s ({:.0}/s)", users as f64 / connect_s);
         let setup = json!({
             "users": users,
             "signup_s": round(signup_s, 2),
@@ -336,52 +315,25 @@ impl Harness {
             "connections_per_s": round(users as f64 / connect_s, 1),
             "connect_ms": hist_json(&connect_hist),
         });
-        let rooms = rooms
-            .into_iter()
-            .zip(anchors)
-            .map(|((owner, id, _), anchor)| RoomInfo { id, owner, anchor })
-            .collect();
-        Ok(Self {
-            api,
-            opts,
-            rooms,
-            shared,
-            n_senders,
-            setup,
-            plan_tx,
-            stop_tx,
-            tasks,
-        })
+        let rooms =
+            rooms.into_iter().zip(anchors).map(|((owner, id, _), anchor)| RoomInfo { id, owner, anchor }).collect();
+        Ok(Self { api, opts, rooms, shared, n_senders, setup, plan_tx, stop_tx, tasks })
     }
 
     /// One timed step at `rate_per_sender` messages/s per sender.
-    pub async fn run_step(
-        &self,
-        step: u32,
-        rate_per_sender: f64,
-        duration: Duration,
-        o: &StepOpts,
-    ) -> StepResult {
+    pub async fn run_step(&self, step: u32, rate_per_sender: f64, duration: Duration, o: &StepOpts) -> StepResult {
         let sh = &self.shared;
         let counters = sh.step(step);
         let m = self.opts.clients_per_room as u64;
         let probe = Probe::start(o.server_pid);
         let errors_before = sh.error_codes();
-        let (disc0, rec0, recf0) = (
-            sh.disconnects.load(Relaxed),
-            sh.reconnects.load(Relaxed),
-            sh.reconnect_failures.load(Relaxed),
-        );
+        let (disc0, rec0, recf0) =
+            (sh.disconnects.load(Relaxed), sh.reconnects.load(Relaxed), sh.reconnect_failures.load(Relaxed));
         let (gaps0, ooo0) = (sh.seq_gaps.load(Relaxed), sh.out_of_order.load(Relaxed));
         let start = Instant::now() + Duration::from_millis(100);
         let end = start + duration;
         let interval = (rate_per_sender > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_per_sender));
-        let _ = self.plan_tx.send(Some(StepPlan {
-            step,
-            interval,
-            start,
-            end,
-        }));
+        let _ = self.plan_tx.send(Some(StepPlan { step, interval, start, end }));
         tokio::time::sleep_until(start.into()).await;
         let delivered0 = sh.delivered.load(Relaxed);
         let acked0 = sh.acked.load(Relaxed);
@@ -390,14 +342,10 @@ impl Harness {
         let mut timeline = Vec::new();
         let mut rss_samples = Vec::new();
         let pid = o.server_pid.map(|p| p.to_string());
-        let mut last = (
-            sh.sent.load(Relaxed),
-            sh.acked.load(Relaxed),
-            sh.delivered.load(Relaxed),
-            sh.errors.load(Relaxed),
-        );
+        let mut last =
+            (sh.sent.load(Relaxed), sh.acked.load(Relaxed), sh.delivered.load(Relaxed), sh.errors.load(Relaxed));
         let mut next_rss = start;
-        let mut next_progress = start + o.progress_every.unwrap_or(Duration::MAX / 4);
+        let mut next_progress = o.progress_every.map(|every| start + every);
         let mut tick = start;
         if let (Some(_), Some(p)) = (o.rss_every, pid.as_deref())
             && let Some((rss, _)) = util::mem_kb(p)
@@ -438,7 +386,9 @@ impl Harness {
                 }
                 next_rss += every;
             }
-            if now >= next_progress {
+            if let (Some(at), Some(every)) = (next_progress, o.progress_every)
+                && now >= at
+            {
                 eprintln!(
                     "  t={t_s:.0}s sent {} acked {} delivered {} errors {} connected {}",
                     sh.sent.load(Relaxed),
@@ -447,7 +397,7 @@ impl Harness {
                     sh.errors.load(Relaxed),
                     sh.connected.load(Relaxed)
                 );
-                next_progress += o.progress_every.unwrap();
+                next_progress = Some(at + every);
             }
         }
         let delivered_window = sh.delivered.load(Relaxed) - delivered0;
@@ -502,17 +452,9 @@ impl Harness {
         let errors = counters.errors.load(Relaxed);
         let expected = sent * m;
         let dur = duration.as_secs_f64();
-        let delivery_ratio = if expected > 0 {
-            delivered as f64 / expected as f64
-        } else {
-            0.0
-        };
+        let delivery_ratio = if expected > 0 { delivered as f64 / expected as f64 } else { 0.0 };
         let delivered_per_s = delivered_window as f64 / dur;
-        let p99_ms = if lat.is_empty() {
-            f64::INFINITY
-        } else {
-            lat.value_at_quantile(0.99) as f64 / 1000.0
-        };
+        let p99_ms = if lat.is_empty() { f64::INFINITY } else { lat.value_at_quantile(0.99) as f64 / 1000.0 };
         let errors_after = sh.error_codes();
         let error_codes: BTreeMap<String, u64> = errors_after
             .iter()
@@ -551,12 +493,7 @@ impl Harness {
         if o.rss_every.is_some() {
             json["rss_samples"] = Value::Array(rss_samples);
         }
-        StepResult {
-            json,
-            delivery_ratio,
-            delivered_per_s,
-            p99_ms,
-        }
+        StepResult { json, delivery_ratio, delivered_per_s, p99_ms }
     }
 
     /// Pages through every room's history and looks for each acknowledged message id.
@@ -727,12 +664,7 @@ enum Outcome {
     Lost,
 }
 
-async fn client_loop(
-    ctx: ClientCtx,
-    first: Ws,
-    mut last_seq: i64,
-    mut rx: mpsc::UnboundedReceiver<String>,
-) {
+async fn client_loop(ctx: ClientCtx, first: Ws, mut last_seq: i64, mut rx: mpsc::UnboundedReceiver<String>) {
     let sh = ctx.shared.clone();
     let mut stop = ctx.stop.clone();
     let mut ws = Some(first);
@@ -847,10 +779,9 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
             if parts.next() != Some("bench") {
                 return;
             }
-            let (Some(step), Some(ns)) = (
-                parts.next().and_then(|s| s.parse::<u32>().ok()),
-                parts.next().and_then(|s| s.parse::<u64>().ok()),
-            ) else {
+            let (Some(step), Some(ns)) =
+                (parts.next().and_then(|s| s.parse::<u32>().ok()), parts.next().and_then(|s| s.parse::<u64>().ok()))
+            else {
                 return;
             };
             let now = now_ns();
@@ -859,10 +790,7 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
             c.delivered.fetch_add(1, Relaxed);
             if !c.closed.load(Relaxed) {
                 let mut s = shard_of(ctx).lock().unwrap();
-                record_us(
-                    s.lat.entry(step).or_insert_with(new_hist),
-                    now.saturating_sub(ns) / 1000,
-                );
+                record_us(s.lat.entry(step).or_insert_with(new_hist), now.saturating_sub(ns) / 1000);
             }
         }
         "ack" => {
@@ -882,21 +810,15 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
                 let c = sh.step(step);
                 c.acked.fetch_add(1, Relaxed);
                 if !c.closed.load(Relaxed) {
-                    record_us(
-                        s.ack.entry(step).or_insert_with(new_hist),
-                        now.saturating_sub(ns) / 1000,
-                    );
+                    record_us(s.ack.entry(step).or_insert_with(new_hist), now.saturating_sub(ns) / 1000);
                 }
             }
         }
         "error" => {
             sh.errors.fetch_add(1, Relaxed);
             sh.count_error(f.code.as_deref().unwrap_or("unknown"));
-            if let Some(step) = f
-                .reference
-                .as_deref()
-                .and_then(|r| r.split(':').next())
-                .and_then(|s| s.parse::<u32>().ok())
+            if let Some(step) =
+                f.reference.as_deref().and_then(|r| r.split(':').next()).and_then(|s| s.parse::<u32>().ok())
             {
                 sh.step(step).errors.fetch_add(1, Relaxed);
             }

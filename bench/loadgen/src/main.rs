@@ -4,6 +4,7 @@
 //! Human-readable progress and summaries go to stderr; with `--json`, one JSON line per
 //! result goes to stdout (saturate: one per step, then the summary).
 
+mod ai;
 mod api;
 mod conns;
 mod engine;
@@ -141,6 +142,17 @@ enum Mode {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// `@mathia` questions, one at a time per room: time to the first AI chunk, gaps between chunks.
+    Ai {
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        /// Questions per room (each AI reply costs the workspace 1 cent of its 500-cent welcome credit).
+        #[arg(long, default_value_t = 20)]
+        prompts: usize,
+        /// Seconds to wait for one reply to finish.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
     /// Ticket + handshake (+ join) + close, repeatedly: connections per second.
     ConnectRate {
         #[arg(long, default_value_t = 10.0)]
@@ -153,6 +165,12 @@ enum Mode {
         /// Concurrent connecting workers.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Each worker pauses this many ms between connections (0: flat out).
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
+        /// Include per-second successes and failures in the JSON.
+        #[arg(long)]
+        timeline: bool,
     },
 }
 
@@ -205,8 +223,16 @@ fn print_step(prefix: &str, v: &Value) {
     let l = &v["latency_ms"];
     eprintln!(
         "{prefix}latency p50 {} p90 {} p99 {} max {} ms · ack p99 {} ms · errors {} {} · disconnects {} · seq gaps {} · out of order {}",
-        l["p50"], l["p90"], l["p99"], l["max"], v["ack_latency_ms"]["p99"], v["errors"], v["error_codes"],
-        v["disconnects"], v["seq_gaps"], v["out_of_order"],
+        l["p50"],
+        l["p90"],
+        l["p99"],
+        l["max"],
+        v["ack_latency_ms"]["p99"],
+        v["errors"],
+        v["error_codes"],
+        v["disconnects"],
+        v["seq_gaps"],
+        v["out_of_order"],
     );
     eprintln!("{prefix}{}", server_line(&v["usage"]));
 }
@@ -247,26 +273,14 @@ async fn run(cli: Cli) -> util::Result<bool> {
     envelope.insert("url".into(), json!(c.url));
     envelope.insert("loadgen".into(), json!(env!("CARGO_PKG_VERSION")));
     envelope.insert("meta".into(), Value::Object(meta));
-    let out = Out {
-        json: c.json,
-        envelope,
-    };
+    let out = Out { json: c.json, envelope };
     // Fail fast when nothing listens.
-    api.get("/healthz", None).await.map_err(|e| {
-        util::Error::new(e.kind, format!("server not reachable at {}: {}", c.url, e.message))
-    })?;
+    api.get("/healthz", None)
+        .await
+        .map_err(|e| util::Error::new(e.kind, format!("server not reachable at {}: {}", c.url, e.message)))?;
 
     match cli.mode {
-        Mode::Fanout {
-            shape,
-            rate,
-            duration,
-            verify,
-            reconnect,
-            timeline,
-            rss_every,
-            progress,
-        } => {
+        Mode::Fanout { shape, rate, duration, verify, reconnect, timeline, rss_every, progress } => {
             let params = json!({
                 "rooms": shape.rooms, "clients_per_room": shape.clients, "senders_per_room": shape.senders,
                 "rate_per_sender": rate, "duration_s": duration, "body_bytes": shape.body_bytes,
@@ -295,9 +309,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
             o.timeline = timeline;
             o.rss_every = rss_every.map(Duration::from_secs_f64);
             o.progress_every = progress.map(Duration::from_secs_f64);
-            let res = h
-                .run_step(0, rate, Duration::from_secs_f64(duration), &o)
-                .await;
+            let res = h.run_step(0, rate, Duration::from_secs_f64(duration), &o).await;
             print_step("fanout: ", &res.json);
             let mut body = res.json;
             body["setup"] = h.setup.clone();
@@ -307,9 +319,17 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 let v = h.verify().await;
                 eprintln!(
                     "verify: {} acknowledged, {} found in history, {} missing; {} history messages, {} seq gaps, {} duplicate client_msg_ids{}",
-                    v["acked"], v["found"], v["missing"], v["history_messages"], v["history_seq_gaps"],
+                    v["acked"],
+                    v["found"],
+                    v["missing"],
+                    v["history_messages"],
+                    v["history_seq_gaps"],
                     v["duplicate_client_msg_ids"],
-                    if v["failures"].as_array().is_some_and(|f| !f.is_empty()) { format!("; failures {}", v["failures"]) } else { String::new() }
+                    if v["failures"].as_array().is_some_and(|f| !f.is_empty()) {
+                        format!("; failures {}", v["failures"])
+                    } else {
+                        String::new()
+                    }
                 );
                 ok = v["ok"].as_bool().unwrap_or(false);
                 body["verify"] = v;
@@ -319,15 +339,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
             out.emit("fanout", params, body);
             Ok(ok)
         }
-        Mode::Saturate {
-            shape,
-            start_rate,
-            max_rate,
-            step_duration,
-            bisect,
-            min_delivery,
-            max_p99_ms,
-        } => {
+        Mode::Saturate { shape, start_rate, max_rate, step_duration, bisect, min_delivery, max_p99_ms } => {
             let params = json!({
                 "rooms": shape.rooms, "clients_per_room": shape.clients, "senders_per_room": shape.senders,
                 "start_rate": start_rate, "max_rate": max_rate, "step_duration_s": step_duration,
@@ -423,13 +435,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
             out.emit("saturate", params, summary);
             Ok(true)
         }
-        Mode::Idle {
-            connections,
-            users,
-            rooms,
-            hold,
-            concurrency,
-        } => {
+        Mode::Idle { connections, users, rooms, hold, concurrency } => {
             let params = json!({ "connections": connections, "users": users, "rooms": rooms, "hold_s": hold, "concurrency": concurrency });
             let body = conns::idle(
                 api,
@@ -448,18 +454,26 @@ async fn run(cli: Cli) -> util::Result<bool> {
             out.emit("idle", params, body);
             Ok(true)
         }
-        Mode::ConnectRate {
-            duration,
-            users,
-            rooms,
-            concurrency,
-        } => {
-            let params = json!({ "duration_s": duration, "users": users, "rooms": rooms, "concurrency": concurrency });
+        Mode::Ai { rooms, prompts, timeout } => {
+            let params = json!({ "rooms": rooms, "prompts": prompts, "timeout_s": timeout });
+            let body = ai::ai(
+                api,
+                &run_id,
+                ai::AiOpts { rooms, prompts, timeout: Duration::from_secs_f64(timeout), server_pid: c.server_pid },
+            )
+            .await?;
+            out.emit("ai", params, body);
+            Ok(true)
+        }
+        Mode::ConnectRate { duration, users, rooms, concurrency, pause_ms, timeline } => {
+            let params = json!({ "duration_s": duration, "users": users, "rooms": rooms, "concurrency": concurrency, "pause_ms": pause_ms });
             let body = conns::connect_rate(
                 api,
                 &run_id,
                 conns::ConnectRateOpts {
                     duration: Duration::from_secs_f64(duration),
+                    pause: Duration::from_millis(pause_ms),
+                    timeline,
                     users,
                     rooms,
                     concurrency,

@@ -28,10 +28,7 @@ pub fn instant_ns(at: Instant) -> u64 {
 }
 
 pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub fn round(x: f64, digits: i32) -> f64 {
@@ -51,10 +48,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            kind: kind.into(),
-            message: message.into(),
-        }
+        Self { kind: kind.into(), message: message.into() }
     }
 }
 
@@ -157,11 +151,7 @@ pub fn mem_kb(pid: &str) -> Option<(u64, u64)> {
 fn system_jiffies() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     Some((total - idle, total))
@@ -171,6 +161,32 @@ pub fn nofile_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// CPU seconds of every process named `postgres` or `redis-server` (the server's dependencies,
+/// on this machine), by pid.
+fn deps_cpu() -> std::collections::HashMap<u32, (&'static str, f64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        let name = match comm.trim() {
+            "postgres" => "postgres",
+            "redis-server" => "redis",
+            _ => continue,
+        };
+        if let Some(cpu) = cpu_seconds(&pid.to_string()) {
+            out.insert(pid, (name, cpu));
+        }
+    }
+    out
 }
 
 /// CPU and memory of the server (when its pid is known), of this process and of the machine,
@@ -183,6 +199,7 @@ pub struct Probe {
     server_rss: Option<u64>,
     self_cpu: Option<f64>,
     sys: Option<(u64, u64)>,
+    deps: std::collections::HashMap<u32, (&'static str, f64)>,
 }
 
 impl Probe {
@@ -193,6 +210,7 @@ impl Probe {
             server_rss: pid.as_deref().and_then(mem_kb).map(|m| m.0),
             self_cpu: cpu_seconds("self"),
             sys: system_jiffies(),
+            deps: deps_cpu(),
             at: Instant::now(),
             pid,
         }
@@ -223,13 +241,22 @@ impl Probe {
             None => Value::Null,
         };
         let sys = match (self.sys, system_jiffies()) {
-            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
-                Some(round((b1 - b0) as f64 / (t1 - t0) as f64 * 100.0, 1))
-            }
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some(round((b1 - b0) as f64 / (t1 - t0) as f64 * 100.0, 1)),
             _ => None,
         };
+        let (mut pg, mut redis) = (0.0, 0.0);
+        for (pid, (name, cpu)) in deps_cpu() {
+            let before = self.deps.get(&pid).map(|d| d.1).unwrap_or(0.0);
+            if name == "postgres" {
+                pg += cpu - before;
+            } else {
+                redis += cpu - before;
+            }
+        }
         json!({
             "server": server,
+            "postgres_cpu_pct": round(pg / wall * 100.0, 1),
+            "redis_cpu_pct": round(redis / wall * 100.0, 1),
             "loadgen_cpu_pct": pct(self.self_cpu, cpu_seconds("self")),
             "system_cpu_busy_pct": sys,
             "wall_s": round(wall, 3),
@@ -249,8 +276,8 @@ pub fn server_line(v: &Value) -> String {
         ));
     }
     out.push_str(&format!(
-        "loadgen cpu {}%, machine busy {}%",
-        v["loadgen_cpu_pct"], v["system_cpu_busy_pct"]
+        "postgres cpu {}%, redis cpu {}% (all processes of that name); loadgen cpu {}%; machine busy {}% of all cores",
+        v["postgres_cpu_pct"], v["redis_cpu_pct"], v["loadgen_cpu_pct"], v["system_cpu_busy_pct"]
     ));
     out
 }

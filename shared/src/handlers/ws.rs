@@ -386,7 +386,7 @@ async fn new_message(
             let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id: message.id };
             send_event(app, conn.into(), &ack).await;
             let (message_id, asks_mathia) = (message.id, ai::mentions_mathia(&message.body));
-            push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message }, None).await;
+            push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
             drop(_in_order);
             if asks_mathia {
                 ai::request_reply(app, room_id, message_id, conn.user_id).await?;

@@ -66,6 +66,8 @@ impl<'a> From<&'a RoomConnection> for Recipient<'a> {
 #[async_trait]
 pub trait Push: Send + Sync {
     async fn send(&self, to: Recipient<'_>, frame: &Frame) -> Result<(), PushError>;
+    /// Closes the connection (API Gateway's DeleteConnection).
+    async fn close(&self, to: Recipient<'_>) -> Result<(), PushError>;
 }
 
 /// The queues jobs travel on.

@@ -108,7 +108,7 @@ pub async fn deliver(app: &App, job: ReminderJob) -> Result<(), JobError> {
     if let Stored::New(message) = stored {
         let room_id = reminder.room_id;
         let _in_order = app.room_order.lock(room_id).await;
-        push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message }, None).await;
+        push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
     }
     tracing::info!(seen, "reminder delivered");
     Ok(())

@@ -23,7 +23,8 @@ pub async fn tick(app: &App) -> TickReport {
     match app.connections.older_than(cutoff).await {
         Ok(stale) => {
             for id in stale {
-                if forget_connection(app, &id).await.is_some() {
+                if let Some(info) = forget_connection(app, &id).await {
+                    let _ = app.push.close((&info).into()).await;
                     report.stale_connections_dropped += 1;
                 }
             }

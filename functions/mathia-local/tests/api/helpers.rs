@@ -43,13 +43,26 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_full(tweak, None).await
+    }
+
+    /// With a clock the test moves (reminders, mutes) instead of sleeping.
+    pub async fn spawn_with_clock(clock: std::sync::Arc<mathia::adapters::local::ManualClock>) -> Self {
+        Self::spawn_full(|_| {}, Some(clock)).await
+    }
+
+    pub async fn spawn_full(
+        tweak: impl FnOnce(&mut Config),
+        clock: Option<std::sync::Arc<mathia::adapters::local::ManualClock>>,
+    ) -> Self {
         mathia::telemetry::init_local();
         let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
         let mut config = Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
         config.redis_url = redis_url();
         config.redis_prefix = format!("test:{}:", Uuid::new_v4().simple());
         tweak(&mut config);
-        let local = Local::connect(config).await.expect("app starts");
+        let clock = clock.map(|c| c as std::sync::Arc<dyn mathia::ports::Clock>);
+        let local = Local::start(config, None, clock).await.expect("app starts");
         Self::serve(local, db_name).await
     }
 

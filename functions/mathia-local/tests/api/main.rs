@@ -1,6 +1,7 @@
 //! API tests over real connections: one binary, one module per area (zero2prod's layout).
 
 mod access;
+mod ai;
 mod auth;
 mod aws;
 mod chat;
@@ -9,9 +10,11 @@ mod deploy;
 mod emulator;
 mod encryption;
 mod errors;
+mod fake_model;
 mod helpers;
 mod lambda;
 mod onboarding;
 mod openapi;
+mod reminders;
 mod runtime;
 mod wallet;

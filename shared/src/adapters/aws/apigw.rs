@@ -36,6 +36,14 @@ impl ApiGatewayPush {
         Self { sdk, default_endpoint, clients: Mutex::default(), in_flight: Semaphore::new(MAX_IN_FLIGHT) }
     }
 
+    fn client_for(&self, to: Recipient<'_>) -> Result<Client, PushError> {
+        let endpoint = to
+            .endpoint
+            .or(self.default_endpoint.as_deref())
+            .ok_or_else(|| PushError::Other("no management endpoint configured".into()))?;
+        Ok(self.client(endpoint))
+    }
+
     fn client(&self, endpoint: &str) -> Client {
         let mut clients = self.clients.lock().expect("client cache lock");
         clients
@@ -53,12 +61,19 @@ impl ApiGatewayPush {
 
 #[async_trait]
 impl Push for ApiGatewayPush {
+    async fn close(&self, to: Recipient<'_>) -> Result<(), PushError> {
+        let client = self.client_for(to)?;
+        match client.delete_connection().connection_id(to.id.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_gone_exception()) => Err(PushError::Gone),
+            Err(e) => {
+                Err(PushError::Other(format!("{}", aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e))))
+            }
+        }
+    }
+
     async fn send(&self, to: Recipient<'_>, frame: &Frame) -> Result<(), PushError> {
-        let endpoint = to
-            .endpoint
-            .or(self.default_endpoint.as_deref())
-            .ok_or_else(|| PushError::Other("no management endpoint configured".into()))?;
-        let client = self.client(endpoint);
+        let client = self.client_for(to)?;
         let _permit = self.in_flight.acquire().await.map_err(|e| PushError::Other(e.to_string()))?;
         let result = client
             .post_to_connection()
@@ -90,5 +105,12 @@ impl Push for LayeredPush {
             return self.local.deliver(to.id, frame);
         }
         self.remote.send(to, frame).await
+    }
+
+    async fn close(&self, to: Recipient<'_>) -> Result<(), PushError> {
+        if self.local.close(to.id) {
+            return Ok(());
+        }
+        self.remote.close(to).await
     }
 }

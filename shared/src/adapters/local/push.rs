@@ -59,6 +59,10 @@ impl Push for LocalPush {
     async fn send(&self, to: Recipient<'_>, frame: &Frame) -> Result<(), PushError> {
         self.deliver(to.id, frame)
     }
+
+    async fn close(&self, to: Recipient<'_>) -> Result<(), PushError> {
+        if LocalPush::close(self, to.id) { Ok(()) } else { Err(PushError::Gone) }
+    }
 }
 
 impl LocalPush {

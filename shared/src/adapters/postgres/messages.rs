@@ -45,7 +45,7 @@ pub struct NewMessage<'a> {
 
 #[derive(Debug)]
 pub enum Stored {
-    New(Message),
+    New(Box<Message>),
     /// The author already sent this `client_msg_id` in this room: that message's id.
     Duplicate(Uuid),
     /// `require_member` is not a member (or the room does not exist).
@@ -98,9 +98,9 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
             if new.reply_to.is_some() {
                 // The quote needs the other message, decrypted: read the row back whole.
                 let message = get(db, keyring, new.room_id, id).await?.ok_or(sqlx::Error::RowNotFound)?;
-                return Ok(Stored::New(message));
+                return Ok(Stored::New(Box::new(message)));
             }
-            Ok(Stored::New(Message {
+            Ok(Stored::New(Box::new(Message {
                 id,
                 room_id: new.room_id,
                 seq,
@@ -114,7 +114,7 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
                 deleted: false,
                 stopped: new.stopped,
                 reactions: Vec::new(),
-            }))
+            })))
         }
         Ok(None) => Ok(Stored::NotMember),
         Err(e) if super::violated_constraint(&e) == Some(DUPLICATE_INDEX) => {

@@ -1,0 +1,251 @@
+//! The assistant end to end, against a fake model server: streaming to everyone, the prompt's
+//! contents, one reply and one charge per job, stop, provider failures, and the connectors.
+
+use std::time::{Duration, Instant};
+
+use mathia::{
+    adapters::local::OFFLINE_REPLY,
+    ports::QueueName,
+    workers::{self, AiJob},
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    fake_model::{Behaviour, FakeModel},
+    helpers::{TestApp, WsClient},
+};
+
+/// start, chunks, end of the next AI stream on a socket.
+async fn read_stream(ws: &mut WsClient) -> (Value, Vec<Value>, Value) {
+    let start = ws.recv_type("ai_stream_start").await;
+    let mut chunks = Vec::new();
+    loop {
+        let ev = ws.recv().await;
+        match ev["type"].as_str().unwrap() {
+            "ai_stream_chunk" => chunks.push(ev),
+            "ai_stream_end" => return (start, chunks, ev),
+            _ => {}
+        }
+    }
+}
+
+fn joined(chunks: &[Value]) -> String {
+    chunks.iter().map(|c| c["delta"].as_str().unwrap()).collect()
+}
+
+async fn ai_replies(t: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM messages WHERE kind = 'ai'").fetch_one(&t.db().await).await.unwrap()
+}
+
+async fn charges(t: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'AI reply'")
+        .fetch_one(&t.db().await)
+        .await
+        .unwrap()
+}
+
+async fn spawn_with_model(behaviour: Behaviour) -> (TestApp, FakeModel) {
+    let model = FakeModel::start(behaviour).await;
+    let url = model.base_url.clone();
+    let t = TestApp::spawn_with(|c| {
+        c.ai_base_url = Some(url);
+        c.ai_idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    (t, model)
+}
+
+#[tokio::test]
+async fn a_reply_streams_to_everyone_and_knows_goals_notes_and_history() {
+    let answer = "Ship the launch on Friday: freeze features on Wednesday, then run the checklist together.";
+    let (t, model) = spawn_with_model(FakeModel::words(answer, Duration::from_millis(5))).await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let room = t.create_room(&ana, "launch").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let other = t.create_room(&ana, "elsewhere").await;
+    for (room_id, text, priority) in [
+        (room.id, "The launch is on Friday", "normal"),
+        (other.id, "Budget is capped at 10k", "high"),
+        (other.id, "Lunch at noon", "normal"),
+    ] {
+        let res = t
+            .post(Some(&ana.token), &format!("/api/rooms/{room_id}/notes"), json!({"text": text, "priority": priority}))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+    b.send(json!({"action": "new_message", "room_id": room.id, "body": "We still need the release notes", "client_msg_id": "h1"})).await;
+    b.recv_type("ack").await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia what should we do this week?", "client_msg_id": "q1"})).await;
+
+    let (start_a, chunks_a, end_a) = read_stream(&mut a).await;
+    let (start_b, chunks_b, end_b) = read_stream(&mut b).await;
+    assert_eq!(start_a, start_b);
+    assert_eq!(chunks_a, chunks_b, "everyone sees the same stream");
+    assert_eq!(end_a, end_b);
+    let seqs: Vec<u64> = chunks_a.iter().map(|c| c["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..chunks_a.len() as u64).collect::<Vec<_>>(), "gapless from 0");
+    assert!(chunks_a.len() < answer.split(' ').count(), "deltas are coalesced ({} chunks)", chunks_a.len());
+    assert_eq!(joined(&chunks_a), answer);
+    let message = &end_a["message"];
+    assert_eq!(message["body"], answer);
+    assert_eq!(message["kind"], "ai");
+    assert!(message["author"].is_null());
+    assert_eq!(message["reply_to"]["id"], start_a["reply_to"]);
+    assert_eq!(end_a["stream_id"], start_a["stream_id"]);
+
+    let history: Value =
+        t.get(Some(&ana.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
+    let stored = history["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(&stored, message, "the stored message matches");
+
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1);
+    let prompt = serde_json::to_string(&requests[0]["messages"]).unwrap();
+    assert_eq!(requests[0]["stream"], true);
+    for expected in [
+        "ship the launch",
+        "quality",
+        "concise",
+        "The launch is on Friday",
+        "Budget is capped at 10k",
+        "We still need the release notes",
+        "what should we do this week?",
+    ] {
+        assert!(prompt.contains(expected), "the prompt lacks {expected:?}: {prompt}");
+    }
+    assert!(!prompt.contains("Lunch at noon"), "normal notes of other rooms stay there");
+    assert_eq!(charges(&t).await, 1);
+}
+
+#[tokio::test]
+async fn the_same_job_twice_gives_one_reply_and_one_charge() {
+    let (t, model) = spawn_with_model(FakeModel::words("Once only.", Duration::from_millis(5))).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    // A plain message, then its AI job delivered twice at once, then again later.
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "what is 2+2?", "client_msg_id": "m"})).await;
+    let message_id: Uuid = a.recv_type("ack").await["message_id"].as_str().unwrap().parse().unwrap();
+    let job =
+        serde_json::to_string(&AiJob { job_id: message_id, room_id: room.id, message_id, user_id: ana.id }).unwrap();
+    let app = &t.local.app;
+    let (r1, r2) = tokio::join!(workers::handle(app, QueueName::Ai, &job), workers::handle(app, QueueName::Ai, &job));
+    r1.unwrap();
+    r2.unwrap();
+    workers::handle(app, QueueName::Ai, &job).await.unwrap();
+    read_stream(&mut a).await;
+    a.expect_nothing_but(&["new_message", "ack"], Duration::from_millis(300)).await;
+    assert_eq!(ai_replies(&t).await, 1);
+    assert_eq!(charges(&t).await, 1);
+    assert_eq!(model.requests().len(), 1, "the model was asked once");
+}
+
+#[tokio::test]
+async fn stop_ends_the_stream_promptly_keeps_the_partial_reply_and_bills_it() {
+    let long = (0..80).map(|i| format!("word{i} ")).collect::<String>();
+    let (t, _model) = spawn_with_model(FakeModel::words(&long, Duration::from_millis(60))).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia write a long essay", "client_msg_id": "e"})).await;
+    let start = a.recv_type("ai_stream_start").await;
+    let mut chunks = vec![a.recv_type("ai_stream_chunk").await];
+    a.send(json!({"action": "stop_ai", "room_id": room.id, "stream_id": start["stream_id"]})).await;
+    let stopped_at = Instant::now();
+    let end = loop {
+        let ev = a.recv().await;
+        match ev["type"].as_str().unwrap() {
+            "ai_stream_chunk" => chunks.push(ev),
+            "ai_stream_end" => break ev,
+            _ => {}
+        }
+    };
+    assert!(stopped_at.elapsed() < Duration::from_millis(1500), "ended {:?} after stop", stopped_at.elapsed());
+    let body = end["message"]["body"].as_str().unwrap();
+    assert_eq!(body, joined(&chunks));
+    assert!(body.len() < long.len(), "a partial reply");
+    assert_eq!(end["message"]["stopped"], true);
+    assert_eq!(charges(&t).await, 1, "a stopped reply that delivered text is billed once");
+    // Stopping a stream of another room, or one that does not exist, is refused.
+    a.send(json!({"action": "stop_ai", "room_id": room.id, "stream_id": Uuid::new_v4().to_string()})).await;
+    assert_eq!(a.recv_type("error").await["code"], "not_found");
+}
+
+#[tokio::test]
+async fn provider_failures_end_clearly_and_charge_nothing() {
+    let (t, model) = spawn_with_model(Behaviour::Status(500)).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    for (i, behaviour) in [Behaviour::Status(500), Behaviour::Hang, Behaviour::Malformed].into_iter().enumerate() {
+        model.set(behaviour.clone());
+        a.send(json!({"action": "new_message", "room_id": room.id, "body": format!("@mathia try {i}"), "client_msg_id": format!("f{i}")})).await;
+        let (_, chunks, end) = read_stream(&mut a).await;
+        let body = end["message"]["body"].as_str().unwrap();
+        assert!(body.contains("unavailable") && body.contains("Nothing was charged"), "{behaviour:?}: {body}");
+        assert_eq!(body, joined(&chunks));
+        a.assert_alive().await;
+    }
+    assert_eq!(charges(&t).await, 0);
+    assert_eq!(ai_replies(&t).await, 3);
+    assert!(model.requests().len() >= 4, "a 500 is retried once");
+}
+
+#[tokio::test]
+async fn an_empty_wallet_answers_insufficient_funds_before_the_model() {
+    let model = FakeModel::start(FakeModel::words("never", Duration::ZERO)).await;
+    let url = model.base_url.clone();
+    let t = TestApp::spawn_with(|c| {
+        c.ai_base_url = Some(url);
+        c.welcome_credit_cents = 0;
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia hello", "client_msg_id": "broke"}))
+        .await;
+    let err = a.recv_type("error").await;
+    assert_eq!(err["code"], "insufficient_funds");
+    assert_eq!(err["ref"], "broke");
+    assert!(model.requests().is_empty(), "the model was not called");
+    assert_eq!(ai_replies(&t).await, 0);
+    // Free connectors still answer.
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia help", "client_msg_id": "h"})).await;
+    let (_, _, end) = read_stream(&mut a).await;
+    assert!(end["message"]["body"].as_str().unwrap().contains("Reminders"));
+}
+
+#[tokio::test]
+async fn without_a_model_the_offline_responder_is_honest_and_intents_still_work() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia what's the weather?", "client_msg_id": "w"})).await;
+    let (_, _, end) = read_stream(&mut a).await;
+    assert_eq!(end["message"]["body"], OFFLINE_REPLY);
+    assert_eq!(charges(&t).await, 0, "the offline responder is free");
+
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia remember that the launch is on Friday", "client_msg_id": "n"})).await;
+    let note = a.recv_type("note_added").await;
+    assert_eq!(note["note"]["text"], "the launch is on Friday");
+    let (_, _, end) = read_stream(&mut a).await;
+    assert!(end["message"]["body"].as_str().unwrap().contains("the launch is on Friday"));
+    let notes: Value = t.get(Some(&ana.token), &format!("/api/rooms/{}/notes", room.id)).await.json().await.unwrap();
+    assert_eq!(notes[0]["text"], "the launch is on Friday");
+
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia what's our wallet balance?", "client_msg_id": "b"})).await;
+    let (_, _, end) = read_stream(&mut a).await;
+    assert!(end["message"]["body"].as_str().unwrap().contains("500 cents"), "{}", end["message"]["body"]);
+    a.send(
+        json!({"action": "new_message", "room_id": room.id, "body": "@mathia check my calendar", "client_msg_id": "c"}),
+    )
+    .await;
+    let (_, _, end) = read_stream(&mut a).await;
+    assert!(end["message"]["body"].as_str().unwrap().contains("Calendly"));
+}
