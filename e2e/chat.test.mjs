@@ -2,93 +2,34 @@
 //
 //   MATHIA_URL=http://127.0.0.1:8000 node --test chat.test.mjs
 //
-// Two browser contexts (A on a desktop viewport, B on a phone-sized one) walk through: sign-up,
-// room creation, invite link, presence, messages both ways in order, typing indicator, history
-// after reload, and sign-out. Waits are bounded polls, never fixed sleeps. Screenshots go to
+// Two browser contexts (A on a desktop viewport, B on a phone-sized one) walk through: sign-up
+// and onboarding (B joins with the invite from the link), room creation, invite link, presence,
+// messages both ways in order, typing indicator, history after reload, and sign-out. Waits are bounded polls, never fixed sleeps. Screenshots go to
 // e2e/screenshots/ (git-ignored).
 
-import { describe, it, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  BASE,
+  WAIT_MS,
+  SHOTS_DIR,
+  DESKTOP,
+  PHONE,
+  launchBrowser,
+  person,
+  runId,
+  eventually,
+  stepper,
+  messages,
+  expectBodiesInOrder,
+  signUpAndOnboard,
+  send,
+} from './helpers.mjs';
 
-const BASE = (process.env.MATHIA_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const WAIT_MS = 10_000;
-const SHOTS_DIR = fileURLToPath(new URL('./screenshots/', import.meta.url));
-
-const run = `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
-const alice = { name: `Alice ${run.slice(-6)}`, email: `alice-${run}@example.com`, password: `pw-A-${run}-correct-horse` };
-const bob = { name: `Bob ${run.slice(-6)}`, email: `bob-${run}@example.com`, password: `pw-B-${run}-battery-staple` };
+const run = runId();
+const alice = person('Alice', run);
+const bob = person('Bob', run);
 const roomName = `e2e room ${run.slice(-6)}`;
-
-/** Polls `check` until it returns a truthy value, or fails after `timeout` ms. */
-async function eventually(check, { timeout = WAIT_MS, interval = 100, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      const detail = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`${what}: not met within ${timeout} ms (last: ${detail})`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, interval));
-  }
-}
-
-/** The rendered messages of a page, in DOM order. */
-function messages(page) {
-  return page.getByTestId('message').evaluateAll((els) =>
-    els.map((el) => ({
-      id: el.dataset.id ?? null,
-      seq: el.dataset.seq == null ? null : Number(el.dataset.seq),
-      status: el.dataset.status ?? null,
-      author: el.querySelector('[data-testid="message-author"]')?.textContent ?? null,
-      body: el.querySelector('[data-testid="message-body"]')?.textContent ?? null,
-    })),
-  );
-}
-
-/** Waits until the stored (not pending) messages with the given bodies appear in that order. */
-async function expectBodiesInOrder(page, bodies, what) {
-  return eventually(
-    async () => {
-      const all = await messages(page);
-      const stored = all.filter((m) => m.id !== null);
-      const seqs = stored.map((m) => m.seq);
-      const ascending = seqs.every((s, i) => i === 0 || s > seqs[i - 1]);
-      const ours = stored.filter((m) => bodies.includes(m.body)).map((m) => m.body);
-      return ascending && JSON.stringify(ours) === JSON.stringify(bodies) ? stored : false;
-    },
-    { what },
-  );
-}
-
-async function signUp(page, person) {
-  await page.getByTestId('auth-email').waitFor({ state: 'visible', timeout: WAIT_MS });
-  if (!(await page.getByTestId('auth-name').isVisible())) await page.getByTestId('auth-toggle').click();
-  await page.getByTestId('auth-name').fill(person.name);
-  await page.getByTestId('auth-email').fill(person.email);
-  await page.getByTestId('auth-password').fill(person.password);
-  await page.getByTestId('auth-submit').click();
-  await eventually(async () => (await page.getByTestId('current-user').textContent()) === person.name, {
-    what: `${person.name} is signed in`,
-  });
-}
-
-async function send(page, text) {
-  const composer = page.getByTestId('composer');
-  await composer.fill(text);
-  await composer.press('Enter');
-  await eventually(async () => (await composer.inputValue()) === '', { what: 'composer cleared after send' });
-}
 
 describe('Mathia chat core', () => {
   let browser;
@@ -98,45 +39,13 @@ describe('Mathia chat core', () => {
   let pageB;
   let roomId;
   let inviteLink;
-  let broken = false;
   const pageErrors = [];
-
-  /** A sequential step: skipped once an earlier one failed, with a screenshot on failure. */
-  function step(name, fn) {
-    it(name, async (t) => {
-      if (broken) {
-        t.skip('an earlier step failed');
-        return;
-      }
-      try {
-        await fn();
-      } catch (err) {
-        broken = true;
-        const slug = name.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
-        await pageA?.screenshot({ path: `${SHOTS_DIR}failed-${slug}-A.png` }).catch(() => {});
-        await pageB?.screenshot({ path: `${SHOTS_DIR}failed-${slug}-B.png` }).catch(() => {});
-        throw err;
-      }
-    });
-  }
+  const step = stepper(() => ({ A: pageA, B: pageB }));
 
   before(async () => {
-    await mkdir(SHOTS_DIR, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    contextA = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    contextB = await browser.newContext({ viewport: { width: 375, height: 740 } });
+    browser = await launchBrowser();
+    contextA = await browser.newContext({ viewport: DESKTOP });
+    contextB = await browser.newContext({ viewport: PHONE });
     pageA = await contextA.newPage();
     pageB = await contextB.newPage();
     for (const [who, page] of [['A', pageA], ['B', pageB]]) {
@@ -150,7 +59,7 @@ describe('Mathia chat core', () => {
 
   step('A signs up and sees the app', async () => {
     await pageA.goto(`${BASE}/`);
-    await signUp(pageA, alice);
+    await signUpAndOnboard(pageA, alice);
     await pageA.getByTestId('new-room-name').waitFor({ state: 'visible', timeout: WAIT_MS });
   });
 
@@ -180,7 +89,7 @@ describe('Mathia chat core', () => {
 
   step('B opens the invite link, signs up and lands in the room', async () => {
     await pageB.goto(inviteLink);
-    await signUp(pageB, bob);
+    await signUpAndOnboard(pageB, bob, { join: true });
     await eventually(async () => (await pageB.getByTestId('room-title').textContent()) === roomName, {
       what: 'B sees the invited room',
     });
@@ -266,7 +175,7 @@ describe('Mathia chat core', () => {
     assert.equal(await pageA.getByTestId('auth-name').isVisible(), false, 'sign-in mode, not sign-up');
     assert.equal(await pageA.evaluate(() => localStorage.getItem('mathia.token')), null);
     await pageA.screenshot({ path: `${SHOTS_DIR}desktop-signed-out.png` });
-    const fresh = await browser.newContext({ viewport: { width: 375, height: 740 } });
+    const fresh = await browser.newContext({ viewport: PHONE });
     try {
       const page = await fresh.newPage();
       page.on('pageerror', (err) => pageErrors.push(`fresh: ${err.message}`));

@@ -51,10 +51,11 @@ export function splitInto(text, n) {
   return pieces;
 }
 
-const REMIND = /remind me to (.+?) in (\d+)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b/i;
+const REMIND = /remind me to (.+?) in (\d+)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b/gi;
 
+/** The last "remind me to … in N unit" of the text (a server may send the history as one message). */
 function parseReminder(text) {
-  const m = REMIND.exec(text || '');
+  const m = [...String(text || '').matchAll(REMIND)].at(-1);
   if (!m) return null;
   const n = Number(m[2]);
   const unit = m[3].toLowerCase();

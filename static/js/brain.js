@@ -7,6 +7,7 @@
 import { get, post, del, asList } from './api.js';
 import * as socket from './socket.js';
 import * as session from './session.js';
+import { icon } from './icons.js';
 
 const $ = (id) => document.getElementById(id);
 const KIND_LABEL = { decision: 'Decision', action_item: 'Action item', insight: 'Insight', reference: 'Reference' };
@@ -186,7 +187,7 @@ function buildNote(note) {
     remove.className = 'icon-button item-action';
     remove.dataset.testid = 'note-delete';
     remove.setAttribute('aria-label', `Delete note: ${note.text || ''}`.slice(0, 120));
-    remove.textContent = '🗑';
+    remove.append(icon('trash'));
     remove.addEventListener('click', () => deleteNote(note, remove));
     li.append(remove);
   }

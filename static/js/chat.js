@@ -21,6 +21,7 @@ import { get, newId } from './api.js';
 import * as socket from './socket.js';
 import * as session from './session.js';
 import { renderMarkdown } from './markdown.js';
+import { icon } from './icons.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,7 +34,8 @@ const TYPING_IDLE_MS = 3000;
 const TYPING_SHOW_MS = 5000;
 const NEAR_BOTTOM_PX = 80;
 const EDIT_TIMEOUT_MS = 10_000;
-const STREAM_STALE_MS = 20_000;
+const STREAM_STALE_MS = 20_000; // on reconnect: a stream silent this long is given up
+const STREAM_IDLE_MS = 60_000; // any time: a stream silent this long lost its end; drop it
 const EXCERPT_MAX = 140;
 const REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅'];
 
@@ -83,15 +85,6 @@ let everConnected = false;
 let animFrame = null;
 
 const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  month: 'short',
-  day: 'numeric',
-  hour: '2-digit',
-  minute: '2-digit',
-});
-const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
-
 export function initChat(options = {}) {
   hooks = { ...hooks, ...options };
   if (initialized) return;
@@ -147,6 +140,7 @@ export function initChat(options = {}) {
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) revealAllStreams();
   });
+  setInterval(sweepIdleStreams, 10_000);
   window.addEventListener('beforeunload', stopTyping);
 }
 
@@ -394,7 +388,10 @@ function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs }) {
     const p = st.pending.get(ref);
     if (p) {
       p.status = 'failed';
-      p.error = code === 'rate_limited' ? 'Not sent: too many messages.' : `Not sent: ${friendly(code, message)}`;
+      p.error =
+        code === 'rate_limited'
+          ? 'Not sent: too many messages.'
+          : `Not sent: ${code === 'muted' && message ? message : friendly(code, message)}`;
       if (isCurrent(roomId)) renderMessages();
     }
   }
@@ -449,6 +446,7 @@ function storeMessage(st, message) {
     message.reactions || [],
     message.reply_to || null,
     Boolean(message.stopped),
+    message.attachment || null,
   ]);
   const known = revisions.get(message.id);
   if (!known) revisions.set(message.id, [0, signature]);
@@ -629,6 +627,20 @@ function onStreamEnd({ room_id: roomId, stream_id: streamId, message }) {
     if (stick) scrollToBottom();
   }
   if (message) checkGaps(id);
+}
+
+/** Drops placeholders whose stream went silent (its end was lost); the stored reply still comes. */
+function sweepIdleStreams() {
+  for (const [roomId, st] of rooms) {
+    let changed = false;
+    for (const [streamId, s] of st.streams) {
+      if (Date.now() - s.lastAt > STREAM_IDLE_MS) {
+        st.streams.delete(streamId);
+        changed = true;
+      }
+    }
+    if (changed && isCurrent(roomId)) renderMessages();
+  }
 }
 
 /** A stored AI reply that answers a message replaces the placeholder streaming it. */
@@ -881,6 +893,10 @@ function buildMessage(m, st) {
     main.append(markdownBody(m.body));
   }
 
+  if (!m.deleted && m.attachment) {
+    const file = attachmentEl(m.attachment);
+    if (file) main.append(file);
+  }
   if (!m.deleted && Array.isArray(m.reactions) && m.reactions.some((r) => r.count > 0)) {
     main.append(reactionsEl(m));
   }
@@ -912,8 +928,8 @@ function meta(m, authorName) {
     edited.className = 'message-edited';
     edited.dataset.testid = 'message-edited';
     edited.textContent = '(edited)';
-    const at = new Date(m.edited_at);
-    if (!Number.isNaN(at.getTime())) edited.title = `Edited ${fullFormat.format(at)}`;
+    const at = session.formatTime(m.edited_at, { dateStyle: 'full', timeStyle: 'short' });
+    if (at) edited.title = `Edited ${at}`;
     row.append(edited);
   }
   if (m.stopped && !m.deleted) {
@@ -947,6 +963,28 @@ function quote(ref, st) {
   button.append(name, text);
   button.addEventListener('click', () => jumpTo(ref.id));
   return button;
+}
+
+/** A link to a message's file (same-origin or http(s) URLs only). */
+function attachmentEl(file) {
+  if (!file || typeof file.url !== 'string') return null;
+  let url;
+  try {
+    url = new URL(file.url, location.origin);
+  } catch {
+    return null;
+  }
+  if (!['http:', 'https:'].includes(url.protocol)) return null;
+  const a = document.createElement('a');
+  a.className = 'attachment';
+  a.dataset.testid = 'message-attachment';
+  a.href = url.href;
+  a.target = '_blank';
+  a.rel = 'noopener noreferrer';
+  const size = Number(file.size);
+  const kb = Number.isFinite(size) && size > 0 ? ` · ${size < 1024 * 1024 ? `${Math.ceil(size / 1024)} KB` : `${(size / 1048576).toFixed(1)} MB`}` : '';
+  a.textContent = `📎 ${file.name || 'file'}${kb}`;
+  return a;
 }
 
 function excerptOf(text) {
@@ -1002,7 +1040,7 @@ function menu(m, mine) {
   bar.dataset.testid = 'message-menu';
   bar.setAttribute('role', 'toolbar');
   bar.setAttribute('aria-label', 'Message actions');
-  const add = (testid, icon, label, onClick) => {
+  const add = (testid, glyph, label, onClick) => {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'menu-button';
@@ -1010,7 +1048,8 @@ function menu(m, mine) {
     b.tabIndex = -1;
     b.title = label;
     b.setAttribute('aria-label', label);
-    b.textContent = icon;
+    if (glyph.startsWith('svg:')) b.append(icon(glyph.slice(4)));
+    else b.textContent = glyph;
     b.addEventListener('click', onClick);
     bar.append(b);
     return b;
@@ -1026,7 +1065,7 @@ function menu(m, mine) {
     add('message-edit', '✎', 'Edit', () => startEditing(m));
   }
   if (mine || isOwnerHere()) {
-    add('message-delete', '🗑', 'Delete', () => {
+    add('message-delete', 'svg:trash', 'Delete', () => {
       confirming = m.id;
       renderMessages();
       focusIn(m.id, '[data-testid="delete-confirm"]');
@@ -1392,16 +1431,15 @@ function hue(seed) {
   return h;
 }
 
+/** A message's time, in the user's time zone (the one from their profile). */
 function timeEl(iso) {
   const date = iso ? new Date(iso) : null;
   if (!date || Number.isNaN(date.getTime())) return null;
   const el = document.createElement('time');
   el.className = 'message-time';
   el.dateTime = date.toISOString();
-  const today = new Date();
-  const sameDay = date.toDateString() === today.toDateString();
-  el.textContent = sameDay ? timeFormat.format(date) : dateTimeFormat.format(date);
-  el.title = fullFormat.format(date);
+  el.textContent = session.formatClock(date);
+  el.title = session.formatTime(date, { dateStyle: 'full', timeStyle: 'short' });
   return el;
 }
 

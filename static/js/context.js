@@ -146,4 +146,6 @@ function sync() {
   $('context-panel').classList.toggle('is-drawer', drawer);
   if (drawer && open) $('context-panel').setAttribute('aria-modal', 'true');
   else $('context-panel').removeAttribute('aria-modal');
+  // While the drawer covers the chat, the chat must not take keyboard focus.
+  document.querySelector('.chat').inert = drawer && open;
 }

@@ -161,7 +161,7 @@ async function enterApp(state, serial, { joinedWith = null } = {}) {
 
   // Joining during onboarding may already have made us a member of the invited room; accepting
   // again is then only a way to learn which room it was, so its errors are not worth showing.
-  const invited = await acceptPendingInvite({ quiet: Boolean(joinedWith) });
+  const invited = await acceptPendingInvite({ code: pendingInvite() || joinedWith, quiet: Boolean(joinedWith) });
   if (serial !== sessionSerial) return;
   try {
     await rooms.loadRooms();
@@ -181,8 +181,7 @@ async function enterApp(state, serial, { joinedWith = null } = {}) {
   context.restore();
 }
 
-async function acceptPendingInvite({ quiet = false } = {}) {
-  const code = pendingInvite();
+async function acceptPendingInvite({ code = pendingInvite(), quiet = false } = {}) {
   if (!code) return null;
   try {
     const room = await api.post(`/api/invites/${encodeURIComponent(code)}/accept`);

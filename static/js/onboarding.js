@@ -35,10 +35,11 @@ export function initOnboarding({ done, signOut }) {
   });
   $('onb-back').addEventListener('click', back);
   $('onb-signout').addEventListener('click', () => signOut());
-  $('onb-workspace-name').addEventListener('focus', () => setMode('create'));
-  $('onb-workspace-name').addEventListener('input', () => setMode('create'));
-  $('onb-invite-code').addEventListener('focus', () => setMode('join'));
-  $('onb-invite-code').addEventListener('input', () => setMode('join'));
+  // Typing into (or clicking) one option's input chooses that option.
+  for (const [id, mode] of [['onb-workspace-name', 'create'], ['onb-invite-code', 'join']]) {
+    $(id).addEventListener('input', () => setMode(mode));
+    $(id).addEventListener('click', () => setMode(mode));
+  }
 }
 
 /** Shows the wizard for this onboarding state; `inviteCode` pre-fills "join". */
@@ -100,7 +101,10 @@ function go(step) {
   $('onb-back').hidden = index === 0;
   $('onb-next').textContent = index === STEPS.length - 1 ? 'Finish' : 'Next';
   clearErrors($('onb-form'), $('onb-error'));
-  const first = $(`onb-step-${step}`).querySelector('input:not([type="radio"]), select, textarea');
+  const first =
+    step === 'workspace'
+      ? $($('onb-ws-join').checked ? 'onb-invite-code' : 'onb-workspace-name')
+      : $(`onb-step-${step}`).querySelector('input:not([type="radio"]), select, textarea');
   first?.focus();
 }
 

@@ -19,6 +19,7 @@ let currentId = null;
 let me = null;
 let onSelect = () => {};
 let initialized = false;
+let chosenWorkspace = null; // the workspace picked by hand for new rooms
 
 export function initRooms({ select }) {
   onSelect = select;
@@ -31,6 +32,9 @@ export function initRooms({ select }) {
   $('invite-close').addEventListener('click', hideInvite);
   $('invite-link').addEventListener('focus', (e) => e.target.select());
   $('join-form').addEventListener('submit', joinWithCode);
+  $('new-room-workspace').addEventListener('change', (e) => {
+    chosenWorkspace = e.target.value;
+  });
   session.onChange(renderWorkspaceChoice);
 
   socket.on('new_message', ({ room_id: roomId, message }) => {
@@ -106,6 +110,7 @@ export function reset() {
   unread.clear();
   currentId = null;
   me = null;
+  chosenWorkspace = null;
   hideInvite();
   $('new-room-name').value = '';
   $('join-code').value = '';
@@ -257,7 +262,6 @@ function setInviteStatus(message) {
 function renderWorkspaceChoice() {
   const select = $('new-room-workspace');
   const list = session.workspaces();
-  const previous = select.value;
   select.replaceChildren(
     ...list.map((w) => {
       const option = document.createElement('option');
@@ -269,7 +273,7 @@ function renderWorkspaceChoice() {
   $('new-room-workspace-field').hidden = list.length < 2;
   const here = currentRoom()?.workspace_id;
   const preferred =
-    (previous && list.some((w) => w.id === previous) && previous) ||
+    (chosenWorkspace && list.some((w) => w.id === chosenWorkspace) && chosenWorkspace) ||
     (here != null && list.some((w) => w.id === here) && here) ||
     list.find((w) => !w.personal)?.id ||
     list[0]?.id ||

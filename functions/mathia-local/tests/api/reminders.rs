@@ -52,7 +52,7 @@ async fn a_reminder_set_by_chat_is_delivered_once_even_when_the_queue_delivers_t
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["text"], "call John");
     assert_eq!(list[0]["due_at"], "2026-11-25T13:10:00Z");
-    assert_eq!(list[0]["status"], "queued");
+    assert_eq!(list[0]["status"], "pending");
 
     let reply = ask(&mut a, room.id, "@mathia remind me to call John sometime").await;
     assert!(reply.contains("couldn't find a time"), "{reply}");

@@ -50,7 +50,8 @@ async fn open(keyring: &RoomKeyring, rows: Vec<Row>) -> Result<Vec<Reminder>, Me
             room_id: r.room_id,
             text: keyring.open_text(r.room_id, aad(r.id), &sealed).await?,
             due_at: r.due_at,
-            status: r.status,
+            // Queued or not is the scheduler's business: to people both are "pending".
+            status: if r.status == "queued" { "pending".into() } else { r.status },
             created_at: r.created_at,
         });
     }
