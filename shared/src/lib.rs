@@ -19,6 +19,7 @@ pub mod domain;
 pub mod handlers;
 pub mod keyring;
 pub mod lambda;
+pub mod moderation;
 pub mod ports;
 pub mod protocol;
 pub mod reminders;

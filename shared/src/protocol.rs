@@ -38,11 +38,14 @@ pub struct WsError {
     pub reference: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// When a mute ends (`muted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl WsError {
     pub fn new(code: WsErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), reference: None, retry_after_ms: None }
+        Self { code, message: message.into(), reference: None, retry_after_ms: None, until: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

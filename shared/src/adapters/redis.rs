@@ -52,6 +52,7 @@ pub struct RedisStore {
     prefix: String,
     conn: Mutex<Option<ConnectionManager>>,
     rate_limit: Script,
+    take_batch: Script,
 }
 
 impl RedisStore {
@@ -61,6 +62,7 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             conn: Mutex::new(None),
             rate_limit: Script::new(RATE_LIMIT_LUA),
+            take_batch: Script::new(TAKE_BATCH_LUA),
         })
     }
 
@@ -176,4 +178,67 @@ impl RedisStore {
         let mut conn = self.conn().await?;
         Ok(conn.exists(key).await?)
     }
+
+    /// Adds a message to a room's moderation buffer; answers the buffer's length.
+    pub async fn buffer_for_moderation(
+        &self,
+        room_id: Uuid,
+        message_id: Uuid,
+        now_ms: i64,
+    ) -> Result<usize, RedisDown> {
+        let (list, index) = (self.key(&format!("mod:buf:{room_id}")), self.key("mod:rooms"));
+        let mut conn = self.conn().await?;
+        let (len, _): (usize, i64) = redis::pipe()
+            .atomic()
+            .rpush(&list, message_id.to_string())
+            .cmd("ZADD")
+            .arg(&index)
+            .arg("NX")
+            .arg(now_ms)
+            .arg(room_id.to_string())
+            .query_async(&mut conn)
+            .await?;
+        Ok(len)
+    }
+
+    /// Takes up to `max` buffered message ids of a room (all when `max` is 0), atomically: two
+    /// takers never get the same id, and none is dropped.
+    pub async fn take_moderation_batch(&self, room_id: Uuid, max: usize, now_ms: i64) -> Result<Vec<Uuid>, RedisDown> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = self
+            .take_batch
+            .key(self.key(&format!("mod:buf:{room_id}")))
+            .key(self.key("mod:rooms"))
+            .arg(room_id.to_string())
+            .arg(max)
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
+    /// Rooms whose oldest buffered message waited since before `cutoff_ms`.
+    pub async fn stale_moderation_rooms(&self, cutoff_ms: i64) -> Result<Vec<Uuid>, RedisDown> {
+        let index = self.key("mod:rooms");
+        let mut conn = self.conn().await?;
+        let rooms: Vec<String> = conn.zrangebyscore(index, "-inf", cutoff_ms).await?;
+        Ok(rooms.iter().filter_map(|r| r.parse().ok()).collect())
+    }
 }
+
+// Takes a batch from a room's list and keeps the index of waiting rooms true.
+const TAKE_BATCH_LUA: &str = r"
+local list, index = KEYS[1], KEYS[2]
+local room, max, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local len = redis.call('LLEN', list)
+if len == 0 then
+  redis.call('ZREM', index, room)
+  return {}
+end
+local take = len
+if max > 0 and max < len then take = max end
+local ids = redis.call('LRANGE', list, 0, take - 1)
+redis.call('LTRIM', list, take, -1)
+if take == len then redis.call('ZREM', index, room) else redis.call('ZADD', index, now, room) end
+return ids
+";

@@ -233,7 +233,13 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
         return Err(JobError::Retry("the reply was not stored".into()));
     };
     let reply_id = message.id;
-    push_to_room(app, job.room_id, &ServerEvent::AiStreamEnd { room_id: job.room_id, stream_id, message: *message }, None).await;
+    push_to_room(
+        app,
+        job.room_id,
+        &ServerEvent::AiStreamEnd { room_id: job.room_id, stream_id, message: *message },
+        None,
+    )
+    .await;
 
     let delivered_text = had_text && !matches!(end, End::Failed(_));
     let outcome = match &end {

@@ -339,7 +339,21 @@ async fn new_message(
     let body = MessageBody::parse(body).map_err(|e| WsError::bad_request(e.to_string()))?;
     let client_msg_id = ClientMsgId::parse(client_msg_id).map_err(|e| WsError::bad_request(e.to_string()))?;
 
-    let now_ms = app.clock.now().timestamp_millis();
+    let now = app.clock.now();
+    if let Some(until) = crate::adapters::postgres::moderation::muted_until(&app.db, room_id, conn.user_id, now)
+        .await
+        .map_err(db_error)?
+    {
+        return Err(WsError {
+            retry_after_ms: Some((until - now).num_milliseconds().max(1) as u64),
+            until: Some(until),
+            ..WsError::new(
+                WsErrorCode::Muted,
+                format!("you are muted in this room until {} UTC", until.format("%H:%M")),
+            )
+        });
+    }
+    let now_ms = now.timestamp_millis();
     let subject = format!("msg:{}", conn.user_id);
     let event_id = Uuid::new_v4().to_string();
     match app.redis.rate_limit(&subject, now_ms, RATE_WINDOW, app.config.rate_limit_per_min, &event_id).await {
@@ -388,6 +402,7 @@ async fn new_message(
             let (message_id, asks_mathia) = (message.id, ai::mentions_mathia(&message.body));
             push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
             drop(_in_order);
+            crate::moderation::buffer(app, room_id, message_id).await;
             if asks_mathia {
                 ai::request_reply(app, room_id, message_id, conn.user_id).await?;
             }

@@ -50,9 +50,8 @@ pub async fn handle_ai(app: &App, job: AiJob) -> Result<(), JobError> {
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
-pub async fn handle_moderation(_app: &App, job: ModerationJob) -> Result<(), JobError> {
-    tracing::info!("moderation batch received");
-    Ok(())
+pub async fn handle_moderation(app: &App, job: ModerationJob) -> Result<(), JobError> {
+    crate::moderation::handle(app, job).await
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, reminder_id = %job.reminder_id))]

@@ -14,6 +14,8 @@ pub const CONNECTION_LIFETIME: Duration = Duration::hours(2);
 pub struct TickReport {
     pub stale_connections_dropped: usize,
     pub reminders_queued: usize,
+    pub messages_sent_to_moderation: usize,
+    pub mutes_lifted: usize,
 }
 
 #[tracing::instrument(skip_all)]
@@ -31,6 +33,8 @@ pub async fn tick(app: &App) -> TickReport {
         }
         Err(e) => tracing::warn!(error = %e, "cannot sweep connections"),
     }
+    report.messages_sent_to_moderation = crate::moderation::flush_stale(app).await;
+    report.mutes_lifted = crate::moderation::lift_expired(app).await;
     match crate::reminders::sweep(app).await {
         Ok(n) => report.reminders_queued = n,
         Err(e) => tracing::warn!(error = %e, "cannot sweep reminders"),

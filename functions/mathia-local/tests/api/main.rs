@@ -13,6 +13,7 @@ mod errors;
 mod fake_model;
 mod helpers;
 mod lambda;
+mod moderation;
 mod onboarding;
 mod openapi;
 mod reminders;

@@ -4,6 +4,7 @@
 pub mod ai_jobs;
 pub mod invites;
 pub mod messages;
+pub mod moderation;
 pub mod notes;
 pub mod onboarding;
 pub mod reminders;

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod memory;
+mod moderation;
 pub mod onboarding;
 mod rooms;
 mod wallet;
@@ -47,6 +48,8 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(memory::delete_note))
         .routes(routes!(memory::list_reminders))
         .routes(routes!(memory::cancel_reminder))
+        .routes(routes!(moderation::overview))
+        .routes(routes!(moderation::unmute))
         .routes(routes!(health::healthz))
 }
 

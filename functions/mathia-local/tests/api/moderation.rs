@@ -1,0 +1,227 @@
+//! Moderation in batches: strikes, mutes that end, exactly-once under redelivery and racing
+//! scheduler ticks, quiet rooms, the owner's view, and Redis being down.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use chrono::{TimeZone, Utc};
+use mathia::{
+    adapters::local::{LocalPush, LocalQueue, ManualClock},
+    domain::ConnectionId,
+    ports::{ConnectionInfo, QueueName},
+    workers::{self, ModerationJob, scheduler},
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, WsClient};
+
+const INSULTS: [&str; 4] = ["you are a fucking idiot", "shut up you stupid bitch", "fuck off", "fuck this shit"];
+
+async fn say(ws: &mut WsClient, room: Uuid, body: &str) -> Value {
+    ws.send(
+        json!({"action": "new_message", "room_id": room, "body": body, "client_msg_id": Uuid::new_v4().to_string()}),
+    )
+    .await;
+    loop {
+        let ev = ws.recv().await;
+        if ev["type"] == "ack" || ev["type"] == "error" {
+            return ev;
+        }
+    }
+}
+
+async fn count(t: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&t.db().await).await.unwrap()
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()))
+}
+
+#[tokio::test]
+async fn three_offences_mute_then_the_mute_ends() {
+    let clock = clock();
+    let t = TestApp::spawn_full(|c| c.moderation_batch_size = 3, Some(clock.clone())).await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let room = t.create_room(&ana, "general").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+
+    for insult in &INSULTS[..3] {
+        assert_eq!(say(&mut b, room.id, insult).await["type"], "ack");
+    }
+    let muted = a.recv_type("moderation").await;
+    assert_eq!(muted["action"], "muted");
+    assert_eq!(muted["user_id"], ben.id.to_string());
+    assert_eq!(muted["until"], "2026-11-25T13:10:00Z");
+    let system = a.recv_type("new_message").await;
+    let system = if system["message"]["kind"] == "system" { system } else { a.recv_type("new_message").await };
+    assert!(system["message"]["body"].as_str().unwrap().contains("muted"), "{system}");
+
+    let stored = t.message_count().await;
+    let refused = say(&mut b, room.id, "sorry everyone").await;
+    assert_eq!(refused["code"], "muted");
+    assert_eq!(refused["until"], "2026-11-25T13:10:00Z");
+    assert!(refused["retry_after_ms"].as_u64().unwrap() > 0);
+    assert_eq!(t.message_count().await, stored, "stored nowhere");
+    assert_eq!(count(&t, "SELECT count(*) FROM moderation_flags").await, 3);
+
+    clock.advance(chrono::Duration::minutes(11));
+    let report = scheduler::tick(&t.local.app).await;
+    assert_eq!(report.mutes_lifted, 1);
+    let unmuted = a.recv_type("moderation").await;
+    assert_eq!(unmuted["action"], "unmuted");
+    assert_eq!(say(&mut b, room.id, "sorry everyone").await["type"], "ack", "Ben may speak again");
+}
+
+#[tokio::test]
+async fn a_batch_delivered_twice_flags_and_strikes_once() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let mut ids = Vec::new();
+    for body in ["hello team", INSULTS[0], INSULTS[1], "Scunthorpe is lovely"] {
+        ids.push(say(&mut a, room.id, body).await["message_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    let job =
+        serde_json::to_string(&ModerationJob { job_id: Uuid::new_v4(), room_id: room.id, message_ids: ids.clone() })
+            .unwrap();
+    let app = &t.local.app;
+    let (r1, r2) = tokio::join!(
+        workers::handle(app, QueueName::Moderation, &job),
+        workers::handle(app, QueueName::Moderation, &job)
+    );
+    r1.unwrap();
+    r2.unwrap();
+    workers::handle(app, QueueName::Moderation, &job).await.unwrap();
+    let flagged: Vec<Uuid> = sqlx::query_scalar("SELECT message_id FROM moderation_flags ORDER BY created_at")
+        .fetch_all(&t.db().await)
+        .await
+        .unwrap();
+    assert_eq!(flagged.len(), 2, "one flag per offending message");
+    assert_eq!(flagged.iter().collect::<HashSet<_>>(), [ids[1], ids[2]].iter().collect::<HashSet<_>>());
+    let strikes = mathia::adapters::postgres::moderation::strikes(
+        &t.db().await,
+        room.id,
+        ana.id,
+        Utc::now() - chrono::Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(strikes, 2);
+    assert_eq!(count(&t, "SELECT count(*) FROM mutes").await, 0, "two strikes do not mute");
+}
+
+#[tokio::test]
+async fn racing_scheduler_ticks_moderate_each_buffered_message_once() {
+    let clock = clock();
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    for body in ["one", "two", INSULTS[2]] {
+        say(&mut a, room.id, body).await;
+    }
+    clock.advance(chrono::Duration::seconds(4));
+    let (x, y, z) =
+        tokio::join!(scheduler::tick(&t.local.app), scheduler::tick(&t.local.app), scheduler::tick(&t.local.app));
+    assert_eq!(x.messages_sent_to_moderation + y.messages_sent_to_moderation + z.messages_sent_to_moderation, 3);
+    for _ in 0..100 {
+        if count(&t, "SELECT count(*) FROM moderation_flags").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&t, "SELECT count(*) FROM moderation_flags").await, 1);
+    assert_eq!(scheduler::tick(&t.local.app).await.messages_sent_to_moderation, 0, "nothing left");
+}
+
+#[tokio::test]
+async fn a_quiet_room_is_moderated_within_the_flush_interval() {
+    let t = TestApp::spawn_with(|c| c.scheduler_every = Duration::from_millis(500)).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "quiet").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    for body in ["morning", INSULTS[3], "anyone?"] {
+        say(&mut a, room.id, body).await;
+    }
+    let started = std::time::Instant::now();
+    while count(&t, "SELECT count(*) FROM moderation_flags").await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "not moderated in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(6), "flushed after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn owners_see_flags_and_mutes_and_can_unmute() {
+    let t = TestApp::spawn_with(|c| c.moderation_batch_size = 3).await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let room = t.create_room(&ana, "general").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+    for insult in &INSULTS[..3] {
+        say(&mut b, room.id, insult).await;
+    }
+    a.recv_type("moderation").await;
+    let path = format!("/api/rooms/{}/moderation", room.id);
+    let view: Value = t.get(Some(&ana.token), &path).await.json().await.unwrap();
+    assert_eq!(view["flags"].as_array().unwrap().len(), 3);
+    assert_eq!(view["mutes"][0]["user"]["id"], ben.id.to_string());
+    assert_eq!(t.get(Some(&ben.token), &path).await.status(), 403, "members do not moderate");
+
+    let unmute = format!("/api/rooms/{}/mutes/{}", room.id, ben.id);
+    assert_eq!(t.http.delete(t.url(&unmute)).bearer_auth(&ben.token).send().await.unwrap().status(), 403);
+    assert_eq!(t.http.delete(t.url(&unmute)).bearer_auth(&ana.token).send().await.unwrap().status(), 204);
+    assert_eq!(a.recv_type("moderation").await["action"], "unmuted");
+    assert_eq!(say(&mut b, room.id, "thanks").await["type"], "ack");
+    assert_eq!(t.http.delete(t.url(&unmute)).bearer_auth(&ana.token).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn with_redis_down_messages_flow_and_moderation_is_queued_directly() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    // The same database, with Redis unreachable.
+    let mut config = t.local.app.config.clone();
+    config.redis_url = "redis://127.0.0.1:1".into();
+    let push = LocalPush::new();
+    let (queue, mut jobs) = LocalQueue::new();
+    let app = mathia::App::builder(config, t.local.app.db.clone())
+        .push(Arc::new(push.clone()))
+        .queue(Arc::new(queue))
+        .build()
+        .unwrap();
+    let conn = ConnectionId::new("redis-down");
+    let mut outbox = push.attach(conn.clone());
+    app.connections
+        .register(ConnectionInfo {
+            id: conn.clone(),
+            user_id: ana.id,
+            display_name: "Ana".into(),
+            rooms: [room.id].into(),
+            connected_at: Utc::now(),
+            endpoint: None,
+        })
+        .await
+        .unwrap();
+    let frame =
+        json!({"action": "new_message", "room_id": room.id, "body": INSULTS[0], "client_msg_id": "r"}).to_string();
+    mathia::handlers::ws::on_message(&app, &conn, &frame).await;
+    let ack: Value = serde_json::from_str(outbox.recv().await.unwrap().as_str()).unwrap();
+    assert_eq!(ack["type"], "ack");
+    let sent: Value = serde_json::from_str(outbox.recv().await.unwrap().as_str()).unwrap();
+    assert_eq!(sent["type"], "new_message");
+    let job = tokio::time::timeout(Duration::from_secs(5), jobs.get_mut(&QueueName::Moderation).unwrap().recv())
+        .await
+        .unwrap()
+        .unwrap();
+    workers::handle(&app, QueueName::Moderation, &job.body).await.unwrap();
+    assert_eq!(count(&t, "SELECT count(*) FROM moderation_flags").await, 1, "nothing was lost");
+}

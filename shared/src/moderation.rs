@@ -1,0 +1,308 @@
+//! Rooms moderate themselves. Every stored message id goes into its room's buffer in Redis; a
+//! batch is taken atomically when the buffer is full, or by the scheduler when its oldest entry
+//! has waited `FLUSH_AFTER`, and goes to the `moderation` queue. The worker classifies each
+//! message (`rustrict` always, the model too when one is configured), records one flag per
+//! offending message and classifier, and mutes someone whose strikes reach `STRIKES_TO_MUTE`
+//! within `STRIKE_WINDOW` — for a period that doubles with each mute. Without Redis, messages
+//! are queued for moderation one by one: nothing is lost.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use rustrict::{Censor, Type};
+use uuid::Uuid;
+
+use crate::{
+    adapters::postgres::{
+        messages::{self, NewMessage, Stored},
+        moderation, users,
+    },
+    app::App,
+    domain::{Message, MessageKind},
+    handlers::fanout::push_to_room,
+    ports::{ChatMessage, QueueName},
+    protocol::{ModerationAction, ServerEvent},
+    workers::{JobError, ModerationJob, jobs::enqueue},
+};
+
+/// A quiet room's buffer is flushed once its oldest message has waited this long.
+pub const FLUSH_AFTER: chrono::Duration = chrono::Duration::seconds(3);
+pub const STRIKES_TO_MUTE: i64 = 3;
+pub const STRIKE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+/// The first mute; each later one in the same room doubles, up to a day.
+pub const FIRST_MUTE: chrono::Duration = chrono::Duration::minutes(10);
+const LONGEST_MUTE: chrono::Duration = chrono::Duration::hours(24);
+
+fn err(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+async fn send_batch(app: &App, room_id: Uuid, message_ids: Vec<Uuid>) {
+    if message_ids.is_empty() {
+        return;
+    }
+    let job = ModerationJob { job_id: Uuid::new_v4(), room_id, message_ids };
+    if let Err(e) = enqueue(app, QueueName::Moderation, &job, Duration::ZERO).await {
+        tracing::error!(%room_id, error = %e, "cannot queue a moderation batch");
+    }
+}
+
+/// Buffers a stored message for moderation (called on the hot path; never fails it).
+pub async fn buffer(app: &App, room_id: Uuid, message_id: Uuid) {
+    let now_ms = app.clock.now().timestamp_millis();
+    let batch = app.config.moderation_batch_size.max(1) as usize;
+    match app.redis.buffer_for_moderation(room_id, message_id, now_ms).await {
+        Ok(len) if len >= batch => match app.redis.take_moderation_batch(room_id, batch, now_ms).await {
+            Ok(ids) => send_batch(app, room_id, ids).await,
+            Err(e) => tracing::warn!(error = %e, "moderation batch left for the scheduler"),
+        },
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis down: moderating this message on its own");
+            send_batch(app, room_id, vec![message_id]).await;
+        }
+    }
+}
+
+/// The scheduler's part: batches of rooms that went quiet.
+pub async fn flush_stale(app: &App) -> usize {
+    let now = app.clock.now();
+    let cutoff = (now - FLUSH_AFTER).timestamp_millis();
+    let rooms = match app.redis.stale_moderation_rooms(cutoff).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read moderation buffers");
+            return 0;
+        }
+    };
+    let mut sent = 0;
+    for room_id in rooms {
+        if let Ok(ids) = app.redis.take_moderation_batch(room_id, 0, now.timestamp_millis()).await {
+            sent += ids.len();
+            send_batch(app, room_id, ids).await;
+        }
+    }
+    sent
+}
+
+/// A finding about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub category: &'static str,
+    pub severity: &'static str,
+    pub source: &'static str,
+}
+
+/// Ordinary words the filter mistakes for profanity; they are blanked out before it looks.
+static KNOWN_CLEAN: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"(?i)\bshiitake\b").expect("regex"));
+
+/// The profanity / abuse filter.
+pub fn classify(text: &str) -> Option<Finding> {
+    let text = KNOWN_CLEAN.replace_all(text, " ");
+    let analysis = Censor::from_str(&text).analyze();
+    if !analysis.is(Type::INAPPROPRIATE & Type::MODERATE_OR_HIGHER) {
+        return None;
+    }
+    let category =
+        [(Type::OFFENSIVE, "offensive"), (Type::SEXUAL, "sexual"), (Type::MEAN, "abuse"), (Type::PROFANE, "profanity")]
+            .into_iter()
+            .find(|(t, _)| analysis.is(*t & Type::MODERATE_OR_HIGHER))
+            .map(|(_, c)| c)
+            .unwrap_or("inappropriate");
+    let severity = if analysis.is(Type::INAPPROPRIATE & Type::SEVERE) { "severe" } else { "moderate" };
+    Some(Finding { category, severity, source: "rustrict" })
+}
+
+/// The model's opinion on a batch, when a model is configured (best effort: a reply that is not
+/// the JSON asked for counts as no findings).
+async fn classify_with_model(app: &App, batch: &[Message]) -> Vec<(Uuid, Finding)> {
+    if !app.ai.is_model() || batch.is_empty() {
+        return Vec::new();
+    }
+    let listing: String =
+        batch.iter().enumerate().map(|(i, m)| format!("{i}: {}\n", m.body.replace('\n', " "))).collect();
+    let prompt = vec![
+        ChatMessage::new(
+            "system",
+            "You are a chat moderation classifier. For the numbered messages, answer only JSON: \
+             {\"flags\": [{\"index\": <n>, \"category\": \"harassment|hate|threat|sexual|spam\", \"severity\": \"moderate|severe\"}]} \
+             listing only messages that clearly break a workplace chat's rules. Answer {\"flags\": []} when none do.",
+        ),
+        ChatMessage::new("user", listing),
+    ];
+    let Ok(mut stream) = app.ai.stream(prompt).await else { return Vec::new() };
+    let mut answer = String::new();
+    while let Some(Ok(delta)) = stream.next().await {
+        answer.push_str(&delta);
+    }
+    let json = answer.find('{').and_then(|start| answer.rfind('}').map(|end| &answer[start..=end]));
+    let Some(parsed) = json.and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) else { return Vec::new() };
+    parsed["flags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let message = batch.get(f["index"].as_u64()? as usize)?;
+            let severity = if f["severity"] == "severe" { "severe" } else { "moderate" };
+            let category = match f["category"].as_str()? {
+                "harassment" => "harassment",
+                "hate" => "hate",
+                "threat" => "threat",
+                "sexual" => "sexual",
+                "spam" => "spam",
+                _ => "inappropriate",
+            };
+            Some((message.id, Finding { category, severity, source: "model" }))
+        })
+        .collect()
+}
+
+fn mute_length(past_mutes: i64) -> chrono::Duration {
+    let factor = 1i32 << past_mutes.clamp(0, 10);
+    (FIRST_MUTE * factor).min(LONGEST_MUTE)
+}
+
+/// The `moderation` queue's handler. Idempotent: flags are unique per message and classifier,
+/// and strikes count only flags since the person's last mute.
+#[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
+pub async fn handle(app: &App, job: ModerationJob) -> Result<(), JobError> {
+    let now = app.clock.now();
+    let mut batch = Vec::with_capacity(job.message_ids.len());
+    for id in &job.message_ids {
+        if let Some(m) = messages::get(&app.db, &app.keyring, job.room_id, *id).await.map_err(err)?
+            && m.kind == MessageKind::User
+            && !m.deleted
+        {
+            batch.push(m);
+        }
+    }
+    let mut findings: Vec<(Uuid, Finding)> =
+        batch.iter().filter_map(|m| classify(&m.body).map(|f| (m.id, f))).collect();
+    findings.extend(classify_with_model(app, &batch).await);
+    let mut offenders = Vec::new();
+    for (message_id, finding) in &findings {
+        let Some(author) = batch.iter().find(|m| m.id == *message_id).and_then(|m| m.author.as_ref()) else { continue };
+        moderation::flag(
+            &app.db,
+            *message_id,
+            job.room_id,
+            author.id,
+            finding.category,
+            finding.severity,
+            finding.source,
+            now,
+        )
+        .await?;
+        if !offenders.contains(&author.id) {
+            offenders.push(author.id);
+        }
+    }
+    for user_id in offenders {
+        let strikes = moderation::strikes(&app.db, job.room_id, user_id, now - STRIKE_WINDOW).await?;
+        if strikes >= STRIKES_TO_MUTE {
+            mute(app, job.room_id, user_id, strikes, now).await?;
+        }
+    }
+    tracing::info!(flagged = findings.len(), "batch moderated");
+    Ok(())
+}
+
+async fn mute(app: &App, room_id: Uuid, user_id: Uuid, strikes: i64, now: DateTime<Utc>) -> Result<(), JobError> {
+    let past = moderation::past_mutes(&app.db, room_id, user_id).await?;
+    let until = now + mute_length(past);
+    let reason = format!("{strikes} flagged messages");
+    let Some(until) = moderation::mute(&app.db, room_id, user_id, until, &reason, now).await? else {
+        return Ok(()); // already muted
+    };
+    let name = users::by_id(&app.db, user_id).await?.map(|u| u.display_name).unwrap_or_default();
+    tracing::info!(%user_id, %until, "muted");
+    let event = ServerEvent::Moderation { room_id, user_id, action: ModerationAction::Muted, until: Some(until) };
+    push_to_room(app, room_id, &event, None).await;
+    let body = format!("🔇 {name} is muted until {} UTC after {reason}.", until.format("%H:%M"));
+    system_message(app, room_id, &body).await
+}
+
+async fn system_message(app: &App, room_id: Uuid, body: &str) -> Result<(), JobError> {
+    let stored = messages::insert(
+        &app.db,
+        &app.keyring,
+        NewMessage {
+            room_id,
+            kind: MessageKind::System,
+            author_id: None,
+            body,
+            client_msg_id: None,
+            require_member: None,
+            reply_to: None,
+            stopped: false,
+        },
+    )
+    .await
+    .map_err(err)?;
+    if let Stored::New(message) = stored {
+        let _in_order = app.room_order.lock(room_id).await;
+        push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
+    }
+    Ok(())
+}
+
+/// Tells the room someone may speak again.
+pub async fn announce_unmuted(app: &App, room_id: Uuid, user_id: Uuid) {
+    let event = ServerEvent::Moderation { room_id, user_id, action: ModerationAction::Unmuted, until: None };
+    push_to_room(app, room_id, &event, None).await;
+}
+
+/// The scheduler's part: lift mutes that have ended.
+pub async fn lift_expired(app: &App) -> usize {
+    match moderation::lift_expired(&app.db, app.clock.now()).await {
+        Ok(lifted) => {
+            for (room_id, user_id) in &lifted {
+                announce_unmuted(app, *room_id, *user_id).await;
+            }
+            lifted.len()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot lift mutes");
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tricky_but_clean_phrases_are_not_flagged() {
+        for clean in [
+            "Scunthorpe United won again",
+            "Let's assess the risks before Friday",
+            "The class hierarchy needs a refactor",
+            "I passed the bass to the bassist",
+            "Shiitake mushrooms with cocktail sauce",
+            "Please analyse the assets in Essex",
+            "We'll hit the deadline, no kidding",
+            "The grape harvest in Sussex",
+            "Can you push the button and shoot me an email?",
+        ] {
+            assert_eq!(classify(clean), None, "{clean:?} is clean");
+        }
+    }
+
+    #[test]
+    fn abuse_is_flagged() {
+        for bad in ["you are a fucking idiot", "shut up you stupid bitch", "fuck off"] {
+            assert!(classify(bad).is_some(), "{bad:?} is flagged");
+        }
+    }
+
+    #[test]
+    fn mutes_double_and_stop_at_a_day() {
+        assert_eq!(mute_length(0), chrono::Duration::minutes(10));
+        assert_eq!(mute_length(1), chrono::Duration::minutes(20));
+        assert_eq!(mute_length(3), chrono::Duration::minutes(80));
+        assert_eq!(mute_length(9), chrono::Duration::hours(24));
+    }
+}
