@@ -140,8 +140,20 @@ pub struct MuteView {
     pub reason: String,
 }
 
+#[derive(sqlx::FromRow)]
+struct FlagRow {
+    id: Uuid,
+    message_id: Uuid,
+    user_id: Uuid,
+    display_name: String,
+    category: String,
+    severity: String,
+    source: String,
+    created_at: DateTime<Utc>,
+}
+
 pub async fn recent_flags(db: &PgPool, room_id: Uuid) -> Result<Vec<FlagView>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid, Uuid, String, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<FlagRow> = sqlx::query_as(
         "SELECT f.id, f.message_id, f.user_id, u.display_name, f.category, f.severity, f.source, f.created_at
          FROM moderation_flags f JOIN users u ON u.id = f.user_id
          WHERE f.room_id = $1 ORDER BY f.created_at DESC LIMIT 100",
@@ -151,14 +163,14 @@ pub async fn recent_flags(db: &PgPool, room_id: Uuid) -> Result<Vec<FlagView>, s
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, message_id, uid, name, category, severity, source, created_at)| FlagView {
-            id,
-            message_id,
-            user: Author { id: uid, display_name: name },
-            category,
-            severity,
-            source,
-            created_at,
+        .map(|r| FlagView {
+            id: r.id,
+            message_id: r.message_id,
+            user: Author { id: r.user_id, display_name: r.display_name },
+            category: r.category,
+            severity: r.severity,
+            source: r.source,
+            created_at: r.created_at,
         })
         .collect())
 }
