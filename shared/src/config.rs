@@ -28,6 +28,7 @@ pub const ENV_VARS: &[&str] = &[
     "CALENDLY_CLIENT_ID",
     "CALENDLY_CLIENT_SECRET",
     "CALENDLY_REDIRECT_URI",
+    "CALENDLY_AUTH_URL",
     "MATHIA_BACKEND",
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
@@ -100,6 +101,10 @@ pub struct Config {
     /// How long the model may stay silent (before its first byte, or between chunks).
     pub ai_idle_timeout: Duration,
     pub calendly_base_url: String,
+    /// Calendly's OAuth server (`https://auth.calendly.com`).
+    pub calendly_auth_url: String,
+    /// The OAuth app, when configured: (client id, client secret, redirect URI).
+    pub calendly_oauth: Option<(String, String, String)>,
     pub ticket_ttl: Duration,
     pub session_ttl: Duration,
     /// How often the scheduler ticks in `mathia-local` (EventBridge runs it each minute on AWS).
@@ -188,6 +193,15 @@ impl Config {
             ai_model: var("MATHIA_AI_MODEL"),
             ai_idle_timeout: Duration::from_secs(parsed("MATHIA_AI_TIMEOUT_S", 30)?),
             calendly_base_url: var("CALENDLY_BASE_URL").unwrap_or_else(|| "https://api.calendly.com".into()),
+            calendly_auth_url: var("CALENDLY_AUTH_URL").unwrap_or_else(|| "https://auth.calendly.com".into()),
+            calendly_oauth: match (
+                var("CALENDLY_CLIENT_ID"),
+                var("CALENDLY_CLIENT_SECRET"),
+                var("CALENDLY_REDIRECT_URI"),
+            ) {
+                (Some(id), Some(secret), Some(redirect)) => Some((id, secret, redirect)),
+                _ => None,
+            },
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             scheduler_every: Duration::from_secs(parsed("MATHIA_SCHEDULER_INTERVAL_S", 5)?),
@@ -214,6 +228,8 @@ impl Config {
             ai_model: None,
             ai_idle_timeout: Duration::from_secs(30),
             calendly_base_url: "https://api.calendly.com".into(),
+            calendly_auth_url: "https://auth.calendly.com".into(),
+            calendly_oauth: None,
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             scheduler_every: Duration::from_secs(5),

@@ -209,4 +209,26 @@ impl RoomKeyring {
         self.keys.write().expect("keyring lock").insert((room_id, version), key.clone());
         Ok(key)
     }
+
+    /// Seals a person's secret (a third-party token) with the master key, bound to its owner and
+    /// purpose. Room keys are for room content; these belong to no room.
+    pub fn seal_secret(&self, owner: Uuid, purpose: &str, secret: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let nonce = Nonce::generate();
+        let aad = format!("mathia:secret:{purpose}:{owner}");
+        let sealed = self
+            .master
+            .encrypt(&nonce, Payload { msg: secret, aad: aad.as_bytes() })
+            .expect("AES-GCM encryption cannot fail");
+        (nonce.to_vec(), sealed)
+    }
+
+    pub fn open_secret(&self, owner: Uuid, purpose: &str, nonce: &[u8], sealed: &[u8]) -> Result<String, KeyringError> {
+        let nonce = Nonce::try_from(nonce).map_err(|_| KeyringError::Decrypt)?;
+        let aad = format!("mathia:secret:{purpose}:{owner}");
+        let plain = self
+            .master
+            .decrypt(&nonce, Payload { msg: sealed, aad: aad.as_bytes() })
+            .map_err(|_| KeyringError::Decrypt)?;
+        String::from_utf8(plain).map_err(|_| KeyringError::Decrypt)
+    }
 }

@@ -104,6 +104,7 @@ pub struct Shared {
     pub seq_gaps: AtomicU64,
     pub out_of_order: AtomicU64,
     error_codes: Mutex<BTreeMap<String, u64>>,
+    error_samples: Mutex<BTreeMap<String, String>>,
 }
 
 impl Shared {
@@ -122,6 +123,18 @@ impl Shared {
 
     pub fn count_error(&self, code: &str) {
         *self.error_codes.lock().unwrap().entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// Keeps the first message seen for each error code.
+    fn sample_error(&self, code: &str, text: &str) {
+        let mut samples = self.error_samples.lock().unwrap();
+        if samples.len() < 20 && !samples.contains_key(code) {
+            samples.insert(code.to_owned(), text.chars().take(200).collect());
+        }
+    }
+
+    pub fn error_samples(&self) -> BTreeMap<String, String> {
+        self.error_samples.lock().unwrap().clone()
     }
 
     pub fn error_codes(&self) -> BTreeMap<String, u64> {
@@ -645,12 +658,21 @@ struct ClientCtx {
 struct Incoming {
     #[serde(rename = "type")]
     ty: String,
-    message: Option<InMsg>,
+    /// A stored message in `new_message`, a human text in `error`.
+    message: Option<MsgOrText>,
     client_msg_id: Option<String>,
     message_id: Option<Uuid>,
     code: Option<String>,
     #[serde(rename = "ref")]
     reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MsgOrText {
+    Msg(InMsg),
+    #[allow(dead_code)]
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -766,7 +788,9 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
     };
     match f.ty.as_str() {
         "new_message" => {
-            let Some(msg) = f.message else { return };
+            let Some(MsgOrText::Msg(msg)) = f.message else {
+                return;
+            };
             if *last_seq > 0 {
                 if msg.seq > *last_seq + 1 {
                     sh.seq_gaps.fetch_add((msg.seq - *last_seq - 1) as u64, Relaxed);
@@ -817,6 +841,9 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
         "error" => {
             sh.errors.fetch_add(1, Relaxed);
             sh.count_error(f.code.as_deref().unwrap_or("unknown"));
+            if let Some(MsgOrText::Text(text)) = &f.message {
+                sh.sample_error(f.code.as_deref().unwrap_or("unknown"), text);
+            }
             if let Some(step) =
                 f.reference.as_deref().and_then(|r| r.split(':').next()).and_then(|s| s.parse::<u32>().ok())
             {

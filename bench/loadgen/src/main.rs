@@ -237,6 +237,12 @@ fn print_step(prefix: &str, v: &Value) {
     eprintln!("{prefix}{}", server_line(&v["usage"]));
 }
 
+fn print_error_samples(samples: &std::collections::BTreeMap<String, String>) {
+    for (code, text) in samples {
+        eprintln!("  error {code}: {text}");
+    }
+}
+
 #[tokio::main]
 async fn main() {
     util::origin();
@@ -311,6 +317,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
             o.progress_every = progress.map(Duration::from_secs_f64);
             let res = h.run_step(0, rate, Duration::from_secs_f64(duration), &o).await;
             print_step("fanout: ", &res.json);
+            print_error_samples(&h.shared.error_samples());
             let mut body = res.json;
             body["setup"] = h.setup.clone();
             let mut ok = true;
@@ -335,6 +342,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 body["verify"] = v;
             }
             body["total_errors"] = json!(h.shared.error_codes());
+            body["error_samples"] = json!(h.shared.error_samples());
             h.shutdown().await;
             out.emit("fanout", params, body);
             Ok(ok)
@@ -423,6 +431,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 "steps": step,
                 "setup": h.setup.clone(),
                 "total_errors": h.shared.error_codes(),
+                "error_samples": h.shared.error_samples(),
             });
             eprintln!(
                 "saturate: best sustained {} deliveries/s at {} msg/s offered (last good {}, first bad {})",

@@ -4,6 +4,7 @@ mod access;
 mod ai;
 mod auth;
 mod aws;
+mod calendly;
 mod chat;
 mod cluster;
 mod deploy;

@@ -2,6 +2,7 @@
 //! by `axum::serve` in `mathia-local` — the same router either way.
 
 mod auth;
+mod calendly;
 pub mod error;
 pub mod extract;
 mod health;
@@ -50,6 +51,12 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(memory::cancel_reminder))
         .routes(routes!(moderation::overview))
         .routes(routes!(moderation::unmute))
+        .routes(routes!(calendly::status))
+        .routes(routes!(calendly::connect))
+        .routes(routes!(calendly::disconnect))
+        .routes(routes!(calendly::events))
+        .routes(routes!(calendly::oauth_start))
+        .routes(routes!(calendly::oauth_callback))
         .routes(routes!(health::healthz))
 }
 

@@ -1,0 +1,145 @@
+//! Connecting Calendly and the panel's data.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{AuthUser, Json, Query},
+};
+use crate::{
+    adapters::postgres::calendly as store,
+    app::App,
+    calendly::{self, CalendlyError, OauthError},
+    domain::Invalid,
+};
+
+fn calendly_error(e: CalendlyError) -> ApiError {
+    match e {
+        CalendlyError::Unauthorized => {
+            ApiError { field: Some("personal_access_token"), ..ApiError::bad_request(e.to_string()) }
+        }
+        CalendlyError::RateLimited(s) => ApiError {
+            retry_after_s: Some(s),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+        },
+        CalendlyError::Forbidden => ApiError::forbidden("calendly_forbidden", e.to_string()),
+        CalendlyError::Down | CalendlyError::Unexpected(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "calendly_unavailable", e.to_string())
+        }
+    }
+}
+
+fn status_of(account: Option<&store::Account>) -> Value {
+    match account {
+        Some(a) => json!({
+            "connected": true,
+            "kind": a.kind,
+            "user": { "name": a.name, "email": a.email },
+            "scheduling_url": a.scheduling_url,
+        }),
+        None => json!({ "connected": false }),
+    }
+}
+
+#[utoipa::path(get, path = "/api/calendly/status", tag = "calendly",
+    responses((status = 200, description = "`{connected, user?, scheduling_url?}`")))]
+pub async fn status(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
+    let account = store::get(&app.db, &app.keyring, auth.user.id).await?;
+    let mut answer = status_of(account.as_ref());
+    answer["oauth_available"] = json!(app.config.calendly_oauth.is_some());
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+pub struct ConnectBody {
+    personal_access_token: String,
+}
+
+#[utoipa::path(post, path = "/api/calendly/connect", tag = "calendly",
+    responses((status = 200, description = "connected: the status"), (status = 400, description = "Calendly refused the token")))]
+pub async fn connect(State(app): State<App>, auth: AuthUser, Json(body): Json<ConnectBody>) -> ApiResult<Json<Value>> {
+    let token = body.personal_access_token.trim();
+    if token.is_empty() || token.len() > 4096 {
+        return Err(Invalid::new(
+            "personal_access_token",
+            "paste the token from Calendly → Integrations → API & Webhooks",
+        )
+        .into());
+    }
+    let account = calendly::connect_with_token(&app, auth.user.id, token).await.map_err(calendly_error)?;
+    tracing::info!(user_id = %auth.user.id, "calendly connected by token");
+    Ok(Json(status_of(Some(&account))))
+}
+
+#[utoipa::path(delete, path = "/api/calendly", tag = "calendly", responses((status = 204, description = "disconnected")))]
+pub async fn disconnect(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusCode> {
+    store::delete(&app.db, auth.user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/calendly/events", tag = "calendly",
+    responses((status = 200, description = "upcoming events of the next 7 days"), (status = 409, description = "`calendly_not_connected`")))]
+pub async fn events(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<Value>>> {
+    let mut account = calendly::account(&app, auth.user.id)
+        .await
+        .map_err(calendly_error)?
+        .ok_or_else(|| ApiError::conflict("calendly_not_connected", "connect Calendly first"))?;
+    let events = calendly::upcoming(&app, &mut account, 7).await.map_err(calendly_error)?;
+    Ok(Json(
+        events
+            .iter()
+            .map(|e| json!({ "name": e["name"], "start_time": e["start_time"], "end_time": e["end_time"], "location": e["location"] }))
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/calendly/oauth/start", tag = "calendly",
+    responses((status = 200, description = "`{url}` when asked for JSON"), (status = 302, description = "to Calendly's consent page"),
+              (status = 404, description = "OAuth is not configured")))]
+pub async fn oauth_start(State(app): State<App>, auth: AuthUser, headers: HeaderMap) -> ApiResult<Response> {
+    let url = calendly::oauth_start(&app, auth.user.id).await?.ok_or_else(|| {
+        ApiError::not_found("oauth_not_configured", "Calendly OAuth is not configured; paste a personal access token")
+    })?;
+    let wants_json =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"));
+    Ok(if wants_json { axum::Json(json!({ "url": url })).into_response() } else { Redirect::to(&url).into_response() })
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Calendly sends the browser here; the `state` says who started the flow.
+#[utoipa::path(get, path = "/api/calendly/oauth/callback", tag = "calendly", security(()),
+    responses((status = 302, description = "back to the app, `?calendly=connected` or `?calendly=error`")))]
+pub async fn oauth_callback(State(app): State<App>, Query(q): Query<Callback>) -> Response {
+    let (Some(code), Some(state), None) = (q.code, q.state, q.error) else {
+        return Redirect::to("/?calendly=denied").into_response();
+    };
+    match calendly::oauth_callback(&app, &code, &state).await {
+        Ok(user_id) => {
+            tracing::info!(%user_id, "calendly connected by OAuth");
+            Redirect::to("/?calendly=connected").into_response()
+        }
+        Err(OauthError::BadState) => {
+            ApiError::bad_request("this sign-in link is invalid or was already used; start again from Mathia")
+                .into_response()
+        }
+        Err(OauthError::NotConfigured) => {
+            ApiError::not_found("oauth_not_configured", "Calendly OAuth is not configured").into_response()
+        }
+        Err(OauthError::Calendly(e)) => {
+            tracing::warn!(error = %e, "calendly OAuth failed");
+            Redirect::to("/?calendly=error").into_response()
+        }
+    }
+}
