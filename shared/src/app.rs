@@ -17,6 +17,7 @@ use crate::{
         redis::RedisStore,
     },
     config::Config,
+    files::{FileStore, local::LocalFileStore},
     keyring::RoomKeyring,
     ports::{Ai, Clock, Connections, Push, Queue, SystemClock},
 };
@@ -28,7 +29,11 @@ pub struct AppInner {
     pub config: Config,
     pub db: PgPool,
     pub redis: RedisStore,
-    pub keyring: RoomKeyring,
+    pub keyring: Arc<RoomKeyring>,
+    /// Where shared files live.
+    pub files: Arc<dyn FileStore>,
+    /// The local folder store, when that is the one in use (it serves its own URLs).
+    pub local_files: Option<Arc<LocalFileStore>>,
     pub connections: Arc<dyn Connections>,
     pub push: Arc<dyn Push>,
     pub clock: Arc<dyn Clock>,
@@ -57,12 +62,23 @@ pub struct AppBuilder {
     clock: Option<Arc<dyn Clock>>,
     queue: Option<Arc<dyn Queue>>,
     ai: Option<Arc<dyn Ai>>,
+    files: Option<Arc<dyn FileStore>>,
     own_endpoint: Option<String>,
 }
 
 impl App {
     pub fn builder(config: Config, db: PgPool) -> AppBuilder {
-        AppBuilder { config, db, connections: None, push: None, clock: None, queue: None, ai: None, own_endpoint: None }
+        AppBuilder {
+            config,
+            db,
+            connections: None,
+            push: None,
+            clock: None,
+            queue: None,
+            ai: None,
+            files: None,
+            own_endpoint: None,
+        }
     }
 
     /// Connects to Postgres (creating and migrating the database) and builds an `App` with the
@@ -99,6 +115,12 @@ impl AppBuilder {
         self
     }
 
+    /// Object storage for files (S3); without it, a local folder sealed with room keys.
+    pub fn files(mut self, files: Arc<dyn FileStore>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
     pub fn own_endpoint(mut self, endpoint: Option<String>) -> Self {
         self.own_endpoint = endpoint;
         self
@@ -106,13 +128,28 @@ impl AppBuilder {
 
     pub fn build(self) -> anyhow::Result<App> {
         let redis = RedisStore::new(&self.config.redis_url, &self.config.redis_prefix)?;
-        let keyring = RoomKeyring::new(&self.config.master_key, self.db.clone());
+        let keyring = Arc::new(RoomKeyring::new(&self.config.master_key, self.db.clone()));
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let (files, local_files) = match self.files {
+            Some(files) => (files, None),
+            None => {
+                let local = Arc::new(LocalFileStore::new(
+                    self.config.files_dir.clone(),
+                    keyring.clone(),
+                    clock.clone(),
+                    &self.config.master_key,
+                ));
+                (local.clone() as Arc<dyn FileStore>, Some(local))
+            }
+        };
         Ok(App(Arc::new(AppInner {
             redis,
             keyring,
+            files,
+            local_files,
             connections: self.connections.unwrap_or_else(|| Arc::new(InMemoryConnections::new())),
             push: self.push.unwrap_or_else(|| Arc::new(LocalPush::new())),
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             queue: self.queue.unwrap_or_else(|| Arc::new(LocalQueue::detached())),
             own_endpoint: self.own_endpoint,
             ai: self.ai.unwrap_or_else(|| default_ai(&self.config)),

@@ -41,6 +41,8 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_WS_ENDPOINT",
     "MATHIA_SCHEDULER_INTERVAL_S",
     "MATHIA_STATIC_DIR",
+    "MATHIA_FILES_DIR",
+    "MATHIA_FILES_BUCKET",
     "RUST_LOG",
 ];
 
@@ -109,6 +111,10 @@ pub struct Config {
     pub session_ttl: Duration,
     /// How often the scheduler ticks in `mathia-local` (EventBridge runs it each minute on AWS).
     pub scheduler_every: Duration,
+    /// Where the local file store keeps (sealed) files.
+    pub files_dir: PathBuf,
+    /// The S3 bucket for files (AWS backend); unset → the local folder.
+    pub files_bucket: Option<String>,
     /// Where `static/` lives for the local gateway.
     pub static_dir: PathBuf,
 }
@@ -205,6 +211,8 @@ impl Config {
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             scheduler_every: Duration::from_secs(parsed("MATHIA_SCHEDULER_INTERVAL_S", 5)?),
+            files_dir: var("MATHIA_FILES_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".mathia/files")),
+            files_bucket: var("MATHIA_FILES_BUCKET"),
             static_dir: var("MATHIA_STATIC_DIR").map(PathBuf::from).unwrap_or_else(default_static_dir),
         })
     }
@@ -233,6 +241,8 @@ impl Config {
             ticket_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             scheduler_every: Duration::from_secs(5),
+            files_dir: std::env::temp_dir().join(format!("mathia-files-{}", uuid::Uuid::new_v4().simple())),
+            files_bucket: None,
             static_dir: default_static_dir(),
         }
     }

@@ -16,6 +16,7 @@ pub mod app;
 pub mod calendly;
 pub mod config;
 pub mod domain;
+pub mod files;
 pub mod handlers;
 pub mod keyring;
 pub mod lambda;

@@ -186,6 +186,7 @@ pub enum ClientAction {
     EditMessage { room_id: Uuid, message_id: Uuid, body: String },
     DeleteMessage { room_id: Uuid, message_id: Uuid },
     React { room_id: Uuid, message_id: Uuid, emoji: String, on: bool },
+    FileMessage { room_id: Uuid, file_id: Uuid, client_msg_id: String, caption: Option<String> },
     Typing { room_id: Uuid, typing: bool },
     StopAi { room_id: Uuid, stream_id: String },
     Ping,
@@ -203,6 +204,15 @@ struct NewMessageFields {
     client_msg_id: String,
     #[serde(default)]
     reply_to: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+struct FileMessageFields {
+    room_id: Uuid,
+    file_id: Uuid,
+    client_msg_id: String,
+    #[serde(default)]
+    caption: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +286,12 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
             body: f.body,
             client_msg_id: f.client_msg_id,
             reply_to: f.reply_to,
+        }),
+        "file_message" => fields::<FileMessageFields>(&action, value).map(|f| ClientAction::FileMessage {
+            room_id: f.room_id,
+            file_id: f.file_id,
+            client_msg_id: f.client_msg_id,
+            caption: f.caption,
         }),
         "edit_message" => fields::<EditFields>(&action, value).map(|f| ClientAction::EditMessage {
             room_id: f.room_id,

@@ -76,6 +76,9 @@ pub async fn gateway_app(
                 SqsQueue::resolve(aws_sdk_sqs::Client::new(&sdk), &config.aws.queue_urls, &config.aws.queue_prefix)
                     .await?,
             );
+            if let Some(files) = s3_files(&config, &sdk) {
+                builder = builder.files(files);
+            }
             let app = builder
                 .push(Arc::new(push))
                 .connections(Arc::new(registry))
@@ -86,4 +89,12 @@ pub async fn gateway_app(
         }
     };
     Ok(parts)
+}
+
+/// Files on S3 when a bucket is configured.
+fn s3_files(config: &Config, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn crate::files::FileStore>> {
+    let bucket = config.files_bucket.as_ref()?;
+    // Emulators serve buckets by path, not by virtual host.
+    let s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.aws.endpoint_url.is_some()).build();
+    Some(Arc::new(crate::files::s3::S3FileStore::new(aws_sdk_s3::Client::from_conf(s3), bucket)))
 }

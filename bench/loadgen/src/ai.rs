@@ -47,7 +47,8 @@ async fn one_room(api: Api, run: String, r: usize, o: &AiOpts) -> Result<RoomRun
         let cmid = format!("ai:{i}");
         let frame = json!({
             "action": "new_message", "room_id": room, "client_msg_id": cmid,
-            "body": format!("@mathia bench question {i}: what should we do next?"),
+            // No digits in the body: the moderation filter reads them as letters.
+            "body": "@mathia benchmark question: what should we do next?",
         });
         let t0 = Instant::now();
         ws.send(Message::text(frame.to_string())).await.map_err(ws_error)?;

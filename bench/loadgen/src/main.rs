@@ -66,7 +66,7 @@ struct FanoutShape {
     /// Senders per room.
     #[arg(long, default_value_t = 1)]
     senders: usize,
-    /// Padding added to each message body, in bytes (the body is ~40 bytes without it).
+    /// Padding added to each message body, in bytes (plain words; the body is 18 bytes without it).
     #[arg(long, default_value_t = 32)]
     body_bytes: usize,
     /// Longest wait after a step for outstanding deliveries, in seconds.

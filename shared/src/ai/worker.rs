@@ -225,6 +225,7 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
             require_member: None,
             reply_to: Some(trigger.id),
             stopped: end == End::Stopped,
+            attachment_id: None,
         },
     )
     .await

@@ -69,6 +69,18 @@ pub struct Message {
     /// An AI reply cut short by `stop_ai`.
     pub stopped: bool,
     pub reactions: Vec<ReactionSummary>,
+    pub attachment: Option<Attachment>,
+}
+
+/// A file shared with a message. `url` needs the member's token and answers a short-lived
+/// download link.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attachment {
+    pub id: Uuid,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    pub url: String,
 }
 
 /// The message a reply quotes.

@@ -129,7 +129,12 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsE
         ClientAction::LeaveRoom { room_id } => leave_room(app, conn, room_id).await,
         ClientAction::Typing { room_id, typing } => on_typing(app, conn, room_id, typing).await,
         ClientAction::NewMessage { room_id, body, client_msg_id, reply_to } => {
-            new_message(app, conn, room_id, &body, &client_msg_id, reply_to)
+            new_message(app, conn, room_id, &body, &client_msg_id, reply_to, None)
+                .await
+                .map_err(|e| e.with_ref(frame_ref_of(raw).as_deref()))
+        }
+        ClientAction::FileMessage { room_id, file_id, client_msg_id, caption } => {
+            file_message(app, conn, room_id, file_id, &client_msg_id, caption.as_deref())
                 .await
                 .map_err(|e| e.with_ref(frame_ref_of(raw).as_deref()))
         }
@@ -147,6 +152,54 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsE
             ai::request_stop(app, room_id, &stream_id).await
         }
     }
+}
+
+/// `file_message`: validates the uploaded bytes (size, real type), then posts the message.
+async fn file_message(
+    app: &App,
+    conn: &ConnectionInfo,
+    room_id: Uuid,
+    file_id: Uuid,
+    client_msg_id: &str,
+    caption: Option<&str>,
+) -> Result<(), WsError> {
+    use crate::adapters::postgres::files as file_rows;
+    if !is_member(app, room_id, conn.user_id).await? {
+        return Err(not_member(app, room_id, conn.user_id).await);
+    }
+    let file = file_rows::get(&app.db, file_id)
+        .await
+        .map_err(db_error)?
+        .filter(|f| f.room_id == room_id && f.uploader_id == conn.user_id)
+        .ok_or_else(|| WsError::bad_request("no upload of yours with that file_id in this room"))?;
+    match file.status.as_str() {
+        "rejected" => return Err(WsError::bad_request("that file was rejected")),
+        "ready" => {}
+        _ => {
+            let bytes = match app.files.read(file_id, room_id).await {
+                Ok(bytes) => bytes,
+                Err(crate::files::StoreError::Missing) => {
+                    return Err(WsError::bad_request("the file was never uploaded: PUT it to upload_url first"));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read an upload");
+                    return Err(WsError::unavailable("file storage"));
+                }
+            };
+            match crate::files::sniff(&file.name, &bytes) {
+                Ok(content_type) => {
+                    file_rows::mark_ready(&app.db, file_id, content_type, bytes.len() as i64).await.map_err(db_error)?
+                }
+                Err(reason) => {
+                    let _ = app.files.delete(file_id).await;
+                    file_rows::mark_rejected(&app.db, file_id).await.map_err(db_error)?;
+                    return Err(WsError::bad_request(format!("file rejected: {reason}")));
+                }
+            }
+        }
+    }
+    let body = caption.map(str::trim).filter(|c| !c.is_empty()).unwrap_or(&file.name).to_owned();
+    new_message(app, conn, room_id, &body, client_msg_id, None, Some(file_id)).await
 }
 
 /// The author of a live message of the room, or `not_found`.
@@ -335,6 +388,7 @@ async fn new_message(
     body: &str,
     client_msg_id: &str,
     reply_to: Option<Uuid>,
+    attachment: Option<Uuid>,
 ) -> Result<(), WsError> {
     let body = MessageBody::parse(body).map_err(|e| WsError::bad_request(e.to_string()))?;
     let client_msg_id = ClientMsgId::parse(client_msg_id).map_err(|e| WsError::bad_request(e.to_string()))?;
@@ -384,6 +438,7 @@ async fn new_message(
             require_member: Some(conn.user_id),
             reply_to,
             stopped: false,
+            attachment_id: attachment,
         },
     )
     .await

@@ -101,6 +101,7 @@ pub async fn deliver(app: &App, job: ReminderJob) -> Result<(), JobError> {
             require_member: None,
             reply_to: None,
             stopped: false,
+            attachment_id: None,
         },
     )
     .await

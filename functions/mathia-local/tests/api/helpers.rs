@@ -55,11 +55,17 @@ impl TestApp {
         tweak: impl FnOnce(&mut Config),
         clock: Option<std::sync::Arc<mathia::adapters::local::ManualClock>>,
     ) -> Self {
-        mathia::telemetry::init_local();
+        if std::env::var_os("TEST_LOG").is_some() {
+            mathia::telemetry::init_local();
+        }
         let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
         let mut config = Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
         config.redis_url = redis_url();
         config.redis_prefix = format!("test:{}:", Uuid::new_v4().simple());
+        if clock.is_some() {
+            // With a moved clock the test runs the scheduler itself: a background tick would race it.
+            config.scheduler_every = Duration::from_secs(3600);
+        }
         tweak(&mut config);
         let clock = clock.map(|c| c as std::sync::Arc<dyn mathia::ports::Clock>);
         let local = Local::start(config, None, clock).await.expect("app starts");

@@ -12,6 +12,7 @@ mod emulator;
 mod encryption;
 mod errors;
 mod fake_model;
+mod files;
 mod helpers;
 mod lambda;
 mod moderation;

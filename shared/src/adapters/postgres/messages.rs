@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Author, Message, MessageKind, ReactionSummary, ReplyRef},
+    domain::{Attachment, Author, Message, MessageKind, ReactionSummary, ReplyRef},
     keyring::{Aad, KeyringError, RoomKeyring, Sealed},
 };
 
@@ -41,6 +41,8 @@ pub struct NewMessage<'a> {
     /// A message of the same room this one answers.
     pub reply_to: Option<Uuid>,
     pub stopped: bool,
+    /// A validated file of the same room.
+    pub attachment_id: Option<Uuid>,
 }
 
 #[derive(Debug)]
@@ -74,9 +76,10 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
                  SELECT 1 FROM room_members WHERE room_id = $2 AND user_id = $9))
              RETURNING last_seq)
          INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, client_msg_id,
-                               reply_to, stopped)
+                               reply_to, stopped, attachment_id)
          SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8,
-                (SELECT id FROM messages WHERE id = $10 AND room_id = $2), $11
+                (SELECT id FROM messages WHERE id = $10 AND room_id = $2), $11,
+                (SELECT id FROM files WHERE id = $12 AND room_id = $2 AND status = 'ready')
          FROM bump
          RETURNING seq, created_at, (SELECT display_name FROM users WHERE id = $4) AS display_name",
     )
@@ -91,11 +94,12 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
     .bind(new.require_member)
     .bind(new.reply_to)
     .bind(new.stopped)
+    .bind(new.attachment_id)
     .fetch_optional(db)
     .await;
     match row {
         Ok(Some(InsertedRow { seq, created_at, display_name })) => {
-            if new.reply_to.is_some() {
+            if new.reply_to.is_some() || new.attachment_id.is_some() {
                 // The quote needs the other message, decrypted: read the row back whole.
                 let message = get(db, keyring, new.room_id, id).await?.ok_or(sqlx::Error::RowNotFound)?;
                 return Ok(Stored::New(Box::new(message)));
@@ -114,6 +118,7 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
                 deleted: false,
                 stopped: new.stopped,
                 reactions: Vec::new(),
+                attachment: None,
             })))
         }
         Ok(None) => Ok(Stored::NotMember),
@@ -155,14 +160,20 @@ struct MessageRow {
     reply_nonce: Option<Vec<u8>>,
     reply_ciphertext: Option<Vec<u8>>,
     reply_deleted_at: Option<DateTime<Utc>>,
+    attachment_id: Option<Uuid>,
+    file_name: Option<String>,
+    file_size: Option<i64>,
+    file_type: Option<String>,
 }
 
 const SELECT_MESSAGES: &str = "SELECT m.id, m.room_id, m.seq, m.kind, m.author_id, u.display_name, m.key_version,
         m.nonce, m.ciphertext, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.stopped, m.reply_to,
         r.author_id AS reply_author_id, ru.display_name AS reply_display_name, r.key_version AS reply_key_version,
-        r.nonce AS reply_nonce, r.ciphertext AS reply_ciphertext, r.deleted_at AS reply_deleted_at
+        r.nonce AS reply_nonce, r.ciphertext AS reply_ciphertext, r.deleted_at AS reply_deleted_at,
+        m.attachment_id, f.name AS file_name, f.size AS file_size, f.content_type AS file_type
  FROM messages m LEFT JOIN users u ON u.id = m.author_id
- LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id";
+ LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id
+ LEFT JOIN files f ON f.id = m.attachment_id";
 
 fn excerpt(body: &str) -> String {
     match body.char_indices().nth(EXCERPT_CHARS) {
@@ -218,6 +229,12 @@ async fn open_rows(
             deleted: r.deleted_at.is_some(),
             stopped: r.stopped,
             reactions: reactions.remove(&r.id).unwrap_or_default(),
+            attachment: match (r.attachment_id, r.file_name, r.file_size, r.file_type) {
+                (Some(id), Some(name), Some(size), Some(content_type)) if r.deleted_at.is_none() => {
+                    Some(Attachment { id, name, size, content_type, url: format!("/api/files/{id}") })
+                }
+                _ => None,
+            },
         });
     }
     Ok(out)

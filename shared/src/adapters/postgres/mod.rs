@@ -3,6 +3,7 @@
 
 pub mod ai_jobs;
 pub mod calendly;
+pub mod files;
 pub mod invites;
 pub mod messages;
 pub mod moderation;

@@ -5,6 +5,7 @@ mod auth;
 mod calendly;
 pub mod error;
 pub mod extract;
+mod files;
 mod health;
 mod memory;
 mod moderation;
@@ -57,6 +58,8 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(calendly::events))
         .routes(routes!(calendly::oauth_start))
         .routes(routes!(calendly::oauth_callback))
+        .routes(routes!(files::declare))
+        .routes(routes!(files::link))
         .routes(routes!(health::healthz))
 }
 
@@ -91,6 +94,13 @@ pub fn router(app: App) -> Router {
     let api = Arc::new(api);
     routes
         .route("/api/openapi.json", get(move || async move { axum::Json(api.as_ref().clone()) }))
+        // Signed URLs of the local file store (S3 serves its own).
+        .route(
+            "/api/uploads/{id}",
+            axum::routing::put(files::put_upload)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::files::MAX_BYTES as usize + 1024 * 1024)),
+        )
+        .route("/api/downloads/{id}", get(files::download))
         .route("/api/{*rest}", get(unknown).post(unknown).put(unknown).delete(unknown))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)

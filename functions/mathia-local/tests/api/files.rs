@@ -1,0 +1,177 @@
+//! File messages: upload, validation by the real bytes, membership-checked short-lived
+//! downloads — on the local store through the whole app, and on S3 (the emulator) at the port.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{TimeZone, Utc};
+use mathia::{
+    adapters::local::ManualClock,
+    files::{FileStore, s3::S3FileStore},
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    emulator::Emulator,
+    helpers::{TestApp, TestUser, WsClient},
+};
+
+fn png() -> Vec<u8> {
+    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+    bytes.extend((0..2000u32).map(|i| (i % 251) as u8));
+    bytes
+}
+
+async fn declare(t: &TestApp, user: &TestUser, room: Uuid, name: &str, size: usize) -> reqwest::Response {
+    t.post(
+        Some(&user.token),
+        &format!("/api/rooms/{room}/uploads"),
+        json!({"name": name, "content_type": "image/png", "size": size}),
+    )
+    .await
+}
+
+async fn upload(t: &TestApp, user: &TestUser, room: Uuid, name: &str, bytes: &[u8]) -> (String, String) {
+    let res = declare(t, user, room, name, bytes.len()).await;
+    assert_eq!(res.status(), 201);
+    let d: Value = res.json().await.unwrap();
+    let url = d["upload_url"].as_str().unwrap().to_owned();
+    let put = t.http.put(t.url(&url)).body(bytes.to_vec()).send().await.unwrap();
+    assert_eq!(put.status(), 204, "upload of {name}");
+    (d["file_id"].as_str().unwrap().to_owned(), url)
+}
+
+async fn file_message(ws: &mut WsClient, room: Uuid, file_id: &str, cmid: &str) -> Value {
+    ws.send(json!({"action": "file_message", "room_id": room, "file_id": file_id, "client_msg_id": cmid, "caption": "look"})).await;
+    loop {
+        let ev = ws.recv().await;
+        if ev["type"] == "ack" || ev["type"] == "error" {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_shared_file_reaches_members_only_and_links_expire() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let eve = t.register("Eve").await;
+    let room = t.create_room(&ana, "design").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+
+    let bytes = png();
+    let (file_id, _) = upload(&t, &ana, room.id, "../mock-up \"v2\".png", &bytes).await;
+    assert_eq!(file_message(&mut a, room.id, &file_id, "f1").await["type"], "ack");
+    let got = b.recv_type("new_message").await;
+    let attachment = &got["message"]["attachment"];
+    assert_eq!(attachment["id"], file_id);
+    assert_eq!(attachment["name"], "mock-up _v2_.png", "the name is sanitised");
+    assert_eq!(attachment["content_type"], "image/png");
+    assert_eq!(attachment["size"], bytes.len());
+    assert_eq!(got["message"]["body"], "look");
+
+    let link = |user: &TestUser| {
+        let (t, token, url) = (&t, user.token.clone(), attachment["url"].as_str().unwrap().to_owned());
+        async move { t.http.get(t.url(&url)).bearer_auth(token).header("accept", "application/json").send().await.unwrap() }
+    };
+    let res = link(&ben).await;
+    assert_eq!(res.status(), 200);
+    let download = res.json::<Value>().await.unwrap()["url"].as_str().unwrap().to_owned();
+    let body = t.http.get(t.url(&download)).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert!(body.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    assert_eq!(body.bytes().await.unwrap().to_vec(), bytes, "identical bytes");
+    assert_eq!(link(&eve).await.status(), 403, "a non-member gets no link");
+    // The bytes at rest are sealed: the PNG signature is not on disk.
+    let stored = std::fs::read(t.local.app.config.files_dir.join(&file_id)).unwrap();
+    assert!(!stored.windows(8).any(|w| w == &bytes[..8]));
+
+    clock.advance(chrono::Duration::minutes(10));
+    let expired = t.http.get(t.url(&download)).send().await.unwrap();
+    assert_eq!(expired.status(), 403, "an expired link is refused");
+    let forged = download.replace("sig=", "sig=00");
+    assert_eq!(t.http.get(t.url(&forged)).send().await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn bad_files_are_rejected_and_nothing_shows_in_the_room() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let room = t.create_room(&ana, "design").await;
+    let other = t.create_room(&ben, "elsewhere").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+    let before = t.message_count().await;
+
+    // Over 5 MB: refused when declared, and when the bytes turn out bigger than declared.
+    assert_eq!(declare(&t, &ana, room.id, "huge.png", 6 * 1024 * 1024).await.status(), 413);
+    let res = declare(&t, &ana, room.id, "small.txt", 10).await;
+    let d: Value = res.json().await.unwrap();
+    let put =
+        t.http.put(t.url(d["upload_url"].as_str().unwrap())).body(vec![b'a'; 6 * 1024 * 1024]).send().await.unwrap();
+    assert_eq!(put.status(), 413);
+    assert_eq!(declare(&t, &ana, room.id, "tool.exe", 10).await.status(), 400);
+
+    let exe = [b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff".as_slice(), &[0u8; 200]].concat();
+    let (fake_png, _) = upload(&t, &ana, room.id, "cat.png", &exe).await;
+    let err = file_message(&mut a, room.id, &fake_png, "x1").await;
+    assert_eq!(err["code"], "bad_request");
+    assert_eq!(err["ref"], "x1");
+    assert!(err["message"].as_str().unwrap().contains("rejected"), "{err}");
+
+    let html = b"<!DOCTYPE html><html><body><script>alert('hi')</script></body></html>";
+    let res = t
+        .post(
+            Some(&ana.token),
+            &format!("/api/rooms/{}/uploads", room.id),
+            json!({"name": "notes.txt", "content_type": "text/plain", "size": html.len()}),
+        )
+        .await;
+    let d: Value = res.json().await.unwrap();
+    t.http.put(t.url(d["upload_url"].as_str().unwrap())).body(html.to_vec()).send().await.unwrap();
+    assert_eq!(file_message(&mut a, room.id, d["file_id"].as_str().unwrap(), "x2").await["code"], "bad_request");
+
+    // A file of another room, and one never uploaded.
+    let (elsewhere, _) = upload(&t, &ben, other.id, "plan.png", &png()).await;
+    assert_eq!(file_message(&mut b, room.id, &elsewhere, "x3").await["code"], "bad_request");
+    let res = declare(&t, &ana, room.id, "later.png", 100).await;
+    let never: Value = res.json().await.unwrap();
+    let err = file_message(&mut a, room.id, never["file_id"].as_str().unwrap(), "x4").await;
+    assert!(err["message"].as_str().unwrap().contains("never uploaded"), "{err}");
+    assert_eq!(file_message(&mut a, room.id, &Uuid::new_v4().to_string(), "x5").await["code"], "bad_request");
+
+    b.expect_nothing_but(&["error"], Duration::from_millis(300)).await;
+    assert_eq!(t.message_count().await, before, "nothing shown in the room");
+    // The rejected upload's bytes are gone.
+    assert!(!t.local.app.config.files_dir.join(&fake_png).exists());
+}
+
+#[tokio::test]
+async fn the_s3_store_round_trips_through_presigned_urls() {
+    let emu = Emulator::start().await;
+    let sdk = emu.sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    s3.create_bucket().bucket("mathia-files-test").send().await.unwrap();
+    let store = S3FileStore::new(s3, "mathia-files-test");
+    let (file_id, room_id) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(matches!(store.read(file_id, room_id).await, Err(mathia::files::StoreError::Missing)));
+
+    let bytes = png();
+    let upload = store.upload_url(file_id, room_id, "image/png").await.unwrap();
+    let http = reqwest::Client::new();
+    let put = http.put(&upload).header("content-type", "image/png").body(bytes.clone()).send().await.unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    assert_eq!(store.read(file_id, room_id).await.unwrap(), bytes);
+    let download = store.download_url(file_id, "mock-up.png", "image/png").await.unwrap();
+    let got = http.get(&download).send().await.unwrap();
+    assert!(got.status().is_success());
+    assert_eq!(got.bytes().await.unwrap().to_vec(), bytes, "identical bytes");
+    store.delete(file_id).await.unwrap();
+    assert!(matches!(store.read(file_id, room_id).await, Err(mathia::files::StoreError::Missing)));
+}

@@ -1,0 +1,64 @@
+//! File records: declared, then validated (ready) or rejected.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub uploader_id: Uuid,
+    pub name: String,
+    pub declared_type: String,
+    pub status: String,
+    pub content_type: Option<String>,
+    pub size: Option<i64>,
+}
+
+pub async fn create(
+    db: &PgPool,
+    room_id: Uuid,
+    uploader: Uuid,
+    name: &str,
+    declared_type: &str,
+    size: i64,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO files (id, room_id, uploader_id, name, declared_type, declared_size, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+    )
+    .bind(id)
+    .bind(room_id)
+    .bind(uploader)
+    .bind(name)
+    .bind(declared_type)
+    .bind(size)
+    .execute(db)
+    .await?;
+    Ok(id)
+}
+
+pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<FileRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, room_id, uploader_id, name, declared_type, status, content_type, size FROM files WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn mark_ready(db: &PgPool, id: Uuid, content_type: &str, size: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE files SET status = 'ready', content_type = $2, size = $3 WHERE id = $1")
+        .bind(id)
+        .bind(content_type)
+        .bind(size)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_rejected(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE files SET status = 'rejected' WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
+}

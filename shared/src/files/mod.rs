@@ -1,0 +1,140 @@
+//! Files shared in rooms. Bytes never travel through the WebSocket: the client declares an
+//! upload, PUTs the bytes to a short-lived URL, then sends `file_message`. Before the file is
+//! shown, the server checks the size and sniffs the real type from the bytes (the name and the
+//! declared type are not trusted); anything else is rejected and deleted. Downloads go through
+//! a short-lived signed URL handed only to members of the room.
+//!
+//! Storage is a port: a local folder with each file sealed with its room's key
+//! (`mathia-local`), or S3 with presigned URLs (AWS and the emulated mode).
+
+pub mod local;
+pub mod s3;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// The largest file: 5 MB.
+pub const MAX_BYTES: i64 = 5 * 1024 * 1024;
+/// How long an upload or download URL works.
+pub const URL_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such object")]
+    Missing,
+    #[error("object storage failed: {0}")]
+    Other(String),
+}
+
+/// Where file bytes live.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// A URL the client PUTs the bytes to.
+    async fn upload_url(&self, file_id: Uuid, room_id: Uuid, content_type: &str) -> Result<String, StoreError>;
+    /// The bytes, for validation.
+    async fn read(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError>;
+    async fn delete(&self, file_id: Uuid) -> Result<(), StoreError>;
+    /// A short-lived URL that downloads the file under `name`.
+    async fn download_url(&self, file_id: Uuid, name: &str, content_type: &str) -> Result<String, StoreError>;
+}
+
+/// The allowed kinds: extension → the types sniffing must find.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("txt", &["text/plain"]),
+    ("pdf", &["application/pdf"]),
+    ("doc", &["application/msword", "application/x-ole-storage"]),
+    ("docx", &["application/vnd.openxmlformats-officedocument.wordprocessingml.document", "application/zip"]),
+    ("jpg", &["image/jpeg"]),
+    ("jpeg", &["image/jpeg"]),
+    ("png", &["image/png"]),
+];
+
+pub fn extension(name: &str) -> Option<String> {
+    name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).filter(|e| ALLOWED.iter().any(|(x, _)| x == e))
+}
+
+/// A name safe to show and to put in a download header: no paths, no control or quoting
+/// characters, at most 120 characters, the extension kept.
+pub fn sanitize_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let cleaned: String = base
+        .chars()
+        .map(|c| if c.is_control() || "\"<>:|?*;`$".contains(c) { '_' } else { c })
+        .collect::<String>()
+        .trim()
+        .trim_start_matches('.')
+        .to_owned();
+    let cleaned = if cleaned.is_empty() { "file".to_owned() } else { cleaned };
+    if cleaned.chars().count() <= 120 {
+        return cleaned;
+    }
+    let ext = cleaned.rsplit_once('.').map(|(_, e)| e.to_owned()).unwrap_or_default();
+    let head: String = cleaned.chars().take(110).collect();
+    format!("{head}….{ext}")
+}
+
+/// What the bytes really are, if that is allowed for the file's extension.
+pub fn sniff(name: &str, bytes: &[u8]) -> Result<&'static str, String> {
+    if bytes.len() as i64 > MAX_BYTES {
+        return Err(format!("files are at most 5 MB; this one is {:.1} MB", bytes.len() as f64 / 1_048_576.0));
+    }
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    let ext = extension(name).ok_or("only .txt, .pdf, .doc, .docx, .jpg, .jpeg and .png files can be shared")?;
+    let sniffed: &'static str = match infer::get(bytes) {
+        Some(kind) => kind.mime_type(),
+        None if looks_like_plain_text(bytes) => "text/plain",
+        None => return Err("the file's contents are not a type that can be shared".into()),
+    };
+    let allowed = ALLOWED.iter().find(|(x, _)| *x == ext).map(|(_, t)| *t).unwrap_or(&[]);
+    if !allowed.contains(&sniffed) {
+        return Err(format!("the file is named .{ext} but its contents are {sniffed}"));
+    }
+    // Report the specific type for the family the extension names.
+    Ok(match ext.as_str() {
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "doc" => "application/msword",
+        _ => sniffed,
+    })
+}
+
+/// UTF-8 text without NULs that is not markup a browser would run.
+fn looks_like_plain_text(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else { return false };
+    if text.contains('\0') {
+        return false;
+    }
+    let head = text.trim_start().chars().take(512).collect::<String>().to_ascii_lowercase();
+    !["<!doctype html", "<html", "<script", "<svg", "<?xml", "<body", "<head", "<iframe"]
+        .iter()
+        .any(|m| head.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_real_type_decides() {
+        let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+        assert_eq!(sniff("pic.png", &png), Ok("image/png"));
+        assert!(sniff("pic.jpg", &png).is_err(), "a PNG named .jpg");
+        let exe = [b'M', b'Z', 0x90, 0, 3, 0, 0, 0, 4, 0, 0, 0, 0xFF, 0xFF, 0, 0];
+        assert!(sniff("totally-a-picture.png", &exe).is_err());
+        assert!(sniff("page.txt", b"<!DOCTYPE html><html><script>alert(1)</script>").is_err());
+        assert_eq!(sniff("notes.txt", b"just some notes\nline two"), Ok("text/plain"));
+        assert!(sniff("big.txt", &vec![b'a'; 6 * 1024 * 1024]).is_err());
+        assert!(sniff("tool.exe", b"hello").is_err());
+    }
+
+    #[test]
+    fn names_are_made_safe() {
+        assert_eq!(sanitize_name("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_name("C:\\Users\\x\\report \"final\".pdf"), "report _final_.pdf");
+        assert_eq!(sanitize_name(".hidden"), "hidden");
+        assert!(sanitize_name(&format!("{}.pdf", "a".repeat(300))).ends_with(".pdf"));
+    }
+}

@@ -1,0 +1,77 @@
+//! Files on S3: presigned PUT for uploads and presigned GET for downloads (a few minutes each),
+//! objects encrypted server-side (the bucket's default encryption; see infra/template.yaml).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::{Client, presigning::PresigningConfig};
+use uuid::Uuid;
+
+use super::{FileStore, StoreError, URL_TTL};
+
+pub struct S3FileStore {
+    client: Client,
+    bucket: String,
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+fn presign(ttl: Duration) -> Result<PresigningConfig, StoreError> {
+    PresigningConfig::expires_in(ttl).map_err(other)
+}
+
+impl S3FileStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into() }
+    }
+
+    fn key(file_id: Uuid) -> String {
+        format!("files/{file_id}")
+    }
+}
+
+#[async_trait]
+impl FileStore for S3FileStore {
+    async fn upload_url(&self, file_id: Uuid, _room_id: Uuid, content_type: &str) -> Result<String, StoreError> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(Self::key(file_id))
+            .content_type(content_type)
+            .presigned(presign(URL_TTL)?)
+            .await
+            .map_err(other)?;
+        Ok(req.uri().to_owned())
+    }
+
+    async fn read(&self, file_id: Uuid, _room_id: Uuid) -> Result<Vec<u8>, StoreError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(Self::key(file_id)).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Err(StoreError::Missing),
+            Err(e) => return Err(other(aws_sdk_s3::error::DisplayErrorContext(e))),
+        };
+        Ok(out.body.collect().await.map_err(other)?.into_bytes().to_vec())
+    }
+
+    async fn delete(&self, file_id: Uuid) -> Result<(), StoreError> {
+        self.client.delete_object().bucket(&self.bucket).key(Self::key(file_id)).send().await.map_err(other)?;
+        Ok(())
+    }
+
+    async fn download_url(&self, file_id: Uuid, name: &str, content_type: &str) -> Result<String, StoreError> {
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(Self::key(file_id))
+            .response_content_disposition(format!("attachment; filename=\"{}\"", name.replace('"', "_")))
+            .response_content_type(content_type)
+            .presigned(presign(Duration::from_secs(60))?)
+            .await
+            .map_err(other)?;
+        Ok(req.uri().to_owned())
+    }
+}
