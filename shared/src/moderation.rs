@@ -14,13 +14,10 @@ use rustrict::{Censor, Type};
 use uuid::Uuid;
 
 use crate::{
-    adapters::postgres::{
-        messages::{self, NewMessage, Stored},
-        moderation, users,
-    },
+    adapters::postgres::{messages, moderation, users},
     app::App,
     domain::{Message, MessageKind},
-    handlers::fanout::push_to_room,
+    handlers::fanout::{post_system_message, push_to_room},
     ports::{ChatMessage, QueueName},
     protocol::{ModerationAction, ServerEvent},
     workers::{JobError, ModerationJob, jobs::enqueue},
@@ -223,32 +220,7 @@ async fn mute(app: &App, room_id: Uuid, user_id: Uuid, strikes: i64, now: DateTi
     let event = ServerEvent::Moderation { room_id, user_id, action: ModerationAction::Muted, until: Some(until) };
     push_to_room(app, room_id, &event, None).await;
     let body = format!("🔇 {name} is muted until {} UTC after {reason}.", until.format("%H:%M"));
-    system_message(app, room_id, &body).await
-}
-
-async fn system_message(app: &App, room_id: Uuid, body: &str) -> Result<(), JobError> {
-    let stored = messages::insert(
-        &app.db,
-        &app.keyring,
-        NewMessage {
-            room_id,
-            kind: MessageKind::System,
-            author_id: None,
-            body,
-            client_msg_id: None,
-            require_member: None,
-            reply_to: None,
-            stopped: false,
-            attachment_id: None,
-        },
-    )
-    .await
-    .map_err(err)?;
-    if let Stored::New(message) = stored {
-        let _in_order = app.room_order.lock(room_id).await;
-        push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
-    }
-    Ok(())
+    post_system_message(app, room_id, &body).await.map_err(err)
 }
 
 /// Tells the room someone may speak again.

@@ -57,6 +57,36 @@ pub async fn push_to_user(app: &App, user_id: Uuid, event: &ServerEvent) -> bool
     delivered.into_iter().any(|ok| ok)
 }
 
+/// Stores a system message (reminders, mutes) and sends it to the room, in stored order.
+pub async fn post_system_message(
+    app: &App,
+    room_id: Uuid,
+    body: &str,
+) -> Result<(), crate::adapters::postgres::messages::MessageStoreError> {
+    use crate::adapters::postgres::messages::{self, NewMessage, Stored};
+    let _in_order = app.room_order.lock(room_id).await;
+    let stored = messages::insert(
+        &app.db,
+        &app.keyring,
+        NewMessage {
+            room_id,
+            kind: crate::domain::MessageKind::System,
+            author_id: None,
+            body,
+            client_msg_id: None,
+            require_member: None,
+            reply_to: None,
+            stopped: false,
+            attachment_id: None,
+        },
+    )
+    .await?;
+    if let Stored::New(message) = stored {
+        push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
+    }
+    Ok(())
+}
+
 /// Removes a connection from the registry and tells its rooms when its user is no longer there.
 pub async fn forget_connection(app: &App, connection: &ConnectionId) -> Option<ConnectionInfo> {
     let info = match app.connections.remove(connection).await {

@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 use crate::{
     adapters::postgres::{
-        messages::{self, NewMessage, Stored},
         onboarding,
         reminders::{self, Reminder},
     },
@@ -24,8 +23,8 @@ use crate::{
         router::Intent,
     },
     app::App,
-    domain::{ConnectionId, MessageKind},
-    handlers::fanout::{push_to_room, push_to_user, send_event},
+    domain::ConnectionId,
+    handlers::fanout::{post_system_message, push_to_user, send_event},
     ports::{MAX_QUEUE_DELAY, QueueName},
     protocol::{ReminderNotice, ServerEvent},
     workers::{JobError, ReminderJob, jobs::enqueue},
@@ -89,28 +88,7 @@ pub async fn deliver(app: &App, job: ReminderJob) -> Result<(), JobError> {
         .map(|u| u.display_name)
         .unwrap_or_default();
     let body = format!("⏰ Reminder for {name}: {}", reminder.text);
-    let stored = messages::insert(
-        &app.db,
-        &app.keyring,
-        NewMessage {
-            room_id: reminder.room_id,
-            kind: MessageKind::System,
-            author_id: None,
-            body: &body,
-            client_msg_id: None,
-            require_member: None,
-            reply_to: None,
-            stopped: false,
-            attachment_id: None,
-        },
-    )
-    .await
-    .map_err(err)?;
-    if let Stored::New(message) = stored {
-        let room_id = reminder.room_id;
-        let _in_order = app.room_order.lock(room_id).await;
-        push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
-    }
+    post_system_message(app, reminder.room_id, &body).await.map_err(err)?;
     tracing::info!(seen, "reminder delivered");
     Ok(())
 }

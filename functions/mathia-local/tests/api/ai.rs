@@ -249,3 +249,29 @@ async fn without_a_model_the_offline_responder_is_honest_and_intents_still_work(
     let (_, _, end) = read_stream(&mut a).await;
     assert!(end["message"]["body"].as_str().unwrap().contains("Calendly"));
 }
+
+#[tokio::test]
+async fn summarize_posts_the_models_summary_and_keeps_it_as_an_insight() {
+    let summary = "- Decided: ship on Friday\n- Action: Ben writes the release notes";
+    let (t, model) = spawn_with_model(FakeModel::words(summary, Duration::from_millis(2))).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "launch").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "we ship on Friday", "client_msg_id": "s0"}))
+        .await;
+    a.recv_type("ack").await;
+    a.send(
+        json!({"action": "new_message", "room_id": room.id, "body": "@mathia summarize today", "client_msg_id": "s1"}),
+    )
+    .await;
+    let (_, _, end) = read_stream(&mut a).await;
+    assert_eq!(end["message"]["body"], summary);
+    let note = a.recv_type("note_added").await;
+    assert_eq!(note["note"]["kind"], "insight");
+    assert_eq!(note["note"]["text"], summary);
+    let prompt = serde_json::to_string(&model.requests()[0]["messages"]).unwrap();
+    assert!(
+        prompt.contains("Summarize this room's conversation from today") && prompt.contains("we ship on Friday"),
+        "{prompt}"
+    );
+}

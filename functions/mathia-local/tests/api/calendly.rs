@@ -309,3 +309,23 @@ async fn no_event_types_and_no_free_slot_are_said_plainly() {
     let reply = ask(&mut a, room.id, "@mathia book a call with the client tomorrow").await;
     assert!(reply.contains("No free slot"), "{reply}");
 }
+
+#[tokio::test]
+async fn a_revoked_personal_token_asks_to_reconnect() {
+    let server = MockServer::start().await;
+    calendly_for(&server, "pat-3").await;
+    let (t, ana) = setup(&server, false).await;
+    t.post(Some(&ana.token), "/api/calendly/connect", json!({"personal_access_token": "pat-3"})).await;
+    Mock::given(method("GET"))
+        .and(path("/scheduled_events"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"title": "Unauthenticated", "message": "The access token is invalid"})),
+        )
+        .mount(&server)
+        .await;
+    let room = t.create_room(&ana, "plans").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let reply = ask(&mut a, room.id, "@mathia check my calendar").await;
+    assert!(reply.contains("reconnect"), "{reply}");
+}
