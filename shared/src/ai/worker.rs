@@ -223,6 +223,7 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
             body: &chunks.sent,
             client_msg_id: None,
             require_member: None,
+            at: app.clock.now(),
             reply_to: Some(trigger.id),
             stopped: end == End::Stopped,
             attachment_id: None,

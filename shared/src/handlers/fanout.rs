@@ -75,6 +75,7 @@ pub async fn post_system_message(
             body,
             client_msg_id: None,
             require_member: None,
+            at: app.clock.now(),
             reply_to: None,
             stopped: false,
             attachment_id: None,

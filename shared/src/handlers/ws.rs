@@ -394,19 +394,6 @@ async fn new_message(
     let client_msg_id = ClientMsgId::parse(client_msg_id).map_err(|e| WsError::bad_request(e.to_string()))?;
 
     let now = app.clock.now();
-    if let Some(until) = crate::adapters::postgres::moderation::muted_until(&app.db, room_id, conn.user_id, now)
-        .await
-        .map_err(db_error)?
-    {
-        return Err(WsError {
-            retry_after_ms: Some((until - now).num_milliseconds().max(1) as u64),
-            until: Some(until),
-            ..WsError::new(
-                WsErrorCode::Muted,
-                format!("you are muted in this room until {} UTC", until.format("%H:%M")),
-            )
-        });
-    }
     let now_ms = now.timestamp_millis();
     let subject = format!("msg:{}", conn.user_id);
     let event_id = Uuid::new_v4().to_string();
@@ -436,6 +423,7 @@ async fn new_message(
             body: body.as_str(),
             client_msg_id: Some(client_msg_id.as_str()),
             require_member: Some(conn.user_id),
+            at: app.clock.now(),
             reply_to,
             stopped: false,
             attachment_id: attachment,
@@ -444,7 +432,23 @@ async fn new_message(
     .await
     .map_err(db_error)?;
     match stored {
-        Stored::NotMember => Err(not_member(app, room_id, conn.user_id).await),
+        // Refused by the insert: muted, or not a member — the rare path says which.
+        Stored::NotMember => {
+            match crate::adapters::postgres::moderation::muted_until(&app.db, room_id, conn.user_id, now)
+                .await
+                .map_err(db_error)?
+            {
+                Some(until) => Err(WsError {
+                    retry_after_ms: Some((until - now).num_milliseconds().max(1) as u64),
+                    until: Some(until),
+                    ..WsError::new(
+                        WsErrorCode::Muted,
+                        format!("you are muted in this room until {} UTC", until.format("%H:%M")),
+                    )
+                }),
+                None => Err(not_member(app, room_id, conn.user_id).await),
+            }
+        }
         Stored::Duplicate(message_id) => {
             let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id };
             send_event(app, conn.into(), &ack).await;
