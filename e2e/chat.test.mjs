@@ -15,7 +15,7 @@ import {
   SHOTS_DIR,
   DESKTOP,
   PHONE,
-  launchBrowser,
+  twoPeople,
   person,
   runId,
   eventually,
@@ -43,14 +43,7 @@ describe('Mathia chat core', () => {
   const step = stepper(() => ({ A: pageA, B: pageB }));
 
   before(async () => {
-    browser = await launchBrowser();
-    contextA = await browser.newContext({ viewport: DESKTOP });
-    contextB = await browser.newContext({ viewport: PHONE });
-    pageA = await contextA.newPage();
-    pageB = await contextB.newPage();
-    for (const [who, page] of [['A', pageA], ['B', pageB]]) {
-      page.on('pageerror', (err) => pageErrors.push(`${who}: ${err.message}`));
-    }
+    ({ browser, contextA, contextB, pageA, pageB } = await twoPeople(pageErrors));
   });
 
   after(async () => {

@@ -28,7 +28,7 @@ import {
   SHOTS_DIR,
   DESKTOP,
   PHONE,
-  launchBrowser,
+  twoPeople,
   person,
   runId,
   eventually,
@@ -101,14 +101,7 @@ describe('Mathia full journey', () => {
     if (!modelWired) {
       console.warn(`fake model on ${model.url}, but MATHIA_FAKE_MODEL_PORT is unset: the server cannot use it`);
     }
-    browser = await launchBrowser();
-    contextA = await browser.newContext({ viewport: DESKTOP });
-    contextB = await browser.newContext({ viewport: PHONE });
-    pageA = await contextA.newPage();
-    pageB = await contextB.newPage();
-    for (const [who, page] of [['A', pageA], ['B', pageB]]) {
-      page.on('pageerror', (err) => pageErrors.push(`${who}: ${err.message}`));
-    }
+    ({ browser, contextA, contextB, pageA, pageB } = await twoPeople(pageErrors));
   });
 
   after(async () => {

@@ -34,6 +34,19 @@ export async function launchBrowser() {
 }
 
 /** A unique person for this run. */
+/** A browser with two people: A on a desktop, B on a phone; page errors are collected. */
+export async function twoPeople(pageErrors) {
+  const browser = await launchBrowser();
+  const contextA = await browser.newContext({ viewport: DESKTOP });
+  const contextB = await browser.newContext({ viewport: PHONE });
+  const pageA = await contextA.newPage();
+  const pageB = await contextB.newPage();
+  for (const [who, page] of [['A', pageA], ['B', pageB]]) {
+    page.on('pageerror', (err) => pageErrors.push(`${who}: ${err.message}`));
+  }
+  return { browser, contextA, contextB, pageA, pageB };
+}
+
 export function person(first, run) {
   const slug = first.toLowerCase();
   return {
