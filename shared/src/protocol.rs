@@ -257,6 +257,20 @@ pub fn frame_ref(value: &Value) -> Option<&str> {
     value.get("client_msg_id").and_then(Value::as_str)
 }
 
+/// Why a frame or body holding a NUL character is refused.
+pub const NUL_REFUSED: &str = "text must not contain NUL characters";
+
+/// Whether any string in `value`, keys included, holds a NUL character (Postgres cannot store
+/// one in text, and no person types one).
+pub fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// Parses one text frame. On error, the `WsError` already carries the frame's `ref`.
 pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
     if raw.len() > MAX_FRAME_BYTES {
@@ -268,6 +282,9 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
     let value: Value = serde_json::from_str(raw).map_err(|_| WsError::bad_request("frames must be JSON objects"))?;
     let reference = frame_ref(&value).map(str::to_owned);
     let reference = reference.as_deref();
+    if has_nul(&value) {
+        return Err(WsError::bad_request(NUL_REFUSED).with_ref(reference));
+    }
     let action = match value.get("action") {
         Some(Value::String(a)) => a.clone(),
         Some(_) => {

@@ -39,6 +39,7 @@ async fn every_bad_frame_gets_its_code_stores_nothing_and_keeps_the_socket_open(
         (json!({"action": "join_room"}).to_string(), "bad_request", None),
         (json!({"action": "typing", "room_id": room.id, "typing": "yes"}).to_string(), "bad_request", None),
         (msg(json!("")).to_string(), "bad_request", Some("c1")),
+        (msg(json!("a NUL \u{0} inside")).to_string(), "bad_request", Some("c1")),
         (msg(json!("   \n\t ")).to_string(), "bad_request", Some("c1")),
         (msg(json!("x".repeat(4001))).to_string(), "bad_request", Some("c1")),
         (msg(json!("y".repeat(33 * 1024))).to_string(), "too_large", None),
@@ -142,4 +143,26 @@ async fn http_errors_have_the_protocol_shape() {
     let rooms: Value = t.get(Some(&ana.token), "/api/rooms").await.json().await.unwrap();
     let names: Vec<_> = rooms.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["general"], "no bad request created a room (general comes with the workspace)");
+}
+
+#[tokio::test]
+async fn text_with_nul_characters_is_refused_over_http_and_changes_nothing() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let res = t.post(Some(&ana.token), "/api/rooms", json!({"name": "bad\u{0}name"})).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(body["error"]["message"].as_str().unwrap().contains("NUL"));
+    let res = t
+        .post(
+            None,
+            "/api/auth/register",
+            json!({"email": "nul\u{0}@example.com", "password": "correct horse battery", "display_name": "Nul"}),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let rooms: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rooms WHERE name LIKE 'bad%'").fetch_one(&t.db().await).await.unwrap();
+    assert_eq!(rooms, 0);
 }

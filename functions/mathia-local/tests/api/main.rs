@@ -13,6 +13,7 @@ mod encryption;
 mod errors;
 mod fake_model;
 mod files;
+mod fuzz;
 mod helpers;
 mod lambda;
 mod moderation;

@@ -70,7 +70,12 @@ const EXCERPT_CHARS: usize = 140;
 
 pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> Result<Stored, MessageStoreError> {
     let id = Uuid::now_v7();
-    let sealed = keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await?;
+    let sealed = match keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await {
+        Ok(sealed) => sealed,
+        // Every room gets its key when it is created: no key, no such room.
+        Err(KeyringError::NoKey(_)) => return Ok(Stored::NotMember),
+        Err(e) => return Err(e.into()),
+    };
     let row: Result<Option<InsertedRow>, sqlx::Error> = sqlx::query_as(
         "WITH bump AS (
              UPDATE rooms SET last_seq = last_seq + 1

@@ -1,16 +1,37 @@
 //! Extractors whose rejections speak the protocol's error shape, and the signed-in user.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts},
+    extract::{FromRequest, FromRequestParts, Request},
     http::{header, request::Parts},
 };
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::ApiError;
-use crate::{adapters::postgres::users, app::App, domain::User};
+use crate::{
+    adapters::postgres::users,
+    app::App,
+    domain::User,
+    protocol::{NUL_REFUSED, has_nul},
+};
 
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body. Text holding NUL characters is refused here, once for every endpoint:
+/// Postgres cannot store them, and no person types them.
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
+        if has_nul(&value) {
+            return Err(ApiError::bad_request(NUL_REFUSED));
+        }
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|e| ApiError::bad_request(format!("Failed to deserialize the JSON body: {e}")))
+    }
+}
 
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     fn into_response(self) -> axum::response::Response {

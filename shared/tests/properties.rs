@@ -1,0 +1,168 @@
+//! Property tests over everything that reads untrusted text before a database is touched:
+//! WebSocket frame parsing, the validated newtypes, the reminder phrase parser, moderation and
+//! the assistant's intent router. None may panic, whatever comes in, and what they accept keeps
+//! its invariants. Bounded (a few hundred cases each) so `.ci/run` runs them on every change.
+
+use chrono::{TimeZone, Utc};
+use mathia::{
+    domain::{ClientMsgId, DisplayName, Email, MessageBody, Password, RoomName},
+    protocol::{ClientAction, MAX_FRAME_BYTES, ServerEvent, WsErrorCode, parse_frame},
+};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+const ACTIONS: &[&str] = &[
+    "join_room",
+    "leave_room",
+    "new_message",
+    "file_message",
+    "edit_message",
+    "delete_message",
+    "react",
+    "typing",
+    "stop_ai",
+    "ping",
+];
+const FIELDS: &[&str] =
+    &["room_id", "body", "client_msg_id", "reply_to", "file_id", "caption", "message_id", "emoji", "on", "typing"];
+
+/// Any JSON value, nested a few levels, with strings that mix ASCII, multi-byte text and controls.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        ".{0,40}".prop_map(Value::String),
+        Just(Value::String(uuid::Uuid::new_v4().to_string())),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,8}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A frame shaped like the protocol's: a known (or nearly known) action and plausible fields
+/// holding arbitrary values — where the parser's interesting paths are.
+fn protocol_like_frame() -> impl Strategy<Value = Value> {
+    let action = prop_oneof![
+        4 => prop::sample::select(ACTIONS).prop_map(|a| Value::String(a.into())),
+        1 => ".{0,80}".prop_map(Value::String),
+        1 => json_value(),
+    ];
+    let fields = prop::collection::vec((prop::sample::select(FIELDS), json_value()), 0..6);
+    (action, fields, any::<bool>()).prop_map(|(action, fields, with_action)| {
+        let mut object = Map::new();
+        if with_action {
+            object.insert("action".into(), action);
+        }
+        for (name, value) in fields {
+            object.insert(name.into(), value);
+        }
+        Value::Object(object)
+    })
+}
+
+/// Every answer to a frame serialises to the JSON event the client reads.
+fn answer_is_an_event(result: &Result<ClientAction, mathia::protocol::WsError>) {
+    if let Err(err) = result {
+        assert!(!err.message.is_empty(), "errors explain themselves");
+        let event = serde_json::to_value(ServerEvent::Error(err.clone())).expect("errors serialise");
+        assert_eq!(event["type"], "error");
+        assert!(event["code"].is_string());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text_frames_never_panic(raw in ".{0,300}") {
+        answer_is_an_event(&parse_frame(&raw));
+    }
+
+    #[test]
+    fn protocol_shaped_frames_never_panic_and_keep_their_ref(frame in protocol_like_frame()) {
+        let raw = frame.to_string();
+        let result = parse_frame(&raw);
+        answer_is_an_event(&result);
+        if let Err(err) = &result
+            && raw.len() <= MAX_FRAME_BYTES
+            && let Some(cmid) = frame.get("client_msg_id").and_then(Value::as_str)
+        {
+            prop_assert_eq!(err.reference.as_deref(), Some(cmid), "a failing frame's client_msg_id comes back as ref");
+        }
+        if let Ok(action) = &result {
+            // What parses carries the action the frame named.
+            let named = frame["action"].as_str().unwrap_or_default();
+            prop_assert!(ACTIONS.contains(&named), "only protocol actions parse, not {named:?} ({action:?})");
+        }
+    }
+
+    #[test]
+    fn unknown_actions_are_named_back_truncated_on_a_char_boundary(action in "\\PC{100,400}") {
+        prop_assume!(!ACTIONS.contains(&action.as_str()));
+        let err = parse_frame(&json!({"action": action}).to_string()).unwrap_err();
+        prop_assert_eq!(err.code, WsErrorCode::UnknownAction);
+        // At most 64 characters of it come back, each escaped to at most 10 (`\u{10ffff}`).
+        prop_assert!(err.message.chars().count() <= 20 + 64 * 10, "the echo is bounded: {}", err.message);
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_parsing(extra in 1usize..2048, fill in "[a-z\u{e9}\u{1F600}]") {
+        let body = fill.repeat((MAX_FRAME_BYTES + extra) / fill.len() + 1);
+        let raw = json!({"action": "new_message", "room_id": uuid::Uuid::nil(), "body": body, "client_msg_id": "c"}).to_string();
+        let err = parse_frame(&raw).unwrap_err();
+        prop_assert_eq!(err.code, WsErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn validated_text_keeps_its_invariants(raw in "\\s{0,3}.{0,120}\\s{0,3}") {
+        for (accepted, max) in [
+            (MessageBody::parse(&raw).ok().map(|v| v.into_inner()), MessageBody::MAX_CHARS),
+            (RoomName::parse(&raw).ok().map(|v| v.into_inner()), RoomName::MAX_CHARS),
+            (DisplayName::parse(&raw).ok().map(|v| v.into_inner()), DisplayName::MAX_CHARS),
+            (ClientMsgId::parse(&raw).ok().map(|v| v.into_inner()), ClientMsgId::MAX_CHARS),
+        ] {
+            if let Some(value) = accepted {
+                prop_assert_eq!(value.as_str(), raw.trim());
+                prop_assert!(!value.is_empty() && value.chars().count() <= max);
+            } else {
+                let len = raw.trim().chars().count();
+                prop_assert!(len == 0 || len > max, "refused {raw:?} though it fits");
+            }
+        }
+        if let Ok(email) = Email::parse(&raw) {
+            prop_assert!(email.as_str().contains('@') && !email.as_str().chars().any(char::is_whitespace));
+            prop_assert_eq!(email.as_str(), email.as_str().to_lowercase());
+        }
+        let _ = Password::parse(&raw);
+    }
+
+    #[test]
+    fn reminder_phrases_never_panic_and_land_in_the_future(
+        words in prop::collection::vec(prop_oneof![
+            Just("remind".to_owned()), Just("me".to_owned()), Just("to".to_owned()), Just("in".to_owned()),
+            Just("at".to_owned()), Just("tomorrow".to_owned()), Just("next".to_owned()), Just("mins".to_owned()),
+            Just("hours".to_owned()), Just("9am".to_owned()), Just("friday".to_owned()), Just("0".to_owned()),
+            Just("-5".to_owned()), Just("99999999999".to_owned()), "[0-9]{1,4}", ".{0,12}",
+        ], 0..10),
+        tz in prop::sample::select(&["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Pacific/Chatham"][..]),
+        seconds in 1_600_000_000i64..2_000_000_000,
+    ) {
+        let now = Utc.timestamp_opt(seconds, 0).unwrap();
+        let tz: chrono_tz::Tz = tz.parse().unwrap();
+        if let Ok(parsed) = mathia::reminders::parse::parse(&words.join(" "), tz, now) {
+            prop_assert!(parsed.due_at > now, "a reminder is for later: {:?} at {now}", parsed.due_at);
+            prop_assert!(!parsed.text.trim().is_empty());
+        }
+    }
+
+    #[test]
+    fn moderation_and_routing_never_panic(text in ".{0,400}") {
+        let _ = mathia::moderation::classify(&text);
+        let _ = mathia::ai::router::route(&text);
+    }
+}
