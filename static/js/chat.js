@@ -13,7 +13,10 @@
 //      revision, so an edit, delete or reaction rebuilds just that node;
 //   5. message actions: reply, react, edit, delete;
 //   6. the composer: sending, pending/failed messages, typing, the reply banner and the inline
-//      notice (rate-limit countdown, mute, out of credits, unfinished onboarding).
+//      notice (rate-limit countdown, mute, out of credits, unfinished onboarding);
+//   7. files: the attach button, dropping files on the room and pasting them, the upload rows
+//      above the composer (progress, cancel), then `file_message` as a pending message. The
+//      upload itself, the checks and the attachment DOM are in files.js.
 //
 // Bodies are markdown rendered by markdown.js into sanitised DOM; everything else is textContent.
 
@@ -22,6 +25,8 @@ import * as socket from './socket.js';
 import * as session from './session.js';
 import { renderMarkdown } from './markdown.js';
 import { icon } from './icons.js';
+import { toast } from './toast.js';
+import { ACCEPT, attachmentEl, checkFile, fileBadge, formatSize, pendingAttachmentEl, uploadFile } from './files.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,6 +43,7 @@ const STREAM_STALE_MS = 20_000; // on reconnect: a stream silent this long is gi
 const STREAM_IDLE_MS = 60_000; // any time: a stream silent this long lost its end; drop it
 const EXCERPT_MAX = 140;
 const REACTIONS = ['👍', '❤️', '😂', '🎉', '👀', '✅'];
+const FILES_AT_ONCE = 10;
 
 const ERROR_TEXT = {
   rate_limited: 'You are sending messages too quickly. Please wait a moment.',
@@ -83,6 +89,11 @@ let rateLimitTimer = null;
 let connectionTimer = null;
 let everConnected = false;
 let animFrame = null;
+let pinned = true; // the list was scrolled to the bottom when last scrolled (thumbnails keep it there)
+
+/** upload id -> {id, roomId, file, caption, progress, handle, el} */
+const uploads = new Map();
+let dragDepth = 0;
 
 const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
 export function initChat(options = {}) {
@@ -131,6 +142,10 @@ export function initChat(options = {}) {
     $('composer').focus();
   });
   $('load-older').addEventListener('click', loadOlder);
+  scroller().addEventListener('scroll', () => {
+    pinned = isNearBottom();
+  }, { passive: true });
+  initFiles();
   const list = $('message-list');
   list.addEventListener('focusin', (event) => {
     const article = event.target.closest?.('.message[data-id]');
@@ -176,6 +191,7 @@ export function showRoom(room) {
   socket.joinRoom(room.id);
   applyComposerState();
   renderReplyBanner();
+  renderUploads();
   renderAll({ scroll: 'bottom' });
   if (window.matchMedia('(min-width: 769px)').matches && !$('composer').disabled) $('composer').focus();
 }
@@ -215,6 +231,10 @@ export function reset() {
   notice = null;
   if (animFrame != null) cancelAnimationFrame(animFrame);
   animFrame = null;
+  for (const u of uploads.values()) u.handle?.abort();
+  uploads.clear();
+  renderUploads();
+  showDropZone(false);
   $('message-list').replaceChildren();
   $('composer').value = '';
   $('connection-status').hidden = true;
@@ -386,6 +406,13 @@ function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs }) {
     const roomId = pendingRoom.get(ref);
     const st = state(roomId);
     const p = st.pending.get(ref);
+    if (p?.file && code === 'bad_request') {
+      // The server refused the file ("file rejected: …") and deleted it: nothing to retry.
+      dropPending(st, ref);
+      if (isCurrent(roomId)) renderMessages();
+      toast(message || 'That file could not be shared.', { title: `${p.file.name}:`, kind: 'error' });
+      return;
+    }
     if (p) {
       p.status = 'failed';
       p.error =
@@ -420,6 +447,7 @@ function onConnection({ state: connection, resumed }) {
   if (connection === 'open') {
     everConnected = true;
     banner.hidden = true;
+    resendFileMessages();
     if (resumed) resume();
     return;
   }
@@ -889,12 +917,13 @@ function buildMessage(m, st) {
     main.append(gone);
   } else if (isEditing) {
     main.append(editor(m));
-  } else {
+  } else if (!(m.attachment && (m.body || '').trim() === String(m.attachment.name || '').trim())) {
+    // A file message without a caption has the file's name as its body: the card shows it.
     main.append(markdownBody(m.body));
   }
 
   if (!m.deleted && m.attachment) {
-    const file = attachmentEl(m.attachment);
+    const file = attachmentEl(m.attachment, { onResize: keepPinned });
     if (file) main.append(file);
   }
   if (!m.deleted && Array.isArray(m.reactions) && m.reactions.some((r) => r.count > 0)) {
@@ -963,28 +992,6 @@ function quote(ref, st) {
   button.append(name, text);
   button.addEventListener('click', () => jumpTo(ref.id));
   return button;
-}
-
-/** A link to a message's file (same-origin or http(s) URLs only). */
-function attachmentEl(file) {
-  if (!file || typeof file.url !== 'string') return null;
-  let url;
-  try {
-    url = new URL(file.url, location.origin);
-  } catch {
-    return null;
-  }
-  if (!['http:', 'https:'].includes(url.protocol)) return null;
-  const a = document.createElement('a');
-  a.className = 'attachment';
-  a.dataset.testid = 'message-attachment';
-  a.href = url.href;
-  a.target = '_blank';
-  a.rel = 'noopener noreferrer';
-  const size = Number(file.size);
-  const kb = Number.isFinite(size) && size > 0 ? ` · ${size < 1024 * 1024 ? `${Math.ceil(size / 1024)} KB` : `${(size / 1048576).toFixed(1)} MB`}` : '';
-  a.textContent = `📎 ${file.name || 'file'}${kb}`;
-  return a;
 }
 
 function excerptOf(text) {
@@ -1364,7 +1371,8 @@ function buildPending(p) {
   author.textContent = name;
   const status = document.createElement('span');
   status.className = 'message-status';
-  status.textContent = p.status === 'failed' ? p.error || 'Not sent.' : p.status === 'sent' ? 'Sent' : 'Sending…';
+  status.textContent =
+    p.status === 'failed' ? p.error || 'Not sent.' : p.status === 'sent' ? 'Sent' : p.file ? 'Checking the file…' : 'Sending…';
   row.append(author, status);
   main.append(row);
   if (p.replyTo) {
@@ -1378,7 +1386,8 @@ function buildPending(p) {
     q.append(who, text);
     main.append(q);
   }
-  main.append(markdownBody(p.body));
+  if (!p.file || p.body) main.append(markdownBody(p.body));
+  if (p.file) main.append(pendingAttachmentEl(p.file));
 
   if (p.status === 'failed') {
     const actions = document.createElement('div');
@@ -1490,6 +1499,12 @@ function isNearBottom() {
 function scrollToBottom() {
   const s = scroller();
   s.scrollTop = s.scrollHeight;
+  pinned = true;
+}
+
+/** A thumbnail grew: stay at the bottom if that is where the reader was. */
+function keepPinned() {
+  if (pinned) scrollToBottom();
 }
 
 // ---- history -------------------------------------------------------------------------------
@@ -1572,7 +1587,8 @@ function retryPending(cmid) {
   if (!p) return;
   p.status = 'pending';
   p.error = null;
-  socket.sendMessage(roomId, p.body, cmid, { replyTo: p.replyTo?.id ?? null });
+  if (p.frame) socket.send(p.frame); // a file message (sent again on reconnect if offline now)
+  else socket.sendMessage(roomId, p.body, cmid, { replyTo: p.replyTo?.id ?? null });
   clearComposerError();
   if (isCurrent(roomId)) renderMessages();
 }
@@ -1639,6 +1655,7 @@ function applyComposerState() {
   composer.disabled = !current || muted;
   composer.placeholder = !current ? 'Message' : muted ? 'You are muted in this room' : `Message #${current.name}`;
   $('send-button').disabled = !current || muted || Date.now() < rateLimitUntil;
+  $('attach-button').disabled = !current || muted;
   $('composer-form').dataset.muted = String(muted);
   renderComposerNotice();
 }
@@ -1695,4 +1712,276 @@ function startRateLimit(ms) {
   };
   tick();
   rateLimitTimer = setInterval(tick, 250);
+}
+
+// ---- 7. files ------------------------------------------------------------------------------
+//
+// Text in the composer when files are attached becomes the caption of the first one (and leaves
+// the composer, as a sent message would). Each file gets a row above the composer with its
+// progress and a cancel button; once its bytes are up, `file_message` goes out and the row
+// becomes a pending message ("Checking the file…") until the room's `new_message` replaces it.
+// A file the server refuses is dropped with its reason in a toast.
+
+function initFiles() {
+  const input = $('file-input');
+  input.accept = ACCEPT;
+  $('attach-button').addEventListener('click', () => {
+    if (canAttach()) input.click();
+  });
+  input.addEventListener('change', () => {
+    const files = [...input.files];
+    input.value = ''; // choosing the same file again fires `change` again
+    if (files.length > 0) startUploads(files);
+  });
+  $('composer').addEventListener('paste', (event) => {
+    const data = event.clipboardData;
+    const files = [...(data?.files || [])];
+    // Rich text copied from a document may carry a picture of itself too: paste the text then.
+    if (files.length === 0 || [...(data.types || [])].includes('text/plain')) return;
+    event.preventDefault();
+    startUploads(files);
+  });
+
+  const view = $('chat-view');
+  view.addEventListener('dragenter', (event) => {
+    if (!hasFiles(event) || !current) return;
+    event.preventDefault();
+    dragDepth += 1;
+    showDropZone(true);
+  });
+  view.addEventListener('dragover', (event) => {
+    if (!hasFiles(event) || !current) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = 'copy';
+  });
+  view.addEventListener('dragleave', (event) => {
+    if (!hasFiles(event)) return;
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) showDropZone(false);
+  });
+  view.addEventListener('drop', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    showDropZone(false);
+    const files = [...(event.dataTransfer?.files || [])];
+    if (files.length > 0) startUploads(files);
+  });
+  // Files dropped anywhere else must not replace the app with the file.
+  window.addEventListener('dragover', (event) => {
+    if (!hasFiles(event) || view.contains(event.target)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = 'none';
+  });
+  window.addEventListener('drop', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    showDropZone(false);
+  });
+  window.addEventListener('dragend', () => showDropZone(false));
+}
+
+function hasFiles(event) {
+  const types = event.dataTransfer?.types;
+  return Boolean(types && [...types].includes('Files'));
+}
+
+function showDropZone(on) {
+  if (!on) dragDepth = 0;
+  const zone = $('drop-zone');
+  if (zone.hidden === !on) return;
+  zone.hidden = !on;
+  if (on && current) $('drop-zone-room').textContent = current.name;
+}
+
+/** Whether files may be attached in the current room now; says why not when they may not. */
+function canAttach() {
+  if (!current) return false;
+  const st = state(current.id);
+  if (st.mutedUntil > Date.now()) {
+    toast(muteText(st), { kind: 'error' });
+    return false;
+  }
+  return true;
+}
+
+function startUploads(list) {
+  if (!canAttach()) return;
+  const roomId = current.id;
+  const st = state(roomId);
+  let files = [...list];
+  if (files.length > FILES_AT_ONCE) {
+    toast(`You can share up to ${FILES_AT_ONCE} files at once; the first ${FILES_AT_ONCE} are being sent.`);
+    files = files.slice(0, FILES_AT_ONCE);
+  }
+  const accepted = [];
+  for (const file of files) {
+    const problem = checkFile(file);
+    if (problem) toast(problem, { kind: 'error' });
+    else accepted.push(file);
+  }
+  if (accepted.length === 0) return;
+
+  const composer = $('composer');
+  const caption = composer.value.trim();
+  if ([...caption].length > BODY_MAX) {
+    showComposerError(`A caption is at most ${BODY_MAX.toLocaleString()} characters. Shorten the message, then attach the file again.`);
+    return;
+  }
+  if (caption) {
+    composer.value = '';
+    st.draft = '';
+    autosize();
+    updateCounter();
+    stopTyping();
+  }
+  clearComposerError();
+  accepted.forEach((file, i) => beginUpload(roomId, file, i === 0 ? caption : ''));
+  renderUploads();
+  composer.focus();
+}
+
+function beginUpload(roomId, file, caption) {
+  const u = { id: newId(), roomId, file, caption, progress: null, handle: null, el: null };
+  uploads.set(u.id, u);
+  u.handle = uploadFile(roomId, file, {
+    onProgress(fraction) {
+      u.progress = fraction;
+      paintUpload(u);
+    },
+  });
+  u.handle.done.then(
+    (fileId) => {
+      if (!uploads.delete(u.id)) return; // cancelled, or signed out, meanwhile
+      renderUploads();
+      sendFileMessage(roomId, fileId, file, caption);
+    },
+    (err) => {
+      const known = uploads.delete(u.id);
+      renderUploads();
+      if (!known || err?.code === 'cancelled' || err?.status === 401) return;
+      toast(err?.message || 'The upload failed. Please try again.', { title: `${file.name}:`, kind: 'error' });
+      if (caption && isCurrent(roomId) && $('composer').value.trim() === '') {
+        // Give the caption back rather than lose it.
+        $('composer').value = caption;
+        autosize();
+        updateCounter();
+      }
+    },
+  );
+}
+
+function cancelUpload(id) {
+  const u = uploads.get(id);
+  if (!u) return;
+  uploads.delete(id);
+  u.handle?.abort();
+  renderUploads();
+  if (u.caption && isCurrent(u.roomId) && $('composer').value.trim() === '') {
+    $('composer').value = u.caption;
+    autosize();
+    updateCounter();
+  }
+  $('composer').focus();
+}
+
+/** The upload rows of the current room, above the composer. */
+function renderUploads() {
+  const list = $('upload-list');
+  const rows = current ? [...uploads.values()].filter((u) => u.roomId === current.id) : [];
+  list.replaceChildren(...rows.map((u) => (u.el ||= buildUpload(u))));
+  list.hidden = rows.length === 0;
+}
+
+function buildUpload(u) {
+  const name = u.file.name;
+  const li = document.createElement('li');
+  li.className = 'upload-row';
+  li.dataset.testid = 'upload-row';
+  li.dataset.name = name;
+  const info = document.createElement('div');
+  info.className = 'upload-info';
+  const line = document.createElement('div');
+  line.className = 'upload-line';
+  const nameEl = document.createElement('span');
+  nameEl.className = 'upload-name';
+  nameEl.dataset.testid = 'upload-name';
+  nameEl.title = name;
+  nameEl.textContent = name;
+  const percent = document.createElement('span');
+  percent.className = 'upload-percent';
+  line.append(nameEl, percent);
+  const bar = document.createElement('progress');
+  bar.className = 'upload-progress';
+  bar.dataset.testid = 'upload-progress';
+  bar.max = 100;
+  bar.setAttribute('aria-label', `Uploading ${name}`);
+  info.append(line, bar);
+  if (u.caption) {
+    const caption = document.createElement('span');
+    caption.className = 'upload-caption';
+    caption.textContent = `“${excerptOf(u.caption)}”`;
+    info.append(caption);
+  }
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'icon-button upload-cancel';
+  cancel.dataset.testid = 'upload-cancel';
+  cancel.setAttribute('aria-label', `Cancel uploading ${name}`);
+  cancel.title = 'Cancel upload';
+  cancel.textContent = '✕';
+  cancel.addEventListener('click', () => cancelUpload(u.id));
+  li.append(fileBadge(name), info, cancel);
+  u.el = li;
+  paintUpload(u);
+  return li;
+}
+
+function paintUpload(u) {
+  if (!u.el) return;
+  const bar = u.el.querySelector('progress');
+  const percent = u.el.querySelector('.upload-percent');
+  if (u.progress == null) {
+    bar.removeAttribute('value'); // indeterminate while the upload is declared
+    percent.textContent = `${formatSize(u.file.size)} · starting…`;
+  } else {
+    const pct = Math.round(u.progress * 100);
+    bar.value = pct;
+    percent.textContent = pct >= 100 ? 'Finishing…' : `${pct}%`;
+  }
+}
+
+/** Sends `file_message` for an uploaded file, shown as a pending message until it is stored. */
+function sendFileMessage(roomId, fileId, file, caption) {
+  const cmid = newId();
+  const frame = { action: 'file_message', room_id: roomId, file_id: fileId, client_msg_id: cmid };
+  if (caption) frame.caption = caption;
+  const st = state(roomId);
+  st.pending.set(cmid, {
+    client_msg_id: cmid,
+    body: caption,
+    status: 'pending',
+    createdAt: Date.now(),
+    replyTo: null,
+    file: { name: file.name, size: file.size },
+    frame,
+  });
+  pendingRoom.set(cmid, roomId);
+  socket.send(frame); // if offline now, resendFileMessages sends it once connected
+  if (isCurrent(roomId)) {
+    renderMessages();
+    scrollToBottom();
+  }
+}
+
+/**
+ * After (re)connecting, sends again the file messages not yet stored; the server keeps one
+ * message per `client_msg_id`, so a duplicate is harmless.
+ */
+function resendFileMessages() {
+  for (const st of rooms.values()) {
+    for (const p of st.pending.values()) {
+      if (p.frame && p.status === 'pending') socket.send(p.frame);
+    }
+  }
 }
