@@ -27,6 +27,7 @@ use axum::{
     http::{HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
 };
 use futures::{SinkExt, StreamExt};
 use mathia::{
@@ -105,6 +106,13 @@ impl Local {
         }
         workers::spawn_scheduler(self.app.clone(), rx.clone());
         let router = self.router(rx);
+        // Frames are small and often back to back (an `ack`, then the `new_message`): with
+        // Nagle's algorithm the second waits for the client's delayed ACK, ~40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 signal.await;

@@ -28,10 +28,13 @@ use crate::{
     workers::{AiJob, JobError},
 };
 
-/// Chunks are flushed at least this often…
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// …or as soon as this many characters are waiting.
+/// A token is sent at once unless another chunk went out less than this long ago; then it
+/// waits at most this long, coalesced with the tokens that follow…
+pub const FLUSH_EVERY: Duration = Duration::from_millis(15);
+/// …or until this many characters are waiting.
 pub const FLUSH_CHARS: usize = 32;
+/// How often a running stream looks for a `stop_ai`.
+const STOP_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// How a stream ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,10 +76,12 @@ impl<'a> Chunks<'a> {
     }
 
     async fn flush(&mut self) {
-        self.last_flush = Instant::now();
+        // An empty flush sends nothing and so must not restart the clock: the next token
+        // would wait for no reason.
         if self.pending.is_empty() {
             return;
         }
+        self.last_flush = Instant::now();
         let delta = std::mem::take(&mut self.pending);
         let event = ServerEvent::AiStreamChunk {
             room_id: self.room_id,
@@ -101,6 +106,8 @@ async fn stream_model(app: &App, chunks: &mut Chunks<'_>, prompt: Vec<crate::por
         Err(e) => return End::Failed(e.to_string()),
     };
     let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stop_check = Instant::now();
     loop {
         tokio::select! {
             next = deltas.next() => match next {
@@ -110,8 +117,11 @@ async fn stream_model(app: &App, chunks: &mut Chunks<'_>, prompt: Vec<crate::por
             },
             _ = tick.tick() => {
                 chunks.flush().await;
-                if stop_requested(app, chunks.stream_id).await {
-                    return End::Stopped;
+                if last_stop_check.elapsed() >= STOP_CHECK_EVERY {
+                    last_stop_check = Instant::now();
+                    if stop_requested(app, chunks.stream_id).await {
+                        return End::Stopped;
+                    }
                 }
             }
         }
@@ -235,6 +245,15 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
         return Err(JobError::Retry("the reply was not stored".into()));
     };
     let reply_id = message.id;
+    // Billed before the end is announced, so whoever sees `ai_stream_end` sees the charge too.
+    let delivered_text = had_text && !matches!(end, End::Failed(_));
+    if billed && delivered_text {
+        let key = format!("ai:{}", job.job_id);
+        match wallet::charge(&app.db, room.workspace_id, app.config.ai_reply_cost_cents, &key, "AI reply").await? {
+            wallet::Moved::New(_) | wallet::Moved::Replayed(_) => {}
+            other => tracing::warn!(?other, "the reply could not be billed"),
+        }
+    }
     push_to_room(
         app,
         job.room_id,
@@ -243,19 +262,11 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
     )
     .await;
 
-    let delivered_text = had_text && !matches!(end, End::Failed(_));
     let outcome = match &end {
         End::Completed => "completed",
         End::Stopped => "stopped",
         End::Failed(_) => "failed",
     };
-    if billed && delivered_text {
-        let key = format!("ai:{}", job.job_id);
-        match wallet::charge(&app.db, room.workspace_id, app.config.ai_reply_cost_cents, &key, "AI reply").await? {
-            wallet::Moved::New(_) | wallet::Moved::Replayed(_) => {}
-            other => tracing::warn!(?other, "the reply could not be billed"),
-        }
-    }
     if let (End::Completed, Some(kind)) = (&end, keep_as) {
         let note = notes::add(&app.db, &app.keyring, job.room_id, None, &chunks.sent, NotePriority::Normal, kind)
             .await

@@ -117,6 +117,11 @@ impl FileStore for LocalFileStore {
         }
     }
 
+    async fn accept(&self, _file_id: Uuid) -> Result<(), StoreError> {
+        // The upload URL refuses a file once it is no longer pending: nothing to move.
+        Ok(())
+    }
+
     async fn download_url(&self, file_id: Uuid, _name: &str, _content_type: &str) -> Result<String, StoreError> {
         Ok(self.signed("get", "/api/downloads", file_id))
     }

@@ -36,6 +36,9 @@ pub trait FileStore: Send + Sync {
     /// The bytes, for validation.
     async fn read(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError>;
     async fn delete(&self, file_id: Uuid) -> Result<(), StoreError>;
+    /// The upload passed validation: from now on it is the file members download, and the
+    /// upload URL (still valid for a while) can no longer change it.
+    async fn accept(&self, file_id: Uuid) -> Result<(), StoreError>;
     /// A short-lived URL that downloads the file under `name`.
     async fn download_url(&self, file_id: Uuid, name: &str, content_type: &str) -> Result<String, StoreError>;
 }
@@ -111,6 +114,27 @@ fn looks_like_plain_text(bytes: &[u8]) -> bool {
     !["<!doctype html", "<html", "<script", "<svg", "<?xml", "<body", "<head", "<iframe"]
         .iter()
         .any(|m| head.contains(m))
+}
+
+/// How long a declared upload may wait for its `file_message`.
+pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::days(1);
+
+/// The scheduler's sweep: uploads declared over a day ago and never shared go, bytes and row.
+pub async fn sweep_abandoned(app: &crate::app::App) -> usize {
+    let cutoff = app.clock.now() - ABANDONED_AFTER;
+    let ids = match crate::adapters::postgres::files::take_abandoned(&app.db, cutoff).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot sweep abandoned uploads");
+            return 0;
+        }
+    };
+    for id in &ids {
+        if let Err(e) = app.files.delete(*id).await {
+            tracing::warn!(error = %e, file_id = %id, "cannot delete an abandoned upload");
+        }
+    }
+    ids.len()
 }
 
 #[cfg(test)]

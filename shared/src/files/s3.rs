@@ -27,8 +27,14 @@ impl S3FileStore {
         Self { client, bucket: bucket.into() }
     }
 
+    /// Where a validated file lives.
     fn key(file_id: Uuid) -> String {
         format!("files/{file_id}")
+    }
+
+    /// Where the client's upload lands; the bucket's lifecycle expires what is left there.
+    fn pending_key(file_id: Uuid) -> String {
+        format!("pending/{file_id}")
     }
 }
 
@@ -39,7 +45,7 @@ impl FileStore for S3FileStore {
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(Self::key(file_id))
+            .key(Self::pending_key(file_id))
             .content_type(content_type)
             .presigned(presign(URL_TTL)?)
             .await
@@ -48,7 +54,7 @@ impl FileStore for S3FileStore {
     }
 
     async fn read(&self, file_id: Uuid, _room_id: Uuid) -> Result<Vec<u8>, StoreError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(Self::key(file_id)).send().await {
+        let out = match self.client.get_object().bucket(&self.bucket).key(Self::pending_key(file_id)).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Err(StoreError::Missing),
             Err(e) => return Err(other(aws_sdk_s3::error::DisplayErrorContext(e))),
@@ -57,7 +63,23 @@ impl FileStore for S3FileStore {
     }
 
     async fn delete(&self, file_id: Uuid) -> Result<(), StoreError> {
-        self.client.delete_object().bucket(&self.bucket).key(Self::key(file_id)).send().await.map_err(other)?;
+        for key in [Self::pending_key(file_id), Self::key(file_id)] {
+            self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(other)?;
+        }
+        Ok(())
+    }
+
+    async fn accept(&self, file_id: Uuid) -> Result<(), StoreError> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .copy_source(format!("{}/{}", self.bucket, Self::pending_key(file_id)))
+            .key(Self::key(file_id))
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .map_err(|e| other(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        self.client.delete_object().bucket(&self.bucket).key(Self::pending_key(file_id)).send().await.map_err(other)?;
         Ok(())
     }
 

@@ -188,6 +188,10 @@ async fn file_message(
             };
             match crate::files::sniff(&file.name, &bytes) {
                 Ok(content_type) => {
+                    if let Err(e) = app.files.accept(file_id).await {
+                        tracing::error!(error = %e, "cannot accept an upload");
+                        return Err(WsError::unavailable("file storage"));
+                    }
                     file_rows::mark_ready(&app.db, file_id, content_type, bytes.len() as i64).await.map_err(db_error)?
                 }
                 Err(reason) => {

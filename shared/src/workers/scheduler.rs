@@ -16,6 +16,7 @@ pub struct TickReport {
     pub reminders_queued: usize,
     pub messages_sent_to_moderation: usize,
     pub mutes_lifted: usize,
+    pub abandoned_uploads_removed: usize,
 }
 
 #[tracing::instrument(skip_all)]
@@ -39,6 +40,7 @@ pub async fn tick(app: &App) -> TickReport {
         Ok(n) => report.reminders_queued = n,
         Err(e) => tracing::warn!(error = %e, "cannot sweep reminders"),
     }
+    report.abandoned_uploads_removed = crate::files::sweep_abandoned(app).await;
     tracing::debug!(?report, "scheduler tick");
     report
 }

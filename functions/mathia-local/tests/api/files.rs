@@ -153,6 +153,34 @@ async fn bad_files_are_rejected_and_nothing_shows_in_the_room() {
 }
 
 #[tokio::test]
+async fn uploads_never_shared_are_swept_after_a_day() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "design").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (shared, _) = upload(&t, &ana, room.id, "kept.png", &png()).await;
+    assert_eq!(file_message(&mut a, room.id, &shared, "k1").await["type"], "ack");
+    let (abandoned, _) = upload(&t, &ana, room.id, "forgotten.png", &png()).await;
+    let dir = t.local.app.config.files_dir.clone();
+    assert!(dir.join(&abandoned).exists());
+
+    clock.advance(chrono::Duration::hours(23));
+    assert_eq!(mathia::workers::scheduler::tick(&t.local.app).await.abandoned_uploads_removed, 0, "not yet");
+    clock.advance(chrono::Duration::hours(2));
+    let (first, second) =
+        tokio::join!(mathia::workers::scheduler::tick(&t.local.app), mathia::workers::scheduler::tick(&t.local.app));
+    assert_eq!(first.abandoned_uploads_removed + second.abandoned_uploads_removed, 1, "removed once");
+    assert!(!dir.join(&abandoned).exists(), "its bytes are gone");
+    assert!(dir.join(&shared).exists(), "the shared file stays");
+    // A day on, the old socket was swept with the rest: a new one.
+    drop(a);
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let err = file_message(&mut a, room.id, &abandoned, "k2").await;
+    assert_eq!(err["code"], "bad_request", "{err}");
+}
+
+#[tokio::test]
 async fn the_s3_store_round_trips_through_presigned_urls() {
     let emu = Emulator::start().await;
     let sdk = emu.sdk().await;
@@ -169,9 +197,11 @@ async fn the_s3_store_round_trips_through_presigned_urls() {
     assert!(put.status().is_success(), "{}", put.status());
     assert_eq!(store.read(file_id, room_id).await.unwrap(), bytes);
     let download = store.download_url(file_id, "mock-up.png", "image/png").await.unwrap();
+    assert!(!http.get(&download).send().await.unwrap().status().is_success(), "nothing to download before acceptance");
+    store.accept(file_id).await.unwrap();
     let got = http.get(&download).send().await.unwrap();
     assert!(got.status().is_success());
     assert_eq!(got.bytes().await.unwrap().to_vec(), bytes, "identical bytes");
     store.delete(file_id).await.unwrap();
-    assert!(matches!(store.read(file_id, room_id).await, Err(mathia::files::StoreError::Missing)));
+    assert!(!http.get(&download).send().await.unwrap().status().is_success(), "deleted");
 }

@@ -1,5 +1,6 @@
 //! File records: declared, then validated (ready) or rejected.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -22,11 +23,12 @@ pub async fn create(
     name: &str,
     declared_type: &str,
     size: i64,
+    at: DateTime<Utc>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO files (id, room_id, uploader_id, name, declared_type, declared_size, status)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+        "INSERT INTO files (id, room_id, uploader_id, name, declared_type, declared_size, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
     )
     .bind(id)
     .bind(room_id)
@@ -34,6 +36,7 @@ pub async fn create(
     .bind(name)
     .bind(declared_type)
     .bind(size)
+    .bind(at)
     .execute(db)
     .await?;
     Ok(id)
@@ -61,4 +64,16 @@ pub async fn mark_ready(db: &PgPool, id: Uuid, content_type: &str, size: i64) ->
 pub async fn mark_rejected(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE files SET status = 'rejected' WHERE id = $1").bind(id).execute(db).await?;
     Ok(())
+}
+
+/// Uploads declared before `cutoff` and never shared, claimed for deletion (rows removed).
+pub async fn take_abandoned(db: &PgPool, cutoff: DateTime<Utc>) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "DELETE FROM files WHERE id IN (
+             SELECT id FROM files WHERE status = 'pending' AND created_at < $1 LIMIT 500 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+    )
+    .bind(cutoff)
+    .fetch_all(db)
+    .await
 }

@@ -63,7 +63,8 @@ pub async fn declare(
         );
     }
     let declared_type = body.content_type.trim().chars().take(100).collect::<String>();
-    let file_id = file_rows::create(&app.db, room_id, auth.user.id, &name, &declared_type, body.size).await?;
+    let file_id =
+        file_rows::create(&app.db, room_id, auth.user.id, &name, &declared_type, body.size, app.clock.now()).await?;
     let upload_url = app.files.upload_url(file_id, room_id, &declared_type).await.map_err(anyhow::Error::from)?;
     Ok((
         StatusCode::CREATED,
