@@ -182,15 +182,30 @@ async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, w
         .on_upgrade(move |socket| run_socket(gw, connection, socket))
 }
 
+/// At most this many frames per socket write.
+const WRITE_BATCH: usize = 64;
+
 async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket) {
     let mut outbox = gw.push.attach(connection.clone());
     let (mut sink, mut stream) = socket.split();
     let writer = tokio::spawn(async move {
-        while let Some(frame) = outbox.recv().await {
-            let Ok(text) = Utf8Bytes::try_from(frame.bytes().clone()) else {
-                continue;
-            };
-            if sink.send(Message::Text(text)).await.is_err() {
+        // Whatever queued up meanwhile goes out in the same write: with TCP_NODELAY a flush per
+        // frame would be a packet per frame under load.
+        while let Some(first) = outbox.recv().await {
+            let mut next = Some(first);
+            let mut batched = 0;
+            while let Some(frame) = next.take() {
+                if let Ok(text) = Utf8Bytes::try_from(frame.bytes().clone())
+                    && sink.feed(Message::Text(text)).await.is_err()
+                {
+                    return;
+                }
+                batched += 1;
+                if batched < WRITE_BATCH {
+                    next = outbox.try_recv().ok();
+                }
+            }
+            if sink.flush().await.is_err() {
                 return;
             }
         }
