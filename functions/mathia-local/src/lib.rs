@@ -176,11 +176,17 @@ async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, w
     let cleanup = gw.clone();
     let failed_connection = connection.clone();
     ws.max_message_size(MAX_SOCKET_MESSAGE)
+        // tungstenite allocates and fills its whole read buffer up front (128 KiB by default)
+        // for every socket; frames are small, and it grows for the rare big one.
+        .read_buffer_size(READ_BUFFER)
         .on_failed_upgrade(move |_| {
             tokio::spawn(async move { on_disconnect(&cleanup.app, &failed_connection).await });
         })
         .on_upgrade(move |socket| run_socket(gw, connection, socket))
 }
+
+/// Each socket's initial read buffer.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// At most this many frames per socket write.
 const WRITE_BATCH: usize = 64;
