@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-ALL=(w1 w2 saturate idle connect-rate ai)
+ALL=(w1 w2 saturate idle connect-rate ai ai-model)
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -28,7 +28,16 @@ fi
 read -r -a EXTRA <<<"${EXTRA_ARGS:-}"
 
 bench_prepare
-trap bench_cleanup EXIT
+trap 'kill "${MODEL_PID:-}" 2>/dev/null; bench_cleanup' EXIT
+case " ${SCENARIOS[*]} " in
+  *" ai-model "*) # The server talks to bench/fake_model.py: every scenario of this run does.
+    MODEL_PORT=$(free_port)
+    python3 "$BENCH_DIR/fake_model.py" "$MODEL_PORT" 40 20 >"$WORK/fake-model.log" 2>&1 &
+    MODEL_PID=$!
+    for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:$MODEL_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+    export MATHIA_AI_BASE_URL=http://127.0.0.1:$MODEL_PORT/v1
+    log "fake model on $MATHIA_AI_BASE_URL (40 tokens, one every 20 ms)" ;;
+esac
 bench_start_server
 bench_env_line
 
@@ -48,6 +57,8 @@ for s in "${SCENARIOS[@]}"; do
     ai) # @mathia questions one at a time: first-chunk latency, chunk gaps (offline responder
         # unless the caller exports MATHIA_AI_BASE_URL… for the server — see README).
       loadgen ai ai --rooms 1 --prompts "$PROMPTS" "${EXTRA[@]}" || failed+=("$s") ;;
+    ai-model) # The same against bench/fake_model.py: each token's added latency, model → socket.
+      loadgen ai-model ai --rooms 1 --prompts "$PROMPTS" "${EXTRA[@]}" || failed+=("$s") ;;
   esac
 done
 

@@ -3,6 +3,10 @@
 //! `ai_stream_chunk`, the gaps between chunks, and `ai_stream_end`. With no
 //! `MATHIA_AI_BASE_URL` the server streams its built-in offline reply, so this measures
 //! Mathia's own pipeline (queue, worker, fan-out), not a model.
+//!
+//! Against `bench/fake_model.py`, whose every token is `~<unix µs when written>~`, it also
+//! records each token's added latency: from the model writing it to this socket reading the
+//! `ai_stream_chunk` that carries it (same machine, same clock).
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,7 @@ struct RoomRun {
     gaps: Vec<u64>,
     end: Vec<u64>,
     chunks: Vec<u64>,
+    added: Vec<u64>,
     errors: Vec<String>,
     timeouts: u64,
 }
@@ -95,6 +100,10 @@ async fn one_room(api: Api, run: String, r: usize, o: &AiOpts) -> Result<RoomRun
                     }
                     last_chunk = Some(now);
                     chunks += 1;
+                    let read_us = unix_us();
+                    for written in markers(v["delta"].as_str().unwrap_or_default()) {
+                        out.added.push(read_us.saturating_sub(written));
+                    }
                 }
                 Some("ai_stream_end") if stream_id.is_some() && v["stream_id"].as_str() == stream_id.as_deref() => {
                     out.end.push(us(now));
@@ -112,6 +121,15 @@ async fn one_room(api: Api, run: String, r: usize, o: &AiOpts) -> Result<RoomRun
     Ok(out)
 }
 
+fn unix_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The write times the fake model put in a delta: `~1764590000123456~`.
+fn markers(delta: &str) -> impl Iterator<Item = u64> + '_ {
+    delta.split('~').filter(|part| part.len() >= 16 && part.bytes().all(|b| b.is_ascii_digit())).filter_map(|p| p.parse().ok())
+}
+
 pub async fn ai(api: Api, run: &str, o: AiOpts) -> Result<Value> {
     eprintln!("ai: {} rooms, {} questions each, one at a time per room…", o.rooms, o.prompts);
     let probe = Probe::start(o.server_pid);
@@ -123,8 +141,8 @@ pub async fn ai(api: Api, run: &str, o: AiOpts) -> Result<Value> {
         .await;
     let elapsed = t0.elapsed().as_secs_f64();
     let usage = probe.finish();
-    let (mut ack, mut start, mut first, mut gaps, mut end, mut chunks) =
-        (new_hist(), new_hist(), new_hist(), new_hist(), new_hist(), new_hist());
+    let (mut ack, mut start, mut first, mut gaps, mut end, mut chunks, mut added) =
+        (new_hist(), new_hist(), new_hist(), new_hist(), new_hist(), new_hist(), new_hist());
     let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
     let mut timeouts = 0;
     for r in results {
@@ -144,6 +162,9 @@ pub async fn ai(api: Api, run: &str, o: AiOpts) -> Result<Value> {
         for v in r.end {
             record_us(&mut end, v);
         }
+        for v in r.added {
+            record_us(&mut added, v);
+        }
         for v in r.chunks {
             // Chunk counts, recorded as "µs" to reuse the histogram: read them as counts.
             chunks.saturating_record(v.max(1));
@@ -156,6 +177,9 @@ pub async fn ai(api: Api, run: &str, o: AiOpts) -> Result<Value> {
     eprintln!("ai: first chunk {}", hist_line(&first));
     eprintln!("ai: chunk gap   {}", hist_line(&gaps));
     eprintln!("ai: full reply  {}", hist_line(&end));
+    if !added.is_empty() {
+        eprintln!("ai: token added {}", hist_line(&added));
+    }
     eprintln!("ai: {} replies, {timeouts} timeouts, errors {errors:?}", end.len());
     Ok(json!({
         "replies": end.len(),
@@ -167,6 +191,7 @@ pub async fn ai(api: Api, run: &str, o: AiOpts) -> Result<Value> {
         "first_chunk_ms": hist_json(&first),
         "chunk_gap_ms": hist_json(&gaps),
         "reply_complete_ms": hist_json(&end),
+        "token_added_ms": if added.is_empty() { Value::Null } else { hist_json(&added) },
         "chunks_per_reply": if chunks.is_empty() { Value::Null } else {
             json!({ "min": chunks.min(), "mean": round(chunks.mean(), 1), "max": chunks.max() })
         },

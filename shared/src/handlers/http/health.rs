@@ -7,12 +7,19 @@ use serde_json::{Value, json};
 use super::extract::Json;
 use crate::app::App;
 
+/// How long each dependency gets to answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 #[utoipa::path(get, path = "/healthz", tag = "health", security(()),
     responses((status = 200, description = "`{status, postgres, redis}`"), (status = 503, description = "Postgres is down")))]
 pub async fn healthz(State(app): State<App>) -> (StatusCode, Json<Value>) {
-    let (pg, redis) = tokio::join!(sqlx::query("SELECT 1").execute(&app.db), app.redis.ping());
-    let pg_ok = pg.is_ok();
-    let redis_ok = redis.is_ok();
+    // A probe must answer promptly: a pool waiting for a dead Postgres would hold it 3 s.
+    let (pg, redis) = tokio::join!(
+        tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&app.db)),
+        tokio::time::timeout(PROBE_TIMEOUT, app.redis.ping())
+    );
+    let pg_ok = matches!(pg, Ok(Ok(_)));
+    let redis_ok = matches!(redis, Ok(Ok(_)));
     let status = match (pg_ok, redis_ok) {
         (true, true) => "ok",
         (true, false) => "degraded",
