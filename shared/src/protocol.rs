@@ -257,6 +257,20 @@ pub fn frame_ref(value: &Value) -> Option<&str> {
     value.get("client_msg_id").and_then(Value::as_str)
 }
 
+/// Every `action` a client frame may name.
+pub const ACTIONS: &[&str] = &[
+    "join_room",
+    "leave_room",
+    "new_message",
+    "file_message",
+    "edit_message",
+    "delete_message",
+    "react",
+    "typing",
+    "stop_ai",
+    "ping",
+];
+
 /// Why a frame or body holding a NUL character is refused.
 pub const NUL_REFUSED: &str = "text must not contain NUL characters";
 

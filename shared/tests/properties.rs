@@ -6,23 +6,11 @@
 use chrono::{TimeZone, Utc};
 use mathia::{
     domain::{ClientMsgId, DisplayName, Email, MessageBody, Password, RoomName},
-    protocol::{ClientAction, MAX_FRAME_BYTES, ServerEvent, WsErrorCode, parse_frame},
+    protocol::{ACTIONS, ClientAction, MAX_FRAME_BYTES, ServerEvent, WsErrorCode, parse_frame},
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-const ACTIONS: &[&str] = &[
-    "join_room",
-    "leave_room",
-    "new_message",
-    "file_message",
-    "edit_message",
-    "delete_message",
-    "react",
-    "typing",
-    "stop_ai",
-    "ping",
-];
 const FIELDS: &[&str] =
     &["room_id", "body", "client_msg_id", "reply_to", "file_id", "caption", "message_id", "emoji", "on", "typing"];
 
@@ -77,6 +65,12 @@ fn answer_is_an_event(result: &Result<ClientAction, mathia::protocol::WsError>) 
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_listed_action_is_known_to_the_parser(action in prop::sample::select(ACTIONS)) {
+        let result = parse_frame(&json!({"action": action}).to_string());
+        prop_assert!(!matches!(&result, Err(e) if e.code == WsErrorCode::UnknownAction), "{action}: {result:?}");
+    }
 
     #[test]
     fn arbitrary_text_frames_never_panic(raw in ".{0,300}") {

@@ -17,7 +17,9 @@ fn cases() -> usize {
     std::env::var("FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300)
 }
 
+/// `rooms[0]` is the member's own room.
 fn frame_strategy(rooms: Vec<String>) -> impl Strategy<Value = String> {
+    let rooms_own = rooms[0].clone();
     let text = prop_oneof![
         6 => ".{1,30}".prop_map(Value::String),
         1 => Just(Value::String(String::new())),
@@ -32,21 +34,11 @@ fn frame_strategy(rooms: Vec<String>) -> impl Strategy<Value = String> {
         1 => Just(Value::String(uuid::Uuid::new_v4().to_string())),
         1 => text.clone(),
     ];
-    let action = prop::sample::select(vec![
-        "new_message",
-        "new_message",
-        "new_message",
-        "join_room",
-        "leave_room",
-        "new_message",
-        "file_message",
-        "edit_message",
-        "delete_message",
-        "react",
-        "typing",
-        "stop_ai",
-        "fly",
-    ]);
+    // Every action but `ping` (its `pong` would end the next frame's answers early),
+    // `new_message` four times as often, and one that does not exist.
+    let mut actions: Vec<&str> = mathia::protocol::ACTIONS.iter().copied().filter(|a| *a != "ping").collect();
+    actions.extend(["new_message", "new_message", "new_message", "fly"]);
+    let action = prop::sample::select(actions);
     let shaped = (
         action,
         id.clone(),
@@ -68,7 +60,19 @@ fn frame_strategy(rooms: Vec<String>) -> impl Strategy<Value = String> {
             }
             Value::Object(frame).to_string()
         });
-    prop_oneof![4 => shaped, 1 => ".{0,200}", 1 => Just("{}".to_owned()), 1 => Just("[]".to_owned())]
+    // Well-formed messages to the member's own room, so the storing path is exercised too.
+    let own = rooms_own.clone();
+    let message =
+        ("[a-zA-Z0-9 .,!?\u{e9}\u{df}\u{65e5}\u{1F642}]{1,40}", "[a-z0-9-]{1,16}").prop_map(move |(body, cmid)| {
+            json!({"action": "new_message", "room_id": own, "body": body, "client_msg_id": cmid}).to_string()
+        });
+    prop_oneof![
+        4 => shaped,
+        1 => message,
+        1 => ".{0,200}",
+        1 => Just("{}".to_owned()),
+        1 => Just("[]".to_owned())
+    ]
 }
 
 #[tokio::test]
