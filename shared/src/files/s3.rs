@@ -36,6 +36,23 @@ impl S3FileStore {
     fn pending_key(file_id: Uuid) -> String {
         format!("pending/{file_id}")
     }
+
+    async fn get(&self, key: String) -> Result<Vec<u8>, StoreError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Err(StoreError::Missing),
+            Err(e) => return Err(other(aws_sdk_s3::error::DisplayErrorContext(e))),
+        };
+        Ok(out.body.collect().await.map_err(other)?.into_bytes().to_vec())
+    }
+
+    async fn exists(&self, key: String) -> Result<bool, StoreError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(other(aws_sdk_s3::error::DisplayErrorContext(e))),
+        }
+    }
 }
 
 #[async_trait]
@@ -54,12 +71,11 @@ impl FileStore for S3FileStore {
     }
 
     async fn read(&self, file_id: Uuid, _room_id: Uuid) -> Result<Vec<u8>, StoreError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(Self::pending_key(file_id)).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Err(StoreError::Missing),
-            Err(e) => return Err(other(aws_sdk_s3::error::DisplayErrorContext(e))),
-        };
-        Ok(out.body.collect().await.map_err(other)?.into_bytes().to_vec())
+        // An accepted upload has moved; a `file_message` resent after the move still finds it.
+        match self.get(Self::pending_key(file_id)).await {
+            Err(StoreError::Missing) => self.get(Self::key(file_id)).await,
+            found => found,
+        }
     }
 
     async fn delete(&self, file_id: Uuid) -> Result<(), StoreError> {
@@ -70,6 +86,10 @@ impl FileStore for S3FileStore {
     }
 
     async fn accept(&self, file_id: Uuid) -> Result<(), StoreError> {
+        // Idempotent: a second accept (a resent `file_message`) finds the file already moved.
+        if self.exists(Self::key(file_id)).await? {
+            return Ok(());
+        }
         self.client
             .copy_object()
             .bucket(&self.bucket)

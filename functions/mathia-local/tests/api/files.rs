@@ -199,6 +199,9 @@ async fn the_s3_store_round_trips_through_presigned_urls() {
     let download = store.download_url(file_id, "mock-up.png", "image/png").await.unwrap();
     assert!(!http.get(&download).send().await.unwrap().status().is_success(), "nothing to download before acceptance");
     store.accept(file_id).await.unwrap();
+    // A resent file_message reads and accepts again: both still work once the file has moved.
+    assert_eq!(store.read(file_id, room_id).await.unwrap(), bytes, "read after the move");
+    store.accept(file_id).await.unwrap();
     let got = http.get(&download).send().await.unwrap();
     assert!(got.status().is_success());
     assert_eq!(got.bytes().await.unwrap().to_vec(), bytes, "identical bytes");
