@@ -14,6 +14,7 @@ use crate::{
     adapters::{
         local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder},
         openai::OpenAiCompatible,
+        postgres::group_commit::GroupCommit,
         redis::RedisStore,
     },
     config::Config,
@@ -43,6 +44,8 @@ pub struct AppInner {
     /// accepts, when several gateways share one registry (emulated mode). None elsewhere.
     pub own_endpoint: Option<String>,
     pub room_order: RoomOrder,
+    /// Where people's messages are written: together with the others arriving at that moment.
+    pub message_writer: Arc<GroupCommit>,
 }
 
 impl Deref for App {
@@ -142,6 +145,7 @@ impl AppBuilder {
                 (local.clone() as Arc<dyn FileStore>, Some(local))
             }
         };
+        let message_writer = GroupCommit::new(self.db.clone(), keyring.clone());
         Ok(App(Arc::new(AppInner {
             redis,
             keyring,
@@ -154,6 +158,7 @@ impl AppBuilder {
             own_endpoint: self.own_endpoint,
             ai: self.ai.unwrap_or_else(|| default_ai(&self.config)),
             room_order: RoomOrder::default(),
+            message_writer,
             config: self.config,
             db: self.db,
         })))

@@ -168,15 +168,12 @@ fn mute_length(past_mutes: i64) -> chrono::Duration {
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
 pub async fn handle(app: &App, job: ModerationJob) -> Result<(), JobError> {
     let now = app.clock.now();
-    let mut batch = Vec::with_capacity(job.message_ids.len());
-    for id in &job.message_ids {
-        if let Some(m) = messages::get(&app.db, &app.keyring, job.room_id, *id).await.map_err(err)?
-            && m.kind == MessageKind::User
-            && !m.deleted
-        {
-            batch.push(m);
-        }
-    }
+    let batch: Vec<_> = messages::get_many(&app.db, &app.keyring, job.room_id, &job.message_ids)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::User && !m.deleted)
+        .collect();
     let mut findings: Vec<(Uuid, Finding)> =
         batch.iter().filter_map(|m| classify(&m.body).map(|f| (m.id, f))).collect();
     findings.extend(classify_with_model(app, &batch).await);

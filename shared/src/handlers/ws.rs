@@ -9,7 +9,7 @@ use crate::{
     adapters::{
         postgres::{
             self,
-            messages::{self, Cursor, NewMessage, Stored},
+            messages::{self, Cursor, MessageDraft, Stored},
             onboarding::{self, Step},
             rooms, users,
         },
@@ -417,24 +417,22 @@ async fn new_message(
     }
 
     let _in_order = app.room_order.lock(room_id).await;
-    let stored = messages::insert(
-        &app.db,
-        &app.keyring,
-        NewMessage {
+    let stored = app
+        .message_writer
+        .insert(MessageDraft {
             room_id,
             kind: MessageKind::User,
             author_id: Some(conn.user_id),
-            body: body.as_str(),
-            client_msg_id: Some(client_msg_id.as_str()),
+            body: body.into_inner(),
+            client_msg_id: Some(client_msg_id.as_str().to_owned()),
             require_member: Some(conn.user_id),
             at: app.clock.now(),
             reply_to,
             stopped: false,
             attachment_id: attachment,
-        },
-    )
-    .await
-    .map_err(db_error)?;
+        })
+        .await
+        .map_err(db_error)?;
     match stored {
         // Refused by the insert: muted, or not a member — the rare path says which.
         Stored::NotMember => {

@@ -14,6 +14,7 @@ mod errors;
 mod fake_model;
 mod files;
 mod fuzz;
+mod group_commit;
 mod helpers;
 mod lambda;
 mod moderation;

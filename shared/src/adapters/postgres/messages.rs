@@ -147,6 +147,218 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
     }
 }
 
+/// A message to store that owns its text, so it can wait in a group commit.
+#[derive(Debug, Clone)]
+pub struct MessageDraft {
+    pub room_id: Uuid,
+    pub kind: MessageKind,
+    pub author_id: Option<Uuid>,
+    pub body: String,
+    pub client_msg_id: Option<String>,
+    pub require_member: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    pub reply_to: Option<Uuid>,
+    pub stopped: bool,
+    pub attachment_id: Option<Uuid>,
+}
+
+impl MessageDraft {
+    pub fn as_new(&self) -> NewMessage<'_> {
+        NewMessage {
+            room_id: self.room_id,
+            kind: self.kind,
+            author_id: self.author_id,
+            body: &self.body,
+            client_msg_id: self.client_msg_id.as_deref(),
+            require_member: self.require_member,
+            at: self.at,
+            reply_to: self.reply_to,
+            stopped: self.stopped,
+            attachment_id: self.attachment_id,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct InsertedManyRow {
+    id: Uuid,
+    seq: i64,
+    created_at: DateTime<Utc>,
+    display_name: Option<String>,
+}
+
+/// Stores several messages in one statement and one commit, with the same checks as
+/// [`insert`]: each is stored only if its author may post, and a `client_msg_id` already
+/// stored gives that message back. Messages of one room take consecutive `seq`s in the order
+/// given. Room rows are locked in id order, so concurrent batches cannot deadlock each other.
+///
+/// A batch that loses a race with another writer (a duplicate stored in between, a deadlock
+/// with a writer that locks differently) is stored again message by message; any other
+/// failure is the whole batch's.
+pub async fn insert_many(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    drafts: &[MessageDraft],
+) -> Result<Vec<Stored>, MessageStoreError> {
+    if let [draft] = drafts {
+        return Ok(vec![insert(db, keyring, draft.as_new()).await?]);
+    }
+    let mut results: Vec<Option<Stored>> = drafts.iter().map(|_| None).collect();
+    let n = drafts.len();
+    let (mut ids, mut rooms, mut kinds, mut authors, mut versions) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut nonces, mut ciphertexts, mut client_ids, mut members, mut replies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut stopped, mut attachments, mut ats, mut slots) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for (slot, draft) in drafts.iter().enumerate() {
+        let id = Uuid::now_v7();
+        let sealed = match keyring.seal(draft.room_id, Aad::message(id), draft.body.as_bytes()).await {
+            Ok(sealed) => sealed,
+            Err(KeyringError::NoKey(_)) => {
+                results[slot] = Some(Stored::NotMember);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ids.push(id);
+        rooms.push(draft.room_id);
+        kinds.push(draft.kind.as_str());
+        authors.push(draft.author_id);
+        versions.push(sealed.key_version);
+        nonces.push(sealed.nonce);
+        ciphertexts.push(sealed.ciphertext);
+        client_ids.push(draft.client_msg_id.as_deref());
+        members.push(draft.require_member);
+        replies.push(draft.reply_to);
+        stopped.push(draft.stopped);
+        attachments.push(draft.attachment_id);
+        ats.push(draft.at);
+        slots.push(slot);
+    }
+    let rows: Result<Vec<InsertedManyRow>, sqlx::Error> = sqlx::query_as(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int4[], $6::bytea[],
+                                  $7::bytea[], $8::text[], $9::uuid[], $10::uuid[], $11::bool[], $12::uuid[],
+                                  $13::timestamptz[])
+                 WITH ORDINALITY AS i(id, room_id, kind, author_id, key_version, nonce, ciphertext,
+                                      client_msg_id, require_member, reply_to, stopped, attachment_id, at, ord)),
+         allowed AS (
+             SELECT i.* FROM input i
+             WHERE (i.require_member IS NULL OR (
+                       EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = i.room_id AND m.user_id = i.require_member)
+                       AND NOT EXISTS (SELECT 1 FROM mutes u
+                                       WHERE u.room_id = i.room_id AND u.user_id = i.require_member
+                                         AND u.lifted_at IS NULL AND u.until > i.at)))
+               AND (i.client_msg_id IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM messages x
+                       WHERE x.room_id = i.room_id AND x.author_id = i.author_id AND x.client_msg_id = i.client_msg_id))),
+         locked AS (
+             SELECT r.id FROM rooms r WHERE r.id IN (SELECT room_id FROM allowed) ORDER BY r.id FOR NO KEY UPDATE),
+         bump AS (
+             UPDATE rooms r SET last_seq = r.last_seq + c.n
+             FROM (SELECT a.room_id, count(*) AS n FROM allowed a JOIN locked l ON l.id = a.room_id
+                   GROUP BY a.room_id) c
+             WHERE r.id = c.room_id
+             RETURNING r.id, r.last_seq - c.n AS base)
+         INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, client_msg_id,
+                               reply_to, stopped, attachment_id)
+         SELECT a.id, a.room_id, b.base + row_number() OVER (PARTITION BY a.room_id ORDER BY a.ord), a.kind,
+                a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id,
+                (SELECT id FROM messages WHERE id = a.reply_to AND room_id = a.room_id), a.stopped,
+                (SELECT id FROM files WHERE id = a.attachment_id AND room_id = a.room_id AND status = 'ready')
+         FROM allowed a JOIN bump b ON b.id = a.room_id
+         RETURNING id, seq, created_at, (SELECT display_name FROM users WHERE id = author_id) AS display_name",
+    )
+    .bind(&ids)
+    .bind(&rooms)
+    .bind(&kinds)
+    .bind(&authors)
+    .bind(&versions)
+    .bind(&nonces)
+    .bind(&ciphertexts)
+    .bind(&client_ids)
+    .bind(&members)
+    .bind(&replies)
+    .bind(&stopped)
+    .bind(&attachments)
+    .bind(&ats)
+    .fetch_all(db)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) if lost_a_race(&e) => {
+            tracing::debug!(error = %e, "group commit stored message by message");
+            let mut stored = Vec::with_capacity(drafts.len());
+            for draft in drafts {
+                stored.push(insert(db, keyring, draft.as_new()).await?);
+            }
+            return Ok(stored);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut inserted: HashMap<Uuid, InsertedManyRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+    for (i, slot) in slots.into_iter().enumerate() {
+        let draft = &drafts[slot];
+        results[slot] = Some(match inserted.remove(&ids[i]) {
+            Some(_) if draft.reply_to.is_some() || draft.attachment_id.is_some() => {
+                let message = get(db, keyring, draft.room_id, ids[i]).await?.ok_or(sqlx::Error::RowNotFound)?;
+                Stored::New(Box::new(message))
+            }
+            Some(InsertedManyRow { id, seq, created_at, display_name }) => Stored::New(Box::new(Message {
+                id,
+                room_id: draft.room_id,
+                seq,
+                kind: draft.kind,
+                author: draft.author_id.map(|id| Author { id, display_name: display_name.unwrap_or_default() }),
+                body: draft.body.clone(),
+                created_at,
+                client_msg_id: draft.client_msg_id.clone(),
+                reply_to: None,
+                edited_at: None,
+                deleted: false,
+                stopped: draft.stopped,
+                reactions: Vec::new(),
+                attachment: None,
+            })),
+            // Refused: already stored under this client_msg_id, or the author may not post.
+            None => match draft.client_msg_id.as_deref() {
+                Some(client_msg_id) => sqlx::query_scalar(
+                    "SELECT id FROM messages WHERE room_id = $1 AND author_id = $2 AND client_msg_id = $3",
+                )
+                .bind(draft.room_id)
+                .bind(draft.author_id)
+                .bind(client_msg_id)
+                .fetch_optional(db)
+                .await?
+                .map_or(Stored::NotMember, Stored::Duplicate),
+                None => Stored::NotMember,
+            },
+        });
+    }
+    Ok(results.into_iter().map(|r| r.expect("every draft has a result")).collect())
+}
+
+/// A batch failed only because of another writer: storing one by one will sort it out.
+fn lost_a_race(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation() || matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct MessageRow {
     id: Uuid,
@@ -283,6 +495,25 @@ pub async fn get(
         .fetch_all(db)
         .await?;
     Ok(open_rows(db, keyring, rows).await?.pop())
+}
+
+/// Some messages of a room, in `seq` order; ids of other rooms or of no message are left out.
+pub async fn get_many(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Message>, MessageStoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<MessageRow> =
+        sqlx::query_as(&format!("{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.id = ANY($2) ORDER BY m.seq"))
+            .bind(room_id)
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    open_rows(db, keyring, rows).await
 }
 
 /// Where a page of history starts.

@@ -4,6 +4,7 @@
 pub mod ai_jobs;
 pub mod calendly;
 pub mod files;
+pub mod group_commit;
 pub mod invites;
 pub mod messages;
 pub mod moderation;
@@ -27,6 +28,9 @@ use sqlx::{
 /// The migrations in the repo's `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Opens a pool, creating the database if it does not exist, and migrates it.
 pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
     if !sqlx::Postgres::database_exists(database_url).await.context("cannot reach Postgres")? {
@@ -44,6 +48,18 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(3))
+        // A round trip to check every connection before every query costs the hot path as much
+        // as a small insert. Only a connection that sat idle is checked: one in use a moment ago
+        // is alive, and if Postgres went away since, that query fails and the pool drops it.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .context("cannot connect to Postgres")?;

@@ -1,0 +1,191 @@
+//! Group commit: messages arriving together are stored in one statement, and each sender
+//! still gets exactly its own answer — stored with the next `seq`, refused, or a duplicate.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Duration, Utc};
+use futures::future::join_all;
+use mathia::{
+    adapters::postgres::{
+        messages::{self, Cursor, MessageDraft, Stored},
+        moderation,
+    },
+    domain::MessageKind,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+fn draft(room_id: Uuid, author: Uuid, body: &str, client_msg_id: &str) -> MessageDraft {
+    MessageDraft {
+        room_id,
+        kind: MessageKind::User,
+        author_id: Some(author),
+        body: body.to_owned(),
+        client_msg_id: Some(client_msg_id.to_owned()),
+        require_member: Some(author),
+        at: Utc::now(),
+        reply_to: None,
+        stopped: false,
+        attachment_id: None,
+    }
+}
+
+fn seq_of(stored: &Stored) -> i64 {
+    match stored {
+        Stored::New(m) => m.seq,
+        other => panic!("expected a stored message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_batch_answers_each_message_on_its_own() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let (ana, bob, cleo, dan) =
+        (t.register("Ana").await, t.register("Bob").await, t.register("Cleo").await, t.register("Dan").await);
+    let room_a = t.create_room(&ana, "a").await;
+    let room_b = t.create_room(&ana, "b").await;
+    t.bring_in(&ana, room_a.id, &bob).await;
+    t.bring_in(&ana, room_a.id, &dan).await;
+    let now = Utc::now();
+    moderation::mute(&app.db, room_a.id, dan.id, now + Duration::minutes(5), "test", now).await.unwrap();
+    let earlier = match messages::insert(&app.db, &app.keyring, draft(room_a.id, ana.id, "earlier", "dup").as_new())
+        .await
+        .unwrap()
+    {
+        Stored::New(m) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(earlier.seq, 1);
+
+    let drafts = vec![
+        draft(room_a.id, ana.id, "first", "1"),
+        draft(room_a.id, bob.id, "second", "2"),
+        draft(room_b.id, ana.id, "elsewhere", "3"),
+        draft(room_a.id, cleo.id, "not a member", "4"),
+        draft(room_a.id, dan.id, "muted", "5"),
+        draft(room_a.id, ana.id, "resent", "dup"),
+        draft(room_a.id, ana.id, "third", "6"),
+        draft(Uuid::new_v4(), ana.id, "no such room", "7"),
+    ];
+    let stored = messages::insert_many(&app.db, &app.keyring, &drafts).await.unwrap();
+    assert_eq!(stored.len(), drafts.len());
+    assert_eq!(seq_of(&stored[0]), 2);
+    assert_eq!(seq_of(&stored[1]), 3);
+    assert_eq!(seq_of(&stored[2]), 1, "each room has its own sequence");
+    assert!(matches!(stored[3], Stored::NotMember));
+    assert!(matches!(stored[4], Stored::NotMember), "a muted member is refused");
+    assert!(matches!(stored[5], Stored::Duplicate(id) if id == earlier.id));
+    assert_eq!(seq_of(&stored[6]), 4, "no seq is spent on a refused message");
+    assert!(matches!(stored[7], Stored::NotMember));
+    let Stored::New(bobs) = &stored[1] else { unreachable!() };
+    assert_eq!(bobs.author.as_ref().unwrap().display_name, bob.name);
+    assert_eq!(bobs.body, "second");
+    assert_eq!(bobs.client_msg_id.as_deref(), Some("2"));
+
+    // What the batch answered is what was stored, sealed and readable again.
+    let page = messages::page(&app.db, &app.keyring, room_a.id, Cursor::Latest, 50).await.unwrap();
+    let history: Vec<(i64, &str)> = page.messages.iter().map(|m| (m.seq, m.body.as_str())).collect();
+    assert_eq!(history, [(1, "earlier"), (2, "first"), (3, "second"), (4, "third")]);
+    let room_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
+        .bind(room_a.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(room_seq, 4);
+}
+
+#[tokio::test]
+async fn the_same_message_twice_in_one_batch_is_stored_once() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "a").await;
+    let drafts = vec![
+        draft(room.id, ana.id, "hello", "same"),
+        draft(room.id, ana.id, "hello", "same"),
+        draft(room.id, ana.id, "after", "next"),
+    ];
+    let stored = messages::insert_many(&app.db, &app.keyring, &drafts).await.unwrap();
+    let Stored::New(first) = &stored[0] else { panic!("{:?}", stored[0]) };
+    assert!(matches!(stored[1], Stored::Duplicate(id) if id == first.id));
+    assert_eq!(seq_of(&stored[2]), first.seq + 1, "no gap in seq");
+    assert_eq!(t.message_count().await, 2);
+}
+
+#[tokio::test]
+async fn messages_arriving_together_share_one_commit() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let ana = t.register("Ana").await;
+    let mut rooms = Vec::new();
+    for i in 0..12 {
+        rooms.push(t.create_room(&ana, &format!("room {i}")).await.id);
+    }
+    let results =
+        join_all(rooms.iter().map(|room| app.message_writer.insert(draft(*room, ana.id, "hi", &format!("{room}")))))
+            .await;
+    for stored in &results {
+        assert_eq!(seq_of(stored.as_ref().unwrap()), 1);
+    }
+    // now() is the transaction's start: messages committed together carry the same time.
+    let times: Vec<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT created_at FROM messages").fetch_all(&app.db).await.unwrap();
+    assert_eq!(times.len(), rooms.len());
+    let commits: HashSet<_> = times.into_iter().collect();
+    assert!(commits.len() < rooms.len(), "12 messages queued at once took {} commits", commits.len());
+}
+
+/// Over real sockets: senders in several rooms fire without waiting; every message is acked
+/// once, and every room sees its own messages in order, with no gap.
+#[tokio::test]
+async fn busy_rooms_keep_their_order_and_lose_nothing() {
+    const ROOMS: usize = 5;
+    const PER_ROOM: usize = 25;
+    let t = TestApp::spawn().await;
+    let mut pairs = Vec::new();
+    for (i, name) in ["Ana", "Bob", "Cleo", "Dan", "Eve"].iter().enumerate().take(ROOMS) {
+        let owner = t.register(name).await;
+        let listener = t.register(&format!("{name}s")).await;
+        let room = t.create_room(&owner, &format!("busy {i}")).await;
+        t.bring_in(&owner, room.id, &listener).await;
+        let (sender, _) = t.ws_in_room(&owner, room.id).await;
+        let (receiver, _) = t.ws_in_room(&listener, room.id).await;
+        pairs.push((room.id, sender, receiver));
+    }
+    for (room_id, sender, _) in &mut pairs {
+        for n in 0..PER_ROOM {
+            sender
+                .send(json!({"action": "new_message", "room_id": room_id, "body": format!("m{n}"), "client_msg_id": format!("c{n}")}))
+                .await;
+        }
+    }
+    // A resend of a message already sent gets the same id back, not a second message.
+    let (room_0, sender_0, _) = &mut pairs[0];
+    sender_0.send(json!({"action": "new_message", "room_id": room_0, "body": "m0", "client_msg_id": "c0"})).await;
+
+    for (i, (_, sender, receiver)) in pairs.iter_mut().enumerate() {
+        let expected_acks = if i == 0 { PER_ROOM + 1 } else { PER_ROOM };
+        let mut acks: HashMap<String, Vec<String>> = HashMap::new();
+        for _ in 0..expected_acks {
+            let ack = sender.recv_type("ack").await;
+            acks.entry(ack["client_msg_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(ack["message_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(acks.len(), PER_ROOM);
+        if i == 0 {
+            assert_eq!(acks["c0"].len(), 2);
+            assert_eq!(acks["c0"][0], acks["c0"][1], "the resend is acked with the first message's id");
+        }
+        for n in 0..PER_ROOM {
+            let message = receiver.recv_type("new_message").await;
+            assert_eq!(message["message"]["seq"], n as i64 + 1);
+            assert_eq!(message["message"]["body"], format!("m{n}"));
+            assert_eq!(message["message"]["id"].as_str().unwrap(), acks[&format!("c{n}")][0]);
+        }
+    }
+    assert_eq!(t.message_count().await, (ROOMS * PER_ROOM) as i64);
+}
