@@ -39,8 +39,7 @@ on_exit() {
   restore_services
   # Stop background loadgens still running (only the ones this script started).
   for p in ${LOAD_PID:-} ${CONN_PID:-}; do pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
-  (exit $rc)
-  bench_cleanup
+  bench_cleanup "$rc"
 }
 
 event() { # event NAME: a timestamped line in the events file

@@ -107,7 +107,7 @@ bench_stop_server() {
 }
 
 bench_cleanup() {
-  local rc=$?
+  local rc=${1:-$?}
   bench_stop_server
   if [ "${KEEP:-0}" = 1 ]; then
     log "kept database $DB_NAME, Redis prefix $REDIS_PREFIX and $WORK"

@@ -28,7 +28,9 @@ fi
 read -r -a EXTRA <<<"${EXTRA_ARGS:-}"
 
 bench_prepare
-trap 'kill "${MODEL_PID:-}" 2>/dev/null; bench_cleanup' EXIT
+# The model runs only for ai-model. Under set -e a failing kill here would end the trap before
+# the cleanup, leaving the server running and its database behind.
+trap 'rc=$?; if [ -n "${MODEL_PID:-}" ]; then kill "$MODEL_PID" 2>/dev/null || true; fi; bench_cleanup "$rc"' EXIT
 case " ${SCENARIOS[*]} " in
   *" ai-model "*) # The server talks to bench/fake_model.py: every scenario of this run does.
     MODEL_PORT=$(free_port)
