@@ -114,22 +114,7 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
                 let message = get(db, keyring, new.room_id, id).await?.ok_or(sqlx::Error::RowNotFound)?;
                 return Ok(Stored::New(Box::new(message)));
             }
-            Ok(Stored::New(Box::new(Message {
-                id,
-                room_id: new.room_id,
-                seq,
-                kind: new.kind,
-                author: new.author_id.map(|id| Author { id, display_name: display_name.unwrap_or_default() }),
-                body: new.body.to_owned(),
-                created_at,
-                client_msg_id: new.client_msg_id.map(str::to_owned),
-                reply_to: None,
-                edited_at: None,
-                deleted: false,
-                stopped: new.stopped,
-                reactions: Vec::new(),
-                attachment: None,
-            })))
+            Ok(Stored::New(Box::new(just_stored(&new, id, seq, created_at, display_name))))
         }
         Ok(None) => Ok(Stored::NotMember),
         Err(e) if super::violated_constraint(&e) == Some(DUPLICATE_INDEX) => {
@@ -144,6 +129,33 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
             Ok(Stored::Duplicate(existing))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A message as it reads right after its insert, without a quote or an attachment (those are
+/// read back whole).
+fn just_stored(
+    new: &NewMessage<'_>,
+    id: Uuid,
+    seq: i64,
+    created_at: DateTime<Utc>,
+    display_name: Option<String>,
+) -> Message {
+    Message {
+        id,
+        room_id: new.room_id,
+        seq,
+        kind: new.kind,
+        author: new.author_id.map(|id| Author { id, display_name: display_name.unwrap_or_default() }),
+        body: new.body.to_owned(),
+        created_at,
+        client_msg_id: new.client_msg_id.map(str::to_owned),
+        reply_to: None,
+        edited_at: None,
+        deleted: false,
+        stopped: new.stopped,
+        reactions: Vec::new(),
+        attachment: None,
     }
 }
 
@@ -315,22 +327,9 @@ pub async fn insert_many(
                 let message = get(db, keyring, draft.room_id, ids[i]).await?.ok_or(sqlx::Error::RowNotFound)?;
                 Stored::New(Box::new(message))
             }
-            Some(InsertedManyRow { id, seq, created_at, display_name }) => Stored::New(Box::new(Message {
-                id,
-                room_id: draft.room_id,
-                seq,
-                kind: draft.kind,
-                author: draft.author_id.map(|id| Author { id, display_name: display_name.unwrap_or_default() }),
-                body: draft.body.clone(),
-                created_at,
-                client_msg_id: draft.client_msg_id.clone(),
-                reply_to: None,
-                edited_at: None,
-                deleted: false,
-                stopped: draft.stopped,
-                reactions: Vec::new(),
-                attachment: None,
-            })),
+            Some(InsertedManyRow { id, seq, created_at, display_name }) => {
+                Stored::New(Box::new(just_stored(&draft.as_new(), id, seq, created_at, display_name)))
+            }
             // Refused: already stored under this client_msg_id, or the author may not post.
             None => match draft.client_msg_id.as_deref() {
                 Some(client_msg_id) => sqlx::query_scalar(
