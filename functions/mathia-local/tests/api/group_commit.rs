@@ -89,6 +89,17 @@ async fn one_batch_answers_each_message_on_its_own() {
     let page = messages::page(&app.db, &app.keyring, room_a.id, Cursor::Latest, 50).await.unwrap();
     let history: Vec<(i64, &str)> = page.messages.iter().map(|m| (m.seq, m.body.as_str())).collect();
     assert_eq!(history, [(1, "earlier"), (2, "first"), (3, "second"), (4, "third")]);
+    // Reading some of them back by id (as moderation does) keeps to the room asked for.
+    let ids: Vec<Uuid> = [6, 2, 0]
+        .iter()
+        .map(|&i| match &stored[i] {
+            Stored::New(m) => m.id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let read = messages::get_many(&app.db, &app.keyring, room_a.id, &ids).await.unwrap();
+    let read: Vec<(i64, &str)> = read.iter().map(|m| (m.seq, m.body.as_str())).collect();
+    assert_eq!(read, [(2, "first"), (4, "third")], "the other room's message is left out, the rest in seq order");
     let room_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
         .bind(room_a.id)
         .fetch_one(&app.db)
