@@ -1363,17 +1363,12 @@ function buildPending(p) {
   el.append(avatar(name, me?.id || 'me'));
   const main = document.createElement('div');
   main.className = 'message-main';
-  const row = document.createElement('div');
-  row.className = 'message-meta';
-  const author = document.createElement('span');
-  author.className = 'message-author';
-  author.dataset.testid = 'message-author';
-  author.textContent = name;
+  const row = meta({ kind: 'user' }, name);
   const status = document.createElement('span');
   status.className = 'message-status';
   status.textContent =
     p.status === 'failed' ? p.error || 'Not sent.' : p.status === 'sent' ? 'Sent' : p.file ? 'Checking the file…' : 'Sending…';
-  row.append(author, status);
+  row.append(status);
   main.append(row);
   if (p.replyTo) {
     const q = document.createElement('div');

@@ -118,18 +118,22 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
         }
         Ok(None) => Ok(Stored::NotMember),
         Err(e) if super::violated_constraint(&e) == Some(DUPLICATE_INDEX) => {
-            let existing: Uuid = sqlx::query_scalar(
-                "SELECT id FROM messages WHERE room_id = $1 AND author_id = $2 AND client_msg_id = $3",
-            )
-            .bind(new.room_id)
-            .bind(new.author_id)
-            .bind(new.client_msg_id)
-            .fetch_one(db)
-            .await?;
+            let existing = already_sent(db, &new).await?.ok_or(sqlx::Error::RowNotFound)?;
             Ok(Stored::Duplicate(existing))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The message its author already stored in this room under the same `client_msg_id`.
+async fn already_sent(db: &PgPool, new: &NewMessage<'_>) -> Result<Option<Uuid>, sqlx::Error> {
+    let Some(client_msg_id) = new.client_msg_id else { return Ok(None) };
+    sqlx::query_scalar("SELECT id FROM messages WHERE room_id = $1 AND author_id = $2 AND client_msg_id = $3")
+        .bind(new.room_id)
+        .bind(new.author_id)
+        .bind(client_msg_id)
+        .fetch_optional(db)
+        .await
 }
 
 /// A message as it reads right after its insert, without a quote or an attachment (those are
@@ -331,18 +335,7 @@ pub async fn insert_many(
                 Stored::New(Box::new(just_stored(&draft.as_new(), id, seq, created_at, display_name)))
             }
             // Refused: already stored under this client_msg_id, or the author may not post.
-            None => match draft.client_msg_id.as_deref() {
-                Some(client_msg_id) => sqlx::query_scalar(
-                    "SELECT id FROM messages WHERE room_id = $1 AND author_id = $2 AND client_msg_id = $3",
-                )
-                .bind(draft.room_id)
-                .bind(draft.author_id)
-                .bind(client_msg_id)
-                .fetch_optional(db)
-                .await?
-                .map_or(Stored::NotMember, Stored::Duplicate),
-                None => Stored::NotMember,
-            },
+            None => already_sent(db, &draft.as_new()).await?.map_or(Stored::NotMember, Stored::Duplicate),
         });
     }
     Ok(results.into_iter().map(|r| r.expect("every draft has a result")).collect())
