@@ -1,14 +1,9 @@
 //! The `App` context every handler runs over: configuration, stores and ports. A Lambda
 //! binary, the local gateway and a test all build one and call the same handlers with it.
 
-use std::{
-    collections::HashMap,
-    ops::Deref,
-    sync::{Arc, Mutex},
-};
+use std::{ops::Deref, sync::Arc};
 
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::{
     adapters::{
@@ -21,6 +16,7 @@ use crate::{
     files::{FileStore, local::LocalFileStore},
     keyring::RoomKeyring,
     ports::{Ai, Clock, Connections, Push, Queue, SystemClock},
+    room_order::RoomOrder,
 };
 
 #[derive(Clone)]
@@ -43,7 +39,8 @@ pub struct AppInner {
     /// The management endpoint of this process's gateway, recorded with every connection it
     /// accepts, when several gateways share one registry (emulated mode). None elsewhere.
     pub own_endpoint: Option<String>,
-    pub room_order: RoomOrder,
+    /// Per-room order of stores and fan-outs in this process.
+    pub room_order: Arc<RoomOrder>,
     /// Where people's messages are written: together with the others arriving at that moment.
     pub message_writer: Arc<GroupCommit>,
 }
@@ -157,7 +154,7 @@ impl AppBuilder {
             queue: self.queue.unwrap_or_else(|| Arc::new(LocalQueue::detached())),
             own_endpoint: self.own_endpoint,
             ai: self.ai.unwrap_or_else(|| default_ai(&self.config)),
-            room_order: RoomOrder::default(),
+            room_order: Arc::default(),
             message_writer,
             config: self.config,
             db: self.db,
@@ -175,19 +172,5 @@ fn default_ai(config: &Config) -> Arc<dyn Ai> {
             config.ai_idle_timeout,
         )),
         None => Arc::new(OfflineResponder),
-    }
-}
-
-/// Serialises store-then-fan-out per room inside one process, so every connection sees a
-/// room's messages in the order they were stored. (Across processes clients order by `seq`.)
-#[derive(Default)]
-pub struct RoomOrder {
-    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl RoomOrder {
-    pub async fn lock(&self, room_id: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self.locks.lock().expect("room order lock").entry(room_id).or_default().clone();
-        lock.lock_owned().await
     }
 }

@@ -24,6 +24,7 @@ pub mod moderation;
 pub mod ports;
 pub mod protocol;
 pub mod reminders;
+pub mod room_order;
 pub mod telemetry;
 pub mod wiring;
 pub mod workers;

@@ -36,13 +36,16 @@ use mathia::{
     domain::ConnectionId,
     handlers::{
         http::error::ApiError,
-        ws::{ConnectError, on_binary_frame, on_connect, on_disconnect, on_message},
+        ws::{ConnectError, on_binary_frame, on_connect, on_disconnect, on_message_pipelined},
     },
     ports::{Clock, Frame},
     wiring::{Consumers, gateway_app},
 };
 use serde::Deserialize;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
 use tower_http::services::{ServeDir, ServeFile};
 
 /// Frames above this close the socket; frames between 32 KiB and this get `too_large`.
@@ -191,6 +194,10 @@ const READ_BUFFER: usize = 4 * 1024;
 /// At most this many frames per socket write.
 const WRITE_BATCH: usize = 64;
 
+/// A socket's messages being committed and sent while its next frames are read; past this,
+/// reading waits.
+const MESSAGES_IN_FLIGHT: usize = 32;
+
 async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket) {
     let mut outbox = gw.push.attach(connection.clone());
     let (mut sink, mut stream) = socket.split();
@@ -218,10 +225,21 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
         // The outbox closed: this process let go of the socket.
         let _ = sink.send(Message::Close(None)).await;
     });
+    // Frames are read and started one by one, so a sender's messages are queued for storage
+    // in the order sent; each one's commit, ack and fan-out then run on their own.
+    let in_flight = Arc::new(Semaphore::new(MESSAGES_IN_FLIGHT));
     loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => on_message(&gw.app, &connection, text.as_str()).await,
+                Some(Ok(Message::Text(text))) => {
+                    let permit = in_flight.clone().acquire_owned().await.expect("never closed");
+                    if let Some(rest) = on_message_pipelined(&gw.app, &connection, text.as_str()).await {
+                        tokio::spawn(async move {
+                            rest.await;
+                            drop(permit);
+                        });
+                    }
+                }
                 Some(Ok(Message::Binary(_))) => on_binary_frame(&gw.app, &connection).await,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,

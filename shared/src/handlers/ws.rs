@@ -1,14 +1,16 @@
 //! The WebSocket routes: `$connect` (`on_connect`), `$default` (`on_message`) and
 //! `$disconnect` (`on_disconnect`), exactly as API Gateway invokes them.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, pin::Pin, time::Duration};
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
     adapters::{
         postgres::{
             self,
+            group_commit::PendingWrite,
             messages::{self, Cursor, MessageDraft, Stored},
             onboarding::{self, Step},
             rooms, users,
@@ -21,6 +23,7 @@ use crate::{
     handlers::fanout::{announce_if_gone, forget_connection, push_to_room, send_event},
     ports::ConnectionInfo,
     protocol::{ClientAction, PresenceStatus, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame},
+    room_order::Turn,
 };
 
 /// How many messages `room_joined` carries.
@@ -90,25 +93,47 @@ pub async fn on_disconnect(app: &App, connection: &ConnectionId) {
 
 /// `$default`: one client frame. Every failure becomes an `error` event to this connection;
 /// the connection stays open.
-#[tracing::instrument(skip(app, raw), fields(%connection, bytes = raw.len()))]
 pub async fn on_message(app: &App, connection: &ConnectionId, raw: &str) {
+    if let Some(rest) = on_message_pipelined(app, connection, raw).await {
+        rest.await;
+    }
+}
+
+/// What is left of a frame once its message has its place in the room's order and in the
+/// writer's queue: the commit, the `ack` and the fan-out.
+pub type FrameRest = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// [`on_message`] for a gateway that reads a socket's frames one after another: returns once
+/// a new message is queued for storage, in frame order, and hands back the rest, to be run
+/// while the next frames are read. A sender's messages are then stored in the order sent
+/// without each waiting for the commit of the one before.
+#[tracing::instrument(skip(app, raw), fields(%connection, bytes = raw.len()))]
+pub async fn on_message_pipelined(app: &App, connection: &ConnectionId, raw: &str) -> Option<FrameRest> {
     let conn = match app.connections.get(connection).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             tracing::warn!("frame from an unknown connection");
-            return;
+            return None;
         }
         Err(e) => {
             tracing::error!(error = %e, "registry unavailable");
-            return;
+            return None;
         }
     };
-    if let Err(err) = dispatch(app, &conn, raw).await {
-        if err.code == WsErrorCode::Internal {
-            tracing::error!("frame failed with an internal error");
+    match dispatch(app, &conn, raw).await {
+        Ok(rest) => rest,
+        Err(err) => {
+            report(app, &conn, err).await;
+            None
         }
-        send_event(app, (&conn).into(), &ServerEvent::Error(err)).await;
     }
+}
+
+async fn report(app: &App, conn: &ConnectionInfo, err: WsError) {
+    if err.code == WsErrorCode::Internal {
+        tracing::error!("frame failed with an internal error");
+    }
+    send_event(app, conn.into(), &ServerEvent::Error(err)).await;
 }
 
 /// A binary frame: not part of the protocol, answered like any malformed frame.
@@ -119,8 +144,22 @@ pub async fn on_binary_frame(app: &App, connection: &ConnectionId) {
     }
 }
 
-async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsError> {
-    match parse_frame(raw)? {
+/// Runs one frame. A `new_message` returns once it is queued, with the rest of its work.
+async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<Option<FrameRest>, WsError> {
+    let done = match parse_frame(raw)? {
+        ClientAction::NewMessage { room_id, body, client_msg_id, reply_to } => {
+            let frame_ref = frame_ref_of(raw);
+            let queued = queue_message(app, conn, room_id, &body, &client_msg_id, reply_to, None)
+                .await
+                .map_err(|e| e.with_ref(frame_ref.as_deref()))?;
+            let (app, conn) = (app.clone(), conn.clone());
+            let rest = async move {
+                if let Err(e) = queued.finish(&app, &conn).await {
+                    report(&app, &conn, e.with_ref(frame_ref.as_deref())).await;
+                }
+            };
+            return Ok(Some(Box::pin(rest.in_current_span())));
+        }
         ClientAction::Ping => {
             send_event(app, conn.into(), &ServerEvent::Pong).await;
             Ok(())
@@ -128,11 +167,6 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsE
         ClientAction::JoinRoom { room_id } => join_room(app, conn, room_id).await,
         ClientAction::LeaveRoom { room_id } => leave_room(app, conn, room_id).await,
         ClientAction::Typing { room_id, typing } => on_typing(app, conn, room_id, typing).await,
-        ClientAction::NewMessage { room_id, body, client_msg_id, reply_to } => {
-            new_message(app, conn, room_id, &body, &client_msg_id, reply_to, None)
-                .await
-                .map_err(|e| e.with_ref(frame_ref_of(raw).as_deref()))
-        }
         ClientAction::FileMessage { room_id, file_id, client_msg_id, caption } => {
             file_message(app, conn, room_id, file_id, &client_msg_id, caption.as_deref())
                 .await
@@ -151,7 +185,8 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<(), WsE
             }
             ai::request_stop(app, room_id, &stream_id).await
         }
-    }
+    };
+    done.map(|()| None)
 }
 
 /// `file_message`: validates the uploaded bytes (size, real type), then posts the message.
@@ -394,6 +429,28 @@ async fn new_message(
     reply_to: Option<Uuid>,
     attachment: Option<Uuid>,
 ) -> Result<(), WsError> {
+    queue_message(app, conn, room_id, body, client_msg_id, reply_to, attachment).await?.finish(app, conn).await
+}
+
+/// A new message with its turn in the room and its place in the writer's queue.
+struct QueuedMessage {
+    room_id: Uuid,
+    client_msg_id: ClientMsgId,
+    at: chrono::DateTime<chrono::Utc>,
+    turn: Turn,
+    write: PendingWrite,
+}
+
+/// Checks a new message and queues it for storage behind the room's earlier messages.
+async fn queue_message(
+    app: &App,
+    conn: &ConnectionInfo,
+    room_id: Uuid,
+    body: &str,
+    client_msg_id: &str,
+    reply_to: Option<Uuid>,
+    attachment: Option<Uuid>,
+) -> Result<QueuedMessage, WsError> {
     let body = MessageBody::parse(body).map_err(|e| WsError::bad_request(e.to_string()))?;
     let client_msg_id = ClientMsgId::parse(client_msg_id).map_err(|e| WsError::bad_request(e.to_string()))?;
 
@@ -416,58 +473,69 @@ async fn new_message(
         Err(e) => tracing::warn!(error = %e, "rate limit skipped"),
     }
 
-    let _in_order = app.room_order.lock(room_id).await;
-    let stored = app
-        .message_writer
-        .insert(MessageDraft {
-            room_id,
-            kind: MessageKind::User,
-            author_id: Some(conn.user_id),
-            body: body.into_inner(),
-            client_msg_id: Some(client_msg_id.as_str().to_owned()),
-            require_member: Some(conn.user_id),
-            at: app.clock.now(),
-            reply_to,
-            stopped: false,
-            attachment_id: attachment,
-        })
-        .await
-        .map_err(db_error)?;
-    match stored {
-        // Refused by the insert: muted, or not a member — the rare path says which.
-        Stored::NotMember => {
-            match crate::adapters::postgres::moderation::muted_until(&app.db, room_id, conn.user_id, now)
-                .await
-                .map_err(db_error)?
-            {
-                Some(until) => Err(WsError {
-                    retry_after_ms: Some((until - now).num_milliseconds().max(1) as u64),
-                    until: Some(until),
-                    ..WsError::new(
-                        WsErrorCode::Muted,
-                        format!("you are muted in this room until {} UTC", until.format("%H:%M")),
-                    )
-                }),
-                None => Err(not_member(app, room_id, conn.user_id).await),
+    let mut turn = app.room_order.enter(room_id);
+    turn.wait_queued_before().await;
+    let write = app.message_writer.submit(MessageDraft {
+        room_id,
+        kind: MessageKind::User,
+        author_id: Some(conn.user_id),
+        body: body.into_inner(),
+        client_msg_id: Some(client_msg_id.as_str().to_owned()),
+        require_member: Some(conn.user_id),
+        at: app.clock.now(),
+        reply_to,
+        stopped: false,
+        attachment_id: attachment,
+    });
+    turn.mark_queued();
+    Ok(QueuedMessage { room_id, client_msg_id, at: now, turn, write })
+}
+
+impl QueuedMessage {
+    /// Waits for the commit, then, after the room's earlier messages, acknowledges the message
+    /// and sends it to the room.
+    async fn finish(self, app: &App, conn: &ConnectionInfo) -> Result<(), WsError> {
+        let QueuedMessage { room_id, client_msg_id, at: now, mut turn, write } = self;
+        let stored = write.outcome().await.map_err(db_error)?;
+        match stored {
+            // Refused by the insert: muted, or not a member — the rare path says which.
+            Stored::NotMember => {
+                drop(turn);
+                match crate::adapters::postgres::moderation::muted_until(&app.db, room_id, conn.user_id, now)
+                    .await
+                    .map_err(db_error)?
+                {
+                    Some(until) => Err(WsError {
+                        retry_after_ms: Some((until - now).num_milliseconds().max(1) as u64),
+                        until: Some(until),
+                        ..WsError::new(
+                            WsErrorCode::Muted,
+                            format!("you are muted in this room until {} UTC", until.format("%H:%M")),
+                        )
+                    }),
+                    None => Err(not_member(app, room_id, conn.user_id).await),
+                }
             }
-        }
-        Stored::Duplicate(message_id) => {
-            let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id };
-            send_event(app, conn.into(), &ack).await;
-            Ok(())
-        }
-        Stored::New(message) => {
-            tracing::info!(%room_id, seq = message.seq, "message stored");
-            let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id: message.id };
-            send_event(app, conn.into(), &ack).await;
-            let (message_id, asks_mathia) = (message.id, ai::mentions_mathia(&message.body));
-            push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
-            drop(_in_order);
-            crate::moderation::buffer(app, room_id, message_id).await;
-            if asks_mathia {
-                ai::request_reply(app, room_id, message_id, conn.user_id).await?;
+            Stored::Duplicate(message_id) => {
+                drop(turn);
+                let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id };
+                send_event(app, conn.into(), &ack).await;
+                Ok(())
             }
-            Ok(())
+            Stored::New(message) => {
+                tracing::info!(%room_id, seq = message.seq, "message stored");
+                turn.wait_done_before().await;
+                let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id: message.id };
+                send_event(app, conn.into(), &ack).await;
+                let (message_id, asks_mathia) = (message.id, ai::mentions_mathia(&message.body));
+                push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
+                drop(turn);
+                crate::moderation::buffer(app, room_id, message_id).await;
+                if asks_mathia {
+                    ai::request_reply(app, room_id, message_id, conn.user_id).await?;
+                }
+                Ok(())
+            }
         }
     }
 }

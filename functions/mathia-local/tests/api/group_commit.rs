@@ -200,3 +200,96 @@ async fn busy_rooms_keep_their_order_and_lose_nothing() {
     }
     assert_eq!(t.message_count().await, (ROOMS * PER_ROOM) as i64);
 }
+
+/// While a room's batch is in flight (here: held up by a lock on the room's row), the room's
+/// next message waits for it, and another room's message does not.
+#[tokio::test]
+async fn a_rooms_next_message_waits_for_its_batch_in_flight_and_other_rooms_do_not() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let ana = t.register("Ana").await;
+    let (x, y) = (t.create_room(&ana, "x").await.id, t.create_room(&ana, "y").await.id);
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE").bind(x).execute(&mut *blocker).await.unwrap();
+
+    let first = tokio::spawn(app.message_writer.submit(draft(x, ana.id, "x1", "x1")).outcome());
+    // Bounded wait until that batch is stuck on the lock.
+    let mut stuck = false;
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            stuck = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(stuck, "the first batch never reached the room's lock");
+    let second = tokio::spawn(app.message_writer.submit(draft(x, ana.id, "x2", "x2")).outcome());
+    let other = app.message_writer.submit(draft(y, ana.id, "y1", "y1")).outcome();
+    let other = tokio::time::timeout(std::time::Duration::from_secs(10), other)
+        .await
+        .expect("another room's message went through")
+        .unwrap();
+    assert_eq!(seq_of(&other), 1);
+    assert!(!second.is_finished() && !first.is_finished(), "room x went on while its batch was held");
+
+    blocker.rollback().await.unwrap();
+    assert_eq!(seq_of(&first.await.unwrap().unwrap()), 1);
+    assert_eq!(seq_of(&second.await.unwrap().unwrap()), 2);
+}
+
+/// Over real sockets: two members send in one room without waiting, while system messages are
+/// posted in between (they take the room's whole turn). A listener gets every message once,
+/// `seq` 1..N in order, and each sender's messages in the order sent.
+#[tokio::test]
+async fn pipelined_senders_and_system_messages_share_one_order() {
+    const EACH: usize = 30;
+    const SYSTEM: usize = 6;
+    let t = TestApp::spawn().await;
+    let (ana, bob, cleo) = (t.register("Ana").await, t.register("Bob").await, t.register("Cleo").await);
+    let room = t.create_room(&ana, "shared").await.id;
+    t.bring_in(&ana, room, &bob).await;
+    t.bring_in(&ana, room, &cleo).await;
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let (mut b, _) = t.ws_in_room(&bob, room).await;
+    let (mut listener, _) = t.ws_in_room(&cleo, room).await;
+
+    let app = t.local.app.clone();
+    let system = tokio::spawn(async move {
+        for n in 0..SYSTEM {
+            mathia::handlers::fanout::post_system_message(&app, room, &format!("s{n}")).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+    });
+    for n in 0..EACH {
+        a.send(json!({"action": "new_message", "room_id": room, "body": format!("a{n}"), "client_msg_id": format!("a{n}")}))
+            .await;
+        b.send(json!({"action": "new_message", "room_id": room, "body": format!("b{n}"), "client_msg_id": format!("b{n}")}))
+            .await;
+    }
+    system.await.unwrap();
+
+    let total = 2 * EACH + SYSTEM;
+    let mut by_sender: HashMap<char, Vec<usize>> = HashMap::new();
+    for expected_seq in 1..=total {
+        let event = listener.recv_type("new_message").await;
+        assert_eq!(event["message"]["seq"], expected_seq as i64, "out of order or a gap");
+        let body = event["message"]["body"].as_str().unwrap();
+        let (who, n) = body.split_at(1);
+        by_sender.entry(who.chars().next().unwrap()).or_default().push(n.parse().unwrap());
+    }
+    assert_eq!(by_sender[&'a'], (0..EACH).collect::<Vec<_>>());
+    assert_eq!(by_sender[&'b'], (0..EACH).collect::<Vec<_>>());
+    assert_eq!(by_sender[&'s'], (0..SYSTEM).collect::<Vec<_>>());
+    for sender in [&mut a, &mut b] {
+        for _ in 0..EACH {
+            sender.recv_type("ack").await;
+        }
+    }
+    assert_eq!(t.message_count().await, total as i64);
+}

@@ -76,6 +76,9 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
         Err(KeyringError::NoKey(_)) => return Ok(Stored::NotMember),
         Err(e) => return Err(e.into()),
     };
+    // The quoted message and the attachment are looked up by id alone and their room checked
+    // after: with `id = $10 AND room_id = $2`, a plan made while `messages` was nearly empty
+    // walked the room's whole history through its (room_id, seq) index, once per message.
     let row: Result<Option<InsertedRow>, sqlx::Error> = sqlx::query_as(
         "WITH bump AS (
              UPDATE rooms SET last_seq = last_seq + 1
@@ -87,8 +90,8 @@ pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> 
          INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, client_msg_id,
                                reply_to, stopped, attachment_id)
          SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8,
-                (SELECT id FROM messages WHERE id = $10 AND room_id = $2), $11,
-                (SELECT id FROM files WHERE id = $12 AND room_id = $2 AND status = 'ready')
+                (SELECT CASE WHEN q.room_id = $2 THEN q.id END FROM messages q WHERE q.id = $10), $11,
+                (SELECT CASE WHEN f.room_id = $2 AND f.status = 'ready' THEN f.id END FROM files f WHERE f.id = $12)
          FROM bump
          RETURNING seq, created_at, (SELECT display_name FROM users WHERE id = $4) AS display_name",
     )
@@ -291,8 +294,10 @@ pub async fn insert_many(
                                reply_to, stopped, attachment_id)
          SELECT a.id, a.room_id, b.base + row_number() OVER (PARTITION BY a.room_id ORDER BY a.ord), a.kind,
                 a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id,
-                (SELECT id FROM messages WHERE id = a.reply_to AND room_id = a.room_id), a.stopped,
-                (SELECT id FROM files WHERE id = a.attachment_id AND room_id = a.room_id AND status = 'ready')
+                (SELECT CASE WHEN q.room_id = a.room_id THEN q.id END FROM messages q WHERE q.id = a.reply_to),
+                a.stopped,
+                (SELECT CASE WHEN f.room_id = a.room_id AND f.status = 'ready' THEN f.id END
+                 FROM files f WHERE f.id = a.attachment_id)
          FROM allowed a JOIN bump b ON b.id = a.room_id
          RETURNING id, seq, created_at, (SELECT display_name FROM users WHERE id = author_id) AS display_name",
     )
