@@ -16,7 +16,6 @@ use uuid::Uuid;
 use crate::{
     adapters::postgres::{messages, moderation, users},
     app::App,
-    domain::{Message, MessageKind},
     handlers::fanout::{post_system_message, push_to_room},
     ports::{ChatMessage, QueueName},
     protocol::{ModerationAction, ServerEvent},
@@ -116,7 +115,7 @@ pub fn classify(text: &str) -> Option<Finding> {
 
 /// The model's opinion on a batch, when a model is configured (best effort: a reply that is not
 /// the JSON asked for counts as no findings).
-async fn classify_with_model(app: &App, batch: &[Message]) -> Vec<(Uuid, Finding)> {
+async fn classify_with_model(app: &App, batch: &[messages::ToModerate]) -> Vec<(Uuid, Finding)> {
     if !app.ai.is_model() || batch.is_empty() {
         return Vec::new();
     }
@@ -168,31 +167,26 @@ fn mute_length(past_mutes: i64) -> chrono::Duration {
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
 pub async fn handle(app: &App, job: ModerationJob) -> Result<(), JobError> {
     let now = app.clock.now();
-    let batch: Vec<_> = messages::get_many(&app.db, &app.keyring, job.room_id, &job.message_ids)
-        .await
-        .map_err(err)?
-        .into_iter()
-        .filter(|m| m.kind == MessageKind::User && !m.deleted)
-        .collect();
+    let batch = messages::to_moderate(&app.db, &app.keyring, job.room_id, &job.message_ids).await.map_err(err)?;
     let mut findings: Vec<(Uuid, Finding)> =
         batch.iter().filter_map(|m| classify(&m.body).map(|f| (m.id, f))).collect();
     findings.extend(classify_with_model(app, &batch).await);
     let mut offenders = Vec::new();
     for (message_id, finding) in &findings {
-        let Some(author) = batch.iter().find(|m| m.id == *message_id).and_then(|m| m.author.as_ref()) else { continue };
+        let Some(author_id) = batch.iter().find(|m| m.id == *message_id).map(|m| m.author_id) else { continue };
         moderation::flag(
             &app.db,
             *message_id,
             job.room_id,
-            author.id,
+            author_id,
             finding.category,
             finding.severity,
             finding.source,
             now,
         )
         .await?;
-        if !offenders.contains(&author.id) {
-            offenders.push(author.id);
+        if !offenders.contains(&author_id) {
+            offenders.push(author_id);
         }
     }
     for user_id in offenders {

@@ -97,7 +97,7 @@ async fn one_batch_answers_each_message_on_its_own() {
             other => panic!("{other:?}"),
         })
         .collect();
-    let read = messages::get_many(&app.db, &app.keyring, room_a.id, &ids).await.unwrap();
+    let read = messages::to_moderate(&app.db, &app.keyring, room_a.id, &ids).await.unwrap();
     let read: Vec<(i64, &str)> = read.iter().map(|m| (m.seq, m.body.as_str())).collect();
     assert_eq!(read, [(2, "first"), (4, "third")], "the other room's message is left out, the rest in seq order");
     let room_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")

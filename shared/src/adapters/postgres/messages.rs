@@ -494,25 +494,59 @@ pub async fn get(
     Ok(open_rows(db, keyring, rows).await?.pop())
 }
 
-/// Some messages of a room, in `seq` order; ids of other rooms or of no message are left out.
-pub async fn get_many(
+/// A user's message as moderation reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToModerate {
+    pub id: Uuid,
+    pub seq: i64,
+    pub author_id: Uuid,
+    pub body: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ModerationRow {
+    id: Uuid,
+    room_id: Uuid,
+    seq: i64,
+    author_id: Option<Uuid>,
+    key_version: i32,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+/// The live user messages of `room_id` among `ids`, in `seq` order, opened: what a moderation
+/// batch reads. One narrow query, without the joins and reactions a displayed message needs.
+pub async fn to_moderate(
     db: &PgPool,
     keyring: &RoomKeyring,
     room_id: Uuid,
     ids: &[Uuid],
-) -> Result<Vec<Message>, MessageStoreError> {
+) -> Result<Vec<ToModerate>, MessageStoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // By id alone, and the room checked here: with `m.room_id = $1` in the query, Postgres may
+    // By id alone, and the room checked here: with `room_id = $1` in the query, Postgres may
     // AND the primary key with a scan of the room's whole history (it did, on a busy room whose
     // statistics were behind), which costs more the longer the room lives.
-    let mut rows: Vec<MessageRow> = sqlx::query_as(&format!("{SELECT_MESSAGES} WHERE m.id = ANY($1) ORDER BY m.seq"))
-        .bind(ids)
-        .fetch_all(db)
-        .await?;
-    rows.retain(|r| r.room_id == room_id);
-    open_rows(db, keyring, rows).await
+    // Not kept prepared, so it is planned for the table as it is now: the worker first runs it
+    // while `messages` is nearly empty, and a plan cached then (a sequential scan) took 12 ms a
+    // batch once the table had grown.
+    let rows: Vec<ModerationRow> = sqlx::query_as(
+        "SELECT id, room_id, seq, author_id, key_version, nonce, ciphertext FROM messages
+         WHERE id = ANY($1) AND kind = 'user' AND deleted_at IS NULL ORDER BY seq",
+    )
+    .bind(ids)
+    .persistent(false)
+    .fetch_all(db)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(author_id) = r.author_id.filter(|_| r.room_id == room_id) else { continue };
+        let sealed = Sealed { key_version: r.key_version, nonce: r.nonce, ciphertext: r.ciphertext };
+        let body = keyring.open_text(room_id, Aad::message(r.id), &sealed).await?;
+        out.push(ToModerate { id: r.id, seq: r.seq, author_id, body });
+    }
+    Ok(out)
 }
 
 /// Where a page of history starts.
