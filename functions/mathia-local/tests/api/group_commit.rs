@@ -293,3 +293,48 @@ async fn pipelined_senders_and_system_messages_share_one_order() {
     }
     assert_eq!(t.message_count().await, total as i64);
 }
+
+/// A write the server cuts off (its backend terminated, as in a shutdown) is answered with
+/// `unavailable`, not `internal`; the socket stays open, and a resend stores the message once.
+#[tokio::test]
+async fn a_write_cut_off_by_the_server_is_unavailable_and_a_resend_stores_it_once() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "x").await.id;
+    let (mut ws, _) = t.ws_in_room(&ana, room).await;
+    let frame = json!({"action": "new_message", "room_id": room, "body": "hello", "client_msg_id": "c1"});
+
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE").bind(room).execute(&mut *blocker).await.unwrap();
+    ws.send(frame.clone()).await;
+    // Bounded wait for the write to reach the lock, then end that backend.
+    let mut terminated = false;
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if n > 0 {
+            terminated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(terminated, "the write never reached the room's lock");
+    let error = ws.recv_type("error").await;
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert_eq!(error["ref"], "c1");
+    blocker.rollback().await.unwrap();
+    assert_eq!(t.message_count().await, 0);
+
+    ws.send(frame).await;
+    let ack = ws.recv_type("ack").await;
+    assert_eq!(ack["client_msg_id"], "c1");
+    ws.send(json!({"action": "new_message", "room_id": room, "body": "hello", "client_msg_id": "c1"})).await;
+    assert_eq!(ws.recv_type("ack").await["message_id"], ack["message_id"]);
+    assert_eq!(t.message_count().await, 1);
+}

@@ -192,6 +192,11 @@ fn same_error(e: &MessageStoreError) -> MessageStoreError {
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
         sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        // A connection the server ended (shutdown, restart) is a lost connection for every
+        // caller of the batch, not an internal error.
+        other if super::is_unavailable(other) => {
+            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, other.to_string()))
+        }
         other => sqlx::Error::Protocol(other.to_string()),
     })
 }

@@ -67,9 +67,17 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// True when the error means Postgres is unreachable rather than that the query was wrong.
+/// True when the error means Postgres is unreachable rather than that the query was wrong:
+/// no connection to be had, a connection lost, or the server ending it (a shutdown, a restart,
+/// an administrator terminating the backend: SQLSTATE class 08 and 57P01–57P03).
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
+    }
 }
 
 /// The name of the unique constraint (or index) a write violated, if that is what failed.
