@@ -75,7 +75,7 @@ pub struct GroupCommit {
 }
 
 /// A draft in the writer's queue; [`PendingWrite::outcome`] waits for its commit.
-#[must_use = "a queued draft is written only while its outcome is awaited"]
+#[must_use = "a queued draft may wait in the queue until an outcome is awaited"]
 pub struct PendingWrite {
     writer: Arc<GroupCommit>,
     result: oneshot::Receiver<Outcome>,
