@@ -39,6 +39,33 @@ fn seq_of(stored: &Stored) -> i64 {
     }
 }
 
+enum LockWaiter {
+    Find,
+    Terminate,
+}
+
+/// Waits (5 s at most) until a backend of this test's database waits on a lock, and with
+/// `Terminate` ends it as a shutdown would. False if none came.
+async fn lock_waiter(db: &sqlx::PgPool, what: LockWaiter) -> bool {
+    let sql = match what {
+        LockWaiter::Find => {
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        }
+        LockWaiter::Terminate => {
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        }
+    };
+    for _ in 0..200 {
+        let found: i64 = sqlx::query_scalar(sql).fetch_one(db).await.unwrap();
+        if found > 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn one_batch_answers_each_message_on_its_own() {
     let t = TestApp::spawn().await;
@@ -213,22 +240,7 @@ async fn a_rooms_next_message_waits_for_its_batch_in_flight_and_other_rooms_do_n
     sqlx::query("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE").bind(x).execute(&mut *blocker).await.unwrap();
 
     let first = tokio::spawn(app.message_writer.submit(draft(x, ana.id, "x1", "x1")).outcome());
-    // Bounded wait until that batch is stuck on the lock.
-    let mut stuck = false;
-    for _ in 0..200 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            stuck = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(stuck, "the first batch never reached the room's lock");
+    assert!(lock_waiter(&app.db, LockWaiter::Find).await, "the first batch never reached the room's lock");
     let second = tokio::spawn(app.message_writer.submit(draft(x, ana.id, "x2", "x2")).outcome());
     let other = app.message_writer.submit(draft(y, ana.id, "y1", "y1")).outcome();
     let other = tokio::time::timeout(std::time::Duration::from_secs(10), other)
@@ -308,23 +320,7 @@ async fn a_write_cut_off_by_the_server_is_unavailable_and_a_resend_stores_it_onc
     let mut blocker = app.db.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE").bind(room).execute(&mut *blocker).await.unwrap();
     ws.send(frame.clone()).await;
-    // Bounded wait for the write to reach the lock, then end that backend.
-    let mut terminated = false;
-    for _ in 0..200 {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-        if n > 0 {
-            terminated = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(terminated, "the write never reached the room's lock");
+    assert!(lock_waiter(&app.db, LockWaiter::Terminate).await, "the write never reached the room's lock");
     let error = ws.recv_type("error").await;
     assert_eq!(error["code"], "unavailable", "{error}");
     assert_eq!(error["ref"], "c1");
