@@ -11,8 +11,10 @@
 //! the messages after it queue up; it waits for its predecessor to be done only before it is
 //! acknowledged and sent to the room. Anything else (an edit, the assistant's reply, a system
 //! message) takes the whole turn with [`RoomOrder::lock`]: it starts once its predecessor is
-//! done and lets its successor queue only once it is done itself. Dropping a turn, finished or
-//! not, releases both points, so a cancelled or failed piece of work never holds a room up.
+//! done and lets its successor queue only once it is done itself. Dropping a turn passes both
+//! points on: at once if the turns before it are past them, otherwise as soon as they are. So
+//! a refused, failed or cancelled piece of work neither holds the room up nor lets the work
+//! after it overtake the work before it.
 
 use std::{
     collections::HashMap,
@@ -55,7 +57,7 @@ impl RoomOrder {
             before_queued,
             before_done,
             queued: Some(queued_tx),
-            _done: done_tx,
+            done: Some(done_tx),
         }
     }
 
@@ -80,18 +82,20 @@ pub struct Turn {
     id: u64,
     before_queued: Option<oneshot::Receiver<()>>,
     before_done: Option<oneshot::Receiver<()>>,
+    /// Dropping a sender is the signal.
     queued: Option<oneshot::Sender<()>>,
-    /// Dropped with the turn: that is the signal.
-    _done: oneshot::Sender<()>,
+    done: Option<oneshot::Sender<()>>,
 }
 
 impl Turn {
     /// Waits until the turn before this one has queued its message (or is done).
     pub async fn wait_queued_before(&mut self) {
-        if let Some(before) = self.before_queued.take() {
+        // Awaited in place, so a wait cancelled midway leaves it for `drop` to pass on.
+        if let Some(before) = self.before_queued.as_mut() {
             // Sent or dropped: either way the predecessor is past that point.
             let _ = before.await;
         }
+        self.before_queued = None;
     }
 
     /// This turn's message is queued: the next turn may queue its own.
@@ -101,19 +105,51 @@ impl Turn {
 
     /// Waits until the turn before this one is over.
     pub async fn wait_done_before(&mut self) {
-        self.before_queued.take();
-        if let Some(before) = self.before_done.take() {
+        self.wait_queued_before().await;
+        if let Some(before) = self.before_done.as_mut() {
             let _ = before.await;
         }
+        self.before_done = None;
     }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let mut tails = self.order.tails.lock().expect("room order");
-        if tails.get(&self.room_id).is_some_and(|t| t.id == self.id) {
-            tails.remove(&self.room_id);
+        // Points the turns ahead have already passed need no waiting.
+        for before in [&mut self.before_queued, &mut self.before_done] {
+            if before.as_mut().is_some_and(|rx| !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty))) {
+                *before = None;
+            }
         }
+        if self.before_queued.is_none() && self.before_done.is_none() {
+            forget(&self.order, self.room_id, self.id);
+            return;
+        }
+        // Ended before the turns ahead of it: its successor is released only when they are,
+        // and its entry stays meanwhile, so a turn taken now still waits for them.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (before_queued, before_done) = (self.before_queued.take(), self.before_done.take());
+        let (queued, done) = (self.queued.take(), self.done.take());
+        let (order, room_id, id) = (Arc::clone(&self.order), self.room_id, self.id);
+        runtime.spawn(async move {
+            if let Some(before) = before_queued {
+                let _ = before.await;
+            }
+            drop(queued);
+            if let Some(before) = before_done {
+                let _ = before.await;
+            }
+            drop(done);
+            forget(&order, room_id, id);
+        });
+    }
+}
+
+/// Removes a room's entry if `id` is still its last turn.
+fn forget(order: &RoomOrder, room_id: Uuid, id: u64) {
+    let mut tails = order.tails.lock().expect("room order");
+    if tails.get(&room_id).is_some_and(|t| t.id == id) {
+        tails.remove(&room_id);
     }
 }
 
@@ -188,5 +224,43 @@ mod tests {
         drop(abandoned);
         timeout(SOON, next.wait_queued_before()).await.expect("released by the drop");
         timeout(SOON, next.wait_done_before()).await.expect("released by the drop");
+    }
+
+    /// A duplicate or a failed write ends its turn early: the message after it must still
+    /// wait for the one before it.
+    #[tokio::test]
+    async fn a_turn_ended_early_does_not_let_the_next_overtake_the_one_before() {
+        let order = Arc::new(RoomOrder::default());
+        let room = Uuid::now_v7();
+        let mut first = order.enter(room);
+        let refused = order.enter(room);
+        let mut third = order.enter(room);
+        drop(refused);
+        assert!(timeout(SOON, third.wait_queued_before()).await.is_err(), "queued before the first");
+        first.mark_queued();
+        timeout(SOON, third.wait_queued_before()).await.expect("the first is queued");
+        assert!(timeout(SOON, third.wait_done_before()).await.is_err(), "sent before the first");
+        // A turn taken now also waits for the first.
+        let mut fourth = order.enter(room);
+        assert!(timeout(SOON, fourth.wait_done_before()).await.is_err());
+        drop(first);
+        timeout(SOON, third.wait_done_before()).await.expect("the first is done");
+        drop(third);
+        timeout(SOON, fourth.wait_done_before()).await.expect("everything before is done");
+        drop(fourth);
+        tokio::time::sleep(SOON).await;
+        assert_eq!(order.rooms_in_progress(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_lock_still_holds_the_room_for_what_came_before() {
+        let order = Arc::new(RoomOrder::default());
+        let room = Uuid::now_v7();
+        let first = order.enter(room);
+        assert!(timeout(SOON, order.lock(room)).await.is_err(), "cancelled while waiting");
+        let mut next = order.enter(room);
+        assert!(timeout(SOON, next.wait_done_before()).await.is_err(), "overtook the first");
+        drop(first);
+        timeout(SOON, next.wait_done_before()).await.expect("the first is done");
     }
 }
