@@ -238,7 +238,7 @@ async fn file_message(
         }
     }
     let body = caption.map(str::trim).filter(|c| !c.is_empty()).unwrap_or(&file.name).to_owned();
-    new_message(app, conn, room_id, &body, client_msg_id, None, Some(file_id)).await
+    queue_message(app, conn, room_id, &body, client_msg_id, None, Some(file_id)).await?.finish(app, conn).await
 }
 
 /// The author of a live message of the room, or `not_found`.
@@ -419,19 +419,6 @@ async fn on_typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: bool
     Ok(())
 }
 
-/// validate → rate-limit → store encrypted → `ack` → `new_message` to the room, in stored order.
-async fn new_message(
-    app: &App,
-    conn: &ConnectionInfo,
-    room_id: Uuid,
-    body: &str,
-    client_msg_id: &str,
-    reply_to: Option<Uuid>,
-    attachment: Option<Uuid>,
-) -> Result<(), WsError> {
-    queue_message(app, conn, room_id, body, client_msg_id, reply_to, attachment).await?.finish(app, conn).await
-}
-
 /// A new message with its turn in the room and its place in the writer's queue.
 struct QueuedMessage {
     room_id: Uuid,
@@ -441,7 +428,9 @@ struct QueuedMessage {
     write: PendingWrite,
 }
 
-/// Checks a new message and queues it for storage behind the room's earlier messages.
+/// Checks a new message (validate → rate-limit) and queues it for storage behind the room's
+/// earlier messages; [`QueuedMessage::finish`] does the rest (store encrypted → `ack` →
+/// `new_message` to the room, in stored order).
 async fn queue_message(
     app: &App,
     conn: &ConnectionInfo,
