@@ -127,7 +127,10 @@ fn unix_us() -> u64 {
 
 /// The write times the fake model put in a delta: `~1764590000123456~`.
 fn markers(delta: &str) -> impl Iterator<Item = u64> + '_ {
-    delta.split('~').filter(|part| part.len() >= 16 && part.bytes().all(|b| b.is_ascii_digit())).filter_map(|p| p.parse().ok())
+    delta
+        .split('~')
+        .filter(|part| part.len() >= 16 && part.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|p| p.parse().ok())
 }
 
 pub async fn ai(api: Api, run: &str, o: AiOpts) -> Result<Value> {

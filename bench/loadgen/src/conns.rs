@@ -178,44 +178,60 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = mem();
 
-    eprintln!("idle: opening {} sockets (concurrency {})…", o.connections, o.concurrency);
+    eprintln!("idle: opening {} sockets in two halves (concurrency {})…", o.connections, o.concurrency);
     let timings = Arc::new(Mutex::new(Timings::new()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let dropped = Arc::new(AtomicU64::new(0));
     let frames = Arc::new(AtomicU64::new(0));
-    let probe = Probe::start(o.server_pid);
-    let t0 = Instant::now();
-    let handles: Vec<Option<tokio::task::JoinHandle<()>>> = stream::iter(0..o.connections)
-        .map(|i| {
-            let api = api.clone();
-            let (s, room) = users[i % users.len()].clone();
-            let timings = timings.clone();
-            let mut stop = stop_rx.clone();
-            let dropped = dropped.clone();
-            let frames = frames.clone();
-            async move {
-                let ws = open_one(&api, &s, room, &timings).await.ok()?;
-                Some(tokio::spawn(async move {
-                    let (mut sink, mut rx) = ws.split();
-                    loop {
-                        tokio::select! {
-                            m = rx.next() => match m {
-                                Some(Ok(_)) => { frames.fetch_add(1, Relaxed); }
-                                _ => { dropped.fetch_add(1, Relaxed); return; }
-                            },
-                            _ = stop.changed() => {
-                                let _ = tokio::time::timeout(Duration::from_secs(5), sink.close()).await;
-                                return;
+    let open = |range: std::ops::Range<usize>| {
+        let (api, users, timings, stop_rx, dropped, frames) =
+            (&api, &users, timings.clone(), stop_rx.clone(), dropped.clone(), frames.clone());
+        stream::iter(range)
+            .map(move |i| {
+                let api = api.clone();
+                let (s, room) = users[i % users.len()].clone();
+                let timings = timings.clone();
+                let mut stop = stop_rx.clone();
+                let dropped = dropped.clone();
+                let frames = frames.clone();
+                async move {
+                    let ws = open_one(&api, &s, room, &timings).await.ok()?;
+                    Some(tokio::spawn(async move {
+                        let (mut sink, mut rx) = ws.split();
+                        loop {
+                            tokio::select! {
+                                m = rx.next() => match m {
+                                    Some(Ok(_)) => { frames.fetch_add(1, Relaxed); }
+                                    _ => { dropped.fetch_add(1, Relaxed); return; }
+                                },
+                                _ = stop.changed() => {
+                                    let _ = tokio::time::timeout(Duration::from_secs(5), sink.close()).await;
+                                    return;
+                                }
                             }
                         }
-                    }
-                }))
-            }
-        })
-        .buffer_unordered(o.concurrency.max(1))
-        .collect()
-        .await;
-    let connect_s = t0.elapsed().as_secs_f64();
+                    }))
+                }
+            })
+            .buffer_unordered(o.concurrency.max(1))
+            .collect::<Vec<Option<tokio::task::JoinHandle<()>>>>()
+    };
+    // Memory per socket is the difference between two plateaus: after the first half and after
+    // the second. Measured from `before`, it would also count whatever the allocator keeps or
+    // hands back from the sign-ups and the first connections' buffers.
+    let half = o.connections / 2;
+    let probe = Probe::start(o.server_pid);
+    let t0 = Instant::now();
+    let mut handles = open(0..half).await;
+    let first_s = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mid = mem();
+    let t1 = Instant::now();
+    let second = open(half..o.connections).await;
+    let second_s = t1.elapsed().as_secs_f64();
+    let second_ok = second.iter().filter(|h| h.is_some()).count();
+    handles.extend(second);
+    let connect_s = first_s + second_s;
     let connect_usage = probe.finish();
     let ok = handles.iter().filter(|h| h.is_some()).count();
     let rate = ok as f64 / connect_s;
@@ -242,7 +258,11 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = mem();
 
-    let per_conn = match (before, connected) {
+    let per_conn = match (mid, connected) {
+        (Some(m), Some(c)) if second_ok > 0 => Some(round((c.0 as f64 - m.0 as f64) / second_ok as f64, 2)),
+        _ => None,
+    };
+    let per_conn_from_start = match (before, connected) {
         (Some(b), Some(c)) if ok > 0 => Some(round((c.0 as f64 - b.0 as f64) / ok as f64, 2)),
         _ => None,
     };
@@ -250,8 +270,10 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
     eprintln!("idle: connect {}", hist_line(t.total.as_ref().unwrap()));
     if let Some(pc) = per_conn {
         eprintln!(
-            "idle: server RSS {} → {} KiB with {ok} sockets: {pc:.1} KiB per connection; {} KiB after closing them",
-            before.unwrap().0,
+            "idle: server RSS {} → {} → {} KiB with 0, {half}, {ok} sockets: {pc:.1} KiB per connection \
+             (second half); {} KiB after closing them",
+            before.map(|b| b.0).unwrap_or(0),
+            mid.map(|m| m.0).unwrap_or(0),
             connected.unwrap().0,
             after.map(|a| a.0).unwrap_or(0)
         );
@@ -268,11 +290,13 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
         "dropped_during_hold": dropped_during_hold,
         "frames_received": frames.load(Relaxed),
         "rss_kb_before": before.map(|m| m.0),
+        "rss_kb_half": mid.map(|m| m.0),
         "rss_kb_connected": connected.map(|m| m.0),
         "rss_kb_held": held.map(|m| m.0),
         "rss_kb_after_close": after.map(|m| m.0),
         "hwm_kb": after.or(held).map(|m| m.1),
         "rss_kb_per_connection": per_conn,
+        "rss_kb_per_connection_from_start": per_conn_from_start,
         "rss_samples": samples,
         "connect_usage": connect_usage,
         "hold_usage": hold_usage,

@@ -90,6 +90,8 @@ struct StepCounters {
 struct Shard {
     lat: HashMap<u32, Histogram<u64>>,
     ack: HashMap<u32, Histogram<u64>>,
+    /// How late each sender sent behind its schedule (the load generator's own timer and CPU).
+    lag: HashMap<u32, Histogram<u64>>,
     acked_ids: Vec<(u32, Uuid)>,
 }
 
@@ -461,10 +463,14 @@ impl Harness {
 
         let mut lat = new_hist();
         let mut ack = new_hist();
+        let mut lag = new_hist();
         for shard in &sh.shards {
             let mut s = shard.lock().unwrap();
             if let Some(h) = s.lat.remove(&step) {
                 lat.add(&h).ok();
+            }
+            if let Some(h) = s.lag.remove(&step) {
+                lag.add(&h).ok();
             }
             if let Some(h) = s.ack.remove(&step) {
                 ack.add(&h).ok();
@@ -502,6 +508,7 @@ impl Harness {
             "drain_s": round(drain_s, 2),
             "latency_ms": hist_json(&lat),
             "ack_latency_ms": hist_json(&ack),
+            "send_lag_ms": hist_json(&lag),
             "errors": errors,
             "error_codes": error_codes,
             "disconnects": sh.disconnects.load(Relaxed) - disc0,
@@ -892,7 +899,17 @@ async fn sender_loop(
                 if intended > Instant::now() {
                     tokio::time::sleep_until(intended.into()).await;
                 }
-                let ns = util::instant_ns(intended);
+                // Latency counts from the moment the frame is handed to the socket: the timer
+                // wakes this task up to a few ms after `intended` (its resolution is 1 ms), and
+                // that lag is the load generator's, reported on its own as `send_lag_ms`. The
+                // sender never waits for the server, so the lag cannot hide a slow server.
+                let sent_at = Instant::now();
+                let lag_us = sent_at.saturating_duration_since(intended).as_micros() as u64;
+                record_us(
+                    sh.shards[sender % SHARDS].lock().unwrap().lag.entry(plan.step).or_insert_with(new_hist),
+                    lag_us,
+                );
+                let ns = util::instant_ns(sent_at);
                 let body = format!("benchmark message {pad}");
                 let frame = json!({
                     "action": "new_message",

@@ -222,12 +222,14 @@ fn print_step(prefix: &str, v: &Value) {
     );
     let l = &v["latency_ms"];
     eprintln!(
-        "{prefix}latency p50 {} p90 {} p99 {} max {} ms · ack p99 {} ms · errors {} {} · disconnects {} · seq gaps {} · out of order {}",
+        "{prefix}latency p50 {} p90 {} p99 {} max {} ms · ack p99 {} ms · send lag p50 {} p99 {} ms · errors {} {} · disconnects {} · seq gaps {} · out of order {}",
         l["p50"],
         l["p90"],
         l["p99"],
         l["max"],
         v["ack_latency_ms"]["p99"],
+        v["send_lag_ms"]["p50"],
+        v["send_lag_ms"]["p99"],
         v["errors"],
         v["error_codes"],
         v["disconnects"],
