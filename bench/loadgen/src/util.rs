@@ -253,11 +253,19 @@ impl Probe {
                 redis += cpu - before;
             }
         }
+        let loadgen = pct(self.self_cpu, cpu_seconds("self"));
+        // What kept the machine busy besides the four processes above, in % of a core: other
+        // programs, CPU steal, and processes that started and ended within the window (a
+        // Postgres autovacuum worker, say), whose CPU time the samples above cannot see.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let known = server["cpu_pct"].as_f64().unwrap_or(0.0) + (pg + redis) / wall * 100.0 + loadgen.unwrap_or(0.0);
+        let other = sys.map(|busy| round((busy * cores - known).max(0.0), 1));
         json!({
             "server": server,
             "postgres_cpu_pct": round(pg / wall * 100.0, 1),
             "redis_cpu_pct": round(redis / wall * 100.0, 1),
-            "loadgen_cpu_pct": pct(self.self_cpu, cpu_seconds("self")),
+            "loadgen_cpu_pct": loadgen,
+            "other_cpu_pct": other,
             "system_cpu_busy_pct": sys,
             "wall_s": round(wall, 3),
         })
@@ -276,8 +284,8 @@ pub fn server_line(v: &Value) -> String {
         ));
     }
     out.push_str(&format!(
-        "postgres cpu {}%, redis cpu {}% (all processes of that name); loadgen cpu {}%; machine busy {}% of all cores",
-        v["postgres_cpu_pct"], v["redis_cpu_pct"], v["loadgen_cpu_pct"], v["system_cpu_busy_pct"]
+        "postgres cpu {}%, redis cpu {}% (all processes of that name); loadgen cpu {}%; other {}%; machine busy {}% of all cores",
+        v["postgres_cpu_pct"], v["redis_cpu_pct"], v["loadgen_cpu_pct"], v["other_cpu_pct"], v["system_cpu_busy_pct"]
     ));
     out
 }
