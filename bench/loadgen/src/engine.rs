@@ -902,7 +902,9 @@ async fn sender_loop(
                 // Latency counts from the moment the frame is handed to the socket: the timer
                 // wakes this task up to a few ms after `intended` (its resolution is 1 ms), and
                 // that lag is the load generator's, reported on its own as `send_lag_ms`. The
-                // sender never waits for the server, so the lag cannot hide a slow server.
+                // sender never waits for the server's answers, and push-back on the socket
+                // still counts (frames wait in the writer's queue after this stamp); only CPU
+                // the server takes from this process shows as lag instead of latency.
                 let sent_at = Instant::now();
                 let lag_us = sent_at.saturating_duration_since(intended).as_micros() as u64;
                 record_us(
