@@ -39,6 +39,9 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_REMINDERS_QUEUE_URL",
     "MATHIA_QUEUE_PREFIX",
     "MATHIA_WS_ENDPOINT",
+    "MATHIA_WS_URL",
+    "MATHIA_FUNCTIONS_DIR",
+    "MATHIA_EMULATOR_WS_BIND",
     "MATHIA_SCHEDULER_INTERVAL_S",
     "MATHIA_STATIC_DIR",
     "MATHIA_FILES_DIR",
@@ -60,10 +63,11 @@ pub enum Backend {
 pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     pub region: String,
-    pub connections_table: String,
+    /// The DynamoDB table of connections (`MATHIA_CONNECTIONS_TABLE`).
+    pub connections_table: Option<String>,
     /// Explicit queue URLs; queues without one are looked up by name `<queue_prefix><queue>`.
     pub queue_urls: HashMap<QueueName, String>,
-    pub queue_prefix: String,
+    pub queue_prefix: Option<String>,
     /// API Gateway's management endpoint (or, for a local gateway, its own base URL).
     pub ws_endpoint: Option<String>,
 }
@@ -73,9 +77,9 @@ impl Default for AwsSettings {
         Self {
             endpoint_url: None,
             region: "us-east-1".into(),
-            connections_table: "mathia-connections".into(),
+            connections_table: None,
             queue_urls: HashMap::new(),
-            queue_prefix: "mathia-".into(),
+            queue_prefix: None,
             ws_endpoint: None,
         }
     }
@@ -117,6 +121,9 @@ pub struct Config {
     pub files_bucket: Option<String>,
     /// Where `static/` lives for the local gateway.
     pub static_dir: PathBuf,
+    /// The WebSocket URL clients open (`MATHIA_WS_URL`), when it is not `/ws` on the page's own
+    /// host: API Gateway's `wss://…execute-api…/{stage}` on AWS. `GET /api/config` hands it out.
+    pub ws_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -177,9 +184,9 @@ impl Config {
         let aws = AwsSettings {
             endpoint_url,
             region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
-            connections_table: var("MATHIA_CONNECTIONS_TABLE").unwrap_or_else(|| "mathia-connections".into()),
+            connections_table: var("MATHIA_CONNECTIONS_TABLE"),
             queue_urls,
-            queue_prefix: var("MATHIA_QUEUE_PREFIX").unwrap_or_else(|| "mathia-".into()),
+            queue_prefix: var("MATHIA_QUEUE_PREFIX"),
             ws_endpoint: var("MATHIA_WS_ENDPOINT"),
         };
         Ok(Self {
@@ -214,6 +221,7 @@ impl Config {
             files_dir: var("MATHIA_FILES_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".mathia/files")),
             files_bucket: var("MATHIA_FILES_BUCKET"),
             static_dir: var("MATHIA_STATIC_DIR").map(PathBuf::from).unwrap_or_else(default_static_dir),
+            ws_url: var("MATHIA_WS_URL"),
         })
     }
 
@@ -244,6 +252,7 @@ impl Config {
             files_dir: std::env::temp_dir().join(format!("mathia-files-{}", uuid::Uuid::new_v4().simple())),
             files_bucket: None,
             static_dir: default_static_dir(),
+            ws_url: None,
         }
     }
 }
@@ -272,7 +281,15 @@ fn local_master_key() -> anyhow::Result<[u8; 32]> {
     }
     let key: [u8; 32] = rand::random();
     std::fs::create_dir_all(".mathia")?;
-    std::fs::write(&path, STANDARD.encode(key))?;
+    // Readable by its owner only.
+    let mut file = {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&path).with_context(|| format!("cannot create {}", path.display()))?
+    };
+    std::io::Write::write_all(&mut file, STANDARD.encode(key).as_bytes())?;
     tracing::warn!(
         path = %path.display(),
         "MATHIA_MASTER_KEY is not set: generated a local master key; set MATHIA_MASTER_KEY in production"

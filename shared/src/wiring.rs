@@ -1,7 +1,14 @@
-//! Builds an `App` with the adapters the configuration asks for: in-process ones for the local
-//! backend, DynamoDB / SQS / API Gateway management for the AWS backend (on AWS or an emulator).
+//! The one place an `App` is assembled from the configuration. Every entry point — each Lambda
+//! function, `mathia-local` and its emulator — goes through `assemble`; they differ only in how
+//! frames reach sockets and how queue messages are received (`Entry`).
+//!
+//! With `MATHIA_BACKEND=aws` every resource must be configured (the connections table, the
+//! three queues, the files bucket, the WebSocket management endpoint): a process missing one
+//! refuses to start and names it. There is no silent local fallback.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
+
+use anyhow::bail;
 
 use crate::{
     App, Config,
@@ -11,24 +18,18 @@ use crate::{
         postgres,
     },
     config::Backend,
-    ports::{Clock, Push},
+    ports::{Clock, Push, QueueName},
 };
 
-/// The `App` a Lambda function runs with.
-pub async fn lambda_app(config: Config) -> anyhow::Result<App> {
-    let db = postgres::connect(&config.database_url).await?;
-    match config.backend {
-        Backend::Local => App::builder(config, db).build(),
-        Backend::Aws => {
-            let sdk = aws::sdk_config(&config.aws).await;
-            let push = ApiGatewayPush::new(sdk.clone(), config.aws.ws_endpoint.clone());
-            let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk), &config.aws.connections_table);
-            let queue =
-                SqsQueue::resolve(aws_sdk_sqs::Client::new(&sdk), &config.aws.queue_urls, &config.aws.queue_prefix)
-                    .await?;
-            App::builder(config, db).push(Arc::new(push)).connections(Arc::new(registry)).queue(Arc::new(queue)).build()
-        }
-    }
+/// How an entry point reaches sockets and receives queue messages.
+pub enum Entry {
+    /// A Lambda function: API Gateway holds the sockets, event source mappings deliver the
+    /// queues' messages to the worker functions.
+    Lambda,
+    /// A gateway process holding sockets itself (`mathia-local`). `own_endpoint` is the base URL
+    /// at which it serves the management API (`/@connections/{id}`); with the AWS backend it is
+    /// recorded with every connection so other instances can push to them.
+    Gateway { own_endpoint: Option<String>, clock: Option<Arc<dyn Clock>> },
 }
 
 /// Where a gateway process takes its jobs from.
@@ -37,64 +38,160 @@ pub enum Consumers {
     Local { queue: LocalQueue, receivers: LocalQueueReceivers },
     /// SQS: the process long-polls the queues, as Lambda's event source mappings would.
     Sqs(Arc<SqsQueue>),
+    /// Someone else consumes (a Lambda function: its event source mapping).
+    Elsewhere,
 }
 
-/// What a gateway process (`mathia-local`) runs with.
-pub struct GatewayParts {
+/// What an entry point runs with.
+pub struct Assembly {
     pub app: App,
-    /// The sockets this process holds.
+    /// The sockets this process holds (none on Lambda).
     pub sockets: LocalPush,
     pub consumers: Consumers,
 }
 
-/// The `App` of a gateway process. `own_endpoint` is the base URL at which this process serves
-/// the management API (`/@connections/{id}`); with the AWS backend it is recorded with every
-/// connection so other instances can push to them.
+/// The resources the AWS backend needs, each checked to be configured.
+pub struct AwsResources {
+    pub table: String,
+    pub bucket: String,
+    /// API Gateway's management endpoint; a gateway process uses its own.
+    pub ws_endpoint: String,
+    /// Each queue's URL, or the name it is looked up by.
+    pub queues: HashMap<QueueName, QueueRef>,
+}
+
+pub enum QueueRef {
+    Url(String),
+    Name(String),
+}
+
+impl AwsResources {
+    /// What `config` names, or an error listing every variable that is missing.
+    pub fn from_config(config: &Config, own_endpoint: Option<&str>) -> anyhow::Result<Self> {
+        let aws = &config.aws;
+        let mut missing = Vec::new();
+        let table = aws.connections_table.clone();
+        if table.is_none() {
+            missing.push("MATHIA_CONNECTIONS_TABLE (the DynamoDB table of connections)".to_owned());
+        }
+        let bucket = config.files_bucket.clone();
+        if bucket.is_none() {
+            missing.push("MATHIA_FILES_BUCKET (the S3 bucket for shared files)".to_owned());
+        }
+        let ws_endpoint = own_endpoint.map(str::to_owned).or_else(|| aws.ws_endpoint.clone());
+        if ws_endpoint.is_none() {
+            missing.push("MATHIA_WS_ENDPOINT (API Gateway's WebSocket management endpoint)".to_owned());
+        }
+        let mut queues = HashMap::new();
+        for name in QueueName::ALL {
+            match (aws.queue_urls.get(&name), &aws.queue_prefix) {
+                (Some(url), _) => {
+                    queues.insert(name, QueueRef::Url(url.clone()));
+                }
+                (None, Some(prefix)) => {
+                    queues.insert(name, QueueRef::Name(format!("{prefix}{}", name.as_str())));
+                }
+                (None, None) => missing.push(format!(
+                    "{} or MATHIA_QUEUE_PREFIX (the SQS queue `{}`)",
+                    name.url_var(),
+                    name.as_str()
+                )),
+            }
+        }
+        if !missing.is_empty() {
+            bail!("MATHIA_BACKEND=aws needs every resource configured; missing: {}", missing.join(", "));
+        }
+        Ok(Self {
+            table: table.expect("checked"),
+            bucket: bucket.expect("checked"),
+            ws_endpoint: ws_endpoint.expect("checked"),
+            queues,
+        })
+    }
+
+    /// The queues' URLs: the configured ones as they are, the named ones looked up (a queue that
+    /// does not exist is named in the error).
+    async fn queue(&self, client: aws_sdk_sqs::Client) -> anyhow::Result<SqsQueue> {
+        let mut urls = HashMap::new();
+        for name in QueueName::ALL {
+            let Some(queue) = self.queues.get(&name) else { continue };
+            let url = match queue {
+                QueueRef::Url(url) => url.clone(),
+                QueueRef::Name(queue) => match client.get_queue_url().queue_name(queue).send().await {
+                    Ok(out) => out.queue_url.unwrap_or_default(),
+                    Err(e) => bail!(
+                        "the SQS queue `{queue}` ({} or MATHIA_QUEUE_PREFIX) cannot be found: {}",
+                        name.url_var(),
+                        e.as_service_error().map(ToString::to_string).unwrap_or_else(|| e.to_string())
+                    ),
+                },
+            };
+            urls.insert(name, url);
+        }
+        Ok(SqsQueue::new(client, urls))
+    }
+}
+
+/// Builds the `App` for an entry point.
+pub async fn assemble(config: Config, entry: Entry) -> anyhow::Result<Assembly> {
+    // Check the configuration before any connection is made: a misconfigured function should
+    // say what is missing, not time out on something else first.
+    let own_endpoint = match &entry {
+        Entry::Gateway { own_endpoint, .. } => own_endpoint.clone(),
+        Entry::Lambda => None,
+    };
+    let resources = match config.backend {
+        Backend::Aws => Some(AwsResources::from_config(&config, own_endpoint.as_deref())?),
+        Backend::Local => None,
+    };
+    let db = postgres::connect(&config.database_url).await?;
+    let sockets = LocalPush::new();
+    let mut builder = App::builder(config.clone(), db);
+    if let Entry::Gateway { clock: Some(clock), .. } = &entry {
+        builder = builder.clock(clock.clone());
+    }
+    let Some(resources) = resources else {
+        // The local backend: in-process queues, consumed by a gateway process.
+        let (queue, receivers) = LocalQueue::new();
+        builder = builder.queue(Arc::new(queue.clone()));
+        let consumers = match entry {
+            Entry::Lambda => Consumers::Elsewhere,
+            Entry::Gateway { .. } => {
+                builder = builder.push(Arc::new(sockets.clone()));
+                Consumers::Local { queue, receivers }
+            }
+        };
+        return Ok(Assembly { app: builder.build()?, sockets, consumers });
+    };
+
+    let sdk = aws::sdk_config(&config.aws).await;
+    let api_gateway: Arc<dyn Push> = Arc::new(ApiGatewayPush::new(sdk.clone(), Some(resources.ws_endpoint.clone())));
+    let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk), &resources.table);
+    let queue = Arc::new(resources.queue(aws_sdk_sqs::Client::new(&sdk)).await?);
+    // Emulators serve buckets by path, not by virtual host.
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(config.aws.endpoint_url.is_some()).build();
+    let files = crate::files::s3::S3FileStore::new(aws_sdk_s3::Client::from_conf(s3), &resources.bucket);
+    builder = builder.connections(Arc::new(registry)).queue(queue.clone()).files(Arc::new(files));
+    let (push, consumers): (Arc<dyn Push>, _) = match entry {
+        Entry::Lambda => (api_gateway, Consumers::Elsewhere),
+        Entry::Gateway { own_endpoint, .. } => {
+            builder = builder.own_endpoint(own_endpoint);
+            (Arc::new(LayeredPush { local: sockets.clone(), remote: api_gateway }), Consumers::Sqs(queue))
+        }
+    };
+    Ok(Assembly { app: builder.push(push).build()?, sockets, consumers })
+}
+
+/// The `App` a Lambda function runs with.
+pub async fn lambda_app(config: Config) -> anyhow::Result<App> {
+    Ok(assemble(config, Entry::Lambda).await?.app)
+}
+
+/// The `App` of a gateway process (`mathia-local`).
 pub async fn gateway_app(
     config: Config,
     own_endpoint: Option<String>,
     clock: Option<Arc<dyn Clock>>,
-) -> anyhow::Result<GatewayParts> {
-    let db = postgres::connect(&config.database_url).await?;
-    let sockets = LocalPush::new();
-    let mut builder = App::builder(config.clone(), db);
-    if let Some(clock) = clock {
-        builder = builder.clock(clock);
-    }
-    let parts = match config.backend {
-        Backend::Local => {
-            let (queue, receivers) = LocalQueue::new();
-            let app = builder.push(Arc::new(sockets.clone())).queue(Arc::new(queue.clone())).build()?;
-            GatewayParts { app, sockets, consumers: Consumers::Local { queue, receivers } }
-        }
-        Backend::Aws => {
-            let sdk = aws::sdk_config(&config.aws).await;
-            let remote: Arc<dyn Push> = Arc::new(ApiGatewayPush::new(sdk.clone(), config.aws.ws_endpoint.clone()));
-            let push = LayeredPush { local: sockets.clone(), remote };
-            let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk), &config.aws.connections_table);
-            let queue = Arc::new(
-                SqsQueue::resolve(aws_sdk_sqs::Client::new(&sdk), &config.aws.queue_urls, &config.aws.queue_prefix)
-                    .await?,
-            );
-            if let Some(files) = s3_files(&config, &sdk) {
-                builder = builder.files(files);
-            }
-            let app = builder
-                .push(Arc::new(push))
-                .connections(Arc::new(registry))
-                .queue(queue.clone())
-                .own_endpoint(own_endpoint)
-                .build()?;
-            GatewayParts { app, sockets, consumers: Consumers::Sqs(queue) }
-        }
-    };
-    Ok(parts)
-}
-
-/// Files on S3 when a bucket is configured.
-fn s3_files(config: &Config, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn crate::files::FileStore>> {
-    let bucket = config.files_bucket.as_ref()?;
-    // Emulators serve buckets by path, not by virtual host.
-    let s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.aws.endpoint_url.is_some()).build();
-    Some(Arc::new(crate::files::s3::S3FileStore::new(aws_sdk_s3::Client::from_conf(s3), bucket)))
+) -> anyhow::Result<Assembly> {
+    assemble(config, Entry::Gateway { own_endpoint, clock }).await
 }

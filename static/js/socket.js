@@ -11,7 +11,7 @@
 // `window.__mathiaSocket.close()` drops the current connection as a network failure would (the
 // browser tests use it to check that reconnecting loses and doubles nothing).
 
-import { post } from './api.js';
+import { get, post } from './api.js';
 
 const PING_EVERY_MS = 25_000;
 const BACKOFF_BASE_MS = 500;
@@ -30,6 +30,28 @@ let pingTimer = null;
 let awaitingPong = false;
 let connectSerial = 0;
 let everOpened = false;
+
+// Where the WebSocket is: `GET /api/config` says (API Gateway's own domain when deployed); null
+// means `/ws` on this page's host (mathia-local). Asked once, and again after a failure.
+let wsUrlPromise = null;
+
+function socketUrl() {
+  if (!wsUrlPromise) {
+    wsUrlPromise = get('/api/config')
+      .then((config) => {
+        const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+        const url = typeof config?.ws_url === 'string' && config.ws_url ? config.ws_url : `${scheme}://${location.host}/ws`;
+        const parsed = new URL(url, location.href);
+        if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new Error(`not a WebSocket URL: ${url}`);
+        return parsed.href;
+      })
+      .catch((err) => {
+        wsUrlPromise = null;
+        throw err;
+      });
+  }
+  return wsUrlPromise;
+}
 
 export function on(type, fn) {
   if (!listeners.has(type)) listeners.set(type, new Set());
@@ -97,7 +119,9 @@ async function connect() {
   const serial = ++connectSerial;
   setState('connecting');
   let ticket;
+  let base;
   try {
+    base = await socketUrl();
     ({ ticket } = await post('/api/ws-ticket'));
   } catch (err) {
     if (serial !== connectSerial || !running) return;
@@ -111,10 +135,11 @@ async function connect() {
   }
   if (serial !== connectSerial || !running) return;
 
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   let socket;
   try {
-    socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(ticket)}`);
+    const url = new URL(base);
+    url.searchParams.set('ticket', ticket);
+    socket = new WebSocket(url.href);
   } catch {
     scheduleReconnect();
     return;

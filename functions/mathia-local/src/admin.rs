@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 pub const USAGE: &str = "usage:
   mathia-local                                   run Mathia (HTTP, WebSocket, workers)
+  mathia-local emulate                           run the Lambda functions behind emulated API
+                                                 Gateway, SQS and EventBridge (AWS_ENDPOINT_URL)
   mathia-local admin users                       list users
   mathia-local admin workspaces                  list workspaces with members and balance
   mathia-local admin credit <workspace> <cents> [reason]   top up a wallet

@@ -9,6 +9,7 @@
 //! in-process queues, or by polling SQS) and the scheduler on a timer.
 
 pub mod admin;
+pub mod emulate;
 mod workers;
 
 use std::{

@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", mathia_local::admin::run(config, &args[1..]).await?);
             return Ok(());
         }
+        Some("emulate") => return mathia_local::emulate::run(config, shutdown_signal()).await,
         Some(_) => anyhow::bail!("{}", mathia_local::admin::USAGE),
     }
     let listener = TcpListener::bind(config.bind).await?;

@@ -19,6 +19,7 @@ const MAX_RECEIVES: u32 = 5;
 
 pub fn spawn(app: App, consumers: Consumers, shutdown: watch::Receiver<bool>) {
     match consumers {
+        Consumers::Elsewhere => {}
         Consumers::Local { queue, receivers } => {
             for (name, mut rx) in receivers {
                 let (app, queue, mut shutdown) = (app.clone(), queue.clone(), shutdown.clone());

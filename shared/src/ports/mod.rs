@@ -89,6 +89,15 @@ impl QueueName {
             Self::Reminders => "reminders",
         }
     }
+
+    /// The environment variable that may give this queue's URL.
+    pub fn url_var(self) -> &'static str {
+        match self {
+            Self::Ai => "MATHIA_AI_QUEUE_URL",
+            Self::Moderation => "MATHIA_MODERATION_QUEUE_URL",
+            Self::Reminders => "MATHIA_REMINDERS_QUEUE_URL",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,9 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, JobError> {
     serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))
 }
 
+/// At most this many jobs of one SQS batch run at once.
+pub const BATCH_CONCURRENCY: usize = 10;
+
 /// Handles one message of a queue.
 pub async fn handle(app: &App, queue: QueueName, body: &str) -> Result<(), JobError> {
     match queue {
@@ -44,18 +47,27 @@ pub async fn handle(app: &App, queue: QueueName, body: &str) -> Result<(), JobEr
 /// The generic SQS batch helper every worker function uses: one span per message, failures
 /// reported individually so SQS retries only those (and redrives them to the DLQ).
 pub async fn run_sqs_batch(app: &App, queue: QueueName, event: SqsEvent) -> SqsBatchResponse {
+    use futures::StreamExt;
+    // A batch's jobs run side by side (a streamed reply must not wait behind another), at most
+    // `BATCH_CONCURRENCY` at once; each still succeeds or fails on its own.
+    let failures: Vec<BatchItemFailure> = futures::stream::iter(event.records)
+        .map(|record| async move {
+            let id = record.message_id.clone().unwrap_or_default();
+            let span = tracing::info_span!("job", queue = queue.as_str(), message_id = %id);
+            let body = record.body.as_deref().unwrap_or("");
+            let result = handle(app, queue, body).instrument(span.clone()).await;
+            result.err().map(|e| {
+                span.in_scope(|| tracing::warn!(error = %e, "job failed"));
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+        })
+        .buffer_unordered(BATCH_CONCURRENCY)
+        .filter_map(|failure| async move { failure })
+        .collect()
+        .await;
     let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("job", queue = queue.as_str(), message_id = %id);
-        let body = record.body.as_deref().unwrap_or("");
-        let result = handle(app, queue, body).instrument(span.clone()).await;
-        if let Err(e) = result {
-            span.in_scope(|| tracing::warn!(error = %e, "job failed"));
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-    }
+    response.batch_item_failures = failures;
     response
 }

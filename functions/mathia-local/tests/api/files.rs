@@ -13,16 +13,16 @@ use uuid::Uuid;
 
 use crate::{
     emulator::Emulator,
-    helpers::{TestApp, TestUser, WsClient},
+    helpers::{Api, TestApp, TestUser, WsClient},
 };
 
-fn png() -> Vec<u8> {
+pub fn png() -> Vec<u8> {
     let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
     bytes.extend((0..2000u32).map(|i| (i % 251) as u8));
     bytes
 }
 
-async fn declare(t: &TestApp, user: &TestUser, room: Uuid, name: &str, size: usize) -> reqwest::Response {
+pub async fn declare(t: &Api, user: &TestUser, room: Uuid, name: &str, size: usize) -> reqwest::Response {
     t.post(
         Some(&user.token),
         &format!("/api/rooms/{room}/uploads"),
@@ -41,7 +41,7 @@ async fn upload(t: &TestApp, user: &TestUser, room: Uuid, name: &str, bytes: &[u
     (d["file_id"].as_str().unwrap().to_owned(), url)
 }
 
-async fn file_message(ws: &mut WsClient, room: Uuid, file_id: &str, cmid: &str) -> Value {
+pub async fn file_message(ws: &mut WsClient, room: Uuid, file_id: &str, cmid: &str) -> Value {
     ws.send(json!({"action": "file_message", "room_id": room, "file_id": file_id, "client_msg_id": cmid, "caption": "look"})).await;
     loop {
         let ev = ws.recv().await;

@@ -24,7 +24,7 @@ pub fn redis_url() -> String {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub local: Local,
-    pub http: reqwest::Client,
+    pub api: Api,
     pub db_name: String,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -37,57 +37,23 @@ pub struct TestUser {
     pub name: String,
 }
 
-impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
-    }
+/// An HTTP and WebSocket client of a running Mathia: `mathia-local`, or the emulated
+/// deployment (whose WebSocket is on another origin).
+pub struct Api {
+    /// `http://host:port`, where the site and `/api` are.
+    pub base: String,
+    /// The WebSocket URL without its query.
+    pub ws_base: String,
+    pub http: reqwest::Client,
+}
 
-    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::spawn_full(tweak, None).await
-    }
-
-    /// With a clock the test moves (reminders, mutes) instead of sleeping.
-    pub async fn spawn_with_clock(clock: std::sync::Arc<mathia::adapters::local::ManualClock>) -> Self {
-        Self::spawn_full(|_| {}, Some(clock)).await
-    }
-
-    pub async fn spawn_full(
-        tweak: impl FnOnce(&mut Config),
-        clock: Option<std::sync::Arc<mathia::adapters::local::ManualClock>>,
-    ) -> Self {
-        if std::env::var_os("TEST_LOG").is_some() {
-            mathia::telemetry::init_local();
-        }
-        let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
-        let mut config = Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
-        config.redis_url = redis_url();
-        config.redis_prefix = format!("test:{}:", Uuid::new_v4().simple());
-        if clock.is_some() {
-            // With a moved clock the test runs the scheduler itself: a background tick would race it.
-            config.scheduler_every = Duration::from_secs(3600);
-        }
-        tweak(&mut config);
-        let clock = clock.map(|c| c as std::sync::Arc<dyn mathia::ports::Clock>);
-        let local = Local::start(config, None, clock).await.expect("app starts");
-        Self::serve(local, db_name).await
-    }
-
-    pub async fn serve(local: Local, db_name: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(local.clone().serve(listener, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, local, http: reqwest::Client::new(), db_name, stop: Some(stop) }
-    }
-
-    pub fn push(&self) -> &LocalPush {
-        &self.local.push
+impl Api {
+    pub fn new(base: String, ws_base: String) -> Self {
+        Self { base, ws_base, http: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.base)
     }
 
     pub async fn post(&self, token: Option<&str>, path: &str, body: Value) -> reqwest::Response {
@@ -189,7 +155,7 @@ impl TestApp {
     }
 
     pub fn ws_url(&self, ticket: &str) -> String {
-        format!("ws://{}/ws?ticket={ticket}", self.addr)
+        format!("{}?ticket={ticket}", self.ws_base)
     }
 
     pub async fn ws(&self, user: &TestUser) -> WsClient {
@@ -204,6 +170,65 @@ impl TestApp {
         ws.send(json!({"action": "join_room", "room_id": room_id})).await;
         let joined = ws.recv_type("room_joined").await;
         (ws, joined)
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_full(tweak, None).await
+    }
+
+    /// With a clock the test moves (reminders, mutes) instead of sleeping.
+    pub async fn spawn_with_clock(clock: std::sync::Arc<mathia::adapters::local::ManualClock>) -> Self {
+        Self::spawn_full(|_| {}, Some(clock)).await
+    }
+
+    pub async fn spawn_full(
+        tweak: impl FnOnce(&mut Config),
+        clock: Option<std::sync::Arc<mathia::adapters::local::ManualClock>>,
+    ) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            mathia::telemetry::init_local();
+        }
+        let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
+        let mut config = Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
+        config.redis_url = redis_url();
+        config.redis_prefix = format!("test:{}:", Uuid::new_v4().simple());
+        if clock.is_some() {
+            // With a moved clock the test runs the scheduler itself: a background tick would race it.
+            config.scheduler_every = Duration::from_secs(3600);
+        }
+        tweak(&mut config);
+        let clock = clock.map(|c| c as std::sync::Arc<dyn mathia::ports::Clock>);
+        let local = Local::start(config, None, clock).await.expect("app starts");
+        Self::serve(local, db_name).await
+    }
+
+    pub async fn serve(local: Local, db_name: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(local.clone().serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        let api = Api::new(format!("http://{addr}"), format!("ws://{addr}/ws"));
+        Self { addr, local, api, db_name, stop: Some(stop) }
+    }
+
+    pub fn push(&self) -> &LocalPush {
+        &self.local.push
     }
 
     pub async fn db(&self) -> sqlx::PgPool {
@@ -220,21 +245,24 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let db_name = self.db_name.clone();
-        // Drop the database from a thread of its own: Drop cannot await.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base())).await {
-                    let _ = sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
+        drop_database(self.db_name.clone());
     }
+}
+
+/// Drops a test's database, from a thread of its own: Drop cannot await.
+pub fn drop_database(db_name: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base())).await {
+                let _ = sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    })
+    .join();
 }
 
 pub struct WsClient {

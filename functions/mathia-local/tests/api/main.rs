@@ -8,6 +8,7 @@ mod calendly;
 mod chat;
 mod cluster;
 mod deploy;
+mod emulated;
 mod emulator;
 mod encryption;
 mod errors;

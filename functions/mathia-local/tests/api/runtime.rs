@@ -20,7 +20,7 @@ use tokio::{
 use crate::helpers::TestApp;
 
 /// The workspace's debug binaries sit two levels above this test executable.
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().unwrap().parent().unwrap().join(name);
     assert!(

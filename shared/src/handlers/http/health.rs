@@ -29,3 +29,11 @@ pub async fn healthz(State(app): State<App>) -> (StatusCode, Json<Value>) {
     let word = |ok: bool| if ok { "ok" } else { "down" };
     (code, Json(json!({ "status": status, "postgres": word(pg_ok), "redis": word(redis_ok) })))
 }
+
+/// `GET /api/config`: what a browser needs to know before it connects, chiefly where the
+/// WebSocket is. `ws_url` is null when it is `/ws` on the page's own host (`mathia-local`).
+#[utoipa::path(get, path = "/api/config", tag = "health", security(()),
+    responses((status = 200, description = "`{ws_url}`: the WebSocket URL, or null for `/ws` on this host")))]
+pub async fn client_config(State(app): State<App>) -> Json<Value> {
+    Json(json!({ "ws_url": app.config.ws_url }))
+}

@@ -61,6 +61,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(files::declare))
         .routes(routes!(files::link))
         .routes(routes!(health::healthz))
+        .routes(routes!(health::client_config))
 }
 
 #[derive(OpenApi)]

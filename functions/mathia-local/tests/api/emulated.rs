@@ -1,0 +1,323 @@
+//! The emulated deployment: `mathia-local emulate` on moto, where every HTTP request, WebSocket
+//! event and queue job goes through the function binaries on `MATHIA_BACKEND=aws`.
+
+use std::{collections::HashSet, process::Stdio, time::Duration};
+
+use base64::Engine;
+use chrono::Utc;
+use mathia::{
+    adapters::aws::DynamoConnections,
+    domain::ConnectionId,
+    ports::{ConnectionInfo, Connections},
+};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+use uuid::Uuid;
+
+use crate::{
+    emulator::{Emulator, repo_root},
+    files::{declare, file_message, png},
+    helpers::{Api, TestUser, drop_database, postgres_base, redis_url},
+    runtime::binary,
+};
+
+/// A running emulated stack, on its own moto, database and Redis prefix.
+pub struct Stack {
+    pub api: Api,
+    pub moto: Emulator,
+    pub table: String,
+    child: Child,
+    db_name: String,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SIGTERM: the emulator stops its function instances before it exits.
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let _ = self.child.start_kill();
+        drop_database(self.db_name.clone());
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        let moto = Emulator::start().await;
+        let db_name = format!("mathia_emu_{}", Uuid::new_v4().simple());
+        let prefix = format!("e{}-", &Uuid::new_v4().simple().to_string()[..8]);
+        let table = format!("{prefix}connections");
+        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+        let mut child = Command::new(binary("mathia-local"))
+            .arg("emulate")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MATHIA_BIND", "127.0.0.1:0")
+            .env("MATHIA_EMULATOR_WS_BIND", "127.0.0.1:0")
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("DATABASE_URL", format!("{}/{db_name}", postgres_base()))
+            .env("REDIS_URL", redis_url())
+            .env("MATHIA_REDIS_PREFIX", format!("emu:{db_name}:"))
+            .env("MATHIA_MASTER_KEY", key)
+            .env("MATHIA_SCHEDULER_INTERVAL_S", "1")
+            .env("MATHIA_CONNECTIONS_TABLE", &table)
+            .env("MATHIA_QUEUE_PREFIX", &prefix)
+            .env("MATHIA_FILES_BUCKET", format!("{prefix}files"))
+            .env("MATHIA_STATIC_DIR", repo_root().join("static"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the emulator starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix("mathia emulate: site ") {
+                    let (site, ws) = rest.split_once(" websocket ").unwrap();
+                    return (site.to_owned(), ws.to_owned());
+                }
+            }
+            panic!("the emulator stopped before it was ready");
+        })
+        .await
+        .expect("the emulator is ready within a minute");
+        // Keep reading, so the functions' logs never block on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (site, ws) = ready;
+        let stack = Self { api: Api::new(site, ws.clone()), moto, table, child, db_name };
+        let config: Value = stack.get(None, "/api/config").await.json().await.unwrap();
+        assert_eq!(config["ws_url"], json!(ws), "the site tells browsers where the WebSocket is");
+        stack
+    }
+
+    pub async fn invocations(&self) -> Value {
+        self.get(None, "/_emulator/invocations").await.json().await.unwrap()
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get(None, "/_emulator/stats").await.json().await.unwrap()
+    }
+
+    async fn registry(&self) -> DynamoConnections {
+        DynamoConnections::new(aws_sdk_dynamodb::Client::new(&self.moto.sdk().await), &self.table)
+    }
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within 30 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_function_serves_its_part_of_a_chat() {
+    let s = Stack::start().await;
+    let ana = s.register("Ana").await;
+    let ben = s.register("Ben").await;
+    let eve = s.register("Eve").await;
+    let room = s.create_room(&ana, "launch").await;
+    s.bring_in(&ana, room.id, &ben).await;
+
+    let (mut a, joined) = s.ws_in_room(&ana, room.id).await;
+    assert_eq!(joined["room_id"], json!(room.id));
+    let (mut b, _) = s.ws_in_room(&ben, room.id).await;
+
+    // A connection API Gateway has already dropped, still in the registry: the first frame sent
+    // to it gets 410, and the function forgets it.
+    let registry = s.registry().await;
+    let ghost = ConnectionId::new("gone-connection=");
+    registry
+        .register(ConnectionInfo {
+            id: ghost.clone(),
+            user_id: ben.id,
+            display_name: "Ben".into(),
+            rooms: HashSet::new(),
+            connected_at: Utc::now(),
+            endpoint: None,
+        })
+        .await
+        .unwrap();
+    assert!(registry.join(&ghost, room.id).await.unwrap());
+
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "hello from Lambda", "client_msg_id": "m1"}))
+        .await;
+    assert_eq!(a.recv_type("ack").await["client_msg_id"], "m1");
+    let got = b.recv_type("new_message").await;
+    assert_eq!(got["message"]["body"], "hello from Lambda");
+    eventually("the gone connection is forgotten", || async { registry.get(&ghost).await.unwrap().is_none() }).await;
+    assert!(s.stats().await["management_api"]["gone"].as_u64().unwrap() >= 1);
+
+    // The assistant streams from ai-worker; a reminder comes back through reminder-worker.
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia hello there", "client_msg_id": "m2"}))
+        .await;
+    let end = b.recv_type("ai_stream_end").await;
+    assert_eq!(end["message"]["kind"], "ai");
+    a.send(json!({"action": "new_message", "room_id": room.id,
+        "body": "@mathia remind me to stretch in 2 seconds", "client_msg_id": "m3"}))
+        .await;
+    let reminder = a.recv_type("reminder").await;
+    assert_eq!(reminder["reminder"]["text"], "stretch");
+
+    // A file goes to S3 through a presigned URL; members get a link, others do not.
+    let bytes = png();
+    let res = declare(&s, &ana, room.id, "plan.png", bytes.len()).await;
+    assert_eq!(res.status(), 201);
+    let declared: Value = res.json().await.unwrap();
+    let upload_url = declared["upload_url"].as_str().unwrap();
+    assert!(upload_url.starts_with(&s.moto.url), "uploads go straight to the bucket: {upload_url}");
+    let put = s.http.put(upload_url).header("content-type", "image/png").body(bytes.clone()).send().await.unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let file_id = declared["file_id"].as_str().unwrap();
+    assert_eq!(file_message(&mut a, room.id, file_id, "f1").await["type"], "ack");
+    let shared = loop {
+        let ev = b.recv_type("new_message").await;
+        if ev["message"]["attachment"].is_object() {
+            break ev;
+        }
+    };
+    let link_path = shared["message"]["attachment"]["url"].as_str().unwrap().to_owned();
+    let link = |user: &TestUser| {
+        s.http.get(s.url(&link_path)).bearer_auth(&user.token).header("accept", "application/json").send()
+    };
+    let granted: Value = link(&ben).await.unwrap().json().await.unwrap();
+    assert!(granted["url"].is_string(), "{link_path}: {granted}");
+    let download = s.http.get(granted["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let refused = link(&eve).await.unwrap();
+    assert!(refused.status() == 403 || refused.status() == 404, "{}", refused.status());
+
+    // A closed socket reaches ws-disconnect, which drops it from the registry.
+    b.close().await;
+    eventually("ws-disconnect forgets Ben's socket", || async {
+        s.registry().await.of_user(ben.id).await.unwrap().iter().all(|c| c.id.as_str().starts_with("gone"))
+    })
+    .await;
+    a.assert_alive().await;
+
+    // Moderation runs in batches from the scheduler's flush; every function has now served.
+    eventually("every function is invoked", || async {
+        let counts = s.invocations().await;
+        let all = counts.as_object().unwrap();
+        all.len() == 8 && all.values().all(|n| n.as_u64().unwrap() > 0)
+    })
+    .await;
+    let counts = s.invocations().await;
+    assert!(counts["ws-connect"].as_u64().unwrap() >= 2, "{counts}");
+    assert!(counts["ws-message"].as_u64().unwrap() >= 6, "{counts}");
+}
+
+#[tokio::test]
+async fn the_management_api_wants_the_functions_credentials() {
+    let s = Stack::start().await;
+    let ana = s.register("Ana").await;
+    let room = s.create_room(&ana, "keys").await;
+    let (mut a, _) = s.ws_in_room(&ana, room.id).await;
+    let connection = s.registry().await.of_user(ana.id).await.unwrap().pop().expect("Ana's connection").id;
+    let management = format!("{}/@connections/", s.ws_base.replacen("ws://", "http://", 1));
+
+    // Unsigned: refused, and nothing reaches the socket.
+    let unsigned = s.http.post(format!("{management}{}", connection.as_str())).body(r#"{"type":"forged"}"#).send();
+    assert_eq!(unsigned.await.unwrap().status(), 403);
+
+    // Signed with other credentials: refused too.
+    let sdk = |key: &str, secret: &str| {
+        aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(key, secret, None, None, "test"),
+            ))
+            .endpoint_url(management.trim_end_matches("/@connections/"))
+            .build()
+    };
+    let post = |sdk: aws_config::SdkConfig, body: &'static str| {
+        let id = connection.as_str().to_owned();
+        async move {
+            aws_sdk_apigatewaymanagement::Client::new(&sdk)
+                .post_to_connection()
+                .connection_id(id)
+                .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(body))
+                .send()
+                .await
+        }
+    };
+    let wrong = post(sdk("test", "not-the-secret"), r#"{"type":"forged"}"#).await;
+    assert!(wrong.is_err(), "a wrong secret is refused");
+    a.expect_nothing_but(&["presence", "typing"], Duration::from_millis(300)).await;
+
+    // The functions' credentials: delivered.
+    post(sdk("test", "test"), r#"{"type":"from_the_api"}"#).await.expect("a signed post is accepted");
+    assert_eq!(a.recv_type("from_the_api").await["type"], "from_the_api");
+    assert!(s.stats().await["management_api"]["forbidden"].as_u64().unwrap() >= 2);
+}
+
+/// Runs a function binary with `env` and returns its exit status and what it wrote to stderr.
+async fn start_function(name: &str, env: &[(&str, String)]) -> (std::process::ExitStatus, String) {
+    let mut command = Command::new(binary(name));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // A Runtime API that is never reached: the function must stop before it asks.
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("MATHIA_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode([7u8; 32]))
+        .env("MATHIA_BACKEND", "aws")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), command.output()).await.expect("it stops").unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    (out.status, text)
+}
+
+#[tokio::test]
+async fn a_function_missing_a_resource_refuses_to_start_and_names_it() {
+    let moto = Emulator::start().await;
+    let db = format!("{}/mathia_test_{}", postgres_base(), Uuid::new_v4().simple());
+    let complete = |skip: &str| {
+        [
+            ("AWS_ENDPOINT_URL", moto.url.clone()),
+            ("DATABASE_URL", db.clone()),
+            ("MATHIA_CONNECTIONS_TABLE", "t-connections".to_owned()),
+            ("MATHIA_QUEUE_PREFIX", "t-".to_owned()),
+            ("MATHIA_FILES_BUCKET", "t-files".to_owned()),
+            ("MATHIA_WS_ENDPOINT", "http://127.0.0.1:9/prod".to_owned()),
+        ]
+        .into_iter()
+        .filter(|(k, _)| *k != skip)
+        .collect::<Vec<_>>()
+    };
+
+    for missing in ["MATHIA_FILES_BUCKET", "MATHIA_CONNECTIONS_TABLE", "MATHIA_WS_ENDPOINT"] {
+        let (status, text) = start_function("ws-message", &complete(missing)).await;
+        assert!(!status.success(), "{missing}: {text}");
+        assert!(text.contains(missing), "the error names {missing}: {text}");
+    }
+    // Every variable set, but no queue of that name exists.
+    let (status, text) = start_function("ai-worker", &complete("")).await;
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("t-ai"), "the error names the queue: {text}");
+    drop_database(db.rsplit('/').next().unwrap().to_owned());
+}
