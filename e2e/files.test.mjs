@@ -306,7 +306,8 @@ describe('Mathia files', () => {
   step('A starts an upload, sees its progress row, and cancels it', async () => {
     // Hold the bytes' PUT so the row stays up long enough to look at (and cancel).
     const held = [];
-    const isUpload = (url) => new URL(url).pathname.startsWith('/api/uploads/');
+    // The local store's upload URL, or the bucket's presigned one (the emulated deployment).
+    const isUpload = (url) => /^\/api\/uploads\/|\/pending\//.test(new URL(url).pathname);
     await pageA.route(isUpload, (route) => {
       held.push(route);
     });
