@@ -5,12 +5,14 @@
 //! - the Lambda service: a Runtime API per instance, instances reused while warm (`runtime`);
 //! - API Gateway's WebSocket API and its management API, on their own origin (`websocket`);
 //! - the site: `static/` and the HTTP API (payload 2.0), as CloudFront serves them (`site`);
-//! - SQS event source mappings and the EventBridge schedule (`sources`).
+//! - SQS event source mappings and the EventBridge schedule (`sources`);
+//! - a pass-through to the AWS services that counts the functions' calls (`aws_calls`).
 //!
 //! It creates the table, queues (with DLQs) and bucket named by the environment when they are
 //! missing. Nothing of Mathia's own logic runs in this process: every request and every job goes
 //! through a function binary.
 
+mod aws_calls;
 mod resources;
 pub mod runtime;
 mod sigv4;
@@ -56,6 +58,7 @@ pub struct Emulator {
     api_id: String,
     ws_domain: String,
     static_dir: PathBuf,
+    aws_calls: aws_calls::AwsProxy,
 }
 
 impl Emulator {
@@ -72,6 +75,8 @@ pub struct Addresses {
     pub site: SocketAddr,
     /// The WebSocket API and its management API.
     pub websocket: SocketAddr,
+    /// The pass-through to the AWS services that the functions (and presigned URLs) use.
+    pub aws: SocketAddr,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -84,13 +89,18 @@ pub async fn run(config: Config, signal: impl Future<Output = ()> + Send + 'stat
         bail!("`mathia-local emulate` needs AWS_ENDPOINT_URL: the AWS services to run against (moto or LocalStack)");
     };
     let site = TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
-    let ws_bind: SocketAddr = match env("MATHIA_EMULATOR_WS_BIND") {
-        Some(v) => v.parse().context("MATHIA_EMULATOR_WS_BIND is not an address")?,
-        None if config.bind.port() == 0 => SocketAddr::new(config.bind.ip(), 0),
-        None => SocketAddr::new(config.bind.ip(), config.bind.port() + 1),
+    let beside = |var: &str, offset: u16| -> anyhow::Result<SocketAddr> {
+        Ok(match env(var) {
+            Some(v) => v.parse().with_context(|| format!("{var} is not an address"))?,
+            None if config.bind.port() == 0 => SocketAddr::new(config.bind.ip(), 0),
+            None => SocketAddr::new(config.bind.ip(), config.bind.port() + offset),
+        })
     };
+    let ws_bind = beside("MATHIA_EMULATOR_WS_BIND", 1)?;
     let ws = TcpListener::bind(ws_bind).await.with_context(|| format!("cannot listen on {ws_bind}"))?;
-    let addresses = Addresses { site: site.local_addr()?, websocket: ws.local_addr()? };
+    let aws_bind = beside("MATHIA_EMULATOR_AWS_BIND", 2)?;
+    let aws = TcpListener::bind(aws_bind).await.with_context(|| format!("cannot listen on {aws_bind}"))?;
+    let addresses = Addresses { site: site.local_addr()?, websocket: ws.local_addr()?, aws: aws.local_addr()? };
     // Functions reach the management API on loopback when the emulator listens everywhere.
     let reachable = |addr: SocketAddr| {
         if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
@@ -106,13 +116,16 @@ pub async fn run(config: Config, signal: impl Future<Output = ()> + Send + 'stat
     let created =
         resources::ensure(&sdk, &names).await.with_context(|| format!("cannot set up AWS resources at {endpoint}"))?;
 
+    // The functions reach AWS through the counting pass-through; so do presigned URLs.
+    let aws_calls = aws_calls::AwsProxy::new(&endpoint);
+    let proxy_url = format!("http://{}", reachable(addresses.aws));
     let credentials = sigv4::Expected {
         access_key_id: env("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "test".into()),
         secret_access_key: env("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".into()),
     };
     let mut function_env: Vec<(String, String)> = vec![
         ("MATHIA_BACKEND".into(), "aws".into()),
-        ("AWS_ENDPOINT_URL".into(), endpoint.clone()),
+        ("AWS_ENDPOINT_URL".into(), proxy_url.clone()),
         ("AWS_REGION".into(), config.aws.region.clone()),
         ("AWS_ACCESS_KEY_ID".into(), credentials.access_key_id.clone()),
         ("AWS_SECRET_ACCESS_KEY".into(), credentials.secret_access_key.clone()),
@@ -159,6 +172,7 @@ pub async fn run(config: Config, signal: impl Future<Output = ()> + Send + 'stat
         api_id: "emulated".into(),
         ws_domain: ws_local.to_string(),
         static_dir: config.static_dir.clone(),
+        aws_calls: aws_calls.clone(),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -199,6 +213,14 @@ pub async fn run(config: Config, signal: impl Future<Output = ()> + Send + 'stat
         functions = %dir.display(),
         "Mathia's emulated deployment is running"
     );
+    let mut aws_stop = stopped.clone();
+    tokio::spawn(async move {
+        axum::serve(aws, aws_calls.router())
+            .with_graceful_shutdown(async move {
+                let _ = aws_stop.changed().await;
+            })
+            .await
+    });
     let mut site_stop = stopped.clone();
     let site_server = axum::serve(site, site_app).with_graceful_shutdown(async move {
         let _ = site_stop.changed().await;

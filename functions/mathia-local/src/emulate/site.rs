@@ -51,6 +51,7 @@ async fn stats(State(emu): State<Arc<Emulator>>) -> Json<Value> {
     Json(json!({
         "functions": functions,
         "management_api": management,
+        "aws_calls": emu.aws_calls.calls(),
         "open_connections": emu.sockets.count(),
     }))
 }
