@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
         Some("emulate") => return mathia_local::emulate::run(config, shutdown_signal()).await,
         Some(_) => anyhow::bail!("{}", mathia_local::admin::USAGE),
     }
+    start_local_services();
     let listener = TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
     let own_endpoint = config.aws.ws_endpoint.clone().unwrap_or_else(|| format!("http://{addr}"));
@@ -31,6 +32,27 @@ async fn main() -> anyhow::Result<()> {
     local.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The first run on a development machine: with the default addresses and Postgres or Redis not
+/// answering, start them (installing them on Debian) the way the test command does.
+fn start_local_services() {
+    use std::{net::TcpStream, path::Path, time::Duration};
+    let script = Path::new("scripts/services");
+    let defaults = std::env::var_os("DATABASE_URL").is_none() && std::env::var_os("REDIS_URL").is_none();
+    if !defaults || !script.is_file() {
+        return;
+    }
+    let up = |port: u16| TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok();
+    if up(5432) && up(6379) {
+        return;
+    }
+    tracing::info!("PostgreSQL or Redis is not running: starting them with scripts/services");
+    match std::process::Command::new("bash").arg(script).status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => tracing::warn!(%status, "scripts/services failed"),
+        Err(e) => tracing::warn!(error = %e, "cannot run scripts/services"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -33,7 +33,17 @@ const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens a pool, creating the database if it does not exist, and migrates it.
 pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
-    if !sqlx::Postgres::database_exists(database_url).await.context("cannot reach Postgres")? {
+    let parsed = PgConnectOptions::from_str(database_url).context("DATABASE_URL is not a Postgres URL")?;
+    let unreachable = || {
+        format!(
+            "cannot reach Postgres at {}:{} as {} (DATABASE_URL): start it (on Debian, \
+             `bash scripts/services` starts or installs it) or point DATABASE_URL at one",
+            parsed.get_host(),
+            parsed.get_port(),
+            parsed.get_username()
+        )
+    };
+    if !sqlx::Postgres::database_exists(database_url).await.with_context(unreachable)? {
         tracing::info!("creating the database");
         if let Err(e) = sqlx::Postgres::create_database(database_url).await {
             // Another process may have created it at the same moment.
@@ -62,7 +72,7 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
         })
         .connect_with(options)
         .await
-        .context("cannot connect to Postgres")?;
+        .with_context(unreachable)?;
     MIGRATOR.run(&pool).await.context("migrations failed")?;
     Ok(pool)
 }
