@@ -14,9 +14,10 @@
 // by joining with the invite code. Then: chat both ways, "@mathia hello" streams to both, a reply
 // is stopped, a note added in the Brain panel shows up live on the other side, "@mathia remind me
 // to stretch in 10 mins" lands in the Reminders panel, edit / delete / react / reply, the socket
-// drops and comes back while the other side keeps talking (nothing lost or doubled), owners-only
-// moderation, Calendly status, screenshots of every view at both sizes, and a reminder that
-// comes due showing as a toast.
+// drops and comes back while the other side keeps talking (nothing lost or doubled), three
+// profane messages from B mute B until A lifts the mute in the moderation panel (owners only),
+// Calendly status, screenshots of every view at both sizes, and a reminder that comes due
+// showing as a toast.
 
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,6 +51,8 @@ const alice = person('Alice', run);
 const bob = person('Bob', run);
 const roomName = `journey ${run.slice(-6)}`;
 const workspaceName = `Acme ${run.slice(-6)}`;
+/** Batch + scheduler flush + the worker's model call: longer than a plain WAIT_MS. */
+const MODERATION_WAIT_MS = 30_000;
 
 /** Stored AI messages on a page. */
 async function aiMessages(page) {
@@ -434,6 +437,80 @@ describe('Mathia full journey', () => {
       `no gap in seq on A (${seqs.join(',')})`,
     );
     assert.equal((await messages(pageA)).filter((m) => m.id === null).length, 0, 'nothing left pending on A');
+  });
+
+  // Three flagged messages within a day mute their author in the room (STRIKES_TO_MUTE). The
+  // batch goes out once the room's oldest buffered message has waited 3 s and the scheduler
+  // (every 1 s here) sees it; the worker asks the model too (the fake one streams for ~2 s).
+  step('three profane messages mute B: B is told, A sees the mute and lifts it, B talks again', async () => {
+    const bobId = await pageB.evaluate(async () => {
+      const token = localStorage.getItem('mathia.token');
+      const res = await fetch('/api/me', { headers: { Authorization: `Bearer ${token}` } });
+      return (await res.json()).user.id;
+    });
+    assert.ok(bobId, "B's user id");
+
+    // A watches the moderation view while it happens: the `moderation` event refreshes it.
+    await openContextTab(pageA, 'moderation');
+    const status = pageA.locator('#moderation-status');
+    await eventually(async () => /: 0 muted,/.test(await status.textContent()), {
+      what: "A's moderation view loads with nobody muted",
+    });
+
+    const profane = ['you are a fucking idiot', 'shut up you stupid bitch', 'fuck off'];
+    for (const text of profane) await send(pageB, text);
+    for (const page of [pageB, pageA]) {
+      for (const text of profane) await messageByBody(page, text, `"${text}" is stored`);
+    }
+
+    // (a) B is told: the notice above the composer, and the composer is off.
+    const notice = pageB.getByTestId('composer-error');
+    await eventually(
+      async () => (await notice.isVisible()) && (await notice.getAttribute('data-kind')) === 'muted',
+      { what: 'B sees the mute notice', timeout: MODERATION_WAIT_MS, interval: 250 },
+    );
+    assert.match(await notice.textContent(), /You are muted until \S/);
+    assert.equal(await pageB.getByTestId('composer').isDisabled(), true, "B's composer is disabled");
+    assert.equal(await pageB.getByTestId('send-button').isDisabled(), true, "B's Send is disabled");
+    assert.equal(await pageB.locator('#composer-form').getAttribute('data-muted'), 'true');
+    // The room is told too, in a system message.
+    for (const page of [pageA, pageB]) {
+      await eventually(
+        async () =>
+          (await messages(page)).some(
+            (m) => m.id !== null && m.kind === 'system' && m.body?.includes(`${bob.name} is muted until`),
+          ),
+        { what: 'the room gets the mute as a system message' },
+      );
+    }
+
+    // (b) A sees B muted, for the three flagged messages.
+    const mute = pageA.locator(`[data-testid="moderation-mute"][data-user-id="${bobId}"]`);
+    await mute.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const muteText = await mute.textContent();
+    assert.ok(muteText.includes(bob.name), `the mute names B (${muteText})`);
+    assert.match(muteText, /3 flagged messages/);
+    await eventually(async () => /: 1 muted, 3 flagged\./.test(await status.textContent()), {
+      what: 'A sees one mute and three flags',
+    });
+    assert.equal(await pageA.getByTestId('moderation-flag').filter({ hasText: bob.name }).count(), 3);
+    await pageA.screenshot({ path: `${SHOTS_DIR}journey-desktop-moderation.png` });
+    await pageB.screenshot({ path: `${SHOTS_DIR}journey-mobile-muted.png` });
+
+    // (c) A lifts the mute; B's composer comes back with the `unmuted` event and B talks again.
+    await mute.getByTestId('unmute').click();
+    await mute.waitFor({ state: 'detached', timeout: WAIT_MS });
+    await eventually(async () => /: 0 muted, 3 flagged\./.test(await status.textContent()), {
+      what: "A's view shows nobody muted",
+    });
+    await eventually(
+      async () => !(await pageB.getByTestId('composer').isDisabled()) && (await notice.isHidden()),
+      { what: "B's composer is back" },
+    );
+    const back = `sorry, back to work ${run.slice(-4)}`;
+    await send(pageB, back);
+    await messageByBody(pageA, back, "B's message after the unmute reaches A");
+    await messageByBody(pageB, back, "B's message after the unmute is stored");
   });
 
   step('moderation is there for the owner only', async () => {

@@ -13,7 +13,7 @@
 //! through a function binary.
 
 mod aws_calls;
-mod resources;
+pub mod resources;
 pub mod runtime;
 mod sigv4;
 mod site;

@@ -4,12 +4,9 @@
 use std::{collections::HashMap, path::PathBuf, process::Stdio, time::Duration};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
-};
 use aws_sdk_sqs::types::QueueAttributeName;
 use mathia::ports::QueueName;
+use mathia_local::emulate::resources::ensure_table;
 use tokio::process::{Child, Command};
 
 pub fn repo_root() -> PathBuf {
@@ -71,7 +68,7 @@ impl Emulator {
         visibility_s: u32,
     ) -> HashMap<QueueName, String> {
         let sdk = self.sdk().await;
-        create_table(&aws_sdk_dynamodb::Client::new(&sdk), &format!("{prefix}connections")).await;
+        ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &format!("{prefix}connections")).await.unwrap();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let mut urls = HashMap::new();
         for name in QueueName::ALL {
@@ -109,43 +106,4 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
-}
-
-async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
-    let attr = |name: &str| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
-    let key =
-        |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .attribute_definitions(attr("gsi1pk"))
-        .attribute_definitions(attr("gsi1sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("gsi1")
-                .key_schema(key("gsi1pk", KeyType::Hash))
-                .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
