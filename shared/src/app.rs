@@ -6,6 +6,7 @@ use std::{ops::Deref, sync::Arc};
 use sqlx::PgPool;
 
 use crate::{
+    adapters::files::local::LocalFileStore,
     adapters::{
         local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder},
         openai::OpenAiCompatible,
@@ -13,8 +14,8 @@ use crate::{
         redis::RedisStore,
     },
     config::Config,
-    files::{FileStore, local::LocalFileStore},
     keyring::RoomKeyring,
+    ports::FileStore,
     ports::{Ai, Clock, Connections, Push, Queue, SystemClock},
     room_order::RoomOrder,
 };

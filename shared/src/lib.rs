@@ -18,14 +18,17 @@ pub mod config;
 pub mod domain;
 pub mod files;
 pub mod handlers;
+pub mod jobs;
 pub mod keyring;
 pub mod lambda;
 pub mod moderation;
 pub mod ports;
 pub mod protocol;
+pub mod realtime;
 pub mod reminders;
 pub mod room_order;
 pub mod telemetry;
+pub mod tokens;
 pub mod wiring;
 pub mod workers;
 

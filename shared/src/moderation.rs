@@ -16,10 +16,10 @@ use uuid::Uuid;
 use crate::{
     adapters::postgres::{messages, moderation, users},
     app::App,
-    handlers::fanout::{post_system_message, push_to_room},
+    jobs::{JobError, ModerationJob, enqueue},
     ports::{ChatMessage, QueueName},
     protocol::{ModerationAction, ServerEvent},
-    workers::{JobError, ModerationJob, jobs::enqueue},
+    realtime::{post_system_message, push_to_room},
 };
 
 /// A quiet room's buffer is flushed once its oldest message has waited this long.

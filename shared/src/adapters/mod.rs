@@ -3,6 +3,7 @@
 //! and `redis` the stores every mode uses.
 
 pub mod aws;
+pub mod files;
 pub mod local;
 pub mod openai;
 pub mod postgres;

@@ -11,9 +11,9 @@ use crate::{
     adapters::postgres::{notes, rooms, wallet},
     app::App,
     domain::{Message, NoteKind, NotePriority},
-    handlers::fanout::push_to_room,
+    jobs::JobError,
     protocol::ServerEvent,
-    workers::JobError,
+    realtime::push_to_room,
 };
 
 /// What the connector was asked, and by whom.

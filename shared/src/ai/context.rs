@@ -9,8 +9,8 @@ use crate::{
     adapters::postgres::{messages, notes, onboarding, rooms},
     app::App,
     domain::{MessageKind, NotePriority},
+    jobs::JobError,
     ports::ChatMessage,
-    workers::JobError,
 };
 
 /// Messages of history offered to the model by default.

@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::{
     app::App,
+    jobs::{AiJob, enqueue},
     ports::QueueName,
     protocol::{WsError, WsErrorCode},
-    workers::jobs::{AiJob, enqueue},
 };
 
 static MENTION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)(^|[^\w@])@mathia\b").expect("regex"));

@@ -23,9 +23,9 @@ use crate::{
     },
     app::App,
     domain::{MessageKind, NotePriority},
-    handlers::fanout::{push_to_room, push_to_user},
+    jobs::{AiJob, JobError},
     protocol::{ServerEvent, WsError, WsErrorCode},
-    workers::{AiJob, JobError},
+    realtime::{push_to_room, push_to_user},
 };
 
 /// A token is sent at once unless another chunk went out less than this long ago; then it

@@ -25,7 +25,7 @@ use crate::{
         router::Intent,
     },
     app::App,
-    workers::JobError,
+    jobs::JobError,
 };
 
 pub fn client(app: &App) -> Calendly {
@@ -70,7 +70,7 @@ fn account_from(
 /// Where to send the browser to authorise Mathia, with a fresh single-use `state`.
 pub async fn oauth_start(app: &App, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
     let Some((client_id, _, redirect)) = &app.config.calendly_oauth else { return Ok(None) };
-    let state = crate::handlers::http::random_token();
+    let state = crate::tokens::random_token();
     store::put_state(&app.db, &state, user_id, app.clock.now()).await?;
     let url = reqwest::Url::parse_with_params(
         &format!("{}/oauth/authorize", app.config.calendly_auth_url.trim_end_matches('/')),

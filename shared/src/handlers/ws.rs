@@ -20,9 +20,9 @@ use crate::{
     ai,
     app::App,
     domain::{ClientMsgId, ConnectionId, MessageBody, MessageKind, OnlineUser},
-    handlers::fanout::{announce_if_gone, forget_connection, push_to_room, send_event},
     ports::ConnectionInfo,
     protocol::{ClientAction, PresenceStatus, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame},
+    realtime::{announce_if_gone, forget_connection, push_to_room, send_event},
     room_order::Turn,
 };
 
@@ -39,21 +39,11 @@ pub enum ConnectError {
     Unavailable,
 }
 
-/// Hashes a ticket for storage: Redis never holds a usable ticket.
-pub fn ticket_hash(ticket: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(ticket.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `$connect`: spends the one-time ticket and registers the connection.
 #[tracing::instrument(skip(app, ticket), fields(%connection))]
 pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&str>) -> Result<(), ConnectError> {
     let ticket = ticket.filter(|t| !t.is_empty() && t.len() <= 128).ok_or(ConnectError::Unauthorized)?;
-    let user_id = app.redis.take_ticket(&ticket_hash(ticket)).await.map_err(|e| {
+    let user_id = app.redis.take_ticket(&crate::tokens::hash_hex(ticket)).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot check ticket");
         ConnectError::Unavailable
     })?;

@@ -204,3 +204,33 @@ pub trait Ai: Send + Sync {
     fn is_model(&self) -> bool;
     async fn stream(&self, messages: Vec<ChatMessage>) -> Result<Deltas, AiError>;
 }
+
+// ---- files ----------------------------------------------------------------------------------
+
+/// The largest file: 5 MB.
+pub const MAX_BYTES: i64 = 5 * 1024 * 1024;
+/// How long an upload or download URL works.
+pub const URL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such object")]
+    Missing,
+    #[error("object storage failed: {0}")]
+    Other(String),
+}
+
+/// Where file bytes live.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// A URL the client PUTs the bytes to.
+    async fn upload_url(&self, file_id: Uuid, room_id: Uuid, content_type: &str) -> Result<String, StoreError>;
+    /// The bytes, for validation.
+    async fn read(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError>;
+    async fn delete(&self, file_id: Uuid) -> Result<(), StoreError>;
+    /// The upload passed validation: from now on it is the file members download, and the
+    /// upload URL (still valid for a while) can no longer change it.
+    async fn accept(&self, file_id: Uuid) -> Result<(), StoreError>;
+    /// A short-lived URL that downloads the file under `name`.
+    async fn download_url(&self, file_id: Uuid, name: &str, content_type: &str) -> Result<String, StoreError>;
+}

@@ -24,10 +24,10 @@ use crate::{
     },
     app::App,
     domain::ConnectionId,
-    handlers::fanout::{post_system_message, push_to_user, send_event},
+    jobs::{JobError, ReminderJob, enqueue},
     ports::{MAX_QUEUE_DELAY, QueueName},
     protocol::{ReminderNotice, ServerEvent},
-    workers::{JobError, ReminderJob, jobs::enqueue},
+    realtime::{post_system_message, push_to_user, send_event},
 };
 
 fn err(e: impl std::fmt::Display) -> JobError {

@@ -9,24 +9,8 @@ pub mod scheduler;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tracing::Instrument;
 
+pub use crate::jobs::{AiJob, JobError, ModerationJob, ReminderJob};
 use crate::{app::App, ports::QueueName};
-pub use jobs::{AiJob, ModerationJob, ReminderJob};
-
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The message can never succeed (not a job of this queue); it goes to the DLQ.
-    #[error("malformed job: {0}")]
-    Malformed(String),
-    /// A dependency failed; try again later.
-    #[error("{0}")]
-    Retry(String),
-}
-
-impl From<sqlx::Error> for JobError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Retry(format!("database: {e}"))
-    }
-}
 
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, JobError> {
     serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))

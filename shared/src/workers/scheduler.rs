@@ -4,7 +4,7 @@
 use chrono::Duration;
 use serde::Serialize;
 
-use crate::{app::App, handlers::fanout::forget_connection};
+use crate::{app::App, realtime::forget_connection};
 
 /// API Gateway closes a WebSocket after two hours; entries older than that are stale.
 pub const CONNECTION_LIFETIME: Duration = Duration::hours(2);

@@ -7,10 +7,10 @@ use chrono::Utc;
 use mathia::{
     adapters::aws::{ApiGatewayPush, DynamoConnections, SqsQueue},
     domain::ConnectionId,
-    handlers::fanout::push_to_room,
     lambda::aws_lambda_events::sqs::SqsEvent,
     ports::{ConnectionInfo, Connections, Push, PushError, Queue, QueueName, Recipient},
     protocol::ServerEvent,
+    realtime::push_to_room,
     workers::{ModerationJob, run_sqs_batch},
 };
 use serde_json::json;

@@ -274,7 +274,7 @@ async fn pipelined_senders_and_system_messages_share_one_order() {
     let app = t.local.app.clone();
     let system = tokio::spawn(async move {
         for n in 0..SYSTEM {
-            mathia::handlers::fanout::post_system_message(&app, room, &format!("s{n}")).await.unwrap();
+            mathia::realtime::post_system_message(&app, room, &format!("s{n}")).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
     });

@@ -1,7 +1,6 @@
 //! Calendly accounts (tokens sealed with the master key) and single-use OAuth states.
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -101,7 +100,7 @@ pub async fn delete(db: &PgPool, user_id: Uuid) -> Result<bool, sqlx::Error> {
 }
 
 fn hash(state: &str) -> Vec<u8> {
-    Sha256::digest(state.as_bytes()).to_vec()
+    crate::tokens::hash(state)
 }
 
 pub async fn put_state(db: &PgPool, state: &str, user_id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {

@@ -1,7 +1,6 @@
 //! Users, sessions and workspace membership.
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -51,7 +50,7 @@ pub async fn by_id(db: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
 }
 
 pub fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    crate::tokens::hash(token)
 }
 
 pub async fn create_session(

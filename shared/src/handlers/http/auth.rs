@@ -7,7 +7,6 @@ use argon2::{
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
 use axum::{extract::State, http::StatusCode};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -20,13 +19,8 @@ use crate::{
     adapters::postgres::{users, violated_constraint},
     app::App,
     domain::{DisplayName, Email, Password, User},
-    handlers::ws::ticket_hash,
+    tokens::{hash_hex, random_token},
 };
-
-/// A random, URL-safe secret (256 bits).
-pub fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
 
 /// Runs Argon2 work on the blocking pool, a bounded number at a time. Each hash holds 19 MiB
 /// while it runs: unbounded, a burst of sign-ups or logins takes that much per request at once,
@@ -147,7 +141,7 @@ pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusC
               (status = 503, description = "Redis is down")))]
 pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let ticket = random_token();
-    app.redis.put_ticket(&ticket_hash(&ticket), auth.user.id, app.config.ticket_ttl).await?;
+    app.redis.put_ticket(&hash_hex(&ticket), auth.user.id, app.config.ticket_ttl).await?;
     Ok(Json(json!({ "ticket": ticket, "expires_in_s": app.config.ticket_ttl.as_secs() })))
 }
 

@@ -12,8 +12,8 @@ use crate::{
     adapters::postgres::{notes, reminders, rooms},
     app::App,
     domain::{Invalid, Note, NoteKind, NotePriority},
-    handlers::fanout::push_to_room,
     protocol::ServerEvent,
+    realtime::push_to_room,
 };
 
 async fn require_member(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()> {

@@ -19,7 +19,6 @@ use axum::{Router, routing::get};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use auth::random_token;
 use error::ApiError;
 
 use crate::app::App;

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    auth::random_token,
     error::{ApiError, ApiResult},
     extract::{AuthUser, Json, Path, Query},
 };
@@ -19,7 +18,7 @@ use crate::{
     },
     app::App,
     domain::{Room, RoomName},
-    handlers::fanout::announce_if_gone,
+    realtime::announce_if_gone,
 };
 
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", responses((status = 200, description = "`[room]`")))]
@@ -188,7 +187,7 @@ pub async fn create_invite(
             ..ApiError::bad_request("expires_in_s must be between 1 second and 90 days")
         });
     }
-    let code = random_token();
+    let code = crate::tokens::random_token();
     let expires_at = app.clock.now() + Duration::seconds(ttl);
     invites::create(&app.db, &code, room_id, auth.user.id, body.max_uses, Some(expires_at)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "code": code, "expires_at": expires_at, "max_uses": body.max_uses }))))

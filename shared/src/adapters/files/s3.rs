@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::{Client, presigning::PresigningConfig};
 use uuid::Uuid;
 
-use super::{FileStore, StoreError, URL_TTL};
+use crate::ports::{FileStore, StoreError, URL_TTL};
 
 pub struct S3FileStore {
     client: Client,

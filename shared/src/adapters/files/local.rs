@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::{FileStore, StoreError, URL_TTL};
+use crate::ports::{FileStore, StoreError, URL_TTL};
 use crate::{
     keyring::{Aad, RoomKeyring, Sealed},
     ports::Clock,

@@ -1,0 +1,61 @@
+//! The jobs Mathia puts on its queues, the error a job ends with, and `enqueue`. Features
+//! enqueue and handle these; the workers (the queues' edge) only route them.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    app::App,
+    ports::{QueueError, QueueName},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The message can never succeed (not a job of this queue); it goes to the DLQ.
+    #[error("malformed job: {0}")]
+    Malformed(String),
+    /// A dependency failed; try again later.
+    #[error("{0}")]
+    Retry(String),
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Retry(format!("database: {e}"))
+    }
+}
+
+/// An `@mathia` message to answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AiJob {
+    pub job_id: Uuid,
+    pub room_id: Uuid,
+    pub message_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// A batch of a room's messages to moderate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModerationJob {
+    pub job_id: Uuid,
+    pub room_id: Uuid,
+    pub message_ids: Vec<Uuid>,
+}
+
+/// A reminder that is due.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReminderJob {
+    pub job_id: Uuid,
+    pub reminder_id: Uuid,
+}
+
+/// Puts a job on its queue.
+pub async fn enqueue<T: Serialize>(
+    app: &App,
+    queue: QueueName,
+    job: &T,
+    delay: std::time::Duration,
+) -> Result<(), QueueError> {
+    let body = serde_json::to_string(job).expect("jobs serialise");
+    app.queue.send(queue, &body, delay).await
+}
