@@ -10,6 +10,7 @@
 //! - `workers`: queue job handlers, the SQS batch helper and the scheduler;
 //! - `wiring`: builds an `App` with the adapters the configuration asks for.
 
+pub mod access;
 pub mod adapters;
 pub mod ai;
 pub mod app;

@@ -1,7 +1,7 @@
 //! The module graph of `shared/src`, derived from its paths (`use crate::…`, `super::…` and
 //! inline `crate::…` paths, parsed with `syn`), must run one way:
 //!
-//! edges (handlers, lambda, workers, wiring) → features (ai, calendly, files, moderation,
+//! edges (handlers, lambda, workers, wiring) → features (access, ai, calendly, files, moderation,
 //! reminders) → realtime delivery, jobs and the app (app, jobs, realtime, room_order) →
 //! adapters (adapters, keyring) → domain and ports (domain, ports, protocol, config, telemetry,
 //! tokens).
@@ -21,7 +21,7 @@ use syn::visit::Visit;
 fn layer(component: &str) -> Option<u8> {
     Some(match component {
         "handlers" | "lambda" | "workers" | "wiring" => 4,
-        "ai" | "calendly" | "files" | "moderation" | "reminders" => 3,
+        "access" | "ai" | "calendly" | "files" | "moderation" | "reminders" => 3,
         "app" | "jobs" | "realtime" | "room_order" => 2,
         "adapters" | "keyring" => 1,
         "domain" | "ports" | "protocol" | "config" | "telemetry" | "tokens" => 0,

@@ -189,3 +189,25 @@ mod tests {
         assert!(Password::parse("short").is_err());
     }
 }
+
+/// Someone's role in a workspace (`workspace_members.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Created the workspace: moderates its rooms and moves its money.
+    Owner,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Member => "member",
+        }
+    }
+
+    /// A stored role; anything unknown counts as the least one.
+    pub fn from_stored(role: &str) -> Self {
+        if role == "owner" { Self::Owner } else { Self::Member }
+    }
+}

@@ -13,7 +13,7 @@ use crate::{
             group_commit::PendingWrite,
             messages::{self, Cursor, MessageDraft, Stored},
             onboarding::{self, Step},
-            rooms, users,
+            users,
         },
         redis::RateDecision,
     },
@@ -281,12 +281,7 @@ async fn delete_message(app: &App, conn: &ConnectionInfo, room_id: Uuid, message
 }
 
 async fn owns_room_workspace(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, WsError> {
-    let room = rooms::get(&app.db, room_id).await.map_err(db_error)?;
-    let Some(room) = room else { return Ok(false) };
-    let role = crate::adapters::postgres::users::workspace_role(&app.db, room.workspace_id, user_id)
-        .await
-        .map_err(db_error)?;
-    Ok(role.as_deref() == Some("owner"))
+    Ok(crate::access::in_room_workspace(app, room_id, user_id).await.map_err(db_error)?.may_moderate())
 }
 
 /// Emoji reactions: one grapheme-ish token, a few characters at most.
@@ -343,7 +338,7 @@ async fn not_member(app: &App, room_id: Uuid, user_id: Uuid) -> WsError {
 }
 
 async fn is_member(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, WsError> {
-    rooms::is_member(&app.db, room_id, user_id).await.map_err(db_error)
+    crate::access::is_room_member(app, room_id, user_id).await.map_err(db_error)
 }
 
 async fn join_room(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> Result<(), WsError> {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::User;
+use crate::domain::{Role, User};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
@@ -111,12 +111,14 @@ pub async fn workspaces_of(db: &PgPool, user_id: Uuid) -> Result<Vec<WorkspaceSu
 }
 
 /// The user's role in a workspace, or None when they are not in it.
-pub async fn workspace_role(db: &PgPool, workspace_id: Uuid, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
-        .bind(workspace_id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await
+pub async fn workspace_role(db: &PgPool, workspace_id: Uuid, user_id: Uuid) -> Result<Option<Role>, sqlx::Error> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+            .bind(workspace_id)
+            .bind(user_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(role.as_deref().map(Role::from_stored))
 }
 
 /// The workspace a new room goes to when none is named: the user's personal one.

@@ -9,18 +9,18 @@ use super::{
     extract::{AuthUser, Json, Path},
 };
 use crate::{
-    adapters::postgres::{moderation, rooms, users},
+    access::{self, Standing},
+    adapters::postgres::moderation,
     app::App,
 };
 
 /// Only the owner of the room's workspace moderates it.
 async fn require_owner(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()> {
-    let room =
-        rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
-    match users::workspace_role(&app.db, room.workspace_id, user_id).await?.as_deref() {
-        Some("owner") => Ok(()),
-        Some(_) => Err(ApiError::forbidden("owner_only", "only the workspace's owner moderates its rooms")),
-        None => Err(ApiError::not_member()),
+    match access::in_room_workspace(&app, room_id, user_id).await? {
+        standing if standing.may_moderate() => Ok(()),
+        Standing::NoSuchRoom => Err(ApiError::not_found("room_not_found", "no such room")),
+        Standing::Outsider => Err(ApiError::not_member()),
+        Standing::In(_) => Err(ApiError::forbidden("owner_only", "only the workspace's owner moderates its rooms")),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::{
         rooms, users, wallet, workspaces,
     },
     app::App,
+    domain::Role,
     domain::{DisplayName, Invalid, RoomName, User},
 };
 
@@ -157,7 +158,7 @@ pub async fn workspace(
         }
         (Some(name), None) => {
             let name = RoomName::parse(&name).map_err(|e| Invalid::new("name", e.reason))?;
-            (create_workspace(&app, &auth.user, name.as_str()).await?, "owner")
+            (create_workspace(&app, &auth.user, name.as_str()).await?, Role::Owner)
         }
         (None, Some(code)) => {
             let field = |e: ApiError| ApiError { field: Some("invite_code"), ..e };
@@ -174,7 +175,7 @@ pub async fn workspace(
                 }
             };
             let room = rooms::get(&app.db, room_id).await?.ok_or_else(ApiError::internal)?;
-            (room.workspace_id, "member")
+            (room.workspace_id, Role::Member)
         }
     };
     let mut tx = app.db.begin().await?;
@@ -186,7 +187,7 @@ pub async fn workspace(
         .and_then(|w| w.iter().find(|w| w["id"] == workspace_id.to_string()))
         .map(|w| w["name"].clone())
         .unwrap_or(Value::Null);
-    answer["workspace"] = json!({ "id": workspace_id, "name": name, "role": role });
+    answer["workspace"] = json!({ "id": workspace_id, "name": name, "role": role.as_str() });
     Ok(Json(answer))
 }
 

@@ -10,12 +10,14 @@ use super::{
     extract::{AuthUser, Json, Query},
 };
 use crate::{
+    access,
     adapters::postgres::{
         users,
         wallet::{self, Kind, Moved},
     },
     app::App,
     domain::Invalid,
+    domain::Role,
 };
 
 /// The largest single movement: a million dollars.
@@ -28,7 +30,7 @@ pub struct WalletQuery {
 }
 
 /// The workspace asked for (or the user's first), if the user is in it, and their role.
-async fn member_workspace(app: &App, user_id: Uuid, asked: Option<Uuid>) -> ApiResult<(Uuid, String)> {
+async fn member_workspace(app: &App, user_id: Uuid, asked: Option<Uuid>) -> ApiResult<(Uuid, Role)> {
     let workspace_id = match asked {
         Some(id) => id,
         None => users::default_workspace(&app.db, user_id)
@@ -79,7 +81,7 @@ pub struct MoveBody {
 
 async fn movement(app: &App, auth: &AuthUser, body: MoveBody, kind: Kind) -> ApiResult<(StatusCode, Json<Value>)> {
     let (workspace_id, role) = member_workspace(app, auth.user.id, Some(body.workspace_id)).await?;
-    if role != "owner" {
+    if !access::may_move_money(role) {
         return Err(ApiError::forbidden("owner_only", "only the workspace's owner can move money"));
     }
     if !(1..=MAX_AMOUNT_CENTS).contains(&body.amount_cents) {
