@@ -142,7 +142,7 @@ describe('Mathia chat core', () => {
 
   step('screenshots (desktop and mobile)', async () => {
     await pageA.screenshot({ path: `${SHOTS_DIR}desktop-chat.png` });
-    await pageB.screenshot({ path: `${SHOTS_DIR}mobile-chat.png` });
+    await pageB.screenshot({ path: `${SHOTS_DIR}chat-mobile.png` });
     await pageB.getByRole('button', { name: 'Show rooms' }).click();
     await pageB.getByTestId('new-room-name').waitFor({ state: 'visible', timeout: WAIT_MS });
     // Let the slide-in transition finish before the picture.

@@ -300,6 +300,7 @@ describe('Mathia files', () => {
       await loadedThumbnail(messageWithFile(page, pngName), `${who}'s thumbnail is still shown`);
     }
     await pageA.screenshot({ path: `${SHOTS_DIR}files-desktop.png` });
+    await pageA.screenshot({ path: `${SHOTS_DIR}desktop-files.png` }); // README
     await pageB.screenshot({ path: `${SHOTS_DIR}files-mobile.png` });
   });
 

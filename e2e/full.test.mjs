@@ -136,7 +136,11 @@ describe('Mathia full journey', () => {
     await pageA.getByTestId('onb-back').click();
     await expectOnboardingStep(pageA, 'profile');
     assert.equal(await pageA.getByTestId('onb-timezone').inputValue(), 'Europe/Berlin');
-    await completeOnboarding(pageA, alice, { workspaceName, shots: 'journey-desktop-onboarding' });
+    await completeOnboarding(pageA, alice, {
+      workspaceName,
+      shots: 'journey-desktop-onboarding',
+      goalsShot: 'desktop-onboarding', // README
+    });
   });
 
   step('A creates a room in the new workspace', async () => {
@@ -164,6 +168,7 @@ describe('Mathia full journey', () => {
     await eventually(async () => (await card.getByTestId('ledger-row').count()) >= 1, { what: 'a ledger row' });
     await pageA.getByTestId('toast').first().waitFor({ state: 'visible', timeout: WAIT_MS });
     await pageA.screenshot({ path: `${SHOTS_DIR}journey-desktop-settings-wallet.png` });
+    await pageA.screenshot({ path: `${SHOTS_DIR}desktop-wallet.png` }); // README
     await pageA.keyboard.press('Escape');
     await pageA.getByTestId('settings-dialog').waitFor({ state: 'hidden', timeout: WAIT_MS });
   });
@@ -302,6 +307,7 @@ describe('Mathia full journey', () => {
     await noteB.waitFor({ state: 'visible', timeout: LONG_WAIT_MS });
     assert.equal(await noteB.getAttribute('data-priority'), 'high');
     await pageA.screenshot({ path: `${SHOTS_DIR}journey-desktop-context-panel.png` });
+    await pageA.screenshot({ path: `${SHOTS_DIR}desktop-chat-brain.png` }); // README
     await pageB.screenshot({ path: `${SHOTS_DIR}journey-mobile-context-panel.png` });
 
     // A deletes it; it goes away on B too.
@@ -437,6 +443,14 @@ describe('Mathia full journey', () => {
       `no gap in seq on A (${seqs.join(',')})`,
     );
     assert.equal((await messages(pageA)).filter((m) => m.id === null).length, 0, 'nothing left pending on A');
+    // README: the room at 375 px, with the pointer off the list so no hover menu is in the picture.
+    await pageB.mouse.move(150, 20);
+    await eventually(
+      async () =>
+        pageB.evaluate(() => [...document.querySelectorAll('.message-menu')].every((m) => getComputedStyle(m).opacity === '0')),
+      { what: 'no message menu showing on B' },
+    );
+    await pageB.screenshot({ path: `${SHOTS_DIR}mobile-chat.png` });
   });
 
   // Three flagged messages within a day mute their author in the room (STRIKES_TO_MUTE). The

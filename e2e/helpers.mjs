@@ -184,7 +184,8 @@ export async function expectOnboardingStep(page, step) {
 /**
  * Walks the onboarding wizard. `join: true` joins with the invite code (the one pre-filled from
  * the invite link, or `inviteCode`); otherwise it creates `workspaceName`. `shots` names a
- * screenshot prefix (e.g. "desktop-onboarding") to take one picture per step.
+ * screenshot prefix (e.g. "desktop-onboarding") to take one picture per step; `goalsShot` names
+ * one more picture of the goals step (the README's docs/screenshots/desktop-onboarding.png).
  */
 export async function completeOnboarding(page, who, opts = {}) {
   const {
@@ -198,6 +199,7 @@ export async function completeOnboarding(page, who, opts = {}) {
     inviteCode = null,
     workspaceName = `${who.name}'s team`,
     shots = null,
+    goalsShot = null,
   } = opts;
   await page.getByTestId('onboarding').waitFor({ state: 'visible', timeout: WAIT_MS });
 
@@ -220,6 +222,7 @@ export async function completeOnboarding(page, who, opts = {}) {
   await page.getByTestId('onb-focus').fill(focus);
   await page.getByTestId('onb-tone').selectOption(tone);
   if (shots) await page.screenshot({ path: `${SHOTS_DIR}${shots}-2-goals.png` });
+  if (goalsShot) await page.screenshot({ path: `${SHOTS_DIR}${goalsShot}.png` });
   await page.getByTestId('onb-next').click();
 
   await expectOnboardingStep(page, 'workspace');

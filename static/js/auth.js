@@ -4,8 +4,7 @@
 // and the server's `error.message`) are shown beside the form in `auth-error`.
 
 import { post, setToken, clearToken } from './api.js';
-
-const $ = (id) => document.getElementById(id);
+import { $ } from './dom.js';
 
 let mode = 'signin';
 let onSignedIn = () => {};

@@ -8,8 +8,8 @@ import { get, post, del, asList } from './api.js';
 import * as socket from './socket.js';
 import * as session from './session.js';
 import { icon } from './icons.js';
+import { $, el } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const KIND_LABEL = { decision: 'Decision', action_item: 'Action item', insight: 'Insight', reference: 'Reference' };
 
 /** roomId -> {notes: Map(id -> note), loaded, loading, error, stale} */
@@ -138,57 +138,42 @@ function render() {
 }
 
 function buildNote(note) {
-  const li = document.createElement('li');
-  li.className = `item note${note.priority === 'high' ? ' high' : ''}${note.shared ? ' shared' : ''}`;
-  li.dataset.testid = 'note';
-  li.dataset.noteId = String(note.id);
-  li.dataset.priority = note.priority || 'normal';
-  li.dataset.kind = note.kind || '';
-  li.dataset.shared = String(Boolean(note.shared));
-
-  const head = document.createElement('div');
-  head.className = 'item-head';
-  if (note.priority === 'high') {
-    const badge = document.createElement('span');
-    badge.className = 'badge badge-high';
-    badge.dataset.testid = 'note-high';
-    badge.textContent = 'High priority';
-    head.append(badge);
-  }
-  if (note.kind) {
-    const kind = document.createElement('span');
-    kind.className = 'badge';
-    kind.textContent = KIND_LABEL[note.kind] || note.kind;
-    head.append(kind);
-  }
-  if (note.shared) {
-    const shared = document.createElement('span');
-    shared.className = 'badge badge-shared';
-    shared.dataset.testid = 'note-shared';
-    shared.textContent = 'from another room';
-    head.append(shared);
-  }
-
-  const text = document.createElement('p');
-  text.className = 'item-text';
-  text.dataset.testid = 'note-text';
-  text.textContent = note.text || '';
-
-  const meta = document.createElement('p');
-  meta.className = 'item-meta muted small';
   const who = note.author?.display_name || 'Mathia';
   const when = note.created_at ? session.formatTime(note.created_at, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : '';
-  meta.textContent = [who, when].filter(Boolean).join(' · ');
-
-  li.append(head, text, meta);
+  const li = el(
+    'li',
+    {
+      class: `item note${note.priority === 'high' ? ' high' : ''}${note.shared ? ' shared' : ''}`,
+      dataset: {
+        testid: 'note',
+        noteId: String(note.id),
+        priority: note.priority || 'normal',
+        kind: note.kind || '',
+        shared: String(Boolean(note.shared)),
+      },
+    },
+    el(
+      'div',
+      { class: 'item-head' },
+      note.priority === 'high' && el('span', { class: 'badge badge-high', dataset: { testid: 'note-high' }, text: 'High priority' }),
+      note.kind ? el('span', { class: 'badge', text: KIND_LABEL[note.kind] || note.kind }) : null,
+      note.shared && el('span', { class: 'badge badge-shared', dataset: { testid: 'note-shared' }, text: 'from another room' }),
+    ),
+    el('p', { class: 'item-text', dataset: { testid: 'note-text' }, text: note.text || '' }),
+    el('p', { class: 'item-meta muted small', text: [who, when].filter(Boolean).join(' · ') }),
+  );
   if (!note.shared) {
-    const remove = document.createElement('button');
-    remove.type = 'button';
-    remove.className = 'icon-button item-action';
-    remove.dataset.testid = 'note-delete';
-    remove.setAttribute('aria-label', `Delete note: ${note.text || ''}`.slice(0, 120));
-    remove.append(icon('trash'));
-    remove.addEventListener('click', () => deleteNote(note, remove));
+    const remove = el(
+      'button',
+      {
+        type: 'button',
+        class: 'icon-button item-action',
+        dataset: { testid: 'note-delete' },
+        'aria-label': `Delete note: ${note.text || ''}`.slice(0, 120),
+        onclick: () => deleteNote(note, remove),
+      },
+      icon('trash'),
+    );
     li.append(remove);
   }
   return li;
@@ -242,7 +227,7 @@ async function deleteNote(note, button) {
 }
 
 function showError(message) {
-  const el = $('note-error');
-  el.textContent = message;
-  el.hidden = !message;
+  const node = $('note-error');
+  node.textContent = message;
+  node.hidden = !message;
 }

@@ -6,8 +6,8 @@
 
 import { get, post, del, rawFetch, asList } from './api.js';
 import * as session from './session.js';
+import { $, el } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const OAUTH_PATH = '/api/calendly/oauth/start';
 
 let status = null;
@@ -71,10 +71,10 @@ function userLabel(user) {
 
 function render() {
   const connected = Boolean(status?.connected);
-  const el = $('calendly-status');
-  el.dataset.connected = String(connected);
+  const node = $('calendly-status');
+  node.dataset.connected = String(connected);
   const who = userLabel(status?.user);
-  el.textContent = connected ? `Connected to Calendly${who ? ` as ${who}` : ''}.` : 'Calendly is not connected.';
+  node.textContent = connected ? `Connected to Calendly${who ? ` as ${who}` : ''}.` : 'Calendly is not connected.';
   $('calendly-connected').hidden = !connected;
   $('calendly-form').hidden = connected;
   const url = status?.scheduling_url;
@@ -187,18 +187,14 @@ async function loadEvents() {
 }
 
 function buildEvent(event) {
-  const li = document.createElement('li');
-  li.className = 'item calendly-event';
-  li.dataset.testid = 'calendly-event';
-  const name = document.createElement('p');
-  name.className = 'item-text';
-  name.textContent = event.name || 'Event';
-  const when = document.createElement('p');
-  when.className = 'item-meta small';
   const start = session.formatTime(event.start_time, { weekday: 'short', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
   const end = event.end_time ? session.formatTime(event.end_time, { hour: '2-digit', minute: '2-digit' }) : '';
-  when.textContent = end ? `${start} – ${end}` : start;
-  li.append(name, when);
+  const li = el(
+    'li',
+    { class: 'item calendly-event', dataset: { testid: 'calendly-event' } },
+    el('p', { class: 'item-text', text: event.name || 'Event' }),
+    el('p', { class: 'item-meta small', text: end ? `${start} – ${end}` : start }),
+  );
   const extra = [];
   const place = typeof event.location === 'string' ? event.location : event.location?.location || event.location?.type;
   if (place) extra.push(place);
@@ -208,16 +204,13 @@ function buildEvent(event) {
     extra.push(`${event.invitees} invitee${event.invitees === 1 ? '' : 's'}`);
   }
   if (extra.length) {
-    const p = document.createElement('p');
-    p.className = 'item-meta muted small';
-    p.textContent = extra.join(' · ');
-    li.append(p);
+    li.append(el('p', { class: 'item-meta muted small', text: extra.join(' · ') }));
   }
   return li;
 }
 
 function showError(message) {
-  const el = $('calendly-error');
-  el.textContent = message;
-  el.hidden = !message;
+  const node = $('calendly-error');
+  node.textContent = message;
+  node.hidden = !message;
 }

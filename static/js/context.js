@@ -5,7 +5,8 @@
 // A panel module is `{show(room), hide()}`: `show` is called when its tab becomes visible and
 // again whenever the room changes while it is visible.
 
-const $ = (id) => document.getElementById(id);
+import { $ } from './dom.js';
+
 const OPEN_KEY = 'mathia.context';
 const narrow = window.matchMedia('(max-width: 900px)');
 

@@ -1,6 +1,7 @@
 // Form pieces shared by onboarding and settings: the time-zone picker, the goals chip editor, and
 // showing a server error beside the input it names (`error.field`).
 
+import { el } from './dom.js';
 import { browserTimeZone } from './session.js';
 
 /** Fills a <select> with the IANA time zones the browser knows, selecting `selected`. */
@@ -18,18 +19,12 @@ export function fillTimeZones(select, selected) {
     all.add(browserTimeZone());
     const fragment = document.createDocumentFragment();
     for (const zone of [...all].sort((a, b) => a.localeCompare(b))) {
-      const option = document.createElement('option');
-      option.value = zone;
-      option.textContent = zone.replace(/_/g, ' ');
-      fragment.append(option);
+      fragment.append(el('option', { value: zone, text: zone.replace(/_/g, ' ') }));
     }
     select.append(fragment);
   }
   if (![...select.options].some((o) => o.value === wanted)) {
-    const option = document.createElement('option');
-    option.value = wanted;
-    option.textContent = wanted.replace(/_/g, ' ');
-    select.prepend(option);
+    select.prepend(el('option', { value: wanted, text: wanted.replace(/_/g, ' ') }));
   }
   select.value = wanted;
 }
@@ -44,24 +39,26 @@ export function goalsEditor({ input, addButton, list, testidPrefix = 'onb' }) {
   function render() {
     list.replaceChildren();
     goals.forEach((goal, index) => {
-      const li = document.createElement('li');
-      li.className = 'chip';
-      li.dataset.testid = `${testidPrefix}-goal`;
-      const text = document.createElement('span');
-      text.textContent = goal;
-      const remove = document.createElement('button');
-      remove.type = 'button';
-      remove.className = 'chip-remove';
-      remove.dataset.testid = `${testidPrefix}-goal-remove`;
-      remove.setAttribute('aria-label', `Remove goal: ${goal}`);
-      remove.textContent = '✕';
-      remove.addEventListener('click', () => {
+      const remove = () => {
         goals.splice(index, 1);
         render();
         input.focus();
-      });
-      li.append(text, remove);
-      list.append(li);
+      };
+      list.append(
+        el(
+          'li',
+          { class: 'chip', dataset: { testid: `${testidPrefix}-goal` } },
+          el('span', { text: goal }),
+          el('button', {
+            type: 'button',
+            class: 'chip-remove',
+            dataset: { testid: `${testidPrefix}-goal-remove` },
+            'aria-label': `Remove goal: ${goal}`,
+            text: '✕',
+            onclick: remove,
+          }),
+        ),
+      );
     });
     list.hidden = goals.length === 0;
   }
@@ -109,13 +106,13 @@ export function showError(scope, general, error, testid) {
   const input = field ? scope.querySelector(`[data-field="${CSS.escape(field)}"]:not([data-testid="${testid}"])`) : null;
   if (input && !input.closest('[hidden]')) {
     const holder = input.closest('.field') || input.parentElement;
-    const p = document.createElement('p');
-    p.className = 'field-error';
-    p.id = `${input.id || field}-error`;
-    p.dataset.testid = testid;
-    p.dataset.field = field;
-    p.setAttribute('role', 'alert');
-    p.textContent = message;
+    const p = el('p', {
+      class: 'field-error',
+      id: `${input.id || field}-error`,
+      dataset: { testid, field },
+      role: 'alert',
+      text: message,
+    });
     holder.append(p);
     input.setAttribute('aria-invalid', 'true');
     input.setAttribute('aria-describedby', [input.getAttribute('aria-describedby'), p.id].filter(Boolean).join(' '));

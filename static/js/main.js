@@ -18,8 +18,8 @@ import * as moderation from './moderation.js';
 import * as wallet from './wallet.js';
 import { initSettings, openSettings, closeSettings } from './settings.js';
 import { clearToasts } from './toast.js';
+import { $ } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const INVITE_KEY = 'mathia.invite';
 const mobile = window.matchMedia('(max-width: 768px)');
 

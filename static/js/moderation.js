@@ -5,8 +5,7 @@
 import { get, del } from './api.js';
 import * as socket from './socket.js';
 import * as session from './session.js';
-
-const $ = (id) => document.getElementById(id);
+import { $, el } from './dom.js';
 
 let room = null;
 let visible = false;
@@ -71,68 +70,51 @@ function render() {
 }
 
 function empty(text) {
-  const li = document.createElement('li');
-  li.className = 'muted small';
-  li.textContent = text;
-  return li;
+  return el('li', { class: 'muted small', text });
 }
 
 function buildMute(mute) {
-  const li = document.createElement('li');
-  li.className = 'item';
-  li.dataset.testid = 'moderation-mute';
-  li.dataset.userId = String(mute.user?.id ?? '');
-  const name = document.createElement('p');
-  name.className = 'item-text';
-  name.textContent = mute.user?.display_name || 'Someone';
-  const meta = document.createElement('p');
-  meta.className = 'item-meta muted small';
-  meta.textContent = [mute.until ? `until ${session.formatClock(mute.until)}` : 'until unmuted', mute.reason].filter(Boolean).join(' · ');
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.className = 'button item-action';
-  button.dataset.testid = 'unmute';
-  button.textContent = 'Unmute';
-  button.setAttribute('aria-label', `Unmute ${name.textContent}`);
-  button.addEventListener('click', () => unmute(mute, button));
-  li.append(name, meta, button);
-  return li;
+  const name = mute.user?.display_name || 'Someone';
+  const until = mute.until ? `until ${session.formatClock(mute.until)}` : 'until unmuted';
+  const button = el('button', {
+    type: 'button',
+    class: 'button item-action',
+    dataset: { testid: 'unmute' },
+    text: 'Unmute',
+    'aria-label': `Unmute ${name}`,
+    onclick: () => unmute(mute, button),
+  });
+  return el(
+    'li',
+    { class: 'item', dataset: { testid: 'moderation-mute', userId: String(mute.user?.id ?? '') } },
+    el('p', { class: 'item-text', text: name }),
+    el('p', { class: 'item-meta muted small', text: [until, mute.reason].filter(Boolean).join(' · ') }),
+    button,
+  );
 }
 
 function buildFlag(flag) {
-  const li = document.createElement('li');
-  li.className = `item flag severity-${String(flag.severity || 'unknown').replace(/[^\w-]/g, '')}`;
-  li.dataset.testid = 'moderation-flag';
-  const head = document.createElement('div');
-  head.className = 'item-head';
-  for (const label of [flag.category, flag.severity, flag.source]) {
-    if (!label) continue;
-    const badge = document.createElement('span');
-    badge.className = 'badge';
-    badge.textContent = String(label).replace(/_/g, ' ');
-    head.append(badge);
-  }
-  const who = document.createElement('p');
-  who.className = 'item-text';
-  who.textContent = flag.user?.display_name || 'Unknown';
-  const meta = document.createElement('p');
-  meta.className = 'item-meta muted small';
-  meta.textContent = flag.created_at ? session.formatClock(flag.created_at) : '';
-  li.append(head, who, meta);
+  const labels = [flag.category, flag.severity, flag.source].filter(Boolean);
+  const li = el(
+    'li',
+    {
+      class: `item flag severity-${String(flag.severity || 'unknown').replace(/[^\w-]/g, '')}`,
+      dataset: { testid: 'moderation-flag' },
+    },
+    el('div', { class: 'item-head' }, labels.map((label) => el('span', { class: 'badge', text: String(label).replace(/_/g, ' ') }))),
+    el('p', { class: 'item-text', text: flag.user?.display_name || 'Unknown' }),
+    el('p', { class: 'item-meta muted small', text: flag.created_at ? session.formatClock(flag.created_at) : '' }),
+  );
   if (flag.message_id != null) {
-    const jump = document.createElement('button');
-    jump.type = 'button';
-    jump.className = 'link-button small';
-    jump.textContent = 'Show message';
-    jump.addEventListener('click', () => {
-      const el = document.querySelector(`#message-list [data-id="${CSS.escape(String(flag.message_id))}"]`);
-      if (el) {
-        el.scrollIntoView({ block: 'center' });
-        el.classList.add('highlight');
-        setTimeout(() => el.classList.remove('highlight'), 2000);
+    const showMessage = () => {
+      const message = document.querySelector(`#message-list [data-id="${CSS.escape(String(flag.message_id))}"]`);
+      if (message) {
+        message.scrollIntoView({ block: 'center' });
+        message.classList.add('highlight');
+        setTimeout(() => message.classList.remove('highlight'), 2000);
       }
-    });
-    li.append(jump);
+    };
+    li.append(el('button', { type: 'button', class: 'link-button small', text: 'Show message', onclick: showMessage }));
   }
   return li;
 }

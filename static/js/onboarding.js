@@ -12,8 +12,8 @@ import { put, get } from './api.js';
 import * as session from './session.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
 import { inviteCodeFrom } from './rooms.js';
+import { $ } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const STEPS = ['profile', 'goals', 'workspace'];
 const TITLES = { profile: 'Profile', goals: 'Goals', workspace: 'Workspace' };
 

@@ -8,8 +8,8 @@ import { get, del, asList } from './api.js';
 import * as socket from './socket.js';
 import * as session from './session.js';
 import { toast } from './toast.js';
+import { $, el } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const AFTER_AI_REFRESH_MS = [0, 1500, 4000];
 
 let list = [];
@@ -108,44 +108,33 @@ function render() {
 }
 
 function buildReminder(reminder) {
-  const li = document.createElement('li');
-  li.className = 'item reminder';
-  li.dataset.testid = 'reminder';
-  li.dataset.reminderId = String(reminder.id);
-
-  const text = document.createElement('p');
-  text.className = 'item-text';
-  text.dataset.testid = 'reminder-text';
-  text.textContent = reminder.text || '';
-
-  const due = document.createElement('p');
-  due.className = 'item-meta small';
-  const time = document.createElement('time');
-  time.dataset.testid = 'reminder-due';
   const date = new Date(reminder.due_at);
-  if (!Number.isNaN(date.getTime())) time.dateTime = date.toISOString();
-  time.textContent = session.formatTime(reminder.due_at, {
-    weekday: 'short',
-    month: 'short',
-    day: 'numeric',
-    hour: '2-digit',
-    minute: '2-digit',
+  const time = el('time', {
+    dataset: { testid: 'reminder-due' },
+    dateTime: Number.isNaN(date.getTime()) ? null : date.toISOString(),
+    text: session.formatTime(reminder.due_at, {
+      weekday: 'short',
+      month: 'short',
+      day: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+    }),
   });
-  const rel = document.createElement('span');
-  rel.className = 'muted';
-  rel.textContent = ` · ${session.relative(reminder.due_at)}`;
-  due.append(time, rel);
-
-  const cancel = document.createElement('button');
-  cancel.type = 'button';
-  cancel.className = 'button button-quiet item-action';
-  cancel.dataset.testid = 'reminder-cancel';
-  cancel.textContent = 'Cancel';
-  cancel.setAttribute('aria-label', `Cancel reminder: ${reminder.text || ''}`.slice(0, 120));
-  cancel.addEventListener('click', () => cancelReminder(reminder, cancel));
-
-  li.append(text, due, cancel);
-  return li;
+  const cancel = el('button', {
+    type: 'button',
+    class: 'button button-quiet item-action',
+    dataset: { testid: 'reminder-cancel' },
+    text: 'Cancel',
+    'aria-label': `Cancel reminder: ${reminder.text || ''}`.slice(0, 120),
+    onclick: () => cancelReminder(reminder, cancel),
+  });
+  return el(
+    'li',
+    { class: 'item reminder', dataset: { testid: 'reminder', reminderId: String(reminder.id) } },
+    el('p', { class: 'item-text', dataset: { testid: 'reminder-text' }, text: reminder.text || '' }),
+    el('p', { class: 'item-meta small' }, time, el('span', { class: 'muted', text: ` · ${session.relative(reminder.due_at)}` })),
+    cancel,
+  );
 }
 
 async function cancelReminder(reminder, button) {

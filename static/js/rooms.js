@@ -8,8 +8,8 @@
 import { get, post } from './api.js';
 import * as socket from './socket.js';
 import * as session from './session.js';
+import { $, el } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const LAST_ROOM_KEY = 'mathia.lastRoom';
 const ROOM_NAME_MAX = 80;
 
@@ -125,35 +125,24 @@ function render() {
   const list = $('room-list');
   list.replaceChildren();
   for (const room of rooms.values()) {
-    const li = document.createElement('li');
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'room-item';
-    button.dataset.testid = 'room-item';
-    button.dataset.roomId = room.id;
-    if (room.workspace_id != null) button.dataset.workspaceId = room.workspace_id;
     const ws = session.workspace(room.workspace_id);
-    if (ws && session.workspaces().length > 1) button.title = `${room.name} — ${ws.name}`;
-    if (room.id === currentId) button.setAttribute('aria-current', 'true');
-
-    const hash = document.createElement('span');
-    hash.className = 'room-hash';
-    hash.setAttribute('aria-hidden', 'true');
-    hash.textContent = '#';
-    const name = document.createElement('span');
-    name.className = 'room-name';
-    name.textContent = room.name;
-    const badge = document.createElement('span');
-    badge.className = 'unread-badge';
-    badge.dataset.testid = 'unread-badge';
-    badge.setAttribute('aria-hidden', 'true');
-    const spoken = document.createElement('span');
-    spoken.className = 'visually-hidden unread-spoken';
-
-    button.append(hash, name, badge, spoken);
-    button.addEventListener('click', () => selectRoom(room.id));
-    li.append(button);
-    list.append(li);
+    const badge = el('span', { class: 'unread-badge', dataset: { testid: 'unread-badge' }, 'aria-hidden': 'true' });
+    const button = el(
+      'button',
+      {
+        type: 'button',
+        class: 'room-item',
+        dataset: { testid: 'room-item', roomId: room.id, workspaceId: room.workspace_id },
+        title: ws && session.workspaces().length > 1 ? `${room.name} — ${ws.name}` : null,
+        'aria-current': room.id === currentId ? 'true' : null,
+        onclick: () => selectRoom(room.id),
+      },
+      el('span', { class: 'room-hash', 'aria-hidden': 'true', text: '#' }),
+      el('span', { class: 'room-name', text: room.name }),
+      badge,
+      el('span', { class: 'visually-hidden unread-spoken' }),
+    );
+    list.append(el('li', null, button));
     fillBadge(badge, unread.get(room.id) || 0);
   }
   $('room-empty').hidden = rooms.size > 0;
@@ -208,9 +197,9 @@ async function createRoom(event) {
 }
 
 function showCreateError(message) {
-  const el = $('new-room-error');
-  el.textContent = message;
-  el.hidden = !message;
+  const node = $('new-room-error');
+  node.textContent = message;
+  node.hidden = !message;
 }
 
 async function createInvite() {
@@ -332,7 +321,7 @@ async function joinWithCode(event) {
 }
 
 function showJoinError(message) {
-  const el = $('join-error');
-  el.textContent = message;
-  el.hidden = !message;
+  const node = $('join-error');
+  node.textContent = message;
+  node.hidden = !message;
 }

@@ -6,8 +6,8 @@ import { put } from './api.js';
 import * as session from './session.js';
 import * as wallet from './wallet.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
+import { $ } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const TABS = ['profile', 'goals', 'wallet'];
 
 let active = 'profile';

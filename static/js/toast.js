@@ -2,44 +2,30 @@
 // `data-testid="toast"` element inside the polite live region `#toasts`; it goes away by itself
 // after `timeout` ms (0 keeps it) or with its close button.
 
+import { $, el } from './dom.js';
+
 const MAX_TOASTS = 4;
 
 export function toast(message, { title = '', timeout = 8000, kind = 'info' } = {}) {
-  const region = document.getElementById('toasts');
+  const region = $('toasts');
   if (!region) return null;
-  const el = document.createElement('div');
-  el.className = `toast toast-${kind}`;
-  el.dataset.testid = 'toast';
-  el.setAttribute('role', 'status');
-
-  const text = document.createElement('div');
-  text.className = 'toast-text';
-  if (title) {
-    const strong = document.createElement('strong');
-    strong.textContent = title;
-    text.append(strong, document.createTextNode(' '));
-  }
-  text.append(document.createTextNode(message));
-
-  const close = document.createElement('button');
-  close.type = 'button';
-  close.className = 'icon-button toast-close';
-  close.setAttribute('aria-label', 'Dismiss');
-  close.textContent = '✕';
-
   let timer = null;
+  const box = el(
+    'div',
+    { class: `toast toast-${kind}`, dataset: { testid: 'toast' }, role: 'status' },
+    el('div', { class: 'toast-text' }, title ? [el('strong', { text: title }), ' '] : null, message),
+    el('button', { type: 'button', class: 'icon-button toast-close', 'aria-label': 'Dismiss', text: '✕', onclick: () => dismiss() }),
+  );
   const dismiss = () => {
     clearTimeout(timer);
-    el.remove();
+    box.remove();
   };
-  close.addEventListener('click', dismiss);
-  el.append(text, close);
-  region.append(el);
+  region.append(box);
   while (region.children.length > MAX_TOASTS) region.firstElementChild.remove();
   if (timeout > 0) timer = setTimeout(dismiss, timeout);
   return { dismiss };
 }
 
 export function clearToasts() {
-  document.getElementById('toasts')?.replaceChildren();
+  $('toasts')?.replaceChildren();
 }

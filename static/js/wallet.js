@@ -7,8 +7,8 @@
 import { get, post, newId, asList } from './api.js';
 import * as session from './session.js';
 import { toast } from './toast.js';
+import { $, el } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
 const LEDGER_LIMIT = 20;
 
 let visible = false;
@@ -44,10 +44,7 @@ function render() {
   const list = $('wallet-list');
   const workspaces = session.workspaces();
   if (workspaces.length === 0) {
-    const p = document.createElement('p');
-    p.className = 'muted';
-    p.textContent = 'You are not in any workspace yet.';
-    list.replaceChildren(p);
+    list.replaceChildren(el('p', { class: 'muted', text: 'You are not in any workspace yet.' }));
     return;
   }
   // Owned, shared workspaces first: that is where top-ups matter.
@@ -60,58 +57,32 @@ function rank(w) {
 }
 
 function buildCard(workspace, mine) {
-  const card = document.createElement('section');
-  card.className = 'wallet-card';
-  card.dataset.testid = 'wallet-workspace';
-  card.dataset.workspaceId = String(workspace.id);
   const headingId = `wallet-h-${workspace.id}`;
-  card.setAttribute('aria-labelledby', headingId);
+  const card = el('section', {
+    class: 'wallet-card',
+    dataset: { testid: 'wallet-workspace', workspaceId: String(workspace.id) },
+    'aria-labelledby': headingId,
+  });
+  const head = el(
+    'div',
+    { class: 'wallet-head' },
+    el('h3', { id: headingId, class: 'wallet-name', text: workspace.name || 'Workspace' }),
+    el('span', { class: 'badge', text: [workspace.personal ? 'personal' : '', workspace.role].filter(Boolean).join(' · ') }),
+  );
+  const value = el('strong', { dataset: { testid: 'wallet-balance' }, text: '…' });
+  const balance = el('p', { class: 'wallet-balance' }, el('span', { class: 'muted small', text: 'Balance ' }), value);
 
-  const head = document.createElement('div');
-  head.className = 'wallet-head';
-  const title = document.createElement('h3');
-  title.id = headingId;
-  title.className = 'wallet-name';
-  title.textContent = workspace.name || 'Workspace';
-  const role = document.createElement('span');
-  role.className = 'badge';
-  role.textContent = [workspace.personal ? 'personal' : '', workspace.role].filter(Boolean).join(' · ');
-  head.append(title, role);
-
-  const balance = document.createElement('p');
-  balance.className = 'wallet-balance';
-  const label = document.createElement('span');
-  label.className = 'muted small';
-  label.textContent = 'Balance ';
-  const value = document.createElement('strong');
-  value.dataset.testid = 'wallet-balance';
-  value.textContent = '…';
-  balance.append(label, value);
-
-  const ledgerTitle = document.createElement('h4');
-  ledgerTitle.className = 'panel-subheading';
-  ledgerTitle.textContent = 'Recent activity';
-  const ledger = document.createElement('table');
-  ledger.className = 'ledger';
-  ledger.dataset.testid = 'ledger';
-  const caption = document.createElement('caption');
-  caption.className = 'visually-hidden';
-  caption.textContent = `Ledger of ${workspace.name || 'the workspace'}`;
-  const thead = document.createElement('thead');
-  const headRow = document.createElement('tr');
-  for (const [text, num] of [['When', false], ['What', false], ['Amount', true], ['Balance', true]]) {
-    const th = document.createElement('th');
-    th.scope = 'col';
-    th.textContent = text;
-    if (num) th.className = 'num';
-    headRow.append(th);
-  }
-  thead.append(headRow);
-  const tbody = document.createElement('tbody');
-  ledger.append(caption, thead, tbody);
-  const ledgerStatus = document.createElement('p');
-  ledgerStatus.className = 'muted small';
-  ledgerStatus.setAttribute('role', 'status');
+  const ledgerTitle = el('h4', { class: 'panel-subheading', text: 'Recent activity' });
+  const columns = [['When', false], ['What', false], ['Amount', true], ['Balance', true]];
+  const tbody = el('tbody');
+  const ledger = el(
+    'table',
+    { class: 'ledger', dataset: { testid: 'ledger' } },
+    el('caption', { class: 'visually-hidden', text: `Ledger of ${workspace.name || 'the workspace'}` }),
+    el('thead', null, el('tr', null, columns.map(([text, num]) => el('th', { scope: 'col', text, class: num ? 'num' : null })))),
+    tbody,
+  );
+  const ledgerStatus = el('p', { class: 'muted small', role: 'status' });
 
   card.append(head, balance);
   if (workspace.role === 'owner') card.append(topUpForm(workspace, () => load()));
@@ -142,68 +113,56 @@ function buildCard(workspace, mine) {
 }
 
 function ledgerRow(entry, currency) {
-  const tr = document.createElement('tr');
-  tr.dataset.testid = 'ledger-row';
-  tr.dataset.kind = entry.kind || '';
-  const when = document.createElement('td');
-  when.textContent = entry.created_at ? session.formatTime(entry.created_at, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : '';
-  const what = document.createElement('td');
-  what.textContent = entry.reason || (entry.kind === 'credit' ? 'Top-up' : 'Charge');
-  const amount = document.createElement('td');
-  amount.className = `num ${entry.kind === 'debit' ? 'debit' : 'credit'}`;
-  amount.textContent = `${entry.kind === 'debit' ? '−' : '+'}${money(entry.amount_cents, currency)}`;
-  const after = document.createElement('td');
-  after.className = 'num muted';
-  after.textContent = entry.balance_after_cents == null ? '' : money(entry.balance_after_cents, currency);
-  tr.append(when, what, amount, after);
-  return tr;
+  const when = entry.created_at
+    ? session.formatTime(entry.created_at, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })
+    : '';
+  return el(
+    'tr',
+    { dataset: { testid: 'ledger-row', kind: entry.kind || '' } },
+    el('td', { text: when }),
+    el('td', { text: entry.reason || (entry.kind === 'credit' ? 'Top-up' : 'Charge') }),
+    el('td', {
+      class: `num ${entry.kind === 'debit' ? 'debit' : 'credit'}`,
+      text: `${entry.kind === 'debit' ? '−' : '+'}${money(entry.amount_cents, currency)}`,
+    }),
+    el('td', { class: 'num muted', text: entry.balance_after_cents == null ? '' : money(entry.balance_after_cents, currency) }),
+  );
 }
 
 function topUpForm(workspace, reload) {
-  const form = document.createElement('form');
-  form.className = 'topup-form';
-  form.noValidate = true;
+  const form = el('form', { class: 'topup-form', noValidate: true });
   const amountId = `topup-amount-${workspace.id}`;
   const reasonId = `topup-reason-${workspace.id}`;
 
-  const amountField = document.createElement('div');
-  amountField.className = 'field';
-  const amountLabel = document.createElement('label');
-  amountLabel.htmlFor = amountId;
-  amountLabel.textContent = 'Top up (amount)';
-  const amount = document.createElement('input');
-  amount.id = amountId;
-  amount.type = 'text';
-  amount.inputMode = 'decimal';
-  amount.placeholder = '10.00';
-  amount.autocomplete = 'off';
-  amount.dataset.testid = 'wallet-topup-amount';
-  amountField.append(amountLabel, amount);
-
-  const reasonField = document.createElement('div');
-  reasonField.className = 'field';
-  const reasonLabel = document.createElement('label');
-  reasonLabel.htmlFor = reasonId;
-  reasonLabel.textContent = 'Note';
-  const reason = document.createElement('input');
-  reason.id = reasonId;
-  reason.type = 'text';
-  reason.maxLength = 200;
-  reason.value = 'Top-up';
-  reason.dataset.testid = 'wallet-topup-reason';
-  reasonField.append(reasonLabel, reason);
-
-  const submit = document.createElement('button');
-  submit.type = 'submit';
-  submit.className = 'button button-primary';
-  submit.dataset.testid = 'wallet-topup-submit';
-  submit.textContent = 'Add credits';
-
-  const error = document.createElement('p');
-  error.className = 'form-error small';
-  error.dataset.testid = 'wallet-topup-error';
-  error.setAttribute('role', 'alert');
-  error.hidden = true;
+  const amount = el('input', {
+    id: amountId,
+    type: 'text',
+    inputMode: 'decimal',
+    placeholder: '10.00',
+    autocomplete: 'off',
+    dataset: { testid: 'wallet-topup-amount' },
+  });
+  const amountField = el('div', { class: 'field' }, el('label', { htmlFor: amountId, text: 'Top up (amount)' }), amount);
+  const reason = el('input', {
+    id: reasonId,
+    type: 'text',
+    maxLength: 200,
+    value: 'Top-up',
+    dataset: { testid: 'wallet-topup-reason' },
+  });
+  const reasonField = el('div', { class: 'field' }, el('label', { htmlFor: reasonId, text: 'Note' }), reason);
+  const submit = el('button', {
+    type: 'submit',
+    class: 'button button-primary',
+    dataset: { testid: 'wallet-topup-submit' },
+    text: 'Add credits',
+  });
+  const error = el('p', {
+    class: 'form-error small',
+    dataset: { testid: 'wallet-topup-error' },
+    role: 'alert',
+    hidden: true,
+  });
 
   let key = null; // kept across retries of the same top-up
   amount.addEventListener('input', () => {

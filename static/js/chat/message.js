@@ -1,0 +1,213 @@
+// Chat section 4 (continued): the DOM of one message, a pending message, and their parts.
+// Bodies are markdown rendered by markdown.js into sanitised DOM; everything else is textContent.
+
+import { el } from '../dom.js';
+import { attachmentEl, pendingAttachmentEl } from '../attachment.js';
+import { renderMarkdown } from '../markdown.js';
+import * as session from '../session.js';
+import { deleteConfirm, editor, emojiPicker, menu, react } from './actions.js';
+import { discardPending, retryPending } from './composer.js';
+import { jumpTo, keepPinned } from './render.js';
+import { S, EXCERPT_MAX, isMine } from './state.js';
+
+export function buildMessage(m, st) {
+  const mine = isMine(m);
+  const article = el('article', {
+    class: `message kind-${m.kind}${mine ? ' mine' : ''}${m.deleted ? ' deleted' : ''}`,
+    dataset: {
+      testid: 'message',
+      seq: String(m.seq),
+      id: String(m.id),
+      kind: m.kind,
+      clientMsgId: m.client_msg_id || null,
+      deleted: m.deleted ? 'true' : null,
+      edited: m.edited_at ? 'true' : null,
+      stopped: m.stopped ? 'true' : null,
+    },
+    tabIndex: -1,
+  });
+
+  if (m.kind === 'system') {
+    article.append(plainBody(m.deleted ? 'message deleted' : m.body));
+    const time = timeEl(m.created_at);
+    if (time) article.append(time);
+    return article;
+  }
+
+  const authorName = m.kind === 'ai' ? 'Mathia' : m.author?.display_name || 'Unknown';
+  article.setAttribute('aria-label', `${authorName}${m.deleted ? ', deleted message' : ''}`);
+  article.append(avatar(authorName, m.kind === 'ai' ? 'mathia' : m.author?.id || m.kind));
+  const main = el('div', { class: 'message-main' }, meta(m, authorName));
+  if (m.reply_to && !m.deleted) main.append(quote(m.reply_to, st));
+
+  const isEditing = S.editing && S.editing.id === m.id && !m.deleted;
+  if (m.deleted) {
+    const gone = plainBody('message deleted');
+    gone.classList.add('deleted-body');
+    main.append(gone);
+  } else if (isEditing) {
+    main.append(editor(m));
+  } else if (!(m.attachment && (m.body || '').trim() === String(m.attachment.name || '').trim())) {
+    // A file message without a caption has the file's name as its body: the card shows it.
+    main.append(markdownBody(m.body));
+  }
+
+  if (!m.deleted && m.attachment) {
+    const file = attachmentEl(m.attachment, { onResize: keepPinned });
+    if (file) main.append(file);
+  }
+  if (!m.deleted && Array.isArray(m.reactions) && m.reactions.some((r) => r.count > 0)) {
+    main.append(reactionsEl(m));
+  }
+  if (S.confirming === m.id && !m.deleted) main.append(deleteConfirm(m));
+  if (S.picker === m.id && !m.deleted) main.append(emojiPicker(m));
+  article.append(main);
+  if (!m.deleted && !isEditing) article.append(menu(m, mine));
+  return article;
+}
+
+export function meta(m, authorName) {
+  let edited = null;
+  if (m.edited_at && !m.deleted) {
+    const at = session.formatTime(m.edited_at, { dateStyle: 'full', timeStyle: 'short' });
+    edited = el('span', {
+      class: 'message-edited',
+      dataset: { testid: 'message-edited' },
+      title: at ? `Edited ${at}` : null,
+      text: '(edited)',
+    });
+  }
+  return el(
+    'div',
+    { class: 'message-meta' },
+    el('span', { class: 'message-author', dataset: { testid: 'message-author' }, text: authorName }),
+    m.kind === 'ai' && el('span', { class: 'tag', text: 'AI' }),
+    timeEl(m.created_at),
+    edited,
+    m.stopped && !m.deleted && el('span', { class: 'message-status', dataset: { testid: 'message-stopped' }, text: 'stopped' }),
+  );
+}
+
+export function quote(ref, st) {
+  const original = st.messages.get(ref.id);
+  const who = ref.author?.display_name || (original?.kind === 'ai' ? 'Mathia' : original?.author?.display_name) || 'Someone';
+  const deleted = Boolean(original?.deleted);
+  const excerpt = deleted ? 'message deleted' : excerptOf(ref.excerpt ?? original?.body ?? '');
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: 'message-quote',
+      dataset: { testid: 'message-quote', replyTo: String(ref.id) },
+      tabIndex: -1,
+      'aria-label': `In reply to ${who}: ${excerpt}. Show that message.`,
+      onclick: () => jumpTo(ref.id),
+    },
+    el('strong', { text: who }),
+    el('span', { class: `quote-text${deleted ? ' deleted-body' : ''}`, dataset: { testid: 'message-quote-text' }, text: excerpt }),
+  );
+}
+
+export function excerptOf(text) {
+  const flat = String(text || '').replace(/\s+/g, ' ').trim();
+  return flat.length > EXCERPT_MAX ? `${flat.slice(0, EXCERPT_MAX - 1)}…` : flat;
+}
+
+export function reactionsEl(m) {
+  const row = el('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' });
+  for (const r of m.reactions) {
+    if (!r || !(r.count > 0)) continue;
+    const mine = Boolean(S.me && Array.isArray(r.user_ids) && r.user_ids.includes(S.me.id));
+    const chip = el(
+      'button',
+      {
+        type: 'button',
+        class: `reaction${mine ? ' mine' : ''}`,
+        dataset: { testid: 'reaction', emoji: r.emoji, count: String(r.count) },
+        tabIndex: -1,
+        'aria-pressed': String(mine),
+        'aria-label': `${r.emoji} ${r.count}${mine ? ', including you' : ''}`,
+        onclick: () => react(m, r.emoji, !mine),
+      },
+      el('span', { 'aria-hidden': 'true', text: r.emoji }),
+      el('span', { class: 'reaction-count', dataset: { testid: 'reaction-count' }, text: String(r.count) }),
+    );
+    row.append(chip);
+  }
+  return row;
+}
+
+export function buildPending(p) {
+  const name = S.me?.display_name || 'You';
+  const article = el('article', {
+    class: `message kind-user mine ${p.status === 'failed' ? 'failed' : 'pending'}`,
+    dataset: { testid: 'message', kind: 'user', status: p.status, clientMsgId: p.client_msg_id },
+  });
+  article.append(avatar(name, S.me?.id || 'me'));
+  const row = meta({ kind: 'user' }, name);
+  row.append(
+    el('span', {
+      class: 'message-status',
+      text:
+        p.status === 'failed' ? p.error || 'Not sent.' : p.status === 'sent' ? 'Sent' : p.file ? 'Checking the file…' : 'Sending…',
+    }),
+  );
+  const main = el('div', { class: 'message-main' }, row);
+  if (p.replyTo) {
+    main.append(
+      el(
+        'div',
+        { class: 'message-quote' },
+        el('strong', { text: p.replyTo.author?.display_name || 'Someone' }),
+        el('span', { class: 'quote-text', text: p.replyTo.excerpt || '' }),
+      ),
+    );
+  }
+  if (!p.file || p.body) main.append(markdownBody(p.body));
+  if (p.file) main.append(pendingAttachmentEl(p.file));
+
+  if (p.status === 'failed') {
+    main.append(
+      el(
+        'div',
+        { class: 'message-actions' },
+        el('button', { type: 'button', class: 'link-button', text: 'Retry', onclick: () => retryPending(p.client_msg_id) }),
+        el('button', { type: 'button', class: 'link-button', text: 'Discard', onclick: () => discardPending(p.client_msg_id) }),
+      ),
+    );
+  }
+  article.append(main);
+  return article;
+}
+
+export function markdownBody(text) {
+  return el('div', { class: 'message-body markdown', dataset: { testid: 'message-body' } }, renderMarkdown(text ?? ''));
+}
+
+export function plainBody(text) {
+  return el('div', { class: 'message-body', dataset: { testid: 'message-body' }, text: text ?? '' });
+}
+
+export function avatar(name, seed) {
+  const span = el('span', { class: 'avatar', 'aria-hidden': 'true', text: ([...name.trim()][0] || '?').toUpperCase() });
+  span.style.setProperty('--avatar-hue', String(hue(String(seed))));
+  return span;
+}
+
+export function hue(seed) {
+  let h = 0;
+  for (const ch of seed) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return h;
+}
+
+/** A message's time, in the user's time zone (the one from their profile). */
+export function timeEl(iso) {
+  const date = iso ? new Date(iso) : null;
+  if (!date || Number.isNaN(date.getTime())) return null;
+  return el('time', {
+    class: 'message-time',
+    dateTime: date.toISOString(),
+    text: session.formatClock(date),
+    title: session.formatTime(date, { dateStyle: 'full', timeStyle: 'short' }),
+  });
+}
