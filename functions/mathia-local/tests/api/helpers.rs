@@ -310,10 +310,17 @@ impl WsClient {
     /// Asserts that nothing but the listed types arrives for `quiet`.
     pub async fn expect_nothing_but(&mut self, allowed: &[&str], quiet: Duration) {
         let deadline = tokio::time::Instant::now() + quiet;
-        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
-            if let Message::Text(t) = msg {
-                let ev: Value = serde_json::from_str(t.as_str()).unwrap();
-                assert!(allowed.contains(&ev["type"].as_str().unwrap_or("")), "unexpected event {ev}");
+        // A socket that closes meanwhile hears nothing for the wrong reason: that fails too.
+        while let Ok(next) = tokio::time::timeout_at(deadline, self.stream.next()).await {
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let ev: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert!(allowed.contains(&ev["type"].as_str().unwrap_or("")), "unexpected event {ev}");
+                }
+                Some(Ok(Message::Close(c))) => panic!("the socket closed while listening: {c:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("the socket failed while listening: {e}"),
+                None => panic!("the socket ended while listening"),
             }
         }
     }
