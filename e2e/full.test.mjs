@@ -144,6 +144,9 @@ describe('Mathia full journey', () => {
   });
 
   step('A creates a room in the new workspace', async () => {
+    // The workspace's first room opens (and takes the focus to its composer) once the app is up:
+    // wait for it, or the name may be typed into the composer instead.
+    await pageA.locator('[data-testid="room-item"][aria-current="true"]').first().waitFor({ state: 'visible', timeout: WAIT_MS });
     await pageA.getByTestId('new-room-name').fill(roomName);
     await pageA.getByTestId('new-room-submit').click();
     const item = pageA.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName });
