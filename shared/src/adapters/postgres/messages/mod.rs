@@ -9,9 +9,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Attachment, Author, Message, MessageKind, ReactionSummary, ReplyRef},
-    keyring::{Aad, KeyringError, RoomKeyring, Sealed},
+    domain::{Author, Message, MessageKind, ReactionSummary},
+    keyring::{Aad, KeyringError, RoomKeyring},
 };
+
+mod read;
+pub use read::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessageStoreError {
@@ -64,9 +67,6 @@ struct InsertedRow {
     created_at: DateTime<Utc>,
     display_name: Option<String>,
 }
-
-/// How many characters of a quoted message a reply carries.
-const EXCERPT_CHARS: usize = 140;
 
 pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> Result<Stored, MessageStoreError> {
     let id = Uuid::now_v7();
@@ -356,261 +356,6 @@ fn lost_a_race(e: &sqlx::Error) -> bool {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct MessageRow {
-    id: Uuid,
-    room_id: Uuid,
-    seq: i64,
-    kind: String,
-    author_id: Option<Uuid>,
-    display_name: Option<String>,
-    key_version: i32,
-    nonce: Vec<u8>,
-    ciphertext: Vec<u8>,
-    client_msg_id: Option<String>,
-    created_at: DateTime<Utc>,
-    edited_at: Option<DateTime<Utc>>,
-    deleted_at: Option<DateTime<Utc>>,
-    stopped: bool,
-    reply_to: Option<Uuid>,
-    reply_author_id: Option<Uuid>,
-    reply_display_name: Option<String>,
-    reply_key_version: Option<i32>,
-    reply_nonce: Option<Vec<u8>>,
-    reply_ciphertext: Option<Vec<u8>>,
-    reply_deleted_at: Option<DateTime<Utc>>,
-    attachment_id: Option<Uuid>,
-    file_name: Option<String>,
-    file_size: Option<i64>,
-    file_type: Option<String>,
-}
-
-const SELECT_MESSAGES: &str = "SELECT m.id, m.room_id, m.seq, m.kind, m.author_id, u.display_name, m.key_version,
-        m.nonce, m.ciphertext, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.stopped, m.reply_to,
-        r.author_id AS reply_author_id, ru.display_name AS reply_display_name, r.key_version AS reply_key_version,
-        r.nonce AS reply_nonce, r.ciphertext AS reply_ciphertext, r.deleted_at AS reply_deleted_at,
-        m.attachment_id, f.name AS file_name, f.size AS file_size, f.content_type AS file_type
- FROM messages m LEFT JOIN users u ON u.id = m.author_id
- LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id
- LEFT JOIN files f ON f.id = m.attachment_id";
-
-fn excerpt(body: &str) -> String {
-    match body.char_indices().nth(EXCERPT_CHARS) {
-        Some((i, _)) => format!("{}…", &body[..i]),
-        None => body.to_owned(),
-    }
-}
-
-async fn open_rows(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    rows: Vec<MessageRow>,
-) -> Result<Vec<Message>, MessageStoreError> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut reactions = reactions_of(db, &ids).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let body = if r.deleted_at.is_some() {
-            String::new()
-        } else {
-            let sealed = Sealed { key_version: r.key_version, nonce: r.nonce, ciphertext: r.ciphertext };
-            keyring.open_text(r.room_id, Aad::message(r.id), &sealed).await?
-        };
-        let reply_to = match (r.reply_to, r.reply_key_version, r.reply_nonce, r.reply_ciphertext) {
-            (Some(id), Some(key_version), Some(nonce), Some(ciphertext)) => {
-                let text = if r.reply_deleted_at.is_some() {
-                    String::new()
-                } else {
-                    let sealed = Sealed { key_version, nonce, ciphertext };
-                    keyring.open_text(r.room_id, Aad::message(id), &sealed).await?
-                };
-                Some(ReplyRef {
-                    id,
-                    author: r
-                        .reply_author_id
-                        .map(|id| Author { id, display_name: r.reply_display_name.unwrap_or_default() }),
-                    excerpt: excerpt(&text),
-                })
-            }
-            _ => None,
-        };
-        out.push(Message {
-            id: r.id,
-            room_id: r.room_id,
-            seq: r.seq,
-            kind: MessageKind::from_db(&r.kind),
-            author: r.author_id.map(|id| Author { id, display_name: r.display_name.unwrap_or_default() }),
-            body,
-            created_at: r.created_at,
-            client_msg_id: r.client_msg_id,
-            reply_to,
-            edited_at: r.edited_at,
-            deleted: r.deleted_at.is_some(),
-            stopped: r.stopped,
-            reactions: reactions.remove(&r.id).unwrap_or_default(),
-            attachment: match (r.attachment_id, r.file_name, r.file_size, r.file_type) {
-                (Some(id), Some(name), Some(size), Some(content_type)) if r.deleted_at.is_none() => {
-                    Some(Attachment { id, name, size, content_type, url: format!("/api/files/{id}") })
-                }
-                _ => None,
-            },
-        });
-    }
-    Ok(out)
-}
-
-/// Reactions of some messages, grouped by emoji in the order they were first used.
-pub async fn reactions_of(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<ReactionSummary>>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(Uuid, String, Vec<Uuid>)> = sqlx::query_as(
-        "SELECT message_id, emoji, array_agg(user_id ORDER BY created_at)
-         FROM reactions WHERE message_id = ANY($1)
-         GROUP BY message_id, emoji ORDER BY min(created_at)",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .await?;
-    let mut out: HashMap<Uuid, Vec<ReactionSummary>> = HashMap::new();
-    for (message_id, emoji, user_ids) in rows {
-        out.entry(message_id).or_default().push(ReactionSummary { emoji, count: user_ids.len(), user_ids });
-    }
-    Ok(out)
-}
-
-/// One message of a room.
-pub async fn get(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Message>, MessageStoreError> {
-    let rows: Vec<MessageRow> = sqlx::query_as(&format!("{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.id = $2"))
-        .bind(room_id)
-        .bind(id)
-        .fetch_all(db)
-        .await?;
-    Ok(open_rows(db, keyring, rows).await?.pop())
-}
-
-/// A user's message as moderation reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToModerate {
-    pub id: Uuid,
-    pub seq: i64,
-    pub author_id: Uuid,
-    pub body: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct ModerationRow {
-    id: Uuid,
-    room_id: Uuid,
-    seq: i64,
-    author_id: Option<Uuid>,
-    key_version: i32,
-    nonce: Vec<u8>,
-    ciphertext: Vec<u8>,
-}
-
-/// The live user messages of `room_id` among `ids`, in `seq` order, opened: what a moderation
-/// batch reads. One narrow query, without the joins and reactions a displayed message needs.
-pub async fn to_moderate(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    ids: &[Uuid],
-) -> Result<Vec<ToModerate>, MessageStoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    // By id alone, and the room checked here: with `room_id = $1` in the query, Postgres may
-    // AND the primary key with a scan of the room's whole history (it did, on a busy room whose
-    // statistics were behind), which costs more the longer the room lives.
-    // Not kept prepared, so it is planned for the table as it is now: the worker first runs it
-    // while `messages` is nearly empty, and a plan cached then (a sequential scan) took 12 ms a
-    // batch once the table had grown.
-    let rows: Vec<ModerationRow> = sqlx::query_as(
-        "SELECT id, room_id, seq, author_id, key_version, nonce, ciphertext FROM messages
-         WHERE id = ANY($1) AND kind = 'user' AND deleted_at IS NULL ORDER BY seq",
-    )
-    .bind(ids)
-    .persistent(false)
-    .fetch_all(db)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let Some(author_id) = r.author_id.filter(|_| r.room_id == room_id) else { continue };
-        let sealed = Sealed { key_version: r.key_version, nonce: r.nonce, ciphertext: r.ciphertext };
-        let body = keyring.open_text(room_id, Aad::message(r.id), &sealed).await?;
-        out.push(ToModerate { id: r.id, seq: r.seq, author_id, body });
-    }
-    Ok(out)
-}
-
-/// Where a page of history starts.
-#[derive(Debug, Clone, Copy)]
-pub enum Cursor {
-    Latest,
-    /// Strictly older than this seq.
-    Before(i64),
-    /// Strictly newer than this seq.
-    After(i64),
-}
-
-/// A page of history, oldest first; `more` says whether the query stopped at `limit`.
-pub struct Page {
-    pub messages: Vec<Message>,
-    pub more: bool,
-}
-
-pub async fn page(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    cursor: Cursor,
-    limit: i64,
-) -> Result<Page, MessageStoreError> {
-    let fetch = limit + 1;
-    let (condition, order, position) = match cursor {
-        Cursor::Latest => ("", "DESC", None),
-        Cursor::Before(seq) => ("AND m.seq < $3", "DESC", Some(seq)),
-        Cursor::After(seq) => ("AND m.seq > $3", "ASC", Some(seq)),
-    };
-    let sql = format!("{SELECT_MESSAGES} WHERE m.room_id = $1 {condition} ORDER BY m.seq {order} LIMIT $2");
-    let mut query = sqlx::query_as::<_, MessageRow>(&sql).bind(room_id).bind(fetch);
-    if let Some(seq) = position {
-        query = query.bind(seq);
-    }
-    let mut rows = query.fetch_all(db).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    if !matches!(cursor, Cursor::After(_)) {
-        rows.reverse();
-    }
-    Ok(Page { messages: open_rows(db, keyring, rows).await?, more })
-}
-
-/// The seq of a message in a room, to turn a message id cursor into a position.
-pub async fn seq_of(db: &PgPool, room_id: Uuid, message_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT seq FROM messages WHERE room_id = $1 AND id = $2")
-        .bind(room_id)
-        .bind(message_id)
-        .fetch_optional(db)
-        .await
-}
-
-/// Who wrote a message of a room (None for AI and system messages), if it exists and is not
-/// deleted.
-pub async fn author_of(db: &PgPool, room_id: Uuid, id: Uuid) -> Result<Option<Option<Uuid>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT author_id FROM messages WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL")
-        .bind(room_id)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 /// Re-seals a message with a new body.
 pub async fn edit(
     db: &PgPool,
@@ -676,15 +421,4 @@ pub async fn react(
             .await?;
     }
     Ok(reactions_of(db, &[id]).await?.remove(&id).unwrap_or_default())
-}
-
-/// The last `n` messages of a room that are not deleted, oldest first (the AI's context).
-pub async fn recent(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    n: i64,
-) -> Result<Vec<Message>, MessageStoreError> {
-    let page = page(db, keyring, room_id, Cursor::Latest, n).await?;
-    Ok(page.messages.into_iter().filter(|m| !m.deleted).collect())
 }
