@@ -1,14 +1,20 @@
 #!/bin/bash
-# Creates Mathia's queues and connection table on LocalStack (docker compose).
-# LocalStack runs this once it is ready (/etc/localstack/init/ready.d). It is
-# idempotent: running it again changes nothing that already exists.
-# Keep it in step with infra/template.yaml (queues, DLQs, table, GSI, TTL).
+# Creates Mathia's files bucket, queues and connection table on LocalStack
+# (docker compose). LocalStack runs this once it is ready
+# (/etc/localstack/init/ready.d). It is idempotent: running it again changes
+# nothing that already exists. `mathia-local emulate` creates the same
+# resources when they are missing; this script has them ready as soon as
+# LocalStack is (for awslocal too). Keep it in step with infra/template.yaml,
+# docker-compose.yml and functions/mathia-local/src/emulate/resources.rs.
 set -euo pipefail
 
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 AWS="${AWSLOCAL:-awslocal}"
 
 TABLE=mathia-connections
+BUCKET=mathia-files
+# The site's origin in docker-compose.yml: the browser PUTs uploads to presigned URLs.
+SITE_ORIGINS='"http://localhost:8000","http://127.0.0.1:8000"'
 MAX_RECEIVE_COUNT=5
 
 log() { printf '[mathia-init] %s\n' "$*"; }
@@ -80,9 +86,22 @@ ensure_table() {
   esac
 }
 
+ensure_bucket() {
+  if "$AWS" s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1; then
+    log "bucket $BUCKET exists"
+  else
+    "$AWS" s3api create-bucket --bucket "$BUCKET" >/dev/null
+    log "created bucket $BUCKET"
+  fi
+  "$AWS" s3api put-bucket-cors --bucket "$BUCKET" --cors-configuration \
+    "{\"CORSRules\":[{\"AllowedMethods\":[\"PUT\",\"GET\"],\"AllowedOrigins\":[${SITE_ORIGINS}],\"AllowedHeaders\":[\"*\"],\"ExposeHeaders\":[\"ETag\"],\"MaxAgeSeconds\":300}]}"
+  log "bucket $BUCKET ready (CORS for ${SITE_ORIGINS})"
+}
+
 # Visibility timeouts mirror infra/template.yaml (6 x the worker's timeout).
 ensure_queue mathia-ai 720
 ensure_queue mathia-moderation 400
 ensure_queue mathia-reminders 180
 ensure_table
+ensure_bucket
 log "done"
