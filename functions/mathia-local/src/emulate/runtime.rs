@@ -12,7 +12,7 @@ use std::{
     process::Stdio,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -82,6 +82,8 @@ struct Invocation {
     event: Bytes,
     deadline_ms: i64,
     reply: oneshot::Sender<Result<Bytes, InvokeError>>,
+    /// Set once the instance has taken the event from its Runtime API.
+    picked_up: Arc<AtomicBool>,
 }
 
 /// One running process of a function, with its own Runtime API listener.
@@ -148,19 +150,39 @@ impl Function {
         self.stats.lock().expect("stats lock").clone()
     }
 
-    /// Runs one event through an instance and returns the function's answer.
+    /// Runs one event through an instance and returns the function's answer. An event that a
+    /// warm instance died before taking goes to another instance, as Lambda never hands an
+    /// event to a dead one.
     pub async fn invoke(&self, event: Bytes) -> Result<Bytes, InvokeError> {
         let _slot = self.slots.acquire().await.expect("never closed");
+        // A new instance that dies before taking its event failed to start: that is the answer.
+        for _ in 0..3 {
+            let picked_up = Arc::new(AtomicBool::new(false));
+            let (result, warm) = self.invoke_once(event.clone(), picked_up.clone()).await;
+            match result {
+                Err(InvokeError::Crashed(_)) if warm && !picked_up.load(Ordering::SeqCst) => continue,
+                result => return result,
+            }
+        }
+        Err(InvokeError::Crashed("instances kept dying before taking the event".into()))
+    }
+
+    /// One attempt, and whether it went to a warm instance.
+    async fn invoke_once(&self, event: Bytes, picked_up: Arc<AtomicBool>) -> (Result<Bytes, InvokeError>, bool) {
         let warm = {
             let mut idle = self.idle.lock().expect("idle lock");
             idle.retain(|i| !i.state.is_dead());
             idle.pop()
         };
+        let was_warm = warm.is_some();
         let instance = match warm {
             Some(instance) => instance,
             None => {
                 self.stats.lock().expect("stats lock").cold_starts += 1;
-                Arc::new(self.start_instance().await.map_err(|e| InvokeError::Start(format!("{e:#}")))?)
+                match self.start_instance().await {
+                    Ok(instance) => Arc::new(instance),
+                    Err(e) => return (Err(InvokeError::Start(format!("{e:#}"))), false),
+                }
             }
         };
         let started = Instant::now();
@@ -168,7 +190,7 @@ impl Function {
         let (reply, answer) = oneshot::channel();
         let deadline_ms = chrono::Utc::now().timestamp_millis() + self.spec.timeout.as_millis() as i64;
         let mut dead = instance.state.dead.subscribe();
-        let sent = instance.events.send(Invocation { request_id, event, deadline_ms, reply }).await;
+        let sent = instance.events.send(Invocation { request_id, event, deadline_ms, reply, picked_up }).await;
         let result = match sent {
             Err(_) => Err(InvokeError::Crashed("the instance is gone".into())),
             Ok(()) => tokio::select! {
@@ -197,7 +219,7 @@ impl Function {
         if let Err(e) = &result {
             tracing::warn!(function = self.spec.name, error = %e, "invocation failed");
         }
-        result
+        (result, was_warm)
     }
 
     async fn start_instance(&self) -> anyhow::Result<Instance> {
@@ -291,6 +313,7 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
     );
     headers.insert("Lambda-Runtime-Trace-Id", header(&format!("Root=1-{}", uuid::Uuid::new_v4().simple())));
     headers.insert("Content-Type", HeaderValue::from_static("application/json"));
+    invocation.picked_up.store(true, Ordering::SeqCst);
     state.pending.lock().expect("pending lock").insert(invocation.request_id.clone(), invocation.reply);
     (headers, invocation.event).into_response()
 }

@@ -108,6 +108,24 @@ impl Stack {
         self.get(None, "/_emulator/invocations").await.json().await.unwrap()
     }
 
+    /// The process ids of a function's running instances (children of the emulator).
+    pub fn instances(&self, function: &str) -> Vec<u32> {
+        let Some(pid) = self.child.id() else { return Vec::new() };
+        // Each thread lists the children it started.
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect()).unwrap_or(Vec::new());
+        let children: Vec<String> =
+            tasks.iter().filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok()).collect();
+        children
+            .iter()
+            .flat_map(|c| c.split_whitespace())
+            .filter_map(|c| c.parse::<u32>().ok())
+            .filter(|c| {
+                std::fs::read_link(format!("/proc/{c}/exe"))
+                    .is_ok_and(|exe| exe.file_name().is_some_and(|n| n.to_string_lossy() == function))
+            })
+            .collect()
+    }
+
     pub async fn stats(&self) -> Value {
         self.get(None, "/_emulator/stats").await.json().await.unwrap()
     }
@@ -326,4 +344,35 @@ async fn a_function_missing_a_resource_refuses_to_start_and_names_it() {
     assert!(!status.success(), "{text}");
     assert!(text.contains("t-ai"), "the error names the queue: {text}");
     drop_database(db.rsplit('/').next().unwrap().to_owned());
+}
+
+#[tokio::test]
+async fn warm_instances_are_reused_and_a_crashed_one_is_replaced() {
+    let s = Stack::start().await;
+    let cold = |stats: &Value| stats["functions"]["http-api"]["cold_starts"].as_u64().unwrap();
+    for _ in 0..5 {
+        assert_eq!(s.get(None, "/healthz").await.status(), 200);
+    }
+    let stats = s.stats().await;
+    assert_eq!(cold(&stats), 1, "one instance served five requests in turn: {stats}");
+    let instances = s.instances("http-api");
+    assert_eq!(instances.len(), 1, "{instances:?}");
+
+    // The instance dies between two requests: the next request starts a new one.
+    std::process::Command::new("kill").args(["-KILL", &instances[0].to_string()]).status().unwrap();
+    // Gone once reaped (a zombie still has its /proc entry): the emulator has seen it die.
+    let dead = format!("/proc/{}", instances[0]);
+    eventually("the dead instance is reaped", || async { !std::path::Path::new(&dead).exists() }).await;
+    assert_eq!(s.get(None, "/healthz").await.status(), 200);
+    assert_eq!(cold(&s.stats().await), 2);
+    let replaced = s.instances("http-api");
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced[0], instances[0]);
+
+    // Requests at once get instances of their own, up to the concurrency.
+    let requests = (0..4).map(|_| s.get(None, "/healthz"));
+    for res in futures::future::join_all(requests).await {
+        assert_eq!(res.status(), 200);
+    }
+    assert!(cold(&s.stats().await) >= 3, "concurrent requests started more instances");
 }

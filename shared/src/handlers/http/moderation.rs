@@ -16,7 +16,7 @@ use crate::{
 
 /// Only the owner of the room's workspace moderates it.
 async fn require_owner(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()> {
-    match access::in_room_workspace(&app, room_id, user_id).await? {
+    match access::in_room_workspace(app, room_id, user_id).await? {
         standing if standing.may_moderate() => Ok(()),
         Standing::NoSuchRoom => Err(ApiError::not_found("room_not_found", "no such room")),
         Standing::Outsider => Err(ApiError::not_member()),
