@@ -218,7 +218,14 @@ async fn chat_intents_make_the_right_requests_and_errors_read_plainly() {
     let busy_query =
         server.received_requests().await.unwrap().into_iter().rfind(|r| r.url.path() == "/user_busy_times").unwrap();
     let q: std::collections::HashMap<_, _> = busy_query.url.query_pairs().into_owned().collect();
-    assert!(q["start_time"].contains("T14:00:00"), "3pm in Paris is 14:00 UTC: {q:?}");
+    // 3 pm tomorrow in Paris, in UTC: 14:00 in winter, 13:00 in summer.
+    let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+    let tomorrow = chrono::Utc::now().with_timezone(&paris).date_naive() + chrono::Days::new(1);
+    let three_pm = chrono::TimeZone::from_local_datetime(&paris, &tomorrow.and_hms_opt(15, 0, 0).unwrap())
+        .single()
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(q["start_time"].contains(&three_pm.format("T%H:%M:%S").to_string()), "3pm in Paris is {three_pm}: {q:?}");
 
     Mock::given(method("GET")).and(path("/event_types")).respond_with(ResponseTemplate::new(200).set_body_json(json!({
         "collection": [{"uri": TYPE_URI, "name": "30 Minute Meeting", "active": true, "slug": "30min", "duration": 30,
