@@ -12,7 +12,7 @@
 //! missing. Nothing of Mathia's own logic runs in this process: every request and every job goes
 //! through a function binary.
 
-mod aws_calls;
+pub mod aws_calls;
 pub mod resources;
 pub mod runtime;
 mod sigv4;

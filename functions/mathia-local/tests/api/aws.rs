@@ -120,7 +120,13 @@ async fn a_poison_message_is_reported_alone_and_redriven_to_the_dlq() {
 async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets() {
     let emu = Emulator::start().await;
     emu.create_resources("t3-", 5, 30).await;
-    let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&emu.sdk().await), "t3-connections");
+    // The registry talks to the emulator through the call-counting pass-through.
+    let counter = mathia_local::emulate::aws_calls::AwsProxy::new(&emu.url);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let counted = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, counter.clone().router()).into_future());
+    let sdk = emu.sdk().await.into_builder().endpoint_url(&counted).build();
+    let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk), "t3-connections");
     let (ana, ben) = (Uuid::new_v4(), Uuid::new_v4());
     let (room, other) = (Uuid::new_v4(), Uuid::new_v4());
 
@@ -150,6 +156,10 @@ async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets()
     assert!(registry.in_room(room).await.unwrap().is_empty());
     assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none());
     assert!(registry.remove(&ConnectionId::new("b1")).await.unwrap().is_none());
+
+    let calls = counter.calls();
+    assert!(calls.get("dynamodb.Query").copied().unwrap_or(0) >= 3, "rooms and users are queried: {calls:?}");
+    assert!(!calls.contains_key("dynamodb.Scan"), "nothing above scans the table: {calls:?}");
 
     let stale = registry.older_than(Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
     assert_eq!(stale.len(), 2);

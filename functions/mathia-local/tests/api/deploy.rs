@@ -56,7 +56,9 @@ fn the_sam_template_deploys_exactly_the_function_binaries() {
     let resources = parsed["Resources"].as_mapping().unwrap();
     let functions = resources.values().filter(|r| r["Type"] == "AWS::Serverless::Function").count();
     assert_eq!(functions, 8);
-    for r in resources.values().filter(|r| r["Type"] == "AWS::Lambda::EventSourceMapping") {
+    let mappings: Vec<_> = resources.values().filter(|r| r["Type"] == "AWS::Lambda::EventSourceMapping").collect();
+    assert_eq!(mappings.len(), 3, "one event source mapping per queue");
+    for r in mappings {
         let types = &r["Properties"]["FunctionResponseTypes"];
         assert_eq!(types[0], "ReportBatchItemFailures", "{r:?}");
     }
