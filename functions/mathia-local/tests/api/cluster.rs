@@ -210,7 +210,8 @@ async fn files_travel_through_s3_presigned_urls_on_the_aws_backend() {
     assert_eq!(link(&eve).await.unwrap().status(), 403, "a non-member gets no link");
     // The upload URL is still valid, but what it writes is no longer what members download.
     let swap = b"MZ\x90\x00 not the picture".to_vec();
-    http.put(&upload_url).header("content-type", "image/png").body(swap).send().await.unwrap();
+    let put = http.put(&upload_url).header("content-type", "image/png").body(swap).send().await.unwrap();
+    assert!(put.status().is_success(), "the swap reaches the bucket ({}), so what follows is tested", put.status());
     let res = link(&ben).await.unwrap();
     let download = res.json::<Value>().await.unwrap()["url"].as_str().unwrap().to_owned();
     assert_eq!(
