@@ -155,6 +155,24 @@ proptest! {
     }
 
     #[test]
+    fn a_well_formed_relative_reminder_always_parses(
+        task in prop::sample::select(&["call John", "stretch", "send the deck", "water the plants"][..]),
+        n in 1i64..500,
+        // Exact durations; "in N days" keeps the wall-clock time across a DST change.
+        unit in prop::sample::select(&[("mins", 60i64), ("minutes", 60), ("hours", 3600), ("hrs", 3600)][..]),
+        tz in prop::sample::select(&["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"][..]),
+        seconds in 1_600_000_000i64..2_000_000_000,
+    ) {
+        let now = Utc.timestamp_opt(seconds, 0).unwrap();
+        let phrase = format!("remind me to {task} in {n} {}", unit.0);
+        let parsed = mathia::reminders::parse::parse(&phrase, tz.parse().unwrap(), now);
+        prop_assert!(parsed.is_ok(), "{phrase:?} did not parse: {parsed:?}");
+        let parsed = parsed.unwrap();
+        prop_assert_eq!(parsed.text.as_str(), task);
+        prop_assert_eq!(parsed.due_at, now + chrono::Duration::seconds(n * unit.1));
+    }
+
+    #[test]
     fn moderation_and_routing_never_panic(text in ".{0,400}") {
         let _ = mathia::moderation::classify(&text);
         let _ = mathia::ai::router::route(&text);
