@@ -6,6 +6,7 @@
 
 mod ai;
 mod api;
+mod awscost;
 mod conns;
 mod engine;
 mod util;
@@ -152,6 +153,47 @@ enum Mode {
         /// Seconds to wait for one reply to finish.
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
+    },
+    /// On `mathia-local emulate` only: the AWS calls, management-API calls and function time one
+    /// chat message costs, in one room (see bench/aws-cost.sh).
+    AwsCost {
+        /// People in the room, each with an open socket (the fan-out).
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// Messages measured, sent round-robin by every member.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// Messages sent first so instances are warm (20 fills one moderation batch).
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+        /// Messages per second over all senders.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Padding added to each message body, in bytes (plain words).
+        #[arg(long, default_value_t = 32)]
+        body_bytes: usize,
+        /// Seconds with nothing sent, to measure the scheduler's own calls per tick.
+        #[arg(long, default_value_t = 10.0)]
+        idle_window: f64,
+        /// Least seconds to wait after the deliveries for moderation batches to drain.
+        #[arg(long, default_value_t = 6.0)]
+        settle: f64,
+        /// Longest wait, in seconds, for deliveries and for the counters to stop moving.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+        /// The emulator's pid: the CPU time of its children (the function instances) is reported.
+        #[arg(long)]
+        emulator_pid: Option<u32>,
+        /// The file the emulator's stdout and stderr go to: bytes of the functions' JSON log lines.
+        #[arg(long)]
+        log_file: Option<std::path::PathBuf>,
+        /// The AWS endpoint the emulator runs against (moto): the connections table is scanned
+        /// there, with the sockets still open, for the item sizes reads are billed on.
+        #[arg(long, requires = "connections_table")]
+        dynamodb_url: Option<String>,
+        /// The connections table's name (MATHIA_CONNECTIONS_TABLE).
+        #[arg(long)]
+        connections_table: Option<String>,
     },
     /// Ticket + handshake (+ join) + close, repeatedly: connections per second.
     ConnectRate {
@@ -475,6 +517,47 @@ async fn run(cli: Cli) -> util::Result<bool> {
             .await?;
             out.emit("ai", params, body);
             Ok(true)
+        }
+        Mode::AwsCost {
+            clients,
+            messages,
+            warmup,
+            rate,
+            body_bytes,
+            idle_window,
+            settle,
+            timeout,
+            emulator_pid,
+            log_file,
+            dynamodb_url,
+            connections_table,
+        } => {
+            let params = json!({
+                "clients": clients, "messages": messages, "warmup": warmup, "rate": rate,
+                "body_bytes": body_bytes, "idle_window_s": idle_window, "settle_s": settle, "timeout_s": timeout,
+            });
+            let body = awscost::aws_cost(
+                api,
+                &run_id,
+                awscost::AwsCostOpts {
+                    clients,
+                    messages,
+                    warmup,
+                    rate,
+                    body_bytes,
+                    idle_window: Duration::from_secs_f64(idle_window),
+                    settle: Duration::from_secs_f64(settle),
+                    timeout: Duration::from_secs_f64(timeout),
+                    emulator_pid,
+                    log_file,
+                    dynamodb: dynamodb_url.zip(connections_table),
+                    setup_concurrency: c.setup_concurrency,
+                },
+            )
+            .await?;
+            let ok = body["delivered_all"].as_bool().unwrap_or(false);
+            out.emit("aws_cost", params, body);
+            Ok(ok)
         }
         Mode::ConnectRate { duration, users, rooms, concurrency, pause_ms, timeline } => {
             let params = json!({ "duration_s": duration, "users": users, "rooms": rooms, "concurrency": concurrency, "pause_ms": pause_ms });
