@@ -47,7 +47,7 @@ pub async fn declare(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require_onboarded()?;
     rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
-    if !rooms::is_member(&app.db, room_id, auth.user.id).await? {
+    if !crate::access::is_room_member(&app, room_id, auth.user.id).await? {
         return Err(ApiError::not_member());
     }
     if body.size > MAX_BYTES {
@@ -117,7 +117,7 @@ pub async fn link(
         .await?
         .filter(|f| f.status == "ready")
         .ok_or_else(|| ApiError::not_found("file_not_found", "no such file"))?;
-    if !rooms::is_member(&app.db, file.room_id, auth.user.id).await? {
+    if !crate::access::is_room_member(&app, file.room_id, auth.user.id).await? {
         return Err(ApiError::not_member());
     }
     let content_type = file.content_type.as_deref().unwrap_or("application/octet-stream");

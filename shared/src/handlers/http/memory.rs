@@ -20,7 +20,7 @@ async fn require_member(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()
     if rooms::get(&app.db, room_id).await?.is_none() {
         return Err(ApiError::not_found("room_not_found", "no such room"));
     }
-    if !rooms::is_member(&app.db, room_id, user_id).await? {
+    if !crate::access::is_room_member(app, room_id, user_id).await? {
         return Err(ApiError::not_member());
     }
     Ok(())
@@ -79,7 +79,7 @@ pub async fn delete_note(State(app): State<App>, auth: AuthUser, Path(note_id): 
     // A note of a room you are not in does not exist, as far as you can tell.
     let not_found = || ApiError::not_found("note_not_found", "no such note");
     let room_id = notes::room_of(&app.db, note_id).await?.ok_or_else(not_found)?;
-    if !rooms::is_member(&app.db, room_id, auth.user.id).await? {
+    if !crate::access::is_room_member(&app, room_id, auth.user.id).await? {
         return Err(not_found());
     }
     if notes::delete(&app.db, note_id).await? {

@@ -64,7 +64,7 @@ pub async fn create(
 async fn member_room(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<Room> {
     let room =
         rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
-    if !rooms::is_member(&app.db, room_id, user_id).await? {
+    if !crate::access::is_room_member(app, room_id, user_id).await? {
         return Err(ApiError::not_member());
     }
     Ok(room)
