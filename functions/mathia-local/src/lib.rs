@@ -153,7 +153,7 @@ async fn management_delete(State(gw): State<Gateway>, Path(id): Path<String>) ->
 }
 
 /// 410 the way API Gateway says it, so the AWS SDK reads a `GoneException`.
-fn gone() -> Response {
+pub(crate) fn gone() -> Response {
     let mut response = (StatusCode::GONE, Json(serde_json::json!({ "message": "Gone" }))).into_response();
     response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("GoneException"));
     response

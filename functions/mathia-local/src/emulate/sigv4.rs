@@ -88,8 +88,7 @@ pub fn verify(
         return Err(Rejected::UnknownKey);
     }
     let time = amz_date(headers).ok_or(Rejected::Missing)?;
-    let now = SystemTime::now();
-    let skew = now.duration_since(time).or_else(|e| Ok::<_, Rejected>(e.duration()))?;
+    let skew = SystemTime::now().duration_since(time).unwrap_or_else(|ahead| ahead.duration());
     if skew > MAX_SKEW {
         return Err(Rejected::Expired);
     }

@@ -52,6 +52,9 @@ enum Outgoing {
 
 struct Connection {
     outbox: mpsc::UnboundedSender<Outgoing>,
+    /// Told when DeleteConnection lets go of the socket: API Gateway ends it (and runs
+    /// `$disconnect`) whether or not the client answers the close.
+    deleted: Arc<tokio::sync::Notify>,
     connected_at: DateTime<Utc>,
     last_active: DateTime<Utc>,
     source_ip: String,
@@ -190,11 +193,16 @@ async fn run(
     socket: WebSocket,
 ) {
     let (tx, mut outbox) = mpsc::unbounded_channel();
-    emu.sockets
-        .open
-        .lock()
-        .expect("connections lock")
-        .insert(id.clone(), Connection { outbox: tx, connected_at, last_active: connected_at, source_ip, user_agent });
+    let deleted = Arc::new(tokio::sync::Notify::new());
+    let connection = Connection {
+        outbox: tx,
+        deleted: deleted.clone(),
+        connected_at,
+        last_active: connected_at,
+        source_ip,
+        user_agent,
+    };
+    emu.sockets.open.lock().expect("connections lock").insert(id.clone(), connection);
     let (mut sink, mut stream) = socket.split();
     let writer = tokio::spawn(async move {
         while let Some(out) = outbox.recv().await {
@@ -212,7 +220,12 @@ async fn run(
     // Frames of one connection are handed to `ws-message` one after another.
     let mut close_code = 1005;
     let mut closed_by_server = false;
-    while let Some(incoming) = stream.next().await {
+    loop {
+        let incoming = tokio::select! {
+            incoming = stream.next() => incoming,
+            _ = deleted.notified() => None,
+        };
+        let Some(incoming) = incoming else { break };
         let (body, base64) = match incoming {
             Ok(Message::Text(text)) => (text.as_str().to_owned(), false),
             Ok(Message::Binary(bytes)) => (base64::engine::general_purpose::STANDARD.encode(&bytes), true),
@@ -252,9 +265,7 @@ async fn run(
 /// 410 the way API Gateway says it, so the AWS SDK reads a `GoneException`.
 fn gone(emu: &Emulator) -> Response {
     emu.sockets.stats.lock().expect("stats lock").gone += 1;
-    let mut response = (StatusCode::GONE, Json(json!({ "message": null }))).into_response();
-    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("GoneException"));
-    response
+    crate::gone()
 }
 
 /// The refusal of a request not signed with the functions' credentials (403, as API Gateway
@@ -346,6 +357,7 @@ async fn management_delete(
     match removed {
         Some(c) => {
             let _ = c.outbox.send(Outgoing::Close);
+            c.deleted.notify_one();
             StatusCode::NO_CONTENT.into_response()
         }
         None => gone(&emu),

@@ -5,6 +5,7 @@ use std::{collections::HashSet, process::Stdio, time::Duration};
 
 use base64::Engine;
 use chrono::Utc;
+use futures::StreamExt;
 use mathia::{
     adapters::aws::DynamoConnections,
     domain::ConnectionId,
@@ -290,6 +291,26 @@ async fn the_management_api_wants_the_functions_credentials() {
     post(sdk("test", "test"), r#"{"type":"from_the_api"}"#).await.expect("a signed post is accepted");
     assert_eq!(a.recv_type("from_the_api").await["type"], "from_the_api");
     assert!(s.stats().await["management_api"]["forbidden"].as_u64().unwrap() >= 2);
+
+    // GetConnection and DeleteConnection, as the AWS SDK calls them: the socket is closed, its
+    // $disconnect forgets it, and a frame to it is then 410 Gone.
+    let client = aws_sdk_apigatewaymanagement::Client::new(&sdk("test", "test"));
+    let info = client.get_connection().connection_id(connection.as_str()).send().await.expect("GetConnection");
+    assert!(info.connected_at().is_some() && info.identity().is_some(), "{info:?}");
+    client.delete_connection().connection_id(connection.as_str()).send().await.expect("DeleteConnection");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match a.stream.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    });
+    closed.await.expect("the gateway closes the deleted connection");
+    let registry = s.registry().await;
+    eventually("ws-disconnect forgets it", || async { registry.get(&connection).await.unwrap().is_none() }).await;
+    let gone = post(sdk("test", "test"), r#"{"type":"too_late"}"#).await.unwrap_err();
+    assert!(gone.as_service_error().is_some_and(|e| e.is_gone_exception()), "{gone:?}");
 }
 
 /// Runs a function binary with `env` and returns its exit status and what it wrote to stderr.
@@ -370,7 +391,7 @@ async fn warm_instances_are_reused_and_a_crashed_one_is_replaced() {
     assert_ne!(replaced[0], instances[0]);
 
     // Requests at once get instances of their own, up to the concurrency.
-    let requests = (0..4).map(|_| s.get(None, "/healthz"));
+    let requests = (0..12).map(|_| s.get(None, "/healthz"));
     for res in futures::future::join_all(requests).await {
         assert_eq!(res.status(), 200);
     }
