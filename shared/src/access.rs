@@ -1,13 +1,17 @@
 //! Who may do what: the one place that decides, for HTTP and WebSocket alike, whether someone
 //! may read and post in a room (membership), and moderate it or move its workspace's money
-//! (the workspace's owner).
+//! (the workspace's owner). Each check answers with the feature error the edges translate.
 
 use uuid::Uuid;
 
 use crate::{
-    adapters::postgres::{rooms, users},
+    adapters::postgres::{
+        onboarding::{self, Step},
+        rooms, users,
+    },
     app::App,
-    domain::Role,
+    domain::{Role, Room},
+    error::Error,
 };
 
 /// Someone's standing in a room's workspace.
@@ -32,7 +36,7 @@ pub fn may_move_money(role: Role) -> bool {
 }
 
 /// `user_id`'s standing in the workspace of `room_id`.
-pub async fn in_room_workspace(app: &App, room_id: Uuid, user_id: Uuid) -> Result<Standing, sqlx::Error> {
+pub async fn in_room_workspace(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<Standing> {
     let Some(room) = rooms::get(&app.db, room_id).await? else { return Ok(Standing::NoSuchRoom) };
     Ok(match users::workspace_role(&app.db, room.workspace_id, user_id).await? {
         Some(role) => Standing::In(role),
@@ -41,6 +45,43 @@ pub async fn in_room_workspace(app: &App, room_id: Uuid, user_id: Uuid) -> Resul
 }
 
 /// Whether `user_id` may read and post in `room_id`.
-pub async fn is_room_member(app: &App, room_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    rooms::is_member(&app.db, room_id, user_id).await
+pub async fn is_room_member(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<bool> {
+    Ok(rooms::is_member(&app.db, room_id, user_id).await?)
+}
+
+/// `Ok` when `user_id` may read and post in `room_id`; otherwise `not_member`, or
+/// `onboarding_incomplete` when that is why (only people who finished onboarding are in rooms,
+/// so the allowed path asks one question).
+pub async fn require_member(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<()> {
+    if is_room_member(app, room_id, user_id).await? {
+        return Ok(());
+    }
+    Err(not_member(app, user_id).await)
+}
+
+/// Why someone is not let in: `onboarding_incomplete` when they have not finished onboarding,
+/// `not_member` otherwise.
+pub async fn not_member(app: &App, user_id: Uuid) -> Error {
+    match onboarding::step(&app.db, user_id).await {
+        Ok(step) if step != Step::Done => Error::onboarding_incomplete(),
+        _ => Error::not_member(),
+    }
+}
+
+/// The room, when `user_id` is a member: `room_not_found` when there is no such room,
+/// `not_member` when it is not theirs.
+pub async fn member_room(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<Room> {
+    let room = rooms::get(&app.db, room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "no such room"))?;
+    require_member(app, room_id, user_id).await?;
+    Ok(room)
+}
+
+/// `Ok` when `user_id` may moderate `room_id` (mute, unmute, delete others' messages).
+pub async fn require_moderator(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<()> {
+    match in_room_workspace(app, room_id, user_id).await? {
+        standing if standing.may_moderate() => Ok(()),
+        Standing::NoSuchRoom => Err(Error::not_found("room_not_found", "no such room")),
+        Standing::Outsider => Err(Error::not_member()),
+        Standing::In(_) => Err(Error::forbidden("owner_only", "only the workspace's owner moderates its rooms")),
+    }
 }

@@ -23,6 +23,16 @@ use crate::{
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
 
+/// A step that runs once a person's message is stored and sent to the room (moderation's
+/// buffer, the assistant's request). Features implement it; the list is assembled where the
+/// app is wired (`wiring::after_store`) and handed to `chat::post`.
+#[async_trait::async_trait]
+pub trait AfterStore: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Runs on every new message; an error is reported to the sender (the message stays sent).
+    async fn run(&self, app: &App, message: &crate::domain::Message) -> crate::Result<()>;
+}
+
 pub struct AppInner {
     pub config: Config,
     pub db: PgPool,

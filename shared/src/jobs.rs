@@ -1,5 +1,5 @@
-//! The jobs Mathia puts on its queues, the error a job ends with, and `enqueue`. Features
-//! enqueue and handle these; the workers (the queues' edge) only route them.
+//! The jobs Mathia puts on its queues, and `enqueue`. Features enqueue and handle these; the
+//! workers (the queues' edge) only route them.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -8,22 +8,6 @@ use crate::{
     app::App,
     ports::{QueueError, QueueName},
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The message can never succeed (not a job of this queue); it goes to the DLQ.
-    #[error("malformed job: {0}")]
-    Malformed(String),
-    /// A dependency failed; try again later.
-    #[error("{0}")]
-    Retry(String),
-}
-
-impl From<sqlx::Error> for JobError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Retry(format!("database: {e}"))
-    }
-}
 
 /// An `@mathia` message to answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

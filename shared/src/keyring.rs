@@ -31,6 +31,15 @@ pub enum KeyringError {
     Decrypt,
 }
 
+impl From<KeyringError> for crate::error::Error {
+    fn from(e: KeyringError) -> Self {
+        match e {
+            KeyringError::Db(e) => e.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
 /// A message (or note, or token) sealed with a room key.
 #[derive(Debug, Clone)]
 pub struct Sealed {

@@ -15,8 +15,10 @@ pub mod adapters;
 pub mod ai;
 pub mod app;
 pub mod calendly;
+pub mod chat;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod files;
 pub mod handlers;
 pub mod jobs;
@@ -35,3 +37,4 @@ pub mod workers;
 
 pub use app::App;
 pub use config::Config;
+pub use error::{Error, Result};

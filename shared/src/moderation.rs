@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::{
     adapters::postgres::{messages, moderation, users},
     app::App,
-    jobs::{JobError, ModerationJob, enqueue},
+    jobs::{ModerationJob, enqueue},
     ports::{ChatMessage, QueueName},
     protocol::{ModerationAction, ServerEvent},
     realtime::{post_system_message, push_to_room},
@@ -30,10 +30,6 @@ pub const STRIKE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 pub const FIRST_MUTE: chrono::Duration = chrono::Duration::minutes(10);
 const LONGEST_MUTE: chrono::Duration = chrono::Duration::hours(24);
 
-fn err(e: impl std::fmt::Display) -> JobError {
-    JobError::Retry(e.to_string())
-}
-
 async fn send_batch(app: &App, room_id: Uuid, message_ids: Vec<Uuid>) {
     if message_ids.is_empty() {
         return;
@@ -41,6 +37,21 @@ async fn send_batch(app: &App, room_id: Uuid, message_ids: Vec<Uuid>) {
     let job = ModerationJob { job_id: Uuid::new_v4(), room_id, message_ids };
     if let Err(e) = enqueue(app, QueueName::Moderation, &job, Duration::ZERO).await {
         tracing::error!(%room_id, error = %e, "cannot queue a moderation batch");
+    }
+}
+
+/// The after-store step: every stored message goes into its room's moderation buffer.
+pub struct Buffer;
+
+#[async_trait::async_trait]
+impl crate::app::AfterStore for Buffer {
+    fn name(&self) -> &'static str {
+        "moderation buffer"
+    }
+
+    async fn run(&self, app: &App, message: &crate::domain::Message) -> crate::Result<()> {
+        buffer(app, message.room_id, message.id).await;
+        Ok(())
     }
 }
 
@@ -165,9 +176,9 @@ fn mute_length(past_mutes: i64) -> chrono::Duration {
 /// The `moderation` queue's handler. Idempotent: flags are unique per message and classifier,
 /// and strikes count only flags since the person's last mute.
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
-pub async fn handle(app: &App, job: ModerationJob) -> Result<(), JobError> {
+pub async fn handle(app: &App, job: ModerationJob) -> crate::Result<()> {
     let now = app.clock.now();
-    let batch = messages::to_moderate(&app.db, &app.keyring, job.room_id, &job.message_ids).await.map_err(err)?;
+    let batch = messages::to_moderate(&app.db, &app.keyring, job.room_id, &job.message_ids).await?;
     let mut findings: Vec<(Uuid, Finding)> =
         batch.iter().filter_map(|m| classify(&m.body).map(|f| (m.id, f))).collect();
     findings.extend(classify_with_model(app, &batch).await);
@@ -199,7 +210,7 @@ pub async fn handle(app: &App, job: ModerationJob) -> Result<(), JobError> {
     Ok(())
 }
 
-async fn mute(app: &App, room_id: Uuid, user_id: Uuid, strikes: i64, now: DateTime<Utc>) -> Result<(), JobError> {
+async fn mute(app: &App, room_id: Uuid, user_id: Uuid, strikes: i64, now: DateTime<Utc>) -> crate::Result<()> {
     let past = moderation::past_mutes(&app.db, room_id, user_id).await?;
     let until = now + mute_length(past);
     let reason = format!("{strikes} flagged messages");
@@ -211,7 +222,7 @@ async fn mute(app: &App, room_id: Uuid, user_id: Uuid, strikes: i64, now: DateTi
     let event = ServerEvent::Moderation { room_id, user_id, action: ModerationAction::Muted, until: Some(until) };
     push_to_room(app, room_id, &event, None).await;
     let body = format!("🔇 {name} is muted until {} UTC after {reason}.", until.format("%H:%M"));
-    post_system_message(app, room_id, &body).await.map_err(err)
+    post_system_message(app, room_id, &body).await
 }
 
 /// Tells the room someone may speak again.

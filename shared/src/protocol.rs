@@ -72,6 +72,42 @@ impl WsError {
     }
 }
 
+/// The WebSocket edge's translation of a feature's error; the cause of an internal one is logged
+/// here and not sent.
+impl From<crate::error::Error> for WsError {
+    fn from(e: crate::error::Error) -> Self {
+        use crate::error::Error as E;
+        e.log();
+        let millis = |d: std::time::Duration| (d.as_millis() as u64).max(1);
+        match e {
+            E::Invalid { message, .. } | E::Conflict { message, .. } => Self::bad_request(message),
+            E::NotFound { message, .. } => Self::new(WsErrorCode::NotFound, message),
+            E::Forbidden { code, message } => Self::new(
+                match code {
+                    "not_member" => WsErrorCode::NotMember,
+                    "onboarding_incomplete" => WsErrorCode::OnboardingIncomplete,
+                    _ => WsErrorCode::Forbidden,
+                },
+                message,
+            ),
+            E::RateLimited { retry_after, message } => {
+                Self { retry_after_ms: Some(millis(retry_after)), ..Self::new(WsErrorCode::RateLimited, message) }
+            }
+            E::Muted { until, retry_after } => Self {
+                retry_after_ms: Some(millis(retry_after)),
+                until: Some(until),
+                ..Self::new(
+                    WsErrorCode::Muted,
+                    format!("you are muted in this room until {} UTC", until.format("%H:%M")),
+                )
+            },
+            E::InsufficientFunds { message } => Self::new(WsErrorCode::InsufficientFunds, message),
+            E::Unavailable(dependency) => Self::unavailable(&dependency.to_string()),
+            E::Internal(_) => Self::internal(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {

@@ -58,31 +58,11 @@ pub async fn push_to_user(app: &App, user_id: Uuid, event: &ServerEvent) -> bool
 }
 
 /// Stores a system message (reminders, mutes) and sends it to the room, in stored order.
-pub async fn post_system_message(
-    app: &App,
-    room_id: Uuid,
-    body: &str,
-) -> Result<(), crate::adapters::postgres::messages::MessageStoreError> {
+pub async fn post_system_message(app: &App, room_id: Uuid, body: &str) -> crate::Result<()> {
     use crate::adapters::postgres::messages::{self, NewMessage, Stored};
     let _in_order = app.room_order.lock(room_id).await;
-    let stored = messages::insert(
-        &app.db,
-        &app.keyring,
-        NewMessage {
-            room_id,
-            kind: crate::domain::MessageKind::System,
-            author_id: None,
-            body,
-            client_msg_id: None,
-            require_member: None,
-            at: app.clock.now(),
-            reply_to: None,
-            stopped: false,
-            attachment_id: None,
-        },
-    )
-    .await?;
-    if let Stored::New(message) = stored {
+    let new = NewMessage::system(room_id, body, app.clock.now());
+    if let Stored::New(message) = messages::store_one(&app.db, &app.keyring, new).await? {
         push_to_room(app, room_id, &ServerEvent::NewMessage { room_id, message: *message }, None).await;
     }
     Ok(())

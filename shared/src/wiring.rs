@@ -17,6 +17,8 @@ use crate::{
         local::{LocalPush, LocalQueue, LocalQueueReceivers},
         postgres,
     },
+    ai::connectors::{self, Connector},
+    app::AfterStore,
     config::Backend,
     ports::{Clock, Push, QueueName},
 };
@@ -132,6 +134,25 @@ impl AwsResources {
     }
 }
 
+/// What the assistant can do, in the order connectors are asked; general chat comes last and
+/// takes whatever nothing else claims.
+pub fn connectors() -> &'static [&'static dyn Connector] {
+    &[
+        &connectors::Help,
+        &connectors::WalletBalance,
+        &connectors::Memory,
+        &connectors::Summary,
+        &crate::reminders::ReminderConnector,
+        &crate::calendly::CalendlyConnector,
+        &connectors::Chat,
+    ]
+}
+
+/// What runs after a person's message is stored and sent to the room.
+pub fn after_store() -> &'static [&'static dyn AfterStore] {
+    &[&crate::moderation::Buffer, &crate::ai::Ask]
+}
+
 /// Builds the `App` for an entry point.
 pub async fn assemble(config: Config, entry: Entry) -> anyhow::Result<Assembly> {
     // Check the configuration before any connection is made: a misconfigured function should
@@ -194,4 +215,29 @@ pub async fn gateway_app(
     clock: Option<Arc<dyn Clock>>,
 ) -> anyhow::Result<Assembly> {
     assemble(config, Entry::Gateway { own_endpoint, clock }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ai::{connectors::connector_for, router::route};
+
+    #[test]
+    fn every_intent_reaches_its_connector() {
+        let table = [
+            ("remind me to stretch in 10 mins", "reminders"),
+            ("remember that the launch is on Friday", "memory"),
+            ("summarize this week", "summary"),
+            ("check my calendar", "calendly"),
+            ("am I free tomorrow at 3pm?", "calendly"),
+            ("schedule a meeting with ana@example.com tomorrow afternoon", "calendly"),
+            ("/calendly connect", "calendly"),
+            ("what's the wallet balance", "wallet"),
+            ("help", "help"),
+            ("tell me a joke", "chat"),
+        ];
+        for (phrase, connector) in table {
+            assert_eq!(connector_for(connectors(), route(phrase)).name(), connector, "{phrase:?}");
+        }
+    }
 }

@@ -78,8 +78,8 @@ pub fn spawn(app: App, consumers: Consumers, shutdown: watch::Receiver<bool>) {
 async fn run_local(app: App, queue: LocalQueue, name: QueueName, job: QueuedJob) {
     match workers::handle(&app, name, &job.body).await {
         Ok(()) => {}
-        Err(JobError::Malformed(e)) => {
-            tracing::error!(queue = name.as_str(), message_id = %job.message_id, error = %e, "dead-lettered: malformed job");
+        Err(JobError::Final(e)) => {
+            tracing::error!(queue = name.as_str(), message_id = %job.message_id, error = %e, "dead-lettered: the job cannot succeed");
         }
         Err(e) if job.receive_count >= MAX_RECEIVES => {
             tracing::error!(queue = name.as_str(), message_id = %job.message_id, error = %e, "dead-lettered after {MAX_RECEIVES} attempts");

@@ -21,6 +21,13 @@ impl From<redis::RedisError> for RedisDown {
     }
 }
 
+impl From<RedisDown> for crate::error::Error {
+    fn from(e: RedisDown) -> Self {
+        tracing::warn!(error = %e, "Redis unavailable");
+        Self::Unavailable(crate::error::Dependency::Realtime)
+    }
+}
+
 /// The outcome of a rate-limit check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {

@@ -9,7 +9,7 @@ use crate::{
     adapters::postgres::{messages, notes, onboarding, rooms},
     app::App,
     domain::{MessageKind, NotePriority},
-    jobs::JobError,
+    error::Error,
     ports::ChatMessage,
 };
 
@@ -19,10 +19,6 @@ pub const HISTORY: i64 = 30;
 pub const MAX_PROMPT_CHARS: usize = 16_000;
 const MAX_NOTES_CHARS: usize = 5_000;
 
-fn err(e: impl std::fmt::Display) -> JobError {
-    JobError::Retry(e.to_string())
-}
-
 pub async fn build(
     app: &App,
     room_id: Uuid,
@@ -30,12 +26,13 @@ pub async fn build(
     asker_name: &str,
     instruction: Option<&str>,
     history: i64,
-) -> Result<Vec<ChatMessage>, JobError> {
-    let room = rooms::get(&app.db, room_id).await?.ok_or_else(|| err("room vanished"))?;
+) -> crate::Result<Vec<ChatMessage>> {
+    let room =
+        rooms::get(&app.db, room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "the room is gone"))?;
     let profile = onboarding::profile(&app.db, asker_id).await?;
     let goals = onboarding::goals(&app.db, asker_id).await?;
-    let notes = notes::for_room(&app.db, &app.keyring, room_id, asker_id).await.map_err(err)?;
-    let recent = messages::recent(&app.db, &app.keyring, room_id, history).await.map_err(err)?;
+    let notes = notes::for_room(&app.db, &app.keyring, room_id, asker_id).await?;
+    let recent = messages::recent(&app.db, &app.keyring, room_id, history).await?;
 
     let mut system = format!(
         "You are Mathia, the AI assistant of a team chat. You are answering in the room \"{}\". \

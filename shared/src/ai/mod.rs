@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::{
     app::App,
+    error::{Dependency, Error},
     jobs::{AiJob, enqueue},
     ports::QueueName,
-    protocol::{WsError, WsErrorCode},
 };
 
 static MENTION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)(^|[^\w@])@mathia\b").expect("regex"));
@@ -33,22 +33,41 @@ pub fn strip_mention(body: &str) -> String {
     text.trim().trim_start_matches([',', ':']).trim().to_owned()
 }
 
+/// The after-store step: a message that mentions `@mathia` asks the assistant.
+pub struct Ask;
+
+#[async_trait::async_trait]
+impl crate::app::AfterStore for Ask {
+    fn name(&self) -> &'static str {
+        "assistant request"
+    }
+
+    async fn run(&self, app: &App, message: &crate::domain::Message) -> crate::Result<()> {
+        match &message.author {
+            Some(author) if mentions_mathia(&message.body) => {
+                request_reply(app, message.room_id, message.id, author.id).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Queues the assistant's reply to a message.
-pub async fn request_reply(app: &App, room_id: Uuid, message_id: Uuid, user_id: Uuid) -> Result<(), WsError> {
+pub async fn request_reply(app: &App, room_id: Uuid, message_id: Uuid, user_id: Uuid) -> crate::Result<()> {
     let job = AiJob { job_id: message_id, room_id, message_id, user_id };
     enqueue(app, QueueName::Ai, &job, Duration::ZERO).await.map_err(|e| {
         tracing::error!(error = %e, "cannot queue the AI job");
-        WsError::unavailable("the assistant")
+        Error::Unavailable(Dependency::Model)
     })
 }
 
-/// `stop_ai`: asks the stream to end (it may be running in another process).
-pub async fn request_stop(app: &App, room_id: Uuid, stream_id: &str) -> Result<(), WsError> {
-    let room = app.redis.stream_room(stream_id).await.map_err(|_| WsError::unavailable("stopping"))?;
-    if room != Some(room_id) {
-        return Err(WsError::new(WsErrorCode::NotFound, "no such stream in this room"));
+/// `stop_ai` from a member of the room: asks the stream to end (it may be running in another
+/// process).
+pub async fn request_stop(app: &App, room_id: Uuid, stream_id: &str) -> crate::Result<()> {
+    if app.redis.stream_room(stream_id).await? != Some(room_id) {
+        return Err(Error::not_found("not_found", "no such stream in this room"));
     }
-    app.redis.request_stop(stream_id).await.map_err(|_| WsError::unavailable("stopping"))
+    Ok(app.redis.request_stop(stream_id).await?)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use super::{
-    connectors::{Answer, Ctx, connector_for},
+    connectors::{Answer, Connector, Ctx, connector_for},
     context, router, strip_mention,
 };
 use crate::{
@@ -23,8 +23,9 @@ use crate::{
     },
     app::App,
     domain::{MessageKind, NotePriority},
-    jobs::{AiJob, JobError},
-    protocol::{ServerEvent, WsError, WsErrorCode},
+    error::Error,
+    jobs::AiJob,
+    protocol::{ServerEvent, WsError},
     realtime::{push_to_room, push_to_user},
 };
 
@@ -142,7 +143,7 @@ fn failure_text(reason: &str) -> String {
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
-pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
+pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> crate::Result<()> {
     let stream_id = match ai_jobs::claim(&app.db, job.job_id, job.room_id, job.message_id, app.clock.now()).await? {
         Claim::Mine(id) => id,
         Claim::Taken => {
@@ -150,17 +151,16 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
             return Ok(());
         }
     };
-    let trigger = messages::get(&app.db, &app.keyring, job.room_id, job.message_id)
-        .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
+    let trigger = messages::get(&app.db, &app.keyring, job.room_id, job.message_id).await?;
     let Some(trigger) = trigger.filter(|m| !m.deleted) else {
         ai_jobs::finish(&app.db, job.job_id, None, "trigger_gone").await?;
         return Ok(());
     };
-    let asker = users::by_id(&app.db, job.user_id).await?.ok_or_else(|| JobError::Malformed("unknown user".into()))?;
+    let asker =
+        users::by_id(&app.db, job.user_id).await?.ok_or_else(|| Error::not_found("not_found", "unknown user"))?;
     let request = strip_mention(&trigger.body);
     let intent = router::route(&request);
-    let connector = connector_for(intent);
+    let connector = connector_for(connectors, intent);
     tracing::info!(?intent, connector = connector.name(), "routed");
     let ctx = Ctx {
         app,
@@ -173,14 +173,14 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
     let answer = connector.answer(&ctx).await?;
 
     let billed = matches!(answer, Answer::Model { .. }) && app.ai.is_model();
-    let room = rooms::get(&app.db, job.room_id).await?.ok_or_else(|| JobError::Malformed("unknown room".into()))?;
+    let room =
+        rooms::get(&app.db, job.room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "unknown room"))?;
     if billed {
         let balance = wallet::get(&app.db, room.workspace_id).await?.map(|w| w.balance_cents).unwrap_or(0);
         if balance < app.config.ai_reply_cost_cents {
-            let err = WsError::new(
-                WsErrorCode::InsufficientFunds,
-                "the workspace is out of credits: an owner can top up in Settings → Wallet",
-            )
+            let err = WsError::from(Error::InsufficientFunds {
+                message: "the workspace is out of credits: an owner can top up in Settings → Wallet".into(),
+            })
             .with_ref(trigger.client_msg_id.as_deref());
             push_to_user(app, asker.id, &ServerEvent::Error(err)).await;
             ai_jobs::finish(&app.db, job.job_id, None, "insufficient_funds").await?;
@@ -223,26 +223,14 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
         chunks.push("…").await;
         chunks.flush().await;
     }
-    let stored = messages::insert(
-        &app.db,
-        &app.keyring,
-        NewMessage {
-            room_id: job.room_id,
-            kind: MessageKind::Ai,
-            author_id: None,
-            body: &chunks.sent,
-            client_msg_id: None,
-            require_member: None,
-            at: app.clock.now(),
-            reply_to: Some(trigger.id),
-            stopped: end == End::Stopped,
-            attachment_id: None,
-        },
-    )
-    .await
-    .map_err(|e| JobError::Retry(e.to_string()))?;
-    let Stored::New(message) = stored else {
-        return Err(JobError::Retry("the reply was not stored".into()));
+    let reply = NewMessage {
+        kind: MessageKind::Ai,
+        reply_to: Some(trigger.id),
+        stopped: end == End::Stopped,
+        ..NewMessage::system(job.room_id, chunks.sent.clone(), app.clock.now())
+    };
+    let Stored::New(message) = messages::store_one(&app.db, &app.keyring, reply).await? else {
+        return Err(Error::internal(anyhow::anyhow!("the reply was not stored")));
     };
     let reply_id = message.id;
     // Billed before the end is announced, so whoever sees `ai_stream_end` sees the charge too.
@@ -268,9 +256,8 @@ pub async fn handle(app: &App, job: AiJob) -> Result<(), JobError> {
         End::Failed(_) => "failed",
     };
     if let (End::Completed, Some(kind)) = (&end, keep_as) {
-        let note = notes::add(&app.db, &app.keyring, job.room_id, None, &chunks.sent, NotePriority::Normal, kind)
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let note =
+            notes::add(&app.db, &app.keyring, job.room_id, None, &chunks.sent, NotePriority::Normal, kind).await?;
         push_to_room(app, job.room_id, &ServerEvent::NoteAdded { room_id: job.room_id, note }, None).await;
     }
     ai_jobs::finish(&app.db, job.job_id, Some(reply_id), outcome).await?;

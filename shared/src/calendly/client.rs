@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CalendlyError {
     #[error("Calendly did not accept the token (it was revoked or has expired); please reconnect Calendly.")]
     Unauthorized,
@@ -18,6 +18,27 @@ pub enum CalendlyError {
     Down,
     #[error("Calendly answered something unexpected ({0}).")]
     Unexpected(String),
+    /// Mathia's own side failed (storing the account, …).
+    #[error(transparent)]
+    Ours(#[from] crate::error::Error),
+}
+
+/// What a Calendly failure means to whoever asked Mathia.
+impl From<CalendlyError> for crate::error::Error {
+    fn from(e: CalendlyError) -> Self {
+        match e {
+            CalendlyError::Unauthorized => Self::invalid_field("personal_access_token", e.to_string()),
+            CalendlyError::Forbidden => Self::forbidden("calendly_forbidden", e.to_string()),
+            CalendlyError::RateLimited(s) => {
+                Self::RateLimited { retry_after: Duration::from_secs(s), message: e.to_string() }
+            }
+            CalendlyError::Down | CalendlyError::Unexpected(_) => {
+                tracing::warn!(error = %e, "Calendly failed");
+                Self::Unavailable(crate::error::Dependency::Calendly)
+            }
+            CalendlyError::Ours(e) => e,
+        }
+    }
 }
 
 #[derive(Clone)]

@@ -25,23 +25,18 @@ use crate::{
         router::Intent,
     },
     app::App,
-    jobs::JobError,
+    error::Error,
 };
 
 pub fn client(app: &App) -> Calendly {
     Calendly::new(&app.config.calendly_base_url)
 }
 
-fn db_err(e: sqlx::Error) -> CalendlyError {
-    tracing::error!(error = %e, "calendly storage");
-    CalendlyError::Unexpected("storage".into())
-}
-
 /// Connects with a personal access token, validated with `GET /users/me`.
 pub async fn connect_with_token(app: &App, user_id: Uuid, token: &str) -> Result<Account, CalendlyError> {
     let me = client(app).me(token).await?;
     let account = account_from(user_id, "token", &me, token.to_owned(), None, None)?;
-    store::save(&app.db, &app.keyring, &account).await.map_err(db_err)?;
+    store::save(&app.db, &app.keyring, &account).await.map_err(Error::from)?;
     Ok(account)
 }
 
@@ -85,20 +80,14 @@ pub async fn oauth_start(app: &App, user_id: Uuid) -> Result<Option<String>, sql
     Ok(Some(url.to_string()))
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum OauthError {
-    NotConfigured,
-    BadState,
-    Calendly(CalendlyError),
-}
-
 /// The OAuth callback: spends the state (single use, bound to who started), trades the code.
-pub async fn oauth_callback(app: &App, code: &str, state: &str) -> Result<Uuid, OauthError> {
-    let Some((client_id, secret, redirect)) = &app.config.calendly_oauth else { return Err(OauthError::NotConfigured) };
+pub async fn oauth_callback(app: &App, code: &str, state: &str) -> crate::Result<Uuid> {
+    let Some((client_id, secret, redirect)) = &app.config.calendly_oauth else {
+        return Err(Error::not_found("oauth_not_configured", "Calendly OAuth is not configured"));
+    };
     let user_id = store::take_state(&app.db, state, app.clock.now())
-        .await
-        .map_err(|e| OauthError::Calendly(db_err(e)))?
-        .ok_or(OauthError::BadState)?;
+        .await?
+        .ok_or_else(|| Error::invalid("this sign-in link is invalid or was already used; start again from Mathia"))?;
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -107,13 +96,11 @@ pub async fn oauth_callback(app: &App, code: &str, state: &str) -> Result<Uuid, 
         ("client_secret", secret.as_str()),
     ];
     let api = client(app);
-    let tokens = api.token(&app.config.calendly_auth_url, &form).await.map_err(OauthError::Calendly)?;
-    let access =
-        tokens["access_token"].as_str().ok_or(OauthError::Calendly(CalendlyError::Unexpected("no token".into())))?;
-    let me = api.me(access).await.map_err(OauthError::Calendly)?;
-    let account = account_from(user_id, "oauth", &me, access.to_owned(), refresh_of(&tokens), expiry_of(app, &tokens))
-        .map_err(OauthError::Calendly)?;
-    store::save(&app.db, &app.keyring, &account).await.map_err(|e| OauthError::Calendly(db_err(e)))?;
+    let tokens = api.token(&app.config.calendly_auth_url, &form).await?;
+    let access = tokens["access_token"].as_str().ok_or(CalendlyError::Unexpected("no token".into()))?;
+    let me = api.me(access).await?;
+    let account = account_from(user_id, "oauth", &me, access.to_owned(), refresh_of(&tokens), expiry_of(app, &tokens))?;
+    store::save(&app.db, &app.keyring, &account).await?;
     Ok(user_id)
 }
 
@@ -142,14 +129,16 @@ async fn refresh(app: &App, account: &mut Account) -> Result<(), CalendlyError> 
     account.access_token = tokens["access_token"].as_str().ok_or(CalendlyError::Unauthorized)?.to_owned();
     account.refresh_token = refresh_of(&tokens).or(Some(refresh_token));
     account.expires_at = expiry_of(app, &tokens);
-    store::save(&app.db, &app.keyring, account).await.map_err(db_err)?;
+    store::save(&app.db, &app.keyring, account).await.map_err(Error::from)?;
     tracing::info!(user_id = %account.user_id, "calendly token refreshed");
     Ok(())
 }
 
 /// The user's account with a usable access token (refreshed when it is about to expire).
 pub async fn account(app: &App, user_id: Uuid) -> Result<Option<Account>, CalendlyError> {
-    let Some(mut account) = store::get(&app.db, &app.keyring, user_id).await.map_err(db_err)? else { return Ok(None) };
+    let Some(mut account) = store::get(&app.db, &app.keyring, user_id).await.map_err(Error::from)? else {
+        return Ok(None);
+    };
     if account.kind == "oauth" && account.expires_at.is_some_and(|at| at - app.clock.now() < Duration::seconds(60)) {
         refresh(app, &mut account).await?;
     }
@@ -227,6 +216,18 @@ fn email_in(request: &str) -> Option<String> {
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
 }
 
+/// What the assistant says when a Calendly request fails: Calendly's own failures in plain
+/// words; ours are logged and not described.
+fn apology(e: CalendlyError) -> String {
+    match e {
+        CalendlyError::Ours(e) => {
+            e.log();
+            "Something went wrong on my side while talking to Calendly; please try again in a moment.".into()
+        }
+        other => other.to_string(),
+    }
+}
+
 pub struct CalendlyConnector;
 
 const HOW_TO_CONNECT: &str = "Connect Calendly from the Calendly panel (right-hand side): paste a personal access token \
@@ -242,7 +243,7 @@ impl Connector for CalendlyConnector {
         &[Intent::CheckCalendar, Intent::CheckAvailability, Intent::ScheduleMeeting, Intent::CalendlyConnect]
     }
 
-    async fn answer(&self, ctx: &Ctx<'_>) -> Result<Answer, JobError> {
+    async fn answer(&self, ctx: &Ctx<'_>) -> crate::Result<Answer> {
         let app = ctx.app;
         let oauth = if app.config.calendly_oauth.is_some() { ", or use “Connect with Calendly”" } else { "" };
         let intent = crate::ai::router::route(ctx.request);
@@ -256,7 +257,7 @@ impl Connector for CalendlyConnector {
                     "Calendly isn't connected for you yet. {HOW_TO_CONNECT}{oauth}; then ask me again."
                 )));
             }
-            Err(e) => return Ok(Answer::Reply(e.to_string())),
+            Err(e) => return Ok(Answer::Reply(apology(e))),
         };
         let tz = Tz::from_str(&onboarding::timezone(&app.db, ctx.asker_id).await?).unwrap_or(Tz::UTC);
         let reply = match intent {
@@ -264,7 +265,7 @@ impl Connector for CalendlyConnector {
             Intent::CheckAvailability => availability(app, &mut account, ctx.request, tz).await,
             _ => schedule(app, &mut account, ctx.request, tz).await,
         };
-        Ok(Answer::Reply(reply.unwrap_or_else(|e| e.to_string())))
+        Ok(Answer::Reply(reply.unwrap_or_else(apology)))
     }
 }
 

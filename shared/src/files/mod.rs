@@ -106,6 +106,49 @@ pub async fn sweep_abandoned(app: &crate::app::App) -> usize {
     ids.len()
 }
 
+/// Makes `file_id` shareable as an attachment in `room_id` by the person who declared it: the
+/// bytes are read back, their size and real type checked, and the file accepted (from then on
+/// the upload URL cannot change it) — or rejected and deleted. A file already accepted is
+/// simply its row. Membership is the caller's check.
+pub async fn accept_upload(
+    app: &crate::app::App,
+    uploader_id: uuid::Uuid,
+    room_id: uuid::Uuid,
+    file_id: uuid::Uuid,
+) -> crate::Result<crate::adapters::postgres::files::FileRow> {
+    use crate::{adapters::postgres::files as rows, error::Error};
+    let mut file = rows::get(&app.db, file_id)
+        .await?
+        .filter(|f| f.room_id == room_id && f.uploader_id == uploader_id)
+        .ok_or_else(|| Error::invalid("no upload of yours with that file_id in this room"))?;
+    match file.status.as_str() {
+        "rejected" => Err(Error::invalid("that file was rejected")),
+        "ready" => Ok(file),
+        _ => {
+            let bytes = match app.files.read(file_id, room_id).await {
+                Ok(bytes) => bytes,
+                Err(StoreError::Missing) => {
+                    return Err(Error::invalid("the file was never uploaded: PUT it to upload_url first"));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match sniff(&file.name, &bytes) {
+                Ok(content_type) => {
+                    app.files.accept(file_id).await?;
+                    rows::mark_ready(&app.db, file_id, content_type, bytes.len() as i64).await?;
+                    file.status = "ready".into();
+                    Ok(file)
+                }
+                Err(reason) => {
+                    let _ = app.files.delete(file_id).await;
+                    rows::mark_rejected(&app.db, file_id).await?;
+                    Err(Error::invalid(format!("file rejected: {reason}")))
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,24 +24,21 @@ use crate::{
     },
     app::App,
     domain::ConnectionId,
-    jobs::{JobError, ReminderJob, enqueue},
+    jobs::{ReminderJob, enqueue},
     ports::{MAX_QUEUE_DELAY, QueueName},
     protocol::{ReminderNotice, ServerEvent},
     realtime::{post_system_message, push_to_user, send_event},
 };
-
-fn err(e: impl std::fmt::Display) -> JobError {
-    JobError::Retry(e.to_string())
-}
 
 fn notice(r: &Reminder) -> ServerEvent {
     ServerEvent::Reminder { reminder: ReminderNotice { id: r.id, text: r.text.clone(), due_at: r.due_at } }
 }
 
 /// Queues a reminder's delivery for its due time.
-async fn queue(app: &App, id: Uuid, due_at: DateTime<Utc>) -> Result<(), JobError> {
+async fn queue(app: &App, id: Uuid, due_at: DateTime<Utc>) -> crate::Result<()> {
     let delay = (due_at - app.clock.now()).to_std().unwrap_or_default().min(MAX_QUEUE_DELAY);
-    enqueue(app, QueueName::Reminders, &ReminderJob { job_id: id, reminder_id: id }, delay).await.map_err(err)
+    enqueue(app, QueueName::Reminders, &ReminderJob { job_id: id, reminder_id: id }, delay).await?;
+    Ok(())
 }
 
 /// Sets a reminder. Within SQS's delay range it is queued now; otherwise the scheduler will.
@@ -52,12 +49,10 @@ pub async fn set(
     source_message_id: Option<Uuid>,
     text: &str,
     due_at: DateTime<Utc>,
-) -> Result<Reminder, JobError> {
+) -> crate::Result<Reminder> {
     let soon = due_at - app.clock.now() <= chrono::Duration::from_std(MAX_QUEUE_DELAY).expect("15 minutes");
     let (reminder, new) =
-        reminders::create(&app.db, &app.keyring, user_id, room_id, source_message_id, text, due_at, soon)
-            .await
-            .map_err(err)?;
+        reminders::create(&app.db, &app.keyring, user_id, room_id, source_message_id, text, due_at, soon).await?;
     if new && soon {
         queue(app, reminder.id, due_at).await?;
     }
@@ -66,10 +61,9 @@ pub async fn set(
 
 /// The `reminders` queue's handler: delivers once, however often the job arrives.
 #[tracing::instrument(skip_all, fields(reminder_id = %job.reminder_id))]
-pub async fn deliver(app: &App, job: ReminderJob) -> Result<(), JobError> {
+pub async fn deliver(app: &App, job: ReminderJob) -> crate::Result<()> {
     let now = app.clock.now();
-    let Some(reminder) = reminders::mark_delivered(&app.db, &app.keyring, job.reminder_id, now).await.map_err(err)?
-    else {
+    let Some(reminder) = reminders::mark_delivered(&app.db, &app.keyring, job.reminder_id, now).await? else {
         // Delivered or cancelled already — or early (a clipped delay): then wait some more.
         if let Some((status, due_at)) = reminders::status_and_due(&app.db, job.reminder_id).await?
             && status == "queued"
@@ -88,13 +82,13 @@ pub async fn deliver(app: &App, job: ReminderJob) -> Result<(), JobError> {
         .map(|u| u.display_name)
         .unwrap_or_default();
     let body = format!("⏰ Reminder for {name}: {}", reminder.text);
-    post_system_message(app, reminder.room_id, &body).await.map_err(err)?;
+    post_system_message(app, reminder.room_id, &body).await?;
     tracing::info!(seen, "reminder delivered");
     Ok(())
 }
 
 /// The scheduler's sweep: queues reminders that came within the queue's delay range.
-pub async fn sweep(app: &App) -> Result<usize, JobError> {
+pub async fn sweep(app: &App) -> crate::Result<usize> {
     let horizon = app.clock.now() + chrono::Duration::from_std(MAX_QUEUE_DELAY).expect("15 minutes");
     let due = reminders::claim_due(&app.db, horizon).await?;
     for (id, due_at) in &due {
@@ -128,7 +122,7 @@ impl Connector for ReminderConnector {
         &[Intent::SetReminder]
     }
 
-    async fn answer(&self, ctx: &Ctx<'_>) -> Result<Answer, JobError> {
+    async fn answer(&self, ctx: &Ctx<'_>) -> crate::Result<Answer> {
         let tz_name = onboarding::timezone(&ctx.app.db, ctx.asker_id).await?;
         let tz = Tz::from_str(&tz_name).unwrap_or(Tz::UTC);
         let now = ctx.app.clock.now();

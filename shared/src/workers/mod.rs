@@ -9,11 +9,31 @@ pub mod scheduler;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use tracing::Instrument;
 
-pub use crate::jobs::{AiJob, JobError, ModerationJob, ReminderJob};
-use crate::{app::App, ports::QueueName};
+pub use crate::jobs::{AiJob, ModerationJob, ReminderJob};
+use crate::{app::App, error::Error, ports::QueueName};
+
+/// How a job ended, for its queue.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The job can never succeed (not a job of this queue, or what it names is gone); it goes
+    /// to the dead-letter queue.
+    #[error("{0}")]
+    Final(String),
+    /// A dependency failed; try again later.
+    #[error("{0}")]
+    Retry(String),
+}
+
+/// The queue edge's translation of a feature's error: worth a retry, or final.
+impl From<Error> for JobError {
+    fn from(e: Error) -> Self {
+        e.log();
+        if e.is_transient() { Self::Retry(e.to_string()) } else { Self::Final(e.to_string()) }
+    }
+}
 
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, JobError> {
-    serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))
+    serde_json::from_str(body).map_err(|e| JobError::Final(format!("malformed job: {e}")))
 }
 
 /// At most this many jobs of one SQS batch run at once.

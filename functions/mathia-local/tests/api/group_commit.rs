@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use futures::future::join_all;
 use mathia::{
     adapters::postgres::{
-        messages::{self, Cursor, MessageDraft, Stored},
+        messages::{self, Cursor, NewMessage, Stored},
         moderation,
     },
     domain::MessageKind,
@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
-fn draft(room_id: Uuid, author: Uuid, body: &str, client_msg_id: &str) -> MessageDraft {
-    MessageDraft {
+fn draft(room_id: Uuid, author: Uuid, body: &str, client_msg_id: &str) -> NewMessage {
+    NewMessage {
         room_id,
         kind: MessageKind::User,
         author_id: Some(author),
@@ -78,13 +78,11 @@ async fn one_batch_answers_each_message_on_its_own() {
     t.bring_in(&ana, room_a.id, &dan).await;
     let now = Utc::now();
     moderation::mute(&app.db, room_a.id, dan.id, now + Duration::minutes(5), "test", now).await.unwrap();
-    let earlier = match messages::insert(&app.db, &app.keyring, draft(room_a.id, ana.id, "earlier", "dup").as_new())
-        .await
-        .unwrap()
-    {
-        Stored::New(m) => m,
-        other => panic!("{other:?}"),
-    };
+    let earlier =
+        match messages::store_one(&app.db, &app.keyring, draft(room_a.id, ana.id, "earlier", "dup")).await.unwrap() {
+            Stored::New(m) => m,
+            other => panic!("{other:?}"),
+        };
     assert_eq!(earlier.seq, 1);
 
     let drafts = vec![
@@ -97,7 +95,7 @@ async fn one_batch_answers_each_message_on_its_own() {
         draft(room_a.id, ana.id, "third", "6"),
         draft(Uuid::new_v4(), ana.id, "no such room", "7"),
     ];
-    let stored = messages::insert_many(&app.db, &app.keyring, &drafts).await.unwrap();
+    let stored = messages::store(&app.db, &app.keyring, &drafts).await.unwrap();
     assert_eq!(stored.len(), drafts.len());
     assert_eq!(seq_of(&stored[0]), 2);
     assert_eq!(seq_of(&stored[1]), 3);
@@ -146,7 +144,7 @@ async fn the_same_message_twice_in_one_batch_is_stored_once() {
         draft(room.id, ana.id, "hello", "same"),
         draft(room.id, ana.id, "after", "next"),
     ];
-    let stored = messages::insert_many(&app.db, &app.keyring, &drafts).await.unwrap();
+    let stored = messages::store(&app.db, &app.keyring, &drafts).await.unwrap();
     let Stored::New(first) = &stored[0] else { panic!("{:?}", stored[0]) };
     assert!(matches!(stored[1], Stored::Duplicate(id) if id == first.id));
     assert_eq!(seq_of(&stored[2]), first.seq + 1, "no gap in seq");

@@ -22,18 +22,19 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, Semaphore, oneshot};
 use uuid::Uuid;
 
-use super::messages::{self, MessageDraft, MessageStoreError, Stored};
-use crate::keyring::RoomKeyring;
+use super::messages::{self, NewMessage, Stored};
+use crate::{error::Error, keyring::RoomKeyring};
 
 /// Batches written at the same time.
 const FLUSHES_IN_FLIGHT: usize = 2;
 /// Drafts per statement.
 const MAX_BATCH: usize = 64;
 
-type Outcome = Result<Stored, MessageStoreError>;
+/// A failed batch's error is shared by every caller in it (`Error` is cheap to clone).
+type Outcome = Result<Stored, Error>;
 
 struct Queued {
-    draft: MessageDraft,
+    draft: NewMessage,
     done: oneshot::Sender<Outcome>,
 }
 
@@ -93,23 +94,23 @@ impl GroupCommit {
     }
 
     /// Stores one message, together with whatever else is waiting; returns once it is committed.
-    pub async fn insert(self: &Arc<Self>, draft: MessageDraft) -> Outcome {
+    pub async fn insert(self: &Arc<Self>, draft: NewMessage) -> Outcome {
         self.submit(draft).outcome().await
     }
 
     /// Puts a draft in the queue, behind everything queued before it.
-    pub fn submit(self: &Arc<Self>, draft: MessageDraft) -> PendingWrite {
+    pub fn submit(self: &Arc<Self>, draft: NewMessage) -> PendingWrite {
         let (done, result) = oneshot::channel();
         self.state.lock().expect("group commit queue").queued.push(Queued { draft, done });
         PendingWrite { writer: Arc::clone(self), result }
     }
 
     async fn flush(&self, batch: Vec<Queued>) {
-        let (drafts, waiting): (Vec<MessageDraft>, Vec<oneshot::Sender<Outcome>>) =
+        let (drafts, waiting): (Vec<NewMessage>, Vec<oneshot::Sender<Outcome>>) =
             batch.into_iter().map(|q| (q.draft, q.done)).unzip();
         // Frees the batch's rooms even if the write panics.
         let _rooms = RoomsBack { writer: self, rooms: drafts.iter().map(|d| d.room_id).collect() };
-        match messages::insert_many(&self.db, &self.keyring, &drafts).await {
+        match messages::store(&self.db, &self.keyring, &drafts).await {
             Ok(stored) => {
                 for (done, stored) in waiting.into_iter().zip(stored) {
                     let _ = done.send(Ok(stored));
@@ -117,7 +118,7 @@ impl GroupCommit {
             }
             Err(e) => {
                 for done in waiting {
-                    let _ = done.send(Err(same_error(&e)));
+                    let _ = done.send(Err(e.clone()));
                 }
             }
         }
@@ -177,26 +178,6 @@ impl Drop for RoomsBack<'_> {
 
 /// The flush task ended without answering (it panicked): the message may or may not be
 /// stored, which a resend with the same `client_msg_id` settles.
-fn flush_lost() -> MessageStoreError {
-    MessageStoreError::Db(sqlx::Error::Protocol("the group commit ended without a result".into()))
-}
-
-/// One failure, told to every caller of the batch: an unreachable Postgres stays recognisable
-/// as such (`is_unavailable`), anything else keeps its text.
-fn same_error(e: &MessageStoreError) -> MessageStoreError {
-    let db = match e {
-        MessageStoreError::Db(e) | MessageStoreError::Keyring(crate::keyring::KeyringError::Db(e)) => e,
-        other => return MessageStoreError::Db(sqlx::Error::Protocol(other.to_string())),
-    };
-    MessageStoreError::Db(match db {
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        // A connection the server ended (shutdown, restart) is a lost connection for every
-        // caller of the batch, not an internal error.
-        other if super::is_unavailable(other) => {
-            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, other.to_string()))
-        }
-        other => sqlx::Error::Protocol(other.to_string()),
-    })
+fn flush_lost() -> Error {
+    Error::internal(anyhow::anyhow!("the group commit ended without a result"))
 }

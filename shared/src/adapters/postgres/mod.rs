@@ -90,6 +90,19 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The one place that decides what a Postgres failure means to whoever asked: unavailable when
+/// Postgres cannot be reached (see [`is_unavailable`]), internal otherwise.
+impl From<sqlx::Error> for crate::error::Error {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            tracing::warn!(error = %e, "Postgres unavailable");
+            Self::Unavailable(crate::error::Dependency::Storage)
+        } else {
+            Self::internal(anyhow::Error::new(e).context("database error"))
+        }
+    }
+}
+
 /// The name of the unique constraint (or index) a write violated, if that is what failed.
 pub fn violated_constraint(e: &sqlx::Error) -> Option<&str> {
     match e {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::messages::MessageStoreError;
+use crate::error::Error;
 use crate::{
     domain::{Author, Note, NoteKind, NotePriority},
     keyring::{Aad, RoomKeyring, Sealed},
@@ -45,11 +45,7 @@ fn kind(s: &str) -> NoteKind {
     }
 }
 
-async fn open(
-    keyring: &RoomKeyring,
-    rows: Vec<NoteRow>,
-    shared_unless: Option<Uuid>,
-) -> Result<Vec<Note>, MessageStoreError> {
+async fn open(keyring: &RoomKeyring, rows: Vec<NoteRow>, shared_unless: Option<Uuid>) -> Result<Vec<Note>, Error> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let sealed = Sealed { key_version: r.key_version, nonce: r.nonce, ciphertext: r.ciphertext };
@@ -75,7 +71,7 @@ pub async fn add(
     text: &str,
     priority: NotePriority,
     kind: NoteKind,
-) -> Result<Note, MessageStoreError> {
+) -> Result<Note, Error> {
     let id = Uuid::now_v7();
     let sealed = keyring.seal(room_id, aad(id), text.as_bytes()).await?;
     sqlx::query(
@@ -98,12 +94,7 @@ pub async fn add(
 
 /// The context manager's view: a room's notes, plus the user's high-priority notes from their
 /// other rooms (marked `shared`). Oldest first.
-pub async fn for_room(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    user_id: Uuid,
-) -> Result<Vec<Note>, MessageStoreError> {
+pub async fn for_room(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, user_id: Uuid) -> Result<Vec<Note>, Error> {
     let rows: Vec<NoteRow> = sqlx::query_as(&format!(
         "{SELECT_NOTES}
          WHERE n.room_id = $1

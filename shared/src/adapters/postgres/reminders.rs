@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::messages::MessageStoreError;
+use crate::error::Error;
 use crate::keyring::{Aad, RoomKeyring, Sealed};
 
 fn aad(id: Uuid) -> Aad<'static> {
@@ -40,7 +40,7 @@ struct Row {
 
 const COLUMNS: &str = "id, user_id, room_id, key_version, nonce, ciphertext, due_at, status, created_at";
 
-async fn open(keyring: &RoomKeyring, rows: Vec<Row>) -> Result<Vec<Reminder>, MessageStoreError> {
+async fn open(keyring: &RoomKeyring, rows: Vec<Row>) -> Result<Vec<Reminder>, Error> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let sealed = Sealed { key_version: r.key_version, nonce: r.nonce, ciphertext: r.ciphertext };
@@ -69,7 +69,7 @@ pub async fn create(
     text: &str,
     due_at: DateTime<Utc>,
     queued: bool,
-) -> Result<(Reminder, bool), MessageStoreError> {
+) -> Result<(Reminder, bool), Error> {
     let id = Uuid::now_v7();
     let sealed = keyring.seal(room_id, aad(id), text.as_bytes()).await?;
     let inserted: Option<Uuid> = sqlx::query_scalar(
@@ -103,7 +103,7 @@ pub async fn create(
     Ok((reminder, inserted.is_some()))
 }
 
-pub async fn of_user(db: &PgPool, keyring: &RoomKeyring, user_id: Uuid) -> Result<Vec<Reminder>, MessageStoreError> {
+pub async fn of_user(db: &PgPool, keyring: &RoomKeyring, user_id: Uuid) -> Result<Vec<Reminder>, Error> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM reminders WHERE user_id = $1 AND status <> 'cancelled' ORDER BY due_at LIMIT 200"
     ))
@@ -146,7 +146,7 @@ pub async fn mark_delivered(
     keyring: &RoomKeyring,
     id: Uuid,
     now: DateTime<Utc>,
-) -> Result<Option<Reminder>, MessageStoreError> {
+) -> Result<Option<Reminder>, Error> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "UPDATE reminders SET status = 'delivered', delivered_at = $2
          WHERE id = $1 AND status = 'queued' AND due_at <= $2
@@ -169,11 +169,7 @@ pub async fn mark_notified(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 }
 
 /// Delivered reminders the user has not seen yet (they were offline), claimed for showing.
-pub async fn take_unseen(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    user_id: Uuid,
-) -> Result<Vec<Reminder>, MessageStoreError> {
+pub async fn take_unseen(db: &PgPool, keyring: &RoomKeyring, user_id: Uuid) -> Result<Vec<Reminder>, Error> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "UPDATE reminders SET notified = true
          WHERE user_id = $1 AND status = 'delivered' AND NOT notified

@@ -48,7 +48,7 @@ async fn hash_password(password: Password) -> ApiResult<String> {
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))
     })
     .await
-    .map_err(anyhow::Error::from)?
+    .map_err(crate::Error::internal)?
     .map_err(ApiError::from)
 }
 

@@ -15,24 +15,13 @@ use super::{
 use crate::{
     adapters::postgres::calendly as store,
     app::App,
-    calendly::{self, CalendlyError, OauthError},
+    calendly::{self, CalendlyError},
     domain::Invalid,
+    error::Error,
 };
 
 fn calendly_error(e: CalendlyError) -> ApiError {
-    match e {
-        CalendlyError::Unauthorized => {
-            ApiError { field: Some("personal_access_token"), ..ApiError::bad_request(e.to_string()) }
-        }
-        CalendlyError::RateLimited(s) => ApiError {
-            retry_after_s: Some(s),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
-        },
-        CalendlyError::Forbidden => ApiError::forbidden("calendly_forbidden", e.to_string()),
-        CalendlyError::Down | CalendlyError::Unexpected(_) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "calendly_unavailable", e.to_string())
-        }
-    }
+    Error::from(e).into()
 }
 
 fn status_of(account: Option<&store::Account>) -> Value {
@@ -130,14 +119,8 @@ pub async fn oauth_callback(State(app): State<App>, Query(q): Query<Callback>) -
             tracing::info!(%user_id, "calendly connected by OAuth");
             Redirect::to("/?calendly=connected").into_response()
         }
-        Err(OauthError::BadState) => {
-            ApiError::bad_request("this sign-in link is invalid or was already used; start again from Mathia")
-                .into_response()
-        }
-        Err(OauthError::NotConfigured) => {
-            ApiError::not_found("oauth_not_configured", "Calendly OAuth is not configured").into_response()
-        }
-        Err(OauthError::Calendly(e)) => {
+        Err(e @ (Error::Invalid { .. } | Error::NotFound { .. })) => ApiError::from(e).into_response(),
+        Err(e) => {
             tracing::warn!(error = %e, "calendly OAuth failed");
             Redirect::to("/?calendly=error").into_response()
         }

@@ -9,7 +9,11 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{adapters::postgres, adapters::redis::RedisDown, domain::Invalid};
+use crate::{
+    adapters::redis::RedisDown,
+    domain::Invalid,
+    error::{Dependency, Error},
+};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -58,37 +62,52 @@ impl ApiError {
     }
 }
 
-impl From<Invalid> for ApiError {
-    fn from(e: Invalid) -> Self {
-        Self { field: Some(e.field), ..Self::bad_request(e.to_string()) }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        if postgres::is_unavailable(&e) {
-            tracing::warn!(error = %e, "Postgres unavailable");
-            Self::unavailable("storage")
-        } else {
-            tracing::error!(error = ?e, "database error");
-            Self::internal()
+/// The HTTP edge's translation of a feature's error; the cause of an internal one is logged
+/// here and answered with a bare 500.
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        e.log();
+        match e {
+            Error::Invalid { field, message } => Self { field, ..Self::bad_request(message) },
+            Error::NotFound { code, message } => Self::not_found(code, message),
+            Error::Forbidden { code, message } => Self::forbidden(code, message),
+            Error::Conflict { code, message } => Self::conflict(code, message),
+            Error::RateLimited { retry_after, message } => Self {
+                retry_after_s: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            },
+            Error::Muted { until, retry_after } => Self {
+                retry_after_s: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+                ..Self::forbidden("muted", format!("you are muted in this room until {} UTC", until.format("%H:%M")))
+            },
+            Error::InsufficientFunds { message } => Self::conflict("insufficient_funds", message),
+            Error::Unavailable(Dependency::Calendly) => {
+                Self::new(StatusCode::BAD_GATEWAY, "calendly_unavailable", "Calendly did not answer; try again shortly")
+            }
+            Error::Unavailable(dependency) => Self::unavailable(&dependency.to_string()),
+            Error::Internal(_) => Self::internal(),
         }
     }
 }
 
-impl From<RedisDown> for ApiError {
-    fn from(e: RedisDown) -> Self {
-        tracing::warn!(error = %e, "Redis unavailable");
-        Self::unavailable("the realtime service")
-    }
+/// `?` on what the adapters return: the adapters decide what their failure means.
+macro_rules! through_feature_error {
+    ($($from:ty),*) => {$(
+        impl From<$from> for ApiError {
+            fn from(e: $from) -> Self {
+                Error::from(e).into()
+            }
+        }
+    )*};
 }
-
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        tracing::error!(error = ?e, "unexpected error");
-        Self::internal()
-    }
-}
+through_feature_error!(
+    Invalid,
+    sqlx::Error,
+    RedisDown,
+    anyhow::Error,
+    crate::keyring::KeyringError,
+    crate::ports::StoreError
+);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {

@@ -16,7 +16,7 @@ use super::{
     extract::{AuthUser, Json, Path, Query},
 };
 use crate::{
-    adapters::postgres::{files as file_rows, rooms},
+    adapters::postgres::files as file_rows,
     app::App,
     domain::Invalid,
     files::{MAX_BYTES, URL_TTL, extension, sanitize_name},
@@ -46,10 +46,7 @@ pub async fn declare(
     Json(body): Json<Declare>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require_onboarded()?;
-    rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
-    if !crate::access::is_room_member(&app, room_id, auth.user.id).await? {
-        return Err(ApiError::not_member());
-    }
+    crate::access::member_room(&app, room_id, auth.user.id).await?;
     if body.size > MAX_BYTES {
         return Err(too_large());
     }
@@ -65,7 +62,7 @@ pub async fn declare(
     let declared_type = body.content_type.trim().chars().take(100).collect::<String>();
     let file_id =
         file_rows::create(&app.db, room_id, auth.user.id, &name, &declared_type, body.size, app.clock.now()).await?;
-    let upload_url = app.files.upload_url(file_id, room_id, &declared_type).await.map_err(anyhow::Error::from)?;
+    let upload_url = app.files.upload_url(file_id, room_id, &declared_type).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "file_id": file_id, "upload_url": upload_url, "expires_in_s": URL_TTL.as_secs() })),
@@ -100,7 +97,7 @@ pub async fn put_upload(
     if file.status != "pending" {
         return Err(ApiError::conflict("already_uploaded", "this upload is finished"));
     }
-    local.write(file_id, file.room_id, &body).await.map_err(anyhow::Error::from)?;
+    local.write(file_id, file.room_id, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -117,11 +114,9 @@ pub async fn link(
         .await?
         .filter(|f| f.status == "ready")
         .ok_or_else(|| ApiError::not_found("file_not_found", "no such file"))?;
-    if !crate::access::is_room_member(&app, file.room_id, auth.user.id).await? {
-        return Err(ApiError::not_member());
-    }
+    crate::access::require_member(&app, file.room_id, auth.user.id).await?;
     let content_type = file.content_type.as_deref().unwrap_or("application/octet-stream");
-    let url = app.files.download_url(file_id, &file.name, content_type).await.map_err(anyhow::Error::from)?;
+    let url = app.files.download_url(file_id, &file.name, content_type).await?;
     let wants_json =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"));
     Ok(if wants_json { axum::Json(json!({ "url": url })).into_response() } else { Redirect::to(&url).into_response() })
@@ -139,8 +134,7 @@ pub async fn download(
         .await?
         .filter(|f| f.status == "ready")
         .ok_or_else(|| ApiError::not_found("file_not_found", "no such file"))?;
-    let bytes =
-        crate::files::FileStore::read(local.as_ref(), file_id, file.room_id).await.map_err(anyhow::Error::from)?;
+    let bytes = crate::files::FileStore::read(local.as_ref(), file_id, file.room_id).await?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     let content_type = file.content_type.unwrap_or_else(|| "application/octet-stream".into());

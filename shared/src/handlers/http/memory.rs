@@ -9,7 +9,7 @@ use super::{
     extract::{AuthUser, Json, Path},
 };
 use crate::{
-    adapters::postgres::{notes, reminders, rooms},
+    adapters::postgres::{notes, reminders},
     app::App,
     domain::{Invalid, Note, NoteKind, NotePriority},
     protocol::ServerEvent,
@@ -17,12 +17,7 @@ use crate::{
 };
 
 async fn require_member(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()> {
-    if rooms::get(&app.db, room_id).await?.is_none() {
-        return Err(ApiError::not_found("room_not_found", "no such room"));
-    }
-    if !crate::access::is_room_member(app, room_id, user_id).await? {
-        return Err(ApiError::not_member());
-    }
+    crate::access::member_room(app, room_id, user_id).await?;
     Ok(())
 }
 
@@ -35,7 +30,7 @@ pub async fn list_notes(
     Path(room_id): Path<Uuid>,
 ) -> ApiResult<Json<Vec<Note>>> {
     require_member(&app, room_id, auth.user.id).await?;
-    Ok(Json(notes::for_room(&app.db, &app.keyring, room_id, auth.user.id).await.map_err(sqlx::Error::from)?))
+    Ok(Json(notes::for_room(&app.db, &app.keyring, room_id, auth.user.id).await?))
 }
 
 #[derive(Deserialize)]
@@ -67,8 +62,7 @@ pub async fn add_note(
         body.priority.unwrap_or(NotePriority::Normal),
         body.kind.unwrap_or(NoteKind::Reference),
     )
-    .await
-    .map_err(sqlx::Error::from)?;
+    .await?;
     push_to_room(&app, room_id, &ServerEvent::NoteAdded { room_id, note: note.clone() }, None).await;
     Ok((StatusCode::CREATED, Json(note)))
 }
@@ -91,7 +85,7 @@ pub async fn delete_note(State(app): State<App>, auth: AuthUser, Path(note_id): 
 #[utoipa::path(get, path = "/api/reminders", tag = "memory",
     responses((status = 200, description = "your reminders (pending, queued and delivered), soonest first")))]
 pub async fn list_reminders(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<reminders::Reminder>>> {
-    Ok(Json(reminders::of_user(&app.db, &app.keyring, auth.user.id).await.map_err(sqlx::Error::from)?))
+    Ok(Json(reminders::of_user(&app.db, &app.keyring, auth.user.id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/reminders/{id}", tag = "memory", params(("id" = String, Path, description = "reminder id")),

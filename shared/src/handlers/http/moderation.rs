@@ -8,20 +8,11 @@ use super::{
     error::{ApiError, ApiResult},
     extract::{AuthUser, Json, Path},
 };
-use crate::{
-    access::{self, Standing},
-    adapters::postgres::moderation,
-    app::App,
-};
+use crate::{access, adapters::postgres::moderation, app::App};
 
 /// Only the owner of the room's workspace moderates it.
 async fn require_owner(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()> {
-    match access::in_room_workspace(app, room_id, user_id).await? {
-        standing if standing.may_moderate() => Ok(()),
-        Standing::NoSuchRoom => Err(ApiError::not_found("room_not_found", "no such room")),
-        Standing::Outsider => Err(ApiError::not_member()),
-        Standing::In(_) => Err(ApiError::forbidden("owner_only", "only the workspace's owner moderates its rooms")),
-    }
+    Ok(access::require_moderator(app, room_id, user_id).await?)
 }
 
 #[utoipa::path(get, path = "/api/rooms/{id}/moderation", tag = "moderation", params(("id" = String, Path, description = "room id")),

@@ -196,7 +196,7 @@ pub async fn create_workspace(app: &App, owner: &User, name: &str) -> ApiResult<
     let mut tx = app.db.begin().await?;
     let workspace_id = workspaces::create(&mut tx, name, owner.id).await?;
     let room = rooms::insert(&mut tx, workspace_id, "general", owner.id).await?;
-    app.keyring.create_first_key(&mut tx, room.id).await.map_err(anyhow::Error::from)?;
+    app.keyring.create_first_key(&mut tx, room.id).await?;
     tx.commit().await?;
     let welcome = app.config.welcome_credit_cents;
     if welcome > 0 {

@@ -54,7 +54,7 @@ pub async fn create(
     };
     let mut tx = app.db.begin().await?;
     let room = rooms::insert(&mut tx, workspace_id, name.as_str(), auth.user.id).await?;
-    app.keyring.create_first_key(&mut tx, room.id).await.map_err(anyhow::Error::from)?;
+    app.keyring.create_first_key(&mut tx, room.id).await?;
     tx.commit().await?;
     tracing::info!(room_id = %room.id, "room created");
     Ok((StatusCode::CREATED, Json(room)))
@@ -62,12 +62,7 @@ pub async fn create(
 
 /// The room, when the user is a member; 404 when it does not exist, 403 when not theirs.
 async fn member_room(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<Room> {
-    let room =
-        rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
-    if !crate::access::is_room_member(app, room_id, user_id).await? {
-        return Err(ApiError::not_member());
-    }
-    Ok(room)
+    Ok(crate::access::member_room(app, room_id, user_id).await?)
 }
 
 #[utoipa::path(post, path = "/api/rooms/{id}/join", tag = "rooms", params(("id" = String, Path, description = "room id")),
@@ -139,7 +134,7 @@ pub async fn history(
         (None, Some(id)) => Cursor::After(seq_of(id, "after").await?),
         (None, None) => Cursor::Latest,
     };
-    let page = messages::page(&app.db, &app.keyring, room_id, cursor, limit).await.map_err(sqlx::Error::from)?;
+    let page = messages::page(&app.db, &app.keyring, room_id, cursor, limit).await?;
     let (next_before, next_after) = match cursor {
         Cursor::After(_) => (None, page.more.then(|| page.messages.last().map(|m| m.id)).flatten()),
         _ => (page.more.then(|| page.messages.first().map(|m| m.id)).flatten(), None),

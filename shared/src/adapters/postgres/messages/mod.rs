@@ -10,44 +10,49 @@ use uuid::Uuid;
 
 use crate::{
     domain::{Author, Message, MessageKind, ReactionSummary},
+    error::Error,
     keyring::{Aad, KeyringError, RoomKeyring},
 };
 
 mod read;
 pub use read::*;
 
-#[derive(Debug, thiserror::Error)]
-pub enum MessageStoreError {
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-    #[error(transparent)]
-    Keyring(#[from] KeyringError),
-}
-
-impl From<MessageStoreError> for sqlx::Error {
-    fn from(e: MessageStoreError) -> Self {
-        match e {
-            MessageStoreError::Db(e) | MessageStoreError::Keyring(KeyringError::Db(e)) => e,
-            other => sqlx::Error::Protocol(other.to_string()),
-        }
-    }
-}
-
-pub struct NewMessage<'a> {
+/// A message to store. `store` takes several at once (the group commit); every other writer
+/// passes one.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
     pub room_id: Uuid,
     pub kind: MessageKind,
     pub author_id: Option<Uuid>,
-    pub body: &'a str,
-    pub client_msg_id: Option<&'a str>,
+    pub body: String,
+    pub client_msg_id: Option<String>,
     /// When set, the message is stored only if this user is a member of the room and is not
     /// muted in it at `at` — checked in the insert itself, so the hot path is one statement.
     pub require_member: Option<Uuid>,
     pub at: DateTime<Utc>,
-    /// A message of the same room this one answers.
+    /// A message of the same room this one answers (one of another room is not linked).
     pub reply_to: Option<Uuid>,
     pub stopped: bool,
     /// A validated file of the same room.
     pub attachment_id: Option<Uuid>,
+}
+
+impl NewMessage {
+    /// A message from nobody in particular (reminders, mutes), stored without checks.
+    pub fn system(room_id: Uuid, body: impl Into<String>, at: DateTime<Utc>) -> Self {
+        Self {
+            room_id,
+            kind: MessageKind::System,
+            author_id: None,
+            body: body.into(),
+            client_msg_id: None,
+            require_member: None,
+            at,
+            reply_to: None,
+            stopped: false,
+            attachment_id: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -59,78 +64,46 @@ pub enum Stored {
     NotMember,
 }
 
-const DUPLICATE_INDEX: &str = "messages_client_msg_key";
-
-#[derive(sqlx::FromRow)]
-struct InsertedRow {
-    seq: i64,
-    created_at: DateTime<Utc>,
-    display_name: Option<String>,
+/// Stores one message: [`store`] with a batch of one.
+pub async fn store_one(db: &PgPool, keyring: &RoomKeyring, new: NewMessage) -> Result<Stored, Error> {
+    Ok(store(db, keyring, std::slice::from_ref(&new)).await?.pop().expect("one result per message"))
 }
 
-pub async fn insert(db: &PgPool, keyring: &RoomKeyring, new: NewMessage<'_>) -> Result<Stored, MessageStoreError> {
-    let id = Uuid::now_v7();
-    let sealed = match keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await {
-        Ok(sealed) => sealed,
-        // Every room gets its key when it is created: no key, no such room.
-        Err(KeyringError::NoKey(_)) => return Ok(Stored::NotMember),
-        Err(e) => return Err(e.into()),
+/// Stores messages in one statement and one commit. Each is stored only if its author may post
+/// (`require_member`), and a `client_msg_id` already stored gives that message back. Messages
+/// of one room take consecutive `seq`s in the order given. Room rows are locked in id order,
+/// so concurrent batches cannot deadlock each other.
+///
+/// A batch that loses a race with another writer (a duplicate stored in between, a deadlock
+/// with a writer that locks differently) is stored again message by message; any other
+/// failure is the whole batch's.
+pub async fn store(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Result<Vec<Stored>, Error> {
+    let lost = match attempt(db, keyring, batch).await? {
+        Attempt::Stored(stored) => return Ok(stored),
+        Attempt::LostRace(e) => e,
     };
-    // The quoted message and the attachment are looked up by id alone and their room checked
-    // after: with `id = $10 AND room_id = $2`, a plan made while `messages` was nearly empty
-    // walked the room's whole history through its (room_id, seq) index, once per message.
-    let row: Result<Option<InsertedRow>, sqlx::Error> = sqlx::query_as(
-        "WITH bump AS (
-             UPDATE rooms SET last_seq = last_seq + 1
-             WHERE id = $2 AND ($9::uuid IS NULL OR (
-                 EXISTS (SELECT 1 FROM room_members WHERE room_id = $2 AND user_id = $9)
-                 AND NOT EXISTS (SELECT 1 FROM mutes
-                                 WHERE room_id = $2 AND user_id = $9 AND lifted_at IS NULL AND until > $13)))
-             RETURNING last_seq)
-         INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, client_msg_id,
-                               reply_to, stopped, attachment_id)
-         SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8,
-                (SELECT CASE WHEN q.room_id = $2 THEN q.id END FROM messages q WHERE q.id = $10), $11,
-                (SELECT CASE WHEN f.room_id = $2 AND f.status = 'ready' THEN f.id END FROM files f WHERE f.id = $12)
-         FROM bump
-         RETURNING seq, created_at, (SELECT display_name FROM users WHERE id = $4) AS display_name",
-    )
-    .bind(id)
-    .bind(new.room_id)
-    .bind(new.kind.as_str())
-    .bind(new.author_id)
-    .bind(sealed.key_version)
-    .bind(&sealed.nonce)
-    .bind(&sealed.ciphertext)
-    .bind(new.client_msg_id)
-    .bind(new.require_member)
-    .bind(new.reply_to)
-    .bind(new.stopped)
-    .bind(new.attachment_id)
-    .bind(new.at)
-    .fetch_optional(db)
-    .await;
-    match row {
-        Ok(Some(InsertedRow { seq, created_at, display_name })) => {
-            if new.reply_to.is_some() || new.attachment_id.is_some() {
-                // The quote needs the other message, decrypted: read the row back whole.
-                let message = get(db, keyring, new.room_id, id).await?.ok_or(sqlx::Error::RowNotFound)?;
-                return Ok(Stored::New(Box::new(message)));
-            }
-            Ok(Stored::New(Box::new(just_stored(&new, id, seq, created_at, display_name))))
-        }
-        Ok(None) => Ok(Stored::NotMember),
-        Err(e) if super::violated_constraint(&e) == Some(DUPLICATE_INDEX) => {
-            let existing = already_sent(db, &new).await?.ok_or(sqlx::Error::RowNotFound)?;
-            Ok(Stored::Duplicate(existing))
-        }
-        Err(e) => Err(e.into()),
+    tracing::debug!(error = %lost, "batch stored message by message");
+    let mut stored = Vec::with_capacity(batch.len());
+    for new in batch {
+        stored.push(match attempt(db, keyring, std::slice::from_ref(new)).await? {
+            Attempt::Stored(mut one) => one.pop().expect("one result per message"),
+            // Alone, only a duplicate stored at the same moment can beat it.
+            Attempt::LostRace(e) => already_sent(db, new).await?.map(Stored::Duplicate).ok_or(e)?,
+        });
     }
+    Ok(stored)
+}
+
+/// What one statement did.
+enum Attempt {
+    Stored(Vec<Stored>),
+    /// The statement failed only because of another writer.
+    LostRace(sqlx::Error),
 }
 
 /// The message its author already stored in this room under the same `client_msg_id`.
-async fn already_sent(db: &PgPool, new: &NewMessage<'_>) -> Result<Option<Uuid>, sqlx::Error> {
-    let Some(client_msg_id) = new.client_msg_id else { return Ok(None) };
+async fn already_sent(db: &PgPool, new: &NewMessage) -> Result<Option<Uuid>, sqlx::Error> {
+    let Some(client_msg_id) = &new.client_msg_id else { return Ok(None) };
     sqlx::query_scalar("SELECT id FROM messages WHERE room_id = $1 AND author_id = $2 AND client_msg_id = $3")
         .bind(new.room_id)
         .bind(new.author_id)
@@ -142,7 +115,7 @@ async fn already_sent(db: &PgPool, new: &NewMessage<'_>) -> Result<Option<Uuid>,
 /// A message as it reads right after its insert, without a quote or an attachment (those are
 /// read back whole).
 fn just_stored(
-    new: &NewMessage<'_>,
+    new: &NewMessage,
     id: Uuid,
     seq: i64,
     created_at: DateTime<Utc>,
@@ -154,9 +127,9 @@ fn just_stored(
         seq,
         kind: new.kind,
         author: new.author_id.map(|id| Author { id, display_name: display_name.unwrap_or_default() }),
-        body: new.body.to_owned(),
+        body: new.body.clone(),
         created_at,
-        client_msg_id: new.client_msg_id.map(str::to_owned),
+        client_msg_id: new.client_msg_id.clone(),
         reply_to: None,
         edited_at: None,
         deleted: false,
@@ -166,64 +139,18 @@ fn just_stored(
     }
 }
 
-/// A message to store that owns its text, so it can wait in a group commit.
-#[derive(Debug, Clone)]
-pub struct MessageDraft {
-    pub room_id: Uuid,
-    pub kind: MessageKind,
-    pub author_id: Option<Uuid>,
-    pub body: String,
-    pub client_msg_id: Option<String>,
-    pub require_member: Option<Uuid>,
-    pub at: DateTime<Utc>,
-    pub reply_to: Option<Uuid>,
-    pub stopped: bool,
-    pub attachment_id: Option<Uuid>,
-}
-
-impl MessageDraft {
-    pub fn as_new(&self) -> NewMessage<'_> {
-        NewMessage {
-            room_id: self.room_id,
-            kind: self.kind,
-            author_id: self.author_id,
-            body: &self.body,
-            client_msg_id: self.client_msg_id.as_deref(),
-            require_member: self.require_member,
-            at: self.at,
-            reply_to: self.reply_to,
-            stopped: self.stopped,
-            attachment_id: self.attachment_id,
-        }
-    }
-}
-
 #[derive(sqlx::FromRow)]
-struct InsertedManyRow {
+struct InsertedRow {
     id: Uuid,
     seq: i64,
     created_at: DateTime<Utc>,
     display_name: Option<String>,
 }
 
-/// Stores several messages in one statement and one commit, with the same checks as
-/// [`insert`]: each is stored only if its author may post, and a `client_msg_id` already
-/// stored gives that message back. Messages of one room take consecutive `seq`s in the order
-/// given. Room rows are locked in id order, so concurrent batches cannot deadlock each other.
-///
-/// A batch that loses a race with another writer (a duplicate stored in between, a deadlock
-/// with a writer that locks differently) is stored again message by message; any other
-/// failure is the whole batch's.
-pub async fn insert_many(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    drafts: &[MessageDraft],
-) -> Result<Vec<Stored>, MessageStoreError> {
-    if let [draft] = drafts {
-        return Ok(vec![insert(db, keyring, draft.as_new()).await?]);
-    }
-    let mut results: Vec<Option<Stored>> = drafts.iter().map(|_| None).collect();
-    let n = drafts.len();
+/// One statement for the whole batch.
+async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Result<Attempt, Error> {
+    let mut results: Vec<Option<Stored>> = batch.iter().map(|_| None).collect();
+    let n = batch.len();
     let (mut ids, mut rooms, mut kinds, mut authors, mut versions) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -240,10 +167,11 @@ pub async fn insert_many(
     );
     let (mut stopped, mut attachments, mut ats, mut slots) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    for (slot, draft) in drafts.iter().enumerate() {
+    for (slot, new) in batch.iter().enumerate() {
         let id = Uuid::now_v7();
-        let sealed = match keyring.seal(draft.room_id, Aad::message(id), draft.body.as_bytes()).await {
+        let sealed = match keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await {
             Ok(sealed) => sealed,
+            // Every room gets its key when it is created: no key, no such room.
             Err(KeyringError::NoKey(_)) => {
                 results[slot] = Some(Stored::NotMember);
                 continue;
@@ -251,21 +179,24 @@ pub async fn insert_many(
             Err(e) => return Err(e.into()),
         };
         ids.push(id);
-        rooms.push(draft.room_id);
-        kinds.push(draft.kind.as_str());
-        authors.push(draft.author_id);
+        rooms.push(new.room_id);
+        kinds.push(new.kind.as_str());
+        authors.push(new.author_id);
         versions.push(sealed.key_version);
         nonces.push(sealed.nonce);
         ciphertexts.push(sealed.ciphertext);
-        client_ids.push(draft.client_msg_id.as_deref());
-        members.push(draft.require_member);
-        replies.push(draft.reply_to);
-        stopped.push(draft.stopped);
-        attachments.push(draft.attachment_id);
-        ats.push(draft.at);
+        client_ids.push(new.client_msg_id.as_deref());
+        members.push(new.require_member);
+        replies.push(new.reply_to);
+        stopped.push(new.stopped);
+        attachments.push(new.attachment_id);
+        ats.push(new.at);
         slots.push(slot);
     }
-    let rows: Result<Vec<InsertedManyRow>, sqlx::Error> = sqlx::query_as(
+    // The quoted message and the attachment are looked up by id alone and their room checked
+    // after: with `id = … AND room_id = …`, a plan made while `messages` was nearly empty
+    // walked the room's whole history through its (room_id, seq) index, once per message.
+    let rows: Result<Vec<InsertedRow>, sqlx::Error> = sqlx::query_as(
         "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int4[], $6::bytea[],
                                   $7::bytea[], $8::text[], $9::uuid[], $10::uuid[], $11::bool[], $12::uuid[],
@@ -318,32 +249,26 @@ pub async fn insert_many(
     .await;
     let rows = match rows {
         Ok(rows) => rows,
-        Err(e) if lost_a_race(&e) => {
-            tracing::debug!(error = %e, "group commit stored message by message");
-            let mut stored = Vec::with_capacity(drafts.len());
-            for draft in drafts {
-                stored.push(insert(db, keyring, draft.as_new()).await?);
-            }
-            return Ok(stored);
-        }
+        Err(e) if lost_a_race(&e) => return Ok(Attempt::LostRace(e)),
         Err(e) => return Err(e.into()),
     };
-    let mut inserted: HashMap<Uuid, InsertedManyRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+    let mut inserted: HashMap<Uuid, InsertedRow> = rows.into_iter().map(|r| (r.id, r)).collect();
     for (i, slot) in slots.into_iter().enumerate() {
-        let draft = &drafts[slot];
+        let new = &batch[slot];
         results[slot] = Some(match inserted.remove(&ids[i]) {
-            Some(_) if draft.reply_to.is_some() || draft.attachment_id.is_some() => {
-                let message = get(db, keyring, draft.room_id, ids[i]).await?.ok_or(sqlx::Error::RowNotFound)?;
+            Some(_) if new.reply_to.is_some() || new.attachment_id.is_some() => {
+                // The quote needs the other message, decrypted: read the row back whole.
+                let message = get(db, keyring, new.room_id, ids[i]).await?.ok_or(sqlx::Error::RowNotFound)?;
                 Stored::New(Box::new(message))
             }
-            Some(InsertedManyRow { id, seq, created_at, display_name }) => {
-                Stored::New(Box::new(just_stored(&draft.as_new(), id, seq, created_at, display_name)))
+            Some(InsertedRow { id, seq, created_at, display_name }) => {
+                Stored::New(Box::new(just_stored(new, id, seq, created_at, display_name)))
             }
             // Refused: already stored under this client_msg_id, or the author may not post.
-            None => already_sent(db, &draft.as_new()).await?.map_or(Stored::NotMember, Stored::Duplicate),
+            None => already_sent(db, new).await?.map_or(Stored::NotMember, Stored::Duplicate),
         });
     }
-    Ok(results.into_iter().map(|r| r.expect("every draft has a result")).collect())
+    Ok(Attempt::Stored(results.into_iter().map(|r| r.expect("every message has a result")).collect()))
 }
 
 /// A batch failed only because of another writer: storing one by one will sort it out.
@@ -364,7 +289,7 @@ pub async fn edit(
     id: Uuid,
     body: &str,
     at: DateTime<Utc>,
-) -> Result<(), MessageStoreError> {
+) -> Result<(), Error> {
     let sealed = keyring.seal(room_id, Aad::message(id), body.as_bytes()).await?;
     sqlx::query(
         "UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, edited_at = $6

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::MessageStoreError;
+use crate::error::Error;
 use crate::{
     domain::{Attachment, Author, Message, MessageKind, ReactionSummary, ReplyRef},
     keyring::{Aad, RoomKeyring, Sealed},
@@ -62,11 +62,7 @@ fn excerpt(body: &str) -> String {
     }
 }
 
-async fn open_rows(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    rows: Vec<MessageRow>,
-) -> Result<Vec<Message>, MessageStoreError> {
+async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) -> Result<Vec<Message>, Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut reactions = reactions_of(db, &ids).await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -141,12 +137,7 @@ pub async fn reactions_of(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec
 }
 
 /// One message of a room.
-pub async fn get(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    id: Uuid,
-) -> Result<Option<Message>, MessageStoreError> {
+pub async fn get(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, id: Uuid) -> Result<Option<Message>, Error> {
     let rows: Vec<MessageRow> = sqlx::query_as(&format!("{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.id = $2"))
         .bind(room_id)
         .bind(id)
@@ -182,7 +173,7 @@ pub async fn to_moderate(
     keyring: &RoomKeyring,
     room_id: Uuid,
     ids: &[Uuid],
-) -> Result<Vec<ToModerate>, MessageStoreError> {
+) -> Result<Vec<ToModerate>, Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -232,7 +223,7 @@ pub async fn page(
     room_id: Uuid,
     cursor: Cursor,
     limit: i64,
-) -> Result<Page, MessageStoreError> {
+) -> Result<Page, Error> {
     let fetch = limit + 1;
     let (condition, order, position) = match cursor {
         Cursor::Latest => ("", "DESC", None),
@@ -273,12 +264,7 @@ pub async fn author_of(db: &PgPool, room_id: Uuid, id: Uuid) -> Result<Option<Op
 }
 
 /// The last `n` messages of a room that are not deleted, oldest first (the AI's context).
-pub async fn recent(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    n: i64,
-) -> Result<Vec<Message>, MessageStoreError> {
+pub async fn recent(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, n: i64) -> Result<Vec<Message>, Error> {
     let page = page(db, keyring, room_id, Cursor::Latest, n).await?;
     Ok(page.messages.into_iter().filter(|m| !m.deleted).collect())
 }

@@ -1,0 +1,79 @@
+//! Being in a room: `join_room` (history, who is online, missed reminders), `leave_room`, and
+//! typing indicators.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::{
+    access,
+    adapters::postgres::messages::{self, Cursor},
+    app::App,
+    domain::OnlineUser,
+    error::Error,
+    ports::ConnectionInfo,
+    protocol::{PresenceStatus, ServerEvent},
+    realtime::{announce_if_gone, push_to_room, send_event},
+};
+
+/// How many messages `room_joined` carries.
+pub const JOIN_HISTORY: i64 = 50;
+const TYPING_THROTTLE: Duration = Duration::from_millis(1000);
+
+/// Subscribes the connection to the room, sends it `room_joined`, and tells the room the person
+/// is online when this is their first connection in it.
+pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Result<()> {
+    access::require_member(app, room_id, conn.user_id).await?;
+    let already_here = app.connections.in_room(room_id).await?.iter().any(|c| c.user_id == conn.user_id);
+    app.connections.join(&conn.id, room_id).await?;
+    let page = messages::page(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY).await?;
+    let mut online: Vec<OnlineUser> = Vec::new();
+    for c in app.connections.in_room(room_id).await? {
+        if !online.iter().any(|o| o.user_id == c.user_id) {
+            online.push(OnlineUser { user_id: c.user_id, display_name: c.display_name });
+        }
+    }
+    send_event(app, conn.into(), &ServerEvent::RoomJoined { room_id, messages: page.messages, online }).await;
+    crate::reminders::deliver_missed(app, conn.user_id, &conn.id, conn.endpoint.as_deref()).await;
+    if !already_here {
+        let event = ServerEvent::PresenceUpdate {
+            room_id,
+            user_id: conn.user_id,
+            display_name: conn.display_name.clone(),
+            status: PresenceStatus::Online,
+        };
+        push_to_room(app, room_id, &event, Some(conn.user_id)).await;
+    }
+    Ok(())
+}
+
+pub async fn leave(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Result<()> {
+    if !conn.rooms.contains(&room_id) {
+        return Ok(());
+    }
+    app.connections.leave(&conn.id, room_id).await?;
+    announce_if_gone(app, room_id, conn.user_id, &conn.display_name).await;
+    Ok(())
+}
+
+/// Tells the room someone started or stopped typing. Repeated starts are throttled so a chatty
+/// client cannot flood the room; a stop always goes through and re-arms the next start. Without
+/// Redis, unthrottled.
+pub async fn typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: bool) -> crate::Result<()> {
+    if !conn.rooms.contains(&room_id) {
+        return Err(Error::not_member());
+    }
+    let throttle = if typing {
+        app.redis.typing_allowed(conn.user_id, room_id, TYPING_THROTTLE).await
+    } else {
+        app.redis.typing_stopped(conn.user_id, room_id).await.map(|()| true)
+    };
+    match throttle {
+        Ok(false) => return Ok(()),
+        Ok(true) => {}
+        Err(e) => tracing::warn!(error = %e, "typing throttle skipped"),
+    }
+    let event = ServerEvent::Typing { room_id, user_id: conn.user_id, display_name: conn.display_name.clone(), typing };
+    push_to_room(app, room_id, &event, Some(conn.user_id)).await;
+    Ok(())
+}
