@@ -12,7 +12,7 @@
 // A (Alice, desktop 1280×800) signs up and onboards (3 steps, creating a workspace), creates a
 // room, tops up the workspace wallet, invites B (Bob, phone 375×740), who signs up and onboards
 // by joining with the invite code. Then: chat both ways, "@mathia hello" streams to both, a reply
-// is stopped, a note added in the Brain panel shows up live on the other side, "@mathia remind me
+// is stopped, a note added in the Notes panel shows up live on the other side, "@mathia remind me
 // to stretch in 10 mins" lands in the Reminders panel, edit / delete / react / reply, the socket
 // drops and comes back while the other side keeps talking (nothing lost or doubled), three
 // profane messages from B mute B until A lifts the mute in the moderation panel (owners only),
@@ -296,9 +296,9 @@ describe('Mathia full journey', () => {
     assert.ok(FAKE_REPLY_TEXT.startsWith(partial), 'what was kept is the start of the reply');
   });
 
-  step('a note added in the Brain panel shows up live on the other side', async () => {
-    await openContextTab(pageB, 'brain'); // B's panel is a drawer at 375 px
-    await openContextTab(pageA, 'brain');
+  step('a note added in the Notes panel shows up live on the other side', async () => {
+    await openContextTab(pageB, 'notes'); // B's panel is a drawer at 375 px
+    await openContextTab(pageA, 'notes');
     const text = `We ship on Friday ${run.slice(-4)}`;
     await pageA.getByTestId('note-input').fill(text);
     await pageA.getByTestId('note-kind').selectOption('decision');
@@ -310,7 +310,7 @@ describe('Mathia full journey', () => {
     await noteB.waitFor({ state: 'visible', timeout: LONG_WAIT_MS });
     assert.equal(await noteB.getAttribute('data-priority'), 'high');
     await pageA.screenshot({ path: `${SHOTS_DIR}journey-desktop-context-panel.png` });
-    await pageA.screenshot({ path: `${SHOTS_DIR}desktop-chat-brain.png` }); // README
+    await pageA.screenshot({ path: `${SHOTS_DIR}desktop-chat-notes.png` }); // README
     await pageB.screenshot({ path: `${SHOTS_DIR}journey-mobile-context-panel.png` });
 
     // A deletes it; it goes away on B too.
@@ -536,7 +536,7 @@ describe('Mathia full journey', () => {
     await eventually(async () => /muted/.test(await pageA.locator('#moderation-status').textContent()), {
       what: 'the moderation view loads',
     });
-    await pageB.getByTestId('brain-toggle').click();
+    await pageB.getByTestId('notes-toggle').click();
     await pageB.getByTestId('context-panel').waitFor({ state: 'visible', timeout: WAIT_MS });
     assert.equal(await pageB.getByTestId('ctx-tab-moderation').isVisible(), false, 'B is not an owner');
     await pageB.keyboard.press('Escape');

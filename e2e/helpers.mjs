@@ -269,10 +269,10 @@ export async function send(page, text) {
   await eventually(async () => (await composer.inputValue()) === '', { what: 'composer cleared after send' });
 }
 
-/** Opens the right-hand context panel on a tab ("brain", "reminders", "calendly", "moderation"). */
+/** Opens the right-hand context panel on a tab ("notes", "reminders", "calendly", "moderation"). */
 export async function openContextTab(page, tab) {
   const panel = page.getByTestId('context-panel');
-  if (!(await panel.isVisible())) await page.getByTestId('brain-toggle').click();
+  if (!(await panel.isVisible())) await page.getByTestId('notes-toggle').click();
   await panel.waitFor({ state: 'visible', timeout: WAIT_MS });
   await page.getByTestId(`ctx-tab-${tab}`).click();
   await page.getByTestId(`${tab}-panel`).waitFor({ state: 'visible', timeout: WAIT_MS });

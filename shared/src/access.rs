@@ -44,6 +44,13 @@ pub async fn in_room_workspace(app: &App, room_id: Uuid, user_id: Uuid) -> crate
     })
 }
 
+/// `user_id`'s role in a workspace: `not_workspace_member` when they are not in it.
+pub async fn workspace_role(app: &App, workspace_id: Uuid, user_id: Uuid) -> crate::Result<Role> {
+    users::workspace_role(&app.db, workspace_id, user_id)
+        .await?
+        .ok_or_else(|| Error::forbidden("not_workspace_member", "you are not in that workspace"))
+}
+
 /// Whether `user_id` may read and post in `room_id`.
 pub async fn is_room_member(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<bool> {
     Ok(rooms::is_member(&app.db, room_id, user_id).await?)

@@ -140,7 +140,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
     &[
         &connectors::Help,
         &connectors::WalletBalance,
-        &connectors::Memory,
+        &connectors::Notes,
         &connectors::Summary,
         &crate::reminders::ReminderConnector,
         &crate::calendly::CalendlyConnector,
@@ -226,7 +226,7 @@ mod tests {
     fn every_intent_reaches_its_connector() {
         let table = [
             ("remind me to stretch in 10 mins", "reminders"),
-            ("remember that the launch is on Friday", "memory"),
+            ("remember that the launch is on Friday", "notes"),
             ("summarize this week", "summary"),
             ("check my calendar", "calendly"),
             ("am I free tomorrow at 3pm?", "calendly"),

@@ -1,4 +1,4 @@
-// The right-hand context panel: its tabs (Brain, Reminders, Calendly, Moderation), opening and
+// The right-hand context panel: its tabs (Notes, Reminders, Calendly, Moderation), opening and
 // closing it (a column on wide screens, a drawer at ≤ 900 px), and telling the panel modules when
 // they are on screen and which room is current.
 //
@@ -11,7 +11,7 @@ const OPEN_KEY = 'mathia.context';
 const narrow = window.matchMedia('(max-width: 900px)');
 
 let panels = {};
-let active = 'brain';
+let active = 'notes';
 let open = false;
 let room = null;
 let moderationAvailable = false;
@@ -21,7 +21,7 @@ export function initContext(modules) {
   panels = modules;
   if (initialized) return;
   initialized = true;
-  $('brain-toggle').addEventListener('click', () => (open ? close({ focusToggle: true }) : openPanel(active)));
+  $('notes-toggle').addEventListener('click', () => (open ? close({ focusToggle: true }) : openPanel(active)));
   $('context-close').addEventListener('click', () => close({ focusToggle: true }));
   $('context-backdrop').addEventListener('click', () => close({ focusToggle: true }));
   const tabs = [...document.querySelectorAll('#context-panel [role="tab"]')];
@@ -70,7 +70,7 @@ export function activeTab() {
 }
 
 export function openPanel(tab = active, { focus = true } = {}) {
-  if (tab === 'moderation' && !moderationAvailable) tab = 'brain';
+  if (tab === 'moderation' && !moderationAvailable) tab = 'notes';
   open = true;
   $('context-panel').hidden = false;
   $('app-view').classList.add('context-open');
@@ -88,7 +88,7 @@ export function close({ focusToggle = false } = {}) {
   $('app-view').classList.remove('context-open');
   sync();
   remember();
-  if (focusToggle) $('brain-toggle').focus();
+  if (focusToggle) $('notes-toggle').focus();
 }
 
 function select(tab, { focusTab }) {
@@ -118,15 +118,15 @@ export function setModerationAvailable(available) {
   moderationAvailable = Boolean(available);
   $('ctx-tab-moderation').hidden = !moderationAvailable;
   if (!moderationAvailable && active === 'moderation') {
-    if (open) select('brain', { focusTab: false });
-    else active = 'brain';
+    if (open) select('notes', { focusTab: false });
+    else active = 'notes';
   }
 }
 
 export function reset() {
   close();
   room = null;
-  active = 'brain';
+  active = 'notes';
   setModerationAvailable(false);
 }
 
@@ -142,7 +142,7 @@ function remember() {
 
 function sync() {
   const drawer = narrow.matches;
-  $('brain-toggle').setAttribute('aria-expanded', String(open));
+  $('notes-toggle').setAttribute('aria-expanded', String(open));
   $('context-backdrop').hidden = !(open && drawer);
   $('context-panel').classList.toggle('is-drawer', drawer);
   if (drawer && open) $('context-panel').setAttribute('aria-modal', 'true');

@@ -1,7 +1,7 @@
 // Small line icons drawn as inline SVG, so the interface does not depend on an emoji font.
 
 const PATHS = {
-  brain: [
+  notes: [
     'M12 5a3 3 0 0 0-5.8-1A3 3 0 0 0 4 8a3 3 0 0 0 0 6 3 3 0 0 0 3 4.5A3 3 0 0 0 12 19z',
     'M12 5a3 3 0 0 1 5.8-1A3 3 0 0 1 20 8a3 3 0 0 1 0 6 3 3 0 0 1-3 4.5A3 3 0 0 1 12 19z',
     'M12 5v14',

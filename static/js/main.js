@@ -11,7 +11,7 @@ import { initOnboarding, showOnboarding, hideOnboarding } from './onboarding.js'
 import * as rooms from './rooms.js';
 import * as chat from './chat.js';
 import * as context from './context.js';
-import * as brain from './brain.js';
+import * as notes from './notes.js';
 import * as reminders from './reminders.js';
 import * as calendly from './calendly.js';
 import * as moderation from './moderation.js';
@@ -46,11 +46,11 @@ function boot() {
     openWallet: () => openSettings('wallet'),
     finishOnboarding: () => startSession(),
   });
-  brain.initBrain();
+  notes.initNotes();
   reminders.initReminders();
   calendly.initCalendly();
   moderation.initModeration();
-  context.initContext({ brain, reminders, calendly, moderation });
+  context.initContext({ notes, reminders, calendly, moderation });
   initSettings();
   initLayout();
 
@@ -207,7 +207,7 @@ function endSession() {
   context.reset();
   chat.reset();
   rooms.reset();
-  brain.reset();
+  notes.reset();
   reminders.reset();
   calendly.reset();
   moderation.reset();

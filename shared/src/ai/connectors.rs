@@ -73,7 +73,7 @@ pub struct Help;
 pub const HELP: &str = "Here's what I can do — mention me with `@mathia`:\n\
 - **Ask anything**: I answer with your goals and this room's notes in mind.\n\
 - **Reminders**: `remind me to call John in 10 mins`, `… tomorrow at 9am`, `… next Monday at 10`.\n\
-- **Memory**: `remember that the launch is on Friday` — it goes to the room's brain panel.\n\
+- **Notes**: `remember that the launch is on Friday` — it goes to the room's Notes panel.\n\
 - **Summaries**: `summarize today` or `summarize this week`.\n\
 - **Calendar** (with Calendly connected): `check my calendar`, `am I free tomorrow at 3pm?`, \
 `schedule a meeting with ana@example.com tomorrow afternoon`.\n\
@@ -126,8 +126,8 @@ impl Connector for WalletBalance {
     }
 }
 
-/// `remember that …`: a note in the room's memory.
-pub struct Memory;
+/// `remember that …`: one of the room's notes.
+pub struct Notes;
 
 fn note_kind(text: &str) -> NoteKind {
     let t = text.to_lowercase();
@@ -153,9 +153,9 @@ fn note_text(request: &str) -> String {
 }
 
 #[async_trait]
-impl Connector for Memory {
+impl Connector for Notes {
     fn name(&self) -> &'static str {
-        "memory"
+        "notes"
     }
 
     fn intents(&self) -> &'static [Intent] {
@@ -179,7 +179,7 @@ impl Connector for Memory {
         let note =
             notes::add(&ctx.app.db, &ctx.app.keyring, ctx.room_id, Some(ctx.asker_id), &text, priority, kind).await?;
         push_to_room(ctx.app, ctx.room_id, &ServerEvent::NoteAdded { room_id: ctx.room_id, note }, None).await;
-        Ok(Answer::Reply(format!("📝 Noted in this room's memory ({}): “{text}”", kind.as_str().replace('_', " "))))
+        Ok(Answer::Reply(format!("📝 Noted in this room's notes ({}): “{text}”", kind.as_str().replace('_', " "))))
     }
 }
 

@@ -105,7 +105,7 @@ pub struct OnlineUser {
     pub display_name: String,
 }
 
-/// A note in a room's memory (the brain panel), decrypted.
+/// One of a room's notes (the Notes panel), decrypted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Note {
     pub id: Uuid,

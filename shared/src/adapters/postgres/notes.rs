@@ -1,4 +1,4 @@
-//! Notes: a room's memory, sealed with the room's key like messages.
+//! Notes: what Mathia remembers for a room, sealed with the room's key like messages.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

@@ -7,8 +7,8 @@ pub mod error;
 pub mod extract;
 mod files;
 mod health;
-mod memory;
 mod moderation;
+mod notes;
 pub mod onboarding;
 mod rooms;
 mod wallet;
@@ -45,10 +45,10 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(rooms::history))
         .routes(routes!(rooms::create_invite))
         .routes(routes!(rooms::accept_invite))
-        .routes(routes!(memory::list_notes, memory::add_note))
-        .routes(routes!(memory::delete_note))
-        .routes(routes!(memory::list_reminders))
-        .routes(routes!(memory::cancel_reminder))
+        .routes(routes!(notes::list_notes, notes::add_note))
+        .routes(routes!(notes::delete_note))
+        .routes(routes!(notes::list_reminders))
+        .routes(routes!(notes::cancel_reminder))
         .routes(routes!(moderation::overview))
         .routes(routes!(moderation::unmute))
         .routes(routes!(calendly::status))

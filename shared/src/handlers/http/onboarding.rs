@@ -195,8 +195,7 @@ pub async fn workspace(
 pub async fn create_workspace(app: &App, owner: &User, name: &str) -> ApiResult<Uuid> {
     let mut tx = app.db.begin().await?;
     let workspace_id = workspaces::create(&mut tx, name, owner.id).await?;
-    let room = rooms::insert(&mut tx, workspace_id, "general", owner.id).await?;
-    app.keyring.create_first_key(&mut tx, room.id).await?;
+    crate::chat::rooms::create_in(app, &mut tx, workspace_id, "general", owner.id).await?;
     tx.commit().await?;
     let welcome = app.config.welcome_credit_cents;
     if welcome > 0 {

@@ -14,7 +14,7 @@ use crate::{
     adapters::postgres::{
         invites::{self, Accepted},
         messages::{self, Cursor},
-        rooms, users,
+        rooms,
     },
     app::App,
     domain::{Room, RoomName},
@@ -41,22 +41,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Room>)> {
     auth.require_onboarded()?;
     let name = RoomName::parse(&body.name)?;
-    let workspace_id = match body.workspace_id {
-        Some(id) => {
-            if users::workspace_role(&app.db, id, auth.user.id).await?.is_none() {
-                return Err(ApiError::forbidden("not_workspace_member", "you are not in that workspace"));
-            }
-            id
-        }
-        None => users::default_workspace(&app.db, auth.user.id)
-            .await?
-            .ok_or_else(|| ApiError::bad_request("create or join a workspace first"))?,
-    };
-    let mut tx = app.db.begin().await?;
-    let room = rooms::insert(&mut tx, workspace_id, name.as_str(), auth.user.id).await?;
-    app.keyring.create_first_key(&mut tx, room.id).await?;
-    tx.commit().await?;
-    tracing::info!(room_id = %room.id, "room created");
+    let room = crate::chat::rooms::create(&app, auth.user.id, body.workspace_id, &name).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 

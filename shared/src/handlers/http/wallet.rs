@@ -37,10 +37,7 @@ async fn member_workspace(app: &App, user_id: Uuid, asked: Option<Uuid>) -> ApiR
             .await?
             .ok_or_else(|| ApiError::not_found("no_workspace", "you are not in any workspace yet"))?,
     };
-    let role = users::workspace_role(&app.db, workspace_id, user_id)
-        .await?
-        .ok_or_else(|| ApiError::forbidden("not_workspace_member", "you are not in that workspace"))?;
-    Ok((workspace_id, role))
+    Ok((workspace_id, crate::access::workspace_role(app, workspace_id, user_id).await?))
 }
 
 #[utoipa::path(get, path = "/api/wallet", tag = "wallet",

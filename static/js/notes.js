@@ -1,4 +1,4 @@
-// Brain panel: the notes Mathia keeps for the current room.
+// Notes panel: the notes Mathia keeps for the current room.
 //
 // `GET /api/rooms/{id}/notes` lists them (the user's high-priority notes from other rooms come
 // along with `shared: true`); the form adds one (`POST`, `{text, priority, kind}`), each note can
@@ -18,7 +18,7 @@ let room = null;
 let visible = false;
 let initialized = false;
 
-export function initBrain() {
+export function initNotes() {
   if (initialized) return;
   initialized = true;
   $('note-form').addEventListener('submit', (event) => {
@@ -59,7 +59,7 @@ export function initBrain() {
 export function show(next) {
   visible = true;
   room = next;
-  $('brain-room-name').textContent = room ? `#${room.name}` : 'this room';
+  $('notes-room-name').textContent = room ? `#${room.name}` : 'this room';
   const disabled = !room;
   for (const id of ['note-input', 'note-kind', 'note-priority', 'note-add']) $(id).disabled = disabled;
   showError('');

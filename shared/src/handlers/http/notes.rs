@@ -1,4 +1,4 @@
-//! The room's memory (notes, the brain panel) and the user's reminders.
+//! A room's notes (what Mathia remembers for it) and the user's reminders.
 
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
@@ -21,7 +21,7 @@ async fn require_member(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<()
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/rooms/{id}/notes", tag = "memory", params(("id" = String, Path, description = "room id")),
+#[utoipa::path(get, path = "/api/rooms/{id}/notes", tag = "notes", params(("id" = String, Path, description = "room id")),
     responses((status = 200, description = "the room's notes, plus your high-priority notes from other rooms (`shared: true`)"),
               (status = 403, description = "`not_member`")))]
 pub async fn list_notes(
@@ -40,7 +40,7 @@ pub struct NewNote {
     kind: Option<NoteKind>,
 }
 
-#[utoipa::path(post, path = "/api/rooms/{id}/notes", tag = "memory", params(("id" = String, Path, description = "room id")),
+#[utoipa::path(post, path = "/api/rooms/{id}/notes", tag = "notes", params(("id" = String, Path, description = "room id")),
     responses((status = 201, description = "`note`"), (status = 400, description = "bad text"), (status = 403, description = "`not_member`")))]
 pub async fn add_note(
     State(app): State<App>,
@@ -67,7 +67,7 @@ pub async fn add_note(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
-#[utoipa::path(delete, path = "/api/notes/{id}", tag = "memory", params(("id" = String, Path, description = "note id")),
+#[utoipa::path(delete, path = "/api/notes/{id}", tag = "notes", params(("id" = String, Path, description = "note id")),
     responses((status = 204, description = "deleted"), (status = 404, description = "`note_not_found`")))]
 pub async fn delete_note(State(app): State<App>, auth: AuthUser, Path(note_id): Path<Uuid>) -> ApiResult<StatusCode> {
     // A note of a room you are not in does not exist, as far as you can tell.
@@ -82,13 +82,13 @@ pub async fn delete_note(State(app): State<App>, auth: AuthUser, Path(note_id): 
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/reminders", tag = "memory",
+#[utoipa::path(get, path = "/api/reminders", tag = "notes",
     responses((status = 200, description = "your reminders (pending, queued and delivered), soonest first")))]
 pub async fn list_reminders(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<reminders::Reminder>>> {
     Ok(Json(reminders::of_user(&app.db, &app.keyring, auth.user.id).await?))
 }
 
-#[utoipa::path(delete, path = "/api/reminders/{id}", tag = "memory", params(("id" = String, Path, description = "reminder id")),
+#[utoipa::path(delete, path = "/api/reminders/{id}", tag = "notes", params(("id" = String, Path, description = "reminder id")),
     responses((status = 204, description = "cancelled; it will never be delivered"), (status = 404, description = "`reminder_not_found`")))]
 pub async fn cancel_reminder(State(app): State<App>, auth: AuthUser, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
     if reminders::cancel(&app.db, id, auth.user.id).await? {
