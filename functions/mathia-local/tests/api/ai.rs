@@ -200,6 +200,48 @@ async fn stop_ends_the_stream_early_keeps_the_partial_reply_and_bills_it() {
 }
 
 #[tokio::test]
+async fn a_non_member_cannot_stop_a_stream_and_the_answer_keeps_coming() {
+    let (first, rest) = ("Here is the plan: ", "freeze on Wednesday, ship on Friday.");
+    let (t, model) = spawn_with_patient_model(FakeModel::gated(first, rest)).await;
+    let ana = t.register("Ana").await;
+    let eve = t.register("Eve").await;
+    let room = t.create_room(&ana, "general").await;
+    let eves = t.create_room(&eve, "eve's").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut e, _) = t.ws_in_room(&eve, eves.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia plan the week", "client_msg_id": "p"}))
+        .await;
+    let start = a.recv_type("ai_stream_start").await;
+    let stream_id = start["stream_id"].clone();
+    let mut chunks = vec![a.recv_type("ai_stream_chunk").await];
+
+    // Eve learnt the stream id somehow: naming Ana's room she is not a member, naming her own
+    // room the stream is not there.
+    e.send(json!({"action": "stop_ai", "room_id": room.id, "stream_id": stream_id})).await;
+    assert_eq!(e.recv_error().await["code"], "not_member");
+    e.send(json!({"action": "stop_ai", "room_id": eves.id, "stream_id": stream_id})).await;
+    assert_eq!(e.recv_error().await["code"], "not_found");
+    e.assert_alive().await;
+    let stop_flag = t.local.app.redis.stop_requested(stream_id.as_str().unwrap().parse().unwrap()).await.unwrap();
+    assert!(!stop_flag, "no stop was recorded for the stream");
+
+    model.release();
+    let end = loop {
+        let ev = a.recv().await;
+        match ev["type"].as_str().unwrap() {
+            "ai_stream_chunk" => chunks.push(ev),
+            "ai_stream_end" => break ev,
+            _ => {}
+        }
+    };
+    assert_eq!(end["stream_id"], stream_id);
+    assert_eq!(end["message"]["body"], format!("{first}{rest}"), "the whole answer");
+    assert_eq!(joined(&chunks), format!("{first}{rest}"));
+    assert_eq!(end["message"]["stopped"], false);
+    e.expect_nothing_but(&[], Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
 async fn provider_failures_end_clearly_and_charge_nothing() {
     let (t, model) = spawn_with_model(Behaviour::Status(500)).await;
     let ana = t.register("Ana").await;
