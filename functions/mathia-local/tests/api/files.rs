@@ -274,3 +274,59 @@ async fn the_s3_store_round_trips_through_presigned_urls() {
     store.delete(file_id).await.unwrap();
     assert!(!http.get(&download).send().await.unwrap().status().is_success(), "deleted");
 }
+
+#[tokio::test]
+#[ignore = "production bug: put_upload checks `status == pending`, then writes, with nothing held in \
+            between, and file_message reads, sniffs and marks the file ready the same way; a PUT that \
+            passes its check before the file is marked ready overwrites the validated bytes afterwards, \
+            so an accepted PNG is served as whatever came later (an .exe here)"]
+async fn a_put_racing_file_message_cannot_change_what_was_accepted() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "design").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let mut image = png();
+    image.resize(4 * 1024 * 1024, 7);
+    let exe = [b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff".as_slice(), &[0u8; 200]].concat();
+    let mut accepted = 0;
+    for attempt in 0..10 {
+        let (file_id, url) = upload(&t, &ana, room.id, "big.png", &image).await;
+        // PUTs of an executable to the same URL, one after another, while file_message runs.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let puts = {
+            let (http, url, exe, done) = (t.http.clone(), t.url(&url), exe.clone(), done.clone());
+            tokio::spawn(async move {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    http.put(&url).body(exe.clone()).send().await.unwrap();
+                }
+            })
+        };
+        let answer = file_message(&mut a, room.id, &file_id, &format!("race-{attempt}")).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        puts.await.unwrap();
+        if answer["type"] != "ack" {
+            // An executable that landed before the bytes were read is rejected: that is right.
+            assert_eq!(answer["code"], "bad_request", "{answer}");
+            continue;
+        }
+        accepted += 1;
+        let res = t
+            .http
+            .get(t.url(&format!("/api/files/{file_id}")))
+            .bearer_auth(&ana.token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        let download = res.json::<Value>().await.unwrap()["url"].as_str().unwrap().to_owned();
+        let served = t.http.get(t.url(&download)).send().await.unwrap().bytes().await.unwrap().to_vec();
+        assert!(
+            served == image,
+            "attempt {attempt}: accepted as a {} byte PNG, now serves {} bytes starting {:?}",
+            image.len(),
+            served.len(),
+            &served[..served.len().min(2)]
+        );
+    }
+    assert!(accepted > 0, "no attempt was accepted: nothing was checked");
+}
