@@ -1,7 +1,7 @@
 //! The assistant end to end, against a fake model server: streaming to everyone, the prompt's
 //! contents, one reply and one charge per job, stop, provider failures, and the connectors.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mathia::{
     adapters::local::OFFLINE_REPLY,
@@ -144,18 +144,88 @@ async fn the_same_job_twice_gives_one_reply_and_one_charge() {
     assert_eq!(model.requests().len(), 1, "the model was asked once");
 }
 
+/// A test app on `model`, whose silence the assistant waits out far longer than any test
+/// runs: a stream on a gated model ends only by `stop_ai` or by the model going on.
+async fn spawn_with_patient_model(behaviour: Behaviour) -> (TestApp, FakeModel) {
+    let model = FakeModel::start(behaviour).await;
+    let url = model.base_url.clone();
+    let t = TestApp::spawn_with(|c| {
+        c.ai_base_url = Some(url);
+        c.ai_idle_timeout = Duration::from_secs(600);
+    })
+    .await;
+    (t, model)
+}
+
 #[tokio::test]
-async fn stop_ends_the_stream_promptly_keeps_the_partial_reply_and_bills_it() {
-    let long = (0..80).map(|i| format!("word{i} ")).collect::<String>();
-    let (t, _model) = spawn_with_model(FakeModel::words(&long, Duration::from_millis(60))).await;
+async fn stop_ends_the_stream_early_keeps_the_partial_reply_and_bills_it() {
+    let (first, rest) = ("The first part of a long essay, ", "and the rest that is never written.");
+    let (t, model) = spawn_with_patient_model(FakeModel::gated(first, rest)).await;
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "general").await;
     let (mut a, _) = t.ws_in_room(&ana, room.id).await;
     a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia write a long essay", "client_msg_id": "e"})).await;
     let start = a.recv_type("ai_stream_start").await;
-    let mut chunks = vec![a.recv_type("ai_stream_chunk").await];
+    // The model has said its first part and now waits: only a stop can end this stream.
+    let mut chunks = Vec::new();
+    while joined(&chunks) != first {
+        chunks.push(a.recv_type("ai_stream_chunk").await);
+        assert!(first.starts_with(&joined(&chunks)), "{}", joined(&chunks));
+    }
     a.send(json!({"action": "stop_ai", "room_id": room.id, "stream_id": start["stream_id"]})).await;
-    let stopped_at = Instant::now();
+    let end = loop {
+        let ev = a.recv().await;
+        match ev["type"].as_str().unwrap() {
+            "ai_stream_chunk" => chunks.push(ev),
+            "ai_stream_end" => break ev,
+            "error" => panic!("stop refused: {ev}"),
+            _ => {}
+        }
+    };
+    assert_eq!(end["stream_id"], start["stream_id"]);
+    let body = end["message"]["body"].as_str().unwrap();
+    assert_eq!(body, joined(&chunks));
+    assert_eq!(body, first, "the reply is what was said before the stop, and nothing after");
+    assert_eq!(end["message"]["stopped"], true);
+    assert_eq!(charges(&t).await, 1, "a stopped reply that delivered text is billed once");
+    // Released now, the model's rest reaches nobody: the stream is over.
+    model.release();
+    a.expect_nothing_but(&[], Duration::from_millis(300)).await;
+    let history: Value =
+        t.get(Some(&ana.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
+    assert_eq!(history["messages"].as_array().unwrap().last().unwrap(), &end["message"], "stored as ended");
+    // Stopping a stream of another room, or one that does not exist, is refused.
+    a.send(json!({"action": "stop_ai", "room_id": room.id, "stream_id": Uuid::new_v4().to_string()})).await;
+    assert_eq!(a.recv_type("error").await["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_non_member_cannot_stop_a_stream_and_the_answer_keeps_coming() {
+    let (first, rest) = ("Here is the plan: ", "freeze on Wednesday, ship on Friday.");
+    let (t, model) = spawn_with_patient_model(FakeModel::gated(first, rest)).await;
+    let ana = t.register("Ana").await;
+    let eve = t.register("Eve").await;
+    let room = t.create_room(&ana, "general").await;
+    let eves = t.create_room(&eve, "eve's").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut e, _) = t.ws_in_room(&eve, eves.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia plan the week", "client_msg_id": "p"}))
+        .await;
+    let start = a.recv_type("ai_stream_start").await;
+    let stream_id = start["stream_id"].clone();
+    let mut chunks = vec![a.recv_type("ai_stream_chunk").await];
+
+    // Eve learnt the stream id somehow: naming Ana's room she is not a member, naming her own
+    // room the stream is not there.
+    e.send(json!({"action": "stop_ai", "room_id": room.id, "stream_id": stream_id})).await;
+    assert_eq!(e.recv_error().await["code"], "not_member");
+    e.send(json!({"action": "stop_ai", "room_id": eves.id, "stream_id": stream_id})).await;
+    assert_eq!(e.recv_error().await["code"], "not_found");
+    e.assert_alive().await;
+    let stop_flag = t.local.app.redis.stop_requested(stream_id.as_str().unwrap().parse().unwrap()).await.unwrap();
+    assert!(!stop_flag, "no stop was recorded for the stream");
+
+    model.release();
     let end = loop {
         let ev = a.recv().await;
         match ev["type"].as_str().unwrap() {
@@ -164,15 +234,11 @@ async fn stop_ends_the_stream_promptly_keeps_the_partial_reply_and_bills_it() {
             _ => {}
         }
     };
-    assert!(stopped_at.elapsed() < Duration::from_millis(1500), "ended {:?} after stop", stopped_at.elapsed());
-    let body = end["message"]["body"].as_str().unwrap();
-    assert_eq!(body, joined(&chunks));
-    assert!(body.len() < long.len(), "a partial reply");
-    assert_eq!(end["message"]["stopped"], true);
-    assert_eq!(charges(&t).await, 1, "a stopped reply that delivered text is billed once");
-    // Stopping a stream of another room, or one that does not exist, is refused.
-    a.send(json!({"action": "stop_ai", "room_id": room.id, "stream_id": Uuid::new_v4().to_string()})).await;
-    assert_eq!(a.recv_type("error").await["code"], "not_found");
+    assert_eq!(end["stream_id"], stream_id);
+    assert_eq!(end["message"]["body"], format!("{first}{rest}"), "the whole answer");
+    assert_eq!(joined(&chunks), format!("{first}{rest}"));
+    assert_eq!(end["message"]["stopped"], false);
+    e.expect_nothing_but(&[], Duration::from_millis(300)).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, wait_until};
 
 #[tokio::test]
 async fn two_users_see_each_others_messages_in_stored_order_with_acks() {
@@ -143,6 +143,45 @@ async fn typing_presence_and_ping_reach_the_right_people() {
     a.send(json!({"action": "new_message", "room_id": room.id, "body": "still there?", "client_msg_id": "x"})).await;
     a.recv_type("new_message").await;
     b2.expect_nothing_but(&["presence_update"], Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn presence_goes_offline_only_when_a_persons_last_socket_closes() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let room = t.create_room(&ana, "general").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+    let (a1, _) = t.ws_in_room(&ana, room.id).await;
+    let online = b.recv_type("presence_update").await;
+    assert_eq!((&online["status"], &online["user_id"]), (&json!("online"), &json!(ana.id)));
+    // Ana's second socket joins: she was online already, so nobody hears of it. Its pong says
+    // its join is done; Ben's pong then comes after anything that join sent him.
+    let (mut a2, joined) = t.ws_in_room(&ana, room.id).await;
+    assert_eq!(joined["online"].as_array().unwrap().len(), 2, "Ana once, Ben once: {joined}");
+    a2.assert_alive().await;
+    b.none_of_before_pong(&["presence_update"]).await;
+
+    let registry = t.local.app.connections.clone();
+    let sockets_of = |user: uuid::Uuid| {
+        let registry = registry.clone();
+        async move { registry.of_user(user).await.unwrap().len() }
+    };
+    assert_eq!(sockets_of(ana.id).await, 2);
+    a1.close().await;
+    wait_until("the first socket's disconnect", || async { sockets_of(ana.id).await == 1 }).await;
+    b.none_of_before_pong(&["presence_update"]).await;
+    // Ana is still in the room on her other socket.
+    b.send(json!({"action": "new_message", "room_id": room.id, "body": "still there?", "client_msg_id": "q"})).await;
+    assert_eq!(a2.recv_type("new_message").await["message"]["body"], "still there?");
+
+    a2.close().await;
+    let offline = b.recv_type("presence_update").await;
+    assert_eq!((&offline["status"], &offline["user_id"]), (&json!("offline"), &json!(ana.id)));
+    assert_eq!(offline["room_id"], json!(room.id));
+    wait_until("the second socket's disconnect", || async { sockets_of(ana.id).await == 0 }).await;
+    b.none_of_before_pong(&["presence_update"]).await;
 }
 
 #[tokio::test]

@@ -30,6 +30,12 @@ pub enum Behaviour {
     Hang,
     /// Sends one good chunk, then garbage.
     Malformed,
+    /// Streams `first`, then is silent (the connection open) until the test calls
+    /// [`FakeModel::release`], then streams `rest`: a stream whose end the test decides.
+    Gated {
+        first: Vec<String>,
+        rest: Vec<String>,
+    },
 }
 
 #[derive(Clone)]
@@ -37,6 +43,7 @@ pub struct FakeModel {
     pub base_url: String,
     requests: Arc<Mutex<Vec<Value>>>,
     behaviour: Arc<Mutex<Behaviour>>,
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 fn sse(delta: &str) -> String {
@@ -58,6 +65,23 @@ async fn completions(State(model): State<FakeModel>, body: axum::body::Bytes) ->
         Behaviour::Malformed => {
             let events = vec![sse("Half an answer"), "data: {this is not json\n\n".to_owned()];
             sse_response(futures::stream::iter(events).boxed())
+        }
+        Behaviour::Gated { first, rest } => {
+            let mut gate = model.gate.subscribe();
+            let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n".to_owned();
+            let first =
+                futures::stream::iter(std::iter::once(role).chain(first.iter().map(|d| sse(d))).collect::<Vec<_>>());
+            let rest = futures::stream::once(async move {
+                let _ = gate.wait_for(|open| *open).await;
+                futures::stream::iter(
+                    rest.iter()
+                        .map(|d| sse(d))
+                        .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .flatten();
+            sse_response(first.chain(rest).boxed())
         }
         Behaviour::Stream { deltas, delay } => {
             let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n".to_owned();
@@ -90,6 +114,7 @@ impl FakeModel {
             base_url: format!("http://{}/v1", listener.local_addr().unwrap()),
             requests: Arc::default(),
             behaviour: Arc::new(Mutex::new(behaviour)),
+            gate: Arc::new(tokio::sync::watch::channel(false).0),
         };
         let app = Router::new().route("/v1/chat/completions", post(completions)).with_state(model.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -98,6 +123,17 @@ impl FakeModel {
 
     pub fn words(text: &str, delay: Duration) -> Behaviour {
         Behaviour::Stream { deltas: text.split_inclusive(' ').map(str::to_owned).collect(), delay }
+    }
+
+    /// `first`'s words, then `rest`'s once released.
+    pub fn gated(first: &str, rest: &str) -> Behaviour {
+        let words = |s: &str| s.split_inclusive(' ').map(str::to_owned).collect();
+        Behaviour::Gated { first: words(first), rest: words(rest) }
+    }
+
+    /// Lets gated streams go on.
+    pub fn release(&self) {
+        self.gate.send_replace(true);
     }
 
     pub fn set(&self, behaviour: Behaviour) {

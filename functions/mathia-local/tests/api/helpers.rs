@@ -334,6 +334,38 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// The next event, which must be an `error`: nothing else may arrive before it.
+    pub async fn recv_error(&mut self) -> Value {
+        let ev = self.recv().await;
+        assert_eq!(ev["type"], "error", "expected an error first, got {ev}");
+        ev
+    }
+
+    /// A barrier: sends `ping` and reads up to its `pong`, failing on any event of the `banned`
+    /// types on the way. Everything the server queued for this socket before it answered the
+    /// ping is read by then.
+    pub async fn none_of_before_pong(&mut self, banned: &[&str]) {
+        self.send(json!({"action": "ping"})).await;
+        loop {
+            let ev = self.recv().await;
+            let ty = ev["type"].as_str().unwrap_or("");
+            assert!(!banned.contains(&ty), "unexpected event before the pong: {ev}");
+            if ty == "pong" {
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until `check` holds, polling, for at most `WAIT`: a bounded wait on something
+/// observable instead of a fixed sleep.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A unique string for a test.

@@ -21,6 +21,7 @@ mod lambda;
 mod moderation;
 mod onboarding;
 mod openapi;
+mod refusals;
 mod reminders;
 mod runtime;
 mod wallet;

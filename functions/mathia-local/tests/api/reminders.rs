@@ -12,7 +12,7 @@ use mathia::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, WsClient};
+use crate::helpers::{TestApp, WsClient, wait_until};
 
 fn clock() -> Arc<ManualClock> {
     // Wednesday 25 November 2026, 13:00 UTC (14:00 in Paris, the test users' timezone).
@@ -140,10 +140,22 @@ async fn an_offline_user_gets_the_reminder_on_reconnect() {
     ask(&mut a, room.id, "@mathia remind me to water the plants in 5 minutes").await;
     let id = reminders_of(&t, &ana.token).await[0]["id"].as_str().unwrap().to_owned();
     a.close().await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Offline means the server has let go of her socket, not that some time has passed.
+    let registry = t.local.app.connections.clone();
+    wait_until("Ana's socket is unregistered", || {
+        let registry = registry.clone();
+        async move { registry.of_user(ana.id).await.unwrap().is_empty() }
+    })
+    .await;
 
     clock.advance(chrono::Duration::minutes(5));
     workers::handle(&t.local.app, QueueName::Reminders, &job_for(&t, &id).await).await.unwrap();
+    let notified: bool = sqlx::query_scalar("SELECT notified FROM reminders WHERE id = $1")
+        .bind(id.parse::<Uuid>().unwrap())
+        .fetch_one(&t.db().await)
+        .await
+        .unwrap();
+    assert!(!notified, "delivered while nobody was there to see it");
     let (mut again, _) = t.ws_in_room(&ana, room.id).await;
     let event = again.recv_type("reminder").await;
     assert_eq!(event["reminder"]["text"], "water the plants");

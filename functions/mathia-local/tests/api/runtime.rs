@@ -17,7 +17,9 @@ use tokio::{
     sync::{Mutex, mpsc},
 };
 
-use crate::helpers::TestApp;
+use mathia::{adapters::aws::DynamoConnections, domain::ConnectionId, ports::Connections};
+
+use crate::{emulator::Emulator, helpers::TestApp};
 
 /// The workspace's debug binaries sit two levels above this test executable.
 pub fn binary(name: &str) -> PathBuf {
@@ -66,8 +68,9 @@ async fn error(State(s): State<RuntimeState>, body: Bytes) -> &'static str {
     "{}"
 }
 
-/// Runs a function binary on `events` and returns its answers, in order.
-async fn invoke(t: &TestApp, name: &str, events: Vec<Value>) -> Vec<Value> {
+/// Runs a function binary on `events` and returns its answers, in order. `env` adds to (or
+/// overrides) the local backend's variables.
+async fn invoke(t: &TestApp, name: &str, events: Vec<Value>, env: &[(&str, String)]) -> Vec<Value> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let n = events.len();
     let state = RuntimeState { events: Arc::new(Mutex::new(events.into())), answers: tx };
@@ -97,6 +100,7 @@ async fn invoke(t: &TestApp, name: &str, events: Vec<Value>) -> Vec<Value> {
         .env("MATHIA_REDIS_PREFIX", &config.redis_prefix)
         .env("MATHIA_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode(config.master_key))
         .env("MATHIA_BACKEND", "local")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -131,25 +135,131 @@ fn ws_event(route: &str, connection: &str, ticket: Option<&str>, body: Option<&s
     e
 }
 
+/// API Gateway's management API, as the WebSocket functions reach it: records each frame
+/// posted to a connection, by connection id.
+async fn management_api() -> (String, mpsc::UnboundedReceiver<(String, Value)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let api = Router::new()
+        .route(
+            "/prod/@connections/{id}",
+            post(|State(tx): State<mpsc::UnboundedSender<(String, Value)>>, Path(id): Path<String>, body: Bytes| async move {
+                let _ = tx.send((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                ""
+            }),
+        )
+        .with_state(tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    (format!("http://{addr}/prod"), rx)
+}
+
+/// The frames posted so far, as `(connection, type)`, after the invocation that posted them.
+fn posted_types(posted: &mut mpsc::UnboundedReceiver<(String, Value)>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while let Ok((id, frame)) = posted.try_recv() {
+        out.push((id, frame["type"].as_str().unwrap_or("?").to_owned()));
+    }
+    out
+}
+
 #[tokio::test]
-async fn every_lambda_binary_answers_real_events() {
+async fn the_websocket_functions_register_deliver_store_and_unregister() {
     let t = TestApp::spawn().await;
     let ana = t.register("Ana").await;
-    let ticket = t.ticket(&ana).await;
+    let ben = t.register("Ben").await;
+    let room = t.create_room(&ana, "general").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    // The deployment's shape: the registry on DynamoDB (moto), frames to API Gateway's
+    // management API (a recorder), the same Postgres and Redis as the app.
+    let emu = Emulator::start().await;
+    let prefix = format!("rt{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    emu.create_resources(&prefix, 5, 30).await;
+    let (endpoint, mut posted) = management_api().await;
+    let aws = [
+        ("MATHIA_BACKEND", "aws".to_owned()),
+        ("AWS_ENDPOINT_URL", emu.url.clone()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("MATHIA_CONNECTIONS_TABLE", format!("{prefix}connections")),
+        ("MATHIA_QUEUE_PREFIX", prefix.clone()),
+        ("MATHIA_FILES_BUCKET", format!("{prefix}files")),
+        ("MATHIA_WS_ENDPOINT", endpoint),
+    ];
+    let registry =
+        DynamoConnections::new(aws_sdk_dynamodb::Client::new(&emu.sdk().await), format!("{prefix}connections"));
+    let registered = |id: &'static str| {
+        let registry = &registry;
+        async move { registry.get(&ConnectionId::new(id)).await.unwrap() }
+    };
 
+    // $connect: a forged ticket is refused and registers nothing; good ones register their user.
+    let (ana_ticket, ben_ticket) = (t.ticket(&ana).await, t.ticket(&ben).await);
     let answers = invoke(
         &t,
         "ws-connect",
-        vec![ws_event("$connect", "c1", Some("forged"), None), ws_event("$connect", "c1", Some(&ticket), None)],
+        vec![
+            ws_event("$connect", "c0", Some("forged"), None),
+            ws_event("$connect", "c1", Some(&ana_ticket), None),
+            ws_event("$connect", "c2", Some(&ben_ticket), None),
+        ],
+        &aws,
     )
     .await;
-    assert_eq!(answers[0]["statusCode"], 401);
-    assert_eq!(answers[1]["statusCode"], 200);
+    let statuses: Vec<&Value> = answers.iter().map(|a| &a["statusCode"]).collect();
+    assert_eq!(statuses, [&json!(401), &json!(200), &json!(200)]);
+    assert!(registered("c0").await.is_none(), "the forged ticket registered a connection");
+    assert_eq!(registered("c1").await.expect("c1 registered").user_id, ana.id);
+    assert_eq!(registered("c2").await.expect("c2 registered").user_id, ben.id);
 
-    let answers = invoke(&t, "ws-message", vec![ws_event("$default", "c9", None, Some(r#"{"action":"ping"}"#))]).await;
+    // $default: both join, Ana says something; it is stored and posted to both connections.
+    let frame = |conn: &str, body: Value| ws_event("$default", conn, None, Some(&body.to_string()));
+    let answers = invoke(
+        &t,
+        "ws-message",
+        vec![
+            frame("c1", json!({"action": "join_room", "room_id": room.id})),
+            frame("c2", json!({"action": "join_room", "room_id": room.id})),
+            frame(
+                "c1",
+                json!({"action": "new_message", "room_id": room.id, "body": "via Lambda", "client_msg_id": "l1"}),
+            ),
+        ],
+        &aws,
+    )
+    .await;
+    assert!(answers.iter().all(|a| a["statusCode"] == 200), "{answers:?}");
+    let frames = posted_types(&mut posted);
+    for expected in [
+        ("c1", "room_joined"),
+        ("c2", "room_joined"),
+        ("c1", "presence_update"),
+        ("c1", "ack"),
+        ("c1", "new_message"),
+        ("c2", "new_message"),
+    ] {
+        assert!(
+            frames.iter().any(|(id, ty)| (id.as_str(), ty.as_str()) == expected),
+            "{expected:?} was not posted: {frames:?}"
+        );
+    }
+    let history: Value =
+        t.get(Some(&ben.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
+    let bodies: Vec<&Value> = history["messages"].as_array().unwrap().iter().map(|m| &m["body"]).collect();
+    assert_eq!(bodies, [&json!("via Lambda")], "stored once");
+
+    // $disconnect: Ben's connection is forgotten, and Ana's hears that he left.
+    let answers = invoke(&t, "ws-disconnect", vec![ws_event("$disconnect", "c2", None, None)], &aws).await;
     assert_eq!(answers[0]["statusCode"], 200);
-    let answers = invoke(&t, "ws-disconnect", vec![ws_event("$disconnect", "c9", None, None)]).await;
-    assert_eq!(answers[0]["statusCode"], 200);
+    assert!(registered("c2").await.is_none(), "c2 is still registered");
+    assert!(registered("c1").await.is_some(), "only c2 was forgotten");
+    let frames = posted_types(&mut posted);
+    assert_eq!(frames, [("c1".to_owned(), "presence_update".to_owned())]);
+}
+
+#[tokio::test]
+async fn the_http_worker_and_scheduler_binaries_answer_real_events() {
+    let t = TestApp::spawn().await;
 
     let health = json!({
         "version": "2.0", "routeKey": "$default", "rawPath": "/healthz", "rawQueryString": "",
@@ -160,7 +270,7 @@ async fn every_lambda_binary_answers_real_events() {
             "time": "25/Nov/2026:19:03:58 +0000", "timeEpoch": 1_795_000_000_000_i64},
         "isBase64Encoded": false
     });
-    let answers = invoke(&t, "http-api", vec![health]).await;
+    let answers = invoke(&t, "http-api", vec![health], &[]).await;
     assert_eq!(answers[0]["statusCode"], 200);
     let body: Value = serde_json::from_str(answers[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["postgres"], "ok");
@@ -171,7 +281,7 @@ async fn every_lambda_binary_answers_real_events() {
             "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "",
             "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"
         }]});
-        let answers = invoke(&t, worker, vec![sqs]).await;
+        let answers = invoke(&t, worker, vec![sqs], &[]).await;
         assert_eq!(answers[0], json!({"batchItemFailures": [{"itemIdentifier": "bad-1"}]}), "{worker}");
     }
 
@@ -180,6 +290,6 @@ async fn every_lambda_binary_answers_real_events() {
         "source": "aws.events", "account": "123456789012", "time": "2026-11-25T19:00:00Z", "region": "us-east-1",
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/mathia-scheduler"], "detail": {}
     });
-    let answers = invoke(&t, "scheduler", vec![scheduled]).await;
+    let answers = invoke(&t, "scheduler", vec![scheduled], &[]).await;
     assert!(answers[0].get("stale_connections_dropped").is_some(), "{}", answers[0]);
 }
