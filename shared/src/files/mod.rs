@@ -134,7 +134,7 @@ pub async fn accept_upload(
             };
             match sniff(&file.name, &bytes) {
                 Ok(content_type) => {
-                    app.files.accept(file_id).await?;
+                    app.files.accept(file_id, room_id, &bytes).await?;
                     rows::mark_ready(&app.db, file_id, content_type, bytes.len() as i64).await?;
                     file.status = "ready".into();
                     Ok(file)

@@ -228,9 +228,10 @@ pub trait FileStore: Send + Sync {
     /// The bytes, for validation.
     async fn read(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError>;
     async fn delete(&self, file_id: Uuid) -> Result<(), StoreError>;
-    /// The upload passed validation: from now on it is the file members download, and the
-    /// upload URL (still valid for a while) can no longer change it.
-    async fn accept(&self, file_id: Uuid) -> Result<(), StoreError>;
+    /// The upload passed validation: `bytes` — the ones that were checked, not whatever the
+    /// upload holds by now — become the file members download, which the upload URL (still
+    /// valid for a while) can no longer change. Idempotent.
+    async fn accept(&self, file_id: Uuid, room_id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
     /// A short-lived URL that downloads the file under `name`.
     async fn download_url(&self, file_id: Uuid, name: &str, content_type: &str) -> Result<String, StoreError>;
 }

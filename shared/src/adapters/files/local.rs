@@ -67,12 +67,27 @@ impl LocalFileStore {
         Ok(())
     }
 
+    /// An accepted file.
     fn path(&self, file_id: Uuid) -> PathBuf {
         self.dir.join(file_id.to_string())
     }
 
-    /// Stores uploaded bytes, sealed with the room's key.
+    /// An upload waiting to be checked.
+    fn upload_path(&self, file_id: Uuid) -> PathBuf {
+        self.dir.join(format!("{file_id}.upload"))
+    }
+
+    /// Stores uploaded bytes, sealed with the room's key, where `file_message` checks them.
     pub async fn write(&self, file_id: Uuid, room_id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_sealed(self.upload_path(file_id), file_id, room_id, bytes).await
+    }
+
+    /// An accepted file's bytes (what downloads serve; never the upload).
+    pub async fn read_accepted(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError> {
+        self.read_sealed(self.path(file_id), file_id, room_id).await
+    }
+
+    async fn write_sealed(&self, path: PathBuf, file_id: Uuid, room_id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
         let sealed = self.keyring.seal(room_id, aad(file_id), bytes).await.map_err(other)?;
         let mut out = Vec::with_capacity(8 + sealed.nonce.len() + sealed.ciphertext.len());
         out.extend_from_slice(&sealed.key_version.to_be_bytes());
@@ -80,20 +95,13 @@ impl LocalFileStore {
         out.extend_from_slice(&sealed.nonce);
         out.extend_from_slice(&sealed.ciphertext);
         tokio::fs::create_dir_all(&self.dir).await.map_err(other)?;
-        let tmp = self.dir.join(format!("{file_id}.part"));
+        let tmp = self.dir.join(format!("{file_id}.{}.part", Uuid::new_v4()));
         tokio::fs::write(&tmp, out).await.map_err(other)?;
-        tokio::fs::rename(tmp, self.path(file_id)).await.map_err(other)
-    }
-}
-
-#[async_trait]
-impl FileStore for LocalFileStore {
-    async fn upload_url(&self, file_id: Uuid, _room_id: Uuid, _content_type: &str) -> Result<String, StoreError> {
-        Ok(self.signed("put", "/api/uploads", file_id))
+        tokio::fs::rename(tmp, path).await.map_err(other)
     }
 
-    async fn read(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError> {
-        let raw = match tokio::fs::read(self.path(file_id)).await {
+    async fn read_sealed(&self, path: PathBuf, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError> {
+        let raw = match tokio::fs::read(path).await {
             Ok(raw) => raw,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing),
             Err(e) => return Err(other(e)),
@@ -108,18 +116,44 @@ impl FileStore for LocalFileStore {
             .await
             .map_err(other)
     }
+}
+
+#[async_trait]
+impl FileStore for LocalFileStore {
+    async fn upload_url(&self, file_id: Uuid, _room_id: Uuid, _content_type: &str) -> Result<String, StoreError> {
+        Ok(self.signed("put", "/api/uploads", file_id))
+    }
+
+    async fn read(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError> {
+        // An accepted upload has moved; a `file_message` resent after the move still finds it.
+        match self.read_sealed(self.upload_path(file_id), file_id, room_id).await {
+            Err(StoreError::Missing) => self.read_accepted(file_id, room_id).await,
+            found => found,
+        }
+    }
 
     async fn delete(&self, file_id: Uuid) -> Result<(), StoreError> {
-        match tokio::fs::remove_file(self.path(file_id)).await {
+        for path in [self.upload_path(file_id), self.path(file_id)] {
+            match tokio::fs::remove_file(path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(other(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn accept(&self, file_id: Uuid, room_id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        // The checked bytes are written, not moved from the upload: a PUT that lands between
+        // the check and this point must not become the file.
+        if !tokio::fs::try_exists(self.path(file_id)).await.map_err(other)? {
+            self.write_sealed(self.path(file_id), file_id, room_id, bytes).await?;
+        }
+        match tokio::fs::remove_file(self.upload_path(file_id)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(other(e)),
         }
-    }
-
-    async fn accept(&self, _file_id: Uuid) -> Result<(), StoreError> {
-        // The upload URL refuses a file once it is no longer pending: nothing to move.
-        Ok(())
     }
 
     async fn download_url(&self, file_id: Uuid, _name: &str, _content_type: &str) -> Result<String, StoreError> {

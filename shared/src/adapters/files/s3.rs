@@ -85,16 +85,18 @@ impl FileStore for S3FileStore {
         Ok(())
     }
 
-    async fn accept(&self, file_id: Uuid) -> Result<(), StoreError> {
-        // Idempotent: a second accept (a resent `file_message`) finds the file already moved.
+    async fn accept(&self, file_id: Uuid, _room_id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        // Idempotent: a second accept (a resent `file_message`) finds the file already there.
         if self.exists(Self::key(file_id)).await? {
             return Ok(());
         }
+        // The checked bytes are written, not copied from the upload: a PUT that lands between
+        // the check and this point must not become the file.
         self.client
-            .copy_object()
+            .put_object()
             .bucket(&self.bucket)
-            .copy_source(format!("{}/{}", self.bucket, Self::pending_key(file_id)))
             .key(Self::key(file_id))
+            .body(bytes.to_vec().into())
             .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
             .send()
             .await

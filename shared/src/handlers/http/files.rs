@@ -134,7 +134,7 @@ pub async fn download(
         .await?
         .filter(|f| f.status == "ready")
         .ok_or_else(|| ApiError::not_found("file_not_found", "no such file"))?;
-    let bytes = crate::files::FileStore::read(local.as_ref(), file_id, file.room_id).await?;
+    let bytes = local.read_accepted(file_id, file.room_id).await?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     let content_type = file.content_type.unwrap_or_else(|| "application/octet-stream".into());
