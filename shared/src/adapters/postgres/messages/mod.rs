@@ -2,7 +2,7 @@
 //! same statement as the insert, so it rises by exactly one per stored message. Edits re-seal
 //! the body; a delete drops the ciphertext and keeps the row (and its `seq`).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -69,7 +69,7 @@ pub async fn store_one(db: &PgPool, keyring: &RoomKeyring, new: NewMessage) -> R
     Ok(store(db, keyring, std::slice::from_ref(&new)).await?.pop().expect("one result per message"))
 }
 
-/// Stores messages in one statement and one commit. Each is stored only if its author may post
+/// Stores messages in one statement and one commit (the only way messages are stored). Each is stored only if its author may post
 /// (`require_member`), and a `client_msg_id` already stored gives that message back. Messages
 /// of one room take consecutive `seq`s in the order given. Room rows are locked in id order,
 /// so concurrent batches cannot deadlock each other.
@@ -82,6 +82,10 @@ pub async fn store(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> 
         Attempt::Stored(stored) => return Ok(stored),
         Attempt::LostRace(e) => e,
     };
+    if let [new] = batch {
+        // Alone, only a duplicate stored at the same moment can beat it.
+        return Ok(vec![already_sent(db, new).await?.map(Stored::Duplicate).ok_or(lost)?]);
+    }
     tracing::debug!(error = %lost, "batch stored message by message");
     let mut stored = Vec::with_capacity(batch.len());
     for new in batch {
@@ -193,60 +197,44 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
         ats.push(new.at);
         slots.push(slot);
     }
-    // The quoted message and the attachment are looked up by id alone and their room checked
-    // after: with `id = … AND room_id = …`, a plan made while `messages` was nearly empty
-    // walked the room's whole history through its (room_id, seq) index, once per message.
-    let rows: Result<Vec<InsertedRow>, sqlx::Error> = sqlx::query_as(
-        "WITH input AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int4[], $6::bytea[],
-                                  $7::bytea[], $8::text[], $9::uuid[], $10::uuid[], $11::bool[], $12::uuid[],
-                                  $13::timestamptz[])
-                 WITH ORDINALITY AS i(id, room_id, kind, author_id, key_version, nonce, ciphertext,
-                                      client_msg_id, require_member, reply_to, stopped, attachment_id, at, ord)),
-         allowed AS (
-             SELECT i.* FROM input i
-             WHERE (i.require_member IS NULL OR (
-                       EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = i.room_id AND m.user_id = i.require_member)
-                       AND NOT EXISTS (SELECT 1 FROM mutes u
-                                       WHERE u.room_id = i.room_id AND u.user_id = i.require_member
-                                         AND u.lifted_at IS NULL AND u.until > i.at)))
-               AND (i.client_msg_id IS NULL OR NOT EXISTS (
-                       SELECT 1 FROM messages x
-                       WHERE x.room_id = i.room_id AND x.author_id = i.author_id AND x.client_msg_id = i.client_msg_id))),
-         locked AS (
-             SELECT r.id FROM rooms r WHERE r.id IN (SELECT room_id FROM allowed) ORDER BY r.id FOR NO KEY UPDATE),
-         bump AS (
-             UPDATE rooms r SET last_seq = r.last_seq + c.n
-             FROM (SELECT a.room_id, count(*) AS n FROM allowed a JOIN locked l ON l.id = a.room_id
-                   GROUP BY a.room_id) c
-             WHERE r.id = c.room_id
-             RETURNING r.id, r.last_seq - c.n AS base)
-         INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, client_msg_id,
-                               reply_to, stopped, attachment_id)
-         SELECT a.id, a.room_id, b.base + row_number() OVER (PARTITION BY a.room_id ORDER BY a.ord), a.kind,
-                a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id,
-                (SELECT CASE WHEN q.room_id = a.room_id THEN q.id END FROM messages q WHERE q.id = a.reply_to),
-                a.stopped,
-                (SELECT CASE WHEN f.room_id = a.room_id AND f.status = 'ready' THEN f.id END
-                 FROM files f WHERE f.id = a.attachment_id)
-         FROM allowed a JOIN bump b ON b.id = a.room_id
-         RETURNING id, seq, created_at, (SELECT display_name FROM users WHERE id = author_id) AS display_name",
-    )
-    .bind(&ids)
-    .bind(&rooms)
-    .bind(&kinds)
-    .bind(&authors)
-    .bind(&versions)
-    .bind(&nonces)
-    .bind(&ciphertexts)
-    .bind(&client_ids)
-    .bind(&members)
-    .bind(&replies)
-    .bind(&stopped)
-    .bind(&attachments)
-    .bind(&ats)
-    .fetch_all(db)
-    .await;
+    let rows: Result<Vec<InsertedRow>, sqlx::Error> = if let [slot] = slots[..] {
+        // One message alone (the usual case at low load) takes the short statement: planning
+        // the batch statement costs more than running it.
+        let new = &batch[slot];
+        sqlx::query_as(&ONE)
+            .bind(ids[0])
+            .bind(new.room_id)
+            .bind(new.kind.as_str())
+            .bind(new.author_id)
+            .bind(versions[0])
+            .bind(&nonces[0])
+            .bind(&ciphertexts[0])
+            .bind(new.client_msg_id.as_deref())
+            .bind(new.require_member)
+            .bind(new.reply_to)
+            .bind(new.stopped)
+            .bind(new.attachment_id)
+            .bind(new.at)
+            .fetch_all(db)
+            .await
+    } else {
+        sqlx::query_as(&BATCH)
+            .bind(&ids)
+            .bind(&rooms)
+            .bind(&kinds)
+            .bind(&authors)
+            .bind(&versions)
+            .bind(&nonces)
+            .bind(&ciphertexts)
+            .bind(&client_ids)
+            .bind(&members)
+            .bind(&replies)
+            .bind(&stopped)
+            .bind(&attachments)
+            .bind(&ats)
+            .fetch_all(db)
+            .await
+    };
     let rows = match rows {
         Ok(rows) => rows,
         Err(e) if lost_a_race(&e) => return Ok(Attempt::LostRace(e)),
@@ -270,6 +258,86 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
     }
     Ok(Attempt::Stored(results.into_iter().map(|r| r.expect("every message has a result")).collect()))
 }
+
+// The rules a new message is stored under, written once for the two statements below:
+// `may_post` (the author is a member, not muted at the message's time), `quote` (a message of
+// the same room) and `attachment` (a validated file of the same room). The quoted message and
+// the attachment are looked up by id alone and their room checked after: with
+// `id = … AND room_id = …`, a plan made while `messages` was nearly empty walked the room's
+// whole history through its (room_id, seq) index, once per message.
+
+fn may_post(room: &str, user: &str, at: &str) -> String {
+    format!(
+        "({user} IS NULL OR (
+            EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = {room} AND m.user_id = {user})
+            AND NOT EXISTS (SELECT 1 FROM mutes u WHERE u.room_id = {room} AND u.user_id = {user}
+                            AND u.lifted_at IS NULL AND u.until > {at})))"
+    )
+}
+
+fn quote(reply_to: &str, room: &str) -> String {
+    format!("(SELECT CASE WHEN q.room_id = {room} THEN q.id END FROM messages q WHERE q.id = {reply_to})")
+}
+
+fn attachment(file: &str, room: &str) -> String {
+    format!(
+        "(SELECT CASE WHEN f.room_id = {room} AND f.status = 'ready' THEN f.id END FROM files f WHERE f.id = {file})"
+    )
+}
+
+const INSERT: &str = "INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext,
+                                            client_msg_id, reply_to, stopped, attachment_id)";
+const RETURNING: &str =
+    "RETURNING id, seq, created_at, (SELECT display_name FROM users WHERE id = author_id) AS display_name";
+
+/// One message: bump the room's `seq` if the author may post, insert with it. A duplicate
+/// `client_msg_id` fails the unique index and is looked up after.
+static ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2 AND {may_post} RETURNING last_seq)
+         {INSERT}
+         SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8, {quote}, $11, {attachment} FROM bump
+         {RETURNING}",
+        may_post = may_post("$2", "$9::uuid", "$13"),
+        quote = quote("$10", "$2"),
+        attachment = attachment("$12", "$2"),
+    )
+});
+
+/// Several messages, possibly of several rooms: each room's `seq` is bumped by its count, rooms
+/// locked in id order; messages already stored under their `client_msg_id` are left out.
+static BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int4[], $6::bytea[],
+                                  $7::bytea[], $8::text[], $9::uuid[], $10::uuid[], $11::bool[], $12::uuid[],
+                                  $13::timestamptz[])
+                 WITH ORDINALITY AS i(id, room_id, kind, author_id, key_version, nonce, ciphertext,
+                                      client_msg_id, require_member, reply_to, stopped, attachment_id, at, ord)),
+         allowed AS (
+             SELECT i.* FROM input i
+             WHERE {may_post}
+               AND (i.client_msg_id IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM messages x
+                       WHERE x.room_id = i.room_id AND x.author_id = i.author_id AND x.client_msg_id = i.client_msg_id))),
+         locked AS (
+             SELECT r.id FROM rooms r WHERE r.id IN (SELECT room_id FROM allowed) ORDER BY r.id FOR NO KEY UPDATE),
+         bump AS (
+             UPDATE rooms r SET last_seq = r.last_seq + c.n
+             FROM (SELECT a.room_id, count(*) AS n FROM allowed a JOIN locked l ON l.id = a.room_id
+                   GROUP BY a.room_id) c
+             WHERE r.id = c.room_id
+             RETURNING r.id, r.last_seq - c.n AS base)
+         {INSERT}
+         SELECT a.id, a.room_id, b.base + row_number() OVER (PARTITION BY a.room_id ORDER BY a.ord), a.kind,
+                a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id, {quote}, a.stopped, {attachment}
+         FROM allowed a JOIN bump b ON b.id = a.room_id
+         {RETURNING}",
+        may_post = may_post("i.room_id", "i.require_member", "i.at"),
+        quote = quote("a.reply_to", "a.room_id"),
+        attachment = attachment("a.attachment_id", "a.room_id"),
+    )
+});
 
 /// A batch failed only because of another writer: storing one by one will sort it out.
 fn lost_a_race(e: &sqlx::Error) -> bool {
