@@ -240,6 +240,20 @@ impl Out {
     }
 }
 
+fn setup_opts(run_id: &str, shape: &FanoutShape, common: &Common, reconnect: bool, track_acks: bool) -> SetupOpts {
+    SetupOpts {
+        run_id: run_id.to_owned(),
+        rooms: shape.rooms,
+        clients_per_room: shape.clients,
+        senders_per_room: shape.senders,
+        body_bytes: shape.body_bytes,
+        setup_concurrency: common.setup_concurrency,
+        connect_concurrency: common.connect_concurrency,
+        reconnect,
+        track_acks,
+    }
+}
+
 fn step_opts(common: &Common, drain: f64) -> StepOpts {
     StepOpts {
         drain_max: Duration::from_secs_f64(drain),
@@ -336,21 +350,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 "rate_per_sender": rate, "duration_s": duration, "body_bytes": shape.body_bytes,
                 "drain_max_s": shape.drain, "verify": verify, "reconnect": reconnect,
             });
-            let h = Harness::setup(
-                api,
-                SetupOpts {
-                    run_id: run_id.clone(),
-                    rooms: shape.rooms,
-                    clients_per_room: shape.clients,
-                    senders_per_room: shape.senders,
-                    body_bytes: shape.body_bytes,
-                    setup_concurrency: c.setup_concurrency,
-                    connect_concurrency: c.connect_concurrency,
-                    reconnect,
-                    track_acks: verify,
-                },
-            )
-            .await?;
+            let h = Harness::setup(api, setup_opts(&run_id, &shape, &c, reconnect, verify)).await?;
             eprintln!(
                 "fanout: {} rooms × {} clients, {} senders at {rate} msg/s each for {duration} s…",
                 shape.rooms, shape.clients, h.n_senders
@@ -398,21 +398,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 "bisect": bisect, "min_delivery": min_delivery, "max_p99_ms": max_p99_ms,
                 "body_bytes": shape.body_bytes, "drain_max_s": shape.drain,
             });
-            let h = Harness::setup(
-                api,
-                SetupOpts {
-                    run_id: run_id.clone(),
-                    rooms: shape.rooms,
-                    clients_per_room: shape.clients,
-                    senders_per_room: shape.senders,
-                    body_bytes: shape.body_bytes,
-                    setup_concurrency: c.setup_concurrency,
-                    connect_concurrency: c.connect_concurrency,
-                    reconnect: false,
-                    track_acks: false,
-                },
-            )
-            .await?;
+            let h = Harness::setup(api, setup_opts(&run_id, &shape, &c, false, false)).await?;
             let o = step_opts(&c, shape.drain);
             let senders = h.n_senders as f64;
             let dur = Duration::from_secs_f64(step_duration);

@@ -14,6 +14,12 @@ use serde_json::{Value, json};
 
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
+/// `n` bytes of harmless words, at most 3,900 (words moderation never flags).
+pub fn padding(n: usize) -> String {
+    const WORDS: &str = "the quick brown fox jumps over the lazy dog ";
+    WORDS.repeat(n / WORDS.len() + 1)[..n.min(3900)].trim_end().to_owned()
+}
+
 pub fn origin() -> Instant {
     *ORIGIN.get_or_init(Instant::now)
 }

@@ -38,7 +38,7 @@ use serde_json::{Map, Value, json};
 use self::{
     dynamodb::registry_items,
     emulator::{after_setup_start, settle, snapshot},
-    sockets::{open_sockets, padding, send_paced, wait_delivered},
+    sockets::{open_sockets, send_paced, wait_delivered},
     window::{duration_json, window},
 };
 use crate::{
@@ -102,7 +102,7 @@ pub async fn aws_cost(api: Api, run: &str, o: AwsCostOpts) -> Result<Value> {
     let mut sockets = open_sockets(&api, &ws_url, &users, room).await?;
     let setup_s = t_setup.elapsed().as_secs_f64();
     eprintln!("aws-cost: {} sockets in one room on {ws_url} ({setup_s:.1} s)", o.clients);
-    let body = format!("benchmark message {}", padding(o.body_bytes));
+    let body = format!("benchmark message {}", crate::util::padding(o.body_bytes));
     let after_setup = snapshot(&api, &o).await?;
 
     // Warm-up: instances started, a moderation batch through its worker.

@@ -77,11 +77,6 @@ impl Sockets {
     }
 }
 
-pub(super) fn padding(n: usize) -> String {
-    const WORDS: &str = "the quick brown fox jumps over the lazy dog ";
-    WORDS.repeat(n / WORDS.len() + 1)[..n.min(3900)].trim_end().to_owned()
-}
-
 pub(super) async fn open_sockets(
     api: &Api,
     ws_url: &str,

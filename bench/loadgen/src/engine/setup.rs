@@ -22,12 +22,6 @@ use crate::{
     util::{Error, Result, hist_json, new_hist, record_us, round},
 };
 
-/// `n` bytes of harmless words (see the module comment on moderation).
-fn padding(n: usize) -> String {
-    const WORDS: &str = "the quick brown fox jumps over the lazy dog ";
-    WORDS.repeat(n / WORDS.len() + 1)[..n.min(3900)].trim_end().to_owned()
-}
-
 /// (room, client, session, socket, newest message at join, connect µs)
 type Opened = (usize, usize, Session, Ws, Option<(Uuid, i64)>, u64);
 
@@ -146,7 +140,7 @@ impl Harness {
         let mut tasks = Vec::new();
         let mut anchors: Vec<Option<Uuid>> = vec![None; r_n];
         let mut n_senders = 0;
-        let pad = padding(opts.body_bytes);
+        let pad = crate::util::padding(opts.body_bytes);
         for res in connected {
             let (r, c, s, ws, last, us) = res?;
             record_us(&mut connect_hist, us);
