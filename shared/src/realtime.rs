@@ -19,7 +19,8 @@ pub async fn push_to(app: &App, to: Recipient<'_>, frame: &Frame) -> bool {
             false
         }
         Err(PushError::Other(e)) => {
-            tracing::warn!(connection = %to.id, error = %e, "push failed");
+            tracing::debug!(connection = %to.id, "push failed");
+            tracing::warn!(error = %e, "push failed");
             false
         }
     }
@@ -68,13 +69,33 @@ pub async fn post_system_message(app: &App, room_id: Uuid, body: &str) -> crate:
     Ok(())
 }
 
+/// Ends a session's sockets (a logout): each connection opened with that session is closed
+/// (API Gateway's DeleteConnection, or the local gateway's close) and forgotten, so frames still
+/// in flight from it find no connection and do nothing.
+pub async fn end_session(app: &App, user_id: Uuid, session: &str) {
+    let connections = match app.connections.of_user(user_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%user_id, error = %e, "cannot list the user's connections");
+            return;
+        }
+    };
+    for c in connections.iter().filter(|c| c.session.as_deref() == Some(session)) {
+        if let Err(PushError::Other(e)) = app.push.close(c.into()).await {
+            tracing::warn!(error = %e, "cannot close a logged-out socket");
+        }
+        forget_connection(app, &c.id).await;
+    }
+}
+
 /// Removes a connection from the registry and tells its rooms when its user is no longer there.
 pub async fn forget_connection(app: &App, connection: &ConnectionId) -> Option<ConnectionInfo> {
     let info = match app.connections.remove(connection).await {
         Ok(Some(info)) => info,
         Ok(None) => return None,
         Err(e) => {
-            tracing::error!(%connection, error = %e, "cannot remove connection");
+            tracing::debug!(%connection, "cannot remove connection");
+            tracing::error!(error = %e, "cannot remove connection");
             return None;
         }
     };

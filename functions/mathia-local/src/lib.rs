@@ -5,11 +5,15 @@
 //!
 //! Like API Gateway it also serves the management API (`POST/GET/DELETE /@connections/{id}`)
 //! for the sockets it holds, so with the AWS backend several instances reach each other's
-//! sockets through the same `Push` adapter Lambda uses. It runs the queue workers (on its
+//! sockets through the same `Push` adapter Lambda uses. Like API Gateway's, it wants a SigV4
+//! signature made with the process's own AWS credentials (the ones its `Push` signs with); with
+//! the local backend nothing needs it and it refuses every call. It runs the queue workers (on its
 //! in-process queues, or by polling SQS) and the scheduler on a timer.
 
 pub mod admin;
 pub mod emulate;
+
+pub use emulate::sigv4::Expected as ManagementCredentials;
 mod workers;
 
 use std::{
@@ -22,10 +26,10 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{
-        Path, Query, State, WebSocketUpgrade,
-        ws::{Message, Utf8Bytes, WebSocket},
+        OriginalUri, Path, Query, State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
     },
-    http::{HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
     serve::ListenerExt,
@@ -33,11 +37,15 @@ use axum::{
 use futures::{SinkExt, StreamExt};
 use mathia::{
     App, Config,
-    adapters::local::LocalPush,
+    adapters::local::{CloseReason, LocalPush},
+    config::Backend,
     domain::ConnectionId,
     handlers::{
         http::error::ApiError,
-        ws::{ConnectError, on_binary_frame, on_connect, on_disconnect, on_message_pipelined},
+        ws::{
+            Admission, ConnectError, FrameBudget, on_binary_frame, on_connect, on_disconnect, on_message_pipelined,
+            on_throttled,
+        },
     },
     ports::{Clock, Frame},
     wiring::{Consumers, gateway_app},
@@ -57,6 +65,11 @@ const MAX_SOCKET_MESSAGE: usize = 1024 * 1024;
 pub struct Local {
     pub app: App,
     pub push: LocalPush,
+    /// The credentials the management API's callers must sign with (SigV4); None refuses every
+    /// call. With the AWS backend, the process's own AWS credentials.
+    pub management: Option<ManagementCredentials>,
+    /// Each socket's frame budget: (frames a second, burst).
+    pub frame_budget: (u32, u32),
     consumers: Arc<Mutex<Option<Consumers>>>,
 }
 
@@ -65,6 +78,8 @@ struct Gateway {
     app: App,
     push: LocalPush,
     shutdown: watch::Receiver<bool>,
+    management: Option<Arc<ManagementCredentials>>,
+    frame_budget: (u32, u32),
 }
 
 impl Local {
@@ -76,8 +91,15 @@ impl Local {
         own_endpoint: Option<String>,
         clock: Option<Arc<dyn Clock>>,
     ) -> anyhow::Result<Self> {
+        let management = management_credentials(&config);
         let parts = gateway_app(config, own_endpoint, clock).await?;
-        Ok(Self { app: parts.app, push: parts.sockets, consumers: Arc::new(Mutex::new(Some(parts.consumers))) })
+        Ok(Self {
+            app: parts.app,
+            push: parts.sockets,
+            management,
+            frame_budget: frame_budget_from_env(),
+            consumers: Arc::new(Mutex::new(Some(parts.consumers))),
+        })
     }
 
     /// Like `start`, with the in-process defaults.
@@ -87,7 +109,13 @@ impl Local {
 
     /// The whole site: API, WebSocket gateway, management API, static files.
     pub fn router(&self, shutdown: watch::Receiver<bool>) -> Router {
-        let gateway = Gateway { app: self.app.clone(), push: self.push.clone(), shutdown };
+        let gateway = Gateway {
+            app: self.app.clone(),
+            push: self.push.clone(),
+            shutdown,
+            management: self.management.clone().map(Arc::new),
+            frame_budget: self.frame_budget,
+        };
         let static_dir = &self.app.config.static_dir;
         let files = ServeDir::new(static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
         let gateway_routes = Router::new()
@@ -127,15 +155,81 @@ impl Local {
     }
 }
 
+/// With the AWS backend, the credentials this process's own `Push` signs with
+/// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`): other instances sign with the same ones. With
+/// the local backend frames never travel through the management API, so it takes none.
+fn management_credentials(config: &Config) -> Option<ManagementCredentials> {
+    if config.backend != Backend::Aws {
+        return None;
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Some(ManagementCredentials { access_key_id, secret_access_key })
+        }
+        _ => {
+            tracing::warn!(
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY unset: the management API refuses every call, so other \
+                 instances cannot reach this one's sockets"
+            );
+            None
+        }
+    }
+}
+
+/// `MATHIA_WS_FRAMES_PER_S` and `MATHIA_WS_FRAME_BURST`, or the defaults.
+fn frame_budget_from_env() -> (u32, u32) {
+    let var = |name: &str, default: u32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    (var("MATHIA_WS_FRAMES_PER_S", FrameBudget::PER_S), var("MATHIA_WS_FRAME_BURST", FrameBudget::BURST))
+}
+
+/// The refusal of a management call not signed with the expected credentials (403, as API
+/// Gateway answers), or None when it may go on.
+fn refusal(gw: &Gateway, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    let refuse = |kind: &'static str, message: String| {
+        let mut response = (StatusCode::FORBIDDEN, Json(serde_json::json!({ "message": message }))).into_response();
+        response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        Some(response)
+    };
+    let Some(expected) = &gw.management else {
+        return refuse("ForbiddenException", "Forbidden".into());
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    match emulate::sigv4::verify(expected, method, path, headers, body) {
+        Ok(()) => None,
+        Err(emulate::sigv4::Rejected::Missing) => {
+            refuse("MissingAuthenticationTokenException", emulate::sigv4::Rejected::Missing.to_string())
+        }
+        Err(e) => refuse("ForbiddenException", e.to_string()),
+    }
+}
+
 /// API Gateway's management API for the sockets this process holds: POST sends a frame.
-async fn management_post(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn management_post(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refusal(&gw, &Method::POST, &uri, &headers, &body) {
+        return refused;
+    }
     match gw.push.deliver(&ConnectionId::new(id), &Frame::from_bytes(body)) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(_) => gone(),
     }
 }
 
-async fn management_get(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+async fn management_get(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refusal(&gw, &Method::GET, &uri, &headers, b"") {
+        return refused;
+    }
     let id = ConnectionId::new(id);
     match gw.app.connections.get(&id).await {
         Ok(Some(info)) if gw.push.holds(&id) => Json(serde_json::json!({
@@ -148,7 +242,15 @@ async fn management_get(State(gw): State<Gateway>, Path(id): Path<String>) -> Re
     }
 }
 
-async fn management_delete(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+async fn management_delete(
+    State(gw): State<Gateway>,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refusal(&gw, &Method::DELETE, &uri, &headers, b"") {
+        return refused;
+    }
     if gw.push.close(&ConnectionId::new(id)) { StatusCode::NO_CONTENT.into_response() } else { gone() }
 }
 
@@ -201,11 +303,23 @@ const MESSAGES_IN_FLIGHT: usize = 32;
 
 async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket) {
     let mut outbox = gw.push.attach(connection.clone());
+    let mut closing = outbox.closing();
     let (mut sink, mut stream) = socket.split();
-    let writer = tokio::spawn(async move {
-        // Whatever queued up meanwhile goes out in the same write: with TCP_NODELAY a flush per
-        // frame would be a packet per frame under load.
-        while let Some(first) = outbox.recv().await {
+    let mut writer = tokio::spawn(async move {
+        let mut let_go = outbox.closing();
+        loop {
+            // Whatever queued up meanwhile goes out in the same write: with TCP_NODELAY a flush
+            // per frame would be a packet per frame under load.
+            let first = tokio::select! {
+                biased;
+                // The process let go of the socket (closed, overloaded, detached): what is still
+                // queued is dropped, the client reconnects and catches up.
+                _ = let_go.changed() => break,
+                next = outbox.recv() => match next {
+                    Some(frame) => frame,
+                    None => break,
+                },
+            };
             let mut next = Some(first);
             let mut batched = 0;
             while let Some(frame) = next.take() {
@@ -216,22 +330,26 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
                 }
                 batched += 1;
                 if batched < WRITE_BATCH {
-                    next = outbox.try_recv().ok();
+                    next = outbox.try_recv();
                 }
             }
             if sink.flush().await.is_err() {
                 return;
             }
         }
-        // The outbox closed: this process let go of the socket.
-        let _ = sink.send(Message::Close(None)).await;
+        let reason = outbox.close_reason().unwrap_or(CloseReason::Closed);
+        let close = CloseFrame { code: reason.code(), reason: Utf8Bytes::from_static(reason.text()) };
+        let _ = sink.send(Message::Close(Some(close))).await;
     });
     // Frames are read and started one by one, so a sender's messages are queued for storage
-    // in the order sent; each one's commit, ack and fan-out then run on their own.
+    // in the order sent; each one's commit, ack and fan-out then run on their own. Every frame
+    // spends the socket's budget first: a flood is dropped here, before it costs anyone else.
     let in_flight = Arc::new(Semaphore::new(MESSAGES_IN_FLIGHT));
+    let mut budget = FrameBudget::new(gw.frame_budget.0, gw.frame_budget.1);
     loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(_) | Message::Binary(_))) if !admitted(&gw, &connection, &mut budget).await => {}
                 Some(Ok(Message::Text(text))) => {
                     let permit = in_flight.clone().acquire_owned().await.expect("never closed");
                     if let Some(rest) = on_message_pipelined(&gw.app, &connection, text.as_str()).await {
@@ -245,10 +363,32 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
+            // The process let go of the socket: its frames are no longer served.
+            _ = closing.changed() => break,
             _ = gw.shutdown.changed() => break,
         }
     }
     gw.push.detach(&connection);
     on_disconnect(&gw.app, &connection).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // A client that stopped reading cannot hold the writer (and the socket) forever.
+    if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
+/// How long a closing socket's writer may take to send what it has and the close frame.
+const WRITER_GRACE: Duration = Duration::from_secs(5);
+
+/// Spends one frame of the socket's budget; false when it is over (answered with `rate_limited`
+/// at most once a second, otherwise dropped quietly).
+async fn admitted(gw: &Gateway, connection: &ConnectionId, budget: &mut FrameBudget) -> bool {
+    match budget.admit(std::time::Instant::now()) {
+        Admission::Serve => true,
+        Admission::Refuse { retry_after, tell } => {
+            if tell {
+                on_throttled(&gw.app, connection, retry_after).await;
+            }
+            false
+        }
+    }
 }

@@ -106,11 +106,35 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Stores a one-time ticket (by its hash) for a user's session (the session token's hash,
+    /// never the token), so the socket it opens belongs to that session.
+    pub async fn put_session_ticket(
+        &self,
+        ticket_hash: &str,
+        user_id: Uuid,
+        session: &str,
+        ttl: Duration,
+    ) -> Result<(), RedisDown> {
+        let key = self.key(&format!("ticket:{ticket_hash}"));
+        let mut conn = self.conn().await?;
+        let _: () = conn.set_ex(key, format!("{user_id} {session}"), ttl.as_secs().max(1)).await?;
+        Ok(())
+    }
+
     /// Takes a ticket: the first caller gets the user, every later one gets None.
     pub async fn take_ticket(&self, ticket_hash: &str) -> Result<Option<Uuid>, RedisDown> {
+        Ok(self.take_session_ticket(ticket_hash).await?.map(|(user, _)| user))
+    }
+
+    /// Takes a ticket: the first caller gets the user and the session it was fetched with.
+    pub async fn take_session_ticket(&self, ticket_hash: &str) -> Result<Option<(Uuid, Option<String>)>, RedisDown> {
         let mut conn = self.conn().await?;
-        let user: Option<String> = conn.get_del(self.key(&format!("ticket:{ticket_hash}"))).await?;
-        Ok(user.and_then(|u| u.parse().ok()))
+        let value: Option<String> = conn.get_del(self.key(&format!("ticket:{ticket_hash}"))).await?;
+        Ok(value.and_then(|v| {
+            let mut parts = v.splitn(2, ' ');
+            let user = parts.next()?.parse().ok()?;
+            Some((user, parts.next().filter(|s| !s.is_empty()).map(str::to_owned)))
+        }))
     }
 
     /// Counts one event for `subject` against `limit` per `window`.

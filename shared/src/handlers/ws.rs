@@ -2,7 +2,11 @@
 //! `$disconnect` (`on_disconnect`), exactly as API Gateway invokes them. A frame is parsed here,
 //! handed to its feature (`chat`, `ai`), and a failure becomes an `error` event.
 
-use std::{collections::HashSet, pin::Pin};
+use std::{
+    collections::HashSet,
+    pin::Pin,
+    time::{Duration, Instant},
+};
 
 use tracing::Instrument;
 
@@ -27,15 +31,26 @@ pub enum ConnectError {
     Unavailable,
 }
 
-/// `$connect`: spends the one-time ticket and registers the connection.
-#[tracing::instrument(skip(app, ticket), fields(%connection))]
+/// `$connect`: spends the one-time ticket and registers the connection, with the session the
+/// ticket was fetched with (a logout closes that session's sockets). A ticket whose session has
+/// ended since is refused.
+#[tracing::instrument(level = "debug", skip(app, ticket), fields(%connection))]
 pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&str>) -> Result<(), ConnectError> {
     let ticket = ticket.filter(|t| !t.is_empty() && t.len() <= 128).ok_or(ConnectError::Unauthorized)?;
-    let user_id = app.redis.take_ticket(&crate::tokens::hash_hex(ticket)).await.map_err(|e| {
+    let taken = app.redis.take_session_ticket(&crate::tokens::hash_hex(ticket)).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot check ticket");
         ConnectError::Unavailable
     })?;
-    let user_id = user_id.ok_or(ConnectError::Unauthorized)?;
+    let (user_id, session) = taken.ok_or(ConnectError::Unauthorized)?;
+    if let Some(session) = &session {
+        let live = users::session_live(&app.db, session, app.clock.now()).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot check the session");
+            ConnectError::Unavailable
+        })?;
+        if !live {
+            return Err(ConnectError::Unauthorized);
+        }
+    }
     let user = users::by_id(&app.db, user_id)
         .await
         .map_err(|e| {
@@ -51,6 +66,7 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
             rooms: HashSet::new(),
             connected_at: app.clock.now(),
             endpoint: app.own_endpoint.clone(),
+            session,
         })
         .await
         .map_err(|e| {
@@ -62,7 +78,7 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
 }
 
 /// `$disconnect`: forgets the connection and tells its rooms.
-#[tracing::instrument(skip(app), fields(%connection))]
+#[tracing::instrument(level = "debug", skip(app), fields(%connection))]
 pub async fn on_disconnect(app: &App, connection: &ConnectionId) {
     if let Some(info) = forget_connection(app, connection).await {
         tracing::info!(user_id = %info.user_id, "disconnected");
@@ -85,12 +101,13 @@ pub type FrameRest = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// a new message is queued for storage, in frame order, and hands back the rest, to be run
 /// while the next frames are read. A sender's messages are then stored in the order sent
 /// without each waiting for the commit of the one before.
-#[tracing::instrument(skip(app, raw), fields(%connection, bytes = raw.len()))]
+#[tracing::instrument(level = "debug", skip(app, raw), fields(%connection, bytes = raw.len()))]
 pub async fn on_message_pipelined(app: &App, connection: &ConnectionId, raw: &str) -> Option<FrameRest> {
     let conn = match app.connections.get(connection).await {
         Ok(Some(c)) => c,
         Ok(None) => {
-            tracing::warn!("frame from an unknown connection");
+            // A socket being closed (logout, overflow) may still have frames in flight.
+            tracing::debug!("frame from an unknown connection");
             return None;
         }
         Err(e) => {
@@ -117,6 +134,76 @@ async fn report(app: &App, conn: &ConnectionInfo, err: WsError) {
 /// A binary frame: not part of the protocol, answered like any malformed frame.
 pub async fn on_binary_frame(app: &App, connection: &ConnectionId) {
     let err = WsError::bad_request("frames must be JSON text, not binary");
+    if let Ok(Some(conn)) = app.connections.get(connection).await {
+        send_event(app, (&conn).into(), &ServerEvent::Error(err)).await;
+    }
+}
+
+/// A socket's frame budget, held by the gateway that reads it: a token bucket of `burst` frames
+/// refilled at `per_s` a second. Every frame counts (any action, malformed or binary ones too).
+#[derive(Debug, Clone)]
+pub struct FrameBudget {
+    per_s: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    told_at: Option<Instant>,
+}
+
+/// What to do with one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Serve,
+    /// Drop it; when `tell`, answer `rate_limited` (at most once per [`FrameBudget::TELL_EVERY`],
+    /// so the refusals are not a flood of their own).
+    Refuse {
+        retry_after: Duration,
+        tell: bool,
+    },
+}
+
+impl FrameBudget {
+    /// Frames a second a socket may send, sustained.
+    pub const PER_S: u32 = 100;
+    /// Frames a socket may send at once.
+    pub const BURST: u32 = 200;
+    /// At most one `rate_limited` per socket in this window.
+    pub const TELL_EVERY: Duration = Duration::from_secs(1);
+
+    pub fn new(per_s: u32, burst: u32) -> Self {
+        let (per_s, burst) = (f64::from(per_s.max(1)), f64::from(burst.max(1)));
+        Self { per_s, burst, tokens: burst, last: Instant::now(), told_at: None }
+    }
+
+    pub fn admit(&mut self, now: Instant) -> Admission {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_s).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Admission::Serve;
+        }
+        let retry_after = Duration::from_secs_f64((1.0 - self.tokens) / self.per_s).max(Duration::from_millis(1));
+        let tell = self.told_at.is_none_or(|at| now.saturating_duration_since(at) >= Self::TELL_EVERY);
+        if tell {
+            self.told_at = Some(now);
+        }
+        Admission::Refuse { retry_after, tell }
+    }
+}
+
+impl Default for FrameBudget {
+    fn default() -> Self {
+        Self::new(Self::PER_S, Self::BURST)
+    }
+}
+
+/// A frame over the socket's budget: `rate_limited` with when to try again.
+pub async fn on_throttled(app: &App, connection: &ConnectionId, retry_after: Duration) {
+    let err = WsError::from(Error::RateLimited {
+        retry_after,
+        message: "too many frames on this connection; slow down".into(),
+    });
     if let Ok(Some(conn)) = app.connections.get(connection).await {
         send_event(app, (&conn).into(), &ServerEvent::Error(err)).await;
     }
@@ -171,4 +258,33 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<Option<
 
 fn frame_ref_of(raw: &str) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(raw).ok().and_then(|v| frame_ref(&v).map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_serves_a_burst_refills_and_tells_once_a_second() {
+        let start = Instant::now();
+        let mut budget = FrameBudget::new(10, 3);
+        budget.last = start;
+        for _ in 0..3 {
+            assert_eq!(budget.admit(start), Admission::Serve);
+        }
+        let Admission::Refuse { retry_after, tell: true } = budget.admit(start) else { panic!("over the burst") };
+        assert_eq!(retry_after, Duration::from_millis(100));
+        assert!(matches!(budget.admit(start + Duration::from_millis(50)), Admission::Refuse { tell: false, .. }));
+        assert_eq!(budget.admit(start + Duration::from_millis(150)), Admission::Serve, "refilled");
+        assert!(matches!(budget.admit(start + Duration::from_millis(150)), Admission::Refuse { tell: false, .. }));
+        assert!(matches!(budget.admit(start + Duration::from_millis(1000)), Admission::Serve));
+        let later = start + Duration::from_millis(1000);
+        while budget.admit(later) == Admission::Serve {}
+        // That refusal was told (a second after the first); the next ones in this second are not.
+        assert!(matches!(budget.admit(later), Admission::Refuse { tell: false, .. }), "told already this second");
+        assert!(matches!(budget.admit(later + Duration::from_millis(1)), Admission::Refuse { tell: false, .. }));
+        let second_later = later + Duration::from_secs(1);
+        while budget.admit(second_later) == Admission::Serve {}
+        assert!(matches!(budget.admit(second_later), Admission::Refuse { tell: false, .. }));
+    }
 }

@@ -123,6 +123,9 @@ pub struct ConnectionInfo {
     pub connected_at: DateTime<Utc>,
     /// The management endpoint of the gateway that holds the socket, when there are several.
     pub endpoint: Option<String>,
+    /// The session the socket was opened with (`sessions.token_hash` in hex, never the token):
+    /// logging out closes that session's sockets. None for connections registered without one.
+    pub session: Option<String>,
 }
 
 /// A connection subscribed to a room.

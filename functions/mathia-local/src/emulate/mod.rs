@@ -15,7 +15,7 @@
 pub mod aws_calls;
 pub mod resources;
 pub mod runtime;
-mod sigv4;
+pub mod sigv4;
 mod site;
 mod sources;
 mod websocket;

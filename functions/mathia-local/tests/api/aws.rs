@@ -30,6 +30,7 @@ fn conn(id: &str, user: Uuid, endpoint: Option<&str>) -> ConnectionInfo {
         rooms: HashSet::new(),
         connected_at: Utc::now(),
         endpoint: endpoint.map(str::to_owned),
+        session: None,
     }
 }
 

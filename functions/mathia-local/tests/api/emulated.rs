@@ -170,6 +170,7 @@ async fn every_function_serves_its_part_of_a_chat() {
             rooms: HashSet::new(),
             connected_at: Utc::now(),
             endpoint: None,
+            session: None,
         })
         .await
         .unwrap();

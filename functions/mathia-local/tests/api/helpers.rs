@@ -199,6 +199,16 @@ impl TestApp {
         tweak: impl FnOnce(&mut Config),
         clock: Option<std::sync::Arc<mathia::adapters::local::ManualClock>>,
     ) -> Self {
+        Self::spawn_gateway(tweak, clock, |_| {}).await
+    }
+
+    /// With the gateway's own settings changed too (`Local`: the management API's credentials,
+    /// the per-socket frame budget).
+    pub async fn spawn_gateway(
+        tweak: impl FnOnce(&mut Config),
+        clock: Option<std::sync::Arc<mathia::adapters::local::ManualClock>>,
+        gateway: impl FnOnce(&mut Local),
+    ) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
             mathia::telemetry::init_local();
         }
@@ -212,7 +222,8 @@ impl TestApp {
         }
         tweak(&mut config);
         let clock = clock.map(|c| c as std::sync::Arc<dyn mathia::ports::Clock>);
-        let local = Local::start(config, None, clock).await.expect("app starts");
+        let mut local = Local::start(config, None, clock).await.expect("app starts");
+        gateway(&mut local);
         Self::serve(local, db_name).await
     }
 

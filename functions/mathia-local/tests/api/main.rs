@@ -1,5 +1,6 @@
 //! API tests over real connections: one binary, one module per area (zero2prod's layout).
 
+mod abuse;
 mod access;
 mod ai;
 mod auth;
@@ -24,4 +25,5 @@ mod openapi;
 mod refusals;
 mod reminders;
 mod runtime;
+mod sockets;
 mod wallet;

@@ -238,6 +238,7 @@ async fn with_redis_down_messages_flow_and_moderation_is_queued_directly() {
             rooms: [room.id].into(),
             connected_at: Utc::now(),
             endpoint: None,
+            session: None,
         })
         .await
         .unwrap();

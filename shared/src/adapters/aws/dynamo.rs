@@ -101,6 +101,7 @@ impl DynamoConnections {
             rooms,
             connected_at: get_s(meta, "connected_at")?.parse().ok()?,
             endpoint: get_s(meta, "endpoint").map(str::to_owned),
+            session: get_s(meta, "session").map(str::to_owned),
         })
     }
 }
@@ -123,6 +124,9 @@ impl Connections for DynamoConnections {
             .item("expires_at", self.expires_at());
         if let Some(endpoint) = &info.endpoint {
             put = put.item("endpoint", s(endpoint));
+        }
+        if let Some(session) = &info.session {
+            put = put.item("session", s(session));
         }
         put.send().await.map_err(|e| err(e.into_service_error()))?;
         for room in &info.rooms {

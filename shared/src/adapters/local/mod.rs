@@ -10,5 +10,5 @@ mod queue;
 pub use clock::ManualClock;
 pub use connections::InMemoryConnections;
 pub use offline::{OFFLINE_REPLY, OfflineResponder};
-pub use push::{LocalPush, SocketOutbox};
+pub use push::{CloseReason, LocalPush, SocketOutbox};
 pub use queue::{LocalQueue, LocalQueueReceivers, QueuedJob};

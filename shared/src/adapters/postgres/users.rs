@@ -83,6 +83,21 @@ pub async fn session_user(db: &PgPool, token: &str, now: DateTime<Utc>) -> Resul
     Ok(row.map(|(id, email, display_name, step)| (User { id, email, display_name }, step == "done")))
 }
 
+/// Whether the session whose token hash is `token_hash_hex` is live (not expired, not revoked).
+pub async fn session_live(db: &PgPool, token_hash_hex: &str, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    if token_hash_hex.len() != 64 || !token_hash_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(false);
+    }
+    let live: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM sessions WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash_hex)
+    .bind(now)
+    .fetch_optional(db)
+    .await?;
+    Ok(live.is_some())
+}
+
 pub async fn revoke_session(db: &PgPool, token: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL")
         .bind(token_hash(token))

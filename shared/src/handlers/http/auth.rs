@@ -19,6 +19,7 @@ use crate::{
     adapters::postgres::{users, violated_constraint},
     app::App,
     domain::{DisplayName, Email, Password, User},
+    realtime::end_session,
     tokens::{hash_hex, random_token},
 };
 
@@ -132,6 +133,8 @@ pub async fn login(State(app): State<App>, Json(body): Json<LoginBody>) -> ApiRe
     responses((status = 204, description = "the token stops working")))]
 pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusCode> {
     users::revoke_session(&app.db, &auth.token).await?;
+    // The session's sockets end with it (tickets fetched with it are refused at the handshake).
+    end_session(&app, auth.user.id, &hash_hex(&auth.token)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,7 +144,8 @@ pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusC
               (status = 503, description = "Redis is down")))]
 pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let ticket = random_token();
-    app.redis.put_ticket(&hash_hex(&ticket), auth.user.id, app.config.ticket_ttl).await?;
+    let session = hash_hex(&auth.token);
+    app.redis.put_session_ticket(&hash_hex(&ticket), auth.user.id, &session, app.config.ticket_ttl).await?;
     Ok(Json(json!({ "ticket": ticket, "expires_in_s": app.config.ticket_ttl.as_secs() })))
 }
 
