@@ -75,6 +75,9 @@ bench_start_server() {
     export MATHIA_REDIS_PREFIX=$REDIS_PREFIX
     # Benchmarks send far more than a person: lift the 30 messages/minute/user limit.
     export MATHIA_RATE_LIMIT_PER_MIN=${MATHIA_RATE_LIMIT_PER_MIN:-1000000}
+    # …and the per-socket frame budget (100 a second): one loadgen sender stands for many people.
+    export MATHIA_WS_FRAMES_PER_S=${MATHIA_WS_FRAMES_PER_S:-1000000}
+    export MATHIA_WS_FRAME_BURST=${MATHIA_WS_FRAME_BURST:-1000000}
     export MATHIA_MASTER_KEY=${MATHIA_MASTER_KEY:-$(python3 -c 'import os, base64; print(base64.b64encode(os.urandom(32)).decode())')}
     export MATHIA_STATIC_DIR=$ROOT/static
     export RUST_LOG=${SERVER_RUST_LOG:-warn}
