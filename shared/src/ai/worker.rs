@@ -245,7 +245,7 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
         let reserved = wallet::charge(&app.db, room.workspace_id, cost, &charge_key, "AI reply").await?;
         if !matches!(reserved, wallet::Moved::New(_) | wallet::Moved::Replayed(_)) {
             let err = WsError::from(Error::InsufficientFunds {
-                message: "the workspace is out of credits: an owner can top up in Settings → Wallet".into(),
+                message: "the workspace is out of credits: ask your Mathia operator to top it up".into(),
             })
             .with_ref(trigger.client_msg_id.as_deref());
             push_to_user(app, asker.id, &ServerEvent::Error(err)).await;
