@@ -156,24 +156,44 @@ describe('Mathia full journey', () => {
     assert.ok(roomId && workspaceId, 'the room item names its room and workspace');
   });
 
-  step('A tops up the workspace in Settings → Wallet', async () => {
-    await pageA.getByTestId('settings-button').click();
-    await pageA.getByTestId('settings-dialog').waitFor({ state: 'visible', timeout: WAIT_MS });
-    await pageA.getByTestId('settings-tab-wallet').click();
-    const card = pageA.locator(`[data-testid="wallet-workspace"][data-workspace-id="${workspaceId}"]`);
-    await card.waitFor({ state: 'visible', timeout: WAIT_MS });
+  step('the operator tops up the workspace; A sees it in Settings → Wallet', async () => {
+    const openWallet = async () => {
+      await pageA.getByTestId('settings-button').click();
+      await pageA.getByTestId('settings-dialog').waitFor({ state: 'visible', timeout: WAIT_MS });
+      await pageA.getByTestId('settings-tab-wallet').click();
+      const card = pageA.locator(`[data-testid="wallet-workspace"][data-workspace-id="${workspaceId}"]`);
+      await card.waitFor({ state: 'visible', timeout: WAIT_MS });
+      return card;
+    };
+    const closeSettings = async () => {
+      await pageA.keyboard.press('Escape');
+      await pageA.getByTestId('settings-dialog').waitFor({ state: 'hidden', timeout: WAIT_MS });
+    };
+    let card = await openWallet();
     const before = await balanceCents(card);
-    await card.getByTestId('wallet-topup-amount').fill('5.00');
-    await card.getByTestId('wallet-topup-submit').click();
+    // Owners cannot credit themselves: the page offers no top-up, only who to ask.
+    assert.equal(await card.getByTestId('wallet-topup-amount').count(), 0, 'owners cannot top up');
+    await card.getByTestId('wallet-topup-note').waitFor({ state: 'visible', timeout: WAIT_MS });
+    await closeSettings();
+    // The platform operator credits with their token (scripts/e2e sets MATHIA_OPERATOR_TOKEN).
+    const credit = (token) =>
+      fetch(`${BASE}/api/wallet/credit`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token ? { 'x-operator-token': token } : {}) },
+        body: JSON.stringify({ workspace_id: workspaceId, amount_cents: 500, reason: 'Top-up', idempotency_key: `e2e-${workspaceId}` }),
+      });
+    assert.equal((await credit(null)).status, 403, 'no operator token, no credit');
+    const token = process.env.MATHIA_OPERATOR_TOKEN;
+    assert.ok(token, 'MATHIA_OPERATOR_TOKEN is set for the e2e run');
+    assert.equal((await credit(token)).status, 201);
+    card = await openWallet();
     await eventually(async () => Number(await card.getByTestId('wallet-balance').getAttribute('data-cents')) === before + 500, {
       what: 'the balance grows by 500 cents',
     });
     await eventually(async () => (await card.getByTestId('ledger-row').count()) >= 1, { what: 'a ledger row' });
-    await pageA.getByTestId('toast').first().waitFor({ state: 'visible', timeout: WAIT_MS });
     await pageA.screenshot({ path: `${SHOTS_DIR}journey-desktop-settings-wallet.png` });
     await pageA.screenshot({ path: `${SHOTS_DIR}desktop-wallet.png` }); // README
-    await pageA.keyboard.press('Escape');
-    await pageA.getByTestId('settings-dialog').waitFor({ state: 'hidden', timeout: WAIT_MS });
+    await closeSettings();
   });
 
   step('A gets an invite link', async () => {

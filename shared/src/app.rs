@@ -176,12 +176,10 @@ impl AppBuilder {
 /// The configured model, or the honest offline responder when there is none.
 fn default_ai(config: &Config) -> Arc<dyn Ai> {
     match &config.ai_base_url {
-        Some(url) => Arc::new(OpenAiCompatible::new(
-            url,
-            config.ai_api_key.clone(),
-            config.ai_model.clone(),
-            config.ai_idle_timeout,
-        )),
+        Some(url) => Arc::new(
+            OpenAiCompatible::new(url, config.ai_api_key.clone(), config.ai_model.clone(), config.ai_idle_timeout)
+                .with_max_tokens(config.ai_max_tokens),
+        ),
         None => Arc::new(OfflineResponder),
     }
 }

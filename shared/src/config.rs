@@ -24,6 +24,10 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_AI_API_KEY",
     "MATHIA_AI_MODEL",
     "MATHIA_AI_TIMEOUT_S",
+    "MATHIA_AI_MAX_TOKENS",
+    "MATHIA_AI_DEADLINE_S",
+    "MATHIA_AI_REPLY_MAX_CHARS",
+    "MATHIA_OPERATOR_TOKEN",
     "CALENDLY_BASE_URL",
     "CALENDLY_CLIENT_ID",
     "CALENDLY_CLIENT_SECRET",
@@ -107,6 +111,14 @@ pub struct Config {
     pub ai_model: Option<String>,
     /// How long the model may stay silent (before its first byte, or between chunks).
     pub ai_idle_timeout: Duration,
+    /// Sent as `max_tokens` with every model request.
+    pub ai_max_tokens: u32,
+    /// The longest a model reply may stream, start to end; then it is cut with a note.
+    pub ai_deadline: Duration,
+    /// The most characters of model text a stored reply keeps; then it is cut with a note.
+    pub ai_reply_max_chars: usize,
+    /// The platform operator's credential for `POST /api/wallet/credit`; unset → nobody may.
+    pub operator_token: Option<String>,
     pub calendly_base_url: String,
     /// Calendly's OAuth server (`https://auth.calendly.com`).
     pub calendly_auth_url: String,
@@ -206,6 +218,10 @@ impl Config {
             ai_api_key: var("MATHIA_AI_API_KEY"),
             ai_model: var("MATHIA_AI_MODEL"),
             ai_idle_timeout: Duration::from_secs(parsed("MATHIA_AI_TIMEOUT_S", 30)?),
+            ai_max_tokens: parsed("MATHIA_AI_MAX_TOKENS", 1024)?,
+            ai_deadline: Duration::from_secs(parsed("MATHIA_AI_DEADLINE_S", 120)?),
+            ai_reply_max_chars: parsed("MATHIA_AI_REPLY_MAX_CHARS", 16_000)?,
+            operator_token: var("MATHIA_OPERATOR_TOKEN"),
             calendly_base_url: var("CALENDLY_BASE_URL").unwrap_or_else(|| "https://api.calendly.com".into()),
             calendly_auth_url: var("CALENDLY_AUTH_URL").unwrap_or_else(|| "https://auth.calendly.com".into()),
             calendly_oauth: match (
@@ -244,6 +260,10 @@ impl Config {
             ai_api_key: None,
             ai_model: None,
             ai_idle_timeout: Duration::from_secs(30),
+            ai_max_tokens: 1024,
+            ai_deadline: Duration::from_secs(120),
+            ai_reply_max_chars: 16_000,
+            operator_token: None,
             calendly_base_url: "https://api.calendly.com".into(),
             calendly_auth_url: "https://auth.calendly.com".into(),
             calendly_oauth: None,

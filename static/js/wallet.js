@@ -1,12 +1,10 @@
 // Wallet (Settings → Wallet): for each workspace the user is in, its credit balance
-// (`GET /api/wallet?workspace_id=`), its ledger (`GET /api/wallet/transactions?workspace_id=`,
-// newest first), and for owners a top-up form (`POST /api/wallet/credit {workspace_id,
-// amount_cents, reason, idempotency_key}`). A top-up that fails on the network keeps its
-// idempotency key, so trying again cannot credit twice.
+// (`GET /api/wallet?workspace_id=`) and its ledger (`GET /api/wallet/transactions?workspace_id=`,
+// newest first). Credits are added by the platform operator (`POST /api/wallet/credit` with the
+// operator's token, or `mathia-local admin credit`), never from here: owners see how to get more.
 
-import { get, post, newId, asList } from './api.js';
+import { get, asList } from './api.js';
 import * as session from './session.js';
-import { toast } from './toast.js';
 import { $, el } from './dom.js';
 
 const LEDGER_LIMIT = 20;
@@ -85,7 +83,15 @@ function buildCard(workspace, mine) {
   const ledgerStatus = el('p', { class: 'muted small', role: 'status' });
 
   card.append(head, balance);
-  if (workspace.role === 'owner') card.append(topUpForm(workspace, () => load()));
+  if (workspace.role === 'owner') {
+    card.append(
+      el('p', {
+        class: 'muted small',
+        dataset: { testid: 'wallet-topup-note' },
+        text: 'Credits are added by your Mathia operator. Ask them to top up this workspace.',
+      }),
+    );
+  }
   card.append(ledgerTitle, ledger, ledgerStatus);
 
   async function load() {
@@ -127,84 +133,6 @@ function ledgerRow(entry, currency) {
     }),
     el('td', { class: 'num muted', text: entry.balance_after_cents == null ? '' : money(entry.balance_after_cents, currency) }),
   );
-}
-
-function topUpForm(workspace, reload) {
-  const form = el('form', { class: 'topup-form', noValidate: true });
-  const amountId = `topup-amount-${workspace.id}`;
-  const reasonId = `topup-reason-${workspace.id}`;
-
-  const amount = el('input', {
-    id: amountId,
-    type: 'text',
-    inputMode: 'decimal',
-    placeholder: '10.00',
-    autocomplete: 'off',
-    dataset: { testid: 'wallet-topup-amount' },
-  });
-  const amountField = el('div', { class: 'field' }, el('label', { htmlFor: amountId, text: 'Top up (amount)' }), amount);
-  const reason = el('input', {
-    id: reasonId,
-    type: 'text',
-    maxLength: 200,
-    value: 'Top-up',
-    dataset: { testid: 'wallet-topup-reason' },
-  });
-  const reasonField = el('div', { class: 'field' }, el('label', { htmlFor: reasonId, text: 'Note' }), reason);
-  const submit = el('button', {
-    type: 'submit',
-    class: 'button button-primary',
-    dataset: { testid: 'wallet-topup-submit' },
-    text: 'Add credits',
-  });
-  const error = el('p', {
-    class: 'form-error small',
-    dataset: { testid: 'wallet-topup-error' },
-    role: 'alert',
-    hidden: true,
-  });
-
-  let key = null; // kept across retries of the same top-up
-  amount.addEventListener('input', () => {
-    key = null;
-  });
-
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.hidden = true;
-    const cents = parseCents(amount.value);
-    if (!cents) {
-      error.textContent = 'Enter an amount such as 10 or 10.50.';
-      error.hidden = false;
-      amount.setAttribute('aria-invalid', 'true');
-      amount.focus();
-      return;
-    }
-    amount.removeAttribute('aria-invalid');
-    key = key || newId();
-    submit.disabled = true;
-    try {
-      const entry = await post('/api/wallet/credit', {
-        workspace_id: workspace.id,
-        amount_cents: cents,
-        reason: reason.value.trim() || 'Top-up',
-        idempotency_key: key,
-      });
-      key = null;
-      amount.value = '';
-      toast(`Added ${money(entry?.amount_cents ?? cents)} to ${workspace.name || 'the workspace'}.`, { timeout: 5000 });
-      await reload();
-    } catch (err) {
-      if (err.status && err.status !== 0 && err.status < 500) key = null; // a real answer: a new attempt is a new top-up
-      error.textContent = err.message;
-      error.hidden = false;
-    } finally {
-      submit.disabled = false;
-    }
-  });
-
-  form.append(amountField, reasonField, submit, error);
-  return form;
 }
 
 /** "10", "10.5", "10,50", "$10.00" → cents; 0 when not a positive amount. */

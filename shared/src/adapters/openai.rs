@@ -18,6 +18,7 @@ pub struct OpenAiCompatible {
     api_key: Option<String>,
     model: String,
     idle_timeout: Duration,
+    max_tokens: Option<u32>,
 }
 
 impl OpenAiCompatible {
@@ -30,7 +31,14 @@ impl OpenAiCompatible {
             api_key,
             model: model.unwrap_or_else(|| "gpt-4o-mini".into()),
             idle_timeout,
+            max_tokens: None,
         }
+    }
+
+    /// Asks for at most this many tokens per reply (`max_tokens` in each request).
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
     }
 
     async fn open(&self, body: &Value) -> Result<reqwest::Response, AiError> {
@@ -77,7 +85,10 @@ impl Ai for OpenAiCompatible {
     }
 
     async fn stream(&self, messages: Vec<ChatMessage>) -> Result<Deltas, AiError> {
-        let body = json!({ "model": self.model, "messages": messages, "stream": true });
+        let mut body = json!({ "model": self.model, "messages": messages, "stream": true });
+        if let Some(max_tokens) = self.max_tokens {
+            body["max_tokens"] = json!(max_tokens);
+        }
         let res = match self.open(&body).await {
             Err(e) if retryable(&e) => {
                 tracing::warn!(error = %e, "model request failed; retrying once");

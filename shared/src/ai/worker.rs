@@ -2,9 +2,18 @@
 //! the reply to the room in coalesced chunks, store it, bill it once.
 //!
 //! Billing rule: a reply written by the model costs `MATHIA_AI_REPLY_COST_CENTS`, charged once
-//! per job (the job id is the idempotency key) when it completes, or when it is stopped after
-//! some text was delivered. A failed reply, a stopped reply with no text, a connector's own
-//! reply and the offline responder's are free.
+//! per job (the job id is the idempotency key) when it completes, is cut at a limit, or is
+//! stopped after some text was delivered. A failed reply, a reply that ends with no text, a
+//! connector's own reply and the offline responder's are free.
+//!
+//! The charge is taken *before* the model is called (a debit keyed `ai:<job id>`, under the
+//! wallet's row lock), so concurrent asks can never spend more than the wallet holds: an ask
+//! that finds too little gets `insufficient_funds` and no model call. A reply that turns out
+//! free is refunded (a credit keyed `ai-refund:<job id>`) before its end is announced.
+//!
+//! Limits: the model is asked for at most `MATHIA_AI_MAX_TOKENS`; a reply streams for at most
+//! `MATHIA_AI_DEADLINE_S` and keeps at most `MATHIA_AI_REPLY_MAX_CHARS` characters — past
+//! either it ends with a note saying so, and is stored and billed like a completed one.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +52,29 @@ enum End {
     Completed,
     Stopped,
     Failed(String),
+    /// Ended by the deadline or the length cap.
+    Cut(Limit),
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Limit {
+    Time,
+    Length,
+}
+
+impl Limit {
+    fn note(self) -> &'static str {
+        match self {
+            Self::Time => "\n\n⚠️ The reply was cut short: it reached the time limit.",
+            Self::Length => "\n\n⚠️ The reply was cut short: it reached the length limit.",
+        }
+    }
+}
+
+/// How many characters of model text a reply may keep: the cap, less room for the note.
+fn text_budget(cap: usize) -> usize {
+    let note = Limit::Time.note().chars().count().max(Limit::Length.note().chars().count());
+    cap.saturating_sub(note)
 }
 
 /// Sends coalesced `ai_stream_chunk`s with gapless `seq`s and keeps what was sent.
@@ -53,6 +85,8 @@ struct Chunks<'a> {
     seq: u64,
     pending: String,
     sent: String,
+    /// Characters pushed so far (sent or pending).
+    chars: usize,
     last_flush: Instant,
 }
 
@@ -65,11 +99,13 @@ impl<'a> Chunks<'a> {
             seq: 0,
             pending: String::new(),
             sent: String::new(),
+            chars: 0,
             last_flush: Instant::now(),
         }
     }
 
     async fn push(&mut self, delta: &str) {
+        self.chars += delta.chars().count();
         self.pending.push_str(delta);
         if self.pending.chars().count() >= FLUSH_CHARS || self.last_flush.elapsed() >= FLUSH_EVERY {
             self.flush().await;
@@ -100,11 +136,19 @@ async fn stop_requested(app: &App, stream_id: Uuid) -> bool {
     app.redis.stop_requested(stream_id).await.unwrap_or(false)
 }
 
-/// Streams the model's answer, checking for `stop_ai` between chunks and on a timer.
-async fn stream_model(app: &App, chunks: &mut Chunks<'_>, prompt: Vec<crate::ports::ChatMessage>) -> End {
-    let mut deltas = match app.ai.stream(prompt).await {
-        Ok(d) => d,
-        Err(e) => return End::Failed(e.to_string()),
+/// Streams the model's answer, checking for `stop_ai` between chunks and on a timer, until it
+/// ends, fails, is stopped, passes `deadline` or reaches `budget` characters.
+async fn stream_model(
+    app: &App,
+    chunks: &mut Chunks<'_>,
+    prompt: Vec<crate::ports::ChatMessage>,
+    deadline: tokio::time::Instant,
+    budget: usize,
+) -> End {
+    let mut deltas = match tokio::time::timeout_at(deadline, app.ai.stream(prompt)).await {
+        Err(_) => return End::Cut(Limit::Time),
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return End::Failed(e.to_string()),
     };
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,10 +156,19 @@ async fn stream_model(app: &App, chunks: &mut Chunks<'_>, prompt: Vec<crate::por
     loop {
         tokio::select! {
             next = deltas.next() => match next {
-                Some(Ok(delta)) => chunks.push(&delta).await,
+                Some(Ok(delta)) => {
+                    let room = budget.saturating_sub(chunks.chars);
+                    if delta.chars().count() >= room {
+                        let fits: String = delta.chars().take(room).collect();
+                        chunks.push(&fits).await;
+                        return End::Cut(Limit::Length);
+                    }
+                    chunks.push(&delta).await
+                }
                 Some(Err(e)) => return End::Failed(e.to_string()),
                 None => return End::Completed,
             },
+            _ = tokio::time::sleep_until(deadline) => return End::Cut(Limit::Time),
             _ = tick.tick() => {
                 chunks.flush().await;
                 if last_stop_check.elapsed() >= STOP_CHECK_EVERY {
@@ -140,6 +193,17 @@ fn failure_text(reason: &str) -> String {
     format!(
         "\n\n⚠️ The AI model is unavailable right now ({reason}). Nothing was charged; please try again in a moment."
     )
+}
+
+/// Gives back a reserved charge for a reply that turned out free (once per job).
+async fn refund(app: &App, workspace_id: Uuid, job_id: Uuid) {
+    let key = format!("ai-refund:{job_id}");
+    let cost = app.config.ai_reply_cost_cents;
+    match wallet::apply(&app.db, workspace_id, wallet::Kind::Credit, cost, &key, "AI reply refund", None).await {
+        Ok(wallet::Moved::New(_) | wallet::Moved::Replayed(_)) => {}
+        Ok(other) => tracing::warn!(?other, "the reserved charge could not be refunded"),
+        Err(e) => tracing::error!(error = %e, "the reserved charge could not be refunded"),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
@@ -172,14 +236,16 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
     };
     let answer = connector.answer(&ctx).await?;
 
-    let billed = matches!(answer, Answer::Model { .. }) && app.ai.is_model();
+    let cost = app.config.ai_reply_cost_cents;
+    let billed = matches!(answer, Answer::Model { .. }) && app.ai.is_model() && cost > 0;
     let room =
         rooms::get(&app.db, job.room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "unknown room"))?;
     if billed {
-        let balance = wallet::get(&app.db, room.workspace_id).await?.map(|w| w.balance_cents).unwrap_or(0);
-        if balance < app.config.ai_reply_cost_cents {
+        let charge_key = format!("ai:{}", job.job_id);
+        let reserved = wallet::charge(&app.db, room.workspace_id, cost, &charge_key, "AI reply").await?;
+        if !matches!(reserved, wallet::Moved::New(_) | wallet::Moved::Replayed(_)) {
             let err = WsError::from(Error::InsufficientFunds {
-                message: "the workspace is out of credits: an owner can top up in Settings → Wallet".into(),
+                message: "the workspace is out of credits: ask your Mathia operator to top it up".into(),
             })
             .with_ref(trigger.client_msg_id.as_deref());
             push_to_user(app, asker.id, &ServerEvent::Error(err)).await;
@@ -205,20 +271,39 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
             (End::Completed, None)
         }
         Answer::Model { instruction, keep_as, history } => {
+            let deadline = tokio::time::Instant::now() + app.config.ai_deadline;
             let prompt =
-                context::build(app, job.room_id, asker.id, &asker.display_name, instruction.as_deref(), history)
-                    .await?;
-            let end = stream_model(app, &mut chunks, prompt).await;
-            if let End::Failed(reason) = &end {
-                tracing::warn!(%reason, "model failed");
-                chunks.push(&failure_text(reason)).await;
-            }
+                match context::build(app, job.room_id, asker.id, &asker.display_name, instruction.as_deref(), history)
+                    .await
+                {
+                    Ok(prompt) => prompt,
+                    Err(e) => {
+                        if billed {
+                            refund(app, room.workspace_id, job.job_id).await;
+                        }
+                        return Err(e);
+                    }
+                };
+            let budget = text_budget(app.config.ai_reply_max_chars);
+            let end = stream_model(app, &mut chunks, prompt, deadline, budget).await;
             (end, keep_as)
         }
     };
     chunks.flush().await;
     let had_text = !chunks.sent.trim().is_empty();
-    if !had_text {
+    match &end {
+        End::Failed(reason) => {
+            tracing::warn!(%reason, "model failed");
+            chunks.push(&failure_text(reason)).await;
+        }
+        End::Cut(limit) if had_text => {
+            tracing::info!(?limit, "reply cut at a limit");
+            chunks.push(limit.note()).await;
+        }
+        _ => {}
+    }
+    chunks.flush().await;
+    if chunks.sent.trim().is_empty() {
         // A message is never empty: an answer with no text (say, stopped at once) reads "…".
         chunks.push("…").await;
         chunks.flush().await;
@@ -229,19 +314,15 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
         stopped: end == End::Stopped,
         ..NewMessage::system(job.room_id, chunks.sent.clone(), app.clock.now())
     };
+    // Settled before the end is announced, so whoever sees `ai_stream_end` sees the balance too.
+    let delivered_text = had_text && !matches!(end, End::Failed(_));
+    if billed && !delivered_text {
+        refund(app, room.workspace_id, job.job_id).await;
+    }
     let Stored::New(message) = messages::store_one(&app.db, &app.keyring, reply).await? else {
         return Err(Error::internal(anyhow::anyhow!("the reply was not stored")));
     };
     let reply_id = message.id;
-    // Billed before the end is announced, so whoever sees `ai_stream_end` sees the charge too.
-    let delivered_text = had_text && !matches!(end, End::Failed(_));
-    if billed && delivered_text {
-        let key = format!("ai:{}", job.job_id);
-        match wallet::charge(&app.db, room.workspace_id, app.config.ai_reply_cost_cents, &key, "AI reply").await? {
-            wallet::Moved::New(_) | wallet::Moved::Replayed(_) => {}
-            other => tracing::warn!(?other, "the reply could not be billed"),
-        }
-    }
     push_to_room(
         app,
         job.room_id,
@@ -254,6 +335,8 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
         End::Completed => "completed",
         End::Stopped => "stopped",
         End::Failed(_) => "failed",
+        End::Cut(Limit::Time) => "cut_time",
+        End::Cut(Limit::Length) => "cut_length",
     };
     if let (End::Completed, Some(kind)) = (&end, keep_as) {
         let note =

@@ -21,7 +21,7 @@ export const ERROR_TEXT = {
   not_member: 'You are not a member of this room any more.',
   muted: 'You are muted in this room for now.',
   too_large: 'That message is too long.',
-  insufficient_funds: 'The workspace is out of credits — top up in Settings → Wallet.',
+  insufficient_funds: 'The workspace is out of credits — ask your Mathia operator to top it up.',
   onboarding_incomplete: 'Finish setting up your account before chatting.',
   forbidden: 'You can only change your own messages.',
   not_found: 'That message no longer exists.',

@@ -38,8 +38,12 @@ async fn ai_replies(t: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM messages WHERE kind = 'ai'").fetch_one(&t.db().await).await.unwrap()
 }
 
+/// Replies paid for: charges not refunded.
 async fn charges(t: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'AI reply'")
+    sqlx::query_scalar(
+        "SELECT (count(*) FILTER (WHERE reason = 'AI reply') - count(*) FILTER (WHERE reason = 'AI reply refund'))::bigint
+         FROM ledger_entries",
+    )
         .fetch_one(&t.db().await)
         .await
         .unwrap()
@@ -257,6 +261,14 @@ async fn provider_failures_end_clearly_and_charge_nothing() {
         a.assert_alive().await;
     }
     assert_eq!(charges(&t).await, 0);
+    let balance: i64 = sqlx::query_scalar(
+        "SELECT balance_cents FROM wallets w JOIN rooms r ON r.workspace_id = w.workspace_id WHERE r.id = $1",
+    )
+    .bind(room.id)
+    .fetch_one(&t.db().await)
+    .await
+    .unwrap();
+    assert_eq!(balance, 500, "failed replies cost nothing in the end");
     assert_eq!(ai_replies(&t).await, 3);
     assert!(model.requests().len() >= 4, "a 500 is retried once");
 }
@@ -340,4 +352,123 @@ async fn summarize_posts_the_models_summary_and_keeps_it_as_an_insight() {
         prompt.contains("Summarize this room's conversation from today") && prompt.contains("we ship on Friday"),
         "{prompt}"
     );
+}
+
+async fn balance_of_room(t: &TestApp, room_id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT w.balance_cents FROM wallets w JOIN rooms r ON r.workspace_id = w.workspace_id WHERE r.id = $1",
+    )
+    .bind(room_id)
+    .fetch_one(&t.db().await)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_asks_call_the_model_only_as_often_as_the_wallet_pays() {
+    const PAID: usize = 3;
+    const ASKS: usize = 15;
+    let model = FakeModel::start(FakeModel::words("A paid answer, slowly.", Duration::from_millis(30))).await;
+    let url = model.base_url.clone();
+    let t = TestApp::spawn_with(|c| {
+        c.ai_base_url = Some(url);
+        c.welcome_credit_cents = PAID as i64;
+        c.rate_limit_per_min = 1000;
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    for i in 0..ASKS {
+        a.send(json!({"action": "new_message", "room_id": room.id, "body": format!("@mathia question {i}"), "client_msg_id": format!("q{i}")})).await;
+    }
+    let (mut ends, mut broke) = (0, 0);
+    while ends + broke < ASKS {
+        let ev = a.recv().await;
+        match ev["type"].as_str().unwrap() {
+            "ai_stream_end" => ends += 1,
+            "error" => {
+                assert_eq!(ev["code"], "insufficient_funds", "{ev}");
+                broke += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(model.requests().len(), PAID, "one model call per paid reply");
+    assert_eq!((ends, broke), (PAID, ASKS - PAID));
+    assert_eq!(balance_of_room(&t, room.id).await, 0, "spent exactly, never below zero");
+    a.assert_alive().await;
+}
+
+#[tokio::test]
+async fn every_model_request_carries_max_tokens() {
+    let model = FakeModel::start(FakeModel::words("Short.", Duration::ZERO)).await;
+    let url = model.base_url.clone();
+    let t = TestApp::spawn_with(|c| {
+        c.ai_base_url = Some(url);
+        c.ai_max_tokens = 77;
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia hi", "client_msg_id": "m"})).await;
+    read_stream(&mut a).await;
+    assert_eq!(model.requests()[0]["max_tokens"], 77);
+}
+
+/// Reads the next stream, failing if it does not end within `limit`.
+async fn stream_within(ws: &mut WsClient, limit: Duration) -> (Value, Vec<Value>, Value) {
+    tokio::time::timeout(limit, read_stream(ws)).await.expect("the stream ends")
+}
+
+#[tokio::test]
+async fn a_model_that_never_stops_is_cut_at_the_reply_cap_and_stored() {
+    let model = FakeModel::start(Behaviour::Forever { delta: "blah ".into(), delay: Duration::from_millis(1) }).await;
+    let url = model.base_url.clone();
+    let t = TestApp::spawn_with(|c| {
+        c.ai_base_url = Some(url);
+        c.ai_reply_max_chars = 300;
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia talk forever", "client_msg_id": "f"}))
+        .await;
+    let (_, chunks, end) = stream_within(&mut a, Duration::from_secs(15)).await;
+    let body = end["message"]["body"].as_str().unwrap();
+    assert_eq!(body, joined(&chunks));
+    assert!(body.chars().count() <= 300, "{} characters", body.chars().count());
+    assert!(body.starts_with("blah blah") && body.contains("length limit"), "{body}");
+    let history: Value =
+        t.get(Some(&ana.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
+    assert_eq!(history["messages"].as_array().unwrap().last().unwrap(), &end["message"], "stored as ended");
+    assert_eq!(charges(&t).await, 1, "a cut reply delivered text: billed once");
+    a.assert_alive().await;
+}
+
+#[tokio::test]
+async fn a_model_that_never_stops_is_cut_at_the_deadline_and_stored() {
+    let model = FakeModel::start(Behaviour::Forever { delta: "slow ".into(), delay: Duration::from_millis(50) }).await;
+    let url = model.base_url.clone();
+    let t = TestApp::spawn_with(|c| {
+        c.ai_base_url = Some(url);
+        c.ai_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let asked = std::time::Instant::now();
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia talk slowly forever", "client_msg_id": "d"})).await;
+    let (_, chunks, end) = stream_within(&mut a, Duration::from_secs(15)).await;
+    assert!(asked.elapsed() < Duration::from_secs(5), "ended at the deadline, after {:?}", asked.elapsed());
+    let body = end["message"]["body"].as_str().unwrap();
+    assert_eq!(body, joined(&chunks));
+    assert!(body.starts_with("slow slow") && body.contains("time limit"), "{body}");
+    let history: Value =
+        t.get(Some(&ana.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
+    assert_eq!(history["messages"].as_array().unwrap().last().unwrap(), &end["message"], "stored as ended");
+    a.assert_alive().await;
 }

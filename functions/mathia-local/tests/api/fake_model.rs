@@ -36,6 +36,11 @@ pub enum Behaviour {
         first: Vec<String>,
         rest: Vec<String>,
     },
+    /// Streams `delta` again and again, `delay` apart, and never ends.
+    Forever {
+        delta: String,
+        delay: Duration,
+    },
 }
 
 #[derive(Clone)]
@@ -82,6 +87,15 @@ async fn completions(State(model): State<FakeModel>, body: axum::body::Bytes) ->
             })
             .flatten();
             sse_response(first.chain(rest).boxed())
+        }
+        Behaviour::Forever { delta, delay } => {
+            let events = futures::stream::repeat(sse(&delta))
+                .then(move |e| async move {
+                    tokio::time::sleep(delay).await;
+                    e
+                })
+                .boxed();
+            sse_response(events)
         }
         Behaviour::Stream { deltas, delay } => {
             let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n".to_owned();

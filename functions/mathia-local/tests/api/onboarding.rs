@@ -120,3 +120,54 @@ async fn joining_by_invite_code_lands_in_the_room_and_the_workspace() {
     assert_eq!(ws.recv_type("error").await["code"], "onboarding_incomplete");
     ws.assert_alive().await;
 }
+
+async fn owned_workspaces(t: &TestApp, user: uuid::Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM workspaces WHERE owner_id = $1")
+        .bind(user)
+        .fetch_one(&t.db().await)
+        .await
+        .unwrap()
+}
+
+async fn welcome_credits(t: &TestApp, user: uuid::Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(l.amount_cents), 0)::bigint FROM ledger_entries l JOIN workspaces w ON w.id = l.workspace_id
+         WHERE w.owner_id = $1 AND l.reason = 'welcome credit'",
+    )
+    .bind(user)
+    .fetch_one(&t.db().await)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_workspace_step_replayed_after_onboarding_is_refused_and_welcomes_once() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    assert_eq!((owned_workspaces(&t, ana.id).await, welcome_credits(&t, ana.id).await), (1, 500));
+    for body in [json!({"name": "Second"}), json!({"name": "Third"}), json!({"name": "Second"})] {
+        let res = t.put(&ana.token, "/api/onboarding/workspace", body).await;
+        assert_eq!(res.status(), 409);
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "onboarding_complete");
+    }
+    assert_eq!((owned_workspaces(&t, ana.id).await, welcome_credits(&t, ana.id).await), (1, 500), "one welcome credit");
+    let me: Value = t.get(Some(&ana.token), "/api/me").await.json().await.unwrap();
+    assert_eq!(me["onboarding"], json!({"step": "done", "completed": true}), "the finished step stays done");
+
+    // The step sent many times at once, before it was done: one workspace, one welcome credit.
+    let ben = t.register_only("Ben").await;
+    for (path, body) in [
+        ("/api/onboarding/profile", json!({"display_name": "Ben", "timezone": "Europe/Paris"})),
+        ("/api/onboarding/goals", json!({"goals": ["ship"]})),
+    ] {
+        assert_eq!(t.put(&ben.token, path, body).await.status(), 200);
+    }
+    let answers = futures::future::join_all(
+        (0..8).map(|i| t.put(&ben.token, "/api/onboarding/workspace", json!({"name": format!("Ben {i}")}))),
+    )
+    .await;
+    let ok = answers.iter().filter(|r| r.status() == 200).count();
+    assert_eq!(ok, 1, "{:?}", answers.iter().map(|r| r.status()).collect::<Vec<_>>());
+    assert!(answers.iter().all(|r| r.status() == 200 || r.status() == 409));
+    assert_eq!((owned_workspaces(&t, ben.id).await, welcome_credits(&t, ben.id).await), (1, 500));
+}

@@ -63,6 +63,16 @@ pub async fn step(db: &PgPool, user_id: Uuid) -> Result<Step, sqlx::Error> {
     Ok(Step::parse(&s))
 }
 
+/// The step, with the person's row locked until the transaction ends: steps that must happen
+/// once (creating the workspace) check and advance under it.
+pub async fn step_for_update(tx: &mut Transaction<'_, Postgres>, user_id: Uuid) -> Result<Step, sqlx::Error> {
+    let s: String = sqlx::query_scalar("SELECT onboarding_step FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Step::parse(&s))
+}
+
 /// Moves the step forward from `from` (never backwards: re-saving an earlier step later, from
 /// Settings, keeps the person where they are).
 pub async fn advance(tx: &mut Transaction<'_, Postgres>, user_id: Uuid, from: Step) -> Result<(), sqlx::Error> {

@@ -187,3 +187,47 @@ pub async fn charge(
 ) -> Result<Moved, sqlx::Error> {
     apply(db, workspace_id, Kind::Debit, cents, key, reason, None).await
 }
+
+/// The welcome credit, once per person: inside the transaction that creates `workspace_id`
+/// (whose wallet is new, so nothing else moves it), if `user_id` was never welcomed before.
+/// Returns whether it was credited.
+pub async fn welcome_in(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    workspace_id: Uuid,
+    cents: i64,
+) -> Result<bool, sqlx::Error> {
+    if cents <= 0 {
+        return Ok(false);
+    }
+    let first: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO welcome_credits (user_id, workspace_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id",
+    )
+    .bind(user_id)
+    .bind(workspace_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if first.is_none() {
+        return Ok(false);
+    }
+    let balance: i64 = sqlx::query_scalar(
+        "UPDATE wallets SET balance_cents = balance_cents + $2, updated_at = now() WHERE workspace_id = $1
+         RETURNING balance_cents",
+    )
+    .bind(workspace_id)
+    .bind(cents)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ledger_entries (id, workspace_id, kind, amount_cents, balance_after_cents, reason, idempotency_key)
+         VALUES ($1, $2, 'credit', $3, $4, 'welcome credit', $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(workspace_id)
+    .bind(cents)
+    .bind(balance)
+    .bind(format!("welcome:user:{user_id}"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}

@@ -147,7 +147,9 @@ pub async fn workspace(
     auth: AuthUser,
     Json(body): Json<WorkspaceBody>,
 ) -> ApiResult<Json<Value>> {
-    require_step(&app, auth.user.id, Step::Workspace, "the workspace").await?;
+    if require_step(&app, auth.user.id, Step::Workspace, "the workspace").await? == Step::Done {
+        return Err(already_done());
+    }
     let name = body.name.filter(|n| !n.trim().is_empty());
     let code = body.invite_code.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
     let (workspace_id, role) = match (name, code) {
@@ -191,17 +193,26 @@ pub async fn workspace(
     Ok(Json(answer))
 }
 
-/// A new workspace: its owner, its wallet with the welcome credit, and a first room.
+fn already_done() -> ApiError {
+    ApiError::conflict(
+        "onboarding_complete",
+        "onboarding is done: create rooms in your workspace, or accept invites to join others",
+    )
+}
+
+/// Onboarding's workspace: its owner, its wallet (with the welcome credit, once per person), a
+/// first room, and the step moved to done — in one transaction that holds the person's row, so
+/// the step sent twice (or replayed later) creates nothing more.
 pub async fn create_workspace(app: &App, owner: &User, name: &str) -> ApiResult<Uuid> {
     let mut tx = app.db.begin().await?;
+    if onboarding::step_for_update(&mut tx, owner.id).await? != Step::Workspace {
+        return Err(already_done());
+    }
     let workspace_id = workspaces::create(&mut tx, name, owner.id).await?;
     crate::chat::rooms::create_in(app, &mut tx, workspace_id, "general", owner.id).await?;
+    let welcomed = wallet::welcome_in(&mut tx, owner.id, workspace_id, app.config.welcome_credit_cents).await?;
+    onboarding::advance(&mut tx, owner.id, Step::Workspace).await?;
     tx.commit().await?;
-    let welcome = app.config.welcome_credit_cents;
-    if welcome > 0 {
-        let key = format!("welcome:{workspace_id}");
-        wallet::apply(&app.db, workspace_id, wallet::Kind::Credit, welcome, &key, "welcome credit", None).await?;
-    }
-    tracing::info!(%workspace_id, "workspace created");
+    tracing::info!(%workspace_id, welcomed, "workspace created");
     Ok(workspace_id)
 }

@@ -1,8 +1,14 @@
-//! The workspace wallet: balance and ledger for members, credit and debit for owners.
+//! The workspace wallet: balance and ledger for members, debits for owners, credits for the
+//! platform operator only (the `X-Operator-Token` header matching `MATHIA_OPERATOR_TOKEN`;
+//! with none configured nobody credits over HTTP — `mathia-local admin credit` does).
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
@@ -76,11 +82,21 @@ pub struct MoveBody {
     idempotency_key: String,
 }
 
-async fn movement(app: &App, auth: &AuthUser, body: MoveBody, kind: Kind) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (workspace_id, role) = member_workspace(app, auth.user.id, Some(body.workspace_id)).await?;
-    if !access::may_move_money(role) {
-        return Err(ApiError::forbidden("owner_only", "only the workspace's owner can move money"));
-    }
+/// The header that carries the operator's credential.
+pub const OPERATOR_HEADER: &str = "x-operator-token";
+
+/// Whether the request carries the configured operator token. Both sides are hashed first, so
+/// the comparison takes the same time whatever the length or the first differing byte.
+fn is_operator(app: &App, headers: &HeaderMap) -> bool {
+    let (Some(expected), Some(given)) = (app.config.operator_token.as_deref(), headers.get(OPERATOR_HEADER)) else {
+        return false;
+    };
+    let (a, b) = (Sha256::digest(expected.as_bytes()), Sha256::digest(given.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 && !expected.is_empty()
+}
+
+/// The body's amount, reason and key, checked.
+fn checked(body: &MoveBody) -> ApiResult<(&str, &str)> {
     if !(1..=MAX_AMOUNT_CENTS).contains(&body.amount_cents) {
         return Err(Invalid::new("amount_cents", format!("must be between 1 and {MAX_AMOUNT_CENTS}")).into());
     }
@@ -92,9 +108,20 @@ async fn movement(app: &App, auth: &AuthUser, body: MoveBody, kind: Kind) -> Api
     if key.is_empty() || key.len() > 200 {
         return Err(Invalid::new("idempotency_key", "must be 1 to 200 characters").into());
     }
-    match wallet::apply(&app.db, workspace_id, kind, body.amount_cents, key, reason, Some(auth.user.id)).await? {
+    Ok((reason, key))
+}
+
+async fn movement(
+    app: &App,
+    workspace_id: Uuid,
+    body: &MoveBody,
+    kind: Kind,
+    by: Option<Uuid>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (reason, key) = checked(body)?;
+    match wallet::apply(&app.db, workspace_id, kind, body.amount_cents, key, reason, by).await? {
         Moved::New(entry) => {
-            tracing::info!(%workspace_id, kind = entry.kind, amount = entry.amount_cents, "wallet movement");
+            tracing::info!(%workspace_id, kind = entry.kind, amount = entry.amount_cents, operator = by.is_none(), "wallet movement");
             Ok((StatusCode::CREATED, Json(json!(entry))))
         }
         Moved::Replayed(entry) => Ok((StatusCode::OK, Json(json!(entry)))),
@@ -112,13 +139,17 @@ async fn movement(app: &App, auth: &AuthUser, body: MoveBody, kind: Kind) -> Api
 
 #[utoipa::path(post, path = "/api/wallet/credit", tag = "wallet",
     responses((status = 201, description = "the ledger entry"), (status = 200, description = "the entry of an earlier request with this key"),
-              (status = 403, description = "`owner_only`")))]
+              (status = 403, description = "`operator_only`: the `X-Operator-Token` header is missing or wrong, or no operator token is configured"),
+              (status = 404, description = "`no_wallet`")))]
 pub async fn credit(
     State(app): State<App>,
-    auth: AuthUser,
+    headers: HeaderMap,
     Json(body): Json<MoveBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    movement(&app, &auth, body, Kind::Credit).await
+    if !is_operator(&app, &headers) {
+        return Err(ApiError::forbidden("operator_only", "credits are added by the platform operator"));
+    }
+    movement(&app, body.workspace_id, &body, Kind::Credit, None).await
 }
 
 #[utoipa::path(post, path = "/api/wallet/debit", tag = "wallet",
@@ -129,5 +160,9 @@ pub async fn debit(
     auth: AuthUser,
     Json(body): Json<MoveBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    movement(&app, &auth, body, Kind::Debit).await
+    let (workspace_id, role) = member_workspace(&app, auth.user.id, Some(body.workspace_id)).await?;
+    if !access::may_move_money(role) {
+        return Err(ApiError::forbidden("owner_only", "only the workspace's owner can move money"));
+    }
+    movement(&app, workspace_id, &body, Kind::Debit, Some(auth.user.id)).await
 }
