@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     adapters::postgres::{
+        moderation,
         onboarding::{self, Step},
         rooms, users,
     },
@@ -64,6 +65,25 @@ pub async fn require_member(app: &App, room_id: Uuid, user_id: Uuid) -> crate::R
         return Ok(());
     }
     Err(not_member(app, user_id).await)
+}
+
+/// `Ok` unless `user_id` is muted in `room_id` now; then `muted`, with when the mute ends.
+pub async fn require_unmuted(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<()> {
+    let now = app.clock.now();
+    match moderation::muted_until(&app.db, room_id, user_id, now).await? {
+        Some(until) => Err(Error::Muted {
+            until,
+            retry_after: (until - now).to_std().unwrap_or(std::time::Duration::from_millis(1)),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `Ok` when `user_id` may change what `room_id` holds (edit, react, add notes, share files):
+/// a member ([`require_member`]) who is not muted ([`require_unmuted`]).
+pub async fn require_speaker(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<()> {
+    require_member(app, room_id, user_id).await?;
+    require_unmuted(app, room_id, user_id).await
 }
 
 /// Why someone is not let in: `onboarding_incomplete` when they have not finished onboarding,

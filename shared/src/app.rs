@@ -31,6 +31,15 @@ pub trait AfterStore: Send + Sync {
     fn name(&self) -> &'static str;
     /// Runs on every new message; an error is reported to the sender (the message stays sent).
     async fn run(&self, app: &App, message: &crate::domain::Message) -> crate::Result<()>;
+    /// Runs on a message its author edited, as it now reads (moderation looks again).
+    async fn after_edit(&self, _app: &App, _message: &crate::domain::Message) -> crate::Result<()> {
+        Ok(())
+    }
+    /// Runs on a message just deleted, with the body it had (moderation judges it now: a
+    /// deleted message is never read again).
+    async fn after_delete(&self, _app: &App, _message: &crate::domain::Message) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 pub struct AppInner {

@@ -102,6 +102,10 @@ pub struct Config {
     pub redis_prefix: String,
     pub master_key: [u8; 32],
     pub rate_limit_per_min: u32,
+    /// Wrong passwords for one account in a sliding minute before its logins are refused (429).
+    pub login_failures_per_account: u32,
+    /// Wrong passwords from one client address in a sliding minute before its logins are refused.
+    pub login_failures_per_address: u32,
     pub moderation_batch_size: u32,
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
@@ -211,6 +215,8 @@ impl Config {
             redis_prefix: var("MATHIA_REDIS_PREFIX").unwrap_or_else(|| "mathia:".into()),
             master_key,
             rate_limit_per_min: parsed("MATHIA_RATE_LIMIT_PER_MIN", 30)?,
+            login_failures_per_account: parsed("MATHIA_LOGIN_FAILURES_PER_ACCOUNT", 10)?,
+            login_failures_per_address: parsed("MATHIA_LOGIN_FAILURES_PER_ADDRESS", 50)?,
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
@@ -253,6 +259,8 @@ impl Config {
             redis_prefix: "mathia:".into(),
             master_key,
             rate_limit_per_min: 30,
+            login_failures_per_account: 10,
+            login_failures_per_address: 50,
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,

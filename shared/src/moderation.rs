@@ -4,7 +4,9 @@
 //! message (`rustrict` always, the model too when one is configured), records one flag per
 //! offending message and classifier, and mutes someone whose strikes reach `STRIKES_TO_MUTE`
 //! within `STRIKE_WINDOW` — for a period that doubles with each mute. Without Redis, messages
-//! are queued for moderation one by one: nothing is lost.
+//! are queued for moderation one by one: nothing is lost. An edited message is buffered again
+//! (the worker reads the body as it is then); a deleted one is judged at delete time, with the
+//! body it had, since its batch will no longer find it.
 
 use std::time::Duration;
 
@@ -53,6 +55,27 @@ impl crate::app::AfterStore for Buffer {
         buffer(app, message.room_id, message.id).await;
         Ok(())
     }
+
+    /// An edit is judged again, as it now reads: the worker reads the current body.
+    async fn after_edit(&self, app: &App, message: &crate::domain::Message) -> crate::Result<()> {
+        buffer(app, message.room_id, message.id).await;
+        Ok(())
+    }
+
+    async fn after_delete(&self, app: &App, message: &crate::domain::Message) -> crate::Result<()> {
+        moderate_deleted(app, message).await
+    }
+}
+
+/// A deleted message is judged at once, with the body it had: its batch, read later, no longer
+/// finds it (the ciphertext is gone), and deleting must not hide what was said. Only the filter
+/// judges it here — the model is asked in batches.
+pub async fn moderate_deleted(app: &App, message: &crate::domain::Message) -> crate::Result<()> {
+    let (crate::domain::MessageKind::User, Some(author)) = (message.kind, message.author.as_ref()) else {
+        return Ok(());
+    };
+    let Some(finding) = classify(&message.body) else { return Ok(()) };
+    record(app, message.room_id, &[(message.id, author.id, finding)], app.clock.now()).await
 }
 
 /// Buffers a stored message for moderation (called on the hot path; never fails it).
@@ -182,13 +205,26 @@ pub async fn handle(app: &App, job: ModerationJob) -> crate::Result<()> {
     let mut findings: Vec<(Uuid, Finding)> =
         batch.iter().filter_map(|m| classify(&m.body).map(|f| (m.id, f))).collect();
     findings.extend(classify_with_model(app, &batch).await);
+    let findings: Vec<(Uuid, Uuid, Finding)> = findings
+        .into_iter()
+        .filter_map(|(id, f)| batch.iter().find(|m| m.id == id).map(|m| (id, m.author_id, f)))
+        .collect();
+    record(app, job.room_id, &findings, now).await?;
+    tracing::info!(flagged = findings.len(), "batch moderated");
+    Ok(())
+}
+
+/// Flags each `(message, author, finding)` once per message and classifier — an edited message
+/// flagged before stays one strike: strikes count messages, not versions — and mutes whoever
+/// reached `STRIKES_TO_MUTE`.
+async fn record(app: &App, room_id: Uuid, findings: &[(Uuid, Uuid, Finding)], now: DateTime<Utc>) -> crate::Result<()> {
     let mut offenders = Vec::new();
-    for (message_id, finding) in &findings {
-        let Some(author_id) = batch.iter().find(|m| m.id == *message_id).map(|m| m.author_id) else { continue };
+    for (message_id, author_id, finding) in findings {
+        let author_id = *author_id;
         moderation::flag(
             &app.db,
             *message_id,
-            job.room_id,
+            room_id,
             author_id,
             finding.category,
             finding.severity,
@@ -201,12 +237,11 @@ pub async fn handle(app: &App, job: ModerationJob) -> crate::Result<()> {
         }
     }
     for user_id in offenders {
-        let strikes = moderation::strikes(&app.db, job.room_id, user_id, now - STRIKE_WINDOW).await?;
+        let strikes = moderation::strikes(&app.db, room_id, user_id, now - STRIKE_WINDOW).await?;
         if strikes >= STRIKES_TO_MUTE {
-            mute(app, job.room_id, user_id, strikes, now).await?;
+            mute(app, room_id, user_id, strikes, now).await?;
         }
     }
-    tracing::info!(flagged = findings.len(), "batch moderated");
     Ok(())
 }
 

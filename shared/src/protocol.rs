@@ -27,6 +27,8 @@ pub enum WsErrorCode {
     NotFound,
     Unavailable,
     Internal,
+    /// A reaction past a message's caps (per person, distinct emoji).
+    TooManyReactions,
 }
 
 /// An `error` event. The connection stays open after every one of them.
@@ -80,6 +82,7 @@ impl From<crate::error::Error> for WsError {
         e.log();
         let millis = |d: std::time::Duration| (d.as_millis() as u64).max(1);
         match e {
+            E::Conflict { code: "too_many_reactions", message } => Self::new(WsErrorCode::TooManyReactions, message),
             E::Invalid { message, .. } | E::Conflict { message, .. } => Self::bad_request(message),
             E::NotFound { message, .. } => Self::new(WsErrorCode::NotFound, message),
             E::Forbidden { code, message } => Self::new(
@@ -123,6 +126,9 @@ pub enum ServerEvent {
         room_id: Uuid,
         messages: Vec<Message>,
         online: Vec<OnlineUser>,
+        /// Older messages were left out (to keep the event under the frame limit, or past 50).
+        #[serde(default)]
+        has_more: bool,
     },
     Ack {
         client_msg_id: String,

@@ -145,7 +145,8 @@ impl Local {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });
-        axum::serve(listener, router)
+        // The peer's address reaches handlers (the login throttle counts per address).
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 signal.await;
                 let _ = tx.send(true);

@@ -1,5 +1,5 @@
 //! Redis: short-lived, high-churn state — one-time WebSocket tickets, the message rate limit,
-//! typing throttles. Connected lazily and reconnected by the connection manager, so Mathia
+//! login throttles, typing throttles. Connected lazily and reconnected by the connection manager, so Mathia
 //! starts and serves HTTP while Redis is down; every call then fails fast with `RedisDown`.
 
 use std::time::Duration;
@@ -54,11 +54,29 @@ redis.call('PEXPIRE', key, window)
 return 0
 ";
 
+// A throttle that only counts failures: whether `limit` of them happened in the window (and
+// when the oldest that matters leaves it), without counting this attempt. The same sorted set
+// as the rate limit, written by `note_failure`.
+const THROTTLE_CHECK_LUA: &str = r"
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local n = redis.call('ZCARD', key)
+if n < limit then return 0 end
+local oldest = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+local retry = tonumber(oldest[2]) + window - now
+if retry < 1 then retry = 1 end
+return retry
+";
+
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
     conn: Mutex<Option<ConnectionManager>>,
     rate_limit: Script,
+    throttle_check: Script,
     take_batch: Script,
 }
 
@@ -69,6 +87,7 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             conn: Mutex::new(None),
             rate_limit: Script::new(RATE_LIMIT_LUA),
+            throttle_check: Script::new(THROTTLE_CHECK_LUA),
             take_batch: Script::new(TAKE_BATCH_LUA),
         })
     }
@@ -157,6 +176,40 @@ impl RedisStore {
             .invoke_async(&mut conn)
             .await?;
         Ok(if retry > 0 { RateDecision::Limited { retry_after_ms: retry as u64 } } else { RateDecision::Allowed })
+    }
+
+    /// Whether `subject` had `limit` failures within `window` (login throttles); counts nothing.
+    pub async fn throttled(
+        &self,
+        subject: &str,
+        now_ms: i64,
+        window: Duration,
+        limit: u32,
+    ) -> Result<RateDecision, RedisDown> {
+        let mut conn = self.conn().await?;
+        let retry: i64 = self
+            .throttle_check
+            .key(self.key(&format!("rl:{subject}")))
+            .arg(now_ms)
+            .arg(window.as_millis() as i64)
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if retry > 0 { RateDecision::Limited { retry_after_ms: retry as u64 } } else { RateDecision::Allowed })
+    }
+
+    /// Counts one failure of `subject` for [`Self::throttled`], kept for `window`.
+    pub async fn note_failure(&self, subject: &str, now_ms: i64, window: Duration) -> Result<(), RedisDown> {
+        let key = self.key(&format!("rl:{subject}"));
+        let mut conn = self.conn().await?;
+        let _: () = redis::pipe()
+            .zadd(&key, Uuid::new_v4().to_string(), now_ms)
+            .ignore()
+            .pexpire(&key, window.as_millis() as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// True at most once per `every` for a (user, room): repeated "still typing" signals are

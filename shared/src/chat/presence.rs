@@ -26,14 +26,18 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     access::require_member(app, room_id, conn.user_id).await?;
     let already_here = app.connections.in_room(room_id).await?.iter().any(|c| c.user_id == conn.user_id);
     app.connections.join(&conn.id, room_id).await?;
-    let page = messages::page(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY).await?;
     let mut online: Vec<OnlineUser> = Vec::new();
     for c in app.connections.in_room(room_id).await? {
         if !online.iter().any(|o| o.user_id == c.user_id) {
             online.push(OnlineUser { user_id: c.user_id, display_name: c.display_name });
         }
     }
-    send_event(app, conn.into(), &ServerEvent::RoomJoined { room_id, messages: page.messages, online }).await;
+    // The whole event stays under the frame limit: who is online takes its share first.
+    let online_bytes = serde_json::to_vec(&online).map_or(0, |v| v.len());
+    let budget = messages::PAGE_MAX_BYTES.saturating_sub(online_bytes);
+    let page = messages::page_within(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY, budget).await?;
+    let event = ServerEvent::RoomJoined { room_id, messages: page.messages, online, has_more: page.more };
+    send_event(app, conn.into(), &event).await;
     crate::reminders::deliver_missed(app, conn.user_id, &conn.id, conn.endpoint.as_deref()).await;
     if !already_here {
         let event = ServerEvent::PresenceUpdate {

@@ -240,10 +240,10 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<Option<
             Ok(())
         }
         ClientAction::EditMessage { room_id, message_id, body } => {
-            chat::change::edit(app, conn.user_id, room_id, message_id, &body).await
+            chat::change::edit(app, conn.user_id, room_id, message_id, &body, after_store).await
         }
         ClientAction::DeleteMessage { room_id, message_id } => {
-            chat::change::delete(app, conn.user_id, room_id, message_id).await
+            chat::change::delete(app, conn.user_id, room_id, message_id, after_store).await
         }
         ClientAction::React { room_id, message_id, emoji, on } => {
             chat::change::react(app, conn.user_id, room_id, message_id, &emoji, on).await

@@ -81,6 +81,14 @@ pub async fn deliver(app: &App, job: ReminderJob) -> crate::Result<()> {
         .await?
         .map(|u| u.display_name)
         .unwrap_or_default();
+    // A muted person's reminder reaches them, not the room: it would speak for them.
+    if crate::adapters::postgres::moderation::muted_until(&app.db, reminder.room_id, reminder.user_id, now)
+        .await?
+        .is_some()
+    {
+        tracing::info!("reminder kept from the room: its owner is muted there");
+        return Ok(());
+    }
     let body = format!("⏰ Reminder for {name}: {}", reminder.text);
     post_system_message(app, reminder.room_id, &body).await?;
     tracing::info!(seen, "reminder delivered");

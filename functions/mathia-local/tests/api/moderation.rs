@@ -256,3 +256,57 @@ async fn with_redis_down_messages_flow_and_moderation_is_queued_directly() {
     workers::handle(&app, QueueName::Moderation, &job.body).await.unwrap();
     assert_eq!(count(&t, "SELECT count(*) FROM moderation_flags").await, 1, "nothing was lost");
 }
+
+#[tokio::test]
+async fn an_edit_to_abuse_is_moderated() {
+    let t = TestApp::spawn_with(|c| c.moderation_batch_size = 1).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let id = say(&mut a, room.id, "hello team").await["message_id"].as_str().unwrap().parse::<Uuid>().unwrap();
+    // The clean version is moderated first (a batch of one goes straight to the queue).
+    let config = &t.local.app.config;
+    let redis =
+        redis::Client::open(config.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let buffer = format!("{}mod:buf:{}", config.redis_prefix, room.id);
+    crate::helpers::wait_until("the clean message was taken for moderation", || {
+        let (mut redis, buffer) = (redis.clone(), buffer.clone());
+        async move { redis::AsyncCommands::llen::<_, usize>(&mut redis, buffer).await.unwrap() == 0 }
+    })
+    .await;
+
+    a.send(json!({"action": "edit_message", "room_id": room.id, "message_id": id, "body": INSULTS[0]})).await;
+    a.recv_type("message_edited").await;
+    crate::helpers::wait_until("the edited message is flagged", || async {
+        count(&t, "SELECT count(*) FROM moderation_flags").await == 1
+    })
+    .await;
+    let flagged: Uuid =
+        sqlx::query_scalar("SELECT message_id FROM moderation_flags").fetch_one(&t.db().await).await.unwrap();
+    assert_eq!(flagged, id);
+}
+
+#[tokio::test]
+async fn a_message_deleted_at_once_is_still_moderated() {
+    let clock = clock();
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let id = say(&mut a, room.id, INSULTS[1]).await["message_id"].as_str().unwrap().parse::<Uuid>().unwrap();
+    a.send(json!({"action": "delete_message", "room_id": room.id, "message_id": id})).await;
+    a.recv_type("message_deleted").await;
+
+    clock.advance(chrono::Duration::seconds(4));
+    scheduler::tick(&t.local.app).await;
+    crate::helpers::wait_until("the deleted insult is flagged", || async {
+        count(&t, "SELECT count(*) FROM moderation_flags").await == 1
+    })
+    .await;
+    let flagged: Uuid =
+        sqlx::query_scalar("SELECT message_id FROM moderation_flags").fetch_one(&t.db().await).await.unwrap();
+    assert_eq!(flagged, id);
+    // Flagged once, however often it comes round.
+    scheduler::tick(&t.local.app).await;
+    assert_eq!(count(&t, "SELECT count(*) FROM moderation_flags").await, 1);
+}

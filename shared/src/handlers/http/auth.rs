@@ -1,12 +1,23 @@
 //! Accounts and sessions: register, login, logout, me, and one-time WebSocket tickets.
 
-use std::sync::OnceLock;
+use std::{
+    net::SocketAddr,
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::{ConnectInfo, FromRequestParts, State},
+    http::{StatusCode, request::Parts},
+};
+use lambda_http::request::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -16,24 +27,49 @@ use super::{
     extract::{AuthUser, Json},
 };
 use crate::{
-    adapters::postgres::{users, violated_constraint},
+    adapters::{
+        postgres::{users, violated_constraint},
+        redis::RateDecision,
+    },
     app::App,
     domain::{DisplayName, Email, Password, User},
     realtime::end_session,
     tokens::{hash_hex, random_token},
 };
 
+/// How many requests may wait for an Argon2 slot, per slot. Past that a request is refused at
+/// once (503 with `Retry-After`): a flood of logins would otherwise queue everyone, the right
+/// passwords too, behind seconds of hashing.
+const WAITING_PER_SLOT: usize = 8;
+
 /// Runs Argon2 work on the blocking pool, a bounded number at a time. Each hash holds 19 MiB
 /// while it runs: unbounded, a burst of sign-ups or logins takes that much per request at once,
 /// and the allocator keeps it afterwards (100 sign-ups left the server at 800 MiB). The cores
-/// are the limit on how fast hashes finish anyway.
-async fn argon2_work<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
+/// are the limit on how fast hashes finish anyway. At most `WAITING_PER_SLOT` per slot wait.
+async fn argon2_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
     static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     let slots = SLOTS.get_or_init(|| Semaphore::new(hashes_at_once()));
-    let _slot = slots.acquire().await.expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(work).await
+    let _slot = match slots.try_acquire() {
+        Ok(slot) => slot,
+        Err(_) => {
+            let waiting = Waiting;
+            if WAITING.fetch_add(1, Ordering::SeqCst) >= hashes_at_once() * WAITING_PER_SLOT {
+                drop(waiting);
+                return Err(ApiError { retry_after_s: Some(1), ..ApiError::unavailable("sign-in") });
+            }
+            let slot = slots.acquire().await.expect("the semaphore is never closed");
+            drop(waiting);
+            slot
+        }
+    };
+    tokio::task::spawn_blocking(work).await.map_err(|e| crate::Error::internal(e).into())
 }
 
 /// How many Argon2 hashes run at once: one per core.
@@ -48,14 +84,13 @@ async fn hash_password(password: Password) -> ApiResult<String> {
             .map(|h| h.to_string())
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))
     })
-    .await
-    .map_err(crate::Error::internal)?
+    .await?
     .map_err(ApiError::from)
 }
 
 /// Checks a password against a stored hash; with no hash it still does the work, so a wrong
 /// e-mail takes as long as a wrong password.
-async fn verify_password(password: String, stored: Option<String>) -> bool {
+async fn verify_password(password: String, stored: Option<String>) -> ApiResult<bool> {
     static DUMMY: OnceLock<String> = OnceLock::new();
     argon2_work(move || {
         let known = stored.is_some();
@@ -70,7 +105,6 @@ async fn verify_password(password: String, stored: Option<String>) -> bool {
         Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && known
     })
     .await
-    .unwrap_or(false)
 }
 
 async fn start_session(app: &App, user: &User) -> ApiResult<String> {
@@ -117,16 +151,89 @@ pub struct LoginBody {
 }
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(()),
-    responses((status = 200, description = "`{token, user}`"), (status = 401, description = "`invalid_credentials`")))]
-pub async fn login(State(app): State<App>, Json(body): Json<LoginBody>) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "`{token, user}`"), (status = 401, description = "`invalid_credentials`"),
+              (status = 429, description = "`rate_limited`: too many wrong passwords for the account or address"),
+              (status = 503, description = "`unavailable`: too many sign-ins at once; see `Retry-After`")))]
+pub async fn login(
+    State(app): State<App>,
+    address: ClientAddress,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<Json<Value>> {
+    let throttles = login_throttles(&app, body.email.trim(), &address);
+    refuse_when_throttled(&app, &throttles).await?;
     let row = users::by_email(&app.db, body.email.trim()).await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
-    if body.password.len() > 1024 || !verify_password(body.password, stored).await {
+    if body.password.len() > 1024 || !verify_password(body.password, stored).await? {
+        note_failure(&app, &throttles).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password"));
     }
     let user = User::from(row.expect("verified users exist"));
     let token = start_session(&app, &user).await?;
     Ok(Json(json!({ "token": token, "user": user })))
+}
+
+/// Wrong passwords are counted per account and per client address over a sliding minute.
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Where a request came from, for the login throttle: the socket's peer (`mathia-local`), or
+/// the source address API Gateway saw (Lambda); None when neither is known.
+pub struct ClientAddress(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            return Ok(Self(Some(peer.ip().to_string())));
+        }
+        Ok(Self(match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+            Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+            _ => None,
+        }))
+    }
+}
+
+/// The throttles a login counts against: `(Redis subject, failures allowed per minute)`. The
+/// account is named by a hash of its lower-cased e-mail, so keys carry no address.
+fn login_throttles(app: &App, email: &str, address: &ClientAddress) -> Vec<(String, u32)> {
+    let mut throttles =
+        vec![(format!("login:acct:{}", hash_hex(&email.to_lowercase())), app.config.login_failures_per_account)];
+    if let ClientAddress(Some(ip)) = address {
+        throttles.push((format!("login:addr:{ip}"), app.config.login_failures_per_address));
+    }
+    throttles
+}
+
+/// 429 `rate_limited` (with `Retry-After`) when the account or the address had too many wrong
+/// passwords in the last minute — even for the right password, or guessing would go on until
+/// it succeeds. Without Redis, logins are not throttled (the Argon2 queue still bounds them).
+async fn refuse_when_throttled(app: &App, throttles: &[(String, u32)]) -> ApiResult<()> {
+    let now_ms = app.clock.now().timestamp_millis();
+    for (subject, limit) in throttles {
+        match app.redis.throttled(subject, now_ms, LOGIN_WINDOW, *limit).await {
+            Ok(RateDecision::Allowed) => {}
+            Ok(RateDecision::Limited { retry_after_ms }) => {
+                tracing::warn!(throttle = subject.split(':').nth(1), "login throttled");
+                return Err(crate::Error::RateLimited {
+                    retry_after: Duration::from_millis(retry_after_ms),
+                    message: "too many wrong passwords; wait a minute and try again".into(),
+                }
+                .into());
+            }
+            Err(e) => tracing::warn!(error = %e, "login throttle skipped"),
+        }
+    }
+    Ok(())
+}
+
+async fn note_failure(app: &App, throttles: &[(String, u32)]) {
+    let now_ms = app.clock.now().timestamp_millis();
+    for (subject, _) in throttles {
+        if let Err(e) = app.redis.note_failure(subject, now_ms, LOGIN_WINDOW).await {
+            tracing::warn!(error = %e, "login failure not counted");
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",

@@ -22,11 +22,13 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<&'static str>,
     pub retry_after_s: Option<u64>,
+    /// When a mute ends (`muted`).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, retry_after_s: None }
+        Self { status, code, message: message.into(), field: None, retry_after_s: None, until: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -78,6 +80,7 @@ impl From<Error> for ApiError {
             },
             Error::Muted { until, retry_after } => Self {
                 retry_after_s: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+                until: Some(until),
                 ..Self::forbidden("muted", format!("you are muted in this room until {} UTC", until.format("%H:%M")))
             },
             Error::InsufficientFunds { message } => Self::conflict("insufficient_funds", message),
@@ -140,6 +143,9 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(field) = self.field {
             error["field"] = json!(field);
+        }
+        if let Some(until) = self.until {
+            error["until"] = json!(until);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if let Some(s) = self.retry_after_s {

@@ -47,6 +47,7 @@ pub async fn declare(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require_onboarded()?;
     crate::access::member_room(&app, room_id, auth.user.id).await?;
+    crate::access::require_unmuted(&app, room_id, auth.user.id).await?;
     if body.size > MAX_BYTES {
         return Err(too_large());
     }

@@ -390,21 +390,63 @@ pub async fn delete(db: &PgPool, room_id: Uuid, id: Uuid, at: DateTime<Utc>) -> 
     Ok(n == 1)
 }
 
-/// Adds or removes a user's reaction; answers the message's reactions afterwards.
+/// What adding a reaction did.
+#[derive(Debug)]
+pub enum Reacted {
+    /// Added (or already there), or removed: the message's reactions afterwards.
+    Done(Vec<ReactionSummary>),
+    /// The person already has the most reactions allowed on this message.
+    TooManyOfYours,
+    /// The message already carries the most different emoji allowed, and this is a new one.
+    TooManyEmoji,
+    /// The message already carries the most reactions allowed in all.
+    TooManyInAll,
+}
+
+/// Adds or removes a user's reaction; answers the message's reactions afterwards. An addition
+/// is refused past `(per person, distinct emoji, in all)` reactions on the message; the
+/// message's row is locked meanwhile, so racing reactions cannot pass the caps together.
 pub async fn react(
     db: &PgPool,
     id: Uuid,
     user_id: Uuid,
     emoji: &str,
     on: bool,
-) -> Result<Vec<ReactionSummary>, sqlx::Error> {
+    (per_person, distinct, in_all): (i64, i64, i64),
+) -> Result<Reacted, sqlx::Error> {
     if on {
-        sqlx::query("INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        let mut tx = db.begin().await?;
+        sqlx::query("SELECT 1 FROM messages WHERE id = $1 FOR NO KEY UPDATE").bind(id).execute(&mut *tx).await?;
+        let (already, mine, emoji_known, kinds, all): (bool, i64, bool, i64, i64) = sqlx::query_as(
+            "SELECT bool_or(user_id = $2 AND emoji = $3) IS TRUE, count(*) FILTER (WHERE user_id = $2),
+                    bool_or(emoji = $3) IS TRUE, count(DISTINCT emoji), count(*)
+             FROM reactions WHERE message_id = $1",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(emoji)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !already {
+            if mine >= per_person {
+                return Ok(Reacted::TooManyOfYours);
+            }
+            if !emoji_known && kinds >= distinct {
+                return Ok(Reacted::TooManyEmoji);
+            }
+            if all >= in_all {
+                return Ok(Reacted::TooManyInAll);
+            }
+            sqlx::query(
+                "INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
             .bind(id)
             .bind(user_id)
             .bind(emoji)
-            .execute(db)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
     } else {
         sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3")
             .bind(id)
@@ -413,5 +455,5 @@ pub async fn react(
             .execute(db)
             .await?;
     }
-    Ok(reactions_of(db, &[id]).await?.remove(&id).unwrap_or_default())
+    Ok(Reacted::Done(reactions_of(db, &[id]).await?.remove(&id).unwrap_or_default()))
 }

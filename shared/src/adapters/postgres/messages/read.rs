@@ -211,7 +211,14 @@ pub enum Cursor {
     After(i64),
 }
 
-/// A page of history, oldest first; `more` says whether the query stopped at `limit`.
+/// What the messages of one page (or `room_joined`) may weigh as JSON: API Gateway refuses
+/// WebSocket frames over 128 KB, so a page of large messages carries fewer of them. One
+/// message alone is far below this (a body is at most 4,000 characters and reactions are
+/// capped), so a page always carries at least one.
+pub const PAGE_MAX_BYTES: usize = 96 * 1024;
+
+/// A page of history, oldest first; `more` says whether messages beyond it were left out
+/// (the query stopped at `limit`, or the page reached its size bound).
 pub struct Page {
     pub messages: Vec<Message>,
     pub more: bool,
@@ -223,6 +230,20 @@ pub async fn page(
     room_id: Uuid,
     cursor: Cursor,
     limit: i64,
+) -> Result<Page, Error> {
+    page_within(db, keyring, room_id, cursor, limit, PAGE_MAX_BYTES).await
+}
+
+/// [`page`], with its messages weighing at most `max_bytes` as JSON: the messages nearest the
+/// cursor are kept (the newest for `Latest` and `Before`, the oldest for `After`) and `more`
+/// is set when any were left out.
+pub async fn page_within(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    cursor: Cursor,
+    limit: i64,
+    max_bytes: usize,
 ) -> Result<Page, Error> {
     let fetch = limit + 1;
     let (condition, order, position) = match cursor {
@@ -241,7 +262,34 @@ pub async fn page(
     if !matches!(cursor, Cursor::After(_)) {
         rows.reverse();
     }
-    Ok(Page { messages: open_rows(db, keyring, rows).await?, more })
+    let mut messages = open_rows(db, keyring, rows).await?;
+    let forward = matches!(cursor, Cursor::After(_));
+    let kept = fitting(&messages, max_bytes, forward);
+    let more = more || kept < messages.len();
+    if forward {
+        messages.truncate(kept);
+    } else {
+        messages.drain(..messages.len() - kept);
+    }
+    Ok(Page { messages, more })
+}
+
+/// How many messages fit in `max_bytes`, counted from the front (`forward`) or from the back;
+/// at least one.
+fn fitting(messages: &[Message], max_bytes: usize, forward: bool) -> usize {
+    let weight = |m: &Message| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len() + 1);
+    let mut total = 0usize;
+    let mut kept = 0;
+    let ordered: Box<dyn Iterator<Item = &Message>> =
+        if forward { Box::new(messages.iter()) } else { Box::new(messages.iter().rev()) };
+    for m in ordered {
+        total = total.saturating_add(weight(m));
+        if total > max_bytes && kept > 0 {
+            break;
+        }
+        kept += 1;
+    }
+    kept
 }
 
 /// The seq of a message in a room, to turn a message id cursor into a position.

@@ -1,0 +1,185 @@
+//! Limits that keep one person from flooding a room or outgrowing a frame: reactions per person
+//! and per message, edits and reactions under the message rate limit, and `room_joined` and
+//! history pages under API Gateway's 128 KB frame limit.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, WsClient};
+
+/// What an event or page may weigh (API Gateway refuses frames over 128 KB).
+const BOUND: usize = 100 * 1024;
+
+async fn post(ws: &mut WsClient, room: Uuid, body: &str) -> Uuid {
+    let client_msg_id = Uuid::new_v4().to_string();
+    ws.send(json!({"action": "new_message", "room_id": room, "body": body, "client_msg_id": client_msg_id})).await;
+    loop {
+        let ev = ws.recv().await;
+        if ev["type"] == "ack" {
+            return ev["message_id"].as_str().unwrap().parse().unwrap();
+        }
+        assert_ne!(ev["type"], "error", "{ev}");
+    }
+}
+
+/// Reacts and answers the `reaction` event or the `error`.
+async fn react(ws: &mut WsClient, room: Uuid, message: Uuid, emoji: &str) -> Value {
+    ws.send(json!({"action": "react", "room_id": room, "message_id": message, "emoji": emoji, "on": true})).await;
+    loop {
+        let ev = ws.recv().await;
+        if ev["type"] == "error" || (ev["type"] == "reaction" && ev["emoji"] == emoji) {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_person_puts_at_most_twenty_reactions_on_a_message() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 1000).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let message = post(&mut a, room.id, "react to me").await;
+    for i in 0..20 {
+        assert_eq!(react(&mut a, room.id, message, &format!("e{i}")).await["type"], "reaction");
+    }
+    let refused = react(&mut a, room.id, message, "e20").await;
+    assert_eq!(refused["code"], "too_many_reactions", "{refused}");
+    a.assert_alive().await;
+    // Taking one back makes room for another.
+    a.send(json!({"action": "react", "room_id": room.id, "message_id": message, "emoji": "e0", "on": false})).await;
+    a.recv_type("reaction").await;
+    assert_eq!(react(&mut a, room.id, message, "e20").await["type"], "reaction");
+}
+
+#[tokio::test]
+async fn a_message_carries_at_most_fifty_distinct_emoji() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 1000).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let mut sockets = vec![t.ws_in_room(&ana, room.id).await.0];
+    for name in ["Ben", "Cy"] {
+        let user = t.register(name).await;
+        t.bring_in(&ana, room.id, &user).await;
+        sockets.push(t.ws_in_room(&user, room.id).await.0);
+    }
+    let message = post(&mut sockets[0], room.id, "react to me").await;
+    for i in 0..50 {
+        let ev = react(&mut sockets[i / 20], room.id, message, &format!("e{i}")).await;
+        assert_eq!(ev["type"], "reaction", "{ev}");
+    }
+    let refused = react(&mut sockets[2], room.id, message, "e50").await;
+    assert_eq!(refused["code"], "too_many_reactions", "{refused}");
+    // An emoji already on the message may still be added to.
+    assert_eq!(react(&mut sockets[2], room.id, message, "e0").await["type"], "reaction");
+}
+
+#[tokio::test]
+async fn a_message_carries_at_most_a_thousand_reactions_so_its_events_stay_bounded() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 1000).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let message = post(&mut a, room.id, &"😀".repeat(4000)).await;
+    // 999 reactions already: 50 people with 20 each, less one.
+    let db = t.db().await;
+    for i in 0..50 {
+        let user = Uuid::new_v4();
+        sqlx::query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, 'x', 'x')")
+            .bind(user)
+            .bind(format!("{user}@example.com"))
+            .execute(&db)
+            .await
+            .unwrap();
+        let n = if i == 49 { 19 } else { 20 };
+        sqlx::query("INSERT INTO reactions (message_id, user_id, emoji) SELECT $1, $2, 'e' || g FROM generate_series(0, $3 - 1) g")
+            .bind(message)
+            .bind(user)
+            .bind(n)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    let accepted = react(&mut a, room.id, message, "e0").await;
+    assert_eq!(accepted["type"], "reaction", "{}", accepted["code"]);
+    let size = serde_json::to_string(&accepted).unwrap().len();
+    assert!(size <= BOUND, "the reaction event is {size} bytes");
+    let refused = react(&mut a, room.id, message, "e1").await;
+    assert_eq!(refused["code"], "too_many_reactions", "{}", refused["type"]);
+}
+
+#[tokio::test]
+async fn edits_and_reactions_count_against_the_message_rate_limit() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 5).await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let room = t.create_room(&ana, "general").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+    let message = post(&mut a, room.id, "version 0").await;
+    for i in 1..=4 {
+        a.send(json!({"action": "edit_message", "room_id": room.id, "message_id": message, "body": format!("version {i}")}))
+            .await;
+        a.recv_type("message_edited").await;
+    }
+    a.send(json!({"action": "edit_message", "room_id": room.id, "message_id": message, "body": "version 5"})).await;
+    let refused = a.recv_type("error").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert!(refused["retry_after_ms"].as_u64().unwrap() > 0);
+    let refused = react(&mut a, room.id, message, "👍").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    a.assert_alive().await;
+
+    // The room heard four edits and nothing more.
+    for i in 1..=4 {
+        assert_eq!(b.recv_type("message_edited").await["message"]["body"], format!("version {i}"));
+    }
+    b.none_of_before_pong(&["message_edited", "reaction"]).await;
+}
+
+#[tokio::test]
+async fn room_joined_and_history_pages_stay_under_the_frame_limit() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 1000).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    // 50 messages of 4,000 four-byte characters: 800 KB of history.
+    let body = "😀".repeat(4000);
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(post(&mut a, room.id, &body).await);
+    }
+
+    let (_, joined) = t.ws_in_room(&ana, room.id).await;
+    let size = serde_json::to_string(&joined).unwrap().len();
+    assert!(size <= BOUND, "room_joined is {size} bytes");
+    let messages = joined["messages"].as_array().unwrap();
+    assert!(!messages.is_empty(), "the newest messages are there");
+    assert_eq!(messages.last().unwrap()["id"], ids[49].to_string(), "ending with the newest");
+    assert_eq!(joined["has_more"], true, "{}", joined["has_more"]);
+
+    let res = t.get(Some(&ana.token), &format!("/api/rooms/{}/messages?limit=100", room.id)).await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.len() <= BOUND, "the history page is {} bytes", text.len());
+    let page: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(page["messages"].as_array().unwrap().last().unwrap()["id"], ids[49].to_string());
+    let before = page["next_before"].as_str().expect("an older page to fetch");
+
+    // Paging back reaches the very first message, each page under the bound.
+    let mut before = before.to_owned();
+    let mut seen = page["messages"].as_array().unwrap().len();
+    loop {
+        let res = t.get(Some(&ana.token), &format!("/api/rooms/{}/messages?limit=100&before={before}", room.id)).await;
+        let text = res.text().await.unwrap();
+        assert!(text.len() <= BOUND, "an older page is {} bytes", text.len());
+        let page: Value = serde_json::from_str(&text).unwrap();
+        seen += page["messages"].as_array().unwrap().len();
+        match page["next_before"].as_str() {
+            Some(id) => before = id.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 50, "every message on some page");
+}
