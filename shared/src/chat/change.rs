@@ -1,10 +1,16 @@
 //! Changing what was said: `edit_message` and `delete_message` (the author; a delete by the
-//! room's moderator too) and `react` (any member).
+//! room's moderator too; a deleted message's attachment is deleted with it) and `react` (any
+//! member).
 
 use uuid::Uuid;
 
 use crate::{
-    access, adapters::postgres::messages, app::App, domain::MessageBody, error::Error, protocol::ServerEvent,
+    access,
+    adapters::postgres::{files, messages},
+    app::App,
+    domain::MessageBody,
+    error::Error,
+    protocol::ServerEvent,
     realtime::push_to_room,
 };
 
@@ -41,6 +47,12 @@ pub async fn delete(app: &App, user_id: Uuid, room_id: Uuid, message_id: Uuid) -
     }
     let _in_order = app.room_order.lock(room_id).await;
     if messages::delete(&app.db, room_id, message_id, app.clock.now()).await? {
+        // Its attachment goes with it: no link is handed out any more, and the bytes are removed.
+        if let Some(file_id) = files::take_attachment_of(&app.db, room_id, message_id).await?
+            && let Err(e) = app.files.delete(file_id).await
+        {
+            tracing::warn!(%file_id, error = %e, "a deleted message's file could not be removed from the store");
+        }
         push_to_room(app, room_id, &ServerEvent::MessageDeleted { room_id, message_id }, None).await;
     }
     Ok(())

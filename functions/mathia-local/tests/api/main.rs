@@ -23,5 +23,6 @@ mod onboarding;
 mod openapi;
 mod refusals;
 mod reminders;
+mod rooms_security;
 mod runtime;
 mod wallet;
