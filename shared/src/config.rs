@@ -178,7 +178,7 @@ impl Config {
             None if var("AWS_LAMBDA_FUNCTION_NAME").is_some() => {
                 bail!("MATHIA_MASTER_KEY must be set on Lambda")
             }
-            None => local_master_key()?,
+            None => local_master_key(std::path::Path::new(".mathia"))?,
         };
         let endpoint_url = var("AWS_ENDPOINT_URL");
         let backend = match var("MATHIA_BACKEND").as_deref() {
@@ -303,13 +303,21 @@ pub fn decode_master_key(b64: &str) -> anyhow::Result<[u8; 32]> {
     }
 }
 
-fn local_master_key() -> anyhow::Result<[u8; 32]> {
-    let path = PathBuf::from(".mathia/master.key");
+fn local_master_key(dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join("master.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
+        owner_only(dir, &path)?;
         return decode_master_key(&text).with_context(|| format!("{}", path.display()));
     }
     let key: [u8; 32] = rand::random();
-    std::fs::create_dir_all(".mathia")?;
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    owner_only(dir, &path)?;
     // Readable by its owner only.
     let mut file = {
         let mut options = std::fs::OpenOptions::new();
@@ -319,9 +327,54 @@ fn local_master_key() -> anyhow::Result<[u8; 32]> {
         options.open(&path).with_context(|| format!("cannot create {}", path.display()))?
     };
     std::io::Write::write_all(&mut file, STANDARD.encode(key).as_bytes())?;
+    owner_only(dir, &path)?;
     tracing::warn!(
         path = %path.display(),
         "MATHIA_MASTER_KEY is not set: generated a local master key; set MATHIA_MASTER_KEY in production"
     );
     Ok(key)
+}
+
+/// The key's folder (0700) and file (0600) are its owner's alone, however they were made: an
+/// existing folder, or a key copied in with looser modes, is tightened.
+fn owner_only(dir: &std::path::Path, key: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(dir, 0o700), (key, 0o600)] {
+            let Ok(meta) = std::fs::metadata(path) else { continue };
+            if meta.permissions().mode() & 0o777 != mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("cannot restrict {}", path.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, key);
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_generated_master_key_is_readable_by_its_owner_only() {
+        let dir = std::env::temp_dir().join(format!("mathia-key-{}", uuid::Uuid::new_v4().simple())).join(".mathia");
+        let key = local_master_key(&dir).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("master.key")), 0o600, "master.key");
+        assert_eq!(mode(&dir), 0o700, "the .mathia directory");
+        // Read back on the next start.
+        assert_eq!(local_master_key(&dir).unwrap(), key);
+        // A folder and key left world-readable (an older version, a copy) are tightened on start.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.join("master.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(local_master_key(&dir).unwrap(), key);
+        assert_eq!(mode(&dir.join("master.key")), 0o600, "master.key, tightened");
+        assert_eq!(mode(&dir), 0o700, "the .mathia directory, tightened");
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
 }

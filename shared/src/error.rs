@@ -149,6 +149,7 @@ impl From<crate::ports::StoreError> for Error {
     fn from(e: crate::ports::StoreError) -> Self {
         match e {
             crate::ports::StoreError::Missing => Self::not_found("file_not_found", "no such file"),
+            crate::ports::StoreError::TooLarge => Self::invalid("file rejected: files are at most 5 MB"),
             other => {
                 tracing::warn!(error = %other, "object storage failed");
                 Self::Unavailable(Dependency::Files)

@@ -18,6 +18,7 @@ import * as moderation from './moderation.js';
 import * as wallet from './wallet.js';
 import { initSettings, openSettings, closeSettings } from './settings.js';
 import { clearToasts } from './toast.js';
+import { previewInvite, askToJoin } from './invite.js';
 import { $ } from './dom.js';
 
 const INVITE_KEY = 'mathia.invite';
@@ -161,7 +162,10 @@ async function enterApp(state, serial, { joinedWith = null } = {}) {
 
   // Joining during onboarding may already have made us a member of the invited room; accepting
   // again is then only a way to learn which room it was, so its errors are not worth showing.
-  const invited = await acceptPendingInvite({ code: pendingInvite() || joinedWith, quiet: Boolean(joinedWith) });
+  // An invite link opened while signed in first shows what it would join, and joins only on Join.
+  const invited = joinedWith
+    ? await acceptPendingInvite({ code: pendingInvite() || joinedWith, quiet: true })
+    : await confirmPendingInvite(serial);
   if (serial !== sessionSerial) return;
   try {
     await rooms.loadRooms();
@@ -179,6 +183,29 @@ async function enterApp(state, serial, { joinedWith = null } = {}) {
     context.setRoom(null);
   }
   context.restore();
+}
+
+/** The pending invite's preview, then Join (accept) or Decline (forget the code). */
+async function confirmPendingInvite(serial) {
+  const code = pendingInvite();
+  if (!code) return null;
+  let preview;
+  try {
+    preview = await previewInvite(code);
+  } catch (err) {
+    if (err.status === 401) return null; // keep the code for after sign-in
+    clearPendingInvite();
+    showNotice(`Could not open the invite: ${err.message}`);
+    return null;
+  }
+  if (serial !== sessionSerial) return null;
+  // Already in the room: nothing to decide, the accept only names the room (and spends nothing).
+  if (preview.member) return acceptPendingInvite({ code, quiet: true });
+  if (!(await askToJoin(preview))) {
+    clearPendingInvite();
+    return null;
+  }
+  return acceptPendingInvite({ code });
 }
 
 async function acceptPendingInvite({ code = pendingInvite(), quiet = false } = {}) {

@@ -1,5 +1,6 @@
 //! The context manager: what the model is told. A system prompt from the asker's goal profile,
-//! the room's notes and the asker's high-priority notes from their other rooms, then the room's
+//! the room's notes and the asker's own high-priority notes from their other rooms (never
+//! another member's: see `notes::for_room`), then the room's
 //! recent messages — all within a size budget (oldest history goes first, then notes).
 
 use chrono::Utc;

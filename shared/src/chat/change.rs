@@ -1,15 +1,19 @@
 //! Changing what was said: `edit_message` and `delete_message` (the author; a delete by the
-//! room's moderator too) and `react` (any member). Edits and reactions are refused while muted
-//! and count against the per-person message rate limit (each is an event to the whole room);
-//! a person's reactions on a message, and the emoji on a message, are capped so that no
-//! message (and no page or event carrying it) can grow without bound.
+//! room's moderator too; a deleted message's attachment is deleted with it) and `react` (any
+//! member). Edits and reactions are refused while muted and count against the per-person
+//! message rate limit (each is an event to the whole room); a person's reactions on a message,
+//! and the emoji on a message, are capped so that no message (and no page or event carrying it)
+//! can grow without bound.
 
 use uuid::Uuid;
 
 use super::{AfterStore, post::rate_limit};
 use crate::{
     access,
-    adapters::postgres::messages::{self, Reacted},
+    adapters::postgres::{
+        files,
+        messages::{self, Reacted},
+    },
     app::App,
     domain::MessageBody,
     error::Error,
@@ -87,6 +91,12 @@ pub async fn delete(
     // Read before it goes: the steps (moderation) judge what was said.
     let before = messages::get(&app.db, &app.keyring, room_id, message_id).await?;
     if messages::delete(&app.db, room_id, message_id, app.clock.now()).await? {
+        // Its attachment goes with it: no link is handed out any more, and the bytes are removed.
+        if let Some(file_id) = files::take_attachment_of(&app.db, room_id, message_id).await?
+            && let Err(e) = app.files.delete(file_id).await
+        {
+            tracing::warn!(%file_id, error = %e, "a deleted message's file could not be removed from the store");
+        }
         push_to_room(app, room_id, &ServerEvent::MessageDeleted { room_id, message_id }, None).await;
         drop(in_order);
         if let Some(message) = before {

@@ -17,6 +17,34 @@ pub struct Room {
     pub name: String,
     pub workspace_id: Uuid,
     pub created_at: DateTime<Utc>,
+    /// Who may enter: anyone in the workspace (`public`) or only with an invite (`private`).
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// A room's door: `public` within its workspace (any member joins by id), or `private` (invite
+/// only; leaving or being removed needs a new invite to come back).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// What rooms made before visibility existed are, and a workspace's first room.
+    #[default]
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+
+    /// A stored value; anything unknown is treated as the stricter `private`.
+    pub fn from_db(s: &str) -> Self {
+        if s == "public" { Self::Public } else { Self::Private }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

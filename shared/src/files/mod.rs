@@ -130,6 +130,11 @@ pub async fn accept_upload(
                 Err(StoreError::Missing) => {
                     return Err(Error::invalid("the file was never uploaded: PUT it to upload_url first"));
                 }
+                Err(StoreError::TooLarge) => {
+                    let _ = app.files.delete(file_id).await;
+                    rows::mark_rejected(&app.db, file_id).await?;
+                    return Err(Error::invalid("file rejected: files are at most 5 MB"));
+                }
                 Err(e) => return Err(e.into()),
             };
             match sniff(&file.name, &bytes) {

@@ -219,6 +219,9 @@ pub const URL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 pub enum StoreError {
     #[error("no such object")]
     Missing,
+    /// The object is larger than `MAX_BYTES`: refused by its size, never read whole.
+    #[error("the object is too large")]
+    TooLarge,
     #[error("object storage failed: {0}")]
     Other(String),
 }
@@ -226,8 +229,15 @@ pub enum StoreError {
 /// Where file bytes live.
 #[async_trait]
 pub trait FileStore: Send + Sync {
-    /// A URL the client PUTs the bytes to.
-    async fn upload_url(&self, file_id: Uuid, room_id: Uuid, content_type: &str) -> Result<String, StoreError>;
+    /// A URL the client PUTs the bytes to: exactly `size` bytes (the declared size; S3 signs it
+    /// into the URL, so a PUT of another length is refused).
+    async fn upload_url(
+        &self,
+        file_id: Uuid,
+        room_id: Uuid,
+        content_type: &str,
+        size: i64,
+    ) -> Result<String, StoreError>;
     /// The bytes, for validation.
     async fn read(&self, file_id: Uuid, room_id: Uuid) -> Result<Vec<u8>, StoreError>;
     async fn delete(&self, file_id: Uuid) -> Result<(), StoreError>;

@@ -37,8 +37,10 @@ async fn outsiders_cannot_read_join_or_invite_into_a_room() {
     let history: Value =
         t.get(Some(&eve.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
-    // And being in the workspace now, she may join its other rooms without an invite.
-    let other = t.create_room(&ana, "other").await;
+    // And being in the workspace now, she may join its public rooms without an invite (a room
+    // is private, invite only, unless created public).
+    let res = t.post(Some(&ana.token), "/api/rooms", json!({"name": "other", "visibility": "public"})).await;
+    let other: mathia::domain::Room = res.json().await.unwrap();
     let outsider = t.register("Olga").await;
     assert_eq!(t.post(Some(&eve.token), &format!("/api/rooms/{}/join", other.id), json!({})).await.status(), 200);
     assert_eq!(t.post(Some(&outsider.token), &format!("/api/rooms/{}/join", other.id), json!({})).await.status(), 403);

@@ -31,7 +31,7 @@ pub async fn declare(t: &Api, user: &TestUser, room: Uuid, name: &str, size: usi
     .await
 }
 
-async fn upload(t: &TestApp, user: &TestUser, room: Uuid, name: &str, bytes: &[u8]) -> (String, String) {
+pub async fn upload(t: &TestApp, user: &TestUser, room: Uuid, name: &str, bytes: &[u8]) -> (String, String) {
     let res = declare(t, user, room, name, bytes.len()).await;
     assert_eq!(res.status(), 201);
     let d: Value = res.json().await.unwrap();
@@ -259,7 +259,7 @@ async fn the_s3_store_round_trips_through_presigned_urls() {
     assert!(matches!(store.read(file_id, room_id).await, Err(mathia::files::StoreError::Missing)));
 
     let bytes = png();
-    let upload = store.upload_url(file_id, room_id, "image/png").await.unwrap();
+    let upload = store.upload_url(file_id, room_id, "image/png", bytes.len() as i64).await.unwrap();
     let http = reqwest::Client::new();
     let put = http.put(&upload).header("content-type", "image/png").body(bytes.clone()).send().await.unwrap();
     assert!(put.status().is_success(), "{}", put.status());
@@ -278,6 +278,41 @@ async fn the_s3_store_round_trips_through_presigned_urls() {
     assert_eq!(got.bytes().await.unwrap().to_vec(), bytes, "identical bytes");
     store.delete(file_id).await.unwrap();
     assert!(!http.get(&download).send().await.unwrap().status().is_success(), "deleted");
+}
+
+#[tokio::test]
+async fn an_s3_upload_is_bounded_by_its_declared_size() {
+    let emu = Emulator::start().await;
+    let sdk = emu.sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    s3.create_bucket().bucket("mathia-files-size").send().await.unwrap();
+    let store = S3FileStore::new(s3.clone(), "mathia-files-size");
+    let (file_id, room_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let bytes = png();
+    let upload = store.upload_url(file_id, room_id, "image/png", bytes.len() as i64).await.unwrap();
+    // The declared size is part of the signature: S3 refuses a PUT of any other length.
+    let url = reqwest::Url::parse(&upload).unwrap();
+    let signed = url.query_pairs().find(|(k, _)| k == "X-Amz-SignedHeaders").map(|(_, v)| v.into_owned());
+    assert!(
+        signed.as_deref().unwrap_or("").split(';').any(|h| h == "content-length"),
+        "the declared size is not signed into the upload URL: {signed:?}"
+    );
+    // (moto does not check presigned signatures, so a PUT of another length is not refused here
+    // as S3 refuses it: the signed header above is what this test can see.)
+    let http = reqwest::Client::new();
+    let put = http.put(&upload).header("content-type", "image/png").body(bytes.clone()).send().await.unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    assert_eq!(store.read(file_id, room_id).await.unwrap(), bytes);
+    // An object over the limit that got there anyway is refused by its size, not read whole.
+    let huge = Uuid::new_v4();
+    let body = vec![7u8; (mathia::files::MAX_BYTES + 1) as usize];
+    s3.put_object().bucket("mathia-files-size").key(format!("pending/{huge}")).body(body.into()).send().await.unwrap();
+    let read = store.read(huge, room_id).await;
+    assert!(
+        matches!(read, Err(mathia::files::StoreError::TooLarge)),
+        "an object over 5 MB was read into memory ({:?} bytes)",
+        read.map(|b| b.len())
+    );
 }
 
 #[tokio::test]

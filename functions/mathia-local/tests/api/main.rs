@@ -27,6 +27,7 @@ mod onboarding;
 mod openapi;
 mod refusals;
 mod reminders;
+mod rooms_security;
 mod runtime;
 mod sockets;
 mod wallet;

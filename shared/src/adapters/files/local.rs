@@ -120,7 +120,14 @@ impl LocalFileStore {
 
 #[async_trait]
 impl FileStore for LocalFileStore {
-    async fn upload_url(&self, file_id: Uuid, _room_id: Uuid, _content_type: &str) -> Result<String, StoreError> {
+    async fn upload_url(
+        &self,
+        file_id: Uuid,
+        _room_id: Uuid,
+        _content_type: &str,
+        _size: i64,
+    ) -> Result<String, StoreError> {
+        // The PUT handler bounds the body by MAX_BYTES itself.
         Ok(self.signed("put", "/api/uploads", file_id))
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::{Client, presigning::PresigningConfig};
 use uuid::Uuid;
 
-use crate::ports::{FileStore, StoreError, URL_TTL};
+use crate::ports::{FileStore, MAX_BYTES, StoreError, URL_TTL};
 
 pub struct S3FileStore {
     client: Client,
@@ -37,13 +37,27 @@ impl S3FileStore {
         format!("pending/{file_id}")
     }
 
+    /// An object's bytes, refused by its size when over `MAX_BYTES` (before anything is read),
+    /// and cut off should the body run past what was announced.
     async fn get(&self, key: String) -> Result<Vec<u8>, StoreError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let mut out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Err(StoreError::Missing),
             Err(e) => return Err(other(aws_sdk_s3::error::DisplayErrorContext(e))),
         };
-        Ok(out.body.collect().await.map_err(other)?.into_bytes().to_vec())
+        let announced = out.content_length().unwrap_or(0);
+        if announced > MAX_BYTES {
+            return Err(StoreError::TooLarge);
+        }
+        let mut bytes = Vec::with_capacity(announced.max(0) as usize);
+        while let Some(chunk) = out.body.next().await {
+            let chunk = chunk.map_err(other)?;
+            if (bytes.len() + chunk.len()) as i64 > MAX_BYTES {
+                return Err(StoreError::TooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     async fn exists(&self, key: String) -> Result<bool, StoreError> {
@@ -57,13 +71,21 @@ impl S3FileStore {
 
 #[async_trait]
 impl FileStore for S3FileStore {
-    async fn upload_url(&self, file_id: Uuid, _room_id: Uuid, content_type: &str) -> Result<String, StoreError> {
+    async fn upload_url(
+        &self,
+        file_id: Uuid,
+        _room_id: Uuid,
+        content_type: &str,
+        size: i64,
+    ) -> Result<String, StoreError> {
+        // The declared size becomes a signed header: S3 refuses a PUT of any other length.
         let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(Self::pending_key(file_id))
             .content_type(content_type)
+            .content_length(size)
             .presigned(presign(URL_TTL)?)
             .await
             .map_err(other)?;

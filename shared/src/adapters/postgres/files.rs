@@ -77,3 +77,16 @@ pub async fn take_abandoned(db: &PgPool, cutoff: DateTime<Utc>) -> Result<Vec<Uu
     .fetch_all(db)
     .await
 }
+
+/// A deleted message's attachment: its row is removed (the message's `attachment_id` becomes
+/// null, links answer `file_not_found`) and its id returned so the bytes can go too.
+pub async fn take_attachment_of(db: &PgPool, room_id: Uuid, message_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "DELETE FROM files WHERE id = (SELECT attachment_id FROM messages WHERE room_id = $1 AND id = $2)
+         RETURNING id",
+    )
+    .bind(room_id)
+    .bind(message_id)
+    .fetch_optional(db)
+    .await
+}

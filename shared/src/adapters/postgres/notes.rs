@@ -92,13 +92,15 @@ pub async fn add(
     Ok(open(keyring, rows, None).await?.remove(0))
 }
 
-/// The context manager's view: a room's notes, plus the user's high-priority notes from their
-/// other rooms (marked `shared`). Oldest first.
+/// The context manager's view: a room's notes, plus the user's OWN high-priority notes from
+/// their other rooms (marked `shared`). Others' notes never leave their room: the room asked
+/// about may hold people who cannot read the room a note was written in. Oldest first.
 pub async fn for_room(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, user_id: Uuid) -> Result<Vec<Note>, Error> {
     let rows: Vec<NoteRow> = sqlx::query_as(&format!(
         "{SELECT_NOTES}
          WHERE n.room_id = $1
-            OR (n.priority = 'high' AND n.room_id IN (SELECT room_id FROM room_members WHERE user_id = $2))
+            OR (n.priority = 'high' AND n.author_id = $2
+                AND n.room_id IN (SELECT room_id FROM room_members WHERE user_id = $2))
          ORDER BY (n.room_id = $1) DESC, n.created_at"
     ))
     .bind(room_id)

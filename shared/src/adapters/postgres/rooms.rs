@@ -3,9 +3,9 @@
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::domain::Room;
+use crate::domain::{Room, Visibility};
 
-const ROOM_COLUMNS: &str = "r.id, r.name, r.workspace_id, r.created_at";
+const ROOM_COLUMNS: &str = "r.id, r.name, r.workspace_id, r.created_at, r.visibility";
 
 #[derive(sqlx::FromRow)]
 struct RoomRow {
@@ -13,11 +13,18 @@ struct RoomRow {
     name: String,
     workspace_id: Uuid,
     created_at: chrono::DateTime<chrono::Utc>,
+    visibility: String,
 }
 
 impl From<RoomRow> for Room {
     fn from(r: RoomRow) -> Self {
-        Room { id: r.id, name: r.name, workspace_id: r.workspace_id, created_at: r.created_at }
+        Room {
+            id: r.id,
+            name: r.name,
+            workspace_id: r.workspace_id,
+            created_at: r.created_at,
+            visibility: Visibility::from_db(&r.visibility),
+        }
     }
 }
 
@@ -28,15 +35,17 @@ pub async fn insert(
     workspace_id: Uuid,
     name: &str,
     creator: Uuid,
+    visibility: Visibility,
 ) -> Result<Room, sqlx::Error> {
     let row: RoomRow = sqlx::query_as(
-        "INSERT INTO rooms (id, workspace_id, name, created_by) VALUES ($1, $2, $3, $4)
-         RETURNING id, name, workspace_id, created_at",
+        "INSERT INTO rooms (id, workspace_id, name, created_by, visibility) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, workspace_id, created_at, visibility",
     )
     .bind(Uuid::now_v7())
     .bind(workspace_id)
     .bind(name)
     .bind(creator)
+    .bind(visibility.as_str())
     .fetch_one(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO room_members (room_id, user_id) VALUES ($1, $2)")
@@ -74,12 +83,13 @@ pub async fn is_member(db: &PgPool, room_id: Uuid, user_id: Uuid) -> Result<bool
         .await
 }
 
-/// Adds a member to a room they may enter: only people already in the room's workspace.
-/// Returns false when they may not.
+/// Adds a member to a room they may enter without an invite: a public room, for people already
+/// in its workspace (or someone already a member). Returns false when they may not.
 pub async fn join_within_workspace(db: &PgPool, room_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let allowed: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM rooms r JOIN workspace_members w ON w.workspace_id = r.workspace_id
-                        WHERE r.id = $1 AND w.user_id = $2)",
+                        WHERE r.id = $1 AND w.user_id = $2 AND r.visibility = 'public')
+             OR EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)",
     )
     .bind(room_id)
     .bind(user_id)

@@ -63,7 +63,7 @@ pub async fn declare(
     let declared_type = body.content_type.trim().chars().take(100).collect::<String>();
     let file_id =
         file_rows::create(&app.db, room_id, auth.user.id, &name, &declared_type, body.size, app.clock.now()).await?;
-    let upload_url = app.files.upload_url(file_id, room_id, &declared_type).await?;
+    let upload_url = app.files.upload_url(file_id, room_id, &declared_type, body.size).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "file_id": file_id, "upload_url": upload_url, "expires_in_s": URL_TTL.as_secs() })),

@@ -45,6 +45,8 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(rooms::history))
         .routes(routes!(rooms::create_invite))
         .routes(routes!(rooms::accept_invite))
+        .routes(routes!(rooms::preview_invite, rooms::revoke_invite))
+        .routes(routes!(rooms::remove_member))
         .routes(routes!(notes::list_notes, notes::add_note))
         .routes(routes!(notes::delete_note))
         .routes(routes!(notes::list_reminders))

@@ -20,7 +20,7 @@ use crate::{
     },
     app::App,
     domain::Role,
-    domain::{DisplayName, Invalid, RoomName, User},
+    domain::{DisplayName, Invalid, RoomName, User, Visibility},
 };
 
 /// The onboarding state: who, what they told us, where they are.
@@ -175,6 +175,9 @@ pub async fn workspace(
                 Accepted::UsedUp => {
                     return Err(field(ApiError::conflict("invite_used_up", "this invite has been used up")));
                 }
+                Accepted::AlreadyUsed => {
+                    return Err(field(ApiError::conflict("invite_already_used", "you have used this invite already")));
+                }
             };
             let room = rooms::get(&app.db, room_id).await?.ok_or_else(ApiError::internal)?;
             (room.workspace_id, Role::Member)
@@ -209,7 +212,7 @@ pub async fn create_workspace(app: &App, owner: &User, name: &str) -> ApiResult<
         return Err(already_done());
     }
     let workspace_id = workspaces::create(&mut tx, name, owner.id).await?;
-    crate::chat::rooms::create_in(app, &mut tx, workspace_id, "general", owner.id).await?;
+    crate::chat::rooms::create_in(app, &mut tx, workspace_id, "general", owner.id, Visibility::Public).await?;
     let welcomed = wallet::welcome_in(&mut tx, owner.id, workspace_id, app.config.welcome_credit_cents).await?;
     onboarding::advance(&mut tx, owner.id, Step::Workspace).await?;
     tx.commit().await?;

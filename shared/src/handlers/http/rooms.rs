@@ -17,8 +17,7 @@ use crate::{
         rooms,
     },
     app::App,
-    domain::{Room, RoomName},
-    realtime::announce_if_gone,
+    domain::{Invalid, Room, RoomName, Visibility},
 };
 
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", responses((status = 200, description = "`[room]`")))]
@@ -30,6 +29,8 @@ pub async fn list(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<
 pub struct CreateRoom {
     name: String,
     workspace_id: Option<Uuid>,
+    /// `public` or `private` (the default): see `Visibility`.
+    visibility: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/rooms", tag = "rooms",
@@ -41,7 +42,15 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Room>)> {
     auth.require_onboarded()?;
     let name = RoomName::parse(&body.name)?;
-    let room = crate::chat::rooms::create(&app, auth.user.id, body.workspace_id, &name).await?;
+    // A new room is invite-only unless its creator opens it to the workspace.
+    let visibility = match body.visibility.as_deref() {
+        None | Some("private") => Visibility::Private,
+        Some("public") => Visibility::Public,
+        Some(_) => {
+            return Err(Invalid::new("visibility", "visibility must be \"public\" or \"private\"").into());
+        }
+    };
+    let room = crate::chat::rooms::create(&app, auth.user.id, body.workspace_id, &name, visibility).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -65,19 +74,23 @@ pub async fn join(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uu
 #[utoipa::path(method(post, delete), path = "/api/rooms/{id}/leave", tag = "rooms", params(("id" = String, Path, description = "room id")),
     responses((status = 204, description = "left"), (status = 403, description = "`not_member`")))]
 pub async fn leave(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uuid>) -> ApiResult<StatusCode> {
-    if !rooms::remove_member(&app.db, room_id, auth.user.id).await? {
+    // The user's open sockets stop receiving the room at once.
+    if !crate::chat::rooms::drop_member(&app, room_id, auth.user.id, &auth.user.display_name).await? {
         return Err(ApiError::not_member());
     }
-    // The user's open sockets stop receiving the room at once.
-    let connections = app.connections.of_user(auth.user.id).await.unwrap_or_default();
-    let mut was_present = false;
-    for c in connections.iter().filter(|c| c.rooms.contains(&room_id)) {
-        was_present = true;
-        let _ = app.connections.leave(&c.id, room_id).await;
-    }
-    if was_present {
-        announce_if_gone(&app, room_id, auth.user.id, &auth.user.display_name).await;
-    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/rooms/{id}/members/{user_id}", tag = "rooms",
+    params(("id" = String, Path, description = "room id"), ("user_id" = String, Path, description = "the member to remove")),
+    responses((status = 204, description = "removed; their sockets stop receiving the room"),
+              (status = 403, description = "`owner_only`"), (status = 404, description = "`not_found`: not a member")))]
+pub async fn remove_member(
+    State(app): State<App>,
+    auth: AuthUser,
+    Path((room_id, user_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    crate::chat::rooms::remove_member(&app, auth.user.id, room_id, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -137,7 +150,7 @@ pub struct CreateInvite {
 const DEFAULT_INVITE_TTL_S: i64 = 7 * 24 * 3600;
 
 #[utoipa::path(post, path = "/api/rooms/{id}/invites", tag = "rooms", params(("id" = String, Path, description = "room id")),
-    responses((status = 201, description = "`{code, expires_at, max_uses}`")))]
+    responses((status = 201, description = "`{id, code, expires_at, max_uses}`")))]
 pub async fn create_invite(
     State(app): State<App>,
     auth: AuthUser,
@@ -169,8 +182,12 @@ pub async fn create_invite(
     }
     let code = crate::tokens::random_token();
     let expires_at = app.clock.now() + Duration::seconds(ttl);
-    invites::create(&app.db, &code, room_id, auth.user.id, body.max_uses, Some(expires_at)).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "code": code, "expires_at": expires_at, "max_uses": body.max_uses }))))
+    // Only the code's hash is kept: this answer is the one time the code is shown.
+    let id = invites::create(&app.db, &code, room_id, auth.user.id, body.max_uses, Some(expires_at)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "code": code, "expires_at": expires_at, "max_uses": body.max_uses })),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/invites/{code}/accept", tag = "rooms", params(("code" = String, Path, description = "invite code")),
@@ -191,5 +208,42 @@ pub async fn accept_invite(State(app): State<App>, auth: AuthUser, Path(code): P
         Accepted::UsedUp => {
             Err(ApiError::conflict("invite_used_up", "this invite has been used up; ask for a new one"))
         }
+        Accepted::AlreadyUsed => {
+            Err(ApiError::conflict("invite_already_used", "you have used this invite before; ask for a new one"))
+        }
     }
+}
+
+#[utoipa::path(get, path = "/api/invites/{code}", tag = "rooms", params(("code" = String, Path, description = "invite code")),
+    responses((status = 200, description = "`{room: {id, name}, workspace: {id, name}, inviter, expires_at, usable}`"),
+              (status = 404, description = "`invite_not_found`")))]
+pub async fn preview_invite(
+    State(app): State<App>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let not_found = || ApiError::not_found("invite_not_found", "no such invite");
+    if code.len() > 128 {
+        return Err(not_found());
+    }
+    let p = invites::preview(&app.db, &code).await?.ok_or_else(not_found)?;
+    let member = rooms::is_member(&app.db, p.room_id, auth.user.id).await?;
+    let expired = p.expires_at.is_some_and(|at| at <= app.clock.now());
+    let used_up = p.max_uses.is_some_and(|max| p.uses >= max);
+    Ok(Json(json!({
+        "room": { "id": p.room_id, "name": p.room_name },
+        "workspace": { "id": p.workspace_id, "name": p.workspace_name },
+        "inviter": p.inviter.map(|name| json!({ "display_name": name })),
+        "expires_at": p.expires_at,
+        "member": member,
+        "usable": member || !(expired || used_up),
+    })))
+}
+
+#[utoipa::path(delete, path = "/api/invites/{code}", tag = "rooms", params(("code" = String, Path, description = "invite code, or the invite's id")),
+    responses((status = 204, description = "revoked"), (status = 403, description = "`owner_only`"),
+              (status = 404, description = "`invite_not_found`")))]
+pub async fn revoke_invite(State(app): State<App>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<StatusCode> {
+    crate::chat::rooms::revoke_invite(&app, auth.user.id, &code).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
