@@ -12,9 +12,10 @@
 
 pub mod admin;
 pub mod emulate;
+pub mod headers;
+mod workers;
 
 pub use emulate::sigv4::Expected as ManagementCredentials;
-mod workers;
 
 use std::{
     future::Future,
@@ -122,7 +123,14 @@ impl Local {
             .route("/ws", get(ws_upgrade))
             .route("/@connections/{id}", get(management_get).post(management_post).delete(management_delete))
             .with_state(gateway);
-        mathia::handlers::http::router(self.app.clone()).merge(gateway_routes).fallback_service(files)
+        let site = mathia::handlers::http::router(self.app.clone()).merge(gateway_routes).fallback_service(files);
+        let config = &self.app.config;
+        // Presigned S3 URLs (uploads, downloads) point at the endpoint, or at the bucket's host.
+        let files_origin = config.files_bucket.as_ref().map(|bucket| match &config.aws.endpoint_url {
+            Some(endpoint) => headers::origin(endpoint).unwrap_or_default(),
+            None => format!("https://{bucket}.s3.{}.amazonaws.com", config.aws.region),
+        });
+        headers::secure(site, config.ws_url.as_deref(), files_origin.filter(|o| !o.is_empty()))
     }
 
     /// Serves until `signal` resolves, then closes every socket and returns. The queue workers

@@ -215,6 +215,18 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
             return Ok(());
         }
     };
+    let job_id = job.job_id;
+    let result = run_claimed(app, job, connectors, stream_id).await;
+    if result.is_err()
+        && let Err(e) = ai_jobs::release(&app.db, job_id, stream_id).await
+    {
+        tracing::warn!(error = %e, "cannot release the failed job's claim; a retry waits for the takeover");
+    }
+    result
+}
+
+/// The job, once this attempt holds its claim.
+async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], stream_id: Uuid) -> crate::Result<()> {
     let trigger = messages::get(&app.db, &app.keyring, job.room_id, job.message_id).await?;
     let Some(trigger) = trigger.filter(|m| !m.deleted) else {
         ai_jobs::finish(&app.db, job.job_id, None, "trigger_gone").await?;

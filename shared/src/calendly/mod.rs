@@ -62,11 +62,30 @@ fn account_from(
     })
 }
 
-/// Where to send the browser to authorise Mathia, with a fresh single-use `state`.
-pub async fn oauth_start(app: &App, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+/// The start of an OAuth flow: where to send the browser, and the nonce that browser must keep
+/// (in an HttpOnly cookie) and show again at the callback.
+pub struct OAuthStart {
+    pub url: String,
+    pub browser_nonce: String,
+}
+
+/// PKCE's S256 challenge of a verifier (RFC 7636 §4.2).
+fn code_challenge(verifier: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    URL_SAFE_NO_PAD.encode(crate::tokens::hash(verifier))
+}
+
+/// Where to send the browser to authorise Mathia, with a fresh single-use `state` bound to the
+/// user and to the browser, and a PKCE challenge.
+pub async fn oauth_start(app: &App, user_id: Uuid) -> Result<Option<OAuthStart>, sqlx::Error> {
     let Some((client_id, _, redirect)) = &app.config.calendly_oauth else { return Ok(None) };
     let state = crate::tokens::random_token();
-    store::put_state(&app.db, &state, user_id, app.clock.now()).await?;
+    let browser_nonce = crate::tokens::random_token();
+    // 43 characters of base64url: within RFC 7636's 43 to 128 unreserved characters.
+    let code_verifier = crate::tokens::random_token();
+    let new = store::NewState { state: &state, user_id, browser_nonce: &browser_nonce, code_verifier: &code_verifier };
+    store::put_state(&app.db, &app.keyring, &new, app.clock.now()).await?;
+    let challenge = code_challenge(&code_verifier);
     let url = reqwest::Url::parse_with_params(
         &format!("{}/oauth/authorize", app.config.calendly_auth_url.trim_end_matches('/')),
         &[
@@ -74,26 +93,35 @@ pub async fn oauth_start(app: &App, user_id: Uuid) -> Result<Option<String>, sql
             ("response_type", "code"),
             ("redirect_uri", redirect.as_str()),
             ("state", state.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
         ],
     )
     .expect("a valid URL");
-    Ok(Some(url.to_string()))
+    Ok(Some(OAuthStart { url: url.to_string(), browser_nonce }))
 }
 
-/// The OAuth callback: spends the state (single use, bound to who started), trades the code.
-pub async fn oauth_callback(app: &App, code: &str, state: &str) -> crate::Result<Uuid> {
+/// The OAuth callback: spends the state (single use, bound to who started it and to the
+/// browser that did, whose nonce is `browser_nonce`), trades the code with its PKCE verifier.
+pub async fn oauth_callback(app: &App, code: &str, state: &str, browser_nonce: Option<&str>) -> crate::Result<Uuid> {
     let Some((client_id, secret, redirect)) = &app.config.calendly_oauth else {
         return Err(Error::not_found("oauth_not_configured", "Calendly OAuth is not configured"));
     };
-    let user_id = store::take_state(&app.db, state, app.clock.now())
-        .await?
-        .ok_or_else(|| Error::invalid("this sign-in link is invalid or was already used; start again from Mathia"))?;
+    let refused = || {
+        Error::invalid(
+            "this sign-in link is invalid, was already used or was started in another browser; start again from Mathia",
+        )
+    };
+    let browser_nonce = browser_nonce.ok_or_else(refused)?;
+    let (user_id, code_verifier) =
+        store::take_state(&app.db, &app.keyring, state, browser_nonce, app.clock.now()).await?.ok_or_else(refused)?;
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", redirect.as_str()),
         ("client_id", client_id.as_str()),
         ("client_secret", secret.as_str()),
+        ("code_verifier", code_verifier.as_str()),
     ];
     let api = client(app);
     let tokens = api.token(&app.config.calendly_auth_url, &form).await?;

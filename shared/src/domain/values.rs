@@ -16,6 +16,25 @@ impl Invalid {
     }
 }
 
+/// Characters that change how the text around them is drawn without being seen themselves:
+/// bidirectional overrides, embeddings and isolates (U+202E shows "gnp.exe" as "exe.png"),
+/// zero-width spaces and joiners, the word joiner and invisible operators, the byte-order mark.
+pub fn is_invisible_control(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// Drops [`is_invisible_control`] characters: names are for reading, and these only mislead.
+pub fn without_invisible_controls(raw: &str) -> String {
+    raw.chars().filter(|c| !is_invisible_control(*c)).collect()
+}
+
 fn trimmed_len_between(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, Invalid> {
     let value = raw.trim();
     let len = value.chars().count();
@@ -33,6 +52,9 @@ fn trimmed_len_between(field: &'static str, raw: &str, min: usize, max: usize) -
 
 macro_rules! text_newtype {
     ($(#[$doc:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
+        text_newtype!($(#[$doc])* $name, $field, $min, $max, |raw: &str| raw.to_owned());
+    };
+    ($(#[$doc:meta])* $name:ident, $field:literal, $min:expr, $max:expr, $clean:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name(String);
@@ -41,7 +63,8 @@ macro_rules! text_newtype {
             pub const MAX_CHARS: usize = $max;
 
             pub fn parse(raw: &str) -> Result<Self, Invalid> {
-                trimmed_len_between($field, raw, $min, $max).map(Self)
+                let clean: fn(&str) -> String = $clean;
+                trimmed_len_between($field, &clean(raw), $min, $max).map(Self)
             }
 
             pub fn as_str(&self) -> &str {
@@ -66,12 +89,13 @@ text_newtype!(
     MessageBody, "body", 1, 4000
 );
 text_newtype!(
-    /// A room name: 1 to 80 characters after trimming.
-    RoomName, "name", 1, 80
+    /// A room name: 1 to 80 characters after trimming, without invisible or bidi controls.
+    RoomName, "name", 1, 80, without_invisible_controls
 );
 text_newtype!(
-    /// What other people see: 1 to 60 characters after trimming.
-    DisplayName, "display_name", 1, 60
+    /// What other people see: 1 to 60 characters after trimming, without invisible or bidi
+    /// controls.
+    DisplayName, "display_name", 1, 60, without_invisible_controls
 );
 text_newtype!(
     /// The client's own id for a message it sends, echoed in `ack` and used to drop resends.
@@ -111,6 +135,8 @@ pub struct Password(String);
 impl Password {
     pub const MIN_CHARS: usize = 8;
     pub const MAX_CHARS: usize = 256;
+    /// zxcvbn's "somewhat guessable" (about 10^8 guesses) or better.
+    pub const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Two;
 
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let len = raw.chars().count();
@@ -119,6 +145,15 @@ impl Password {
         }
         if len > Self::MAX_CHARS {
             return Err(Invalid::new("password", format!("must be at most {} characters", Self::MAX_CHARS)));
+        }
+        // zxcvbn knows the common passwords, names, keyboard walks and repeats; below this score
+        // a password falls to an online guessing attack in well under a million tries.
+        let guessable = zxcvbn::zxcvbn(raw, &[]).score() < Self::MIN_SCORE;
+        if guessable {
+            return Err(Invalid::new(
+                "password",
+                "is too common or easy to guess: use a longer phrase of unrelated words",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -187,6 +222,29 @@ mod tests {
         let p = Password::parse("correct horse").unwrap();
         assert!(!format!("{p:?}").contains("horse"));
         assert!(Password::parse("short").is_err());
+    }
+
+    #[test]
+    fn common_passwords_are_refused_naming_the_field() {
+        for weak in ["12345678", "password", "password1", "qwertyuiop", "iloveyou", "11111111"] {
+            let err = Password::parse(weak).expect_err(weak);
+            assert_eq!(err.field, "password", "{weak}");
+            assert!(err.reason.contains("common") || err.reason.contains("guess"), "{weak}: {}", err.reason);
+        }
+        for fine in ["correct horse battery", "another password", "whatever it is", "pw-ana-1234-correct-horse"] {
+            assert!(Password::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn names_lose_bidi_and_invisible_characters() {
+        let tricky = "Ana\u{202E}gnp.exe\u{200B}\u{FEFF}\u{2066}\u{2069}\u{200D}\u{061C}\u{2060}";
+        assert_eq!(DisplayName::parse(tricky).unwrap().as_str(), "Anagnp.exe");
+        assert_eq!(RoomName::parse("\u{202A}plans\u{202C}").unwrap().as_str(), "plans");
+        // Only invisible characters: nothing is left to show.
+        assert_eq!(DisplayName::parse("\u{200B}\u{202E}").unwrap_err().field, "display_name");
+        // Emoji sequences keep working (a zero-width joiner inside one is neutralised, not refused).
+        assert_eq!(DisplayName::parse("Zoë 🎉").unwrap().as_str(), "Zoë 🎉");
     }
 }
 

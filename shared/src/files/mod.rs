@@ -33,6 +33,7 @@ pub fn sanitize_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let cleaned: String = base
         .chars()
+        .filter(|c| !crate::domain::is_invisible_control(*c))
         .map(|c| if c.is_control() || "\"<>:|?*;`$".contains(c) { '_' } else { c })
         .collect::<String>()
         .trim()
@@ -177,5 +178,8 @@ mod tests {
         assert_eq!(sanitize_name("C:\\Users\\x\\report \"final\".pdf"), "report _final_.pdf");
         assert_eq!(sanitize_name(".hidden"), "hidden");
         assert!(sanitize_name(&format!("{}.pdf", "a".repeat(300))).ends_with(".pdf"));
+        assert_eq!(sanitize_name("\u{202E}txt.exe.png"), "txt.exe.png");
+        assert_eq!(sanitize_name("in\u{200B}voice\u{2067}.pdf\u{FEFF}"), "invoice.pdf");
+        assert_eq!(sanitize_name("\u{202E}\u{200F}"), "file");
     }
 }

@@ -24,6 +24,9 @@ pub enum ParseError {
     NoText,
     #[error("{0} has already passed — tell me a time in the future.")]
     Past(String),
+    /// A date or time that does not exist ("Feb 30", "99:00"): refused, never moved elsewhere.
+    #[error("I can't find {0} on the calendar or the clock — check the date and time and ask again.")]
+    Impossible(String),
 }
 
 static LEAD: LazyLock<Regex> = LazyLock::new(|| {
@@ -75,6 +78,84 @@ fn normalise(phrase: &str) -> String {
     p
 }
 
+const MONTHS: [(&str, u32); 12] = [
+    ("Jan", 31),
+    ("Feb", 29),
+    ("Mar", 31),
+    ("Apr", 30),
+    ("May", 31),
+    ("Jun", 30),
+    ("Jul", 31),
+    ("Aug", 31),
+    ("Sep", 30),
+    ("Oct", 31),
+    ("Nov", 30),
+    ("Dec", 31),
+];
+
+fn month_index(word: &str) -> Option<usize> {
+    let w = word.to_lowercase();
+    let w = if w == "sept" { "sep".to_owned() } else { w };
+    MONTHS.iter().position(|(m, _)| w.starts_with(&m.to_lowercase()))
+}
+
+/// A date or clock time in the request that cannot exist: `interim` would fail on it and the
+/// search would then settle for a shorter phrase ("feb 30 at 10" → "at 10", today), so such a
+/// request is refused before anything is looked for.
+fn impossible(request: &str) -> Option<String> {
+    const MONTH: &str = r"(jan|january|feb|february|mar|march|apr|april|may|jun|june|jul|july|aug|august|sep|sept|september|oct|october|nov|november|dec|december)";
+    static MONTH_DAY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(&format!(r"(?i)\b{MONTH}\.?\s+(\d{{1,3}})(?:st|nd|rd|th)?\b")).expect("regex"));
+    static DAY_MONTH: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!(r"(?i)\b(\d{{1,3}})(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}\b")).expect("regex")
+    });
+    static CLOCK: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)\b(\d{1,3}):(\d{1,3})\s*(am|pm)?\b").expect("regex"));
+    static HOUR_AMPM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(\d{1,3})\s*(am|pm)\b").expect("regex"));
+    // "at 99" at the end, or before a day: an hour, not "look at 99 problems".
+    static AT_HOUR: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\bat\s+(\d{1,3})\s*(?:[.!?,]?\s*$|\s+(?:today|tomorrow|tonight|on|next|this|mon|tue|wed|thu|fri|sat|sun)[a-z]*\b)")
+            .expect("regex")
+    });
+    let check_day = |month: &str, day: &str| {
+        let (name, max) = MONTHS[month_index(month)?];
+        let d: u32 = day.parse().ok()?;
+        (d == 0 || d > max).then(|| format!("{name} {d}"))
+    };
+    for c in MONTH_DAY.captures_iter(request) {
+        if let Some(bad) = check_day(&c[1], &c[2]) {
+            return Some(bad);
+        }
+    }
+    for c in DAY_MONTH.captures_iter(request) {
+        if let Some(bad) = check_day(&c[2], &c[1]) {
+            return Some(bad);
+        }
+    }
+    let hour_ok = |h: u32, ampm: Option<&str>| if ampm.is_some() { (1..=12).contains(&h) } else { h <= 23 };
+    for c in CLOCK.captures_iter(request) {
+        let (h, m): (u32, u32) = (c[1].parse().ok()?, c[2].parse().ok()?);
+        let ampm = c.get(3).map(|a| a.as_str().to_lowercase());
+        if !hour_ok(h, ampm.as_deref()) || m > 59 || c[2].len() != 2 {
+            return Some(format!("{}:{}{}", &c[1], &c[2], ampm.unwrap_or_default()));
+        }
+    }
+    for c in HOUR_AMPM.captures_iter(request) {
+        let h: u32 = c[1].parse().ok()?;
+        let ampm = c[2].to_lowercase();
+        if !hour_ok(h, Some(&ampm)) {
+            return Some(format!("{h}{ampm}"));
+        }
+    }
+    for c in AT_HOUR.captures_iter(request) {
+        let h: u32 = c[1].parse().ok()?;
+        if h > 23 {
+            return Some(format!("{h}:00"));
+        }
+    }
+    None
+}
+
 fn parse_phrase(phrase: &str, now: DateTime<Tz>) -> Option<DateTime<Tz>> {
     let normal = normalise(phrase);
     if normal.is_empty() {
@@ -86,6 +167,9 @@ fn parse_phrase(phrase: &str, now: DateTime<Tz>) -> Option<DateTime<Tz>> {
 /// Parses a reminder request at `now` in `tz`.
 pub fn parse(request: &str, tz: Tz, now: DateTime<Utc>) -> Result<Parsed, ParseError> {
     let rest = LEAD.replace(request.trim(), "").trim().to_owned();
+    if let Some(what) = impossible(&rest) {
+        return Err(ParseError::Impossible(what));
+    }
     let local_now = tz.from_utc_datetime(&now.naive_utc());
     let words: Vec<&str> = rest.split_whitespace().collect();
     // The longest time phrase at the end ("… tomorrow at 9am"), else at the start
@@ -187,5 +271,36 @@ mod tests {
         assert!(matches!(parse("remind me to leave at 5pm", utc_tz, now), Err(ParseError::Past(_))));
         assert_eq!(parse("remind me to call John sometime", utc_tz, now), Err(ParseError::NoTime));
         assert_eq!(parse("remind me in 10 mins", utc_tz, now), Err(ParseError::NoText));
+    }
+
+    #[test]
+    fn impossible_dates_and_times_are_refused_not_moved() {
+        let now = utc(2026, 11, 25, 13, 0);
+        let utc_tz: Tz = "UTC".parse().unwrap();
+        for (request, what) in [
+            ("remind me to pay rent on feb 30 at 10", "Feb 30"),
+            ("remind me to pay rent on Feb 31", "Feb 31"),
+            ("remind me to pay rent on april 31 at 9am", "Apr 31"),
+            ("remind me to pay rent on 31 june at 9am", "Jun 31"),
+            ("remind me to call Bob next monday at 99", "99:00"),
+            ("remind me to call Bob at 25:00", "25:00"),
+            ("remind me to call Bob tomorrow at 10:75", "10:75"),
+            ("remind me to call Bob at 13pm", "13pm"),
+            ("remind me to call Bob at 0am", "0am"),
+        ] {
+            match parse(request, utc_tz, now) {
+                Err(ParseError::Impossible(found)) => assert_eq!(found, what, "{request}"),
+                other => panic!("{request}: {other:?}"),
+            }
+        }
+        let message = ParseError::Impossible("Feb 30".into()).to_string();
+        assert!(message.starts_with("I can't find Feb 30"), "{message}");
+        // Real dates and times still work, and numbers in the text are not times.
+        assert_eq!(
+            parse("remind me to pay rent on dec 31 at 10", utc_tz, now).unwrap().due_at,
+            utc(2026, 12, 31, 10, 0)
+        );
+        assert_eq!(parse("remind me to buy 99 eggs at 5pm", utc_tz, now).unwrap().text, "buy 99 eggs");
+        assert_eq!(parse("remind me to call Bob at 11pm", utc_tz, now).unwrap().due_at, utc(2026, 11, 25, 23, 0));
     }
 }

@@ -203,7 +203,10 @@ pub async fn run(config: Config, signal: impl Future<Output = ()> + Send + 'stat
     let schedule = Duration::from_secs(env("MATHIA_SCHEDULER_INTERVAL_S").and_then(|s| s.parse().ok()).unwrap_or(60));
     sources::spawn_schedule(emulator.clone(), schedule, stopped.clone());
 
-    let site_app = site::router(emulator.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Presigned URLs point at the pass-through; the WebSocket is on its own origin.
+    let site_app =
+        crate::headers::secure(site::router(emulator.clone()), Some(&public_ws_url), Some(proxy_url.clone()))
+            .into_make_service_with_connect_info::<SocketAddr>();
     let ws_app = websocket::router(emulator.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut ws_stop = stopped.clone();
     let ws_server = tokio::spawn(async move {

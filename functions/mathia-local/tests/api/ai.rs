@@ -471,4 +471,36 @@ async fn a_model_that_never_stops_is_cut_at_the_deadline_and_stored() {
         t.get(Some(&ana.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
     assert_eq!(history["messages"].as_array().unwrap().last().unwrap(), &end["message"], "stored as ended");
     a.assert_alive().await;
+
+/// A job whose attempt fails after it was claimed (here: a table it reads is briefly gone, as
+/// in a failover) is retried by the local queue within seconds, and the retry must be allowed
+/// to run it: the reply arrives, once.
+#[tokio::test]
+async fn a_claimed_job_that_fails_is_answered_on_the_retry() {
+    let (t, model) = spawn_with_model(FakeModel::words("Back again.", Duration::from_millis(5))).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let db = t.db().await;
+    sqlx::query("ALTER TABLE notes RENAME TO notes_away").execute(&db).await.unwrap();
+
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "@mathia what is 2+2?", "client_msg_id": "q"}))
+        .await;
+    a.recv_type("ack").await;
+    let pool = &db;
+    crate::helpers::wait_until("the job was claimed", || async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ai_jobs").fetch_one(pool).await.unwrap() == 1
+    })
+    .await;
+    // The first attempt fails reading the notes; then the table is back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(model.requests().len(), 0, "the first attempt never reached the model");
+    sqlx::query("ALTER TABLE notes_away RENAME TO notes").execute(&db).await.unwrap();
+
+    let (_, chunks, end) = read_stream(&mut a).await;
+    assert_eq!(joined(&chunks), "Back again.");
+    assert_eq!(end["message"]["body"], "Back again.");
+    a.expect_nothing_but(&[], Duration::from_millis(300)).await;
+    assert_eq!(ai_replies(&t).await, 1);
+    assert_eq!(model.requests().len(), 1);
 }

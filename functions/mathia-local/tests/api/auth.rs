@@ -112,3 +112,33 @@ async fn health_reports_both_stores() {
     assert_eq!(res.status(), 503);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "unavailable");
 }
+
+#[tokio::test]
+async fn common_passwords_are_refused_and_names_lose_bidi_controls() {
+    let t = TestApp::spawn().await;
+    for weak in ["12345678", "password1"] {
+        let res = t
+            .post(
+                None,
+                "/api/auth/register",
+                json!({"email": format!("{}@example.com", unique("weak")), "password": weak, "display_name": "Weak"}),
+            )
+            .await;
+        assert_eq!(res.status(), 400, "{weak}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert_eq!(body["error"]["field"], "password", "{weak}");
+    }
+
+    // A right-to-left override would show "Ana\u{202E}gnp.exe" as "Anaexe.png".
+    let res = t
+        .post(
+            None,
+            "/api/auth/register",
+            json!({"email": format!("{}@example.com", unique("bidi")), "password": "correct horse battery", "display_name": "Ana\u{202E}gnp.exe\u{200B}"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["display_name"], "Anagnp.exe");
+}

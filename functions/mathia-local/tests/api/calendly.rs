@@ -147,25 +147,31 @@ async fn oauth_round_trip_refuses_bad_or_reused_state_and_refreshes_on_401() {
         .await;
     let (t, ana) = setup(&server, true).await;
 
-    let start: Value = t
+    let start = t
         .http
         .get(t.url("/api/calendly/oauth/start"))
         .bearer_auth(&ana.token)
         .header("accept", "application/json")
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    // The browser keeps the flow's cookie and shows it at the callback.
+    let cookie = start.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let start: Value = start.json().await.unwrap();
     let url = reqwest::Url::parse(start["url"].as_str().unwrap()).unwrap();
     assert_eq!(url.path(), "/oauth/authorize");
     let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let bad = no_redirects.get(t.url("/api/calendly/oauth/callback?code=the-code&state=forged")).send().await.unwrap();
+    let bad = no_redirects
+        .get(t.url("/api/calendly/oauth/callback?code=the-code&state=forged"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let ok = no_redirects
         .get(t.url(&format!("/api/calendly/oauth/callback?code=the-code&state={state}")))
+        .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
@@ -173,6 +179,7 @@ async fn oauth_round_trip_refuses_bad_or_reused_state_and_refreshes_on_401() {
     assert_eq!(ok.headers()["location"], "/?calendly=connected");
     let reused = no_redirects
         .get(t.url(&format!("/api/calendly/oauth/callback?code=the-code&state={state}")))
+        .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
@@ -335,4 +342,73 @@ async fn a_revoked_personal_token_asks_to_reconnect() {
     let (mut a, _) = t.ws_in_room(&ana, room.id).await;
     let reply = ask(&mut a, room.id, "@mathia check my calendar").await;
     assert!(reply.contains("reconnect"), "{reply}");
+}
+
+/// Login CSRF on the OAuth flow: an attacker starts the flow on their own Mathia account and
+/// gets a victim to approve the link. The callback must come from the browser that started it
+/// (a cookie holding a nonce), and the code is only worth something with the PKCE verifier.
+#[tokio::test]
+async fn oauth_is_bound_to_the_browser_that_started_it_and_uses_pkce() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "access_token": "access-1", "refresh_token": "refresh-1", "scope": "default",
+            "created_at": 1_795_000_000, "expires_in": 7200, "owner": USER_URI
+        })))
+        .mount(&server)
+        .await;
+    calendly_for(&server, "access-1").await;
+    let (t, attacker) = setup(&server, true).await;
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let start = no_redirects
+        .get(t.url("/api/calendly/oauth/start"))
+        .bearer_auth(&attacker.token)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 200);
+    let set_cookie =
+        start.headers().get("set-cookie").expect("the start binds the browser").to_str().unwrap().to_owned();
+    for part in ["HttpOnly", "SameSite=Lax", "Path=/api/calendly/oauth"] {
+        assert!(set_cookie.contains(part), "{part} in {set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let cookie_name = cookie.split('=').next().unwrap().to_owned();
+    let start: Value = start.json().await.unwrap();
+    let url = reqwest::Url::parse(start["url"].as_str().unwrap()).unwrap();
+    let param = |k: &str| url.query_pairs().find(|(key, _)| key == k).map(|(_, v)| v.into_owned());
+    assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
+    let challenge = param("code_challenge").expect("a PKCE challenge");
+    let state = param("state").unwrap();
+    let callback = t.url(&format!("/api/calendly/oauth/callback?code=the-code&state={state}"));
+
+    // The victim's browser has no cookie, or another flow's: refused, and nothing is connected.
+    let bare = no_redirects.get(&callback).send().await.unwrap();
+    assert_eq!(bare.status(), 400);
+    let forged = no_redirects.get(&callback).header("cookie", format!("{cookie_name}=forged")).send().await.unwrap();
+    assert_eq!(forged.status(), 400);
+    let token_requests =
+        |reqs: Vec<wiremock::Request>| reqs.into_iter().filter(|r| r.url.path() == "/oauth/token").collect::<Vec<_>>();
+    assert!(token_requests(server.received_requests().await.unwrap()).is_empty(), "the code was never traded");
+    let status: Value = t.get(Some(&attacker.token), "/api/calendly/status").await.json().await.unwrap();
+    assert_eq!(status["connected"], false);
+
+    // The browser that started it finishes it, and the code travels with its verifier.
+    let ok = no_redirects.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()["location"], "/?calendly=connected");
+    let traded = token_requests(server.received_requests().await.unwrap());
+    assert_eq!(traded.len(), 1);
+    let form: Vec<(String, String)> = form_urlencoded::parse(&traded[0].body).into_owned().collect();
+    let verifier = form.iter().find(|(k, _)| k == "code_verifier").map(|(_, v)| v.clone()).expect("code_verifier");
+    assert!((43..=128).contains(&verifier.len()), "{verifier}");
+    assert_eq!(URL_SAFE_NO_PAD.encode(mathia::tokens::hash(&verifier)), challenge);
+    let status: Value = t.get(Some(&attacker.token), "/api/calendly/status").await.json().await.unwrap();
+    assert_eq!(status["connected"], true);
 }

@@ -17,6 +17,7 @@ mod fake_model;
 mod files;
 mod fuzz;
 mod group_commit;
+mod headers;
 mod helpers;
 mod lambda;
 mod limits;

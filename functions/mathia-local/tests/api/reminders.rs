@@ -209,3 +209,18 @@ async fn nobody_sees_or_cancels_anothers_reminders_or_notes() {
     let notes: Value = t.get(Some(&ana.token), &format!("/api/rooms/{}/notes", room.id)).await.json().await.unwrap();
     assert_eq!(notes[0]["text"], "secret plan");
 }
+
+#[tokio::test]
+async fn impossible_dates_and_times_get_a_clear_reply_and_store_nothing() {
+    let t = TestApp::spawn_with_clock(clock()).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+
+    let reply = ask(&mut a, room.id, "@mathia remind me to pay rent on feb 30 at 10").await;
+    assert!(reply.contains("⏰ I can't find Feb 30"), "{reply}");
+    let reply = ask(&mut a, room.id, "@mathia remind me to call Bob next monday at 99").await;
+    assert!(reply.contains("⏰ I can't find 99:00"), "{reply}");
+    assert_eq!(reminders_of(&t, &ana.token).await, Vec::<Value>::new(), "nothing was stored");
+    a.assert_alive().await;
+}

@@ -53,6 +53,21 @@ pub async fn claim(
     Ok(taken.map(Claim::Mine).unwrap_or(Claim::Taken))
 }
 
+/// Gives back a claim whose attempt failed before it finished: the job's retry (the queue
+/// redelivers it within seconds) may then take it over at once instead of after
+/// `TAKEOVER_AFTER`. Only this attempt's own claim is released, and a job whose reply was
+/// stored stays taken (the takeover checks for it).
+pub async fn release(db: &PgPool, job_id: Uuid, stream_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ai_jobs SET started_at = '-infinity' WHERE job_id = $1 AND stream_id = $2 AND status = 'running'",
+    )
+    .bind(job_id)
+    .bind(stream_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 pub async fn finish(db: &PgPool, job_id: Uuid, reply: Option<Uuid>, outcome: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE ai_jobs SET status = 'done', reply_message_id = $2, outcome = $3, finished_at = now() WHERE job_id = $1")
         .bind(job_id)

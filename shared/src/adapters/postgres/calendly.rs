@@ -103,25 +103,62 @@ fn hash(state: &str) -> Vec<u8> {
     crate::tokens::hash(state)
 }
 
-pub async fn put_state(db: &PgPool, state: &str, user_id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO calendly_oauth_states (state_hash, user_id, created_at) VALUES ($1, $2, $3)")
-        .bind(hash(state))
-        .bind(user_id)
-        .bind(now)
-        .execute(db)
-        .await?;
+/// A new OAuth state: who started it, the browser it was started in (the hash of the nonce in
+/// that browser's cookie) and its PKCE verifier, sealed.
+pub struct NewState<'a> {
+    pub state: &'a str,
+    pub user_id: Uuid,
+    pub browser_nonce: &'a str,
+    pub code_verifier: &'a str,
+}
+
+pub async fn put_state(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    new: &NewState<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let (verifier_nonce, verifier_sealed) =
+        keyring.seal_secret(new.user_id, "calendly-pkce", new.code_verifier.as_bytes());
+    sqlx::query(
+        "INSERT INTO calendly_oauth_states (state_hash, user_id, created_at, browser_hash, verifier_nonce, verifier_sealed)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(hash(new.state))
+    .bind(new.user_id)
+    .bind(now)
+    .bind(hash(new.browser_nonce))
+    .bind(verifier_nonce)
+    .bind(verifier_sealed)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
-/// Spends a state: its user when it is known, unused and fresh; None otherwise.
-pub async fn take_state(db: &PgPool, state: &str, now: DateTime<Utc>) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+/// Spends a state presented by the browser holding `browser_nonce`: its user and PKCE verifier
+/// when it is known, bound to that browser, unused and fresh; None otherwise (and then it is
+/// not spent: another browser's attempt does not use up the real one's).
+pub async fn take_state(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    state: &str,
+    browser_nonce: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    let row: Option<(Uuid, Vec<u8>, Vec<u8>)> = sqlx::query_as(
         "UPDATE calendly_oauth_states SET used_at = $2
-         WHERE state_hash = $1 AND used_at IS NULL AND created_at > $2 - interval '10 minutes'
-         RETURNING user_id",
+         WHERE state_hash = $1 AND browser_hash = $3 AND used_at IS NULL AND created_at > $2 - interval '10 minutes'
+           AND verifier_nonce IS NOT NULL AND verifier_sealed IS NOT NULL
+         RETURNING user_id, verifier_nonce, verifier_sealed",
     )
     .bind(hash(state))
     .bind(now)
+    .bind(hash(browser_nonce))
     .fetch_optional(db)
-    .await
+    .await?;
+    let Some((user_id, nonce, sealed)) = row else { return Ok(None) };
+    let verifier = keyring
+        .open_secret(user_id, "calendly-pkce", &nonce, &sealed)
+        .map_err(|e: KeyringError| sqlx::Error::Protocol(e.to_string()))?;
+    Ok(Some((user_id, verifier)))
 }

@@ -2,7 +2,7 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -88,16 +88,50 @@ pub async fn events(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Ve
     ))
 }
 
+/// The cookie that binds an OAuth flow to the browser that started it: HttpOnly (no script
+/// reads it), SameSite=Lax (sent on Calendly's top-level redirect back, not on cross-site
+/// subrequests), only for the OAuth paths, and as long as a state lives.
+const OAUTH_COOKIE: &str = "mathia_calendly_oauth";
+const OAUTH_COOKIE_PATH: &str = "/api/calendly/oauth";
+
+fn oauth_cookie(app: &App, value: &str, max_age_s: u32) -> HeaderValue {
+    let secure = app.config.calendly_oauth.as_ref().is_some_and(|(_, _, redirect)| redirect.starts_with("https://"));
+    let cookie = format!(
+        "{OAUTH_COOKIE}={value}; HttpOnly; SameSite=Lax; Path={OAUTH_COOKIE_PATH}; Max-Age={max_age_s}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&cookie).expect("a URL-safe token makes a valid header")
+}
+
+/// The OAuth cookie's value, from any `Cookie` header of the request.
+fn browser_nonce(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == OAUTH_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}
+
 #[utoipa::path(get, path = "/api/calendly/oauth/start", tag = "calendly",
-    responses((status = 200, description = "`{url}` when asked for JSON"), (status = 302, description = "to Calendly's consent page"),
+    responses((status = 200, description = "`{url}` when asked for JSON; sets the flow's HttpOnly cookie"),
+              (status = 302, description = "to Calendly's consent page"),
               (status = 404, description = "OAuth is not configured")))]
 pub async fn oauth_start(State(app): State<App>, auth: AuthUser, headers: HeaderMap) -> ApiResult<Response> {
-    let url = calendly::oauth_start(&app, auth.user.id).await?.ok_or_else(|| {
+    let start = calendly::oauth_start(&app, auth.user.id).await?.ok_or_else(|| {
         ApiError::not_found("oauth_not_configured", "Calendly OAuth is not configured; paste a personal access token")
     })?;
     let wants_json =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"));
-    Ok(if wants_json { axum::Json(json!({ "url": url })).into_response() } else { Redirect::to(&url).into_response() })
+    let mut res = if wants_json {
+        axum::Json(json!({ "url": start.url })).into_response()
+    } else {
+        Redirect::to(&start.url).into_response()
+    };
+    res.headers_mut().append(header::SET_COOKIE, oauth_cookie(&app, &start.browser_nonce, 600));
+    Ok(res)
 }
 
 #[derive(Deserialize)]
@@ -107,22 +141,30 @@ pub struct Callback {
     error: Option<String>,
 }
 
-/// Calendly sends the browser here; the `state` says who started the flow.
+/// Calendly sends the browser here; the `state` says who started the flow, and the cookie that
+/// it is the same browser.
 #[utoipa::path(get, path = "/api/calendly/oauth/callback", tag = "calendly", security(()),
-    responses((status = 302, description = "back to the app, `?calendly=connected` or `?calendly=error`")))]
-pub async fn oauth_callback(State(app): State<App>, Query(q): Query<Callback>) -> Response {
-    let (Some(code), Some(state), None) = (q.code, q.state, q.error) else {
-        return Redirect::to("/?calendly=denied").into_response();
+    responses((status = 302, description = "back to the app, `?calendly=connected` or `?calendly=error`"),
+              (status = 400, description = "unknown, used or expired state, or another browser's")))]
+pub async fn oauth_callback(State(app): State<App>, headers: HeaderMap, Query(q): Query<Callback>) -> Response {
+    let mut res = match (q.code, q.state, q.error) {
+        (Some(code), Some(state), None) => {
+            match calendly::oauth_callback(&app, &code, &state, browser_nonce(&headers).as_deref()).await {
+                Ok(user_id) => {
+                    tracing::info!(%user_id, "calendly connected by OAuth");
+                    Redirect::to("/?calendly=connected").into_response()
+                }
+                // Refused without spending the state: the cookie stays for the real callback.
+                Err(e @ (Error::Invalid { .. } | Error::NotFound { .. })) => return ApiError::from(e).into_response(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "calendly OAuth failed");
+                    Redirect::to("/?calendly=error").into_response()
+                }
+            }
+        }
+        _ => Redirect::to("/?calendly=denied").into_response(),
     };
-    match calendly::oauth_callback(&app, &code, &state).await {
-        Ok(user_id) => {
-            tracing::info!(%user_id, "calendly connected by OAuth");
-            Redirect::to("/?calendly=connected").into_response()
-        }
-        Err(e @ (Error::Invalid { .. } | Error::NotFound { .. })) => ApiError::from(e).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "calendly OAuth failed");
-            Redirect::to("/?calendly=error").into_response()
-        }
-    }
+    // The flow is over: the browser forgets its nonce.
+    res.headers_mut().append(header::SET_COOKIE, oauth_cookie(&app, "", 0));
+    res
 }
