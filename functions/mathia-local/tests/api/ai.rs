@@ -471,6 +471,7 @@ async fn a_model_that_never_stops_is_cut_at_the_deadline_and_stored() {
         t.get(Some(&ana.token), &format!("/api/rooms/{}/messages", room.id)).await.json().await.unwrap();
     assert_eq!(history["messages"].as_array().unwrap().last().unwrap(), &end["message"], "stored as ended");
     a.assert_alive().await;
+}
 
 /// A job whose attempt fails after it was claimed (here: a table it reads is briefly gone, as
 /// in a failover) is retried by the local queue within seconds, and the retry must be allowed
