@@ -157,7 +157,7 @@ async fn owners_revoke_invites_by_code_or_id() {
     let res = t.post(Some(&ana.token), &format!("/api/rooms/{}/invites", room.id), json!({})).await;
     let first: Value = res.json().await.unwrap();
     let code = first["code"].as_str().unwrap();
-    let id = first["id"].as_str().expect("an invite has an id");
+    assert!(first["id"].is_string(), "an invite has an id: {first}");
     // Ben (a member, not the owner nor its creator) may not revoke it.
     let (status, code_) = code_of(delete(&t, &ben, &format!("/api/invites/{code}")).await).await;
     assert_eq!((status, code_.as_str()), (403, "owner_only"));
@@ -165,7 +165,6 @@ async fn owners_revoke_invites_by_code_or_id() {
     let (status, code_) =
         code_of(t.post(Some(&eve.token), &format!("/api/invites/{code}/accept"), json!({})).await).await;
     assert_eq!((status, code_.as_str()), (404, "invite_not_found"), "a revoked invite still works");
-    let _ = id;
     let second = t.invite(&ana, room.id, json!({})).await;
     let res = t.post(Some(&ana.token), &format!("/api/rooms/{}/invites", room.id), json!({})).await;
     let third: Value = res.json().await.unwrap();
@@ -224,4 +223,34 @@ async fn a_deleted_messages_attachment_is_gone() {
     let (status, code) = code_of(link().await).await;
     assert_eq!((status, code.as_str()), (404, "file_not_found"), "a deleted message's file is still served");
     assert!(!stored.exists(), "the deleted message's bytes are still in the store");
+}
+
+#[tokio::test]
+async fn the_room_endpoints_refuse_logged_out_sessions_and_outsiders_and_change_nothing() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let eve = t.register("Eve").await; // another workspace
+    let room = t.create_room(&ana, "board").await;
+    t.bring_in(&ana, room.id, &ben).await;
+    let code = t.invite(&ana, room.id, json!({})).await;
+    let remove = format!("/api/rooms/{}/members/{}", room.id, ben.id);
+    let revoke = format!("/api/invites/{code}");
+
+    // No session: 401 everywhere.
+    assert_eq!(t.http.delete(t.url(&remove)).send().await.unwrap().status(), 401);
+    assert_eq!(t.http.delete(t.url(&revoke)).send().await.unwrap().status(), 401);
+    assert_eq!(t.get(None, &revoke).await.status(), 401, "the preview wants a session");
+    // A logged-out session: 401 too.
+    let gone = t.register("Gone").await;
+    assert_eq!(t.post(Some(&gone.token), "/api/auth/logout", json!({})).await.status(), 204);
+    assert_eq!(delete(&t, &gone, &revoke).await.status(), 401);
+    assert_eq!(t.get(Some(&gone.token), &revoke).await.status(), 401);
+    // Someone of another workspace removes nobody and revokes nothing.
+    assert_eq!(delete(&t, &eve, &remove).await.status(), 403);
+    assert_eq!(delete(&t, &eve, &revoke).await.status(), 403);
+
+    // Nothing changed: Ben still reads the room, and the invite still lets Eve in.
+    assert_eq!(t.get(Some(&ben.token), &format!("/api/rooms/{}/messages", room.id)).await.status(), 200);
+    assert_eq!(t.post(Some(&eve.token), &format!("/api/invites/{code}/accept"), json!({})).await.status(), 200);
 }
