@@ -153,7 +153,7 @@ loadgen() {
   log "scenario $scenario: mathia-loadgen $mode $*"
   "$LOADGEN" "$mode" --url "$URL" --server-pid "$SERVER_PID" --json --scenario "$scenario" \
     --meta "git=$GIT_REV" --meta "git_dirty=$GIT_DIRTY" --meta "server_profile=$SERVER_PROFILE" \
-    --meta "quick=${QUICK:-0}" "$@" \
+    --meta "quick=${QUICK:-0}" --meta "ws_frame_budget=${MATHIA_WS_FRAMES_PER_S:-lifted}/s,${MATHIA_WS_FRAME_BURST:-lifted}" "$@" \
     | tee -a "$WORK/$scenario.jsonl" >>"$RESULTS"
   return "${PIPESTATUS[0]}"
 }

@@ -17,6 +17,8 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_REDIS_PREFIX",
     "MATHIA_MASTER_KEY",
     "MATHIA_RATE_LIMIT_PER_MIN",
+    "MATHIA_WS_FRAMES_PER_S",
+    "MATHIA_WS_FRAME_BURST",
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
     "MATHIA_WELCOME_CREDIT_CENTS",
@@ -53,6 +55,10 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_FILES_BUCKET",
     "RUST_LOG",
 ];
+
+/// A socket's frame budget by default: 100 frames a second, 200 at once.
+pub const WS_FRAMES_PER_S: u32 = 100;
+pub const WS_FRAME_BURST: u32 = 200;
 
 /// Which adapters back the ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +112,10 @@ pub struct Config {
     pub login_failures_per_account: u32,
     /// Wrong passwords from one client address in a sliding minute before its logins are refused.
     pub login_failures_per_address: u32,
+    /// Each socket's frame budget: frames a second, sustained…
+    pub ws_frames_per_s: u32,
+    /// …and frames at once.
+    pub ws_frame_burst: u32,
     pub moderation_batch_size: u32,
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
@@ -217,6 +227,8 @@ impl Config {
             rate_limit_per_min: parsed("MATHIA_RATE_LIMIT_PER_MIN", 30)?,
             login_failures_per_account: parsed("MATHIA_LOGIN_FAILURES_PER_ACCOUNT", 10)?,
             login_failures_per_address: parsed("MATHIA_LOGIN_FAILURES_PER_ADDRESS", 50)?,
+            ws_frames_per_s: parsed("MATHIA_WS_FRAMES_PER_S", WS_FRAMES_PER_S)?,
+            ws_frame_burst: parsed("MATHIA_WS_FRAME_BURST", WS_FRAME_BURST)?,
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
@@ -261,6 +273,8 @@ impl Config {
             rate_limit_per_min: 30,
             login_failures_per_account: 10,
             login_failures_per_address: 50,
+            ws_frames_per_s: WS_FRAMES_PER_S,
+            ws_frame_burst: WS_FRAME_BURST,
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,

@@ -11,7 +11,9 @@ use http::HeaderMap;
 use crate::{
     app::App,
     domain::ConnectionId,
-    handlers::ws::{ConnectError, on_binary_frame, on_connect, on_disconnect, on_message},
+    handlers::ws::{
+        Admission, ConnectError, admit_shared, on_binary_frame, on_connect, on_disconnect, on_message, on_throttled,
+    },
 };
 
 pub use aws_lambda_events;
@@ -42,10 +44,17 @@ pub async fn ws_connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Ap
 }
 
 /// `$default`: every frame is answered over the socket; the invocation itself always succeeds.
+/// A frame over the socket's budget is dropped (`rate_limited` at most once a second).
 pub async fn ws_message(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let Some(connection) = connection_id(&event) else {
         return response(400, "missing connection id");
     };
+    if let Admission::Refuse { retry_after, tell } = admit_shared(app, &connection).await {
+        if tell {
+            on_throttled(app, &connection, retry_after).await;
+        }
+        return response(200, "");
+    }
     let body = event.body.as_deref().unwrap_or("");
     if event.is_base64_encoded {
         on_binary_frame(app, &connection).await;

@@ -9,6 +9,7 @@ mod api;
 mod awscost;
 mod conns;
 mod engine;
+mod flood;
 mod util;
 
 use std::time::Duration;
@@ -102,6 +103,12 @@ enum Mode {
         /// Print a progress line every this many seconds.
         #[arg(long)]
         progress: Option<f64>,
+        /// Extra members, one in each of the first N rooms, who flood every action during the step.
+        #[arg(long, default_value_t = 0)]
+        flooders: usize,
+        /// Frames per second per flooder (0: as fast as the socket takes them).
+        #[arg(long, default_value_t = 0.0)]
+        flood_rate: f64,
     },
     /// Doubles the offered load until delivery < target or p99 > target, then bisects.
     Saturate {
@@ -344,13 +351,34 @@ async fn run(cli: Cli) -> util::Result<bool> {
         .map_err(|e| util::Error::new(e.kind, format!("server not reachable at {}: {}", c.url, e.message)))?;
 
     match cli.mode {
-        Mode::Fanout { shape, rate, duration, verify, reconnect, timeline, rss_every, progress } => {
+        Mode::Fanout {
+            shape,
+            rate,
+            duration,
+            verify,
+            reconnect,
+            timeline,
+            rss_every,
+            progress,
+            flooders,
+            flood_rate,
+        } => {
             let params = json!({
                 "rooms": shape.rooms, "clients_per_room": shape.clients, "senders_per_room": shape.senders,
                 "rate_per_sender": rate, "duration_s": duration, "body_bytes": shape.body_bytes,
                 "drain_max_s": shape.drain, "verify": verify, "reconnect": reconnect,
+                "flooders": flooders, "flood_rate": flood_rate,
             });
             let h = Harness::setup(api, setup_opts(&run_id, &shape, &c, reconnect, verify)).await?;
+            let flood = if flooders > 0 {
+                let rooms: Vec<_> = h.rooms.iter().map(|r| (r.id, r.owner.clone())).collect();
+                let f = flood::Flood::start(&h.api, &run_id, &rooms, flooders, flood_rate).await?;
+                eprintln!("fanout: {} flooders ready", f.flooders);
+                f.go();
+                Some(f)
+            } else {
+                None
+            };
             eprintln!(
                 "fanout: {} rooms × {} clients, {} senders at {rate} msg/s each for {duration} s…",
                 shape.rooms, shape.clients, h.n_senders
@@ -360,9 +388,17 @@ async fn run(cli: Cli) -> util::Result<bool> {
             o.rss_every = rss_every.map(Duration::from_secs_f64);
             o.progress_every = progress.map(Duration::from_secs_f64);
             let res = h.run_step(0, rate, Duration::from_secs_f64(duration), &o).await;
+            let flood = match flood {
+                Some(f) => Some(f.stop().await),
+                None => None,
+            };
             print_step("fanout: ", &res.json);
             print_error_samples(&h.shared.error_samples());
             let mut body = res.json;
+            if let Some(f) = flood {
+                eprintln!("fanout: flood {f}");
+                body["flood"] = f;
+            }
             body["setup"] = h.setup.clone();
             let mut ok = true;
             if verify {

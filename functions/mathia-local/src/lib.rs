@@ -93,12 +93,13 @@ impl Local {
         clock: Option<Arc<dyn Clock>>,
     ) -> anyhow::Result<Self> {
         let management = management_credentials(&config);
+        let frame_budget = (config.ws_frames_per_s, config.ws_frame_burst);
         let parts = gateway_app(config, own_endpoint, clock).await?;
         Ok(Self {
             app: parts.app,
             push: parts.sockets,
             management,
-            frame_budget: frame_budget_from_env(),
+            frame_budget,
             consumers: Arc::new(Mutex::new(Some(parts.consumers))),
         })
     }
@@ -184,12 +185,6 @@ fn management_credentials(config: &Config) -> Option<ManagementCredentials> {
             None
         }
     }
-}
-
-/// `MATHIA_WS_FRAMES_PER_S` and `MATHIA_WS_FRAME_BURST`, or the defaults.
-fn frame_budget_from_env() -> (u32, u32) {
-    let var = |name: &str, default: u32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    (var("MATHIA_WS_FRAMES_PER_S", FrameBudget::PER_S), var("MATHIA_WS_FRAME_BURST", FrameBudget::BURST))
 }
 
 /// The refusal of a management call not signed with the expected credentials (403, as API

@@ -71,6 +71,50 @@ if retry < 1 then retry = 1 end
 return retry
 ";
 
+/// What a socket's frame budget says of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameDecision {
+    Serve,
+    /// Drop it; `tell` at most once per `tell_every`.
+    Refuse {
+        retry_after_ms: u64,
+        tell: bool,
+    },
+}
+
+// A socket's frame budget where no process holds the socket (Lambda): a token bucket of
+// `burst` frames refilled at `per_s` a second, per connection, timed by Redis's own clock so
+// function instances with skewed clocks agree. Returns {0, 0} to serve, or {retry_after_ms, tell}.
+const FRAME_BUDGET_LUA: &str = r"
+local key = KEYS[1]
+local per_s = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tell_every = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('HMGET', key, 't', 'l', 'w')
+local tokens = tonumber(s[1]) or burst
+local last = tonumber(s[2]) or now
+local told = tonumber(s[3]) or -1
+if now > last then tokens = math.min(burst, tokens + (now - last) * per_s / 1000) end
+local ttl = math.ceil(burst * 1000 / per_s) + tell_every
+if tokens >= 1 then
+  redis.call('HSET', key, 't', tostring(tokens - 1), 'l', now)
+  redis.call('PEXPIRE', key, ttl)
+  return {0, 0}
+end
+local retry = math.ceil((1 - tokens) * 1000 / per_s)
+if retry < 1 then retry = 1 end
+local tell = 0
+if told < 0 or now - told >= tell_every then
+  tell = 1
+  told = now
+end
+redis.call('HSET', key, 't', tostring(tokens), 'l', now, 'w', told)
+redis.call('PEXPIRE', key, ttl)
+return {retry, tell}
+";
+
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
@@ -78,6 +122,7 @@ pub struct RedisStore {
     rate_limit: Script,
     throttle_check: Script,
     take_batch: Script,
+    frame_budget: Script,
 }
 
 impl RedisStore {
@@ -89,6 +134,7 @@ impl RedisStore {
             rate_limit: Script::new(RATE_LIMIT_LUA),
             throttle_check: Script::new(THROTTLE_CHECK_LUA),
             take_batch: Script::new(TAKE_BATCH_LUA),
+            frame_budget: Script::new(FRAME_BUDGET_LUA),
         })
     }
 
@@ -176,6 +222,30 @@ impl RedisStore {
             .invoke_async(&mut conn)
             .await?;
         Ok(if retry > 0 { RateDecision::Limited { retry_after_ms: retry as u64 } } else { RateDecision::Allowed })
+    }
+
+    /// Spends one frame of `connection`'s budget (`per_s` a second, `burst` at once).
+    pub async fn frame_budget(
+        &self,
+        connection: &str,
+        per_s: u32,
+        burst: u32,
+        tell_every: Duration,
+    ) -> Result<FrameDecision, RedisDown> {
+        let mut conn = self.conn().await?;
+        let (retry, tell): (i64, i64) = self
+            .frame_budget
+            .key(self.key(&format!("fb:{connection}")))
+            .arg(per_s.max(1))
+            .arg(burst.max(1))
+            .arg(tell_every.as_millis() as i64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if retry > 0 {
+            FrameDecision::Refuse { retry_after_ms: retry as u64, tell: tell == 1 }
+        } else {
+            FrameDecision::Serve
+        })
     }
 
     /// Whether `subject` had `limit` failures within `window` (login throttles); counts nothing.

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::{
     access,
-    adapters::postgres::users,
+    adapters::{postgres::users, redis::FrameDecision},
     ai,
     app::App,
     chat::{self, post::Post},
@@ -164,9 +164,9 @@ pub enum Admission {
 
 impl FrameBudget {
     /// Frames a second a socket may send, sustained.
-    pub const PER_S: u32 = 100;
+    pub const PER_S: u32 = crate::config::WS_FRAMES_PER_S;
     /// Frames a socket may send at once.
-    pub const BURST: u32 = 200;
+    pub const BURST: u32 = crate::config::WS_FRAME_BURST;
     /// At most one `rate_limited` per socket in this window.
     pub const TELL_EVERY: Duration = Duration::from_secs(1);
 
@@ -195,6 +195,23 @@ impl FrameBudget {
 impl Default for FrameBudget {
     fn default() -> Self {
         Self::new(Self::PER_S, Self::BURST)
+    }
+}
+
+/// Spends one frame of the socket's budget where no process holds the socket (Lambda, where
+/// each frame is an invocation): the same token bucket as [`FrameBudget`], kept in Redis per
+/// connection. Losing Redis serves the frame, as losing the message rate limit does.
+pub async fn admit_shared(app: &App, connection: &ConnectionId) -> Admission {
+    let (per_s, burst) = (app.config.ws_frames_per_s, app.config.ws_frame_burst);
+    match app.redis.frame_budget(connection.as_str(), per_s, burst, FrameBudget::TELL_EVERY).await {
+        Ok(FrameDecision::Serve) => Admission::Serve,
+        Ok(FrameDecision::Refuse { retry_after_ms, tell }) => {
+            Admission::Refuse { retry_after: Duration::from_millis(retry_after_ms), tell }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "frame budget skipped");
+            Admission::Serve
+        }
     }
 }
 

@@ -56,6 +56,11 @@ impl Drop for Stack {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with more environment variables for the emulator and its function instances.
+    pub async fn start_with(extra_env: &[(&str, &str)]) -> Self {
         let moto = Emulator::start().await;
         let db_name = format!("mathia_emu_{}", Uuid::new_v4().simple());
         let prefix = format!("e{}-", &Uuid::new_v4().simple().to_string()[..8]);
@@ -79,6 +84,7 @@ impl Stack {
             .env("MATHIA_FILES_BUCKET", format!("{prefix}files"))
             .env("MATHIA_STATIC_DIR", repo_root().join("static"))
             .env("RUST_LOG", "warn")
+            .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -397,4 +403,53 @@ async fn warm_instances_are_reused_and_a_crashed_one_is_replaced() {
         assert_eq!(res.status(), 200);
     }
     assert!(cold(&s.stats().await) >= 3, "concurrent requests started more instances");
+}
+
+/// On Lambda each frame is an invocation and no process holds the socket: its frame budget is
+/// kept in Redis per connection, and a flood is dropped with at most one `rate_limited` a second
+/// while the socket stays open.
+#[tokio::test]
+async fn a_flooding_socket_is_throttled_on_lambda_too() {
+    let s = Stack::start_with(&[("MATHIA_WS_FRAMES_PER_S", "2"), ("MATHIA_WS_FRAME_BURST", "5")]).await;
+    let ana = s.register("Ana").await;
+    let mut a = s.ws(&ana).await;
+    const FRAMES: usize = 40;
+    let started = tokio::time::Instant::now();
+    for _ in 0..FRAMES {
+        a.send(json!({"action": "ping"})).await;
+    }
+    let (mut pongs, mut errors) = (0usize, Vec::new());
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(1500), a.stream.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            let ev: Value = serde_json::from_str(text.as_str()).unwrap();
+            match ev["type"].as_str() {
+                Some("pong") => pongs += 1,
+                Some("error") => errors.push(ev),
+                _ => panic!("unexpected {ev}"),
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    // 5 at once, then 2 a second.
+    assert!(pongs as f64 <= 5.0 + 2.0 * seconds + 1.0, "{pongs} of {FRAMES} pings served in {seconds:.1} s");
+    assert!(pongs >= 5, "the burst is served: {pongs} pongs");
+    assert!(!errors.is_empty(), "frames over the budget are answered with rate_limited");
+    assert!(errors.len() as f64 <= seconds + 1.0, "{} errors in {seconds:.1} s: the error floods too", errors.len());
+    for e in &errors {
+        assert_eq!(e["code"], "rate_limited", "{e}");
+        assert!(e["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0 && ms <= 1000), "{e}");
+    }
+    // The budget refills: the socket is served again.
+    let mut served = false;
+    for _ in 0..10 {
+        a.send(json!({"action": "ping"})).await;
+        if let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_secs(1), a.stream.next()).await
+            && serde_json::from_str::<Value>(text.as_str()).unwrap()["type"] == "pong"
+        {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "the socket is served again once its budget refills");
 }
