@@ -80,9 +80,17 @@ pub async fn of_user(db: &PgPool, user_id: Uuid) -> Result<Vec<Room>, sqlx::Erro
     Ok(rows.into_iter().map(Room::from).collect())
 }
 
-/// A room as nobody in particular sees it (a DM without its `peer`).
+/// A room as nobody in particular sees it (a DM without its `peer`, under its stored name).
 pub async fn get(db: &PgPool, room_id: Uuid) -> Result<Option<Room>, sqlx::Error> {
-    get_for(db, room_id, Uuid::nil()).await.map(|room| room.map(|r| Room { peer: None, ..r }))
+    let row: Option<RoomRow> = sqlx::query_as(
+        "SELECT r.id, r.name, r.workspace_id, r.created_at, r.visibility, r.kind,
+                NULL::uuid AS peer_id, NULL::text AS peer_name
+         FROM rooms r WHERE r.id = $1",
+    )
+    .bind(room_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Room::from))
 }
 
 /// A room as `reader` sees it: a DM carries the other person as `peer`.
