@@ -151,7 +151,8 @@ async fn a_third_person_cannot_read_join_invite_or_subscribe_to_a_dm() {
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "direct_message");
     let res = t.post(Some(&ben.token), &format!("/api/rooms/{room_id}/leave"), json!({})).await;
     assert_eq!(res.status(), 403);
-    let res = t.http.delete(t.url(&format!("/api/rooms/{room_id}/members/{}", ben.id))).bearer_auth(&ana.token).send().await;
+    let res =
+        t.http.delete(t.url(&format!("/api/rooms/{room_id}/members/{}", ben.id))).bearer_auth(&ana.token).send().await;
     assert_eq!(res.unwrap().status(), 403);
 
     // Nothing changed: the DM still has exactly its two people, and they still read it.

@@ -40,7 +40,11 @@ pub async fn open(
 
 #[utoipa::path(get, path = "/api/workspaces/{id}/members", tag = "rooms", params(("id" = String, Path, description = "workspace id")),
     responses((status = 200, description = "`[{id, display_name}]`"), (status = 403, description = "`not_workspace_member`")))]
-pub async fn members(State(app): State<App>, auth: AuthUser, Path(workspace_id): Path<Uuid>) -> ApiResult<Json<Vec<Author>>> {
+pub async fn members(
+    State(app): State<App>,
+    auth: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+) -> ApiResult<Json<Vec<Author>>> {
     access::workspace_role(&app, workspace_id, auth.user.id).await?;
     Ok(Json(workspaces::members(&app.db, workspace_id).await?))
 }
