@@ -98,7 +98,7 @@ async fn a_deleted_message_is_unpinned() {
     assert_eq!(pin_count(&t).await, 0);
     // And it cannot be pinned again.
     pin(&mut a, room, message).await;
-    assert_eq!(a.recv_error().await["code"], "not_found");
+    assert_eq!(a.recv_type("error").await["code"], "not_found");
 }
 
 #[tokio::test]
@@ -109,9 +109,9 @@ async fn a_message_of_another_room_is_not_found() {
     let (mut o, _) = t.ws_in_room(&ana, other.id).await;
     let elsewhere = post(&mut o, other.id, "over there").await;
     pin(&mut a, room, elsewhere).await;
-    assert_eq!(a.recv_error().await["code"], "not_found");
+    assert_eq!(a.recv_type("error").await["code"], "not_found");
     unpin(&mut a, room, Uuid::now_v7()).await;
-    assert_eq!(a.recv_error().await["code"], "not_found");
+    assert_eq!(a.recv_type("error").await["code"], "not_found");
     a.assert_alive().await;
     b.none_of_before_pong(&["message_pinned", "message_unpinned"]).await;
     assert_eq!(pin_count(&t).await, 0);
@@ -127,7 +127,7 @@ async fn outsiders_muted_members_and_logged_out_sessions_pin_nothing() {
     // Someone outside the room.
     let mut e = t.ws(&eve).await;
     pin(&mut e, room, message).await;
-    assert_eq!(e.recv_error().await["code"], "not_member");
+    assert_eq!(e.recv_type("error").await["code"], "not_member");
     e.assert_alive().await;
     assert_eq!(t.get(Some(&eve.token), &format!("/api/rooms/{room}/pins")).await.status(), 403);
 
@@ -149,7 +149,7 @@ async fn outsiders_muted_members_and_logged_out_sessions_pin_nothing() {
         .unwrap()
         .expect("muted");
     pin(&mut b, room, message).await;
-    let refused = b.recv_error().await;
+    let refused = b.recv_type("error").await;
     assert_eq!(refused["code"], "muted", "{refused}");
     assert!(refused["until"].is_string());
     b.assert_alive().await;
@@ -161,7 +161,7 @@ async fn outsiders_muted_members_and_logged_out_sessions_pin_nothing() {
     pin(&mut a, room, message).await;
     a.recv_type("message_pinned").await;
     unpin(&mut b, room, message).await;
-    assert_eq!(b.recv_error().await["code"], "muted");
+    assert_eq!(b.recv_type("error").await["code"], "muted");
     assert_eq!(pins(&t, &ana, room).await.len(), 1, "still pinned");
 }
 
@@ -177,7 +177,7 @@ async fn pins_count_against_the_rate_limit() {
     a.recv_type("message_unpinned").await;
     // Two messages and two pin actions spent the four; the next pin is refused.
     pin(&mut a, room, second).await;
-    let refused = a.recv_error().await;
+    let refused = a.recv_type("error").await;
     assert_eq!(refused["code"], "rate_limited", "{refused}");
     assert!(refused["retry_after_ms"].as_u64().unwrap() > 0);
     a.assert_alive().await;
@@ -200,7 +200,7 @@ async fn a_room_holds_at_most_fifty_pins() {
         a.recv_type("message_pinned").await;
     }
     pin(&mut a, room, ids[50]).await;
-    let refused = a.recv_error().await;
+    let refused = a.recv_type("error").await;
     assert_eq!(refused["code"], "too_many_pins", "{refused}");
     assert_eq!(pins(&t, &ana, room).await.len(), 50);
     // Unpinning one makes room.
