@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Message, Note, OnlineUser, ReactionSummary};
+use crate::domain::{Message, Note, OnlineUser, Pinned, ReactionSummary, Room};
 
 /// API Gateway's frame limit, which the local gateway enforces too.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
@@ -29,6 +29,8 @@ pub enum WsErrorCode {
     Internal,
     /// A reaction past a message's caps (per person, distinct emoji).
     TooManyReactions,
+    /// A pin past the room's cap.
+    TooManyPins,
 }
 
 /// An `error` event. The connection stays open after every one of them.
@@ -83,6 +85,7 @@ impl From<crate::error::Error> for WsError {
         let millis = |d: std::time::Duration| (d.as_millis() as u64).max(1);
         match e {
             E::Conflict { code: "too_many_reactions", message } => Self::new(WsErrorCode::TooManyReactions, message),
+            E::Conflict { code: "too_many_pins", message } => Self::new(WsErrorCode::TooManyPins, message),
             E::Invalid { message, .. } | E::Conflict { message, .. } => Self::bad_request(message),
             E::NotFound { message, .. } => Self::new(WsErrorCode::NotFound, message),
             E::Forbidden { code, message } => Self::new(
@@ -182,6 +185,21 @@ pub enum ServerEvent {
         stream_id: Uuid,
         message: Message,
     },
+    MessagePinned {
+        room_id: Uuid,
+        message_id: Uuid,
+        pinned: Pinned,
+        /// The message as it reads now (with `pinned`), so a pins list needs no fetch.
+        message: Message,
+    },
+    MessageUnpinned {
+        room_id: Uuid,
+        message_id: Uuid,
+    },
+    /// A room the person is now in that they did not open themselves (a DM someone started).
+    RoomAdded {
+        room: Room,
+    },
     NoteAdded {
         room_id: Uuid,
         note: Note,
@@ -228,6 +246,8 @@ pub enum ClientAction {
     EditMessage { room_id: Uuid, message_id: Uuid, body: String },
     DeleteMessage { room_id: Uuid, message_id: Uuid },
     React { room_id: Uuid, message_id: Uuid, emoji: String, on: bool },
+    PinMessage { room_id: Uuid, message_id: Uuid },
+    UnpinMessage { room_id: Uuid, message_id: Uuid },
     FileMessage { room_id: Uuid, file_id: Uuid, client_msg_id: String, caption: Option<String> },
     Typing { room_id: Uuid, typing: bool },
     StopAi { room_id: Uuid, stream_id: String },
@@ -308,6 +328,8 @@ pub const ACTIONS: &[&str] = &[
     "edit_message",
     "delete_message",
     "react",
+    "pin_message",
+    "unpin_message",
     "typing",
     "stop_ai",
     "ping",
@@ -379,6 +401,10 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
             emoji: f.emoji,
             on: f.on,
         }),
+        "pin_message" => fields::<MessageRef>(&action, value)
+            .map(|f| ClientAction::PinMessage { room_id: f.room_id, message_id: f.message_id }),
+        "unpin_message" => fields::<MessageRef>(&action, value)
+            .map(|f| ClientAction::UnpinMessage { room_id: f.room_id, message_id: f.message_id }),
         "typing" => fields::<TypingFields>(&action, value)
             .map(|f| ClientAction::Typing { room_id: f.room_id, typing: f.typing }),
         "stop_ai" => fields::<StopAiFields>(&action, value)
@@ -434,6 +460,13 @@ mod tests {
     #[test]
     fn good_frames_parse() {
         assert_eq!(parse_frame(r#"{"action":"ping"}"#).unwrap(), ClientAction::Ping);
+        let id = "00000000-0000-0000-0000-000000000001";
+        let pin = format!(r#"{{"action":"pin_message","room_id":"{id}","message_id":"{id}"}}"#);
+        assert!(matches!(parse_frame(&pin).unwrap(), ClientAction::PinMessage { .. }));
+        let unpin = format!(r#"{{"action":"unpin_message","room_id":"{id}","message_id":"{id}"}}"#);
+        assert!(matches!(parse_frame(&unpin).unwrap(), ClientAction::UnpinMessage { .. }));
+        let no_message = format!(r#"{{"action":"pin_message","room_id":"{id}"}}"#);
+        assert_eq!(parse_frame(&no_message).unwrap_err().code, WsErrorCode::BadRequest);
         let raw = r#"{"action":"new_message","room_id":"00000000-0000-0000-0000-000000000001","body":"hi","client_msg_id":"x"}"#;
         assert!(matches!(parse_frame(raw).unwrap(), ClientAction::NewMessage { .. }));
     }

@@ -42,6 +42,8 @@ import {
   onConnection,
   onMessageDeleted,
   onMessageEdited,
+  onMessagePinned,
+  onMessageUnpinned,
   onModeration,
   onNewMessage,
   onPresence,
@@ -75,6 +77,8 @@ export function initChat(options = {}) {
   socket.on('message_edited', onMessageEdited);
   socket.on('message_deleted', onMessageDeleted);
   socket.on('reaction', onReaction);
+  socket.on('message_pinned', onMessagePinned);
+  socket.on('message_unpinned', onMessageUnpinned);
   socket.on('ai_stream_start', onStreamStart);
   socket.on('ai_stream_chunk', onStreamChunk);
   socket.on('ai_stream_end', onStreamEnd);

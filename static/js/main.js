@@ -12,6 +12,8 @@ import * as rooms from './rooms.js';
 import * as chat from './chat.js';
 import * as context from './context.js';
 import * as notes from './notes.js';
+import * as pins from './pins.js';
+import * as dms from './dms.js';
 import * as reminders from './reminders.js';
 import * as calendly from './calendly.js';
 import * as moderation from './moderation.js';
@@ -48,10 +50,12 @@ function boot() {
     finishOnboarding: () => startSession(),
   });
   notes.initNotes();
+  pins.initPins();
+  dms.initDms();
   reminders.initReminders();
   calendly.initCalendly();
   moderation.initModeration();
-  context.initContext({ notes, reminders, calendly, moderation });
+  context.initContext({ notes, pins, reminders, calendly, moderation });
   initSettings();
   initLayout();
 
@@ -235,6 +239,8 @@ function endSession() {
   chat.reset();
   rooms.reset();
   notes.reset();
+  pins.reset();
+  dms.reset();
   reminders.reset();
   calendly.reset();
   moderation.reset();

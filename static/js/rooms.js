@@ -1,4 +1,4 @@
-// Sidebar panel: the user's rooms, creating a room (in one of the user's workspaces), inviting to
+// Sidebar panel: the user's rooms (direct messages in a section of their own), creating a room (in one of the user's workspaces), inviting to
 // the current room, joining with an invite link or code, unread badges.
 //
 // This module owns which room is selected; it tells main.js through `onSelect`. Every room in
@@ -37,6 +37,10 @@ export function initRooms({ select }) {
   });
   session.onChange(renderWorkspaceChoice);
 
+  // A DM someone else started: it shows at once, and its messages arrive.
+  socket.on('room_added', ({ room }) => {
+    if (room?.id != null) addRoom(room);
+  });
   socket.on('new_message', ({ room_id: roomId, message }) => {
     if (!rooms.has(roomId) || roomId === currentId) return;
     if (message?.author && me && message.author.id === me.id) return;
@@ -101,7 +105,8 @@ export function selectRoom(id) {
   render();
   updateTitle();
   renderWorkspaceChoice();
-  $('invite-button').disabled = false;
+  // A DM is between its two people: nobody is invited to it.
+  $('invite-button').disabled = room.kind === 'dm';
   onSelect(room);
 }
 
@@ -123,8 +128,13 @@ export function reset() {
 
 function render() {
   const list = $('room-list');
+  const dmList = $('dm-list');
   list.replaceChildren();
+  dmList.replaceChildren();
+  let plain = 0;
   for (const room of rooms.values()) {
+    const dm = room.kind === 'dm';
+    const name = dm ? room.peer?.display_name || room.name : room.name;
     const ws = session.workspace(room.workspace_id);
     const badge = el('span', { class: 'unread-badge', dataset: { testid: 'unread-badge' }, 'aria-hidden': 'true' });
     const button = el(
@@ -132,25 +142,27 @@ function render() {
       {
         type: 'button',
         class: 'room-item',
-        dataset: { testid: 'room-item', roomId: room.id, workspaceId: room.workspace_id },
-        title: ws && session.workspaces().length > 1 ? `${room.name} — ${ws.name}` : null,
+        dataset: { testid: dm ? 'dm-item' : 'room-item', roomId: room.id, workspaceId: room.workspace_id },
+        title: ws && session.workspaces().length > 1 ? `${name} — ${ws.name}` : null,
         'aria-current': room.id === currentId ? 'true' : null,
         onclick: () => selectRoom(room.id),
       },
-      el('span', { class: 'room-hash', 'aria-hidden': 'true', text: '#' }),
-      el('span', { class: 'room-name', text: room.name }),
+      el('span', { class: 'room-hash', 'aria-hidden': 'true', text: dm ? '@' : '#' }),
+      el('span', { class: 'room-name', text: name }),
       badge,
       el('span', { class: 'visually-hidden unread-spoken' }),
     );
-    list.append(el('li', null, button));
+    (dm ? dmList : list).append(el('li', null, button));
+    if (!dm) plain++;
     fillBadge(badge, unread.get(room.id) || 0);
   }
-  $('room-empty').hidden = rooms.size > 0;
+  $('room-empty').hidden = plain > 0;
+  $('dm-empty').hidden = rooms.size > plain;
   if (!currentId) $('invite-button').disabled = true;
 }
 
 function renderBadge(roomId) {
-  const item = $('room-list').querySelector(`[data-room-id="${CSS.escape(roomId)}"]`);
+  const item = $('sidebar').querySelector(`[data-room-id="${CSS.escape(roomId)}"]`);
   const badge = item?.querySelector('.unread-badge');
   if (badge) fillBadge(badge, unread.get(roomId) || 0);
 }

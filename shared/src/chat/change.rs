@@ -98,6 +98,10 @@ pub async fn delete(
             tracing::warn!(%file_id, error = %e, "a deleted message's file could not be removed from the store");
         }
         push_to_room(app, room_id, &ServerEvent::MessageDeleted { room_id, message_id }, None).await;
+        // A deleted message is not pinned any more.
+        if let Err(e) = super::pins::unpin_deleted(app, room_id, message_id).await {
+            tracing::warn!(%message_id, error = %e, "a deleted message's pin could not be removed");
+        }
         drop(in_order);
         if let Some(message) = before {
             run_steps(app, &message, steps, true).await;

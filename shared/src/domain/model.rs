@@ -20,6 +20,36 @@ pub struct Room {
     /// Who may enter: anyone in the workspace (`public`) or only with an invite (`private`).
     #[serde(default)]
     pub visibility: Visibility,
+    /// A room of the workspace (`room`) or a direct message between two people (`dm`).
+    #[serde(default)]
+    pub kind: RoomKind,
+    /// For a DM, the other person, as the one reading sees it (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Author>,
+}
+
+/// What a room is: a room of its workspace, or a direct message of exactly two people (no
+/// joining, no invites, no one added).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    #[default]
+    Room,
+    Dm,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Room => "room",
+            Self::Dm => "dm",
+        }
+    }
+
+    /// A stored value; anything unknown is treated as the stricter `dm`.
+    pub fn from_db(s: &str) -> Self {
+        if s == "room" { Self::Room } else { Self::Dm }
+    }
 }
 
 /// A room's door: `public` within its workspace (any member joins by id), or `private` (invite
@@ -98,6 +128,17 @@ pub struct Message {
     pub stopped: bool,
     pub reactions: Vec<ReactionSummary>,
     pub attachment: Option<Attachment>,
+    /// Who pinned the message and when, or null when it is not pinned.
+    #[serde(default)]
+    pub pinned: Option<Pinned>,
+}
+
+/// A message's pin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pinned {
+    /// Who pinned it (null when that account is gone).
+    pub by: Option<Author>,
+    pub at: DateTime<Utc>,
 }
 
 /// A file shared with a message. `url` needs the member's token and answers a short-lived

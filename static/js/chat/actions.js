@@ -1,5 +1,5 @@
 // Chat section 5: message actions — the per-message menu, reply (and the reply banner), react
-// (the emoji picker), edit (the inline editor) and delete (the confirm bar).
+// (the emoji picker), pin, edit (the inline editor) and delete (the confirm bar).
 
 import { $, el } from '../dom.js';
 import { icon } from '../icons.js';
@@ -33,6 +33,8 @@ export function menu(m, mine) {
     focusIn(m.id, '[data-testid="react-emoji"]');
   });
   reactButton.setAttribute('aria-expanded', String(S.picker === m.id));
+  const pinButton = add('message-pin', '📌', m.pinned ? 'Unpin' : 'Pin', () => pin(m, !m.pinned));
+  pinButton.setAttribute('aria-pressed', String(Boolean(m.pinned)));
   if (mine && m.kind === 'user') {
     add('message-edit', '✎', 'Edit', () => startEditing(m));
   }
@@ -219,6 +221,13 @@ export function saveEdit(m) {
 
 export function react(m, emoji, on) {
   const sent = socket.send({ action: 'react', room_id: m.room_id || S.current?.id, message_id: m.id, emoji, on });
+  if (!sent) showComposerError('You are offline. Try again once reconnected.');
+}
+
+/** Pins (`on`) or unpins a message for the whole room. */
+export function pin(m, on) {
+  const action = on ? 'pin_message' : 'unpin_message';
+  const sent = socket.send({ action, room_id: m.room_id || S.current?.id, message_id: m.id });
   if (!sent) showComposerError('You are offline. Try again once reconnected.');
 }
 

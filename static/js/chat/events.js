@@ -1,5 +1,6 @@
 // Chat section 1: per-room state fed by socket events (`room_joined`, `new_message`, `ack`,
-// `typing`, `presence_update`, `message_edited`, `message_deleted`, `reaction`, `moderation`,
+// `typing`, `presence_update`, `message_edited`, `message_deleted`, `reaction`, `message_pinned`,
+// `message_unpinned`, `moderation`,
 // `error`, and the connection state).
 
 import { $ } from '../dom.js';
@@ -137,6 +138,22 @@ export function onReaction({ room_id: roomId, message_id: messageId, reactions }
   const m = st.messages.get(messageId);
   if (!m || !Array.isArray(reactions)) return;
   storeMessage(st, { ...m, reactions });
+  if (isCurrent(roomId)) renderMessages();
+}
+
+export function onMessagePinned({ room_id: roomId, message_id: messageId, pinned }) {
+  const st = state(roomId);
+  const m = st.messages.get(messageId);
+  if (!m) return;
+  storeMessage(st, { ...m, pinned: pinned || null });
+  if (isCurrent(roomId)) renderMessages();
+}
+
+export function onMessageUnpinned({ room_id: roomId, message_id: messageId }) {
+  const st = state(roomId);
+  const m = st.messages.get(messageId);
+  if (!m) return;
+  storeMessage(st, { ...m, pinned: null });
   if (isCurrent(roomId)) renderMessages();
 }
 

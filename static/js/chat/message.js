@@ -23,6 +23,7 @@ export function buildMessage(m, st) {
       deleted: m.deleted ? 'true' : null,
       edited: m.edited_at ? 'true' : null,
       stopped: m.stopped ? 'true' : null,
+      pinned: m.pinned && !m.deleted ? 'true' : null,
     },
     tabIndex: -1,
   });
@@ -38,6 +39,10 @@ export function buildMessage(m, st) {
   article.setAttribute('aria-label', `${authorName}${m.deleted ? ', deleted message' : ''}`);
   article.append(avatar(authorName, m.kind === 'ai' ? 'mathia' : m.author?.id || m.kind));
   const main = el('div', { class: 'message-main' }, meta(m, authorName));
+  if (m.pinned && !m.deleted) {
+    const by = m.pinned.by?.display_name || 'someone';
+    main.append(el('p', { class: 'pinned-note muted small', dataset: { testid: 'pinned-note' }, text: `📌 Pinned by ${by}` }));
+  }
   if (m.reply_to && !m.deleted) main.append(quote(m.reply_to, st));
 
   const isEditing = S.editing && S.editing.id === m.id && !m.deleted;

@@ -25,6 +25,7 @@ export const ERROR_TEXT = {
   onboarding_incomplete: 'Finish setting up your account before chatting.',
   forbidden: 'You can only change your own messages.',
   not_found: 'That message no longer exists.',
+  too_many_pins: 'This room already has 50 pinned messages. Unpin one first.',
   unavailable: 'Mathia is having trouble right now. Please try again.',
   internal: 'Something went wrong on our side. Please try again.',
 };

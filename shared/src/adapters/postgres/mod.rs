@@ -10,6 +10,7 @@ pub mod messages;
 pub mod moderation;
 pub mod notes;
 pub mod onboarding;
+pub mod pins;
 pub mod reminders;
 pub mod rooms;
 pub mod users;

@@ -43,3 +43,28 @@ pub async fn all(db: &PgPool) -> Result<Vec<(Workspace, i64, i64)>, sqlx::Error>
         .map(|(id, name, owner_id, members, balance)| (Workspace { id, name, owner_id }, members, balance))
         .collect())
 }
+
+/// The workspace two people share where a DM goes when none is named: the first `a` joined.
+pub async fn shared_by(db: &PgPool, a: Uuid, b: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT ma.workspace_id FROM workspace_members ma
+         JOIN workspace_members mb ON mb.workspace_id = ma.workspace_id AND mb.user_id = $2
+         WHERE ma.user_id = $1 ORDER BY ma.joined_at, ma.workspace_id LIMIT 1",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_optional(db)
+    .await
+}
+
+/// The people of a workspace, by name.
+pub async fn members(db: &PgPool, workspace_id: Uuid) -> Result<Vec<crate::domain::Author>, sqlx::Error> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT u.id, u.display_name FROM workspace_members m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = $1 ORDER BY lower(u.display_name), u.id",
+    )
+    .bind(workspace_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, display_name)| crate::domain::Author { id, display_name }).collect())
+}

@@ -3,6 +3,7 @@
 
 mod auth;
 mod calendly;
+mod dms;
 pub mod error;
 pub mod extract;
 mod files;
@@ -47,6 +48,9 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(rooms::accept_invite))
         .routes(routes!(rooms::preview_invite, rooms::revoke_invite))
         .routes(routes!(rooms::remove_member))
+        .routes(routes!(dms::open))
+        .routes(routes!(dms::members))
+        .routes(routes!(dms::pins))
         .routes(routes!(notes::list_notes, notes::add_note))
         .routes(routes!(notes::delete_note))
         .routes(routes!(notes::list_reminders))

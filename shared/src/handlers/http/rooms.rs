@@ -17,7 +17,7 @@ use crate::{
         rooms,
     },
     app::App,
-    domain::{Invalid, Room, RoomName, Visibility},
+    domain::{Invalid, Room, RoomKind, RoomName, Visibility},
 };
 
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", responses((status = 200, description = "`[room]`")))]
@@ -63,8 +63,14 @@ async fn member_room(app: &App, room_id: Uuid, user_id: Uuid) -> ApiResult<Room>
     responses((status = 200, description = "`room`"), (status = 403, description = "`invite_required`")))]
 pub async fn join(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uuid>) -> ApiResult<Json<Room>> {
     auth.require_onboarded()?;
-    let room =
-        rooms::get(&app.db, room_id).await?.ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
+    let room = rooms::get_for(&app.db, room_id, auth.user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room_not_found", "no such room"))?;
+    if room.kind == RoomKind::Dm {
+        // Only its two people are in a DM; anyone else is told no more than about a private room.
+        crate::access::require_member(&app, room_id, auth.user.id).await?;
+        return Ok(Json(room));
+    }
     if !rooms::join_within_workspace(&app.db, room_id, auth.user.id).await? {
         return Err(ApiError::forbidden("invite_required", "this room is private: ask a member for an invite"));
     }
@@ -74,6 +80,7 @@ pub async fn join(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uu
 #[utoipa::path(method(post, delete), path = "/api/rooms/{id}/leave", tag = "rooms", params(("id" = String, Path, description = "room id")),
     responses((status = 204, description = "left"), (status = 403, description = "`not_member`")))]
 pub async fn leave(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uuid>) -> ApiResult<StatusCode> {
+    crate::chat::dms::refuse_if_dm(&app, room_id, auth.user.id, "it cannot be left").await?;
     // The user's open sockets stop receiving the room at once.
     if !crate::chat::rooms::drop_member(&app, room_id, auth.user.id, &auth.user.display_name).await? {
         return Err(ApiError::not_member());
@@ -90,6 +97,7 @@ pub async fn remove_member(
     auth: AuthUser,
     Path((room_id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
+    crate::chat::dms::refuse_if_dm(&app, room_id, auth.user.id, "nobody is removed from it").await?;
     crate::chat::rooms::remove_member(&app, auth.user.id, room_id, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -159,6 +167,7 @@ pub async fn create_invite(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require_onboarded()?;
     member_room(&app, room_id, auth.user.id).await?;
+    crate::chat::dms::refuse_if_dm(&app, room_id, auth.user.id, "nobody else is invited").await?;
     // The body is optional: no body means the defaults.
     let body: CreateInvite = if raw.iter().all(u8::is_ascii_whitespace) {
         CreateInvite::default()

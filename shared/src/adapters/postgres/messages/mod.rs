@@ -140,6 +140,7 @@ fn just_stored(
         stopped: new.stopped,
         reactions: Vec::new(),
         attachment: None,
+        pinned: None,
     }
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::{
-    domain::{Attachment, Author, Message, MessageKind, ReactionSummary, ReplyRef},
+    domain::{Attachment, Author, Message, MessageKind, Pinned, ReactionSummary, ReplyRef},
     keyring::{Aad, RoomKeyring, Sealed},
 };
 
@@ -41,16 +41,21 @@ struct MessageRow {
     file_name: Option<String>,
     file_size: Option<i64>,
     file_type: Option<String>,
+    pinned_at: Option<DateTime<Utc>>,
+    pinned_by: Option<Uuid>,
+    pinned_by_name: Option<String>,
 }
 
 const SELECT_MESSAGES: &str = "SELECT m.id, m.room_id, m.seq, m.kind, m.author_id, u.display_name, m.key_version,
         m.nonce, m.ciphertext, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.stopped, m.reply_to,
         r.author_id AS reply_author_id, ru.display_name AS reply_display_name, r.key_version AS reply_key_version,
         r.nonce AS reply_nonce, r.ciphertext AS reply_ciphertext, r.deleted_at AS reply_deleted_at,
-        m.attachment_id, f.name AS file_name, f.size AS file_size, f.content_type AS file_type
+        m.attachment_id, f.name AS file_name, f.size AS file_size, f.content_type AS file_type,
+        p.pinned_at, p.pinned_by, pu.display_name AS pinned_by_name
  FROM messages m LEFT JOIN users u ON u.id = m.author_id
  LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id
- LEFT JOIN files f ON f.id = m.attachment_id";
+ LEFT JOIN files f ON f.id = m.attachment_id
+ LEFT JOIN pins p ON p.message_id = m.id LEFT JOIN users pu ON pu.id = p.pinned_by";
 
 /// How many characters of a quoted message a reply carries.
 const EXCERPT_CHARS: usize = 140;
@@ -111,6 +116,10 @@ async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) ->
                 }
                 _ => None,
             },
+            pinned: r.pinned_at.map(|at| Pinned {
+                by: r.pinned_by.map(|id| Author { id, display_name: r.pinned_by_name.unwrap_or_default() }),
+                at,
+            }),
         });
     }
     Ok(out)
@@ -144,6 +153,21 @@ pub async fn get(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, id: Uuid) ->
         .fetch_all(db)
         .await?;
     Ok(open_rows(db, keyring, rows).await?.pop())
+}
+
+/// Some messages of a room, in the order of `ids` (missing ones left out).
+pub async fn some_of(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, ids: &[Uuid]) -> Result<Vec<Message>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!("{SELECT_MESSAGES} WHERE m.room_id = $1 AND m.id = ANY($2)"))
+        .bind(room_id)
+        .bind(ids)
+        .fetch_all(db)
+        .await?;
+    let mut by_id: HashMap<Uuid, Message> =
+        open_rows(db, keyring, rows).await?.into_iter().map(|m| (m.id, m)).collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
 /// A user's message as moderation reads it.
