@@ -16,6 +16,7 @@ import * as reminders from './reminders.js';
 import * as calendly from './calendly.js';
 import * as moderation from './moderation.js';
 import * as wallet from './wallet.js';
+import { initSearch, clear as clearSearch } from './search.js';
 import { initSettings, openSettings, closeSettings } from './settings.js';
 import { clearToasts } from './toast.js';
 import { previewInvite, askToJoin } from './invite.js';
@@ -47,6 +48,7 @@ function boot() {
     openWallet: () => openSettings('wallet'),
     finishOnboarding: () => startSession(),
   });
+  initSearch();
   notes.initNotes();
   reminders.initReminders();
   calendly.initCalendly();
@@ -234,6 +236,8 @@ function endSession() {
   context.reset();
   chat.reset();
   rooms.reset();
+  clearSearch();
+  $('search-input').value = '';
   notes.reset();
   reminders.reset();
   calendly.reset();

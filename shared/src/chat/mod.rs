@@ -1,5 +1,5 @@
 //! Chat: rooms (`rooms`) and what people do in them — post (`post`), edit, delete and react
-//! (`change`), join, leave and type (`presence`). Each action checks who may do it (`access`), stores, and tells
+//! (`change`), join, leave and type (`presence`), find (`search`). Each action checks who may do it (`access`), stores, and tells
 //! the room (`realtime`); the WebSocket edge only parses frames and reports errors.
 //!
 //! What runs after a person's message is stored is a list of [`AfterStore`] steps (moderation's
@@ -9,5 +9,6 @@ pub mod change;
 pub mod post;
 pub mod presence;
 pub mod rooms;
+pub mod search;
 
 pub use crate::app::AfterStore;

@@ -12,6 +12,7 @@ pub mod notes;
 pub mod onboarding;
 pub mod reminders;
 pub mod rooms;
+pub mod search;
 pub mod users;
 pub mod wallet;
 pub mod workspaces;

@@ -1,8 +1,14 @@
 //! Messages, sealed with the room's key. `seq` is handed out by bumping `rooms.last_seq` in the
 //! same statement as the insert, so it rises by exactly one per stored message. Edits re-seal
 //! the body; a delete drops the ciphertext and keeps the row (and its `seq`).
+//!
+//! The search index (`message_terms`, see `search`) follows the body: its rows are written by
+//! the insert statement itself, replaced on edit and dropped on delete.
 
-use std::{collections::HashMap, sync::LazyLock};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::LazyLock,
+};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -11,8 +17,10 @@ use uuid::Uuid;
 use crate::{
     domain::{Author, Message, MessageKind, ReactionSummary},
     error::Error,
-    keyring::{Aad, KeyringError, RoomKeyring},
+    keyring::{Aad, KeyringError, RoomKeyring, Sealed},
 };
+
+use super::search::{is_indexed, term_hashes};
 
 mod read;
 pub use read::*;
@@ -171,6 +179,8 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
     );
     let (mut stopped, mut attachments, mut ats, mut slots) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    // The search index rows of the whole batch, flat; inserted only for the messages stored.
+    let (mut terms, mut term_messages, mut term_rooms) = (Vec::new(), Vec::new(), Vec::new());
     for (slot, new) in batch.iter().enumerate() {
         let id = Uuid::now_v7();
         let sealed = match keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await {
@@ -182,6 +192,14 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             }
             Err(e) => return Err(e.into()),
         };
+        if is_indexed(new.kind) {
+            let key = keyring.index_key(new.room_id, sealed.key_version).await?;
+            for term in term_hashes(&key, &new.body) {
+                terms.push(term);
+                term_messages.push(id);
+                term_rooms.push(new.room_id);
+            }
+        }
         ids.push(id);
         rooms.push(new.room_id);
         kinds.push(new.kind.as_str());
@@ -215,6 +233,9 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             .bind(new.stopped)
             .bind(new.attachment_id)
             .bind(new.at)
+            .bind(&terms)
+            .bind(&term_messages)
+            .bind(&term_rooms)
             .fetch_all(db)
             .await
     } else {
@@ -232,6 +253,9 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             .bind(&stopped)
             .bind(&attachments)
             .bind(&ats)
+            .bind(&terms)
+            .bind(&term_messages)
+            .bind(&term_rooms)
             .fetch_all(db)
             .await
     };
@@ -287,15 +311,23 @@ fn attachment(file: &str, room: &str) -> String {
 
 const INSERT: &str = "INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext,
                                             client_msg_id, reply_to, stopped, attachment_id)";
-const RETURNING: &str =
-    "RETURNING id, seq, created_at, (SELECT display_name FROM users WHERE id = author_id) AS display_name";
+
+/// Closes both statements: the insert (an `ins` CTE) returns its rows, and the search terms of
+/// the messages it stored ($14–$16: hash, message, room, flat) go in within the same statement,
+/// so a message and its index rows commit together at no extra round trip.
+const RETURNING: &str = "RETURNING id, seq, created_at, author_id),
+     indexed AS (
+         INSERT INTO message_terms (term, message_id, room_id)
+         SELECT t.term, t.message_id, t.room_id FROM unnest($14::bytea[], $15::uuid[], $16::uuid[]) AS t(term, message_id, room_id)
+         WHERE t.message_id IN (SELECT id FROM ins))
+     SELECT id, seq, created_at, (SELECT display_name FROM users WHERE id = ins.author_id) AS display_name FROM ins";
 
 /// One message: bump the room's `seq` if the author may post, insert with it. A duplicate
 /// `client_msg_id` fails the unique index and is looked up after.
 static ONE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2 AND {may_post} RETURNING last_seq)
-         {INSERT}
+        "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2 AND {may_post} RETURNING last_seq),
+         ins AS ({INSERT}
          SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8, {quote}, $11, {attachment} FROM bump
          {RETURNING}",
         may_post = may_post("$2", "$9::uuid", "$13"),
@@ -327,8 +359,8 @@ static BATCH: LazyLock<String> = LazyLock::new(|| {
              FROM (SELECT a.room_id, count(*) AS n FROM allowed a JOIN locked l ON l.id = a.room_id
                    GROUP BY a.room_id) c
              WHERE r.id = c.room_id
-             RETURNING r.id, r.last_seq - c.n AS base)
-         {INSERT}
+             RETURNING r.id, r.last_seq - c.n AS base),
+         ins AS ({INSERT}
          SELECT a.id, a.room_id, b.base + row_number() OVER (PARTITION BY a.room_id ORDER BY a.ord), a.kind,
                 a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id, {quote}, a.stopped, {attachment}
          FROM allowed a JOIN bump b ON b.id = a.room_id
@@ -349,7 +381,38 @@ fn lost_a_race(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Re-seals a message with a new body.
+/// A live message's kind and sealed body, to take its search terms out.
+async fn live_sealed(db: &PgPool, room_id: Uuid, id: Uuid) -> Result<Option<(MessageKind, Sealed)>, sqlx::Error> {
+    let row: Option<(String, i32, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT kind, key_version, nonce, ciphertext FROM messages
+         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
+    )
+    .bind(room_id)
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(kind, key_version, nonce, ciphertext)| {
+        (MessageKind::from_db(&kind), Sealed { key_version, nonce, ciphertext })
+    }))
+}
+
+/// The hashed terms a stored message has in the index (none for kinds not indexed).
+async fn stored_terms(
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    id: Uuid,
+    kind: MessageKind,
+    sealed: &Sealed,
+) -> Result<BTreeSet<Vec<u8>>, Error> {
+    if !is_indexed(kind) {
+        return Ok(BTreeSet::new());
+    }
+    let body = keyring.open_text(room_id, Aad::message(id), sealed).await?;
+    Ok(term_hashes(&*keyring.index_key(room_id, sealed.key_version).await?, &body))
+}
+
+/// Re-seals a message with a new body, and swaps its search terms: the old body's terms that
+/// the new one lacks go, the new ones come (under the key version it is now sealed with).
 pub async fn edit(
     db: &PgPool,
     keyring: &RoomKeyring,
@@ -358,10 +421,25 @@ pub async fn edit(
     body: &str,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
+    let Some((kind, old)) = live_sealed(db, room_id, id).await? else { return Ok(()) };
+    let before = stored_terms(keyring, room_id, id, kind, &old).await?;
     let sealed = keyring.seal(room_id, Aad::message(id), body.as_bytes()).await?;
+    let after = if is_indexed(kind) {
+        term_hashes(&*keyring.index_key(room_id, sealed.key_version).await?, body)
+    } else {
+        BTreeSet::new()
+    };
+    let gone: Vec<Vec<u8>> = before.difference(&after).cloned().collect();
+    let added: Vec<Vec<u8>> = after.difference(&before).cloned().collect();
     sqlx::query(
-        "UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, edited_at = $6
-         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
+        "WITH upd AS (
+             UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, edited_at = $6
+             WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING id),
+         gone AS (DELETE FROM message_terms WHERE term = ANY($7) AND message_id = $2 AND EXISTS (SELECT 1 FROM upd)),
+         added AS (INSERT INTO message_terms (term, message_id, room_id)
+                   SELECT t, $2, $1 FROM unnest($8::bytea[]) t WHERE EXISTS (SELECT 1 FROM upd)
+                   ON CONFLICT DO NOTHING)
+         SELECT count(*) FROM upd",
     )
     .bind(room_id)
     .bind(id)
@@ -369,23 +447,36 @@ pub async fn edit(
     .bind(&sealed.nonce)
     .bind(&sealed.ciphertext)
     .bind(at)
+    .bind(gone)
+    .bind(added)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Deletes a message's content; the row stays so `seq` has no gap.
-pub async fn delete(db: &PgPool, room_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE messages SET ciphertext = ''::bytea, nonce = ''::bytea, deleted_at = $3
-         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
+/// Deletes a message's content and its search terms; the row stays so `seq` has no gap.
+pub async fn delete(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let Some((kind, old)) = live_sealed(db, room_id, id).await? else { return Ok(false) };
+    let terms: Vec<Vec<u8>> = stored_terms(keyring, room_id, id, kind, &old).await?.into_iter().collect();
+    let n: i64 = sqlx::query_scalar(
+        "WITH upd AS (
+             UPDATE messages SET ciphertext = ''::bytea, nonce = ''::bytea, deleted_at = $3
+             WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING id),
+         gone AS (DELETE FROM message_terms WHERE term = ANY($4) AND message_id = $2 AND EXISTS (SELECT 1 FROM upd))
+         SELECT count(*) FROM upd",
     )
     .bind(room_id)
     .bind(id)
     .bind(at)
-    .execute(db)
-    .await?
-    .rows_affected();
+    .bind(&terms)
+    .fetch_one(db)
+    .await?;
     sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id).execute(db).await?;
     Ok(n == 1)
 }
