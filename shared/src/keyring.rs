@@ -236,7 +236,12 @@ impl RoomKeyring {
             return Ok(key.clone());
         }
         self.key(room_id, version).await?;
-        self.index_keys.read().expect("keyring lock").get(&(room_id, version)).cloned().ok_or(KeyringError::NoKey(room_id))
+        self.index_keys
+            .read()
+            .expect("keyring lock")
+            .get(&(room_id, version))
+            .cloned()
+            .ok_or(KeyringError::NoKey(room_id))
     }
 
     /// Every index key of some rooms (one per key version: a room's messages are indexed under

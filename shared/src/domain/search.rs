@@ -20,9 +20,8 @@ pub const MAX_QUERY_TERMS: usize = 8;
 /// Words too common to narrow a search down.
 const STOP_WORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "do", "for", "from", "has", "have", "he", "her", "his",
-    "i", "if", "in", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "that",
-    "the", "their", "them", "then", "there", "they", "this", "to", "was", "we", "were", "will", "with", "you",
-    "your",
+    "i", "if", "in", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "that", "the",
+    "their", "them", "then", "there", "they", "this", "to", "was", "we", "were", "will", "with", "you", "your",
 ];
 
 fn is_stop_word(term: &str) -> bool {
@@ -65,7 +64,10 @@ impl SearchQuery {
         }
         let terms: Vec<String> = terms(q).into_iter().collect();
         if terms.is_empty() {
-            return Err(Invalid::new("q", "q: no searchable word (words of two letters or more, not the most common ones)"));
+            return Err(Invalid::new(
+                "q",
+                "q: no searchable word (words of two letters or more, not the most common ones)",
+            ));
         }
         if terms.len() > MAX_QUERY_TERMS {
             return Err(Invalid::new("q", format!("q: at most {MAX_QUERY_TERMS} words")));

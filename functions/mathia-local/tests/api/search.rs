@@ -204,9 +204,11 @@ async fn a_history_page_around_a_message_pages_both_ways_and_refuses_another_roo
             res.json::<Value>().await.unwrap()
         }
     };
-    let bodies =
-        |p: &Value| p["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
-    let numbers = |p: &Value| bodies(p).iter().map(|b| b.rsplit(' ').next().unwrap().parse::<u32>().unwrap()).collect::<Vec<_>>();
+    let bodies = |p: &Value| {
+        p["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let numbers =
+        |p: &Value| bodies(p).iter().map(|b| b.rsplit(' ').next().unwrap().parse::<u32>().unwrap()).collect::<Vec<_>>();
 
     let mid = page(format!("around={}&limit=10", ids[9])).await;
     assert_eq!(numbers(&mid), (6..=15).collect::<Vec<_>>());
@@ -233,7 +235,8 @@ async fn a_history_page_around_a_message_pages_both_ways_and_refuses_another_roo
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["field"], "around");
-    let res = t.get(Some(&ana.token), &format!("/api/rooms/{}/messages?around={}&before={}", room.id, ids[3], ids[4])).await;
+    let res =
+        t.get(Some(&ana.token), &format!("/api/rooms/{}/messages?around={}&before={}", room.id, ids[3], ids[4])).await;
     assert_eq!(res.status(), 400);
     let res = t.get(Some(&ben.token), &format!("/api/rooms/{}/messages?around={}", room.id, ids[3])).await;
     assert_eq!(res.status(), 403);
@@ -278,7 +281,9 @@ async fn neither_pg_dump_nor_redis_holds_a_word_of_an_indexed_message() {
             "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query_async(&mut conn).await.unwrap(),
             "hash" => redis::cmd("HGETALL").arg(key).query_async(&mut conn).await.unwrap(),
             "set" => redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await.unwrap(),
-            "zset" => redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut conn).await.unwrap(),
+            "zset" => {
+                redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut conn).await.unwrap()
+            }
             "stream" => redis::cmd("XRANGE").arg(key).arg("-").arg("+").query_async(&mut conn).await.unwrap(),
             _ => redis::Value::Nil,
         };

@@ -31,11 +31,7 @@ pub struct SearchParams {
               (status = 400, description = "`bad_request`: no searchable word, too long, bad limit"),
               (status = 403, description = "`not_member` of `room_id`"),
               (status = 429, description = "`rate_limited`")))]
-pub async fn search(
-    State(app): State<App>,
-    auth: AuthUser,
-    Query(p): Query<SearchParams>,
-) -> ApiResult<Json<Found>> {
+pub async fn search(State(app): State<App>, auth: AuthUser, Query(p): Query<SearchParams>) -> ApiResult<Json<Found>> {
     let limit = p.limit.unwrap_or(20);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError {

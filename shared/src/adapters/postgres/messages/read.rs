@@ -326,7 +326,13 @@ pub struct AroundPage {
     pub more_after: bool,
 }
 
-pub async fn around(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, seq: i64, limit: i64) -> Result<AroundPage, Error> {
+pub async fn around(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    seq: i64,
+    limit: i64,
+) -> Result<AroundPage, Error> {
     let newer = limit / 2;
     let older = limit - newer;
     // Each side fetched one beyond its share, to know whether there is more.
