@@ -5,6 +5,12 @@
 //!
 //! Unwrapped keys are cached in memory by `(room, version)`; which version is current is cached
 //! briefly, since another process may rotate (an older current key still decrypts fine).
+//!
+//! Each data key also gives a search index key (`blind_index`), derived when the data key is
+//! unwrapped; message search stores only its keyed hashes of words.
+
+mod blind_index;
+pub use blind_index::{BlindIndexKey, TERM_HASH_BYTES};
 
 use std::{
     collections::HashMap,
@@ -65,6 +71,7 @@ pub struct RoomKeyring {
     master: Aes256Gcm,
     db: PgPool,
     keys: RwLock<HashMap<(Uuid, i32), Arc<Aes256Gcm>>>,
+    index_keys: RwLock<HashMap<(Uuid, i32), Arc<BlindIndexKey>>>,
     current: RwLock<HashMap<Uuid, (i32, Instant)>>,
 }
 
@@ -74,6 +81,7 @@ impl RoomKeyring {
             master: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*master_key)),
             db,
             keys: RwLock::default(),
+            index_keys: RwLock::default(),
             current: RwLock::default(),
         }
     }
@@ -159,7 +167,7 @@ impl RoomKeyring {
         String::from_utf8(self.open(room_id, aad, sealed).await?).map_err(|_| KeyringError::Decrypt)
     }
 
-    fn new_wrapped_key(&self, room_id: Uuid, version: i32) -> (Vec<u8>, Vec<u8>, Aes256Gcm) {
+    fn new_wrapped_key(&self, room_id: Uuid, version: i32) -> (Vec<u8>, Vec<u8>, Key<Aes256Gcm>) {
         let key = Key::<Aes256Gcm>::generate();
         let nonce = Nonce::generate();
         let aad = Self::wrap_aad(room_id, version);
@@ -167,11 +175,15 @@ impl RoomKeyring {
             .master
             .encrypt(&nonce, Payload { msg: key.as_slice(), aad: &aad })
             .expect("AES-GCM encryption of 32 bytes cannot fail");
-        (wrapped, nonce.to_vec(), Aes256Gcm::new(&key))
+        (wrapped, nonce.to_vec(), key)
     }
 
-    fn remember(&self, room_id: Uuid, version: i32, key: Aes256Gcm, current: bool) {
-        self.keys.write().expect("keyring lock").insert((room_id, version), Arc::new(key));
+    /// Caches an unwrapped data key, and the index key derived from it; returns the cipher.
+    fn remember(&self, room_id: Uuid, version: i32, key: Key<Aes256Gcm>, current: bool) -> Arc<Aes256Gcm> {
+        let cipher = Arc::new(Aes256Gcm::new(&key));
+        let index = Arc::new(BlindIndexKey::derive(key.as_slice(), room_id, version));
+        self.keys.write().expect("keyring lock").insert((room_id, version), cipher.clone());
+        self.index_keys.write().expect("keyring lock").insert((room_id, version), index);
         if current {
             let mut cur = self.current.write().expect("keyring lock");
             let entry = cur.entry(room_id).or_insert((version, Instant::now()));
@@ -179,6 +191,7 @@ impl RoomKeyring {
                 *entry = (version, Instant::now());
             }
         }
+        cipher
     }
 
     async fn current_key(&self, room_id: Uuid) -> Result<(i32, Arc<Aes256Gcm>), KeyringError> {
@@ -214,9 +227,36 @@ impl RoomKeyring {
         let raw =
             self.master.decrypt(&nonce, Payload { msg: &wrapped, aad: &aad }).map_err(|_| KeyringError::Decrypt)?;
         let key = Key::<Aes256Gcm>::try_from(raw.as_slice()).map_err(|_| KeyringError::Decrypt)?;
-        let key = Arc::new(Aes256Gcm::new(&key));
-        self.keys.write().expect("keyring lock").insert((room_id, version), key.clone());
-        Ok(key)
+        Ok(self.remember(room_id, version, key, false))
+    }
+
+    /// The search index key of a room key version (the one a message was sealed with).
+    pub async fn index_key(&self, room_id: Uuid, version: i32) -> Result<Arc<BlindIndexKey>, KeyringError> {
+        if let Some(key) = self.index_keys.read().expect("keyring lock").get(&(room_id, version)) {
+            return Ok(key.clone());
+        }
+        self.key(room_id, version).await?;
+        self.index_keys
+            .read()
+            .expect("keyring lock")
+            .get(&(room_id, version))
+            .cloned()
+            .ok_or(KeyringError::NoKey(room_id))
+    }
+
+    /// Every index key of some rooms (one per key version: a room's messages are indexed under
+    /// the version they were sealed with), in one query for the versions.
+    pub async fn index_keys_of(&self, rooms: &[Uuid]) -> Result<Vec<(Uuid, Arc<BlindIndexKey>)>, KeyringError> {
+        let versions: Vec<(Uuid, i32)> =
+            sqlx::query_as("SELECT room_id, version FROM room_keys WHERE room_id = ANY($1) ORDER BY room_id, version")
+                .bind(rooms)
+                .fetch_all(&self.db)
+                .await?;
+        let mut out = Vec::with_capacity(versions.len());
+        for (room_id, version) in versions {
+            out.push((room_id, self.index_key(room_id, version).await?));
+        }
+        Ok(out)
     }
 
     /// Seals a person's secret (a third-party token) with the master key, bound to its owner and

@@ -52,7 +52,7 @@ import {
   onSocketError,
   onTyping,
 } from './chat/events.js';
-import { loadOlder } from './chat/history.js';
+import { loadAround, loadOlder } from './chat/history.js';
 import { isNearBottom, onListKeydown, renderAll, scroller, setActiveMessage } from './chat/render.js';
 import { S, state } from './chat/state.js';
 import {
@@ -164,6 +164,23 @@ export function showRoom(room) {
   renderUploads();
   renderAll({ scroll: 'bottom' });
   if (window.matchMedia('(min-width: 769px)').matches && !$('composer').disabled) $('composer').focus();
+}
+
+/**
+ * Shows a message in its room's context: the history page around it is loaded, the room opened
+ * (`select`, which ends in `showRoom`), and the message scrolled to and highlighted.
+ */
+export async function openMessage(roomId, messageId, select) {
+  await loadAround(roomId, messageId);
+  select(roomId);
+  const list = $('message-list');
+  for (const old of list.querySelectorAll('.message-highlight')) old.classList.remove('message-highlight');
+  const node = list.querySelector(`.message[data-id="${CSS.escape(messageId)}"]`);
+  if (!node) return false;
+  node.classList.add('message-highlight');
+  node.scrollIntoView({ block: 'center' });
+  S.pinned = false;
+  return true;
 }
 
 export function showNoRoom() {

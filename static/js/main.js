@@ -18,6 +18,7 @@ import * as reminders from './reminders.js';
 import * as calendly from './calendly.js';
 import * as moderation from './moderation.js';
 import * as wallet from './wallet.js';
+import { initSearch, clear as clearSearch } from './search.js';
 import { initSettings, openSettings, closeSettings } from './settings.js';
 import { clearToasts } from './toast.js';
 import { previewInvite, askToJoin } from './invite.js';
@@ -49,6 +50,7 @@ function boot() {
     openWallet: () => openSettings('wallet'),
     finishOnboarding: () => startSession(),
   });
+  initSearch();
   notes.initNotes();
   pins.initPins();
   dms.initDms();
@@ -238,6 +240,8 @@ function endSession() {
   context.reset();
   chat.reset();
   rooms.reset();
+  clearSearch();
+  $('search-input').value = '';
   notes.reset();
   pins.reset();
   dms.reset();

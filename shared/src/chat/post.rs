@@ -79,14 +79,26 @@ pub async fn queue(app: &App, conn: &ConnectionInfo, post: Post<'_>) -> crate::R
 /// the conversation.
 /// Edits and reactions count too (`chat::change`): each is one more event to the whole room.
 pub(super) async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
-    let subject = format!("msg:{user_id}");
+    per_person_limit(app, "msg", "messages", user_id, now).await
+}
+
+/// The per-person limiter, at `rate_limit_per_min` a minute, for one kind of action (`counter`
+/// keeps kinds apart; `what` names them in the refusal).
+pub(super) async fn per_person_limit(
+    app: &App,
+    counter: &str,
+    what: &str,
+    user_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::Result<()> {
+    let subject = format!("{counter}:{user_id}");
     let event_id = Uuid::new_v4().to_string();
     let limit = app.config.rate_limit_per_min;
     match app.redis.rate_limit(&subject, now.timestamp_millis(), RATE_WINDOW, limit, &event_id).await {
         Ok(RateDecision::Allowed) => Ok(()),
         Ok(RateDecision::Limited { retry_after_ms }) => Err(Error::RateLimited {
             retry_after: Duration::from_millis(retry_after_ms),
-            message: format!("at most {limit} messages a minute; wait a moment"),
+            message: format!("at most {limit} {what} a minute; wait a moment"),
         }),
         Err(e) => {
             tracing::warn!(error = %e, "rate limit skipped");

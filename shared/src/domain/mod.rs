@@ -2,6 +2,7 @@
 //! so that the inside never re-checks them, and the shapes the protocol sends back.
 
 mod model;
+pub mod search;
 mod values;
 
 pub use model::*;

@@ -123,3 +123,21 @@ export async function loadOlder() {
   s.scrollTop = s.scrollHeight - fromBottom;
   if ($('load-older').hidden) $('message-list').focus();
 }
+
+/**
+ * Loads the page of history around a message (`?around=`) into its room's store, so that a
+ * search result can be shown in its context even when it is older than the first page. The gap
+ * between it and the newest messages is filled by the usual catch-up once the room is joined.
+ */
+export async function loadAround(roomId, messageId) {
+  const st = state(roomId);
+  const page = await get(
+    `/api/rooms/${encodeURIComponent(roomId)}/messages` +
+      `?around=${encodeURIComponent(messageId)}&limit=${HISTORY_PAGE}`,
+  );
+  const got = Array.isArray(page?.messages) ? page.messages : [];
+  for (const m of got) storeMessage(st, m);
+  // "Load older" continues from the oldest message held: if that is this page's, it knows.
+  if (got.length > 0 && sortedMessages(st)[0]?.id === got[0].id) st.hasMore = page?.next_before != null;
+  return got.some((m) => m.id === messageId);
+}

@@ -32,5 +32,7 @@ mod refusals;
 mod reminders;
 mod rooms_security;
 mod runtime;
+mod search;
+mod search_bench;
 mod sockets;
 mod wallet;

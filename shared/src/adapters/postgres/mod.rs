@@ -13,6 +13,7 @@ pub mod onboarding;
 pub mod pins;
 pub mod reminders;
 pub mod rooms;
+pub mod search;
 pub mod users;
 pub mod wallet;
 pub mod workspaces;

@@ -12,6 +12,7 @@ mod moderation;
 mod notes;
 pub mod onboarding;
 mod rooms;
+mod search;
 mod wallet;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(rooms::join))
         .routes(routes!(rooms::leave))
         .routes(routes!(rooms::history))
+        .routes(routes!(search::search))
         .routes(routes!(rooms::create_invite))
         .routes(routes!(rooms::accept_invite))
         .routes(routes!(rooms::preview_invite, rooms::revoke_invite))

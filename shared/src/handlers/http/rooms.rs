@@ -106,12 +106,15 @@ pub async fn remove_member(
 pub struct HistoryQuery {
     before: Option<Uuid>,
     after: Option<Uuid>,
+    around: Option<Uuid>,
     limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/rooms/{id}/messages", tag = "rooms",
     params(("id" = String, Path, description = "room id"), ("before" = Option<String>, Query, description = "a message id"),
-           ("after" = Option<String>, Query, description = "a message id"), ("limit" = Option<i64>, Query, description = "1..100")),
+           ("after" = Option<String>, Query, description = "a message id"),
+           ("around" = Option<String>, Query, description = "a message id: the page holds it, older messages before and newer after"),
+           ("limit" = Option<i64>, Query, description = "1..100")),
     responses((status = 200, description = "`{messages, next_before, next_after}`"), (status = 403, description = "`not_member`")))]
 pub async fn history(
     State(app): State<App>,
@@ -132,6 +135,15 @@ pub async fn history(
                 .ok_or(ApiError { field: Some(field), ..ApiError::bad_request("no such message in this room") })
         }
     };
+    if let Some(id) = q.around {
+        if q.before.is_some() || q.after.is_some() {
+            return Err(ApiError::bad_request("give one of `before`, `after` or `around`"));
+        }
+        let page = messages::around(&app.db, &app.keyring, room_id, seq_of(id, "around").await?, limit).await?;
+        let next_before = page.more_before.then(|| page.messages.first().map(|m| m.id)).flatten();
+        let next_after = page.more_after.then(|| page.messages.last().map(|m| m.id)).flatten();
+        return Ok(Json(json!({ "messages": page.messages, "next_before": next_before, "next_after": next_after })));
+    }
     let cursor = match (q.before, q.after) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request("give `before` or `after`, not both"));

@@ -1,6 +1,9 @@
 //! Messages, sealed with the room's key. `seq` is handed out by bumping `rooms.last_seq` in the
 //! same statement as the insert, so it rises by exactly one per stored message. Edits re-seal
 //! the body; a delete drops the ciphertext and keeps the row (and its `seq`).
+//!
+//! The search index (`message_terms`, see `search`) follows the body: its rows are written by
+//! the insert statement itself, replaced on edit and dropped on delete.
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -14,7 +17,11 @@ use crate::{
     keyring::{Aad, KeyringError, RoomKeyring},
 };
 
+use super::search::{is_indexed, term_hashes};
+
+mod change;
 mod read;
+pub use change::*;
 pub use read::*;
 
 /// A message to store. `store` takes several at once (the group commit); every other writer
@@ -172,6 +179,8 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
     );
     let (mut stopped, mut attachments, mut ats, mut slots) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    // The search index rows of the whole batch, flat; inserted only for the messages stored.
+    let (mut terms, mut term_messages, mut term_rooms) = (Vec::new(), Vec::new(), Vec::new());
     for (slot, new) in batch.iter().enumerate() {
         let id = Uuid::now_v7();
         let sealed = match keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await {
@@ -183,6 +192,14 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             }
             Err(e) => return Err(e.into()),
         };
+        if is_indexed(new.kind) {
+            let key = keyring.index_key(new.room_id, sealed.key_version).await?;
+            for term in term_hashes(&key, &new.body) {
+                terms.push(term);
+                term_messages.push(id);
+                term_rooms.push(new.room_id);
+            }
+        }
         ids.push(id);
         rooms.push(new.room_id);
         kinds.push(new.kind.as_str());
@@ -216,6 +233,9 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             .bind(new.stopped)
             .bind(new.attachment_id)
             .bind(new.at)
+            .bind(&terms)
+            .bind(&term_messages)
+            .bind(&term_rooms)
             .fetch_all(db)
             .await
     } else {
@@ -233,6 +253,9 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             .bind(&stopped)
             .bind(&attachments)
             .bind(&ats)
+            .bind(&terms)
+            .bind(&term_messages)
+            .bind(&term_rooms)
             .fetch_all(db)
             .await
     };
@@ -288,15 +311,23 @@ fn attachment(file: &str, room: &str) -> String {
 
 const INSERT: &str = "INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext,
                                             client_msg_id, reply_to, stopped, attachment_id)";
-const RETURNING: &str =
-    "RETURNING id, seq, created_at, (SELECT display_name FROM users WHERE id = author_id) AS display_name";
+
+/// Closes both statements: the insert (an `ins` CTE) returns its rows, and the search terms of
+/// the messages it stored ($14–$16: hash, message, room, flat) go in within the same statement,
+/// so a message and its index rows commit together at no extra round trip.
+const RETURNING: &str = "RETURNING id, seq, created_at, author_id),
+     indexed AS (
+         INSERT INTO message_terms (term, message_id, room_id)
+         SELECT t.term, t.message_id, t.room_id FROM unnest($14::bytea[], $15::uuid[], $16::uuid[]) AS t(term, message_id, room_id)
+         WHERE t.message_id IN (SELECT id FROM ins))
+     SELECT id, seq, created_at, (SELECT display_name FROM users WHERE id = ins.author_id) AS display_name FROM ins";
 
 /// One message: bump the room's `seq` if the author may post, insert with it. A duplicate
 /// `client_msg_id` fails the unique index and is looked up after.
 static ONE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2 AND {may_post} RETURNING last_seq)
-         {INSERT}
+        "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2 AND {may_post} RETURNING last_seq),
+         ins AS ({INSERT}
          SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8, {quote}, $11, {attachment} FROM bump
          {RETURNING}",
         may_post = may_post("$2", "$9::uuid", "$13"),
@@ -328,8 +359,8 @@ static BATCH: LazyLock<String> = LazyLock::new(|| {
              FROM (SELECT a.room_id, count(*) AS n FROM allowed a JOIN locked l ON l.id = a.room_id
                    GROUP BY a.room_id) c
              WHERE r.id = c.room_id
-             RETURNING r.id, r.last_seq - c.n AS base)
-         {INSERT}
+             RETURNING r.id, r.last_seq - c.n AS base),
+         ins AS ({INSERT}
          SELECT a.id, a.room_id, b.base + row_number() OVER (PARTITION BY a.room_id ORDER BY a.ord), a.kind,
                 a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id, {quote}, a.stopped, {attachment}
          FROM allowed a JOIN bump b ON b.id = a.room_id
@@ -348,47 +379,6 @@ fn lost_a_race(e: &sqlx::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// Re-seals a message with a new body.
-pub async fn edit(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    id: Uuid,
-    body: &str,
-    at: DateTime<Utc>,
-) -> Result<(), Error> {
-    let sealed = keyring.seal(room_id, Aad::message(id), body.as_bytes()).await?;
-    sqlx::query(
-        "UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, edited_at = $6
-         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
-    )
-    .bind(room_id)
-    .bind(id)
-    .bind(sealed.key_version)
-    .bind(&sealed.nonce)
-    .bind(&sealed.ciphertext)
-    .bind(at)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Deletes a message's content; the row stays so `seq` has no gap.
-pub async fn delete(db: &PgPool, room_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE messages SET ciphertext = ''::bytea, nonce = ''::bytea, deleted_at = $3
-         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
-    )
-    .bind(room_id)
-    .bind(id)
-    .bind(at)
-    .execute(db)
-    .await?
-    .rows_affected();
-    sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id).execute(db).await?;
-    Ok(n == 1)
 }
 
 /// What adding a reaction did.

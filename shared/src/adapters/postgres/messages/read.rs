@@ -340,3 +340,57 @@ pub async fn recent(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, n: i64) -
     let page = page(db, keyring, room_id, Cursor::Latest, n).await?;
     Ok(page.messages.into_iter().filter(|m| !m.deleted).collect())
 }
+
+/// A page of history around one message (by `seq`), oldest first: the message itself and up to
+/// `limit - 1` others, the older half before it and the newer half after. `more_before` and
+/// `more_after` say whether the room goes on beyond either end.
+pub struct AroundPage {
+    pub messages: Vec<Message>,
+    pub more_before: bool,
+    pub more_after: bool,
+}
+
+pub async fn around(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    seq: i64,
+    limit: i64,
+) -> Result<AroundPage, Error> {
+    let newer = limit / 2;
+    let older = limit - newer;
+    // Each side fetched one beyond its share, to know whether there is more.
+    let sql = format!(
+        "(SELECT * FROM ({SELECT_MESSAGES} WHERE m.room_id = $1 AND m.seq <= $2 ORDER BY m.seq DESC LIMIT $3) o)
+         UNION ALL
+         (SELECT * FROM ({SELECT_MESSAGES} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $4) n)"
+    );
+    let mut rows: Vec<MessageRow> =
+        sqlx::query_as(&sql).bind(room_id).bind(seq).bind(older + 1).bind(newer + 1).fetch_all(db).await?;
+    rows.sort_by_key(|r| r.seq);
+    let before = rows.iter().filter(|r| r.seq <= seq).count() as i64;
+    let after = rows.len() as i64 - before;
+    let more_before = before > older;
+    let more_after = after > newer;
+    let start = usize::from(more_before);
+    let end = rows.len() - usize::from(more_after);
+    let rows: Vec<MessageRow> = rows.drain(start..end).collect();
+    Ok(AroundPage { messages: open_rows(db, keyring, rows).await?, more_before, more_after })
+}
+
+/// Live messages by id, among `rooms` only, opened; in no particular order (search results).
+pub async fn live_among(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    ids: &[Uuid],
+    rooms: &[Uuid],
+) -> Result<Vec<Message>, Error> {
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+        "{SELECT_MESSAGES} WHERE m.id = ANY($1) AND m.room_id = ANY($2) AND m.deleted_at IS NULL"
+    ))
+    .bind(ids)
+    .bind(rooms)
+    .fetch_all(db)
+    .await?;
+    open_rows(db, keyring, rows).await
+}
