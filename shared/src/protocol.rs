@@ -129,6 +129,14 @@ pub enum ServerEvent {
         /// Older messages were left out (to keep the event under the frame limit, or past 50).
         #[serde(default)]
         has_more: bool,
+        /// The connection's person: the last `seq` they read here, and what came after it.
+        #[serde(default)]
+        last_read_seq: i64,
+        #[serde(default)]
+        unread_count: i64,
+        /// Unread mentions of them or `@room`, and replies to their messages.
+        #[serde(default)]
+        mention_count: i64,
     },
     Ack {
         client_msg_id: String,
@@ -200,6 +208,13 @@ pub enum ServerEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         until: Option<DateTime<Utc>>,
     },
+    /// The person's read marker in a room moved (to every connection of theirs).
+    ReadMarker {
+        room_id: Uuid,
+        seq: i64,
+        unread_count: i64,
+        mention_count: i64,
+    },
     Error(WsError),
     Pong,
 }
@@ -231,6 +246,7 @@ pub enum ClientAction {
     FileMessage { room_id: Uuid, file_id: Uuid, client_msg_id: String, caption: Option<String> },
     Typing { room_id: Uuid, typing: bool },
     StopAi { room_id: Uuid, stream_id: String },
+    MarkRead { room_id: Uuid, seq: i64 },
     Ping,
 }
 
@@ -285,6 +301,12 @@ struct TypingFields {
 }
 
 #[derive(Deserialize)]
+struct MarkReadFields {
+    room_id: Uuid,
+    seq: i64,
+}
+
+#[derive(Deserialize)]
 struct StopAiFields {
     room_id: Uuid,
     stream_id: String,
@@ -310,6 +332,7 @@ pub const ACTIONS: &[&str] = &[
     "react",
     "typing",
     "stop_ai",
+    "mark_read",
     "ping",
 ];
 
@@ -383,6 +406,8 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
             .map(|f| ClientAction::Typing { room_id: f.room_id, typing: f.typing }),
         "stop_ai" => fields::<StopAiFields>(&action, value)
             .map(|f| ClientAction::StopAi { room_id: f.room_id, stream_id: f.stream_id }),
+        "mark_read" => fields::<MarkReadFields>(&action, value)
+            .map(|f| ClientAction::MarkRead { room_id: f.room_id, seq: f.seq }),
         "ping" => Ok(ClientAction::Ping),
         other => Err(WsError::new(WsErrorCode::UnknownAction, format!("unknown action {:?}", truncate(other, 64)))),
     };

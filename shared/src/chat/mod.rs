@@ -1,12 +1,14 @@
-//! Chat: rooms (`rooms`) and what people do in them — post (`post`), edit, delete and react
-//! (`change`), join, leave and type (`presence`). Each action checks who may do it (`access`), stores, and tells
+//! Chat: rooms (`rooms`) and what people do in them — post (`post`, with its `mentions`), edit, delete and react
+//! (`change`), join, leave and type (`presence`), and how far each person has read (`read`). Each action checks who may do it (`access`), stores, and tells
 //! the room (`realtime`); the WebSocket edge only parses frames and reports errors.
 //!
 //! What runs after a person's message is stored is a list of [`AfterStore`] steps (moderation's
 //! buffer, the assistant's request), assembled where the app is wired (`wiring::after_store`).
 
 pub mod change;
+pub mod mentions;
 pub mod post;
+pub mod read;
 pub mod presence;
 pub mod rooms;
 

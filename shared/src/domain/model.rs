@@ -98,6 +98,12 @@ pub struct Message {
     pub stopped: bool,
     pub reactions: Vec<ReactionSummary>,
     pub attachment: Option<Attachment>,
+    /// The room members this message mentions (`<@id>` in its body), by id.
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
+    /// Whether it mentions everyone in the room (`@room`).
+    #[serde(default)]
+    pub mentions_room: bool,
 }
 
 /// A file shared with a message. `url` needs the member's token and answers a short-lived

@@ -2,6 +2,7 @@
 
 mod abuse;
 mod access;
+mod attention;
 mod ai;
 mod auth;
 mod aws;

@@ -140,6 +140,8 @@ fn just_stored(
         stopped: new.stopped,
         reactions: Vec::new(),
         attachment: None,
+        mentions: Vec::new(),
+        mentions_room: false,
     }
 }
 

@@ -65,6 +65,7 @@ fn excerpt(body: &str) -> String {
 async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) -> Result<Vec<Message>, Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut reactions = reactions_of(db, &ids).await?;
+    let mut mentions = crate::adapters::postgres::attention::mentions_of(db, &ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let body = if r.deleted_at.is_some() {
@@ -111,6 +112,8 @@ async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) ->
                 }
                 _ => None,
             },
+            mentions_room: mentions.get(&r.id).is_some_and(|m| m.everyone),
+            mentions: mentions.remove(&r.id).map(|m| m.users).unwrap_or_default(),
         });
     }
     Ok(out)
