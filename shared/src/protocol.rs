@@ -461,6 +461,10 @@ mod tests {
         assert_eq!(parse_frame(r#"{"action":"ping"}"#).unwrap(), ClientAction::Ping);
         let raw = r#"{"action":"new_message","room_id":"00000000-0000-0000-0000-000000000001","body":"hi","client_msg_id":"x"}"#;
         assert!(matches!(parse_frame(raw).unwrap(), ClientAction::NewMessage { .. }));
+        let raw = r#"{"action":"mark_read","room_id":"00000000-0000-0000-0000-000000000001","seq":7}"#;
+        assert!(matches!(parse_frame(raw).unwrap(), ClientAction::MarkRead { seq: 7, .. }));
+        let raw = r#"{"action":"mark_read","room_id":"00000000-0000-0000-0000-000000000001","seq":1.5}"#;
+        assert_eq!(parse_frame(raw).unwrap_err().code, WsErrorCode::BadRequest);
     }
 
     #[test]

@@ -18,6 +18,9 @@ const MAX_SUGGESTIONS = 8;
 
 const members = new Map(); // roomId -> Map(id -> display_name)
 const loading = new Map(); // roomId -> Promise
+const loadedAt = new Map(); // roomId -> when its names arrived
+const STALE_MS = 5000; // typing @ fetches the names again when older than this
+const asked = new Set(); // `${roomId}:${id}` names looked up again once after a miss
 let rerender = () => {};
 let suggest = null; // {start, query, items, index}
 
@@ -35,11 +38,14 @@ export function initMentions({ onNames }) {
 /** Fetches (again) the room's member names. */
 export function loadMembers(roomId, { force = false } = {}) {
   if (!roomId) return Promise.resolve();
-  if (!force && (members.has(roomId) || loading.has(roomId))) return loading.get(roomId) || Promise.resolve();
+  if (loading.has(roomId)) return loading.get(roomId);
+  if (!force && members.has(roomId)) return Promise.resolve();
   const p = get(`/api/rooms/${roomId}/members`)
     .then((list) => {
       members.set(roomId, new Map((Array.isArray(list) ? list : []).map((m) => [m.id, m.display_name])));
+      loadedAt.set(roomId, Date.now());
       rerender(roomId);
+      if (S.current?.id === roomId && document.activeElement === $('composer')) updateSuggestions();
     })
     .catch(() => {})
     .finally(() => loading.delete(roomId));
@@ -52,7 +58,11 @@ export function nameOf(roomId, id) {
   const name = members.get(roomId)?.get(id);
   if (name) return name;
   if (S.me && S.me.id === id) return S.me.display_name;
-  if (!loading.has(roomId) && members.has(roomId)) loadMembers(roomId, { force: true });
+  const key = `${roomId}:${id}`;
+  if (roomId && !asked.has(key)) {
+    asked.add(key); // someone who joined since, or a room not shown yet: ask once
+    loadMembers(roomId, { force: true });
+  }
   return 'someone';
 }
 
@@ -106,6 +116,8 @@ export function clearPicks() {
 export function reset() {
   members.clear();
   loading.clear();
+  loadedAt.clear();
+  asked.clear();
   clearPicks();
 }
 
@@ -128,7 +140,7 @@ function updateSuggestions() {
   const before = composer.value.slice(0, composer.selectionStart);
   const match = /(^|\s)@([^\s@<>]{0,30})$/.exec(before);
   if (!match) return closeSuggestions();
-  loadMembers(S.current.id);
+  loadMembers(S.current.id, { force: Date.now() - (loadedAt.get(S.current.id) || 0) > STALE_MS });
   const items = candidates(S.current.id, match[2]);
   if (items.length === 0) return closeSuggestions();
   const index = suggest && suggest.query === match[2] ? Math.min(suggest.index, items.length - 1) : 0;
