@@ -406,8 +406,9 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
             .map(|f| ClientAction::Typing { room_id: f.room_id, typing: f.typing }),
         "stop_ai" => fields::<StopAiFields>(&action, value)
             .map(|f| ClientAction::StopAi { room_id: f.room_id, stream_id: f.stream_id }),
-        "mark_read" => fields::<MarkReadFields>(&action, value)
-            .map(|f| ClientAction::MarkRead { room_id: f.room_id, seq: f.seq }),
+        "mark_read" => {
+            fields::<MarkReadFields>(&action, value).map(|f| ClientAction::MarkRead { room_id: f.room_id, seq: f.seq })
+        }
         "ping" => Ok(ClientAction::Ping),
         other => Err(WsError::new(WsErrorCode::UnknownAction, format!("unknown action {:?}", truncate(other, 64)))),
     };

@@ -53,11 +53,8 @@ pub async fn catch_up(app: &App, user_id: Uuid, display_name: &str, room_id: Uui
     let standing = attention::standing(&app.db, user_id, room_id).await?.ok_or_else(Error::not_member)?;
     let since = standing.last_read_seq;
     let page = messages::page(&app.db, &app.keyring, room_id, Cursor::After(since), MAX_MESSAGES).await?;
-    let unread: Vec<Message> = page
-        .messages
-        .into_iter()
-        .filter(|m| !m.deleted && m.author.as_ref().is_none_or(|a| a.id != user_id))
-        .collect();
+    let unread: Vec<Message> =
+        page.messages.into_iter().filter(|m| !m.deleted && m.author.as_ref().is_none_or(|a| a.id != user_id)).collect();
     let until = unread.last().map_or(since, |m| m.seq);
     let answer = |source, summary| CatchUp {
         room_id,
@@ -79,10 +76,7 @@ pub async fn catch_up(app: &App, user_id: Uuid, display_name: &str, room_id: Uui
             None => tracing::warn!(%room_id, "catch-up: the model did not answer; a digest instead"),
         }
     }
-    let mentioned: Vec<bool> = unread
-        .iter()
-        .map(|m| m.mentions_room || m.mentions.contains(&user_id))
-        .collect();
+    let mentioned: Vec<bool> = unread.iter().map(|m| m.mentions_room || m.mentions.contains(&user_id)).collect();
     Ok(answer("digest", digest(&lines, &mentioned)))
 }
 

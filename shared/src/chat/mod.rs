@@ -1,6 +1,7 @@
-//! Chat: rooms (`rooms`) and what people do in them — post (`post`, with its `mentions`), edit, delete and react
-//! (`change`), join, leave and type (`presence`), and how far each person has read (`read`). Each action checks who may do it (`access`), stores, and tells
-//! the room (`realtime`); the WebSocket edge only parses frames and reports errors.
+//! Chat: rooms (`rooms`) and what people do in them — post (`post`, with its `mentions`), edit,
+//! delete and react (`change`), join, leave and type (`presence`), and how far each person has
+//! read (`read`). Each action checks who may do it (`access`), stores, and tells the room
+//! (`realtime`); the WebSocket edge only parses frames and reports errors.
 //!
 //! What runs after a person's message is stored is a list of [`AfterStore`] steps (moderation's
 //! buffer, the assistant's request), assembled where the app is wired (`wiring::after_store`).
@@ -8,8 +9,8 @@
 pub mod change;
 pub mod mentions;
 pub mod post;
-pub mod read;
 pub mod presence;
+pub mod read;
 pub mod rooms;
 
 pub use crate::app::AfterStore;

@@ -139,7 +139,10 @@ async fn a_read_marker_moves_forward_only_and_the_other_connection_hears_it() {
 
     phone.send(json!({"action": "mark_read", "room_id": room, "seq": seqs[1]})).await;
     let heard = laptop.recv_type("read_marker").await;
-    assert_eq!(heard, json!({"type": "read_marker", "room_id": room, "seq": seqs[1], "unread_count": 1, "mention_count": 1}));
+    assert_eq!(
+        heard,
+        json!({"type": "read_marker", "room_id": room, "seq": seqs[1], "unread_count": 1, "mention_count": 1})
+    );
     phone.recv_type("read_marker").await;
 
     // Backwards: nothing moves, nobody hears of it.
@@ -200,7 +203,8 @@ async fn a_logged_out_session_cannot_mark_read_or_catch_up() {
     let (ana, ben, room) = ana_and_ben(&t).await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let seq = say(&mut a, room, "hello Ben").await["seq"].as_i64().unwrap();
-    let second = t.post(None, "/api/auth/login", json!({"email": ben.email, "password": "correct horse battery"})).await;
+    let second =
+        t.post(None, "/api/auth/login", json!({"email": ben.email, "password": "correct horse battery"})).await;
     let other_token = second.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     let mut other = t.ws(&TestUser { token: other_token.clone(), ..ben.clone() }).await;
     other.send(json!({"action": "join_room", "room_id": room})).await;
@@ -314,7 +318,8 @@ async fn catching_up_asks_the_model_with_the_unread_messages_only_and_is_free() 
     t.post(Some(&ben.token), &format!("/api/rooms/{room}/read"), json!({"seq": read})).await;
     say(&mut a, room, "we ship on Friday").await;
     let db = t.db().await;
-    let debits_now = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ledger_entries WHERE kind = 'debit'").fetch_one(&db);
+    let debits_now =
+        || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ledger_entries WHERE kind = 'debit'").fetch_one(&db);
     let debits = debits_now().await.unwrap();
 
     let res = t.post(Some(&ben.token), &format!("/api/rooms/{room}/catch-up"), json!({})).await;

@@ -2,8 +2,8 @@
 
 mod abuse;
 mod access;
-mod attention;
 mod ai;
+mod attention;
 mod auth;
 mod aws;
 mod calendly;

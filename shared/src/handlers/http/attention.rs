@@ -18,7 +18,11 @@ use crate::{
 
 #[utoipa::path(get, path = "/api/rooms/{id}/members", tag = "rooms", params(("id" = String, Path, description = "room id")),
     responses((status = 200, description = "`[{id, display_name}]`, by name"), (status = 403, description = "`not_member`")))]
-pub async fn members(State(app): State<App>, auth: AuthUser, Path(room_id): Path<Uuid>) -> ApiResult<Json<Vec<Author>>> {
+pub async fn members(
+    State(app): State<App>,
+    auth: AuthUser,
+    Path(room_id): Path<Uuid>,
+) -> ApiResult<Json<Vec<Author>>> {
     crate::access::member_room(&app, room_id, auth.user.id).await?;
     Ok(Json(rooms::members(&app.db, room_id).await?))
 }
