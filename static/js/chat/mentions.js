@@ -77,14 +77,14 @@ export function decorate(root, roomId) {
   const hits = [];
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     if (node.parentElement?.closest('code, pre')) continue;
-    TOKEN.lastIndex = 0;
-    if (TOKEN.test(node.textContent)) hits.push(node);
+    if (node.textContent.includes('<@')) hits.push(node);
   }
   for (const node of hits) {
     const parts = [];
     let last = 0;
     const text = node.textContent;
-    for (const match of text.matchAll(TOKEN)) {
+    // A fresh regex: matchAll starts where the shared one's lastIndex was left.
+    for (const match of text.matchAll(new RegExp(TOKEN.source, 'g'))) {
       if (match.index > last) parts.push(text.slice(last, match.index));
       const id = match[1].toLowerCase();
       const me = Boolean(S.me && S.me.id === id);
