@@ -206,7 +206,9 @@ describe('Mathia attention', () => {
   });
 
   step('Catch me up summarises what came after the marker', async () => {
-    await setHidden(bob1, true); // Bob looks away: what comes next stays unread
+    // Bob looks away on both pages (the reloaded one reopened the last room he read): what
+    // comes next stays unread.
+    for (const page of [bob1, bob2]) await setHidden(page, true);
     await send(pageA, 'we moved the launch to Friday');
     await send(pageA, 'the checklist is in the notes');
     await eventually(async () => (await badgeState(bob2, roomId)).unread === 2, { what: 'two unread' });
