@@ -132,6 +132,14 @@ pub enum ServerEvent {
         /// Older messages were left out (to keep the event under the frame limit, or past 50).
         #[serde(default)]
         has_more: bool,
+        /// The connection's person: the last `seq` they read here, and what came after it.
+        #[serde(default)]
+        last_read_seq: i64,
+        #[serde(default)]
+        unread_count: i64,
+        /// Unread mentions of them or `@room`, and replies to their messages.
+        #[serde(default)]
+        mention_count: i64,
     },
     Ack {
         client_msg_id: String,
@@ -218,6 +226,13 @@ pub enum ServerEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         until: Option<DateTime<Utc>>,
     },
+    /// The person's read marker in a room moved (to every connection of theirs).
+    ReadMarker {
+        room_id: Uuid,
+        seq: i64,
+        unread_count: i64,
+        mention_count: i64,
+    },
     Error(WsError),
     Pong,
 }
@@ -251,6 +266,7 @@ pub enum ClientAction {
     FileMessage { room_id: Uuid, file_id: Uuid, client_msg_id: String, caption: Option<String> },
     Typing { room_id: Uuid, typing: bool },
     StopAi { room_id: Uuid, stream_id: String },
+    MarkRead { room_id: Uuid, seq: i64 },
     Ping,
 }
 
@@ -305,6 +321,12 @@ struct TypingFields {
 }
 
 #[derive(Deserialize)]
+struct MarkReadFields {
+    room_id: Uuid,
+    seq: i64,
+}
+
+#[derive(Deserialize)]
 struct StopAiFields {
     room_id: Uuid,
     stream_id: String,
@@ -332,6 +354,7 @@ pub const ACTIONS: &[&str] = &[
     "unpin_message",
     "typing",
     "stop_ai",
+    "mark_read",
     "ping",
 ];
 
@@ -409,6 +432,9 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
             .map(|f| ClientAction::Typing { room_id: f.room_id, typing: f.typing }),
         "stop_ai" => fields::<StopAiFields>(&action, value)
             .map(|f| ClientAction::StopAi { room_id: f.room_id, stream_id: f.stream_id }),
+        "mark_read" => {
+            fields::<MarkReadFields>(&action, value).map(|f| ClientAction::MarkRead { room_id: f.room_id, seq: f.seq })
+        }
         "ping" => Ok(ClientAction::Ping),
         other => Err(WsError::new(WsErrorCode::UnknownAction, format!("unknown action {:?}", truncate(other, 64)))),
     };
@@ -469,6 +495,10 @@ mod tests {
         assert_eq!(parse_frame(&no_message).unwrap_err().code, WsErrorCode::BadRequest);
         let raw = r#"{"action":"new_message","room_id":"00000000-0000-0000-0000-000000000001","body":"hi","client_msg_id":"x"}"#;
         assert!(matches!(parse_frame(raw).unwrap(), ClientAction::NewMessage { .. }));
+        let raw = r#"{"action":"mark_read","room_id":"00000000-0000-0000-0000-000000000001","seq":7}"#;
+        assert!(matches!(parse_frame(raw).unwrap(), ClientAction::MarkRead { seq: 7, .. }));
+        let raw = r#"{"action":"mark_read","room_id":"00000000-0000-0000-0000-000000000001","seq":1.5}"#;
+        assert_eq!(parse_frame(raw).unwrap_err().code, WsErrorCode::BadRequest);
     }
 
     #[test]

@@ -22,8 +22,10 @@
 //
 // The sections live in chat/: state.js (all mutable state, the per-room store and constants),
 // events.js (1), history.js (2, and loading older pages), stream.js (3), render.js and
-// message.js (4), actions.js (5), composer.js (6), uploads.js (7). This file wires them up and
-// keeps the pane's public entry points.
+// message.js (4), actions.js (5), composer.js (6), uploads.js (7), and for attention: mentions.js
+// (the `@` suggestions and how mentions read) and unread.js (the "New messages" divider, "Jump
+// to first unread", marking read while reading). This file wires them up and keeps the pane's
+// public entry points.
 
 import { $ } from './dom.js';
 import * as socket from './socket.js';
@@ -53,8 +55,10 @@ import {
   onTyping,
 } from './chat/events.js';
 import { loadAround, loadOlder } from './chat/history.js';
-import { isNearBottom, onListKeydown, renderAll, scroller, setActiveMessage } from './chat/render.js';
-import { S, state } from './chat/state.js';
+import * as mentions from './chat/mentions.js';
+import { isNearBottom, onListKeydown, renderAll, renderMessages, scroller, setActiveMessage } from './chat/render.js';
+import { S, bump, isCurrent, state } from './chat/state.js';
+import * as unread from './chat/unread.js';
 import {
   onStreamChunk,
   onStreamEnd,
@@ -116,6 +120,15 @@ export function initChat(options = {}) {
     S.pinned = isNearBottom();
   }, { passive: true });
   initFiles();
+  mentions.initMentions({
+    onNames: (roomId) => {
+      for (const m of state(roomId).messages.values()) {
+        if (/<@/.test(m.body || '') || /<@/.test(m.reply_to?.excerpt || '')) bump(m.id);
+      }
+      if (isCurrent(roomId)) renderMessages();
+    },
+  });
+  unread.initUnread();
   const list = $('message-list');
   list.addEventListener('focusin', (event) => {
     const article = event.target.closest?.('.message[data-id]');
@@ -131,6 +144,11 @@ export function initChat(options = {}) {
 
 export function setMe(user) {
   S.me = user;
+}
+
+/** A body with its mentions as `@Name` (for notifications). */
+export function plainText(roomId, text) {
+  return mentions.plainText(roomId, text);
 }
 
 /** Shows a room in the pane (the socket is already joined via rooms.js; join again to refresh). */
@@ -157,7 +175,10 @@ export function showRoom(room) {
     S.activeMessageId = null;
     $('message-list').replaceChildren();
     S.nodes.clear();
+    mentions.clearPicks();
+    unread.openedRoom(room.id);
   }
+  mentions.loadMembers(room.id, { force: true });
   socket.joinRoom(room.id);
   applyComposerState();
   renderReplyBanner();
@@ -195,6 +216,8 @@ export function showNoRoom() {
 
 export function reset() {
   stopTyping();
+  mentions.reset();
+  unread.reset();
   for (const st of S.rooms.values()) {
     for (const t of st.typing.values()) clearTimeout(t.timer);
     clearTimeout(st.muteTimer);

@@ -8,6 +8,8 @@ import * as socket from './socket.js';
 import * as session from './session.js';
 import { initAuth, showAuth, hideAuth, signOut } from './auth.js';
 import { initOnboarding, showOnboarding, hideOnboarding } from './onboarding.js';
+import * as attention from './attention.js';
+import * as catchup from './catchup.js';
 import * as rooms from './rooms.js';
 import * as chat from './chat.js';
 import * as context from './context.js';
@@ -38,10 +40,15 @@ function boot() {
     done: (state, { joinedWith }) => enterApp(state, sessionSerial, { joinedWith }),
     signOut: onSignOut,
   });
+  // Before the chat pane: its `room_joined` handling reads the counts attention.js just took.
+  attention.initAttention({
+    describe: (roomId) => ({ room: rooms.getRoom(roomId)?.name || null, text: (m) => chat.plainText(roomId, m?.body || '') }),
+  });
   rooms.initRooms({
     select: (room) => {
       chat.showRoom(room);
       context.setRoom(room);
+      catchup.setRoom(room);
       syncModerationTab();
       closeDrawer();
     },
@@ -58,6 +65,7 @@ function boot() {
   calendly.initCalendly();
   moderation.initModeration();
   context.initContext({ notes, pins, reminders, calendly, moderation });
+  catchup.initCatchUp({ plainText: (roomId, text) => chat.plainText(roomId, text) });
   initSettings();
   initLayout();
 
@@ -158,6 +166,7 @@ async function enterApp(state, serial, { joinedWith = null } = {}) {
   const user = session.user();
   rooms.setMe(user);
   chat.setMe(user);
+  attention.setMe(user);
 
   hideAuth();
   hideOnboarding();
@@ -187,6 +196,7 @@ async function enterApp(state, serial, { joinedWith = null } = {}) {
   else {
     chat.showNoRoom();
     context.setRoom(null);
+    catchup.setRoom(null);
   }
   context.restore();
 }
@@ -238,10 +248,12 @@ function endSession() {
   socket.stop();
   closeSettings();
   context.reset();
+  catchup.reset();
   chat.reset();
   rooms.reset();
   clearSearch();
   $('search-input').value = '';
+  attention.reset();
   notes.reset();
   pins.reset();
   dms.reset();

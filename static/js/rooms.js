@@ -2,10 +2,11 @@
 // the current room, joining with an invite link or code, unread badges.
 //
 // This module owns which room is selected; it tells main.js through `onSelect`. Every room in
-// the list is joined on the socket so that its messages arrive (and count as unread while
-// another room is shown).
+// the list is joined on the socket so that its messages arrive. The unread counts are
+// attention.js's (the server's read markers); a badge with mentions of you is emphasised.
 
 import { get, post } from './api.js';
+import * as attention from './attention.js';
 import * as socket from './socket.js';
 import * as session from './session.js';
 import { $, el } from './dom.js';
@@ -14,7 +15,6 @@ const LAST_ROOM_KEY = 'mathia.lastRoom';
 const ROOM_NAME_MAX = 80;
 
 const rooms = new Map(); // id -> room
-const unread = new Map(); // id -> count
 let currentId = null;
 let me = null;
 let onSelect = () => {};
@@ -41,12 +41,8 @@ export function initRooms({ select }) {
   socket.on('room_added', ({ room }) => {
     if (room?.id != null) addRoom(room);
   });
-  socket.on('new_message', ({ room_id: roomId, message }) => {
-    if (!rooms.has(roomId) || roomId === currentId) return;
-    if (message?.author && me && message.author.id === me.id) return;
-    unread.set(roomId, (unread.get(roomId) || 0) + 1);
-    renderBadge(roomId);
-    updateTitle();
+  attention.onChange((roomId) => {
+    if (rooms.has(roomId)) renderBadge(roomId);
   });
 }
 
@@ -65,6 +61,7 @@ export function currentRoom() {
 /** Loads the room list from the server, joins each room, and renders. */
 export async function loadRooms() {
   const list = await get('/api/rooms');
+  attention.seed(Array.isArray(list) ? list : []);
   for (const room of Array.isArray(list) ? list : []) addRoom(room, { render: false });
   render();
   return [...rooms.values()];
@@ -95,7 +92,6 @@ export function selectRoom(id) {
   const room = rooms.get(id);
   if (!room) return;
   currentId = id;
-  unread.delete(id);
   try {
     localStorage.setItem(LAST_ROOM_KEY, id);
   } catch {
@@ -112,7 +108,6 @@ export function selectRoom(id) {
 
 export function reset() {
   rooms.clear();
-  unread.clear();
   currentId = null;
   me = null;
   chosenWorkspace = null;
@@ -154,7 +149,7 @@ function render() {
     );
     (dm ? dmList : list).append(el('li', null, button));
     if (!dm) plain++;
-    fillBadge(badge, unread.get(room.id) || 0);
+    fillBadge(badge, attention.get(room.id));
   }
   $('room-empty').hidden = plain > 0;
   $('dm-empty').hidden = rooms.size > plain;
@@ -164,22 +159,29 @@ function render() {
 function renderBadge(roomId) {
   const item = $('sidebar').querySelector(`[data-room-id="${CSS.escape(roomId)}"]`);
   const badge = item?.querySelector('.unread-badge');
-  if (badge) fillBadge(badge, unread.get(roomId) || 0);
+  if (badge) fillBadge(badge, attention.get(roomId));
 }
 
-function fillBadge(badge, count) {
-  badge.textContent = count > 99 ? '99+' : String(count);
+/** The unread count; with mentions of you (or replies to you) it reads `@` and stands out. */
+function fillBadge(badge, { unread, mentions }) {
+  const count = Math.max(unread, mentions);
+  badge.textContent = `${mentions > 0 ? '@' : ''}${count > 99 ? '99+' : String(count)}`;
   badge.hidden = count === 0;
+  badge.classList.toggle('has-mentions', mentions > 0);
+  badge.dataset.unread = String(unread);
+  badge.dataset.mentions = String(mentions);
   const spoken = badge.parentElement?.querySelector('.unread-spoken');
-  if (spoken) spoken.textContent = count ? `, ${count} unread` : '';
+  if (spoken) {
+    const parts = [];
+    if (unread) parts.push(`${unread} unread`);
+    if (mentions) parts.push(`${mentions} for you`);
+    spoken.textContent = parts.length ? `, ${parts.join(', ')}` : '';
+  }
 }
 
 function updateTitle() {
-  let total = 0;
-  for (const n of unread.values()) total += n;
   const room = currentRoom();
-  const base = room ? `${room.name} · Mathia` : 'Mathia';
-  document.title = total > 0 ? `(${total}) ${base}` : base;
+  attention.setTitleBase(room ? `${room.name} · Mathia` : 'Mathia');
 }
 
 async function createRoom(event) {

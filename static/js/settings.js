@@ -1,8 +1,10 @@
 // Settings dialog: Profile and Goals (the onboarding answers, saved again with
-// `PUT /api/onboarding/profile|goals`) and Wallet (wallet.js). A native modal <dialog>: Escape
+// `PUT /api/onboarding/profile|goals`; Profile also turns on browser notifications, asking for
+// the permission only on that click) and Wallet (wallet.js). A native modal <dialog>: Escape
 // closes it and focus returns to what opened it.
 
 import { put } from './api.js';
+import * as attention from './attention.js';
 import * as session from './session.js';
 import * as wallet from './wallet.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
@@ -43,6 +45,10 @@ export function initSettings() {
   $('settings-profile').addEventListener('submit', (event) => {
     event.preventDefault();
     saveProfile();
+  });
+  $('notifications-enable').addEventListener('click', async () => {
+    await attention.askPermission();
+    renderNotifications();
   });
   $('settings-goals').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -91,6 +97,20 @@ function prefill() {
     clearErrors($(`settings-${name}`), $(`settings-${name}-error`));
     $(`settings-${name}-status`).textContent = '';
   }
+  renderNotifications();
+}
+
+const NOTIFICATIONS_TEXT = {
+  granted: 'On: mentions of you, replies to you and your reminders notify you while Mathia is in the background.',
+  denied: 'Blocked in this browser. Allow notifications for this site in the browser’s settings to turn them on.',
+  default: 'Off. Get a notification for mentions, replies and reminders while Mathia is in the background.',
+  unsupported: 'This browser cannot show notifications.',
+};
+
+function renderNotifications() {
+  const state = attention.permission();
+  $('notifications-status').textContent = NOTIFICATIONS_TEXT[state] || NOTIFICATIONS_TEXT.default;
+  $('notifications-enable').hidden = state !== 'default';
 }
 
 async function save(name, body) {

@@ -210,6 +210,18 @@ impl Connector for Summary {
     }
 }
 
+impl Summary {
+    /// The "since seq" variant ("Catch me up", `catch_up`): what the model is asked about the
+    /// messages a person has not read yet, which it is given and nothing older.
+    pub fn since_instruction(reader: &str, room: &str, count: usize) -> String {
+        format!(
+            "Catch {reader} up on the {count} message(s) posted in the room \"{room}\" since they last read it \
+             (they are below, oldest first). Say what happened: decisions, questions for {reader}, action items \
+             (with owners), anything addressed to them. Be brief, use bullet points, and do not invent anything."
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

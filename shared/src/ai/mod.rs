@@ -3,6 +3,7 @@
 //! (`router`, `connectors`), builds the prompt (`context`), streams the reply to the room in
 //! coalesced chunks (`worker`), stores it and bills the workspace once.
 
+pub mod catch_up;
 pub mod connectors;
 pub mod context;
 pub mod router;

@@ -78,7 +78,7 @@ pub async fn queue(app: &App, conn: &ConnectionInfo, post: Post<'_>) -> crate::R
 /// At most `rate_limit_per_min` messages a minute per person. Losing the limiter must not stop
 /// the conversation.
 /// Edits and reactions count too (`chat::change`): each is one more event to the whole room.
-pub(super) async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
+pub async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
     per_person_limit(app, "msg", "messages", user_id, now).await
 }
 
@@ -130,8 +130,9 @@ impl Queued {
                 send_event(app, conn.into(), &ack).await;
                 Ok(())
             }
-            Stored::New(message) => {
+            Stored::New(mut message) => {
                 tracing::info!(%room_id, seq = message.seq, "message stored");
+                super::mentions::record(app, &mut message).await;
                 turn.wait_done_before().await;
                 let ack = ServerEvent::Ack { client_msg_id: client_msg_id.into_inner(), message_id: message.id };
                 send_event(app, conn.into(), &ack).await;

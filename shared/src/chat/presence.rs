@@ -1,4 +1,4 @@
-//! Being in a room: `join_room` (history, who is online, missed reminders), `leave_room`, and
+//! Being in a room: `join_room` (history, who is online, where you left off, missed reminders), `leave_room`, and
 //! typing indicators.
 
 use std::time::Duration;
@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use crate::{
     access,
-    adapters::postgres::messages::{self, Cursor},
+    adapters::postgres::{
+        attention,
+        messages::{self, Cursor},
+    },
     app::App,
     domain::OnlineUser,
     error::Error,
@@ -36,7 +39,16 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     let online_bytes = serde_json::to_vec(&online).map_or(0, |v| v.len());
     let budget = messages::PAGE_MAX_BYTES.saturating_sub(online_bytes);
     let page = messages::page_within(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY, budget).await?;
-    let event = ServerEvent::RoomJoined { room_id, messages: page.messages, online, has_more: page.more };
+    let standing = attention::standing(&app.db, conn.user_id, room_id).await?;
+    let event = ServerEvent::RoomJoined {
+        room_id,
+        messages: page.messages,
+        online,
+        has_more: page.more,
+        last_read_seq: standing.map_or(0, |s| s.last_read_seq),
+        unread_count: standing.map_or(0, |s| s.unread_count),
+        mention_count: standing.map_or(0, |s| s.mention_count),
+    };
     send_event(app, conn.into(), &event).await;
     crate::reminders::deliver_missed(app, conn.user_id, &conn.id, conn.endpoint.as_deref()).await;
     if !already_here {

@@ -128,6 +128,12 @@ pub struct Message {
     pub stopped: bool,
     pub reactions: Vec<ReactionSummary>,
     pub attachment: Option<Attachment>,
+    /// The room members this message mentions (`<@id>` in its body), by id.
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
+    /// Whether it mentions everyone in the room (`@room`).
+    #[serde(default)]
+    pub mentions_room: bool,
     /// Who pinned the message and when, or null when it is not pinned.
     #[serde(default)]
     pub pinned: Option<Pinned>,

@@ -271,6 +271,9 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<Option<
         ClientAction::UnpinMessage { room_id, message_id } => {
             chat::pins::unpin(app, conn.user_id, room_id, message_id).await
         }
+        ClientAction::MarkRead { room_id, seq } => {
+            chat::read::mark_read(app, conn.user_id, room_id, seq).await.map(drop)
+        }
         ClientAction::StopAi { room_id, stream_id } => match access::require_member(app, room_id, conn.user_id).await {
             Ok(()) => ai::request_stop(app, room_id, &stream_id).await,
             Err(e) => Err(e),

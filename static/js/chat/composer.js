@@ -6,13 +6,14 @@ import { $ } from '../dom.js';
 import * as session from '../session.js';
 import * as socket from '../socket.js';
 import { setReply } from './actions.js';
+import { clearPicks, toWire } from './mentions.js';
 import { renderMessages, scrollToBottom } from './render.js';
 import { S, BODY_MAX, dropPending, isCurrent, state, TYPING_IDLE_MS, TYPING_SEND_EVERY_MS } from './state.js';
 
 export function sendCurrent() {
   if (!S.current) return;
   const composer = $('composer');
-  const text = composer.value.trim();
+  const text = toWire(composer.value.trim());
   const length = [...text].length;
   if (length === 0) {
     composer.focus();
@@ -35,6 +36,7 @@ export function sendCurrent() {
 
   composer.value = '';
   st.draft = '';
+  clearPicks();
   setReply(null, roomId);
   autosize();
   updateCounter();

@@ -30,6 +30,7 @@ import {
   TYPING_SHOW_MS,
 } from './state.js';
 import { dropStreamsAnsweredBy } from './stream.js';
+import { joinedRoom } from './unread.js';
 import { resendFileMessages } from './uploads.js';
 
 export function onRoomJoined({ room_id: roomId, messages = [], online = [] }) {
@@ -40,6 +41,7 @@ export function onRoomJoined({ room_id: roomId, messages = [], online = [] }) {
   for (const m of incoming) storeMessage(st, m);
   dropStreamsAnsweredBy(st, incoming);
   st.loaded = true;
+  if (isCurrent(roomId)) joinedRoom(roomId);
 
   st.online = new Map();
   for (const person of Array.isArray(online) ? online : []) {

@@ -3,17 +3,19 @@
 
 import { el } from '../dom.js';
 import { attachmentEl, pendingAttachmentEl } from '../attachment.js';
+import { isForMe } from '../attention.js';
 import { renderMarkdown } from '../markdown.js';
 import * as session from '../session.js';
 import { deleteConfirm, editor, emojiPicker, menu, react } from './actions.js';
 import { discardPending, retryPending } from './composer.js';
+import { decorate, plainText } from './mentions.js';
 import { jumpTo, keepPinned } from './render.js';
 import { S, EXCERPT_MAX, isMine } from './state.js';
 
 export function buildMessage(m, st) {
   const mine = isMine(m);
   const article = el('article', {
-    class: `message kind-${m.kind}${mine ? ' mine' : ''}${m.deleted ? ' deleted' : ''}`,
+    class: `message kind-${m.kind}${mine ? ' mine' : ''}${m.deleted ? ' deleted' : ''}${!m.deleted && isForMe(m) ? ' mentioned' : ''}`,
     dataset: {
       testid: 'message',
       seq: String(m.seq),
@@ -24,6 +26,7 @@ export function buildMessage(m, st) {
       edited: m.edited_at ? 'true' : null,
       stopped: m.stopped ? 'true' : null,
       pinned: m.pinned && !m.deleted ? 'true' : null,
+      mentioned: !m.deleted && isForMe(m) ? 'true' : null,
     },
     tabIndex: -1,
   });
@@ -54,7 +57,7 @@ export function buildMessage(m, st) {
     main.append(editor(m));
   } else if (!(m.attachment && (m.body || '').trim() === String(m.attachment.name || '').trim())) {
     // A file message without a caption has the file's name as its body: the card shows it.
-    main.append(markdownBody(m.body));
+    main.append(markdownBody(m.body, m.room_id || S.current?.id));
   }
 
   if (!m.deleted && m.attachment) {
@@ -97,7 +100,8 @@ export function quote(ref, st) {
   const original = st.messages.get(ref.id);
   const who = ref.author?.display_name || (original?.kind === 'ai' ? 'Mathia' : original?.author?.display_name) || 'Someone';
   const deleted = Boolean(original?.deleted);
-  const excerpt = deleted ? 'message deleted' : excerptOf(ref.excerpt ?? original?.body ?? '');
+  const roomId = original?.room_id || S.current?.id;
+  const excerpt = deleted ? 'message deleted' : excerptOf(plainText(roomId, ref.excerpt ?? original?.body ?? ''));
   return el(
     'button',
     {
@@ -168,7 +172,7 @@ export function buildPending(p) {
       ),
     );
   }
-  if (!p.file || p.body) main.append(markdownBody(p.body));
+  if (!p.file || p.body) main.append(markdownBody(p.body, S.current?.id));
   if (p.file) main.append(pendingAttachmentEl(p.file));
 
   if (p.status === 'failed') {
@@ -185,8 +189,9 @@ export function buildPending(p) {
   return article;
 }
 
-export function markdownBody(text) {
-  return el('div', { class: 'message-body markdown', dataset: { testid: 'message-body' } }, renderMarkdown(text ?? ''));
+export function markdownBody(text, roomId) {
+  const body = el('div', { class: 'message-body markdown', dataset: { testid: 'message-body' } }, renderMarkdown(text ?? ''));
+  return decorate(body, roomId);
 }
 
 export function plainBody(text) {

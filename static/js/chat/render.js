@@ -6,6 +6,7 @@ import { $, el } from '../dom.js';
 import { buildMessage, buildPending } from './message.js';
 import { S, NEAR_BOTTOM_PX, reducedMotion, sortedMessages, state } from './state.js';
 import { buildStream } from './stream.js';
+import { afterRender, dividerItem } from './unread.js';
 
 export function renderAll({ scroll } = {}) {
   renderMessages();
@@ -26,8 +27,14 @@ export function orderedItems(st) {
   const messages = sortedMessages(st);
   const streams = [...st.streams.values()];
   const pending = [...st.pending.values()].sort((a, b) => a.createdAt - b.createdAt);
+  const divider = dividerItem(st);
+  const items = [];
+  for (const m of messages) {
+    if (divider && divider.beforeId === m.id) items.push(divider.item);
+    items.push({ key: messageKey(m), id: m.id, build: () => buildMessage(m, st) });
+  }
   return [
-    ...messages.map((m) => ({ key: messageKey(m), id: m.id, build: () => buildMessage(m, st) })),
+    ...items,
     ...streams.map((s) => ({ key: `s:${s.id}`, build: () => buildStream(s) })),
     ...pending.map((p) => ({ key: `p:${p.client_msg_id}:${p.status}`, build: () => buildPending(p) })),
   ];
@@ -99,6 +106,7 @@ export function renderMessages() {
     empty.textContent = 'No messages yet. Say hello!';
     empty.hidden = items.length > 0;
   }
+  afterRender();
 }
 
 /** One message takes Tab focus in the list; arrows move between messages (roving tabindex). */

@@ -69,6 +69,7 @@ export const S = {
   animFrame: null,
   pinned: true, // the list was scrolled to the bottom when last scrolled (thumbnails keep it there)
   dragDepth: 0,
+  mentionPicks: new Map(), // '@Name' picked in the composer -> user id (sent as `<@id>`)
 };
 
 export function state(roomId) {
@@ -90,6 +91,7 @@ export function state(roomId) {
       catchingUp: false,
       catchUpQueued: false,
       gapTried: null,
+      dividerSeq: null, // the read marker when the room was opened: "New messages" goes after it
     };
     S.rooms.set(roomId, st);
   }

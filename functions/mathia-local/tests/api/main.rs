@@ -3,6 +3,7 @@
 mod abuse;
 mod access;
 mod ai;
+mod attention;
 mod auth;
 mod aws;
 mod calendly;

@@ -2,6 +2,7 @@
 //! runs it. `connect` creates the database when it is missing and runs the migrations.
 
 pub mod ai_jobs;
+pub mod attention;
 pub mod calendly;
 pub mod files;
 pub mod group_commit;

@@ -198,3 +198,15 @@ pub async fn remove_member(db: &PgPool, room_id: Uuid, user_id: Uuid) -> Result<
         .rows_affected();
     Ok(n == 1)
 }
+
+/// The room's members, by display name.
+pub async fn members(db: &PgPool, room_id: Uuid) -> Result<Vec<crate::domain::Author>, sqlx::Error> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT u.id, u.display_name FROM room_members m JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = $1 ORDER BY lower(u.display_name), u.id",
+    )
+    .bind(room_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, display_name)| crate::domain::Author { id, display_name }).collect())
+}

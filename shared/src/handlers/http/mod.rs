@@ -1,6 +1,7 @@
 //! The HTTP API (PROTOCOL.md) as one axum `Router`: served by `lambda_http::run` on Lambda and
 //! by `axum::serve` in `mathia-local` — the same router either way.
 
+mod attention;
 mod auth;
 mod calendly;
 mod dms;
@@ -53,6 +54,9 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(dms::open))
         .routes(routes!(dms::members))
         .routes(routes!(dms::pins))
+        .routes(routes!(attention::members))
+        .routes(routes!(attention::mark_read))
+        .routes(routes!(attention::catch_up))
         .routes(routes!(notes::list_notes, notes::add_note))
         .routes(routes!(notes::delete_note))
         .routes(routes!(notes::list_reminders))

@@ -2,7 +2,7 @@
 
 use axum::{extract::State, http::StatusCode};
 use chrono::Duration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ use super::{
 };
 use crate::{
     adapters::postgres::{
+        attention,
         invites::{self, Accepted},
         messages::{self, Cursor},
         rooms,
@@ -20,9 +21,34 @@ use crate::{
     domain::{Invalid, Room, RoomKind, RoomName, Visibility},
 };
 
-#[utoipa::path(get, path = "/api/rooms", tag = "rooms", responses((status = 200, description = "`[room]`")))]
-pub async fn list(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<Room>>> {
-    Ok(Json(rooms::of_user(&app.db, auth.user.id).await?))
+/// A room in your list, with where you stand in it.
+#[derive(Serialize)]
+pub struct ListedRoom {
+    #[serde(flatten)]
+    room: Room,
+    last_read_seq: i64,
+    unread_count: i64,
+    mention_count: i64,
+}
+
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms",
+    responses((status = 200, description = "`[room]`, each with `last_read_seq`, `unread_count`, `mention_count`")))]
+pub async fn list(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<ListedRoom>>> {
+    let list = rooms::of_user(&app.db, auth.user.id).await?;
+    let mut standings = attention::standings(&app.db, auth.user.id).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|room| {
+                let s = standings.remove(&room.id);
+                ListedRoom {
+                    last_read_seq: s.map_or(0, |s| s.last_read_seq),
+                    unread_count: s.map_or(0, |s| s.unread_count),
+                    mention_count: s.map_or(0, |s| s.mention_count),
+                    room,
+                }
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]

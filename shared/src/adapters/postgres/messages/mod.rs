@@ -148,6 +148,8 @@ fn just_stored(
         reactions: Vec::new(),
         attachment: None,
         pinned: None,
+        mentions: Vec::new(),
+        mentions_room: false,
     }
 }
 

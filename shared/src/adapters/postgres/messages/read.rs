@@ -70,6 +70,7 @@ fn excerpt(body: &str) -> String {
 async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) -> Result<Vec<Message>, Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut reactions = reactions_of(db, &ids).await?;
+    let mut mentions = crate::adapters::postgres::attention::mentions_of(db, &ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let body = if r.deleted_at.is_some() {
@@ -120,6 +121,8 @@ async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) ->
                 by: r.pinned_by.map(|id| Author { id, display_name: r.pinned_by_name.unwrap_or_default() }),
                 at,
             }),
+            mentions_room: mentions.get(&r.id).is_some_and(|m| m.everyone),
+            mentions: mentions.remove(&r.id).map(|m| m.users).unwrap_or_default(),
         });
     }
     Ok(out)
