@@ -37,6 +37,7 @@ import {
   stopTyping,
   updateCounter,
 } from './chat/composer.js';
+import { closeSuggestions, initCommands, onSuggestionKey, updateSuggestions } from './chat/commands.js';
 import {
   onAck,
   onConnection,
@@ -84,6 +85,7 @@ export function initChat(options = {}) {
 
   const composer = $('composer');
   composer.addEventListener('keydown', (event) => {
+    if (onSuggestionKey(event)) return;
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       sendCurrent();
@@ -94,6 +96,7 @@ export function initChat(options = {}) {
     }
   });
   composer.addEventListener('input', () => {
+    updateSuggestions();
     autosize();
     updateCounter();
     onComposerInput();
@@ -112,6 +115,7 @@ export function initChat(options = {}) {
     S.pinned = isNearBottom();
   }, { passive: true });
   initFiles();
+  initCommands({ openCalendly: () => S.hooks.openCalendly?.(), afterReminder: () => S.hooks.afterReminder?.() });
   const list = $('message-list');
   list.addEventListener('focusin', (event) => {
     const article = event.target.closest?.('.message[data-id]');
@@ -143,6 +147,7 @@ export function showRoom(room) {
   $('chat-view').hidden = false;
   $('no-room').hidden = true;
   if (switching) {
+    closeSuggestions();
     $('composer').value = st.draft || '';
     autosize();
     updateCounter();
@@ -203,6 +208,7 @@ export function reset() {
   showDropZone(false);
   $('message-list').replaceChildren();
   $('composer').value = '';
+  closeSuggestions();
   $('connection-status').hidden = true;
   renderComposerNotice();
   renderReplyBanner();

@@ -46,6 +46,8 @@ function boot() {
   chat.initChat({
     openWallet: () => openSettings('wallet'),
     finishOnboarding: () => startSession(),
+    openCalendly: () => context.openPanel('calendly'),
+    afterReminder: () => reminders.invalidate(),
   });
   notes.initNotes();
   reminders.initReminders();

@@ -7,6 +7,7 @@ mod auth;
 mod aws;
 mod calendly;
 mod chat;
+mod commands;
 mod cluster;
 mod deploy;
 mod emulated;

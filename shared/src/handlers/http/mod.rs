@@ -49,7 +49,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(rooms::remove_member))
         .routes(routes!(notes::list_notes, notes::add_note))
         .routes(routes!(notes::delete_note))
-        .routes(routes!(notes::list_reminders))
+        .routes(routes!(notes::list_reminders, notes::add_reminder))
         .routes(routes!(notes::cancel_reminder))
         .routes(routes!(moderation::overview))
         .routes(routes!(moderation::unmute))
