@@ -120,3 +120,14 @@ pub async fn remove_member(db: &PgPool, room_id: Uuid, user_id: Uuid) -> Result<
         .rows_affected();
     Ok(n == 1)
 }
+
+/// The members of a room with their display names, by name.
+pub async fn members(db: &PgPool, room_id: Uuid) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.display_name FROM room_members m JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = $1 ORDER BY u.display_name, u.id",
+    )
+    .bind(room_id)
+    .fetch_all(db)
+    .await
+}

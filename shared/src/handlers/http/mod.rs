@@ -57,6 +57,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(calendly::connect))
         .routes(routes!(calendly::disconnect))
         .routes(routes!(calendly::events))
+        .routes(routes!(calendly::free_times))
         .routes(routes!(calendly::oauth_start))
         .routes(routes!(calendly::oauth_callback))
         .routes(routes!(files::declare))
