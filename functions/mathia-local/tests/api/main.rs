@@ -16,6 +16,7 @@ mod encryption;
 mod errors;
 mod fake_model;
 mod files;
+mod free_times;
 mod fuzz;
 mod group_commit;
 mod headers;
