@@ -1,14 +1,15 @@
 // Settings dialog: Profile and Goals (the onboarding answers, saved again with
-// `PUT /api/onboarding/profile|goals`) and Wallet (wallet.js). A native modal <dialog>: Escape
+// `PUT /api/onboarding/profile|goals`), Wallet (wallet.js) and Calendly (calendly.js). A native modal <dialog>: Escape
 // closes it and focus returns to what opened it.
 
 import { put } from './api.js';
 import * as session from './session.js';
 import * as wallet from './wallet.js';
+import * as calendly from './calendly.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
 import { $ } from './dom.js';
 
-const TABS = ['profile', 'goals', 'wallet'];
+const TABS = ['profile', 'goals', 'wallet', 'calendly'];
 
 let active = 'profile';
 let goals = null;
@@ -20,7 +21,10 @@ export function initSettings() {
   goals = goalsEditor({ input: $('set-goal-input'), addButton: $('set-goal-add'), list: $('set-goal-list'), testidPrefix: 'set' });
   const dialog = $('settings-dialog');
   $('settings-close').addEventListener('click', () => dialog.close());
-  dialog.addEventListener('close', () => wallet.hide());
+  dialog.addEventListener('close', () => {
+    wallet.hide();
+    calendly.inSettings.hide();
+  });
   // A click on the backdrop (the dialog element itself, outside its content) closes it.
   dialog.addEventListener('click', (event) => {
     if (event.target !== dialog) return;
@@ -73,6 +77,8 @@ function select(tab) {
   }
   if (tab === 'wallet') wallet.show();
   else wallet.hide();
+  if (tab === 'calendly') calendly.inSettings.show();
+  else calendly.inSettings.hide();
 }
 
 function prefill() {

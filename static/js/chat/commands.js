@@ -50,7 +50,7 @@ export function updateSuggestions() {
     closeSuggestions();
     return;
   }
-  active = Math.min(active, matches.length - 1);
+  active = 0;
   open = true;
   render();
 }
