@@ -3,7 +3,7 @@
 //! member's own token; members who have not connected are named, never guessed. Only the
 //! room's members are looked at, so nobody else's calendar is ever read.
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use uuid::Uuid;
@@ -152,6 +152,8 @@ pub fn open_slots(busy: &[Slot], from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz,
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn utc(d: u32, h: u32, m: u32) -> DateTime<Utc> {

@@ -49,7 +49,7 @@ fn normalise(phrase: &str) -> String {
             .expect("regex")
     });
     static BARE_HOUR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{1,2})$").expect("regex"));
-    let mut p = phrase.trim().trim_end_matches(['.', '!', '?']).to_lowercase();
+    let mut p = phrase.trim().trim_end_matches(['.', '!', '?', ',', ';']).to_lowercase();
     if let Some(c) = IN.captures(&p) {
         let n = if c[1].starts_with('a') { "1".to_owned() } else { c[1].to_owned() };
         let unit = match &c[2][..1] {
@@ -174,8 +174,8 @@ fn parse_span(span: &[&str], now: DateTime<Tz>) -> Option<DateTime<Tz>> {
     if !TIME_WORD.is_match(first) {
         return None;
     }
-    // A bare number ("chapter 10") is not a time; "at 10" is.
-    if span.len() == 1 && first.chars().all(|c| c.is_ascii_digit()) {
+    // A bare number ("chapter 10", "buy 3 eggs at 5pm") does not start a time; "at 10" does.
+    if first.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
     let at = parse_phrase(&span.join(" "), now)?;

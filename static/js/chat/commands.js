@@ -29,6 +29,7 @@ let hooks = { openCalendly: () => {}, afterReminder: () => {} };
 let open = false;
 let matches = [];
 let active = 0;
+let picked = null; // the text a pick put in the composer: no list for it
 
 /** `openCalendly()` shows the Calendly panel; `afterReminder()` refreshes the reminders list. */
 export function initCommands(next) {
@@ -44,8 +45,9 @@ export function isCommand(text) {
 /** Called on every composer input: shows, filters or hides the suggestions. */
 export function updateSuggestions() {
   const value = $('composer').value;
+  if (value !== picked) picked = null;
   const typing = /^\/[a-z]*$/i.exec(value);
-  matches = typing ? COMMANDS.filter((c) => `/${c.name}`.startsWith(value.toLowerCase())) : [];
+  matches = typing && !picked ? COMMANDS.filter((c) => `/${c.name}`.startsWith(value.toLowerCase())) : [];
   if (!matches.length) {
     closeSuggestions();
     return;
@@ -77,6 +79,12 @@ export function onSuggestionKey(event) {
     return 'done';
   }
   if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
+    const whole = $('composer').value.toLowerCase() === matches[active].fill;
+    if (event.key === 'Enter' && whole) {
+      // "/help" typed in full: Enter runs it.
+      closeSuggestions();
+      return false;
+    }
     event.preventDefault();
     pick(matches[active]);
     return 'done';
@@ -118,6 +126,7 @@ function render() {
 function pick(command) {
   const composer = $('composer');
   composer.value = command.fill;
+  picked = command.fill;
   closeSuggestions();
   composer.focus();
   composer.setSelectionRange(composer.value.length, composer.value.length);
