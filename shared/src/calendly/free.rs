@@ -163,7 +163,8 @@ mod tests {
     #[test]
     fn slots_avoid_everyones_busy_times_and_stay_in_working_hours() {
         let tz: Tz = "UTC".parse().unwrap();
-        let busy = [Slot { start: utc(26, 9, 0), end: utc(26, 10, 0) }, Slot { start: utc(26, 9, 30), end: utc(26, 11, 15) }];
+        let busy =
+            [Slot { start: utc(26, 9, 0), end: utc(26, 10, 0) }, Slot { start: utc(26, 9, 30), end: utc(26, 11, 15) }];
         let slots = open_slots(&busy, utc(26, 8, 10), utc(26, 13, 0), tz, Duration::minutes(60));
         let starts: Vec<_> = slots.iter().map(|s| s.start).collect();
         assert_eq!(starts, [utc(26, 11, 30), utc(26, 12, 0)]);

@@ -387,7 +387,10 @@ mod tests {
         let now = utc(2026, 11, 25, 18, 0);
         let utc_tz: Tz = "UTC".parse().unwrap();
         assert!(matches!(parse("remind me at 5pm to leave", utc_tz, now), Err(ParseError::Past(_))));
-        assert_eq!(parse("remind me at 5pm", utc_tz, now.with_timezone(&Utc) - chrono::Duration::hours(6)), Err(ParseError::NoText));
+        assert_eq!(
+            parse("remind me at 5pm", utc_tz, now.with_timezone(&Utc) - chrono::Duration::hours(6)),
+            Err(ParseError::NoText)
+        );
         assert_eq!(parse("remind me tomorrow at 9am to", utc_tz, now), Err(ParseError::NoText));
         assert_eq!(parse("remind me sometime to call John", utc_tz, now), Err(ParseError::NoTime));
         assert!(matches!(parse("remind me on feb 30 at 10 to pay rent", utc_tz, now), Err(ParseError::Impossible(_))));

@@ -74,7 +74,8 @@ async fn post_reminders_reads_the_time_in_the_persons_timezone_and_may_refer_to_
     a.send(json!({"action": "new_message", "room_id": room.id, "body": "ship the deck", "client_msg_id": "m1"})).await;
     let message_id = a.recv_type("ack").await["message_id"].as_str().unwrap().to_owned();
 
-    let body = json!({"room_id": room.id, "text": "ship the deck", "when": "tomorrow at 9am", "message_id": message_id});
+    let body =
+        json!({"room_id": room.id, "text": "ship the deck", "when": "tomorrow at 9am", "message_id": message_id});
     let res = t.post(Some(&ana.token), "/api/reminders", body).await;
     assert_eq!(res.status(), 201);
     let set: Value = res.json().await.unwrap();
@@ -83,7 +84,9 @@ async fn post_reminders_reads_the_time_in_the_persons_timezone_and_may_refer_to_
     assert_eq!(set["about_message_id"], message_id.as_str());
     assert_eq!(set["room_id"], room.id.to_string());
     assert_eq!(set["timezone"], "Europe/Paris");
-    let res = t.post(Some(&ana.token), "/api/reminders", json!({"room_id": room.id, "text": "stretch", "when": "in 1 hour"})).await;
+    let res = t
+        .post(Some(&ana.token), "/api/reminders", json!({"room_id": room.id, "text": "stretch", "when": "in 1 hour"}))
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.json::<Value>().await.unwrap()["due_at"], "2026-11-25T14:00:00Z");
     assert_eq!(reminders_of(&t, &ana).await.len(), 2);

@@ -32,8 +32,10 @@ async fn calendly_user(server: &MockServer, who: &str, busy: &[(&str, &str)]) {
         .await;
     let collection: Vec<Value> = busy
         .iter()
-        .map(|(start, end)| json!({"type": "calendly", "start_time": start, "end_time": end,
-                                   "buffered_start_time": start, "buffered_end_time": end}))
+        .map(|(start, end)| {
+            json!({"type": "calendly", "start_time": start, "end_time": end,
+                                   "buffered_start_time": start, "buffered_end_time": end})
+        })
         .collect();
     Mock::given(method("GET"))
         .and(path("/user_busy_times"))
@@ -44,7 +46,9 @@ async fn calendly_user(server: &MockServer, who: &str, busy: &[(&str, &str)]) {
 }
 
 async fn connect(t: &TestApp, user: &TestUser, who: &str) {
-    let res = t.post(Some(&user.token), "/api/calendly/connect", json!({"personal_access_token": format!("pat-{who}")})).await;
+    let res = t
+        .post(Some(&user.token), "/api/calendly/connect", json!({"personal_access_token": format!("pat-{who}")}))
+        .await;
     assert_eq!(res.status(), 200, "{who} connects");
 }
 
@@ -55,7 +59,9 @@ async fn busy_calls_with(server: &MockServer, token: &str) -> usize {
         .await
         .unwrap()
         .iter()
-        .filter(|r| r.url.path() == "/user_busy_times" && r.headers.get("authorization").is_some_and(|v| v == auth.as_str()))
+        .filter(|r| {
+            r.url.path() == "/user_busy_times" && r.headers.get("authorization").is_some_and(|v| v == auth.as_str())
+        })
         .count()
 }
 
@@ -96,7 +102,10 @@ async fn find_a_time_intersects_the_members_busy_times_and_never_reads_an_outsid
     let found: Value = res.json().await.unwrap();
     assert_eq!(found["timezone"], "Europe/Paris");
     let starts: Vec<&str> = found["slots"].as_array().unwrap().iter().map(|s| s["start"].as_str().unwrap()).collect();
-    let hours = ["08:00", "08:30", "10:00", "10:30", "11:00", "11:30", "13:30", "14:00", "14:30", "15:00", "15:30", "16:00", "16:30"];
+    let hours = [
+        "08:00", "08:30", "10:00", "10:30", "11:00", "11:30", "13:30", "14:00", "14:30", "15:00", "15:30", "16:00",
+        "16:30",
+    ];
     let expected: Vec<String> = hours.iter().map(|h| format!("2026-11-25T{h}:00Z")).collect();
     assert_eq!(starts, expected, "Paris working hours, minus Ana's and Ben's busy times (and not Eve's)");
     let members: Vec<(String, String)> = found["members"]
@@ -107,7 +116,11 @@ async fn find_a_time_intersects_the_members_busy_times_and_never_reads_an_outsid
         .collect();
     assert_eq!(
         members,
-        [("Ana".into(), "connected".into()), ("Ben".into(), "connected".into()), ("Cid".into(), "not_connected".into())]
+        [
+            ("Ana".into(), "connected".into()),
+            ("Ben".into(), "connected".into()),
+            ("Cid".into(), "not_connected".into())
+        ]
     );
     assert_eq!(busy_calls_with(&server, "pat-ana").await, 1);
     assert_eq!(busy_calls_with(&server, "pat-ben").await, 1, "Ben's busy times, with Ben's token");

@@ -41,7 +41,8 @@ struct Row {
     about_message_id: Option<Uuid>,
 }
 
-const COLUMNS: &str = "id, user_id, room_id, key_version, nonce, ciphertext, due_at, status, created_at, about_message_id";
+const COLUMNS: &str =
+    "id, user_id, room_id, key_version, nonce, ciphertext, due_at, status, created_at, about_message_id";
 
 async fn open(keyring: &RoomKeyring, rows: Vec<Row>) -> Result<Vec<Reminder>, Error> {
     let mut out = Vec::with_capacity(rows.len());
