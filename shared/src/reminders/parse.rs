@@ -30,7 +30,7 @@ pub enum ParseError {
 }
 
 static LEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^.*?\b(?:remind\s+(?:me|us)|set\s+an?\s+reminder|reminder)\b\s*(?:to|about|that|for|of)?\s*")
+    Regex::new(r"(?i)^.*?\b(?:remind\s+(?:me|us)|set\s+an?\s+reminder|reminder)\b\s*(?:(?:to|about|that|for|of)\b)?\s*")
         .expect("regex")
 });
 /// A word a time phrase can start with (a whole word: "online" or "attend" are not "on" or "at").
@@ -388,7 +388,7 @@ mod tests {
         let utc_tz: Tz = "UTC".parse().unwrap();
         assert!(matches!(parse("remind me at 5pm to leave", utc_tz, now), Err(ParseError::Past(_))));
         assert_eq!(
-            parse("remind me at 5pm", utc_tz, now.with_timezone(&Utc) - chrono::Duration::hours(6)),
+            parse("remind me at 5pm", utc_tz, now - chrono::Duration::hours(6)),
             Err(ParseError::NoText)
         );
         assert_eq!(parse("remind me tomorrow at 9am to", utc_tz, now), Err(ParseError::NoText));
