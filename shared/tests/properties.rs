@@ -175,6 +175,39 @@ proptest! {
     }
 
     #[test]
+    fn the_time_first_or_last_gives_the_same_reminder(
+        task in prop::collection::vec(
+            prop::sample::select(&[
+                "call", "John", "send", "the", "deck", "review", "PR", "water", "plants", "check", "emails",
+                "buy", "3", "eggs", "chapter", "10", "attend", "online", "demo", "invoice", "Ana's", "report",
+            ][..]),
+            1..6,
+        ),
+        when in prop::sample::select(&[
+            "in 10 mins", "in 2 hours", "in an hour", "at 5pm", "at 17:30", "tomorrow at 9", "tomorrow at 9am",
+            "on Friday", "next Monday at 10:30", "at noon", "tomorrow at noon", "tonight", "on Dec 3 at 14:30",
+        ][..]),
+        lead in prop::sample::select(&["remind me", "Remind me", "@mathia remind me", "remind us"][..]),
+        tz in prop::sample::select(&["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo"][..]),
+        seconds in 1_750_000_000i64..1_850_000_000,
+    ) {
+        let now = Utc.timestamp_opt(seconds, 0).unwrap();
+        let tz: chrono_tz::Tz = tz.parse().unwrap();
+        // A task never starts with a word that joins it to the time ("to", "about").
+        let task = task.join(" ");
+        let last = mathia::reminders::parse::parse(&format!("{lead} to {task} {when}"), tz, now);
+        let first = mathia::reminders::parse::parse(&format!("{lead} {when} to {task}"), tz, now);
+        prop_assert_eq!(&last, &first, "{} / {} at {}", task, when, now);
+        if let Ok(parsed) = last {
+            prop_assert_eq!(parsed.text, task);
+            prop_assert!(parsed.due_at > now);
+        } else {
+            // Only a time already gone today is refused; never the task or the phrase.
+            prop_assert!(matches!(last, Err(mathia::reminders::parse::ParseError::Past(_))), "{:?}", last);
+        }
+    }
+
+    #[test]
     fn moderation_and_routing_never_panic(text in ".{0,400}") {
         let _ = mathia::moderation::classify(&text);
         let _ = mathia::ai::router::route(&text);

@@ -1,66 +1,102 @@
-// Calendly panel: connection status (`GET /api/calendly/status` → {connected, user?,
-// scheduling_url?}), connecting with a personal access token (`POST /api/calendly/connect`) or —
-// when the server has an OAuth app (its `/api/calendly/oauth/start` does not answer 404) — with
-// "Connect with Calendly", disconnecting (`DELETE /api/calendly`), the scheduling link, and the
-// next 7 days of events (`GET /api/calendly/events`).
+// Calendly, in the context panel and in Settings: connection status (`GET /api/calendly/status`
+// → {connected, user?, scheduling_url?}), connecting with a personal access token
+// (`POST /api/calendly/connect`) or — when the server has an OAuth app (its
+// `/api/calendly/oauth/start` does not answer 404) — with "Connect with Calendly", disconnecting
+// (`DELETE /api/calendly`), the scheduling link, and the next 7 days of events
+// (`GET /api/calendly/events`). The panel also has "Find a time" with the room's members
+// (`GET /api/rooms/{id}/free-times`).
+//
+// Both places have the same markup, its parts named by `data-cal`; one view drives each.
 
 import { get, post, del, rawFetch, asList } from './api.js';
 import * as session from './session.js';
-import { $, el } from './dom.js';
+import { el } from './dom.js';
 
 const OAUTH_PATH = '/api/calendly/oauth/start';
 
 let status = null;
-let visible = false;
 let oauthAvailable = null; // null: not probed yet
-let serial = 0;
+let room = null;
 let initialized = false;
+const views = [];
+
+function makeView(root) {
+  const q = (name) => root.querySelector(`[data-cal="${name}"]`);
+  const view = { root, q, visible: false, serial: 0 };
+  q('form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    connect(view);
+  });
+  q('disconnect').addEventListener('click', () => disconnect(view));
+  q('oauth').addEventListener('click', startOAuth);
+  q('find')?.addEventListener('click', () => findTime(view));
+  views.push(view);
+  return view;
+}
+
+let panel = null;
+let settings = null;
 
 export function initCalendly() {
   if (initialized) return;
   initialized = true;
-  $('calendly-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    connect();
-  });
-  $('calendly-disconnect').addEventListener('click', disconnect);
-  $('calendly-oauth').addEventListener('click', startOAuth);
+  panel = makeView(document.getElementById('calendly-panel'));
+  settings = makeView(document.getElementById('settings-calendly'));
 }
 
-export function show() {
-  visible = true;
-  load();
+/** The context panel's tab (a panel module: `show(room)` / `hide()`). */
+export function show(next) {
+  if (next?.id !== room?.id) clearSlots(panel);
+  room = next || null;
+  open(panel);
 }
 
 export function hide() {
-  visible = false;
+  panel.visible = false;
 }
+
+/** The Settings tab. */
+export const inSettings = {
+  show: () => open(settings),
+  hide: () => {
+    settings.visible = false;
+  },
+};
 
 export function reset() {
-  visible = false;
   status = null;
   oauthAvailable = null;
-  $('calendly-token').value = '';
-  $('calendly-events').replaceChildren();
-  showError('');
+  room = null;
+  for (const view of views) {
+    view.visible = false;
+    view.q('token').value = '';
+    view.q('events').replaceChildren();
+    clearSlots(view);
+    showError(view, '');
+  }
 }
 
-async function load() {
-  const mine = ++serial;
-  if (!status) $('calendly-status').textContent = 'Checking…';
+function open(view) {
+  view.visible = true;
+  load(view);
+}
+
+async function load(view) {
+  const mine = ++view.serial;
+  if (!status) view.q('status').textContent = 'Checking…';
   try {
     status = await get('/api/calendly/status');
   } catch (err) {
-    if (mine !== serial) return;
-    $('calendly-status').textContent = `Could not check Calendly: ${err.message}`;
-    $('calendly-connected').hidden = true;
-    $('calendly-form').hidden = true;
+    if (mine !== view.serial) return;
+    view.q('status').textContent = `Could not check Calendly: ${err.message}`;
+    view.q('connected').hidden = true;
+    view.q('form').hidden = true;
     return;
   }
-  if (mine !== serial || !visible) return;
-  render();
-  if (status?.connected) loadEvents();
-  else probeOAuth();
+  if (mine !== view.serial || !view.visible) return;
+  render(view);
+  if (status?.connected) loadEvents(view);
+  else probeOAuth(view);
 }
 
 function userLabel(user) {
@@ -69,27 +105,29 @@ function userLabel(user) {
   return user.name || user.display_name || user.email || '';
 }
 
-function render() {
+function render(view) {
+  const { q } = view;
   const connected = Boolean(status?.connected);
-  const node = $('calendly-status');
+  const node = q('status');
   node.dataset.connected = String(connected);
   const who = userLabel(status?.user);
   node.textContent = connected ? `Connected to Calendly${who ? ` as ${who}` : ''}.` : 'Calendly is not connected.';
-  $('calendly-connected').hidden = !connected;
-  $('calendly-form').hidden = connected;
+  q('connected').hidden = !connected;
+  q('form').hidden = connected;
   const url = status?.scheduling_url;
   const safe = typeof url === 'string' && /^https?:\/\//i.test(url);
-  $('calendly-link-line').hidden = !(connected && safe);
+  q('link-line').hidden = !(connected && safe);
   if (safe) {
-    $('calendly-link').href = url;
-    $('calendly-link').textContent = url.replace(/^https?:\/\//i, '');
+    q('link').href = url;
+    q('link').textContent = url.replace(/^https?:\/\//i, '');
   }
-  $('calendly-oauth-line').hidden = !(oauthAvailable && !connected);
+  q('oauth-line').hidden = !(oauthAvailable && !connected);
+  if (q('find-box')) q('find-box').hidden = !(connected && room);
 }
 
-async function probeOAuth() {
+async function probeOAuth(view) {
   if (oauthAvailable !== null) {
-    render();
+    render(view);
     return;
   }
   try {
@@ -99,7 +137,7 @@ async function probeOAuth() {
   } catch {
     oauthAvailable = false;
   }
-  if (visible) render();
+  if (view.visible) render(view);
 }
 
 async function startOAuth() {
@@ -117,8 +155,11 @@ async function startOAuth() {
     }
     if (response.status === 404) {
       oauthAvailable = false;
-      render();
-      showError('Connecting with Calendly is not set up on this server. Use a personal access token.');
+      for (const view of views) {
+        if (!view.visible) continue;
+        render(view);
+        showError(view, 'Connecting with Calendly is not set up on this server. Use a personal access token.');
+      }
       return;
     }
   } catch {
@@ -127,63 +168,66 @@ async function startOAuth() {
   location.assign(OAUTH_PATH);
 }
 
-async function connect() {
-  const input = $('calendly-token');
+async function connect(view) {
+  const input = view.q('token');
   const token = input.value.trim();
   if (!token) {
-    showError('Paste your Calendly personal access token.');
+    showError(view, 'Paste your Calendly personal access token.');
     input.focus();
     return;
   }
-  showError('');
-  const button = $('calendly-connect');
+  showError(view, '');
+  const button = view.q('connect');
   button.disabled = true;
   try {
     status = await post('/api/calendly/connect', { personal_access_token: token });
     input.value = '';
     if (!status || typeof status.connected !== 'boolean') status = await get('/api/calendly/status');
-    render();
-    if (status.connected) loadEvents();
+    render(view);
+    if (status.connected) loadEvents(view);
   } catch (err) {
-    showError(err.message);
+    showError(view, err.message);
     input.focus();
   } finally {
     button.disabled = false;
   }
 }
 
-async function disconnect() {
-  const button = $('calendly-disconnect');
+async function disconnect(view) {
+  const button = view.q('disconnect');
   button.disabled = true;
   try {
     await del('/api/calendly');
     status = { connected: false };
-    $('calendly-events').replaceChildren();
-    render();
-    probeOAuth();
-    $('calendly-token').focus();
+    for (const v of views) {
+      v.q('events').replaceChildren();
+      clearSlots(v);
+    }
+    render(view);
+    probeOAuth(view);
+    view.q('token').focus();
   } catch (err) {
-    $('calendly-events-status').textContent = `Could not disconnect: ${err.message}`;
+    view.q('events-status').textContent = `Could not disconnect: ${err.message}`;
   } finally {
     button.disabled = false;
   }
 }
 
-async function loadEvents() {
-  const mine = serial;
-  const statusEl = $('calendly-events-status');
+async function loadEvents(view) {
+  const mine = view.serial;
+  const statusEl = view.q('events-status');
   statusEl.textContent = 'Loading events…';
   let events;
   try {
     events = asList(await get('/api/calendly/events'), 'events', 'collection');
   } catch (err) {
-    if (mine === serial) statusEl.textContent = `Could not load events: ${err.message}`;
+    if (mine === view.serial) statusEl.textContent = `Could not load events: ${err.message}`;
     return;
   }
-  if (mine !== serial || !visible) return;
+  if (mine !== view.serial || !view.visible) return;
   events.sort((a, b) => String(a.start_time).localeCompare(String(b.start_time)));
   statusEl.textContent = events.length ? '' : 'Nothing scheduled in the next 7 days.';
-  $('calendly-events').replaceChildren(...events.map(buildEvent));
+  view.q('events').replaceChildren(...events.map(buildEvent));
 }
 
 function buildEvent(event) {
@@ -209,8 +253,59 @@ function buildEvent(event) {
   return li;
 }
 
-function showError(message) {
-  const node = $('calendly-error');
+function clearSlots(view) {
+  if (!view?.q('slots')) return;
+  view.q('slots').replaceChildren();
+  view.q('find-status').textContent = '';
+  view.q('missing').hidden = true;
+}
+
+/** "Find a time": open slots where every connected member of the room is free. */
+async function findTime(view) {
+  if (!room) return;
+  const forRoom = room.id;
+  const button = view.q('find');
+  button.disabled = true;
+  clearSlots(view);
+  view.q('find-status').textContent = 'Looking at everyone’s calendars…';
+  let found;
+  try {
+    found = await get(`/api/rooms/${forRoom}/free-times?days=3&minutes=30`);
+  } catch (err) {
+    if (room?.id === forRoom) view.q('find-status').textContent = `Could not find a time: ${err.message}`;
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  if (room?.id !== forRoom) return;
+  const members = found.members || [];
+  const connected = members.filter((m) => m.calendly === 'connected');
+  const missing = members.filter((m) => m.calendly !== 'connected');
+  const slots = found.slots || [];
+  view.q('find-status').textContent = slots.length
+    ? `${slots.length} open slot${slots.length === 1 ? '' : 's'} for ${connected.map((m) => m.display_name).join(', ')}:`
+    : 'No slot in the next 3 days when everyone connected is free.';
+  view.q('slots').replaceChildren(
+    ...slots.map((slot) =>
+      el(
+        'li',
+        { class: 'item calendly-slot', dataset: { testid: 'calendly-slot' } },
+        el('p', {
+          class: 'item-text',
+          text: `${session.formatTime(slot.start, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' })} – ${session.formatTime(slot.end, { hour: '2-digit', minute: '2-digit' })}`,
+        }),
+      ),
+    ),
+  );
+  const note = view.q('missing');
+  note.hidden = !missing.length;
+  note.textContent = missing.length
+    ? `Not counted (no Calendly${missing.some((m) => m.calendly === 'unavailable') ? ' or Calendly did not answer' : ''}): ${missing.map((m) => m.display_name).join(', ')}.`
+    : '';
+}
+
+function showError(view, message) {
+  const node = view.q('error');
   node.textContent = message;
   node.hidden = !message;
 }

@@ -39,6 +39,7 @@ import {
   stopTyping,
   updateCounter,
 } from './chat/composer.js';
+import { closeSuggestions, initCommands, onSuggestionKey, updateSuggestions } from './chat/commands.js';
 import {
   onAck,
   onConnection,
@@ -92,6 +93,7 @@ export function initChat(options = {}) {
 
   const composer = $('composer');
   composer.addEventListener('keydown', (event) => {
+    if (onSuggestionKey(event)) return;
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       sendCurrent();
@@ -102,6 +104,7 @@ export function initChat(options = {}) {
     }
   });
   composer.addEventListener('input', () => {
+    updateSuggestions();
     autosize();
     updateCounter();
     onComposerInput();
@@ -129,6 +132,7 @@ export function initChat(options = {}) {
     },
   });
   unread.initUnread();
+  initCommands({ openCalendly: () => S.hooks.openCalendly?.(), afterReminder: () => S.hooks.afterReminder?.() });
   const list = $('message-list');
   list.addEventListener('focusin', (event) => {
     const article = event.target.closest?.('.message[data-id]');
@@ -165,6 +169,7 @@ export function showRoom(room) {
   $('chat-view').hidden = false;
   $('no-room').hidden = true;
   if (switching) {
+    closeSuggestions();
     $('composer').value = st.draft || '';
     autosize();
     updateCounter();
@@ -247,6 +252,7 @@ export function reset() {
   showDropZone(false);
   $('message-list').replaceChildren();
   $('composer').value = '';
+  closeSuggestions();
   $('connection-status').hidden = true;
   renderComposerNotice();
   renderReplyBanner();

@@ -56,6 +56,8 @@ function boot() {
   chat.initChat({
     openWallet: () => openSettings('wallet'),
     finishOnboarding: () => startSession(),
+    openCalendly: () => context.openPanel('calendly'),
+    afterReminder: () => reminders.invalidate(),
   });
   initSearch();
   notes.initNotes();

@@ -68,7 +68,7 @@ export function reset() {
   $('reminder-list').replaceChildren();
 }
 
-function invalidate() {
+export function invalidate() {
   stale = true;
   if (visible) refresh();
 }

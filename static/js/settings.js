@@ -1,16 +1,17 @@
 // Settings dialog: Profile and Goals (the onboarding answers, saved again with
 // `PUT /api/onboarding/profile|goals`; Profile also turns on browser notifications, asking for
-// the permission only on that click) and Wallet (wallet.js). A native modal <dialog>: Escape
+// the permission only on that click), Wallet (wallet.js) and Calendly (calendly.js). A native modal <dialog>: Escape
 // closes it and focus returns to what opened it.
 
 import { put } from './api.js';
 import * as attention from './attention.js';
 import * as session from './session.js';
 import * as wallet from './wallet.js';
+import * as calendly from './calendly.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
 import { $ } from './dom.js';
 
-const TABS = ['profile', 'goals', 'wallet'];
+const TABS = ['profile', 'goals', 'wallet', 'calendly'];
 
 let active = 'profile';
 let goals = null;
@@ -22,7 +23,10 @@ export function initSettings() {
   goals = goalsEditor({ input: $('set-goal-input'), addButton: $('set-goal-add'), list: $('set-goal-list'), testidPrefix: 'set' });
   const dialog = $('settings-dialog');
   $('settings-close').addEventListener('click', () => dialog.close());
-  dialog.addEventListener('close', () => wallet.hide());
+  dialog.addEventListener('close', () => {
+    wallet.hide();
+    calendly.inSettings.hide();
+  });
   // A click on the backdrop (the dialog element itself, outside its content) closes it.
   dialog.addEventListener('click', (event) => {
     if (event.target !== dialog) return;
@@ -79,6 +83,8 @@ function select(tab) {
   }
   if (tab === 'wallet') wallet.show();
   else wallet.hide();
+  if (tab === 'calendly') calendly.inSettings.show();
+  else calendly.inSettings.hide();
 }
 
 function prefill() {

@@ -4,6 +4,7 @@
 //! each time. Tokens are sealed at rest and never logged.
 
 pub mod client;
+pub mod free;
 
 use std::str::FromStr;
 

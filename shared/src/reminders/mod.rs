@@ -50,9 +50,62 @@ pub async fn set(
     text: &str,
     due_at: DateTime<Utc>,
 ) -> crate::Result<Reminder> {
+    store(app, user_id, room_id, source_message_id, None, text, due_at).await
+}
+
+/// The longest reminder text asked for over HTTP, in characters.
+pub const TEXT_MAX: usize = 2000;
+
+/// A reminder asked for over HTTP (`POST /api/reminders`): `when` is read by the same parser as
+/// the assistant's, in the person's timezone — or, without it, `text` is the whole request
+/// ("at 5pm to check emails"); `about` must be a message of that room. The
+/// caller has checked that the person may speak in the room. Answers the reminder and the
+/// timezone it was read in.
+pub async fn request(
+    app: &App,
+    user_id: Uuid,
+    room_id: Uuid,
+    text: &str,
+    when: Option<&str>,
+    about: Option<Uuid>,
+) -> crate::Result<(Reminder, String)> {
+    if text.chars().count() > TEXT_MAX {
+        return Err(crate::Error::invalid_field("text", format!("at most {TEXT_MAX} characters")));
+    }
+    if let Some(message_id) = about
+        && crate::adapters::postgres::messages::seq_of(&app.db, room_id, message_id).await?.is_none()
+    {
+        return Err(crate::Error::not_found("message_not_found", "no such message in this room"));
+    }
+    let tz_name = onboarding::timezone(&app.db, user_id).await?;
+    let tz = Tz::from_str(&tz_name).unwrap_or(Tz::UTC);
+    let now = app.clock.now();
+    let when = when.map(str::trim).filter(|w| !w.is_empty());
+    let parsed = match when {
+        Some(when) => parse::parse_parts(text, when, tz, now),
+        None => parse::parse(&format!("remind me {text}"), tz, now),
+    };
+    let parsed = parsed.map_err(|e| {
+        let field = if when.is_none() || e == parse::ParseError::NoText { "text" } else { "when" };
+        crate::Error::invalid_field(field, e.to_string())
+    })?;
+    let reminder = store(app, user_id, room_id, None, about, &parsed.text, parsed.due_at).await?;
+    Ok((reminder, tz_name))
+}
+
+async fn store(
+    app: &App,
+    user_id: Uuid,
+    room_id: Uuid,
+    source_message_id: Option<Uuid>,
+    about: Option<Uuid>,
+    text: &str,
+    due_at: DateTime<Utc>,
+) -> crate::Result<Reminder> {
     let soon = due_at - app.clock.now() <= chrono::Duration::from_std(MAX_QUEUE_DELAY).expect("15 minutes");
     let (reminder, new) =
-        reminders::create(&app.db, &app.keyring, user_id, room_id, source_message_id, text, due_at, soon).await?;
+        reminders::create(&app.db, &app.keyring, user_id, room_id, source_message_id, about, text, due_at, soon)
+            .await?;
     if new && soon {
         queue(app, reminder.id, due_at).await?;
     }

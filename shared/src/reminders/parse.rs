@@ -30,12 +30,13 @@ pub enum ParseError {
 }
 
 static LEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^.*?\b(?:remind\s+(?:me|us)|set\s+an?\s+reminder|reminder)\b\s*(?:to|about|that|for|of)?\s*")
+    Regex::new(r"(?i)^.*?\b(?:remind\s+(?:me|us)|set\s+an?\s+reminder|reminder)\b\s*(?:(?:to|about|that|for|of)\b)?\s*")
         .expect("regex")
 });
+/// A word a time phrase can start with (a whole word: "online" or "attend" are not "on" or "at").
 static TIME_WORD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(in|at|on|tomorrow|today|tonight|next|this|monday|tuesday|wednesday|thursday|friday|saturday|sunday|\d)",
+        r"(?i)^(in|at|on|by|tomorrow|today|tonight|next|this|noon|monday|tuesday|wednesday|thursday|friday|saturday|sunday|\d[\d:.]*(am|pm)?)[,.!?]?$",
     )
     .expect("regex")
 });
@@ -48,7 +49,7 @@ fn normalise(phrase: &str) -> String {
             .expect("regex")
     });
     static BARE_HOUR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{1,2})$").expect("regex"));
-    let mut p = phrase.trim().trim_end_matches(['.', '!', '?']).to_lowercase();
+    let mut p = phrase.trim().trim_end_matches(['.', '!', '?', ',', ';']).to_lowercase();
     if let Some(c) = IN.captures(&p) {
         let n = if c[1].starts_with('a') { "1".to_owned() } else { c[1].to_owned() };
         let unit = match &c[2][..1] {
@@ -61,10 +62,12 @@ fn normalise(phrase: &str) -> String {
         return format!("{n} {unit}");
     }
     p = p.replace("tonight", "today 8pm");
+    static NOON: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\bnoon\b").expect("regex"));
+    p = NOON.replace_all(&p, "12:00").into_owned();
     for word in [" at ", " on "] {
         p = p.replace(word, " ");
     }
-    for lead in ["at ", "on "] {
+    for lead in ["at ", "on ", "by "] {
         if let Some(rest) = p.strip_prefix(lead) {
             p = rest.to_owned();
         }
@@ -164,6 +167,57 @@ fn parse_phrase(phrase: &str, now: DateTime<Tz>) -> Option<DateTime<Tz>> {
     parse_date_string(&normal, now, Dialect::Us).ok()
 }
 
+/// A time phrase `interim` reads in full: `interim` stops at the first word it does not know
+/// ("5pm to check emails" reads as 5pm), so a phrase whose last word changes nothing is not one.
+fn parse_span(span: &[&str], now: DateTime<Tz>) -> Option<DateTime<Tz>> {
+    let first = span.first()?;
+    if !TIME_WORD.is_match(first) {
+        return None;
+    }
+    // A bare number ("chapter 10", "buy 3 eggs at 5pm") does not start a time; "at 10" does.
+    if first.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let at = parse_phrase(&span.join(" "), now)?;
+    if span.len() > 1 && parse_phrase(&span[..span.len() - 1].join(" "), now) == Some(at) {
+        return None;
+    }
+    Some(at)
+}
+
+/// The time phrase at the end ("… tomorrow at 9am") or at the start ("at 5pm to check
+/// emails") of the request, the longest one first (at the end on a tie), and the words left.
+fn find_time(words: &[&str], now: DateTime<Tz>) -> Option<(String, DateTime<Tz>)> {
+    let n = words.len();
+    for len in (1..=n).rev() {
+        if let Some(at) = parse_span(&words[n - len..], now) {
+            return Some((words[..n - len].join(" "), at));
+        }
+        if let Some(at) = parse_span(&words[..len], now) {
+            return Some((words[len..].join(" "), at));
+        }
+    }
+    None
+}
+
+/// The task without the words that tied it to the time: "to check emails" → "check emails".
+fn task_text(text: &str) -> String {
+    let mut t = text.trim().trim_end_matches([',', '.', ';']).trim();
+    loop {
+        let before = t;
+        t = t.trim_start_matches([',', ';', ':', '-']).trim_start();
+        for lead in ["to ", "about ", "that ", "of "] {
+            if t.get(..lead.len()).is_some_and(|head| head.eq_ignore_ascii_case(lead)) {
+                t = t[lead.len()..].trim_start();
+            }
+        }
+        if t == before {
+            break;
+        }
+    }
+    t.to_owned()
+}
+
 /// Parses a reminder request at `now` in `tz`.
 pub fn parse(request: &str, tz: Tz, now: DateTime<Utc>) -> Result<Parsed, ParseError> {
     let rest = LEAD.replace(request.trim(), "").trim().to_owned();
@@ -172,40 +226,30 @@ pub fn parse(request: &str, tz: Tz, now: DateTime<Utc>) -> Result<Parsed, ParseE
     }
     let local_now = tz.from_utc_datetime(&now.naive_utc());
     let words: Vec<&str> = rest.split_whitespace().collect();
-    // The longest time phrase at the end ("… tomorrow at 9am"), else at the start
-    // ("in 10 mins to call John").
-    let mut found = None;
-    for i in 0..words.len() {
-        if !TIME_WORD.is_match(words[i]) {
-            continue;
-        }
-        if let Some(at) = parse_phrase(&words[i..].join(" "), local_now) {
-            found = Some((words[..i].join(" "), at));
-            break;
-        }
-    }
-    if found.is_none() {
-        for j in (1..=words.len()).rev() {
-            if !TIME_WORD.is_match(words[0]) {
-                break;
-            }
-            if let Some(at) = parse_phrase(&words[..j].join(" "), local_now) {
-                found = Some((words[j..].join(" "), at));
-                break;
-            }
-        }
-    }
-    let (text, at) = found.ok_or(ParseError::NoTime)?;
-    let text = text
-        .trim()
-        .trim_start_matches("to ")
-        .trim_start_matches("about ")
-        .trim_end_matches([',', '.'])
-        .trim()
-        .to_owned();
+    let (text, at) = find_time(&words, local_now).ok_or(ParseError::NoTime)?;
+    let text = task_text(&text);
     if text.is_empty() || text.eq_ignore_ascii_case("me") {
         return Err(ParseError::NoText);
     }
+    in_future(text, at, now)
+}
+
+/// A reminder given as its two parts (the HTTP API, the client's `/remind` and "Remind me
+/// about this"): `when` must be a time phrase and nothing else, `text` the task.
+pub fn parse_parts(text: &str, when: &str, tz: Tz, now: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    if let Some(what) = impossible(when) {
+        return Err(ParseError::Impossible(what));
+    }
+    let words: Vec<&str> = when.split_whitespace().collect();
+    let at = parse_span(&words, tz.from_utc_datetime(&now.naive_utc())).ok_or(ParseError::NoTime)?;
+    let text = task_text(text);
+    if text.is_empty() {
+        return Err(ParseError::NoText);
+    }
+    in_future(text, at, now)
+}
+
+fn in_future(text: String, at: DateTime<Tz>, now: DateTime<Utc>) -> Result<Parsed, ParseError> {
     let due_at = at.with_timezone(&Utc);
     if due_at <= now {
         return Err(ParseError::Past(at.format("%A %-d %B at %H:%M").to_string()));
@@ -302,5 +346,68 @@ mod tests {
         );
         assert_eq!(parse("remind me to buy 99 eggs at 5pm", utc_tz, now).unwrap().text, "buy 99 eggs");
         assert_eq!(parse("remind me to call Bob at 11pm", utc_tz, now).unwrap().due_at, utc(2026, 11, 25, 23, 0));
+    }
+
+    #[test]
+    fn the_time_may_come_first_or_last() {
+        // Wednesday 25 November 2026, 08:00 UTC.
+        let now = utc(2026, 11, 25, 8, 0);
+        let paris: Tz = "Europe/Paris".parse().unwrap(); // UTC+1
+        let table = [
+            ("in 10 mins", utc(2026, 11, 25, 8, 10)),
+            ("at 5pm", utc(2026, 11, 25, 16, 0)),
+            ("tomorrow at 9", utc(2026, 11, 26, 8, 0)),
+            ("tomorrow at 9am", utc(2026, 11, 26, 8, 0)),
+            ("on Friday", utc(2026, 11, 26, 23, 0)),
+            ("next Monday at 10:30", utc(2026, 11, 30, 9, 30)),
+            ("at noon", utc(2026, 11, 25, 11, 0)),
+            ("tomorrow at noon", utc(2026, 11, 26, 11, 0)),
+        ];
+        for (phrase, due) in table {
+            for request in [
+                format!("remind me to check emails {phrase}"),
+                format!("remind me {phrase} to check emails"),
+                format!("@mathia Remind me {phrase}, check emails"),
+            ] {
+                let parsed = parse(&request, paris, now).unwrap_or_else(|e| panic!("{request}: {e}"));
+                assert_eq!(parsed, Parsed { text: "check emails".into(), due_at: due }, "{request}");
+            }
+        }
+        let deck = parse("remind me tomorrow at 9am to send the deck", paris, now).unwrap();
+        assert_eq!(deck, Parsed { text: "send the deck".into(), due_at: utc(2026, 11, 26, 8, 0) });
+        // Numbers and time-like words inside the task stay in the task.
+        let chapter = parse("remind me at 5pm to read chapter 10", paris, now).unwrap();
+        assert_eq!(chapter, Parsed { text: "read chapter 10".into(), due_at: utc(2026, 11, 25, 16, 0) });
+        let online = parse("remind me at 5pm to attend the online demo", paris, now).unwrap();
+        assert_eq!(online.text, "attend the online demo");
+    }
+
+    #[test]
+    fn time_first_keeps_the_refusals() {
+        let now = utc(2026, 11, 25, 18, 0);
+        let utc_tz: Tz = "UTC".parse().unwrap();
+        assert!(matches!(parse("remind me at 5pm to leave", utc_tz, now), Err(ParseError::Past(_))));
+        assert_eq!(
+            parse("remind me at 5pm", utc_tz, now - chrono::Duration::hours(6)),
+            Err(ParseError::NoText)
+        );
+        assert_eq!(parse("remind me tomorrow at 9am to", utc_tz, now), Err(ParseError::NoText));
+        assert_eq!(parse("remind me sometime to call John", utc_tz, now), Err(ParseError::NoTime));
+        assert!(matches!(parse("remind me on feb 30 at 10 to pay rent", utc_tz, now), Err(ParseError::Impossible(_))));
+        assert!(matches!(parse("remind me at 25:00 to call Bob", utc_tz, now), Err(ParseError::Impossible(_))));
+    }
+
+    #[test]
+    fn parts_read_the_same_phrases() {
+        let now = utc(2026, 11, 25, 8, 0);
+        let utc_tz: Tz = "UTC".parse().unwrap();
+        let parsed = parse_parts("check emails", "tomorrow at 9am", utc_tz, now).unwrap();
+        assert_eq!(parsed, Parsed { text: "check emails".into(), due_at: utc(2026, 11, 26, 9, 0) });
+        assert_eq!(parse_parts("x", "in 1 hour", utc_tz, now).unwrap().due_at, utc(2026, 11, 25, 9, 0));
+        assert_eq!(parse_parts("x", "tomorrow at 9am please", utc_tz, now), Err(ParseError::NoTime));
+        assert_eq!(parse_parts("x", "soon", utc_tz, now), Err(ParseError::NoTime));
+        assert_eq!(parse_parts("  ", "in 1 hour", utc_tz, now), Err(ParseError::NoText));
+        assert!(matches!(parse_parts("x", "at 7am", utc_tz, now), Err(ParseError::Past(_))));
+        assert!(matches!(parse_parts("x", "on feb 30", utc_tz, now), Err(ParseError::Impossible(_))));
     }
 }

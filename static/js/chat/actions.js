@@ -1,5 +1,6 @@
 // Chat section 5: message actions — the per-message menu, reply (and the reply banner), react
-// (the emoji picker), pin, edit (the inline editor) and delete (the confirm bar).
+// (the emoji picker), pin, edit (the inline editor) and delete (the confirm bar); "Remember this"
+// and "Remind me about this" are in remember.js.
 
 import { $, el } from '../dom.js';
 import { icon } from '../icons.js';
@@ -7,6 +8,7 @@ import * as session from '../session.js';
 import * as socket from '../socket.js';
 import { clearComposerError, showComposerError } from './composer.js';
 import { excerptOf } from './message.js';
+import { rememberMessage, remindAbout } from './remember.js';
 import { focusIn, renderMessages } from './render.js';
 import { S, BODY_MAX, EDIT_TIMEOUT_MS, isCurrent, REACTIONS, state } from './state.js';
 
@@ -35,6 +37,10 @@ export function menu(m, mine) {
   reactButton.setAttribute('aria-expanded', String(S.picker === m.id));
   const pinButton = add('message-pin', '📌', m.pinned ? 'Unpin' : 'Pin', () => pin(m, !m.pinned));
   pinButton.setAttribute('aria-pressed', String(Boolean(m.pinned)));
+  if ((m.body || '').trim()) {
+    add('message-remember', '📝', 'Remember this', () => rememberMessage(m));
+    add('message-remind', '⏰', 'Remind me about this', () => remindAbout(m));
+  }
   if (mine && m.kind === 'user') {
     add('message-edit', '✎', 'Edit', () => startEditing(m));
   }

@@ -7,13 +7,38 @@ import * as session from '../session.js';
 import * as socket from '../socket.js';
 import { setReply } from './actions.js';
 import { clearPicks, toWire } from './mentions.js';
+import { isCommand, runCommand } from './commands.js';
 import { renderMessages, scrollToBottom } from './render.js';
 import { S, BODY_MAX, dropPending, isCurrent, state, TYPING_IDLE_MS, TYPING_SEND_EVERY_MS } from './state.js';
 
-export function sendCurrent() {
+export async function sendCurrent() {
   if (!S.current) return;
   const composer = $('composer');
-  const text = toWire(composer.value.trim());
+  let text = composer.value.trim();
+  if (isCommand(text)) {
+    // A command is run, never posted as it is.
+    if (S.commandRunning) return;
+    const roomId = S.current.id;
+    S.commandRunning = true;
+    let outcome;
+    try {
+      outcome = await runCommand(text, roomId);
+    } finally {
+      S.commandRunning = false;
+    }
+    if (outcome === 'keep') return;
+    if (composer.value.trim() === text) {
+      composer.value = '';
+      if (S.current?.id === roomId) state(roomId).draft = '';
+      autosize();
+      updateCounter();
+    }
+    if (outcome === 'done') return;
+    text = outcome.send;
+  } else if (text.startsWith('//')) {
+    text = text.slice(1);
+  }
+  text = toWire(text);
   const length = [...text].length;
   if (length === 0) {
     composer.focus();

@@ -23,6 +23,8 @@ pub struct Reminder {
     pub due_at: DateTime<Utc>,
     pub status: String,
     pub created_at: DateTime<Utc>,
+    /// The message it is about, when set from a message's menu.
+    pub about_message_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -36,9 +38,11 @@ struct Row {
     due_at: DateTime<Utc>,
     status: String,
     created_at: DateTime<Utc>,
+    about_message_id: Option<Uuid>,
 }
 
-const COLUMNS: &str = "id, user_id, room_id, key_version, nonce, ciphertext, due_at, status, created_at";
+const COLUMNS: &str =
+    "id, user_id, room_id, key_version, nonce, ciphertext, due_at, status, created_at, about_message_id";
 
 async fn open(keyring: &RoomKeyring, rows: Vec<Row>) -> Result<Vec<Reminder>, Error> {
     let mut out = Vec::with_capacity(rows.len());
@@ -53,6 +57,7 @@ async fn open(keyring: &RoomKeyring, rows: Vec<Row>) -> Result<Vec<Reminder>, Er
             // Queued or not is the scheduler's business: to people both are "pending".
             status: if r.status == "queued" { "pending".into() } else { r.status },
             created_at: r.created_at,
+            about_message_id: r.about_message_id,
         });
     }
     Ok(out)
@@ -66,6 +71,7 @@ pub async fn create(
     user_id: Uuid,
     room_id: Uuid,
     source_message_id: Option<Uuid>,
+    about_message_id: Option<Uuid>,
     text: &str,
     due_at: DateTime<Utc>,
     queued: bool,
@@ -73,8 +79,8 @@ pub async fn create(
     let id = Uuid::now_v7();
     let sealed = keyring.seal(room_id, aad(id), text.as_bytes()).await?;
     let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO reminders (id, user_id, room_id, source_message_id, key_version, nonce, ciphertext, due_at, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO reminders (id, user_id, room_id, source_message_id, key_version, nonce, ciphertext, due_at, status, about_message_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (source_message_id) DO NOTHING RETURNING id",
     )
     .bind(id)
@@ -86,6 +92,7 @@ pub async fn create(
     .bind(&sealed.ciphertext)
     .bind(due_at)
     .bind(if queued { "queued" } else { "pending" })
+    .bind(about_message_id)
     .fetch_optional(db)
     .await?;
     let rows: Vec<Row> = match inserted {

@@ -168,3 +168,31 @@ pub async fn oauth_callback(State(app): State<App>, headers: HeaderMap, Query(q)
     res.headers_mut().append(header::SET_COOKIE, oauth_cookie(&app, "", 0));
     res
 }
+
+#[derive(Deserialize)]
+pub struct FreeTimesQuery {
+    days: Option<i64>,
+    minutes: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/rooms/{id}/free-times", tag = "calendly",
+    params(("id" = String, Path, description = "room id"),
+           ("days" = Option<i64>, Query, description = "how many days ahead, 1 to 7 (default 3)"),
+           ("minutes" = Option<i64>, Query, description = "slot length: 15, 30, 45, 60, 90 or 120 (default 30)")),
+    responses((status = 200, description = "`{timezone, minutes, from, to, slots: [{start, end}], members: [{id, display_name, calendly: connected|not_connected|unavailable}]}`"),
+              (status = 400, description = "`bad_request` with `field` `days` or `minutes`"),
+              (status = 403, description = "`not_member`"),
+              (status = 409, description = "`calendly_not_connected`: connect Calendly first"),
+              (status = 429, description = "`rate_limited` (the per-person limit)")))]
+pub async fn free_times(
+    State(app): State<App>,
+    auth: AuthUser,
+    super::extract::Path(room_id): super::extract::Path<uuid::Uuid>,
+    Query(q): Query<FreeTimesQuery>,
+) -> ApiResult<Json<calendly::free::FreeTimes>> {
+    crate::access::require_member(&app, room_id, auth.user.id).await?;
+    crate::chat::post::rate_limit(&app, auth.user.id, app.clock.now()).await?;
+    let found =
+        calendly::free::free_times(&app, room_id, auth.user.id, q.days.unwrap_or(3), q.minutes.unwrap_or(30)).await?;
+    Ok(Json(found))
+}

@@ -89,6 +89,46 @@ pub async fn list_reminders(State(app): State<App>, auth: AuthUser) -> ApiResult
     Ok(Json(reminders::of_user(&app.db, &app.keyring, auth.user.id).await?))
 }
 
+#[derive(Deserialize)]
+pub struct NewReminder {
+    room_id: Uuid,
+    /// What to be reminded of.
+    text: String,
+    /// A time phrase read in your profile's timezone: "in 1 hour", "tomorrow at 9am", "on Friday".
+    /// Without it, `text` is a whole request, as said to the assistant: "at 5pm to check emails".
+    when: Option<String>,
+    /// The message the reminder is about (a message of that room).
+    message_id: Option<Uuid>,
+}
+
+#[derive(serde::Serialize)]
+pub struct SetReminder {
+    #[serde(flatten)]
+    reminder: reminders::Reminder,
+    /// The timezone `when` was read in.
+    timezone: String,
+}
+
+#[utoipa::path(post, path = "/api/reminders", tag = "notes",
+    responses((status = 201, description = "`reminder` plus `timezone`: set"),
+              (status = 400, description = "`bad_request` with `field`: `when` (no time, past or impossible) or `text`"),
+              (status = 403, description = "`not_member`, or `muted` with `until`"),
+              (status = 404, description = "`message_not_found`: `message_id` is not a message of that room"),
+              (status = 429, description = "`rate_limited` with `Retry-After` (the per-person message limit)")))]
+pub async fn add_reminder(
+    State(app): State<App>,
+    auth: AuthUser,
+    Json(body): Json<NewReminder>,
+) -> ApiResult<(StatusCode, Json<SetReminder>)> {
+    let user_id = auth.user.id;
+    crate::access::require_speaker(&app, body.room_id, user_id).await?;
+    crate::chat::post::rate_limit(&app, user_id, app.clock.now()).await?;
+    let (reminder, timezone) =
+        crate::reminders::request(&app, user_id, body.room_id, &body.text, body.when.as_deref(), body.message_id)
+            .await?;
+    Ok((StatusCode::CREATED, Json(SetReminder { reminder, timezone })))
+}
+
 #[utoipa::path(delete, path = "/api/reminders/{id}", tag = "notes", params(("id" = String, Path, description = "reminder id")),
     responses((status = 204, description = "cancelled; it will never be delivered"), (status = 404, description = "`reminder_not_found`")))]
 pub async fn cancel_reminder(State(app): State<App>, auth: AuthUser, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
