@@ -170,6 +170,9 @@ pub enum ServerEvent {
         room_id: Uuid,
         stream_id: Uuid,
         reply_to: Uuid,
+        /// A regeneration: the AI reply this stream will replace when it ends.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<Uuid>,
     },
     AiStreamChunk {
         room_id: Uuid,
@@ -231,6 +234,7 @@ pub enum ClientAction {
     FileMessage { room_id: Uuid, file_id: Uuid, client_msg_id: String, caption: Option<String> },
     Typing { room_id: Uuid, typing: bool },
     StopAi { room_id: Uuid, stream_id: String },
+    Regenerate { room_id: Uuid, message_id: Uuid },
     Ping,
 }
 
@@ -310,6 +314,7 @@ pub const ACTIONS: &[&str] = &[
     "react",
     "typing",
     "stop_ai",
+    "regenerate",
     "ping",
 ];
 
@@ -383,6 +388,8 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
             .map(|f| ClientAction::Typing { room_id: f.room_id, typing: f.typing }),
         "stop_ai" => fields::<StopAiFields>(&action, value)
             .map(|f| ClientAction::StopAi { room_id: f.room_id, stream_id: f.stream_id }),
+        "regenerate" => fields::<MessageRef>(&action, value)
+            .map(|f| ClientAction::Regenerate { room_id: f.room_id, message_id: f.message_id }),
         "ping" => Ok(ClientAction::Ping),
         other => Err(WsError::new(WsErrorCode::UnknownAction, format!("unknown action {:?}", truncate(other, 64)))),
     };

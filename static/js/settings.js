@@ -1,10 +1,12 @@
 // Settings dialog: Profile and Goals (the onboarding answers, saved again with
-// `PUT /api/onboarding/profile|goals`) and Wallet (wallet.js). A native modal <dialog>: Escape
+// `PUT /api/onboarding/profile|goals`) and Wallet (wallet.js, with the owners' model picker:
+// aimodel.js). A native modal <dialog>: Escape
 // closes it and focus returns to what opened it.
 
 import { put } from './api.js';
 import * as session from './session.js';
 import * as wallet from './wallet.js';
+import * as aiModel from './aimodel.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
 import { $ } from './dom.js';
 
@@ -20,7 +22,10 @@ export function initSettings() {
   goals = goalsEditor({ input: $('set-goal-input'), addButton: $('set-goal-add'), list: $('set-goal-list'), testidPrefix: 'set' });
   const dialog = $('settings-dialog');
   $('settings-close').addEventListener('click', () => dialog.close());
-  dialog.addEventListener('close', () => wallet.hide());
+  dialog.addEventListener('close', () => {
+    wallet.hide();
+    aiModel.hide();
+  });
   // A click on the backdrop (the dialog element itself, outside its content) closes it.
   dialog.addEventListener('click', (event) => {
     if (event.target !== dialog) return;
@@ -71,8 +76,13 @@ function select(tab) {
     $(`settings-tab-${name}`).tabIndex = on ? 0 : -1;
     $(`settings-${name}`).hidden = !on;
   }
-  if (tab === 'wallet') wallet.show();
-  else wallet.hide();
+  if (tab === 'wallet') {
+    wallet.show();
+    aiModel.show();
+  } else {
+    wallet.hide();
+    aiModel.hide();
+  }
 }
 
 function prefill() {

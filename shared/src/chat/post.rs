@@ -78,7 +78,7 @@ pub async fn queue(app: &App, conn: &ConnectionInfo, post: Post<'_>) -> crate::R
 /// At most `rate_limit_per_min` messages a minute per person. Losing the limiter must not stop
 /// the conversation.
 /// Edits and reactions count too (`chat::change`): each is one more event to the whole room.
-pub(super) async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
+pub(crate) async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
     let subject = format!("msg:{user_id}");
     let event_id = Uuid::new_v4().to_string();
     let limit = app.config.rate_limit_per_min;

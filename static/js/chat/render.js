@@ -26,9 +26,14 @@ export function orderedItems(st) {
   const messages = sortedMessages(st);
   const streams = [...st.streams.values()];
   const pending = [...st.pending.values()].sort((a, b) => a.createdAt - b.createdAt);
+  // A regeneration streams in the place of the reply it replaces.
+  const replacing = new Map(streams.filter((s) => s.replaces != null && st.messages.has(s.replaces)).map((s) => [s.replaces, s]));
+  const streamItem = (s) => ({ key: `s:${s.id}`, build: () => buildStream(s) });
   return [
-    ...messages.map((m) => ({ key: messageKey(m), id: m.id, build: () => buildMessage(m, st) })),
-    ...streams.map((s) => ({ key: `s:${s.id}`, build: () => buildStream(s) })),
+    ...messages.map((m) =>
+      replacing.has(m.id) ? streamItem(replacing.get(m.id)) : { key: messageKey(m), id: m.id, build: () => buildMessage(m, st) },
+    ),
+    ...streams.filter((s) => !replacing.has(s.replaces)).map(streamItem),
     ...pending.map((p) => ({ key: `p:${p.client_msg_id}:${p.status}`, build: () => buildPending(p) })),
   ];
 }

@@ -3,6 +3,7 @@
 mod abuse;
 mod access;
 mod ai;
+mod assistant;
 mod auth;
 mod aws;
 mod calendly;

@@ -43,3 +43,17 @@ pub async fn all(db: &PgPool) -> Result<Vec<(Workspace, i64, i64)>, sqlx::Error>
         .map(|(id, name, owner_id, members, balance)| (Workspace { id, name, owner_id }, members, balance))
         .collect())
 }
+
+/// The model a workspace's assistant uses (an id of `MATHIA_AI_MODELS`); None is the default.
+pub async fn ai_model(db: &PgPool, workspace_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>("SELECT ai_model FROM workspaces WHERE id = $1")
+        .bind(workspace_id)
+        .fetch_optional(db)
+        .await?
+        .flatten())
+}
+
+pub async fn set_ai_model(db: &PgPool, workspace_id: Uuid, model_id: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE workspaces SET ai_model = $2 WHERE id = $1").bind(workspace_id).bind(model_id).execute(db).await?;
+    Ok(())
+}
