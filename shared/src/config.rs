@@ -285,7 +285,7 @@ impl Config {
             ai_api_key: var("MATHIA_AI_API_KEY"),
             ai_model: var("MATHIA_AI_MODEL"),
             ai_models: match var("MATHIA_AI_MODELS") {
-                Some(json) => parse_ai_models(&json, |name| var(name)).context("MATHIA_AI_MODELS")?,
+                Some(json) => parse_ai_models(&json, var).context("MATHIA_AI_MODELS")?,
                 None => Vec::new(),
             },
             ai_idle_timeout: Duration::from_secs(parsed("MATHIA_AI_TIMEOUT_S", 30)?),

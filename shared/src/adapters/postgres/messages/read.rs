@@ -98,7 +98,7 @@ async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) ->
         let sources = match (r.sources_key_version, r.sources_nonce, r.sources_ciphertext) {
             (Some(key_version), Some(nonce), Some(ciphertext)) if r.deleted_at.is_none() => {
                 let sealed = Sealed { key_version, nonce, ciphertext };
-                let json = keyring.open(r.room_id, sources_aad(r.id), &sealed).await?;
+                let json = keyring.open(r.room_id, super::sources_aad(r.id), &sealed).await?;
                 serde_json::from_slice::<Sources>(&json).unwrap_or_else(|e| {
                     tracing::warn!(message_id = %r.id, error = %e, "unreadable sources left out");
                     Sources::default()
