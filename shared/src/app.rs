@@ -190,8 +190,13 @@ impl AppBuilder {
                 .iter()
                 .map(|m| {
                     let ai: Arc<dyn Ai> = Arc::new(
-                        OpenAiCompatible::new(&m.base_url, m.api_key.clone(), m.model.clone(), self.config.ai_idle_timeout)
-                            .with_max_tokens(self.config.ai_max_tokens),
+                        OpenAiCompatible::new(
+                            &m.base_url,
+                            m.api_key.clone(),
+                            m.model.clone(),
+                            self.config.ai_idle_timeout,
+                        )
+                        .with_max_tokens(self.config.ai_max_tokens),
                     );
                     (m.id.clone(), ai)
                 })

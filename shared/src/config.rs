@@ -194,7 +194,8 @@ pub fn parse_ai_models(json: &str, env: impl Fn(&str) -> Option<String>) -> anyh
         #[serde(default)]
         api_key_env: Option<String>,
     }
-    let entries: Vec<Entry> = serde_json::from_str(json).context("a JSON list of {id, label, base_url, model?, api_key_env?}")?;
+    let entries: Vec<Entry> =
+        serde_json::from_str(json).context("a JSON list of {id, label, base_url, model?, api_key_env?}")?;
     let mut out: Vec<AiModelConfig> = Vec::with_capacity(entries.len());
     for e in entries {
         let id = e.id.trim().to_owned();

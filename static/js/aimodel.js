@@ -64,7 +64,7 @@ function picker(workspace, models) {
   return el(
     'div',
     { class: 'field ai-model-field' },
-    el('label', { for: id, text: workspace.name || 'Workspace' }),
+    el('label', { htmlFor: id, text: workspace.name || 'Workspace' }),
     select,
     status,
   );

@@ -8,13 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    access,
-    adapters::postgres::workspaces,
-    app::App,
-    config::DEFAULT_AI_MODEL,
-    domain::Role,
-    error::Error,
-    ports::Ai,
+    access, adapters::postgres::workspaces, app::App, config::DEFAULT_AI_MODEL, domain::Role, error::Error, ports::Ai,
 };
 
 /// A model as people see it.

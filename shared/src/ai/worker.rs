@@ -234,13 +234,15 @@ async fn replace(
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
 pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> crate::Result<()> {
-    let stream_id = match ai_jobs::claim(&app.db, job.job_id, job.room_id, job.message_id, job.regenerates, app.clock.now()).await? {
-        Claim::Mine(id) => id,
-        Claim::Taken => {
-            tracing::info!("job already handled");
-            return Ok(());
-        }
-    };
+    let stream_id =
+        match ai_jobs::claim(&app.db, job.job_id, job.room_id, job.message_id, job.regenerates, app.clock.now()).await?
+        {
+            Claim::Mine(id) => id,
+            Claim::Taken => {
+                tracing::info!("job already handled");
+                return Ok(());
+            }
+        };
     let job_id = job.job_id;
     let result = run_claimed(app, job, connectors, stream_id).await;
     if result.is_err()
@@ -328,21 +330,28 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
         }
         Answer::Model { instruction, keep_as, history } => {
             let deadline = tokio::time::Instant::now() + app.config.ai_deadline;
-            let prompt =
-                match context::build(app, job.room_id, asker.id, &asker.display_name, instruction.as_deref(), history, replaces.map(|_| trigger.seq))
-                    .await
-                {
-                    Ok(prompt) => {
-                        sources = prompt.sources;
-                        prompt.messages
+            let prompt = match context::build(
+                app,
+                job.room_id,
+                asker.id,
+                &asker.display_name,
+                instruction.as_deref(),
+                history,
+                replaces.map(|_| trigger.seq),
+            )
+            .await
+            {
+                Ok(prompt) => {
+                    sources = prompt.sources;
+                    prompt.messages
+                }
+                Err(e) => {
+                    if billed {
+                        refund(app, room.workspace_id, job.job_id).await;
                     }
-                    Err(e) => {
-                        if billed {
-                            refund(app, room.workspace_id, job.job_id).await;
-                        }
-                        return Err(e);
-                    }
-                };
+                    return Err(e);
+                }
+            };
             let budget = text_budget(app.config.ai_reply_max_chars);
             let end = stream_model(app, ai.as_ref(), &mut chunks, prompt, deadline, budget).await;
             // A regeneration keeps nothing as a note: the first answer did, if it was to.
@@ -392,8 +401,7 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
         Some(old) => replace(app, job.room_id, old, &reply, delivered_text, &sources).await?,
     };
     let reply_id = message.id;
-    push_to_room(app, job.room_id, &ServerEvent::AiStreamEnd { room_id: job.room_id, stream_id, message }, None)
-        .await;
+    push_to_room(app, job.room_id, &ServerEvent::AiStreamEnd { room_id: job.room_id, stream_id, message }, None).await;
 
     let outcome = match &end {
         End::Completed => "completed",

@@ -189,11 +189,9 @@ async fn regenerate_is_refused_to_others_outsiders_the_muted_the_logged_out_and_
 
     let out = t.post(Some(&ana.token), "/api/auth/logout", json!({})).await;
     assert_eq!(out.status(), 204);
-    let _ = futures::SinkExt::send(
-        &mut a.stream,
-        tokio_tungstenite::tungstenite::Message::text(regenerate.to_string()),
-    )
-    .await;
+    let _ =
+        futures::SinkExt::send(&mut a.stream, tokio_tungstenite::tungstenite::Message::text(regenerate.to_string()))
+            .await;
 
     b.none_of_before_pong(&["ai_stream_start"]).await;
     assert_eq!(model.requests().len(), 2, "one question, one regeneration");
@@ -333,7 +331,8 @@ async fn two_workspaces_choosing_two_models_reach_two_servers() {
         let ws = workspace_of(&t, user).await;
         let res = t.put(&user.token, &format!("/api/workspaces/{ws}/ai-model"), json!({"model_id": model})).await;
         assert_eq!(res.status(), 200);
-        let chosen: Value = t.get(Some(&user.token), &format!("/api/workspaces/{ws}/ai-model")).await.json().await.unwrap();
+        let chosen: Value =
+            t.get(Some(&user.token), &format!("/api/workspaces/{ws}/ai-model")).await.json().await.unwrap();
         assert_eq!(chosen["model_id"], model);
     }
     for (user, answer) in [(&ana, "From fast."), (&ben, "From big.")] {

@@ -54,6 +54,10 @@ pub async fn ai_model(db: &PgPool, workspace_id: Uuid) -> Result<Option<String>,
 }
 
 pub async fn set_ai_model(db: &PgPool, workspace_id: Uuid, model_id: Option<&str>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE workspaces SET ai_model = $2 WHERE id = $1").bind(workspace_id).bind(model_id).execute(db).await?;
+    sqlx::query("UPDATE workspaces SET ai_model = $2 WHERE id = $1")
+        .bind(workspace_id)
+        .bind(model_id)
+        .execute(db)
+        .await?;
     Ok(())
 }
