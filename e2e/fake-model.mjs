@@ -24,6 +24,9 @@
 // A request without `stream: true` gets one JSON `chat.completion`: `{"flags": []}` as content when
 // the prompt talks about moderation (nothing to flag), else FAKE_REPLY.
 //
+// A request whose last user message says "vary" is answered "Answer number <n>." (n counts such
+// answers), so a regenerated reply differs from the first one.
+//
 // Every request body is recorded (`requests`, or GET /__requests over HTTP, which is how a test
 // inspects a fake model that the runner script started); POST /__reset clears them.
 
@@ -100,6 +103,8 @@ function toolArguments(tool, reminder) {
   return args;
 }
 
+let varied = 0;
+
 /** Decides what the model says to one request: {toolCall?: {name, arguments}, text}. */
 function answer(body) {
   const messages = Array.isArray(body.messages) ? body.messages : [];
@@ -124,6 +129,10 @@ function answer(body) {
       };
     }
     return { text: `Okay — I will remind you to ${reminder.what} in ${reminder.phrase}.` };
+  }
+  if (/\bvary\b/i.test(userText)) {
+    varied += 1;
+    return { text: `Answer number ${varied}.` };
   }
   return { text: FAKE_REPLY };
 }

@@ -1,7 +1,7 @@
 //! The `App` context every handler runs over: configuration, stores and ports. A Lambda
 //! binary, the local gateway and a test all build one and call the same handlers with it.
 
-use std::{ops::Deref, sync::Arc};
+use std::{collections::HashMap, ops::Deref, sync::Arc};
 
 use sqlx::PgPool;
 
@@ -56,6 +56,8 @@ pub struct AppInner {
     pub clock: Arc<dyn Clock>,
     pub queue: Arc<dyn Queue>,
     pub ai: Arc<dyn Ai>,
+    /// The models of `MATHIA_AI_MODELS` by id, which a workspace may choose instead of `ai`.
+    pub ai_models: HashMap<String, Arc<dyn Ai>>,
     /// The management endpoint of this process's gateway, recorded with every connection it
     /// accepts, when several gateways share one registry (emulated mode). None elsewhere.
     pub own_endpoint: Option<String>,
@@ -63,6 +65,14 @@ pub struct AppInner {
     pub room_order: Arc<RoomOrder>,
     /// Where people's messages are written: together with the others arriving at that moment.
     pub message_writer: Arc<GroupCommit>,
+}
+
+impl App {
+    /// The model a workspace chose (`workspaces.ai_model`), or the default one when it chose
+    /// none, or one the operator no longer offers.
+    pub fn ai_for(&self, model_id: Option<&str>) -> Arc<dyn Ai> {
+        model_id.and_then(|id| self.ai_models.get(id)).cloned().unwrap_or_else(|| self.ai.clone())
+    }
 }
 
 impl Deref for App {
@@ -174,6 +184,23 @@ impl AppBuilder {
             queue: self.queue.unwrap_or_else(|| Arc::new(LocalQueue::detached())),
             own_endpoint: self.own_endpoint,
             ai: self.ai.unwrap_or_else(|| default_ai(&self.config)),
+            ai_models: self
+                .config
+                .ai_models
+                .iter()
+                .map(|m| {
+                    let ai: Arc<dyn Ai> = Arc::new(
+                        OpenAiCompatible::new(
+                            &m.base_url,
+                            m.api_key.clone(),
+                            m.model.clone(),
+                            self.config.ai_idle_timeout,
+                        )
+                        .with_max_tokens(self.config.ai_max_tokens),
+                    );
+                    (m.id.clone(), ai)
+                })
+                .collect(),
             room_order: Arc::default(),
             message_writer,
             config: self.config,

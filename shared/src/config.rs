@@ -25,6 +25,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_AI_BASE_URL",
     "MATHIA_AI_API_KEY",
     "MATHIA_AI_MODEL",
+    "MATHIA_AI_MODELS",
     "MATHIA_AI_TIMEOUT_S",
     "MATHIA_AI_MAX_TOKENS",
     "MATHIA_AI_DEADLINE_S",
@@ -123,6 +124,9 @@ pub struct Config {
     pub ai_base_url: Option<String>,
     pub ai_api_key: Option<String>,
     pub ai_model: Option<String>,
+    /// Further OpenAI-compatible endpoints a workspace owner may choose (`MATHIA_AI_MODELS`);
+    /// the one above stays the default (id `default`).
+    pub ai_models: Vec<AiModelConfig>,
     /// How long the model may stay silent (before its first byte, or between chunks).
     pub ai_idle_timeout: Duration,
     /// Sent as `max_tokens` with every model request.
@@ -163,6 +167,64 @@ impl std::fmt::Debug for Config {
             .field("ai_configured", &self.ai_base_url.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// One model a workspace owner may choose: an OpenAI-compatible endpoint. Its URL and key are
+/// the operator's: only `id` and `label` are ever shown to people.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AiModelConfig {
+    pub id: String,
+    pub label: String,
+    pub base_url: String,
+    pub model: Option<String>,
+    /// Read from the environment variable the entry names in `api_key_env`.
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for AiModelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiModelConfig").field("id", &self.id).field("label", &self.label).finish_non_exhaustive()
+    }
+}
+
+/// The id of the model configured by `MATHIA_AI_BASE_URL` / `MATHIA_AI_MODEL`.
+pub const DEFAULT_AI_MODEL: &str = "default";
+
+/// `MATHIA_AI_MODELS`: a JSON list of `{id, label, base_url, model?, api_key_env?}`; keys come
+/// from the named environment variables (`env`), never from the list itself.
+pub fn parse_ai_models(json: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Vec<AiModelConfig>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        id: String,
+        label: String,
+        base_url: String,
+        #[serde(default)]
+        model: Option<String>,
+        #[serde(default)]
+        api_key_env: Option<String>,
+    }
+    let entries: Vec<Entry> =
+        serde_json::from_str(json).context("a JSON list of {id, label, base_url, model?, api_key_env?}")?;
+    let mut out: Vec<AiModelConfig> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let id = e.id.trim().to_owned();
+        if id.is_empty() || id.len() > 64 || id == DEFAULT_AI_MODEL {
+            bail!("model id {id:?}: 1 to 64 characters, and not {DEFAULT_AI_MODEL:?}");
+        }
+        if out.iter().any(|m| m.id == id) {
+            bail!("model id {id:?} appears twice");
+        }
+        if !(e.base_url.starts_with("http://") || e.base_url.starts_with("https://")) {
+            bail!("model {id:?}: base_url must be an http(s) URL");
+        }
+        let api_key = match &e.api_key_env {
+            Some(name) => Some(env(name).with_context(|| format!("model {id:?}: {name} is not set"))?),
+            None => None,
+        };
+        out.push(AiModelConfig { id, label: e.label.trim().to_owned(), base_url: e.base_url, model: e.model, api_key });
+    }
+    Ok(out)
 }
 
 fn var(name: &str) -> Option<String> {
@@ -235,6 +297,10 @@ impl Config {
             ai_base_url: var("MATHIA_AI_BASE_URL"),
             ai_api_key: var("MATHIA_AI_API_KEY"),
             ai_model: var("MATHIA_AI_MODEL"),
+            ai_models: match var("MATHIA_AI_MODELS") {
+                Some(json) => parse_ai_models(&json, var).context("MATHIA_AI_MODELS")?,
+                None => Vec::new(),
+            },
             ai_idle_timeout: Duration::from_secs(parsed("MATHIA_AI_TIMEOUT_S", 30)?),
             ai_max_tokens: parsed("MATHIA_AI_MAX_TOKENS", 1024)?,
             ai_deadline: Duration::from_secs(parsed("MATHIA_AI_DEADLINE_S", 120)?),
@@ -281,6 +347,7 @@ impl Config {
             ai_base_url: None,
             ai_api_key: None,
             ai_model: None,
+            ai_models: Vec::new(),
             ai_idle_timeout: Duration::from_secs(30),
             ai_max_tokens: 1024,
             ai_deadline: Duration::from_secs(120),
@@ -390,5 +457,32 @@ mod tests {
         assert_eq!(mode(&dir.join("master.key")), 0o600, "master.key, tightened");
         assert_eq!(mode(&dir), 0o700, "the .mathia directory, tightened");
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_read_their_keys_from_the_named_variables_and_refuse_bad_entries() {
+        let env = |name: &str| (name == "FAST_KEY").then(|| "sk-fast".to_owned());
+        let json = r#"[{"id": "fast", "label": "Fast", "base_url": "http://127.0.0.1:9/v1", "model": "m1", "api_key_env": "FAST_KEY"},
+                       {"id": "big", "label": "Big", "base_url": "https://example.com/v1"}]"#;
+        let models = parse_ai_models(json, env).unwrap();
+        assert_eq!(models.len(), 2);
+        assert_eq!(models[0].api_key.as_deref(), Some("sk-fast"));
+        assert_eq!(models[1].api_key, None);
+        assert!(!format!("{models:?}").contains("sk-fast"), "keys stay out of logs");
+        for bad in [
+            r#"[{"id": "default", "label": "x", "base_url": "http://x"}]"#,
+            r#"[{"id": "a", "label": "x", "base_url": "ftp://x"}]"#,
+            r#"[{"id": "a", "label": "x", "base_url": "http://x"}, {"id": "a", "label": "y", "base_url": "http://y"}]"#,
+            r#"[{"id": "a", "label": "x", "base_url": "http://x", "api_key_env": "MISSING"}]"#,
+            r#"[{"id": "a", "label": "x", "base_url": "http://x", "api_key": "inline"}]"#,
+            "{}",
+        ] {
+            assert!(parse_ai_models(bad, env).is_err(), "{bad}");
+        }
     }
 }

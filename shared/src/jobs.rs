@@ -9,13 +9,16 @@ use crate::{
     ports::{QueueError, QueueName},
 };
 
-/// An `@mathia` message to answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// An `@mathia` message to answer (`message_id`, asked by `user_id`), or, with `regenerates`,
+/// that AI reply of it to answer again in place.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct AiJob {
     pub job_id: Uuid,
     pub room_id: Uuid,
     pub message_id: Uuid,
     pub user_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regenerates: Option<Uuid>,
 }
 
 /// A batch of a room's messages to moderate.

@@ -181,6 +181,9 @@ pub enum ServerEvent {
         room_id: Uuid,
         stream_id: Uuid,
         reply_to: Uuid,
+        /// A regeneration: the AI reply this stream will replace when it ends.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<Uuid>,
     },
     AiStreamChunk {
         room_id: Uuid,
@@ -267,6 +270,7 @@ pub enum ClientAction {
     Typing { room_id: Uuid, typing: bool },
     StopAi { room_id: Uuid, stream_id: String },
     MarkRead { room_id: Uuid, seq: i64 },
+    Regenerate { room_id: Uuid, message_id: Uuid },
     Ping,
 }
 
@@ -355,6 +359,7 @@ pub const ACTIONS: &[&str] = &[
     "typing",
     "stop_ai",
     "mark_read",
+    "regenerate",
     "ping",
 ];
 
@@ -435,6 +440,8 @@ pub fn parse_frame(raw: &str) -> Result<ClientAction, WsError> {
         "mark_read" => {
             fields::<MarkReadFields>(&action, value).map(|f| ClientAction::MarkRead { room_id: f.room_id, seq: f.seq })
         }
+        "regenerate" => fields::<MessageRef>(&action, value)
+            .map(|f| ClientAction::Regenerate { room_id: f.room_id, message_id: f.message_id }),
         "ping" => Ok(ClientAction::Ping),
         other => Err(WsError::new(WsErrorCode::UnknownAction, format!("unknown action {:?}", truncate(other, 64)))),
     };

@@ -17,6 +17,8 @@ const cache = new Map();
 let room = null;
 let visible = false;
 let initialized = false;
+/** The note a reply's source chip pointed at: marked and scrolled to when it is on screen. */
+let highlighted = null;
 
 export function initNotes() {
   if (initialized) return;
@@ -65,6 +67,15 @@ export function show(next) {
   showError('');
   render();
   if (room) refreshIfStale(true);
+}
+
+/** Marks a note (a reply's source) in the panel, and brings it into view once it is listed. */
+export function highlight(noteId) {
+  highlighted = noteId == null ? null : String(noteId);
+  if (visible) {
+    render();
+    if (room) refreshIfStale();
+  }
 }
 
 export function hide() {
@@ -135,6 +146,8 @@ function render() {
   else status.textContent = notes.length ? '' : 'No notes yet. Mathia adds decisions and action items as you chat, or add one above.';
 
   list.replaceChildren(...notes.map(buildNote));
+  const marked = highlighted && list.querySelector('[data-highlighted="true"]');
+  if (marked) marked.scrollIntoView({ block: 'nearest' });
 }
 
 function buildNote(note) {
@@ -143,13 +156,16 @@ function buildNote(note) {
   const li = el(
     'li',
     {
-      class: `item note${note.priority === 'high' ? ' high' : ''}${note.shared ? ' shared' : ''}`,
+      class: `item note${note.priority === 'high' ? ' high' : ''}${note.shared ? ' shared' : ''}${
+        highlighted === String(note.id) ? ' highlighted' : ''
+      }`,
       dataset: {
         testid: 'note',
         noteId: String(note.id),
         priority: note.priority || 'normal',
         kind: note.kind || '',
         shared: String(Boolean(note.shared)),
+        highlighted: highlighted === String(note.id) ? 'true' : null,
       },
     },
     el(

@@ -1,12 +1,14 @@
 // Settings dialog: Profile and Goals (the onboarding answers, saved again with
 // `PUT /api/onboarding/profile|goals`; Profile also turns on browser notifications, asking for
-// the permission only on that click), Wallet (wallet.js) and Calendly (calendly.js). A native modal <dialog>: Escape
+// the permission only on that click), Wallet (wallet.js, with the owners' model picker:
+// aimodel.js) and Calendly (calendly.js). A native modal <dialog>: Escape
 // closes it and focus returns to what opened it.
 
 import { put } from './api.js';
 import * as attention from './attention.js';
 import * as session from './session.js';
 import * as wallet from './wallet.js';
+import * as aiModel from './aimodel.js';
 import * as calendly from './calendly.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
 import { $ } from './dom.js';
@@ -26,6 +28,7 @@ export function initSettings() {
   dialog.addEventListener('close', () => {
     wallet.hide();
     calendly.inSettings.hide();
+    aiModel.hide();
   });
   // A click on the backdrop (the dialog element itself, outside its content) closes it.
   dialog.addEventListener('click', (event) => {
@@ -81,8 +84,13 @@ function select(tab) {
     $(`settings-tab-${name}`).tabIndex = on ? 0 : -1;
     $(`settings-${name}`).hidden = !on;
   }
-  if (tab === 'wallet') wallet.show();
-  else wallet.hide();
+  if (tab === 'wallet') {
+    wallet.show();
+    aiModel.show();
+  } else {
+    wallet.hide();
+    aiModel.hide();
+  }
   if (tab === 'calendly') calendly.inSettings.show();
   else calendly.inSettings.hide();
 }

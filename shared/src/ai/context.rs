@@ -2,6 +2,8 @@
 //! the room's notes and the asker's own high-priority notes from their other rooms (never
 //! another member's: see `notes::for_room`), then the room's
 //! recent messages — all within a size budget (oldest history goes first, then notes).
+//! The notes that made it into the prompt are the reply's sources: this room's by id and
+//! excerpt, the asker's notes from other rooms only as a count (see docs/security.md).
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -9,13 +11,29 @@ use uuid::Uuid;
 use crate::{
     adapters::postgres::{messages, notes, onboarding, rooms},
     app::App,
-    domain::{MessageKind, NotePriority},
+    domain::{MessageKind, NotePriority, Source, Sources},
     error::Error,
     ports::ChatMessage,
 };
 
 /// Messages of history offered to the model by default.
 pub const HISTORY: i64 = 30;
+/// How many characters of a note a source quotes.
+const SOURCE_EXCERPT_CHARS: usize = 80;
+
+/// What the model is told, and the notes it was told.
+pub struct Prompt {
+    pub messages: Vec<ChatMessage>,
+    pub sources: Sources,
+}
+
+fn source_excerpt(text: &str) -> String {
+    match text.char_indices().nth(SOURCE_EXCERPT_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
 /// The whole prompt's budget, in characters (a rough stand-in for tokens).
 pub const MAX_PROMPT_CHARS: usize = 16_000;
 const MAX_NOTES_CHARS: usize = 5_000;
@@ -27,7 +45,8 @@ pub async fn build(
     asker_name: &str,
     instruction: Option<&str>,
     history: i64,
-) -> crate::Result<Vec<ChatMessage>> {
+    until_seq: Option<i64>,
+) -> crate::Result<Prompt> {
     let room =
         rooms::get(&app.db, room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "the room is gone"))?;
     let profile = onboarding::profile(&app.db, asker_id).await?;
@@ -60,6 +79,7 @@ pub async fn build(
         }
     }
     let mut notes_text = String::new();
+    let mut sources = Sources::default();
     for n in &notes {
         let line = format!(
             "- [{}{}] {}\n",
@@ -72,6 +92,11 @@ pub async fn build(
         }
         let label = if n.shared { "(from another of their rooms) " } else { "" };
         notes_text.push_str(&format!("{label}{line}"));
+        if n.shared {
+            sources.private += 1;
+        } else {
+            sources.notes.push(Source { note_id: n.id, room_id: n.room_id, excerpt: source_excerpt(&n.text) });
+        }
     }
     if !notes_text.is_empty() {
         system.push_str("Notes this team asked you to remember:\n");
@@ -84,6 +109,8 @@ pub async fn build(
 
     let mut turns: Vec<ChatMessage> = recent
         .iter()
+        // A regeneration answers the question as it was asked: what came after it is not shown.
+        .filter(|m| until_seq.is_none_or(|until| m.seq <= until))
         .filter(|m| m.kind != MessageKind::System && !m.body.is_empty())
         .map(|m| match m.kind {
             MessageKind::Ai => ChatMessage::new("assistant", m.body.clone()),
@@ -106,5 +133,5 @@ pub async fn build(
     let turns = turns.split_off(keep);
     let mut out = vec![ChatMessage::new("system", system)];
     out.extend(turns);
-    Ok(out)
+    Ok(Prompt { messages: out, sources })
 }

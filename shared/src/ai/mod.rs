@@ -6,6 +6,8 @@
 pub mod catch_up;
 pub mod connectors;
 pub mod context;
+pub mod models;
+pub mod regenerate;
 pub mod router;
 pub mod worker;
 
@@ -55,7 +57,7 @@ impl crate::app::AfterStore for Ask {
 
 /// Queues the assistant's reply to a message.
 pub async fn request_reply(app: &App, room_id: Uuid, message_id: Uuid, user_id: Uuid) -> crate::Result<()> {
-    let job = AiJob { job_id: message_id, room_id, message_id, user_id };
+    let job = AiJob { job_id: message_id, room_id, message_id, user_id, regenerates: None };
     enqueue(app, QueueName::Ai, &job, Duration::ZERO).await.map_err(|e| {
         tracing::error!(error = %e, "cannot queue the AI job");
         Error::Unavailable(Dependency::Model)

@@ -11,6 +11,11 @@
 //! that finds too little gets `insufficient_funds` and no model call. A reply that turns out
 //! free is refunded (a credit keyed `ai-refund:<job id>`) before its end is announced.
 //!
+//! A regeneration (`AiJob::regenerates`, see `regenerate`) runs the same way under its own job
+//! id (so it is billed once more), announces the reply it replaces in `ai_stream_start`, and
+//! rewrites that reply when it ends; one that fails or delivers no text leaves the old reply as
+//! it was (and is refunded). The notes that informed a reply are stored with it as `sources`.
+//!
 //! Limits: the model is asked for at most `MATHIA_AI_MAX_TOKENS`; a reply streams for at most
 //! `MATHIA_AI_DEADLINE_S` and keeps at most `MATHIA_AI_REPLY_MAX_CHARS` characters — past
 //! either it ends with a note saying so, and is stored and billed like a completed one.
@@ -31,7 +36,7 @@ use crate::{
         notes, rooms, users, wallet,
     },
     app::App,
-    domain::{MessageKind, NotePriority},
+    domain::{Message, MessageKind, NotePriority, Sources},
     error::Error,
     jobs::AiJob,
     protocol::{ServerEvent, WsError},
@@ -140,12 +145,13 @@ async fn stop_requested(app: &App, stream_id: Uuid) -> bool {
 /// ends, fails, is stopped, passes `deadline` or reaches `budget` characters.
 async fn stream_model(
     app: &App,
+    ai: &dyn crate::ports::Ai,
     chunks: &mut Chunks<'_>,
     prompt: Vec<crate::ports::ChatMessage>,
     deadline: tokio::time::Instant,
     budget: usize,
 ) -> End {
-    let mut deltas = match tokio::time::timeout_at(deadline, app.ai.stream(prompt)).await {
+    let mut deltas = match tokio::time::timeout_at(deadline, ai.stream(prompt)).await {
         Err(_) => return End::Cut(Limit::Time),
         Ok(Ok(d)) => d,
         Ok(Err(e)) => return End::Failed(e.to_string()),
@@ -206,15 +212,37 @@ async fn refund(app: &App, workspace_id: Uuid, job_id: Uuid) {
     }
 }
 
+/// Rewrites the reply a regeneration replaces, when it delivered text; otherwise leaves it as
+/// it was. Either way, the reply as it now reads.
+async fn replace(
+    app: &App,
+    room_id: Uuid,
+    old: Uuid,
+    new: &NewMessage,
+    delivered_text: bool,
+    sources: &Sources,
+) -> crate::Result<Message> {
+    if delivered_text
+        && messages::replace_reply(&app.db, &app.keyring, room_id, old, &new.body, new.stopped, app.clock.now()).await?
+    {
+        messages::set_sources(&app.db, &app.keyring, room_id, old, sources).await?;
+    }
+    messages::get(&app.db, &app.keyring, room_id, old)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("a regenerated reply vanished")))
+}
+
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
 pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> crate::Result<()> {
-    let stream_id = match ai_jobs::claim(&app.db, job.job_id, job.room_id, job.message_id, app.clock.now()).await? {
-        Claim::Mine(id) => id,
-        Claim::Taken => {
-            tracing::info!("job already handled");
-            return Ok(());
-        }
-    };
+    let stream_id =
+        match ai_jobs::claim(&app.db, job.job_id, job.room_id, job.message_id, job.regenerates, app.clock.now()).await?
+        {
+            Claim::Mine(id) => id,
+            Claim::Taken => {
+                tracing::info!("job already handled");
+                return Ok(());
+            }
+        };
     let job_id = job.job_id;
     let result = run_claimed(app, job, connectors, stream_id).await;
     if result.is_err()
@@ -234,7 +262,23 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
     };
     let asker =
         users::by_id(&app.db, job.user_id).await?.ok_or_else(|| Error::not_found("not_found", "unknown user"))?;
+    // A regeneration's reply, still there and still answering this question.
+    let replaces = match job.regenerates {
+        Some(reply_id) => match super::regenerate::reply_and_question(app, job.room_id, reply_id).await {
+            Ok((reply, question)) if question.id == trigger.id => Some(reply.id),
+            Ok(_) | Err(Error::NotFound { .. } | Error::Invalid { .. }) => {
+                ai_jobs::finish(&app.db, job.job_id, None, "reply_gone").await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
     let request = strip_mention(&trigger.body);
+    if replaces.is_some() && !super::regenerate::regenerable(&request) {
+        ai_jobs::finish(&app.db, job.job_id, None, "not_regenerable").await?;
+        return Ok(());
+    }
     let intent = router::route(&request);
     let connector = connector_for(connectors, intent);
     tracing::info!(?intent, connector = connector.name(), "routed");
@@ -249,9 +293,10 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
     let answer = connector.answer(&ctx).await?;
 
     let cost = app.config.ai_reply_cost_cents;
-    let billed = matches!(answer, Answer::Model { .. }) && app.ai.is_model() && cost > 0;
     let room =
         rooms::get(&app.db, job.room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "unknown room"))?;
+    let ai = super::models::for_workspace(app, room.workspace_id).await?;
+    let billed = matches!(answer, Answer::Model { .. }) && ai.is_model() && cost > 0;
     if billed {
         let charge_key = format!("ai:{}", job.job_id);
         let reserved = wallet::charge(&app.db, room.workspace_id, cost, &charge_key, "AI reply").await?;
@@ -272,11 +317,12 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
     push_to_room(
         app,
         job.room_id,
-        &ServerEvent::AiStreamStart { room_id: job.room_id, stream_id, reply_to: trigger.id },
+        &ServerEvent::AiStreamStart { room_id: job.room_id, stream_id, reply_to: trigger.id, replaces },
         None,
     )
     .await;
     let mut chunks = Chunks::new(app, job.room_id, stream_id);
+    let mut sources = Sources::default();
     let (end, keep_as) = match answer {
         Answer::Reply(text) => {
             stream_text(&mut chunks, &text).await;
@@ -284,21 +330,32 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
         }
         Answer::Model { instruction, keep_as, history } => {
             let deadline = tokio::time::Instant::now() + app.config.ai_deadline;
-            let prompt =
-                match context::build(app, job.room_id, asker.id, &asker.display_name, instruction.as_deref(), history)
-                    .await
-                {
-                    Ok(prompt) => prompt,
-                    Err(e) => {
-                        if billed {
-                            refund(app, room.workspace_id, job.job_id).await;
-                        }
-                        return Err(e);
+            let prompt = match context::build(
+                app,
+                job.room_id,
+                asker.id,
+                &asker.display_name,
+                instruction.as_deref(),
+                history,
+                replaces.map(|_| trigger.seq),
+            )
+            .await
+            {
+                Ok(prompt) => {
+                    sources = prompt.sources;
+                    prompt.messages
+                }
+                Err(e) => {
+                    if billed {
+                        refund(app, room.workspace_id, job.job_id).await;
                     }
-                };
+                    return Err(e);
+                }
+            };
             let budget = text_budget(app.config.ai_reply_max_chars);
-            let end = stream_model(app, &mut chunks, prompt, deadline, budget).await;
-            (end, keep_as)
+            let end = stream_model(app, ai.as_ref(), &mut chunks, prompt, deadline, budget).await;
+            // A regeneration keeps nothing as a note: the first answer did, if it was to.
+            (end, keep_as.filter(|_| replaces.is_none()))
         }
     };
     chunks.flush().await;
@@ -331,17 +388,20 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
     if billed && !delivered_text {
         refund(app, room.workspace_id, job.job_id).await;
     }
-    let Stored::New(message) = messages::store_one(&app.db, &app.keyring, reply).await? else {
-        return Err(Error::internal(anyhow::anyhow!("the reply was not stored")));
+    let message = match replaces {
+        None => {
+            let Stored::New(mut message) = messages::store_one(&app.db, &app.keyring, reply).await? else {
+                return Err(Error::internal(anyhow::anyhow!("the reply was not stored")));
+            };
+            messages::set_sources(&app.db, &app.keyring, job.room_id, message.id, &sources).await?;
+            message.sources = sources.notes;
+            message.private_sources = sources.private;
+            *message
+        }
+        Some(old) => replace(app, job.room_id, old, &reply, delivered_text, &sources).await?,
     };
     let reply_id = message.id;
-    push_to_room(
-        app,
-        job.room_id,
-        &ServerEvent::AiStreamEnd { room_id: job.room_id, stream_id, message: *message },
-        None,
-    )
-    .await;
+    push_to_room(app, job.room_id, &ServerEvent::AiStreamEnd { room_id: job.room_id, stream_id, message }, None).await;
 
     let outcome = match &end {
         End::Completed => "completed",

@@ -137,6 +137,32 @@ pub struct Message {
     /// Who pinned the message and when, or null when it is not pinned.
     #[serde(default)]
     pub pinned: Option<Pinned>,
+    /// An AI reply's sources: the notes of this room that informed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
+    /// How many of the asker's own notes from their other rooms informed an AI reply: only
+    /// counted, never named, since the room's other members may not read them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub private_sources: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A note of the room that informed an AI reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Source {
+    pub note_id: Uuid,
+    pub room_id: Uuid,
+    pub excerpt: String,
+}
+
+/// What a reply drew on, as stored (sealed) with it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sources {
+    pub notes: Vec<Source>,
+    pub private: u32,
 }
 
 /// A message's pin.

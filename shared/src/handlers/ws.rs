@@ -278,6 +278,9 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<Option<
             Ok(()) => ai::request_stop(app, room_id, &stream_id).await,
             Err(e) => Err(e),
         },
+        ClientAction::Regenerate { room_id, message_id } => {
+            ai::regenerate::request(app, conn.user_id, room_id, message_id).await
+        }
     };
     done.map(|()| None).map_err(WsError::from)
 }

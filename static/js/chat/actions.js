@@ -44,6 +44,9 @@ export function menu(m, mine) {
   if (mine && m.kind === 'user') {
     add('message-edit', '✎', 'Edit', () => startEditing(m));
   }
+  if (m.kind === 'ai' && m.reply_to && S.me && m.reply_to.author?.id === S.me.id) {
+    add('message-regenerate', '↻', 'Regenerate', () => regenerate(m));
+  }
   if (mine || isOwnerHere()) {
     add('message-delete', 'svg:trash', 'Delete', () => {
       S.confirming = m.id;
@@ -52,6 +55,13 @@ export function menu(m, mine) {
     });
   }
   return bar;
+}
+
+/** Asks the model again for the question this reply answers; the new answer replaces it. */
+export function regenerate(m) {
+  if (!socket.send({ action: 'regenerate', room_id: m.room_id, message_id: m.id })) {
+    showComposerError('You are offline, so the reply cannot be regenerated right now.');
+  }
 }
 
 export function isOwnerHere() {

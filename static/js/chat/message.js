@@ -11,6 +11,8 @@ import { discardPending, retryPending } from './composer.js';
 import { decorate, plainText } from './mentions.js';
 import { jumpTo, keepPinned } from './render.js';
 import { S, EXCERPT_MAX, isMine } from './state.js';
+import * as context from '../context.js';
+import * as notes from '../notes.js';
 
 export function buildMessage(m, st) {
   const mine = isMine(m);
@@ -63,6 +65,9 @@ export function buildMessage(m, st) {
   if (!m.deleted && m.attachment) {
     const file = attachmentEl(m.attachment, { onResize: keepPinned });
     if (file) main.append(file);
+  }
+  if (!m.deleted && m.kind === 'ai' && ((m.sources || []).length > 0 || m.private_sources > 0)) {
+    main.append(sourcesEl(m));
   }
   if (!m.deleted && Array.isArray(m.reactions) && m.reactions.some((r) => r.count > 0)) {
     main.append(reactionsEl(m));
@@ -120,6 +125,51 @@ export function quote(ref, st) {
 export function excerptOf(text) {
   const flat = String(text || '').replace(/\s+/g, ' ').trim();
   return flat.length > EXCERPT_MAX ? `${flat.slice(0, EXCERPT_MAX - 1)}…` : flat;
+}
+
+/** The notes that informed an AI reply, as chips that open them in the Notes panel; the asker's
+ * notes from other rooms are only counted (others may not read them). */
+export function sourcesEl(m) {
+  const chips = (m.sources || []).map((s) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: 'source-chip',
+        dataset: { testid: 'source-chip', noteId: String(s.note_id) },
+        tabIndex: -1,
+        title: s.excerpt || '',
+        'aria-label': `Source note: ${excerptOf(s.excerpt)}. Show it in Notes.`,
+        onclick: () => {
+          context.openPanel('notes', { focus: false });
+          notes.highlight(s.note_id);
+        },
+      },
+      el('span', { class: 'source-text', text: shortExcerpt(s.excerpt) }),
+    ),
+  );
+  const hidden = Number(m.private_sources) || 0;
+  if (hidden > 0) {
+    chips.push(
+      el('span', {
+        class: 'source-chip source-private',
+        dataset: { testid: 'source-private' },
+        title: 'Notes of the person who asked, from their other rooms: not shown here',
+        text: `+${hidden} private note${hidden === 1 ? '' : 's'}`,
+      }),
+    );
+  }
+  return el(
+    'div',
+    { class: 'message-sources', dataset: { testid: 'message-sources' }, role: 'group', 'aria-label': 'Sources' },
+    el('span', { class: 'sources-label', text: 'Sources' }),
+    ...chips,
+  );
+}
+
+function shortExcerpt(text) {
+  const flat = excerptOf(text);
+  return flat.length > 40 ? `${flat.slice(0, 39)}…` : flat;
 }
 
 export function reactionsEl(m) {

@@ -27,15 +27,18 @@ export function orderedItems(st) {
   const messages = sortedMessages(st);
   const streams = [...st.streams.values()];
   const pending = [...st.pending.values()].sort((a, b) => a.createdAt - b.createdAt);
+  // A regeneration streams in the place of the reply it replaces.
+  const replacing = new Map(streams.filter((s) => s.replaces != null && st.messages.has(s.replaces)).map((s) => [s.replaces, s]));
+  const streamItem = (s) => ({ key: `s:${s.id}`, build: () => buildStream(s) });
   const divider = dividerItem(st);
   const items = [];
   for (const m of messages) {
     if (divider && divider.beforeId === m.id) items.push(divider.item);
-    items.push({ key: messageKey(m), id: m.id, build: () => buildMessage(m, st) });
+    items.push(replacing.has(m.id) ? streamItem(replacing.get(m.id)) : { key: messageKey(m), id: m.id, build: () => buildMessage(m, st) });
   }
   return [
     ...items,
-    ...streams.map((s) => ({ key: `s:${s.id}`, build: () => buildStream(s) })),
+    ...streams.filter((s) => !replacing.has(s.replaces)).map(streamItem),
     ...pending.map((p) => ({ key: `p:${p.client_msg_id}:${p.status}`, build: () => buildPending(p) })),
   ];
 }

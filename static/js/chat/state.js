@@ -115,6 +115,8 @@ export function storeMessage(st, message) {
     message.reply_to || null,
     Boolean(message.stopped),
     message.attachment || null,
+    message.sources || [],
+    message.private_sources || 0,
   ]);
   const known = S.revisions.get(message.id);
   if (!known) S.revisions.set(message.id, [0, signature]);

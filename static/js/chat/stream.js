@@ -11,10 +11,10 @@ import { avatar } from './message.js';
 import { isNearBottom, renderMessages, scrollToBottom } from './render.js';
 import { S, isCurrent, reducedMotion, state, storeMessage, STREAM_IDLE_MS } from './state.js';
 
-export function onStreamStart({ room_id: roomId, stream_id: streamId, reply_to: replyTo }) {
+export function onStreamStart({ room_id: roomId, stream_id: streamId, reply_to: replyTo, replaces }) {
   if (streamId == null || S.endedStreams.has(streamId)) return;
   const st = state(roomId);
-  if (!st.streams.has(streamId)) st.streams.set(streamId, newStream(roomId, streamId, replyTo, 0));
+  if (!st.streams.has(streamId)) st.streams.set(streamId, newStream(roomId, streamId, replyTo, 0, replaces));
   if (isCurrent(roomId)) {
     const stick = isNearBottom();
     renderMessages();
@@ -22,11 +22,12 @@ export function onStreamStart({ room_id: roomId, stream_id: streamId, reply_to: 
   }
 }
 
-export function newStream(roomId, streamId, replyTo, firstSeq) {
+export function newStream(roomId, streamId, replyTo, firstSeq, replaces = null) {
   return {
     roomId,
     id: streamId,
     replyTo: replyTo ?? null,
+    replaces: replaces ?? null, // a regeneration: the reply it takes the place of
     buffer: new Map(), // seq -> delta, chunks that came early
     next: firstSeq, // the seq we need next
     text: '', // everything received in order
@@ -101,7 +102,8 @@ export function dropStreamsAnsweredBy(st, messages) {
   for (const m of messages) {
     if (m?.kind !== 'ai' || !m.reply_to) continue;
     for (const [streamId, s] of st.streams) {
-      if (s.replyTo != null && s.replyTo === m.reply_to.id) {
+      // A regeneration answers the same question as the reply it replaces: only its end drops it.
+      if (s.replaces == null && s.replyTo != null && s.replyTo === m.reply_to.id) {
         st.streams.delete(streamId);
         S.endedStreams.add(streamId);
       }
@@ -190,7 +192,7 @@ export function buildStream(s) {
     'article',
     {
       class: 'message kind-ai streaming',
-      dataset: { testid: 'ai-streaming', streamId: String(s.id), kind: 'ai', length: '0' },
+      dataset: { testid: 'ai-streaming', streamId: String(s.id), kind: 'ai', length: '0', replaces: s.replaces ? String(s.replaces) : null },
       'aria-label': 'Mathia is replying',
     },
     avatar('Mathia', 'mathia'),

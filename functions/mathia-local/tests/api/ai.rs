@@ -134,8 +134,14 @@ async fn the_same_job_twice_gives_one_reply_and_one_charge() {
     // A plain message, then its AI job delivered twice at once, then again later.
     a.send(json!({"action": "new_message", "room_id": room.id, "body": "what is 2+2?", "client_msg_id": "m"})).await;
     let message_id: Uuid = a.recv_type("ack").await["message_id"].as_str().unwrap().parse().unwrap();
-    let job =
-        serde_json::to_string(&AiJob { job_id: message_id, room_id: room.id, message_id, user_id: ana.id }).unwrap();
+    let job = serde_json::to_string(&AiJob {
+        job_id: message_id,
+        room_id: room.id,
+        message_id,
+        user_id: ana.id,
+        regenerates: None,
+    })
+    .unwrap();
     let app = &t.local.app;
     let (r1, r2) = tokio::join!(workers::handle(app, QueueName::Ai, &job), workers::handle(app, QueueName::Ai, &job));
     r1.unwrap();

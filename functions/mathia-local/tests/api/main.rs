@@ -3,6 +3,7 @@
 mod abuse;
 mod access;
 mod ai;
+mod assistant;
 mod attention;
 mod auth;
 mod aws;

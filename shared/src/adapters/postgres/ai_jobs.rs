@@ -1,4 +1,6 @@
-//! AI jobs: one row per job id, so a redelivered job does nothing twice.
+//! AI jobs: one row per job id, so a redelivered job does nothing twice. A regeneration's row
+//! is written `queued` when it is asked for, so that a reply has at most one regeneration
+//! queued or running (a partial unique index on `regenerates`).
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
@@ -15,33 +17,90 @@ pub enum Claim {
     Taken,
 }
 
+/// Records a regeneration of `reply` before its job is queued. False when one is already
+/// queued or running for that reply (one left over for longer than [`TAKEOVER_AFTER`] is
+/// given up first).
+pub async fn queue_regeneration(
+    db: &PgPool,
+    job_id: Uuid,
+    room_id: Uuid,
+    trigger: Uuid,
+    reply: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "UPDATE ai_jobs SET status = 'done', outcome = 'abandoned', finished_at = now()
+         WHERE regenerates = $1 AND status <> 'done' AND started_at < $2",
+    )
+    .bind(reply)
+    .bind(now - TAKEOVER_AFTER)
+    .execute(db)
+    .await?;
+    let queued = sqlx::query(
+        "INSERT INTO ai_jobs (job_id, room_id, trigger_message_id, status, stream_id, started_at, regenerates)
+         VALUES ($1, $2, $3, 'queued', $1, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(job_id)
+    .bind(room_id)
+    .bind(trigger)
+    .bind(now)
+    .bind(reply)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(queued == 1)
+}
+
+/// Forgets a regeneration whose job could not be queued.
+pub async fn unqueue(db: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ai_jobs WHERE job_id = $1 AND status = 'queued'").bind(job_id).execute(db).await?;
+    Ok(())
+}
+
 pub async fn claim(
     db: &PgPool,
     job_id: Uuid,
     room_id: Uuid,
     trigger: Uuid,
+    regenerates: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Claim, sqlx::Error> {
     let stream_id = Uuid::new_v4();
+    // A regeneration that was queued by its request.
+    let started: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE ai_jobs SET status = 'running', stream_id = $2, started_at = $3
+         WHERE job_id = $1 AND status = 'queued' RETURNING stream_id",
+    )
+    .bind(job_id)
+    .bind(stream_id)
+    .bind(now)
+    .fetch_optional(db)
+    .await?;
+    if let Some(id) = started {
+        return Ok(Claim::Mine(id));
+    }
     let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO ai_jobs (job_id, room_id, trigger_message_id, status, stream_id, started_at)
-         VALUES ($1, $2, $3, 'running', $4, $5) ON CONFLICT (job_id) DO NOTHING RETURNING stream_id",
+        "INSERT INTO ai_jobs (job_id, room_id, trigger_message_id, status, stream_id, started_at, regenerates)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6) ON CONFLICT (job_id) DO NOTHING RETURNING stream_id",
     )
     .bind(job_id)
     .bind(room_id)
     .bind(trigger)
     .bind(stream_id)
     .bind(now)
+    .bind(regenerates)
     .fetch_optional(db)
     .await?;
     if let Some(id) = inserted {
         return Ok(Claim::Mine(id));
     }
-    // A stale run that never finished, and left no reply, may be taken over.
+    // A stale run that never finished, and left no reply (a regeneration always has one),
+    // may be taken over.
     let taken: Option<Uuid> = sqlx::query_scalar(
         "UPDATE ai_jobs SET stream_id = $2, started_at = $3
          WHERE job_id = $1 AND status = 'running' AND started_at < $4
-           AND NOT EXISTS (SELECT 1 FROM messages WHERE reply_to = ai_jobs.trigger_message_id AND kind = 'ai')
+           AND (regenerates IS NOT NULL
+                OR NOT EXISTS (SELECT 1 FROM messages WHERE reply_to = ai_jobs.trigger_message_id AND kind = 'ai'))
          RETURNING stream_id",
     )
     .bind(job_id)

@@ -68,3 +68,21 @@ pub async fn members(db: &PgPool, workspace_id: Uuid) -> Result<Vec<crate::domai
     .await?;
     Ok(rows.into_iter().map(|(id, display_name)| crate::domain::Author { id, display_name }).collect())
 }
+
+/// The model a workspace's assistant uses (an id of `MATHIA_AI_MODELS`); None is the default.
+pub async fn ai_model(db: &PgPool, workspace_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>("SELECT ai_model FROM workspaces WHERE id = $1")
+        .bind(workspace_id)
+        .fetch_optional(db)
+        .await?
+        .flatten())
+}
+
+pub async fn set_ai_model(db: &PgPool, workspace_id: Uuid, model_id: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE workspaces SET ai_model = $2 WHERE id = $1")
+        .bind(workspace_id)
+        .bind(model_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

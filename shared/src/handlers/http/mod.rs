@@ -1,6 +1,7 @@
 //! The HTTP API (PROTOCOL.md) as one axum `Router`: served by `lambda_http::run` on Lambda and
 //! by `axum::serve` in `mathia-local` — the same router either way.
 
+mod ai;
 mod attention;
 mod auth;
 mod calendly;
@@ -70,6 +71,8 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(calendly::free_times))
         .routes(routes!(calendly::oauth_start))
         .routes(routes!(calendly::oauth_callback))
+        .routes(routes!(ai::list_models))
+        .routes(routes!(ai::workspace_model, ai::choose_model))
         .routes(routes!(files::declare))
         .routes(routes!(files::link))
         .routes(routes!(health::healthz))

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Author, Message, MessageKind, ReactionSummary},
+    domain::{Author, Message, MessageKind, ReactionSummary, Sources},
     error::Error,
     keyring::{Aad, KeyringError, RoomKeyring},
 };
@@ -150,6 +150,8 @@ fn just_stored(
         pinned: None,
         mentions: Vec::new(),
         mentions_room: false,
+        sources: Vec::new(),
+        private_sources: 0,
     }
 }
 
@@ -381,6 +383,70 @@ fn lost_a_race(e: &sqlx::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// What a reply's sources are sealed under: bound to the message, apart from its body.
+pub fn sources_aad(id: Uuid) -> Aad<'static> {
+    Aad { kind: "msg-sources", id }
+}
+
+/// Seals and stores what an AI reply drew on (nothing is stored for a reply that drew on no
+/// notes).
+pub async fn set_sources(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    id: Uuid,
+    sources: &Sources,
+) -> Result<(), Error> {
+    let (key_version, nonce, ciphertext) = if sources.notes.is_empty() && sources.private == 0 {
+        (None, None, None)
+    } else {
+        let json = serde_json::to_vec(sources).map_err(|e| Error::internal(anyhow::anyhow!(e)))?;
+        let sealed = keyring.seal(room_id, sources_aad(id), &json).await?;
+        (Some(sealed.key_version), Some(sealed.nonce), Some(sealed.ciphertext))
+    };
+    sqlx::query(
+        "UPDATE messages SET sources_key_version = $3, sources_nonce = $4, sources_ciphertext = $5
+         WHERE room_id = $1 AND id = $2",
+    )
+    .bind(room_id)
+    .bind(id)
+    .bind(key_version)
+    .bind(nonce)
+    .bind(ciphertext)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Rewrites a regenerated AI reply: its new body, whether it was stopped, and when. False when
+/// the reply is gone (deleted meanwhile).
+pub async fn replace_reply(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    id: Uuid,
+    body: &str,
+    stopped: bool,
+    at: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let sealed = keyring.seal(room_id, Aad::message(id), body.as_bytes()).await?;
+    let n = sqlx::query(
+        "UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, stopped = $6, edited_at = $7
+         WHERE room_id = $1 AND id = $2 AND kind = 'ai' AND deleted_at IS NULL",
+    )
+    .bind(room_id)
+    .bind(id)
+    .bind(sealed.key_version)
+    .bind(&sealed.nonce)
+    .bind(&sealed.ciphertext)
+    .bind(stopped)
+    .bind(at)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 /// What adding a reaction did.

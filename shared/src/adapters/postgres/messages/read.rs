@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::{
-    domain::{Attachment, Author, Message, MessageKind, Pinned, ReactionSummary, ReplyRef},
+    domain::{Attachment, Author, Message, MessageKind, Pinned, ReactionSummary, ReplyRef, Sources},
     keyring::{Aad, RoomKeyring, Sealed},
 };
 
@@ -44,6 +44,9 @@ struct MessageRow {
     pinned_at: Option<DateTime<Utc>>,
     pinned_by: Option<Uuid>,
     pinned_by_name: Option<String>,
+    sources_key_version: Option<i32>,
+    sources_nonce: Option<Vec<u8>>,
+    sources_ciphertext: Option<Vec<u8>>,
 }
 
 const SELECT_MESSAGES: &str = "SELECT m.id, m.room_id, m.seq, m.kind, m.author_id, u.display_name, m.key_version,
@@ -51,7 +54,8 @@ const SELECT_MESSAGES: &str = "SELECT m.id, m.room_id, m.seq, m.kind, m.author_i
         r.author_id AS reply_author_id, ru.display_name AS reply_display_name, r.key_version AS reply_key_version,
         r.nonce AS reply_nonce, r.ciphertext AS reply_ciphertext, r.deleted_at AS reply_deleted_at,
         m.attachment_id, f.name AS file_name, f.size AS file_size, f.content_type AS file_type,
-        p.pinned_at, p.pinned_by, pu.display_name AS pinned_by_name
+        p.pinned_at, p.pinned_by, pu.display_name AS pinned_by_name,
+        m.sources_key_version, m.sources_nonce, m.sources_ciphertext
  FROM messages m LEFT JOIN users u ON u.id = m.author_id
  LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.author_id
  LEFT JOIN files f ON f.id = m.attachment_id
@@ -97,6 +101,17 @@ async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) ->
             }
             _ => None,
         };
+        let sources = match (r.sources_key_version, r.sources_nonce, r.sources_ciphertext) {
+            (Some(key_version), Some(nonce), Some(ciphertext)) if r.deleted_at.is_none() => {
+                let sealed = Sealed { key_version, nonce, ciphertext };
+                let json = keyring.open(r.room_id, super::sources_aad(r.id), &sealed).await?;
+                serde_json::from_slice::<Sources>(&json).unwrap_or_else(|e| {
+                    tracing::warn!(message_id = %r.id, error = %e, "unreadable sources left out");
+                    Sources::default()
+                })
+            }
+            _ => Sources::default(),
+        };
         out.push(Message {
             id: r.id,
             room_id: r.room_id,
@@ -123,6 +138,8 @@ async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) ->
             }),
             mentions_room: mentions.get(&r.id).is_some_and(|m| m.everyone),
             mentions: mentions.remove(&r.id).map(|m| m.users).unwrap_or_default(),
+            sources: sources.notes,
+            private_sources: sources.private,
         });
     }
     Ok(out)
