@@ -461,7 +461,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod tests {
+mod model_tests {
     use super::*;
 
     #[test]

@@ -24,6 +24,7 @@ pub mod handlers;
 pub mod jobs;
 pub mod keyring;
 pub mod lambda;
+pub mod limits;
 pub mod moderation;
 pub mod ports;
 pub mod protocol;

@@ -2,7 +2,8 @@
 //! inline `crate::…` paths, parsed with `syn`), must run one way:
 //!
 //! edges (handlers, lambda, workers, wiring) → features (access, ai, calendly, chat, files,
-//! moderation, reminders) → realtime delivery, jobs and the app (app, jobs, realtime, room_order) →
+//! moderation, reminders) → realtime delivery, jobs, limits and the app (app, jobs, limits, realtime,
+//! room_order) →
 //! adapters (adapters, keyring) → domain and ports (domain, error, ports, protocol, config,
 //! telemetry, tokens).
 //!
@@ -22,7 +23,7 @@ fn layer(component: &str) -> Option<u8> {
     Some(match component {
         "handlers" | "lambda" | "workers" | "wiring" => 4,
         "access" | "ai" | "calendly" | "chat" | "files" | "moderation" | "reminders" => 3,
-        "app" | "jobs" | "realtime" | "room_order" => 2,
+        "app" | "jobs" | "limits" | "realtime" | "room_order" => 2,
         "adapters" | "keyring" => 1,
         "domain" | "error" | "ports" | "protocol" | "config" | "telemetry" | "tokens" => 0,
         _ => return None,

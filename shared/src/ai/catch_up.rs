@@ -49,7 +49,7 @@ pub struct CatchUp {
 
 pub async fn catch_up(app: &App, user_id: Uuid, display_name: &str, room_id: Uuid) -> crate::Result<CatchUp> {
     let room = access::member_room(app, room_id, user_id).await?;
-    crate::chat::post::rate_limit(app, user_id, app.clock.now()).await?;
+    crate::limits::rate_limit(app, user_id, app.clock.now()).await?;
     let standing = attention::standing(&app.db, user_id, room_id).await?.ok_or_else(Error::not_member)?;
     let since = standing.last_read_seq;
     let page = messages::page(&app.db, &app.keyring, room_id, Cursor::After(since), MAX_MESSAGES).await?;
@@ -91,7 +91,7 @@ fn speaker(m: &Message) -> String {
 /// A body with its `<@id>` mentions turned into `@Name`.
 fn readable(body: &str, names: &HashMap<Uuid, String>) -> String {
     let mut out = body.to_owned();
-    for id in crate::chat::mentions::parse(body).0 {
+    for id in crate::domain::mention::parse(body).0 {
         let name = names.get(&id).map_or("someone", String::as_str);
         out = out.replace(&format!("<@{id}>"), &format!("@{name}"));
     }

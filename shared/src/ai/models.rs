@@ -50,7 +50,7 @@ pub async fn choose(app: &App, user_id: Uuid, workspace_id: Uuid, model_id: &str
     if access::workspace_role(app, workspace_id, user_id).await? != Role::Owner {
         return Err(Error::forbidden("owner_only", "only the workspace's owner chooses its model"));
     }
-    crate::chat::post::rate_limit(app, user_id, app.clock.now()).await?;
+    crate::limits::rate_limit(app, user_id, app.clock.now()).await?;
     let stored = if model_id == DEFAULT_AI_MODEL {
         None
     } else if app.ai_models.contains_key(model_id) {

@@ -19,10 +19,10 @@ use crate::{
     access,
     adapters::postgres::{ai_jobs, messages},
     app::App,
-    chat::post::rate_limit,
     domain::{Message, MessageKind},
     error::{Dependency, Error},
     jobs::{AiJob, enqueue},
+    limits::rate_limit,
     ports::QueueName,
 };
 

@@ -78,7 +78,7 @@ pub async fn free_times(app: &App, room_id: Uuid, asker: Uuid, days: i64, minute
 
     let mut busy = Vec::new();
     let mut members = Vec::new();
-    for (id, display_name) in rooms::members(&app.db, room_id).await? {
+    for crate::domain::Author { id, display_name } in rooms::members(&app.db, room_id).await? {
         let calendly = match account(app, id).await {
             Ok(None) => CalendarState::NotConnected,
             Ok(Some(mut acct)) => {

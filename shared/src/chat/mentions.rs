@@ -4,34 +4,9 @@
 //! (`mentions`, `mentions_room`); anyone else is dropped and notified of nothing. `@mathia`, the
 //! assistant's trigger, is not a mention.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-use uuid::Uuid;
-
 use crate::{adapters::postgres::attention, app::App, domain::Message};
 
-/// The most people one message may mention; further ones are ignored.
-pub const MAX_MENTIONS: usize = 50;
-
-static PERSON: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"<@([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})>").expect("regex")
-});
-static ROOM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)(?:^|[^\w@.])@room\b").expect("regex"));
-
-/// Who a body mentions, before checking membership: distinct ids in order, and `@room`.
-pub fn parse(body: &str) -> (Vec<Uuid>, bool) {
-    let mut ids: Vec<Uuid> = Vec::new();
-    for capture in PERSON.captures_iter(body) {
-        if let Ok(id) = Uuid::parse_str(&capture[1])
-            && !ids.contains(&id)
-            && ids.len() < MAX_MENTIONS
-        {
-            ids.push(id);
-        }
-    }
-    (ids, ROOM.is_match(body))
-}
+pub use crate::domain::mention::{MAX_MENTIONS, parse};
 
 /// Stores the mentions of a just-stored person's message and sets them on it. A failure leaves
 /// the message without mentions (it is stored already) and is logged.
@@ -51,6 +26,8 @@ pub async fn record(app: &App, message: &mut Message) {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]

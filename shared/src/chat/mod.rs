@@ -9,8 +9,8 @@
 
 pub mod change;
 pub mod dms;
-pub mod pins;
 pub mod mentions;
+pub mod pins;
 pub mod post;
 pub mod presence;
 pub mod read;

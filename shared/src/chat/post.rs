@@ -11,13 +11,10 @@ use uuid::Uuid;
 use super::AfterStore;
 use crate::{
     access,
-    adapters::{
-        postgres::{
-            group_commit::PendingWrite,
-            messages::{NewMessage, Stored},
-            moderation,
-        },
-        redis::RateDecision,
+    adapters::postgres::{
+        group_commit::PendingWrite,
+        messages::{NewMessage, Stored},
+        moderation,
     },
     app::App,
     domain::{ClientMsgId, Message, MessageBody, MessageKind},
@@ -27,8 +24,6 @@ use crate::{
     realtime::{push_to_room, send_event},
     room_order::Turn,
 };
-
-const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// What a person posts.
 pub struct Post<'a> {
@@ -75,37 +70,7 @@ pub async fn queue(app: &App, conn: &ConnectionInfo, post: Post<'_>) -> crate::R
     Ok(Queued { room_id: post.room_id, client_msg_id, at: now, turn, write })
 }
 
-/// At most `rate_limit_per_min` messages a minute per person. Losing the limiter must not stop
-/// the conversation.
-/// Edits and reactions count too (`chat::change`): each is one more event to the whole room.
-pub async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
-    per_person_limit(app, "msg", "messages", user_id, now).await
-}
-
-/// The per-person limiter, at `rate_limit_per_min` a minute, for one kind of action (`counter`
-/// keeps kinds apart; `what` names them in the refusal).
-pub(super) async fn per_person_limit(
-    app: &App,
-    counter: &str,
-    what: &str,
-    user_id: Uuid,
-    now: chrono::DateTime<chrono::Utc>,
-) -> crate::Result<()> {
-    let subject = format!("{counter}:{user_id}");
-    let event_id = Uuid::new_v4().to_string();
-    let limit = app.config.rate_limit_per_min;
-    match app.redis.rate_limit(&subject, now.timestamp_millis(), RATE_WINDOW, limit, &event_id).await {
-        Ok(RateDecision::Allowed) => Ok(()),
-        Ok(RateDecision::Limited { retry_after_ms }) => Err(Error::RateLimited {
-            retry_after: Duration::from_millis(retry_after_ms),
-            message: format!("at most {limit} {what} a minute; wait a moment"),
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "rate limit skipped");
-            Ok(())
-        }
-    }
-}
+pub use crate::limits::rate_limit;
 
 impl Queued {
     /// Waits for the commit, then, after the room's earlier messages, acknowledges the message,

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::post::per_person_limit;
+use crate::limits::per_person_limit;
 use crate::{
     access,
     adapters::postgres::{messages, rooms, search},

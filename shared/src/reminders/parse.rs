@@ -215,6 +215,10 @@ fn task_text(text: &str) -> String {
             break;
         }
     }
+    // A connector with nothing after it ("… at 9am to") is no task.
+    if ["to", "about", "that", "of"].iter().any(|w| t.eq_ignore_ascii_case(w)) {
+        return String::new();
+    }
     t.to_owned()
 }
 
@@ -387,10 +391,7 @@ mod tests {
         let now = utc(2026, 11, 25, 18, 0);
         let utc_tz: Tz = "UTC".parse().unwrap();
         assert!(matches!(parse("remind me at 5pm to leave", utc_tz, now), Err(ParseError::Past(_))));
-        assert_eq!(
-            parse("remind me at 5pm", utc_tz, now - chrono::Duration::hours(6)),
-            Err(ParseError::NoText)
-        );
+        assert_eq!(parse("remind me at 5pm", utc_tz, now - chrono::Duration::hours(6)), Err(ParseError::NoText));
         assert_eq!(parse("remind me tomorrow at 9am to", utc_tz, now), Err(ParseError::NoText));
         assert_eq!(parse("remind me sometime to call John", utc_tz, now), Err(ParseError::NoTime));
         assert!(matches!(parse("remind me on feb 30 at 10 to pay rent", utc_tz, now), Err(ParseError::Impossible(_))));

@@ -191,7 +191,7 @@ pub async fn free_times(
     Query(q): Query<FreeTimesQuery>,
 ) -> ApiResult<Json<calendly::free::FreeTimes>> {
     crate::access::require_member(&app, room_id, auth.user.id).await?;
-    crate::chat::post::rate_limit(&app, auth.user.id, app.clock.now()).await?;
+    crate::limits::rate_limit(&app, auth.user.id, app.clock.now()).await?;
     let found =
         calendly::free::free_times(&app, room_id, auth.user.id, q.days.unwrap_or(3), q.minutes.unwrap_or(30)).await?;
     Ok(Json(found))

@@ -122,7 +122,7 @@ pub async fn add_reminder(
 ) -> ApiResult<(StatusCode, Json<SetReminder>)> {
     let user_id = auth.user.id;
     crate::access::require_speaker(&app, body.room_id, user_id).await?;
-    crate::chat::post::rate_limit(&app, user_id, app.clock.now()).await?;
+    crate::limits::rate_limit(&app, user_id, app.clock.now()).await?;
     let (reminder, timezone) =
         crate::reminders::request(&app, user_id, body.room_id, &body.text, body.when.as_deref(), body.message_id)
             .await?;

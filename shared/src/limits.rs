@@ -1,0 +1,43 @@
+//! The per-person rate limiter (messages, edits, reactions, pins, searches…): a sliding window in
+//! Redis, one counter per kind of action. Losing Redis must not stop the conversation, so the
+//! limiter then lets everything through.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::{adapters::redis::RateDecision, app::App, error::Error};
+
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// At most `rate_limit_per_min` messages a minute per person. Losing the limiter must not stop
+/// the conversation.
+/// Edits and reactions count too (`chat::change`): each is one more event to the whole room.
+pub async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
+    per_person_limit(app, "msg", "messages", user_id, now).await
+}
+
+/// The per-person limiter, at `rate_limit_per_min` a minute, for one kind of action (`counter`
+/// keeps kinds apart; `what` names them in the refusal).
+pub async fn per_person_limit(
+    app: &App,
+    counter: &str,
+    what: &str,
+    user_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::Result<()> {
+    let subject = format!("{counter}:{user_id}");
+    let event_id = Uuid::new_v4().to_string();
+    let limit = app.config.rate_limit_per_min;
+    match app.redis.rate_limit(&subject, now.timestamp_millis(), RATE_WINDOW, limit, &event_id).await {
+        Ok(RateDecision::Allowed) => Ok(()),
+        Ok(RateDecision::Limited { retry_after_ms }) => Err(Error::RateLimited {
+            retry_after: Duration::from_millis(retry_after_ms),
+            message: format!("at most {limit} {what} a minute; wait a moment"),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limit skipped");
+            Ok(())
+        }
+    }
+}
