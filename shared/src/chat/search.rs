@@ -66,7 +66,7 @@ pub async fn search(
     let next_before = if more { ids.last().copied() } else { None };
     let mut found = messages::live_among(&app.db, &app.keyring, ids, &room_ids).await?;
     found.retain(|m| query.matches(&m.body));
-    found.sort_by(|a, b| b.id.cmp(&a.id));
+    found.sort_by_key(|m| std::cmp::Reverse(m.id));
     let results = found
         .into_iter()
         .filter_map(|message| {

@@ -89,6 +89,33 @@ pub async fn edit(
     Ok(())
 }
 
+/// Rewrites a regenerated AI reply: its new body and search terms (as an edit does), whether it
+/// was stopped, and when. False when the reply is gone (deleted meanwhile).
+pub async fn replace_reply(
+    db: &PgPool,
+    keyring: &RoomKeyring,
+    room_id: Uuid,
+    id: Uuid,
+    body: &str,
+    stopped: bool,
+    at: DateTime<Utc>,
+) -> Result<bool, Error> {
+    if !matches!(live_sealed(db, room_id, id).await?, Some((MessageKind::Ai, _))) {
+        return Ok(false);
+    }
+    edit(db, keyring, room_id, id, body, at).await?;
+    let n = sqlx::query(
+        "UPDATE messages SET stopped = $3 WHERE room_id = $1 AND id = $2 AND kind = 'ai' AND deleted_at IS NULL",
+    )
+    .bind(room_id)
+    .bind(id)
+    .bind(stopped)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 /// Deletes a message's content and its search terms; the row stays so `seq` has no gap.
 pub async fn delete(
     db: &PgPool,

@@ -420,35 +420,6 @@ pub async fn set_sources(
     Ok(())
 }
 
-/// Rewrites a regenerated AI reply: its new body, whether it was stopped, and when. False when
-/// the reply is gone (deleted meanwhile).
-pub async fn replace_reply(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    id: Uuid,
-    body: &str,
-    stopped: bool,
-    at: DateTime<Utc>,
-) -> Result<bool, Error> {
-    let sealed = keyring.seal(room_id, Aad::message(id), body.as_bytes()).await?;
-    let n = sqlx::query(
-        "UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, stopped = $6, edited_at = $7
-         WHERE room_id = $1 AND id = $2 AND kind = 'ai' AND deleted_at IS NULL",
-    )
-    .bind(room_id)
-    .bind(id)
-    .bind(sealed.key_version)
-    .bind(&sealed.nonce)
-    .bind(&sealed.ciphertext)
-    .bind(stopped)
-    .bind(at)
-    .execute(db)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
-}
-
 /// What adding a reaction did.
 #[derive(Debug)]
 pub enum Reacted {
