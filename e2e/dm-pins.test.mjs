@@ -82,7 +82,8 @@ describe('Mathia direct messages and pins', () => {
     dmId = await current.getAttribute('data-room-id');
     assert.equal((await current.textContent()).includes(bruno.name), true);
     assert.equal(await pageA.getByTestId('invite-button').isDisabled(), true, 'nobody is invited to a DM');
-    // B hears of it live, under A's name.
+    // B hears of it live, under A's name (B's sidebar is a drawer at phone width).
+    await pageB.getByRole('button', { name: 'Show rooms' }).click();
     await dmItem(pageB).waitFor({ state: 'visible', timeout: WAIT_MS });
     assert.equal((await dmItem(pageB).textContent()).includes(alice.name), true);
     assert.equal(await pageB.locator('[data-testid="room-list"] [data-testid="dm-item"]').count(), 0, 'not among rooms');
@@ -119,6 +120,8 @@ describe('Mathia direct messages and pins', () => {
 
     await message.hover();
     await message.getByTestId('message-pin').click();
+    // Showing the message closed B's panel (a drawer at phone width); B opens it again.
+    await openContextTab(pageB, 'pins');
     await pin.waitFor({ state: 'detached', timeout: WAIT_MS });
     await eventually(async () => (await message.getAttribute('data-pinned')) === null, { what: 'A sees it unpinned' });
     assert.deepEqual(pageErrors, []);

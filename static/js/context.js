@@ -91,6 +91,11 @@ export function close({ focusToggle = false } = {}) {
   if (focusToggle) $('notes-toggle').focus();
 }
 
+/** Closes the panel when it is a drawer over the chat, so that the chat can take focus. */
+export function closeIfDrawer() {
+  if (narrow.matches) close();
+}
+
 function select(tab, { focusTab }) {
   if (!panels[tab]) return;
   if (tab === 'moderation' && !moderationAvailable) return;

@@ -9,6 +9,7 @@ import * as socket from './socket.js';
 import * as session from './session.js';
 import { $, el } from './dom.js';
 import { jumpTo } from './chat/render.js';
+import { closeIfDrawer } from './context.js';
 
 /** roomId -> {pins: Map(messageId -> message), loaded, loading, error, stale} */
 const cache = new Map();
@@ -155,6 +156,8 @@ function buildPin(m) {
 
 function showMessage(id) {
   const loaded = $('message-list').querySelector(`.message[data-id="${CSS.escape(String(id))}"]`);
-  if (loaded) jumpTo(id);
-  else $('pins-status').textContent = 'That message is further back in the history: scroll up to load it.';
+  if (loaded) {
+    closeIfDrawer();
+    jumpTo(id);
+  } else $('pins-status').textContent = 'That message is further back in the history: scroll up to load it.';
 }

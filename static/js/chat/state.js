@@ -117,6 +117,9 @@ export function storeMessage(st, message) {
     message.attachment || null,
     message.sources || [],
     message.private_sources || 0,
+    message.pinned || null,
+    message.mentions || [],
+    Boolean(message.mentions_room),
   ]);
   const known = S.revisions.get(message.id);
   if (!known) S.revisions.set(message.id, [0, signature]);
