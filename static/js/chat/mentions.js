@@ -140,8 +140,13 @@ function updateSuggestions() {
   const before = composer.value.slice(0, composer.selectionStart);
   const match = /(^|\s)@([^\s@<>]{0,30})$/.exec(before);
   if (!match) return closeSuggestions();
-  loadMembers(S.current.id, { force: Date.now() - (loadedAt.get(S.current.id) || 0) > STALE_MS });
-  const items = candidates(S.current.id, match[2]);
+  const roomId = S.current.id;
+  const age = Date.now() - (loadedAt.get(roomId) || 0);
+  const items = candidates(roomId, match[2]);
+  // Someone who joined since the names were fetched is not in them: a query that finds nobody
+  // fetches them again (at most every half second), and the answer runs this again.
+  const nobody = !items.some((m) => !SPECIAL.includes(m));
+  loadMembers(roomId, { force: age > STALE_MS || (nobody && age > 500) });
   if (items.length === 0) return closeSuggestions();
   const index = suggest && suggest.query === match[2] ? Math.min(suggest.index, items.length - 1) : 0;
   suggest = { start: before.length - match[2].length - 1, query: match[2], items, index };
