@@ -26,9 +26,20 @@ pub async fn per_person_limit(
     user_id: Uuid,
     now: chrono::DateTime<chrono::Utc>,
 ) -> crate::Result<()> {
+    limit_per_minute(app, counter, what, user_id, now, app.config.rate_limit_per_min).await
+}
+
+/// The per-person limiter at `limit` a minute, for kinds with a budget of their own.
+pub async fn limit_per_minute(
+    app: &App,
+    counter: &str,
+    what: &str,
+    user_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> crate::Result<()> {
     let subject = format!("{counter}:{user_id}");
     let event_id = Uuid::new_v4().to_string();
-    let limit = app.config.rate_limit_per_min;
     match app.redis.rate_limit(&subject, now.timestamp_millis(), RATE_WINDOW, limit, &event_id).await {
         Ok(RateDecision::Allowed) => Ok(()),
         Ok(RateDecision::Limited { retry_after_ms }) => Err(Error::RateLimited {

@@ -3,16 +3,11 @@
 //! it moves, every connection of the person gets `read_marker` with the new counts, so two
 //! devices agree. Reading is not speaking: a muted member may mark a room read.
 
-use std::time::Duration;
-
 use uuid::Uuid;
 
 use crate::{
     access,
-    adapters::{
-        postgres::attention::{self, Standing},
-        redis::RateDecision,
-    },
+    adapters::postgres::attention::{self, Standing},
     app::App,
     error::Error,
     protocol::ServerEvent,
@@ -22,7 +17,6 @@ use crate::{
 /// How many `mark_read`s a person may send a minute, per message they may send (a client marks
 /// as it scrolls, so this is above the message limit and counted apart from it: 120 by default).
 pub const MARKS_PER_MESSAGE: u32 = 4;
-const WINDOW: Duration = Duration::from_secs(60);
 
 /// Moves the person's marker in the room forward to `seq`; answers where they stand after.
 pub async fn mark_read(app: &App, user_id: Uuid, room_id: Uuid, seq: i64) -> crate::Result<Standing> {
@@ -46,21 +40,9 @@ pub async fn mark_read(app: &App, user_id: Uuid, room_id: Uuid, seq: i64) -> cra
     Ok(after)
 }
 
-/// The per-person limiter of messages, with its own subject and budget. Losing Redis must not
-/// stop reading.
+/// Read markers have a budget of their own, so marking read never uses up someone's messages.
+/// Losing Redis must not stop reading.
 async fn rate_limit(app: &App, user_id: Uuid) -> crate::Result<()> {
-    let now = app.clock.now().timestamp_millis();
-    let event_id = Uuid::new_v4().to_string();
     let limit = app.config.rate_limit_per_min.saturating_mul(MARKS_PER_MESSAGE);
-    match app.redis.rate_limit(&format!("read:{user_id}"), now, WINDOW, limit, &event_id).await {
-        Ok(RateDecision::Allowed) => Ok(()),
-        Ok(RateDecision::Limited { retry_after_ms }) => Err(Error::RateLimited {
-            retry_after: Duration::from_millis(retry_after_ms),
-            message: format!("at most {limit} read markers a minute; wait a moment"),
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "read marker rate limit skipped");
-            Ok(())
-        }
-    }
+    crate::limits::limit_per_minute(app, "read", "read markers", user_id, app.clock.now(), limit).await
 }
