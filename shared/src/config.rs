@@ -135,6 +135,11 @@ pub struct Config {
     pub ai_deadline: Duration,
     /// The most characters of model text a stored reply keeps; then it is cut with a note.
     pub ai_reply_max_chars: usize,
+    /// The most rounds of tool calls in one reply; the round after them is answered without
+    /// tools.
+    pub ai_tool_rounds: u32,
+    /// How long one tool call may take; then the model is told it timed out.
+    pub ai_tool_timeout: Duration,
     /// The platform operator's credential for `POST /api/wallet/credit`; unset → nobody may.
     pub operator_token: Option<String>,
     pub calendly_base_url: String,
@@ -305,6 +310,8 @@ impl Config {
             ai_max_tokens: parsed("MATHIA_AI_MAX_TOKENS", 1024)?,
             ai_deadline: Duration::from_secs(parsed("MATHIA_AI_DEADLINE_S", 120)?),
             ai_reply_max_chars: parsed("MATHIA_AI_REPLY_MAX_CHARS", 16_000)?,
+            ai_tool_rounds: parsed("MATHIA_AI_TOOL_ROUNDS", 4)?,
+            ai_tool_timeout: Duration::from_secs(parsed("MATHIA_AI_TOOL_TIMEOUT_S", 15)?),
             operator_token: var("MATHIA_OPERATOR_TOKEN"),
             calendly_base_url: var("CALENDLY_BASE_URL").unwrap_or_else(|| "https://api.calendly.com".into()),
             calendly_auth_url: var("CALENDLY_AUTH_URL").unwrap_or_else(|| "https://auth.calendly.com".into()),
@@ -352,6 +359,8 @@ impl Config {
             ai_max_tokens: 1024,
             ai_deadline: Duration::from_secs(120),
             ai_reply_max_chars: 16_000,
+            ai_tool_rounds: 4,
+            ai_tool_timeout: Duration::from_secs(15),
             operator_token: None,
             calendly_base_url: "https://api.calendly.com".into(),
             calendly_auth_url: "https://auth.calendly.com".into(),

@@ -25,6 +25,8 @@ pub enum Dependency {
     Model,
     /// Calendly.
     Calendly,
+    /// A tool the assistant called (one of an MCP server's, or one that timed out).
+    Tool,
 }
 
 impl fmt::Display for Dependency {
@@ -37,6 +39,7 @@ impl fmt::Display for Dependency {
             Self::Files => "file storage",
             Self::Model => "the assistant",
             Self::Calendly => "Calendly",
+            Self::Tool => "the tool",
         })
     }
 }

@@ -196,6 +196,23 @@ pub enum ServerEvent {
         stream_id: Uuid,
         message: Message,
     },
+    /// The assistant calls a tool while it answers (between its stream's start and end).
+    AiToolCall {
+        room_id: Uuid,
+        stream_id: Uuid,
+        call_id: String,
+        name: String,
+        arguments: serde_json::Value,
+    },
+    /// The call's outcome: `ok`, and a one-line summary (or the error's message).
+    AiToolResult {
+        room_id: Uuid,
+        stream_id: Uuid,
+        call_id: String,
+        name: String,
+        ok: bool,
+        summary: String,
+    },
     MessagePinned {
         room_id: Uuid,
         message_id: Uuid,

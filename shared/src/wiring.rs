@@ -17,7 +17,10 @@ use crate::{
         local::{LocalPush, LocalQueue, LocalQueueReceivers},
         postgres,
     },
-    ai::connectors::{self, Connector},
+    ai::{
+        connectors::{self, Connector},
+        tools::{self, Tool, ToolSource},
+    },
     app::AfterStore,
     config::Backend,
     ports::{Clock, Push, QueueName},
@@ -146,6 +149,35 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &crate::calendly::CalendlyConnector,
         &connectors::Chat,
     ]
+}
+
+/// Mathia's own tools, offered to the model (and by Mathia's MCP server).
+const TOOLS: &[&dyn Tool] = &[
+    &tools::RememberNote,
+    &tools::LookupNotes,
+    &tools::SearchMessages,
+    &tools::RoomPeople,
+    &tools::RoomHistory,
+    &tools::WalletBalance,
+    &crate::reminders::tools::SetReminder,
+    &crate::reminders::tools::ListReminders,
+    &crate::reminders::tools::CancelReminder,
+    &crate::calendly::tools::CalendarEvents,
+    &crate::calendly::tools::CheckAvailability,
+    &crate::calendly::tools::ScheduleMeeting,
+    &crate::calendly::tools::RoomFreeTimes,
+];
+
+pub fn tools() -> &'static [&'static dyn Tool] {
+    TOOLS
+}
+
+static MATHIA_TOOLS: tools::Fixed = tools::Fixed(TOOLS);
+static TOOL_SOURCES: &[&dyn ToolSource] = &[&MATHIA_TOOLS];
+
+/// Where the assistant's tools come from: Mathia's own, then the workspace's MCP servers.
+pub fn tool_sources() -> &'static [&'static dyn ToolSource] {
+    TOOL_SOURCES
 }
 
 /// What runs after a person's message is stored and sent to the room.

@@ -3,12 +3,14 @@
 //! (`router`, `connectors`), builds the prompt (`context`), streams the reply to the room in
 //! coalesced chunks (`worker`), stores it and bills the workspace once.
 
+pub mod agent;
 pub mod catch_up;
 pub mod connectors;
 pub mod context;
 pub mod models;
 pub mod regenerate;
 pub mod router;
+pub mod tools;
 pub mod worker;
 
 use std::{sync::LazyLock, time::Duration};

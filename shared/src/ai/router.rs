@@ -49,9 +49,28 @@ pub fn route(request: &str) -> Intent {
     RULES.iter().find(|(_, re)| re.is_match(request)).map(|(intent, _)| *intent).unwrap_or(Intent::Chat)
 }
 
+/// The intent when the request *is* a command: a rule that matches from its first word
+/// ("remind me to call John in 10 mins", "/calendly connect"). With a model that calls tools,
+/// anything else is the model's to understand ("can you book something with Bo next Tuesday?").
+pub fn route_exact(request: &str) -> Option<Intent> {
+    let request = request.trim();
+    RULES.iter().find(|(_, re)| re.find(request).is_some_and(|m| m.start() == 0)).map(|(intent, _)| *intent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_commands_are_exact() {
+        assert_eq!(route_exact("remind me to call John in 10 mins"), Some(Intent::SetReminder));
+        assert_eq!(route_exact("remember that the launch is on Friday"), Some(Intent::Remember));
+        assert_eq!(route_exact("/calendly connect"), Some(Intent::CalendlyConnect));
+        assert_eq!(route_exact("summarize this week"), Some(Intent::Summarize));
+        assert_eq!(route_exact("what did we decide about the launch, and remind me about it on Friday"), None);
+        assert_eq!(route_exact("can you book something with Bo next Tuesday afternoon?"), None);
+        assert_eq!(route_exact("what's our wallet balance?"), None);
+    }
 
     #[test]
     fn each_phrasing_routes_to_its_intent() {

@@ -26,8 +26,12 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use super::{
+    agent,
     connectors::{Answer, Connector, Ctx, connector_for},
-    context, router, strip_mention,
+    context,
+    router::{self, Intent},
+    strip_mention,
+    tools::{ToolCtx, ToolSource},
 };
 use crate::{
     adapters::postgres::{
@@ -53,7 +57,7 @@ const STOP_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// How a stream ended.
 #[derive(Debug, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     Completed,
     Stopped,
     Failed(String),
@@ -62,9 +66,11 @@ enum End {
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Limit {
+pub(super) enum Limit {
     Time,
     Length,
+    /// The workspace could not pay for another round of tool calls.
+    Funds,
 }
 
 impl Limit {
@@ -72,6 +78,7 @@ impl Limit {
         match self {
             Self::Time => "\n\n⚠️ The reply was cut short: it reached the time limit.",
             Self::Length => "\n\n⚠️ The reply was cut short: it reached the length limit.",
+            Self::Funds => "\n\n⚠️ The reply was cut short: the workspace ran out of credits.",
         }
     }
 }
@@ -83,10 +90,10 @@ fn text_budget(cap: usize) -> usize {
 }
 
 /// Sends coalesced `ai_stream_chunk`s with gapless `seq`s and keeps what was sent.
-struct Chunks<'a> {
+pub(super) struct Chunks<'a> {
     app: &'a App,
     room_id: Uuid,
-    stream_id: Uuid,
+    pub(super) stream_id: Uuid,
     seq: u64,
     pending: String,
     sent: String,
@@ -109,7 +116,7 @@ impl<'a> Chunks<'a> {
         }
     }
 
-    async fn push(&mut self, delta: &str) {
+    pub(super) async fn push(&mut self, delta: &str) {
         self.chars += delta.chars().count();
         self.pending.push_str(delta);
         if self.pending.chars().count() >= FLUSH_CHARS || self.last_flush.elapsed() >= FLUSH_EVERY {
@@ -117,7 +124,7 @@ impl<'a> Chunks<'a> {
         }
     }
 
-    async fn flush(&mut self) {
+    pub(super) async fn flush(&mut self) {
         // An empty flush sends nothing and so must not restart the clock: the next token
         // would wait for no reason.
         if self.pending.is_empty() {
@@ -137,50 +144,55 @@ impl<'a> Chunks<'a> {
     }
 }
 
-async fn stop_requested(app: &App, stream_id: Uuid) -> bool {
+pub(super) async fn stop_requested(app: &App, stream_id: Uuid) -> bool {
     app.redis.stop_requested(stream_id).await.unwrap_or(false)
 }
 
-/// Streams the model's answer, checking for `stop_ai` between chunks and on a timer, until it
-/// ends, fails, is stopped, passes `deadline` or reaches `budget` characters.
-async fn stream_model(
+/// Streams one turn of the model, checking for `stop_ai` between chunks and on a timer, until
+/// it ends, fails, is stopped, passes `deadline` or reaches `budget` characters. A turn that
+/// ends by asking for tools (offered in `tools`) completes with those calls.
+pub(super) async fn stream_model(
     app: &App,
     ai: &dyn crate::ports::Ai,
     chunks: &mut Chunks<'_>,
     prompt: Vec<crate::ports::ChatMessage>,
+    tools: &[crate::ports::ToolSpec],
     deadline: tokio::time::Instant,
     budget: usize,
-) -> End {
-    let mut deltas = match tokio::time::timeout_at(deadline, ai.stream(prompt)).await {
-        Err(_) => return End::Cut(Limit::Time),
+) -> (End, Vec<crate::ports::ToolCall>) {
+    use crate::ports::Delta;
+    let mut deltas = match tokio::time::timeout_at(deadline, ai.turn(prompt, tools)).await {
+        Err(_) => return (End::Cut(Limit::Time), Vec::new()),
         Ok(Ok(d)) => d,
-        Ok(Err(e)) => return End::Failed(e.to_string()),
+        Ok(Err(e)) => return (End::Failed(e.to_string()), Vec::new()),
     };
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stop_check = Instant::now();
+    let mut calls = Vec::new();
     loop {
         tokio::select! {
             next = deltas.next() => match next {
-                Some(Ok(delta)) => {
+                Some(Ok(Delta::Text(delta))) => {
                     let room = budget.saturating_sub(chunks.chars);
                     if delta.chars().count() >= room {
                         let fits: String = delta.chars().take(room).collect();
                         chunks.push(&fits).await;
-                        return End::Cut(Limit::Length);
+                        return (End::Cut(Limit::Length), Vec::new());
                     }
                     chunks.push(&delta).await
                 }
-                Some(Err(e)) => return End::Failed(e.to_string()),
-                None => return End::Completed,
+                Some(Ok(Delta::ToolCalls(asked))) => calls = asked,
+                Some(Err(e)) => return (End::Failed(e.to_string()), Vec::new()),
+                None => return (End::Completed, calls),
             },
-            _ = tokio::time::sleep_until(deadline) => return End::Cut(Limit::Time),
+            _ = tokio::time::sleep_until(deadline) => return (End::Cut(Limit::Time), Vec::new()),
             _ = tick.tick() => {
                 chunks.flush().await;
                 if last_stop_check.elapsed() >= STOP_CHECK_EVERY {
                     last_stop_check = Instant::now();
                     if stop_requested(app, chunks.stream_id).await {
-                        return End::Stopped;
+                        return (End::Stopped, Vec::new());
                     }
                 }
             }
@@ -201,14 +213,17 @@ fn failure_text(reason: &str) -> String {
     )
 }
 
-/// Gives back a reserved charge for a reply that turned out free (once per job).
-async fn refund(app: &App, workspace_id: Uuid, job_id: Uuid) {
-    let key = format!("ai-refund:{job_id}");
+/// Gives back the charges reserved for a reply that turned out free: the first round's
+/// (`ai:<job>`) and each tool round's (`ai:<job>:<round>`), once per job.
+async fn refund(app: &App, workspace_id: Uuid, job_id: Uuid, rounds: u32) {
     let cost = app.config.ai_reply_cost_cents;
-    match wallet::apply(&app.db, workspace_id, wallet::Kind::Credit, cost, &key, "AI reply refund", None).await {
-        Ok(wallet::Moved::New(_) | wallet::Moved::Replayed(_)) => {}
-        Ok(other) => tracing::warn!(?other, "the reserved charge could not be refunded"),
-        Err(e) => tracing::error!(error = %e, "the reserved charge could not be refunded"),
+    for round in 0..rounds {
+        let key = if round == 0 { format!("ai-refund:{job_id}") } else { format!("ai-refund:{job_id}:{round}") };
+        match wallet::apply(&app.db, workspace_id, wallet::Kind::Credit, cost, &key, "AI reply refund", None).await {
+            Ok(wallet::Moved::New(_) | wallet::Moved::Replayed(_)) => {}
+            Ok(other) => tracing::warn!(?other, "the reserved charge could not be refunded"),
+            Err(e) => tracing::error!(error = %e, "the reserved charge could not be refunded"),
+        }
     }
 }
 
@@ -233,7 +248,12 @@ async fn replace(
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
-pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> crate::Result<()> {
+pub async fn handle(
+    app: &App,
+    job: AiJob,
+    connectors: &[&dyn Connector],
+    tool_sources: &[&dyn ToolSource],
+) -> crate::Result<()> {
     let stream_id =
         match ai_jobs::claim(&app.db, job.job_id, job.room_id, job.message_id, job.regenerates, app.clock.now()).await?
         {
@@ -244,7 +264,7 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
             }
         };
     let job_id = job.job_id;
-    let result = run_claimed(app, job, connectors, stream_id).await;
+    let result = run_claimed(app, job, connectors, tool_sources, stream_id).await;
     if result.is_err()
         && let Err(e) = ai_jobs::release(&app.db, job_id, stream_id).await
     {
@@ -254,7 +274,13 @@ pub async fn handle(app: &App, job: AiJob, connectors: &[&dyn Connector]) -> cra
 }
 
 /// The job, once this attempt holds its claim.
-async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], stream_id: Uuid) -> crate::Result<()> {
+async fn run_claimed(
+    app: &App,
+    job: AiJob,
+    connectors: &[&dyn Connector],
+    tool_sources: &[&dyn ToolSource],
+    stream_id: Uuid,
+) -> crate::Result<()> {
     let trigger = messages::get(&app.db, &app.keyring, job.room_id, job.message_id).await?;
     let Some(trigger) = trigger.filter(|m| !m.deleted) else {
         ai_jobs::finish(&app.db, job.job_id, None, "trigger_gone").await?;
@@ -279,9 +305,15 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
         ai_jobs::finish(&app.db, job.job_id, None, "not_regenerable").await?;
         return Ok(());
     }
-    let intent = router::route(&request);
+    let room =
+        rooms::get(&app.db, job.room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "unknown room"))?;
+    let ai = super::models::for_workspace(app, room.workspace_id).await?;
+    // With a model that calls tools, only a request that *is* a command ("remind me to …",
+    // "/calendly connect") goes to its connector; anything else is the model's, with tools.
+    let agentic = ai.calls_tools();
+    let intent = if agentic { router::route_exact(&request).unwrap_or(Intent::Chat) } else { router::route(&request) };
     let connector = connector_for(connectors, intent);
-    tracing::info!(?intent, connector = connector.name(), "routed");
+    tracing::info!(?intent, connector = connector.name(), agentic, "routed");
     let ctx = Ctx {
         app,
         room_id: job.room_id,
@@ -291,11 +323,9 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
         trigger: &trigger,
     };
     let answer = connector.answer(&ctx).await?;
+    let agentic = agentic && intent == Intent::Chat;
 
     let cost = app.config.ai_reply_cost_cents;
-    let room =
-        rooms::get(&app.db, job.room_id).await?.ok_or_else(|| Error::not_found("room_not_found", "unknown room"))?;
-    let ai = super::models::for_workspace(app, room.workspace_id).await?;
     let billed = matches!(answer, Answer::Model { .. }) && ai.is_model() && cost > 0;
     if billed {
         let charge_key = format!("ai:{}", job.job_id);
@@ -323,6 +353,7 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
     .await;
     let mut chunks = Chunks::new(app, job.room_id, stream_id);
     let mut sources = Sources::default();
+    let mut rounds_reserved = u32::from(billed);
     let (end, keep_as) = match answer {
         Answer::Reply(text) => {
             stream_text(&mut chunks, &text).await;
@@ -330,6 +361,11 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
         }
         Answer::Model { instruction, keep_as, history } => {
             let deadline = tokio::time::Instant::now() + app.config.ai_deadline;
+            let instruction = match (agentic, instruction) {
+                (true, Some(i)) => Some(format!("{i}\n{}", agent::INSTRUCTION)),
+                (true, None) => Some(agent::INSTRUCTION.to_owned()),
+                (false, i) => i,
+            };
             let prompt = match context::build(
                 app,
                 job.room_id,
@@ -347,13 +383,38 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
                 }
                 Err(e) => {
                     if billed {
-                        refund(app, room.workspace_id, job.job_id).await;
+                        refund(app, room.workspace_id, job.job_id, rounds_reserved).await;
                     }
                     return Err(e);
                 }
             };
             let budget = text_budget(app.config.ai_reply_max_chars);
-            let end = stream_model(app, ai.as_ref(), &mut chunks, prompt, deadline, budget).await;
+            let end = if agentic {
+                let mut tools = Vec::new();
+                for source in tool_sources {
+                    tools.extend(source.tools(app, room.workspace_id).await);
+                }
+                // A regeneration answers again without acting again.
+                if replaces.is_some() {
+                    tools.retain(|t| !t.changes_things());
+                }
+                let agent = agent::Agent {
+                    app,
+                    ai: ai.as_ref(),
+                    tools,
+                    ctx: ToolCtx { app, asker_id: asker.id, room_id: Some(job.room_id) },
+                    job_id: job.job_id,
+                    room_id: job.room_id,
+                    workspace_id: room.workspace_id,
+                    billed,
+                };
+                let chain = agent.run(&mut chunks, prompt, deadline, budget).await;
+                sources.tools = chain.uses;
+                rounds_reserved = chain.rounds_reserved;
+                chain.end
+            } else {
+                stream_model(app, ai.as_ref(), &mut chunks, prompt, &[], deadline, budget).await.0
+            };
             // A regeneration keeps nothing as a note: the first answer did, if it was to.
             (end, keep_as.filter(|_| replaces.is_none()))
         }
@@ -386,7 +447,7 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
     // Settled before the end is announced, so whoever sees `ai_stream_end` sees the balance too.
     let delivered_text = had_text && !matches!(end, End::Failed(_));
     if billed && !delivered_text {
-        refund(app, room.workspace_id, job.job_id).await;
+        refund(app, room.workspace_id, job.job_id, rounds_reserved).await;
     }
     let message = match replaces {
         None => {
@@ -396,6 +457,7 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
             messages::set_sources(&app.db, &app.keyring, job.room_id, message.id, &sources).await?;
             message.sources = sources.notes;
             message.private_sources = sources.private;
+            message.tools = sources.tools;
             *message
         }
         Some(old) => replace(app, job.room_id, old, &reply, delivered_text, &sources).await?,
@@ -409,6 +471,7 @@ async fn run_claimed(app: &App, job: AiJob, connectors: &[&dyn Connector], strea
         End::Failed(_) => "failed",
         End::Cut(Limit::Time) => "cut_time",
         End::Cut(Limit::Length) => "cut_length",
+        End::Cut(Limit::Funds) => "cut_funds",
     };
     if let (End::Completed, Some(kind)) = (&end, keep_as) {
         let note =

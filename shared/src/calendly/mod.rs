@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod free;
+pub mod tools;
 
 use std::str::FromStr;
 

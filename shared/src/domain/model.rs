@@ -144,6 +144,9 @@ pub struct Message {
     /// counted, never named, since the room's other members may not read them.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub private_sources: u32,
+    /// The tools an AI reply called, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolUse>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -163,6 +166,18 @@ pub struct Source {
 pub struct Sources {
     pub notes: Vec<Source>,
     pub private: u32,
+    #[serde(default)]
+    pub tools: Vec<ToolUse>,
+}
+
+/// A tool the assistant called while answering, as the room sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ToolUse {
+    pub call_id: String,
+    pub name: String,
+    pub arguments: serde_json::Value,
+    pub ok: bool,
+    pub summary: String,
 }
 
 /// A message's pin.
@@ -245,7 +260,20 @@ impl NotePriority {
     }
 }
 
+/// The longest note, in characters.
+pub const NOTE_MAX_CHARS: usize = 2000;
+
 impl NoteKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "decision" => Some(Self::Decision),
+            "action_item" => Some(Self::ActionItem),
+            "insight" => Some(Self::Insight),
+            "reference" => Some(Self::Reference),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Decision => "decision",

@@ -172,17 +172,59 @@ impl Clock for SystemClock {
     }
 }
 
-/// One message of a chat completion request.
+/// One message of a chat completion request: a turn of the conversation, the assistant asking
+/// for tool calls (`tool_calls`), or a tool's result (`role: "tool"`, `tool_call_id`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
     pub fn new(role: &str, content: impl Into<String>) -> Self {
-        Self { role: role.to_owned(), content: content.into() }
+        Self { role: role.to_owned(), content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
     }
+
+    /// The assistant's turn that asked for these calls (and said `content` first, if anything).
+    pub fn tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self { tool_calls: calls, ..Self::new("assistant", content) }
+    }
+
+    /// A tool's result, answering the call `id`.
+    pub fn tool_result(id: &str, content: impl Into<String>) -> Self {
+        Self { tool_call_id: Some(id.to_owned()), ..Self::new("tool", content) }
+    }
+}
+
+/// A call the model asks for, in the OpenAI-compatible shape (`arguments` is a JSON text).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool offered to the model: its name, what it does, and its parameters as a JSON Schema.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -200,12 +242,33 @@ pub enum AiError {
 /// A stream of text deltas from the model.
 pub type Deltas = futures::stream::BoxStream<'static, Result<String, AiError>>;
 
+/// What a turn with tools streams: text as it comes, then the calls the model asks for (once,
+/// complete, when its turn ends with them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delta {
+    Text(String),
+    ToolCalls(Vec<ToolCall>),
+}
+
+pub type TurnDeltas = futures::stream::BoxStream<'static, Result<Delta, AiError>>;
+
 /// Streams a chat completion.
 #[async_trait]
 pub trait Ai: Send + Sync {
     /// Whether a real model is behind this (the offline responder is not, and is not billed).
     fn is_model(&self) -> bool;
     async fn stream(&self, messages: Vec<ChatMessage>) -> Result<Deltas, AiError>;
+
+    /// Whether [`Ai::turn`] offers tools to the model.
+    fn calls_tools(&self) -> bool {
+        false
+    }
+
+    /// A turn in which the model may ask for `tools`. Without tool support, it is [`Ai::stream`].
+    async fn turn(&self, messages: Vec<ChatMessage>, _tools: &[ToolSpec]) -> Result<TurnDeltas, AiError> {
+        use futures::StreamExt;
+        Ok(self.stream(messages).await?.map(|d| d.map(Delta::Text)).boxed())
+    }
 }
 
 // ---- files ----------------------------------------------------------------------------------

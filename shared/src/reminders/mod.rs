@@ -5,6 +5,7 @@
 //! offline sees it on their next connection.
 
 pub mod parse;
+pub mod tools;
 
 use std::str::FromStr;
 

@@ -8,7 +8,7 @@ use crate::{
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id))]
 pub async fn handle_ai(app: &App, job: AiJob) -> Result<(), JobError> {
-    Ok(crate::ai::worker::handle(app, job, crate::wiring::connectors()).await?)
+    Ok(crate::ai::worker::handle(app, job, crate::wiring::connectors(), crate::wiring::tool_sources()).await?)
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]

@@ -41,6 +41,54 @@ pub enum Behaviour {
         delta: String,
         delay: Duration,
     },
+    /// The n-th request gets the n-th turn (the last one again once they run out): a script
+    /// of tool calls and answers, as an agent's rounds.
+    Script(Vec<Turn>),
+}
+
+/// One turn of a scripted model.
+#[derive(Clone, Debug)]
+pub enum Turn {
+    /// Streams this answer, word by word.
+    Say(String),
+    /// Says `text` (maybe nothing), then asks for these calls: (id, tool name, arguments JSON).
+    Call { text: String, calls: Vec<(String, String, String)> },
+    /// Says `first`, then waits until [`FakeModel::release`], then ends.
+    Gated(String),
+}
+
+impl Turn {
+    pub fn say(text: &str) -> Self {
+        Turn::Say(text.into())
+    }
+
+    pub fn call(calls: &[(&str, &str, Value)]) -> Self {
+        Turn::Call {
+            text: String::new(),
+            calls: calls.iter().map(|(id, name, args)| (id.to_string(), name.to_string(), args.to_string())).collect(),
+        }
+    }
+}
+
+/// A turn's tool calls as a provider streams them: the id and name first, then the arguments
+/// in two fragments, interleaved across calls.
+fn tool_call_events(calls: &[(String, String, String)]) -> Vec<String> {
+    let chunk = |v: Value| format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": v}]}));
+    let mut out = Vec::new();
+    for (i, (id, name, _)) in calls.iter().enumerate() {
+        out.push(chunk(json!({"tool_calls": [{"index": i, "id": id, "type": "function",
+            "function": {"name": name, "arguments": ""}}]})));
+    }
+    for (i, (_, _, args)) in calls.iter().enumerate() {
+        let cut = args.char_indices().nth(args.chars().count() / 2).map(|(b, _)| b).unwrap_or(0);
+        out.push(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": &args[..cut]}}]})));
+    }
+    for (i, (_, _, args)) in calls.iter().enumerate() {
+        let cut = args.char_indices().nth(args.chars().count() / 2).map(|(b, _)| b).unwrap_or(0);
+        out.push(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": &args[cut..]}}]})));
+    }
+    out.push(format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})));
+    out
 }
 
 #[derive(Clone)]
@@ -60,8 +108,31 @@ fn sse(delta: &str) -> String {
 
 async fn completions(State(model): State<FakeModel>, body: axum::body::Bytes) -> Response {
     model.requests.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-    let behaviour = model.behaviour.lock().unwrap().clone();
+    let (behaviour, nth) = {
+        let requests = model.requests.lock().unwrap();
+        (model.behaviour.lock().unwrap().clone(), requests.len() - 1)
+    };
+    let behaviour = match behaviour {
+        Behaviour::Script(turns) => {
+            let turn = turns.get(nth).or(turns.last()).cloned().expect("a script of at least one turn");
+            match turn {
+                Turn::Say(text) => FakeModel::words(&text, Duration::from_millis(2)),
+                Turn::Gated(first) => Behaviour::Gated { first: vec![first], rest: Vec::new() },
+                Turn::Call { text, calls } => {
+                    let words = text.split_inclusive(' ').map(|w| sse(w)).collect::<Vec<_>>();
+                    let events = words
+                        .into_iter()
+                        .chain(tool_call_events(&calls))
+                        .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
+                        .collect::<Vec<_>>();
+                    return sse_response(futures::stream::iter(events).boxed());
+                }
+            }
+        }
+        other => other,
+    };
     match behaviour {
+        Behaviour::Script(_) => unreachable!("a script plays one of its turns"),
         Behaviour::Status(code) => (StatusCode::from_u16(code).unwrap(), "upstream trouble").into_response(),
         Behaviour::Hang => {
             std::future::pending::<()>().await;

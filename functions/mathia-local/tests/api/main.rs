@@ -2,6 +2,7 @@
 
 mod abuse;
 mod access;
+mod agent;
 mod ai;
 mod assistant;
 mod attention;

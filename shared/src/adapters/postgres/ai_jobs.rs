@@ -136,3 +136,53 @@ pub async fn finish(db: &PgPool, job_id: Uuid, reply: Option<Uuid>, outcome: &st
         .await?;
     Ok(())
 }
+
+/// A tool call's stored outcome, when this job made it before (see migration 0016).
+pub async fn tool_outcome(
+    db: &PgPool,
+    keyring: &crate::keyring::RoomKeyring,
+    room_id: Uuid,
+    job_id: Uuid,
+    call_key: &str,
+) -> Result<Option<Vec<u8>>, crate::error::Error> {
+    let row: Option<(i32, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT key_version, nonce, ciphertext FROM ai_tool_calls WHERE job_id = $1 AND call_key = $2 AND room_id = $3",
+    )
+    .bind(job_id)
+    .bind(call_key)
+    .bind(room_id)
+    .fetch_optional(db)
+    .await?;
+    let Some((key_version, nonce, ciphertext)) = row else { return Ok(None) };
+    let sealed = crate::keyring::Sealed { key_version, nonce, ciphertext };
+    Ok(Some(keyring.open(room_id, tool_aad(job_id, call_key), &sealed).await?))
+}
+
+/// Keeps a tool call's outcome (the first one kept wins).
+pub async fn keep_tool_outcome(
+    db: &PgPool,
+    keyring: &crate::keyring::RoomKeyring,
+    room_id: Uuid,
+    job_id: Uuid,
+    call_key: &str,
+    outcome: &[u8],
+) -> Result<(), crate::error::Error> {
+    let sealed = keyring.seal(room_id, tool_aad(job_id, call_key), outcome).await?;
+    sqlx::query(
+        "INSERT INTO ai_tool_calls (job_id, call_key, room_id, key_version, nonce, ciphertext)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(job_id)
+    .bind(call_key)
+    .bind(room_id)
+    .bind(sealed.key_version)
+    .bind(sealed.nonce)
+    .bind(sealed.ciphertext)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+fn tool_aad(job_id: Uuid, call_key: &str) -> crate::keyring::Aad<'_> {
+    crate::keyring::Aad { kind: call_key, id: job_id }
+}

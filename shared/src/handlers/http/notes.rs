@@ -51,7 +51,7 @@ pub async fn add_note(
     require_member(&app, room_id, auth.user.id).await?;
     crate::access::require_unmuted(&app, room_id, auth.user.id).await?;
     let text = body.text.trim();
-    if text.is_empty() || text.chars().count() > 2000 {
+    if text.is_empty() || text.chars().count() > crate::domain::NOTE_MAX_CHARS {
         return Err(Invalid::new("text", "must be 1 to 2000 characters").into());
     }
     let note = notes::add(

@@ -152,6 +152,7 @@ fn just_stored(
         mentions_room: false,
         sources: Vec::new(),
         private_sources: 0,
+        tools: Vec::new(),
     }
 }
 
@@ -399,13 +400,14 @@ pub async fn set_sources(
     id: Uuid,
     sources: &Sources,
 ) -> Result<(), Error> {
-    let (key_version, nonce, ciphertext) = if sources.notes.is_empty() && sources.private == 0 {
-        (None, None, None)
-    } else {
-        let json = serde_json::to_vec(sources).map_err(|e| Error::internal(anyhow::anyhow!(e)))?;
-        let sealed = keyring.seal(room_id, sources_aad(id), &json).await?;
-        (Some(sealed.key_version), Some(sealed.nonce), Some(sealed.ciphertext))
-    };
+    let (key_version, nonce, ciphertext) =
+        if sources.notes.is_empty() && sources.private == 0 && sources.tools.is_empty() {
+            (None, None, None)
+        } else {
+            let json = serde_json::to_vec(sources).map_err(|e| Error::internal(anyhow::anyhow!(e)))?;
+            let sealed = keyring.seal(room_id, sources_aad(id), &json).await?;
+            (Some(sealed.key_version), Some(sealed.nonce), Some(sealed.ciphertext))
+        };
     sqlx::query(
         "UPDATE messages SET sources_key_version = $3, sources_nonce = $4, sources_ciphertext = $5
          WHERE room_id = $1 AND id = $2",

@@ -140,6 +140,7 @@ async fn open_rows(db: &PgPool, keyring: &RoomKeyring, rows: Vec<MessageRow>) ->
             mentions: mentions.remove(&r.id).map(|m| m.users).unwrap_or_default(),
             sources: sources.notes,
             private_sources: sources.private,
+            tools: sources.tools,
         });
     }
     Ok(out)
