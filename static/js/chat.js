@@ -64,6 +64,8 @@ import {
   onStreamChunk,
   onStreamEnd,
   onStreamStart,
+  onToolCall,
+  onToolResult,
   revealAllStreams,
   sweepIdleStreams,
 } from './chat/stream.js';
@@ -87,6 +89,8 @@ export function initChat(options = {}) {
   socket.on('ai_stream_start', onStreamStart);
   socket.on('ai_stream_chunk', onStreamChunk);
   socket.on('ai_stream_end', onStreamEnd);
+  socket.on('ai_tool_call', onToolCall);
+  socket.on('ai_tool_result', onToolResult);
   socket.on('moderation', onModeration);
   socket.on('error', onSocketError);
   socket.on('connection', onConnection);

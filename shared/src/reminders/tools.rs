@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    adapters::postgres::reminders as store,
+    adapters::postgres::{onboarding, reminders as store},
     ai::tools::{Tool, ToolCtx, ToolOutput, room_id_property, schema, short, str_arg},
     error::Error,
     ports::ToolSpec,
@@ -20,7 +20,8 @@ impl Tool for SetReminder {
         ToolSpec {
             name: "set_reminder".into(),
             description: "Remind the person who asked of something at a time: `when` in plain words, \
-                          as they would say it (\"in 10 mins\", \"tomorrow at 9am\", \"on Friday at 3pm\")."
+                          as they would say it (\"in 10 mins\", \"tomorrow at 9am\", \"on Friday at 3pm\"), \
+                          or an RFC 3339 timestamp."
                 .into(),
             parameters: schema(
                 json!({
@@ -41,7 +42,21 @@ impl Tool for SetReminder {
         let room = ctx.room_to_change(&args).await?;
         let text = str_arg(&args, "text").ok_or_else(|| Error::invalid_field("text", "required"))?;
         let when = str_arg(&args, "when").ok_or_else(|| Error::invalid_field("when", "required"))?;
-        let (reminder, tz) = super::request(ctx.app, ctx.asker_id, room.id, text, Some(when), None).await?;
+        // Models often write the time as a timestamp; people's words go through the parser.
+        let (reminder, tz) = match chrono::DateTime::parse_from_rfc3339(when) {
+            Ok(at) => {
+                let at = at.with_timezone(&chrono::Utc);
+                if at <= ctx.app.clock.now() {
+                    return Err(Error::invalid_field("when", "that time has passed"));
+                }
+                if text.chars().count() > super::TEXT_MAX {
+                    return Err(Error::invalid_field("text", format!("at most {} characters", super::TEXT_MAX)));
+                }
+                let reminder = super::set(ctx.app, ctx.asker_id, room.id, None, text, at).await?;
+                (reminder, onboarding::timezone(&ctx.app.db, ctx.asker_id).await?)
+            }
+            Err(_) => super::request(ctx.app, ctx.asker_id, room.id, text, Some(when), None).await?,
+        };
         let local = reminder.due_at.with_timezone(&tz.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::Tz::UTC));
         Ok(ToolOutput::new(
             json!({"reminder_id": reminder.id, "text": reminder.text, "due_at": reminder.due_at,

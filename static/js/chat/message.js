@@ -66,6 +66,9 @@ export function buildMessage(m, st) {
     const file = attachmentEl(m.attachment, { onResize: keepPinned });
     if (file) main.append(file);
   }
+  if (!m.deleted && m.kind === 'ai' && (m.tools || []).length > 0) {
+    main.insertBefore(toolsEl(m.tools), main.querySelector('.message-body'));
+  }
   if (!m.deleted && m.kind === 'ai' && ((m.sources || []).length > 0 || m.private_sources > 0)) {
     main.append(sourcesEl(m));
   }
@@ -125,6 +128,40 @@ export function quote(ref, st) {
 export function excerptOf(text) {
   const flat = String(text || '').replace(/\s+/g, ' ').trim();
   return flat.length > EXCERPT_MAX ? `${flat.slice(0, EXCERPT_MAX - 1)}…` : flat;
+}
+
+/** The tools an AI reply called: one compact line each (name, outcome), which opens to show the
+ * arguments it was called with. A call still running has no outcome yet. */
+export function toolsEl(tools) {
+  return el(
+    'div',
+    { class: 'message-tools', dataset: { testid: 'message-tools' }, role: 'group', 'aria-label': 'Tools Mathia used' },
+    ...tools.map(toolLine),
+  );
+}
+
+export function toolLine(t) {
+  const status = t.ok == null ? 'running' : t.ok ? 'ok' : 'failed';
+  const icon = { running: '⏳', ok: '✓', failed: '⚠' }[status];
+  const label = { running: 'running', ok: 'done', failed: 'failed' }[status];
+  let args = '{}';
+  try {
+    args = JSON.stringify(t.arguments ?? {}, null, 2);
+  } catch {
+    // keep {}
+  }
+  return el(
+    'details',
+    { class: `tool-line tool-${status}`, dataset: { testid: 'tool-line', tool: String(t.name || ''), status } },
+    el(
+      'summary',
+      { 'aria-label': `Tool ${t.name}: ${label}${t.summary ? `, ${t.summary}` : ''}` },
+      el('span', { class: 'tool-icon', 'aria-hidden': 'true', text: icon }),
+      el('code', { class: 'tool-name', dataset: { testid: 'tool-name' }, text: String(t.name || '') }),
+      el('span', { class: 'tool-summary', dataset: { testid: 'tool-summary' }, text: t.summary || (status === 'running' ? 'running…' : '') }),
+    ),
+    el('pre', { class: 'tool-args', dataset: { testid: 'tool-args' }, text: args }),
+  );
 }
 
 /** The notes that informed an AI reply, as chips that open them in the Notes panel; the asker's

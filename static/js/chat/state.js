@@ -117,6 +117,7 @@ export function storeMessage(st, message) {
     message.attachment || null,
     message.sources || [],
     message.private_sources || 0,
+    message.tools || [],
     message.pinned || null,
     message.mentions || [],
     Boolean(message.mentions_room),

@@ -7,7 +7,7 @@ import { renderMarkdown } from '../markdown.js';
 import * as socket from '../socket.js';
 import { showComposerError } from './composer.js';
 import { checkGaps } from './history.js';
-import { avatar } from './message.js';
+import { avatar, toolsEl } from './message.js';
 import { isNearBottom, renderMessages, scrollToBottom } from './render.js';
 import { S, isCurrent, reducedMotion, state, storeMessage, STREAM_IDLE_MS } from './state.js';
 
@@ -36,7 +36,57 @@ export function newStream(roomId, streamId, replyTo, firstSeq, replaces = null) 
     stopping: false,
     resync: false,
     lastAt: Date.now(),
+    tools: [], // the calls made so far: {call_id, name, arguments, ok?, summary?}
   };
+}
+
+/** The stream an event belongs to; one we never saw start is joined from here on. */
+function streamFor(roomId, streamId) {
+  const st = state(roomId);
+  let s = st.streams.get(streamId);
+  if (!s) {
+    s = newStream(roomId, streamId, null, 0);
+    s.resync = true; // its first chunks may be gone: the chunk handler marks the hole
+    st.streams.set(streamId, s);
+    if (isCurrent(roomId)) renderMessages();
+  }
+  s.lastAt = Date.now();
+  return s;
+}
+
+export function onToolCall({ room_id: roomId, stream_id: streamId, call_id: callId, name, arguments: args }) {
+  if (streamId == null || S.endedStreams.has(streamId) || callId == null) return;
+  const s = streamFor(roomId, streamId);
+  if (!s.tools.some((t) => t.call_id === callId)) s.tools.push({ call_id: callId, name, arguments: args });
+  paintTools(s);
+}
+
+export function onToolResult({ room_id: roomId, stream_id: streamId, call_id: callId, name, ok, summary }) {
+  if (streamId == null || S.endedStreams.has(streamId) || callId == null) return;
+  const s = streamFor(roomId, streamId);
+  let call = s.tools.find((t) => t.call_id === callId);
+  if (!call) {
+    call = { call_id: callId, name, arguments: {} };
+    s.tools.push(call);
+  }
+  call.ok = Boolean(ok);
+  call.summary = summary || '';
+  paintTools(s);
+}
+
+/** Redraws a live stream's tool lines, keeping open the ones a person opened. */
+function paintTools(s) {
+  const node = S.nodes.get(`s:${s.id}`);
+  const holder = node?.querySelector('.stream-tools');
+  if (!holder) return;
+  const open = new Set([...holder.querySelectorAll('details[open]')].map((d) => d.dataset.callId));
+  const list = toolsEl(s.tools);
+  list.querySelectorAll('details').forEach((d, i) => {
+    d.dataset.callId = String(s.tools[i].call_id);
+    if (open.has(d.dataset.callId)) d.open = true;
+  });
+  holder.replaceChildren(...(s.tools.length ? [list] : []));
+  if (isCurrent(s.roomId) && isNearBottom()) scrollToBottom();
 }
 
 export function onStreamChunk({ room_id: roomId, stream_id: streamId, seq, delta }) {
@@ -206,6 +256,7 @@ export function buildStream(s) {
         el('span', { class: 'tag', text: 'AI' }),
         el('span', { class: 'message-status', text: 'writing…' }),
       ),
+      el('div', { class: 'stream-tools' }, ...(s.tools.length ? [toolsEl(s.tools)] : [])),
       bodyEl,
       el('div', { class: 'message-actions' }, stop),
     ),
