@@ -173,7 +173,7 @@ pub fn tools() -> &'static [&'static dyn Tool] {
 }
 
 static MATHIA_TOOLS: tools::Fixed = tools::Fixed(TOOLS);
-static TOOL_SOURCES: &[&dyn ToolSource] = &[&MATHIA_TOOLS];
+static TOOL_SOURCES: &[&dyn ToolSource] = &[&MATHIA_TOOLS, &crate::mcp::client::McpTools];
 
 /// Where the assistant's tools come from: Mathia's own, then the workspace's MCP servers.
 pub fn tool_sources() -> &'static [&'static dyn ToolSource] {
