@@ -155,7 +155,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
 const TOOLS: &[&dyn Tool] = &[
     &tools::RememberNote,
     &tools::LookupNotes,
-    &tools::SearchMessages,
+    &crate::chat::tools::SearchMessages,
     &tools::RoomPeople,
     &tools::RoomHistory,
     &tools::WalletBalance,
