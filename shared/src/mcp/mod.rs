@@ -96,8 +96,17 @@ fn check_url(url: &str) -> crate::Result<String> {
     Ok(parsed.to_string())
 }
 
+/// A registration that passed [`check`].
+struct Checked {
+    name: String,
+    url: String,
+    token: Option<String>,
+    allowed_tools: Vec<String>,
+    timeout_ms: i32,
+}
+
 /// The registration, checked; nothing is stored when any part is wrong.
-fn check(reg: &Registration) -> crate::Result<(String, String, Option<String>, Vec<String>, i32)> {
+fn check(reg: &Registration) -> crate::Result<Checked> {
     let name = reg.name.trim();
     if !valid_name(name) {
         return Err(Error::invalid_field("name", "1 to 32 of a-z, 0-9, _ and -"));
@@ -132,7 +141,7 @@ fn check(reg: &Registration) -> crate::Result<(String, String, Option<String>, V
     if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
         return Err(Error::invalid_field("timeout_ms", format!("from {MIN_TIMEOUT_MS} to {MAX_TIMEOUT_MS}")));
     }
-    Ok((name.to_owned(), url, token, allowed, timeout_ms))
+    Ok(Checked { name: name.to_owned(), url, token, allowed_tools: allowed, timeout_ms })
 }
 
 /// Only the workspace's owner manages its MCP servers: they run with every member's requests.
@@ -151,7 +160,7 @@ pub async fn list(app: &App, user_id: Uuid, workspace_id: Uuid) -> crate::Result
 pub async fn register(app: &App, user_id: Uuid, workspace_id: Uuid, reg: &Registration) -> crate::Result<Server> {
     require_owner(app, workspace_id, user_id).await?;
     crate::limits::rate_limit(app, user_id, app.clock.now()).await?;
-    let (name, url, token, allowed_tools, timeout_ms) = check(reg)?;
+    let Checked { name, url, token, allowed_tools, timeout_ms } = check(reg)?;
     let new = NewServer {
         workspace_id,
         name: &name,
