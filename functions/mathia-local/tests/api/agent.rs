@@ -183,7 +183,7 @@ async fn two_tools_in_one_turn_both_run() {
     ask(
         &mut a,
         room.id,
-        "@mathia please keep in mind that we decided to launch on Friday, and how much credit is left?",
+        "@mathia can you note that we decided to launch on Friday, and tell me how much credit is left?",
     )
     .await;
     let s = read_stream(&mut a).await;
@@ -194,7 +194,7 @@ async fn two_tools_in_one_turn_both_run() {
     assert_eq!(results.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["n1", "w1"]);
     assert!(results[1].1["balance_cents"].is_i64());
     let notes: Value = t.get(Some(&ana.token), &format!("/api/rooms/{}/notes", room.id)).await.json().await.unwrap();
-    let texts: Vec<&str> = notes["notes"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = notes.as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap()).collect();
     assert!(texts.contains(&"The launch is on Friday"), "{notes}");
 }
 

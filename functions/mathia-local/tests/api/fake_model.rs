@@ -41,7 +41,7 @@ pub enum Behaviour {
         delta: String,
         delay: Duration,
     },
-    /// The n-th request gets the n-th turn (the last one again once they run out): a script
+    /// The n-th request gets the n-th turn (from the first again once they run out): a script
     /// of tool calls and answers, as an agent's rounds.
     Script(Vec<Turn>),
 }
@@ -114,7 +114,7 @@ async fn completions(State(model): State<FakeModel>, body: axum::body::Bytes) ->
     };
     let behaviour = match behaviour {
         Behaviour::Script(turns) => {
-            let turn = turns.get(nth).or(turns.last()).cloned().expect("a script of at least one turn");
+            let turn = turns[nth % turns.len()].clone();
             match turn {
                 Turn::Say(text) => FakeModel::words(&text, Duration::from_millis(2)),
                 Turn::Gated(first) => Behaviour::Gated { first: vec![first], rest: Vec::new() },
