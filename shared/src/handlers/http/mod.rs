@@ -85,6 +85,8 @@ fn api_routes() -> OpenApiRouter<App> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Mathia HTTP API", description = "See docs/protocol.md for shapes and error codes."),
+    // `/mcp` is rmcp's service, mounted beside the routes; only its description is here.
+    paths(mcp::server::endpoint),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -52,6 +52,14 @@ pub async fn authenticate(State(app): State<App>, request: Request, next: Next) 
     }
 }
 
+/// `POST /mcp`, for the OpenAPI document only: rmcp's service answers the route, so this
+/// function is never called.
+#[utoipa::path(post, path = "/mcp", tag = "mcp",
+    responses((status = 200, description = "a JSON-RPC response (MCP streamable HTTP, stateless): `initialize`, `tools/list`, `tools/call`"),
+              (status = 401, description = "`unauthorized`, `invalid_token`")))]
+#[allow(dead_code, reason = "documents the route rmcp serves")]
+pub async fn endpoint() {}
+
 /// The rmcp service mounted at `/mcp` (wrapped in [`authenticate`] by the router).
 pub fn service(app: App) -> StreamableHttpService<MathiaMcp, NeverSessionManager> {
     let config = StreamableHttpServerConfig::default()
