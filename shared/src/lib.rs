@@ -7,6 +7,7 @@
 //! - `keyring`: per-room encryption at rest;
 //! - `handlers`: `ws::{on_connect, on_message, on_disconnect}` and `http::router`;
 //! - `lambda`: API Gateway event adapters for the Lambda binaries;
+//! - `mcp`: a workspace's MCP servers, whose allow-listed tools the assistant may call;
 //! - `workers`: queue job handlers, the SQS batch helper and the scheduler;
 //! - `wiring`: builds an `App` with the adapters the configuration asks for.
 
@@ -25,6 +26,7 @@ pub mod jobs;
 pub mod keyring;
 pub mod lambda;
 pub mod limits;
+pub mod mcp;
 pub mod moderation;
 pub mod ports;
 pub mod protocol;

@@ -155,7 +155,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
 const TOOLS: &[&dyn Tool] = &[
     &tools::RememberNote,
     &tools::LookupNotes,
-    &crate::chat::search::SearchMessages,
+    &crate::chat::tools::SearchMessages,
     &tools::RoomPeople,
     &tools::RoomHistory,
     &tools::WalletBalance,
@@ -173,7 +173,7 @@ pub fn tools() -> &'static [&'static dyn Tool] {
 }
 
 static MATHIA_TOOLS: tools::Fixed = tools::Fixed(TOOLS);
-static TOOL_SOURCES: &[&dyn ToolSource] = &[&MATHIA_TOOLS];
+static TOOL_SOURCES: &[&dyn ToolSource] = &[&MATHIA_TOOLS, &crate::mcp::client::McpTools];
 
 /// Where the assistant's tools come from: Mathia's own, then the workspace's MCP servers.
 pub fn tool_sources() -> &'static [&'static dyn ToolSource] {

@@ -1,7 +1,7 @@
 //! The module graph of `shared/src`, derived from its paths (`use crate::…`, `super::…` and
 //! inline `crate::…` paths, parsed with `syn`), must run one way:
 //!
-//! edges (handlers, lambda, workers, wiring) → features (access, ai, calendly, chat, files,
+//! edges (handlers, lambda, workers, wiring) → features (access, ai, calendly, chat, files, mcp,
 //! moderation, reminders) → realtime delivery, jobs, limits and the app (app, jobs, limits, realtime,
 //! room_order) →
 //! adapters (adapters, keyring) → domain and ports (domain, error, ports, protocol, config,
@@ -22,7 +22,7 @@ use syn::visit::Visit;
 fn layer(component: &str) -> Option<u8> {
     Some(match component {
         "handlers" | "lambda" | "workers" | "wiring" => 4,
-        "access" | "ai" | "calendly" | "chat" | "files" | "moderation" | "reminders" => 3,
+        "access" | "ai" | "calendly" | "chat" | "files" | "mcp" | "moderation" | "reminders" => 3,
         "app" | "jobs" | "limits" | "realtime" | "room_order" => 2,
         "adapters" | "keyring" => 1,
         "domain" | "error" | "ports" | "protocol" | "config" | "telemetry" | "tokens" => 0,

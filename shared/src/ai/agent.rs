@@ -161,7 +161,7 @@ impl Agent<'_> {
             Ok(out) => (true, out.summary, out.result),
             Err(e) => {
                 let err = WsError::from(e);
-                let code = serde_json::to_value(&err.code).unwrap_or(Value::Null);
+                let code = serde_json::to_value(err.code).unwrap_or(Value::Null);
                 tracing::info!(tool = %name, code = %code, "tool call refused or failed");
                 (false, err.message.clone(), json!({"error": {"code": code, "message": err.message}}))
             }

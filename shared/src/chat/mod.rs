@@ -16,5 +16,6 @@ pub mod presence;
 pub mod read;
 pub mod rooms;
 pub mod search;
+pub mod tools;
 
 pub use crate::app::AfterStore;

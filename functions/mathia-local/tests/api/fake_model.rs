@@ -119,7 +119,7 @@ async fn completions(State(model): State<FakeModel>, body: axum::body::Bytes) ->
                 Turn::Say(text) => FakeModel::words(&text, Duration::from_millis(2)),
                 Turn::Gated(first) => Behaviour::Gated { first: vec![first], rest: Vec::new() },
                 Turn::Call { text, calls } => {
-                    let words = text.split_inclusive(' ').map(|w| sse(w)).collect::<Vec<_>>();
+                    let words = text.split_inclusive(' ').map(sse).collect::<Vec<_>>();
                     let events = words
                         .into_iter()
                         .chain(tool_call_events(&calls))

@@ -28,6 +28,7 @@ mod helpers;
 mod lambda;
 mod limits;
 mod login_throttle;
+mod mcp;
 mod moderation;
 mod muted;
 mod onboarding;

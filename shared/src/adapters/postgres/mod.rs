@@ -7,6 +7,7 @@ pub mod calendly;
 pub mod files;
 pub mod group_commit;
 pub mod invites;
+pub mod mcp_servers;
 pub mod messages;
 pub mod moderation;
 pub mod notes;

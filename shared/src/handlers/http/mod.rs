@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod files;
 mod health;
+mod mcp;
 mod moderation;
 mod notes;
 pub mod onboarding;
@@ -73,6 +74,8 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(calendly::oauth_callback))
         .routes(routes!(ai::list_models))
         .routes(routes!(ai::workspace_model, ai::choose_model))
+        .routes(routes!(mcp::list, mcp::register))
+        .routes(routes!(mcp::remove))
         .routes(routes!(files::declare))
         .routes(routes!(files::link))
         .routes(routes!(health::healthz))
@@ -82,6 +85,8 @@ fn api_routes() -> OpenApiRouter<App> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Mathia HTTP API", description = "See docs/protocol.md for shapes and error codes."),
+    // `/mcp` is rmcp's service, mounted beside the routes; only its description is here.
+    paths(mcp::server::endpoint),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -117,6 +122,13 @@ pub fn router(app: App) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(crate::files::MAX_BYTES as usize + 1024 * 1024)),
         )
         .route("/api/downloads/{id}", get(files::download))
+        // Mathia's MCP server: rmcp's own service, behind the API's bearer authentication.
+        .route_service(
+            "/mcp",
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(app.clone(), mcp::server::authenticate))
+                .service(mcp::server::service(app.clone())),
+        )
         .route("/api/{*rest}", get(unknown).post(unknown).put(unknown).delete(unknown))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
