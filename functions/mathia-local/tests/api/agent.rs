@@ -375,3 +375,50 @@ async fn an_exact_command_still_goes_to_its_connector_without_the_model() {
     assert_eq!(model.requests().len(), 0);
     assert_eq!(reminders_of(&t, ana.id).await, 1);
 }
+
+#[tokio::test]
+async fn a_muted_asker_changes_nothing_through_tools_but_may_still_look() {
+    let (t, model) = spawn(vec![
+        Turn::call(&[
+            ("m1", "remember_note", json!({"text": "planted while muted"})),
+            ("m2", "set_reminder", json!({"text": "post later", "when": "in 10 mins"})),
+            ("m3", "room_people", json!({})),
+        ]),
+        Turn::say("Done."),
+    ])
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "could you note this and remind me", "client_msg_id": "m"}))
+        .await;
+    let message_id: Uuid = a.recv_type("ack").await["message_id"].as_str().unwrap().parse().unwrap();
+    // Muted after asking, before the assistant acts.
+    let now = chrono::Utc::now();
+    mathia::adapters::postgres::moderation::mute(
+        &t.db().await,
+        room.id,
+        ana.id,
+        now + chrono::Duration::minutes(10),
+        "test",
+        now,
+    )
+    .await
+    .expect("muted");
+    let job = serde_json::to_string(&AiJob {
+        job_id: message_id,
+        room_id: room.id,
+        message_id,
+        user_id: ana.id,
+        regenerates: None,
+    })
+    .unwrap();
+    workers::handle(&t.local.app, QueueName::Ai, &job).await.unwrap();
+    let s = read_stream(&mut a).await;
+    let oks: Vec<bool> = s.results.iter().map(|r| r["ok"].as_bool().unwrap()).collect();
+    assert_eq!(oks, [false, false, true], "{:?}", s.results);
+    let results = tool_results(&request_messages(&model, 1));
+    assert_eq!(results[0].1["error"]["code"], "muted");
+    assert_eq!(scalar(&t, "SELECT count(*) FROM notes WHERE room_id = $1", room.id).await, 0);
+    assert_eq!(reminders_of(&t, ana.id).await, 0);
+}
