@@ -422,3 +422,100 @@ async fn a_muted_asker_changes_nothing_through_tools_but_may_still_look() {
     assert_eq!(scalar(&t, "SELECT count(*) FROM notes WHERE room_id = $1", room.id).await, 0);
     assert_eq!(reminders_of(&t, ana.id).await, 0);
 }
+
+/// Calendly's tools use the asker's own account: Ana's books with her token, and Bo, who has not
+/// connected Calendly, reads nobody's calendar — not even that of Ana, in the same room.
+#[tokio::test]
+async fn calendly_tools_act_with_the_askers_own_account_only() {
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{method, path},
+    };
+    let calendly = MockServer::start().await;
+    let user_uri = "https://api.calendly.com/users/ANA";
+    let type_uri = "https://api.calendly.com/event_types/T1";
+    Mock::given(method("GET"))
+        .and(path("/users/me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resource": {
+            "uri": user_uri, "name": "Ana", "email": "ana@example.com", "timezone": "UTC",
+            "scheduling_url": "https://calendly.com/ana", "current_organization": "https://api.calendly.com/organizations/O"
+        }})))
+        .mount(&calendly)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/event_types"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "collection": [{"uri": type_uri, "name": "30 Minute Meeting", "active": true, "duration": 30,
+                            "scheduling_url": "https://calendly.com/ana/30min"}],
+            "pagination": {"count": 1, "next_page": null}
+        })))
+        .mount(&calendly)
+        .await;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT13:00:00.000000Z").to_string();
+    Mock::given(method("GET"))
+        .and(path("/event_type_available_times"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"collection": [
+            {"status": "available", "invitees_remaining": 1, "start_time": tomorrow, "scheduling_url": "https://calendly.com/ana/30min/x"}
+        ]})))
+        .mount(&calendly)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/invitees"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"resource": {"uri": "https://api.calendly.com/invitees/I"}})),
+        )
+        .mount(&calendly)
+        .await;
+
+    let model = FakeModel::start(Behaviour::Script(vec![
+        Turn::call(&[("k1", "schedule_meeting", json!({"when": "tomorrow afternoon", "email": "bo@example.com"}))]),
+        Turn::say("Booked."),
+    ]))
+    .await;
+    let (model_url, calendly_url) = (model.base_url.clone(), calendly.uri());
+    let t = TestApp::spawn_with(move |c| {
+        c.ai_base_url = Some(model_url);
+        c.ai_idle_timeout = Duration::from_secs(600);
+        c.calendly_base_url = calendly_url.clone();
+        c.calendly_auth_url = calendly_url;
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let bo = t.register("Bo").await;
+    let room = t.create_room(&ana, "plans").await;
+    t.bring_in(&ana, room.id, &bo).await;
+    let res = t.post(Some(&ana.token), "/api/calendly/connect", json!({"personal_access_token": "pat-ana"})).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    ask(&mut a, room.id, "@mathia can you book something with bo@example.com tomorrow afternoon?").await;
+    let s = read_stream(&mut a).await;
+    assert_eq!(s.results[0]["ok"], true, "{:?}", s.results);
+    let booked = calendly
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/invitees")
+        .expect("a booking");
+    assert_eq!(booked.headers.get("authorization").unwrap(), "Bearer pat-ana");
+    let body: Value = serde_json::from_slice(&booked.body).unwrap();
+    assert_eq!(body["invitee"]["email"], "bo@example.com");
+
+    // Bo asks for calendars: his own is not connected, and Ana's is not his to read.
+    let before = calendly.received_requests().await.unwrap().len();
+    model.set(Behaviour::Script(vec![
+        Turn::call(&[
+            ("k2", "calendar_events", json!({})),
+            ("k3", "check_availability", json!({"when": "tomorrow at 3pm"})),
+        ]),
+        Turn::say("You have not connected Calendly."),
+    ]));
+    let (mut b, _) = t.ws_in_room(&bo, room.id).await;
+    ask(&mut b, room.id, "@mathia what is on the calendar tomorrow?").await;
+    let s = read_stream(&mut b).await;
+    assert!(s.results.iter().all(|r| r["ok"] == false), "{:?}", s.results);
+    let results = tool_results(&request_messages(&model, 3));
+    assert_eq!(results[0].1["error"]["code"], "forbidden", "{:?}", results[0]);
+    assert_eq!(calendly.received_requests().await.unwrap().len(), before, "Calendly was not asked for Bo");
+}
