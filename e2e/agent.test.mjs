@@ -90,6 +90,35 @@ describe('Mathia as an agent: a tool call in the room', () => {
     assert.equal(await line.getAttribute('data-tool'), 'set_reminder');
   });
 
+  step('as the owner, she adds an MCP server in Settings, sees it without its token, and removes it', async () => {
+    await page.getByTestId('settings-button').click();
+    await page.getByTestId('settings-dialog').waitFor({ state: 'visible', timeout: WAIT_MS });
+    await page.getByTestId('settings-tab-wallet').click();
+    await page.getByTestId('mcp-section').waitFor({ state: 'visible', timeout: WAIT_MS });
+    const form = page.getByTestId('mcp-form').first();
+    // A bad name is refused with the server's reason, and nothing is added.
+    await form.getByTestId('mcp-name').fill('Shop Server!');
+    await form.getByTestId('mcp-url').fill('http://127.0.0.1:9/mcp');
+    await form.getByTestId('mcp-add').click();
+    await form.getByTestId('mcp-error').waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.equal(await page.getByTestId('mcp-server').count(), 0);
+    await form.getByTestId('mcp-name').fill('shop');
+    await form.getByTestId('mcp-token').fill('secret-token-e2e');
+    await form.getByTestId('mcp-tools').fill('lookup_order, track_parcel');
+    await form.getByTestId('mcp-add').click();
+    const server = page.locator('[data-testid="mcp-server"][data-name="shop"]');
+    await server.waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.match(await server.getByTestId('mcp-tools').textContent(), /lookup_order, track_parcel/);
+    const shown = await server.textContent();
+    assert.match(shown, /token set/);
+    assert.ok(!shown.includes('secret-token-e2e'), 'the token is never shown');
+    await page.screenshot({ path: `${SHOTS_DIR}agent-mcp-settings.png` });
+    await server.getByTestId('mcp-remove').click();
+    await server.waitFor({ state: 'detached', timeout: WAIT_MS });
+    await page.keyboard.press('Escape');
+    await page.getByTestId('settings-dialog').waitFor({ state: 'hidden', timeout: WAIT_MS });
+  });
+
   step('no page errors', async () => {
     assert.deepEqual(pageErrors, []);
   });

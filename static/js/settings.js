@@ -9,6 +9,7 @@ import * as attention from './attention.js';
 import * as session from './session.js';
 import * as wallet from './wallet.js';
 import * as aiModel from './aimodel.js';
+import * as mcpServers from './mcpservers.js';
 import * as calendly from './calendly.js';
 import { fillTimeZones, goalsEditor, showError, clearErrors } from './forms.js';
 import { $ } from './dom.js';
@@ -29,6 +30,7 @@ export function initSettings() {
     wallet.hide();
     calendly.inSettings.hide();
     aiModel.hide();
+    mcpServers.hide();
   });
   // A click on the backdrop (the dialog element itself, outside its content) closes it.
   dialog.addEventListener('click', (event) => {
@@ -87,9 +89,11 @@ function select(tab) {
   if (tab === 'wallet') {
     wallet.show();
     aiModel.show();
+    mcpServers.show();
   } else {
     wallet.hide();
     aiModel.hide();
+    mcpServers.hide();
   }
   if (tab === 'calendly') calendly.inSettings.show();
   else calendly.inSettings.hide();
