@@ -25,6 +25,7 @@ mod fuzz;
 mod group_commit;
 mod headers;
 mod helpers;
+mod history_bench;
 mod lambda;
 mod limits;
 mod login_throttle;

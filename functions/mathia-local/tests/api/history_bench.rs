@@ -1,0 +1,156 @@
+//! The history-depth benchmark (not a test; `#[ignore]`d): one room grown to each depth of
+//! `HISTORY_BENCH_DEPTHS` (default 0, 100,000 and 1,000,000 messages) and, at each, timed end to
+//! end over real connections: sending (`new_message` → `ack`, one at a time), the latest history
+//! page and a page deep in the past (`before` the 200th message), 50 messages each.
+//!
+//! The history is seeded fast but real: each message sealed by the room's keyring, exactly as the
+//! store seals it (`Aad::message(id)`), and written with `COPY` (without the search index, which
+//! history does not read). `bash bench/history.sh` runs it and writes the figures into
+//! `bench/RESULTS.md`.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use mathia::keyring::Aad;
+use serde_json::json;
+use sqlx::postgres::PgPoolCopyExt;
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+const RUNS: usize = 200;
+const WARM: usize = 10;
+const COPY_CHUNK: i64 = 20_000;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn summary(mut times: Vec<Duration>) -> String {
+    times.sort();
+    format!(
+        "p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.last().unwrap().as_secs_f64() * 1000.0
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Grows the room from `from` to `to` messages (seqs `from + 1 ..= to`).
+async fn seed(t: &TestApp, room_id: Uuid, author: Uuid, from: i64, to: i64) {
+    let app = &t.local.app;
+    let start = Utc::now() - chrono::Duration::days(365);
+    let mut seq = from;
+    while seq < to {
+        let end = (seq + COPY_CHUNK).min(to);
+        let mut text = String::with_capacity(((end - seq) * 200) as usize);
+        for s in seq + 1..=end {
+            let id = Uuid::now_v7();
+            let body = format!("message {s} of the room's long history, with a few more words in it");
+            let sealed = app.keyring.seal(room_id, Aad::message(id), body.as_bytes()).await.expect("sealed");
+            let at = start + chrono::Duration::milliseconds(s);
+            text.push_str(&format!(
+                "{id}\t{room_id}\t{s}\tuser\t{author}\t{}\t\\\\x{}\t\\\\x{}\t{}\n",
+                sealed.key_version,
+                hex(&sealed.nonce),
+                hex(&sealed.ciphertext),
+                at.to_rfc3339()
+            ));
+        }
+        let mut copy = app
+            .db
+            .copy_in_raw(
+                "COPY messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, created_at) FROM STDIN",
+            )
+            .await
+            .expect("copy");
+        copy.send(text.into_bytes()).await.expect("copy data");
+        copy.finish().await.expect("copied");
+        seq = end;
+    }
+    sqlx::query("UPDATE rooms SET last_seq = $2 WHERE id = $1").bind(room_id).bind(to).execute(&app.db).await.unwrap();
+    sqlx::query("ANALYZE messages").execute(&app.db).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "a benchmark: bash bench/history.sh"]
+async fn history_bench() {
+    let depths: Vec<i64> = std::env::var("HISTORY_BENCH_DEPTHS")
+        .unwrap_or_else(|_| "0,100000,1000000".into())
+        .split(',')
+        .map(|d| d.trim().parse().expect("a depth"))
+        .collect();
+    let t = TestApp::spawn_with(|c| {
+        c.rate_limit_per_min = 1_000_000;
+        c.ws_frames_per_s = 1_000_000;
+        c.ws_frame_burst = 1_000_000;
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "deep").await;
+    let (mut ws, _) = t.ws_in_room(&ana, room.id).await;
+    let mut depth: i64 = 0;
+    let mut sent: i64 = 0;
+    for target in depths {
+        let seeding = Instant::now();
+        if target > depth + sent {
+            // Seeding writes below what was sent: start it past every stored seq.
+            seed(&t, room.id, ana.id, depth + sent, target).await;
+            depth = target;
+            sent = 0;
+        }
+        let seed_s = seeding.elapsed().as_secs_f64();
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE room_id = $1")
+            .bind(room.id)
+            .fetch_one(&t.local.app.db)
+            .await
+            .unwrap();
+
+        let mut send = Vec::with_capacity(RUNS);
+        for i in 0..RUNS + WARM {
+            let start = Instant::now();
+            ws.send(json!({"action": "new_message", "room_id": room.id, "body": format!("probe {i}"), "client_msg_id": Uuid::new_v4().to_string()}))
+                .await;
+            ws.recv_type("ack").await;
+            if i >= WARM {
+                send.push(start.elapsed());
+            }
+        }
+        sent += (RUNS + WARM) as i64;
+
+        let latest_path = format!("/api/rooms/{}/messages?limit=50", room.id);
+        let deep_id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM messages WHERE room_id = $1 AND seq = 200")
+            .bind(room.id)
+            .fetch_optional(&t.local.app.db)
+            .await
+            .unwrap();
+        let mut pages = Vec::new();
+        for path in std::iter::once(latest_path.clone())
+            .chain(deep_id.map(|id| format!("/api/rooms/{}/messages?limit=50&before={id}", room.id)))
+        {
+            let mut times = Vec::with_capacity(RUNS);
+            for i in 0..RUNS + WARM {
+                let start = Instant::now();
+                let res = t.get(Some(&ana.token), &path).await;
+                assert_eq!(res.status(), 200);
+                let body: serde_json::Value = res.json().await.unwrap();
+                assert!(!body["messages"].as_array().unwrap().is_empty());
+                if i >= WARM {
+                    times.push(start.elapsed());
+                }
+            }
+            pages.push(summary(times));
+        }
+        println!(
+            "HISTORY_BENCH depth={stored} seed_s={seed_s:.1} send {} | latest_page {} | deep_page {}",
+            summary(send),
+            pages[0],
+            pages.get(1).map(String::as_str).unwrap_or("-")
+        );
+    }
+}
