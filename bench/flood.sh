@@ -17,14 +17,4 @@ before=$(wc -l <"$results" 2>/dev/null || echo 0)
 for s in w1 w1-flood1 w1-flood10; do
   bash bench/run.sh "$s"
 done
-tail -n +"$((before + 1))" "$results" | python3 -c '
-import json, sys
-print(f"{\"scenario\":<12} {\"delivered\":>9} {\"p50 ms\":>7} {\"p99 ms\":>7} {\"max ms\":>7} {\"server CPU %\":>12} {\"flood frames/s\":>14} {\"flood answers\":<40}")
-for line in sys.stdin:
-    r = json.loads(line)
-    if r.get("type") != "fanout" or not str(r.get("scenario", "")).startswith("w1"):
-        continue
-    l, f, u = r["latency_ms"], r.get("flood") or {}, r.get("usage") or {}
-    cpu = (u.get("server") or {}).get("cpu_pct", "")
-    print(f"{r[\"scenario\"]:<12} {r[\"delivery_ratio\"]:>9} {l[\"p50\"]:>7} {l[\"p99\"]:>7} {l[\"max\"]:>7} {cpu!s:>12} {f.get(\"frames_per_s\", \"-\")!s:>14} {json.dumps(f.get(\"errors\", {}))}")
-'
+tail -n +"$((before + 1))" "$results" | python3 "$(dirname "$0")/flood_table.py"
