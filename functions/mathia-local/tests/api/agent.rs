@@ -37,7 +37,7 @@ struct Stream {
     end: Value,
 }
 
-async fn read_stream(ws: &mut WsClient) -> Stream {
+pub async fn read_stream(ws: &mut WsClient) -> Stream {
     let start = ws.recv_type("ai_stream_start").await;
     let (mut calls, mut results, mut text) = (Vec::new(), Vec::new(), String::new());
     loop {
@@ -59,7 +59,7 @@ async fn read_stream(ws: &mut WsClient) -> Stream {
     }
 }
 
-async fn ask(ws: &mut WsClient, room_id: Uuid, body: &str) {
+pub async fn ask(ws: &mut WsClient, room_id: Uuid, body: &str) {
     ws.send(
         json!({"action": "new_message", "room_id": room_id, "body": body, "client_msg_id": Uuid::new_v4().to_string()}),
     )
@@ -68,11 +68,11 @@ async fn ask(ws: &mut WsClient, room_id: Uuid, body: &str) {
 }
 
 /// The messages of the model's n-th request.
-fn request_messages(model: &FakeModel, n: usize) -> Vec<Value> {
+pub fn request_messages(model: &FakeModel, n: usize) -> Vec<Value> {
     model.requests()[n]["messages"].as_array().unwrap().clone()
 }
 
-fn tool_results(messages: &[Value]) -> Vec<(String, Value)> {
+pub fn tool_results(messages: &[Value]) -> Vec<(String, Value)> {
     messages
         .iter()
         .filter(|m| m["role"] == "tool")

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
+    agent::{ask, read_stream, request_messages},
     fake_model::{Behaviour, FakeModel, Turn},
     helpers::{TestApp, TestUser, WsClient},
 };
@@ -149,35 +150,6 @@ async fn spawn(turns: Vec<Turn>) -> (TestApp, FakeModel) {
     (t, model)
 }
 
-struct Stream {
-    calls: Vec<Value>,
-    results: Vec<Value>,
-    text: String,
-}
-
-async fn read_stream(ws: &mut WsClient) -> Stream {
-    ws.recv_type("ai_stream_start").await;
-    let (mut calls, mut results, mut text) = (Vec::new(), Vec::new(), String::new());
-    loop {
-        let ev = ws.recv().await;
-        match ev["type"].as_str().unwrap() {
-            "ai_tool_call" => calls.push(ev),
-            "ai_tool_result" => results.push(ev),
-            "ai_stream_chunk" => text.push_str(ev["delta"].as_str().unwrap()),
-            "ai_stream_end" => return Stream { calls, results, text },
-            _ => {}
-        }
-    }
-}
-
-async fn ask(ws: &mut WsClient, room_id: Uuid, body: &str) {
-    ws.send(
-        json!({"action": "new_message", "room_id": room_id, "body": body, "client_msg_id": Uuid::new_v4().to_string()}),
-    )
-    .await;
-    ws.recv_type("ack").await;
-}
-
 fn offered(model: &FakeModel, n: usize) -> Vec<String> {
     model.requests()[n]["tools"]
         .as_array()
@@ -187,18 +159,7 @@ fn offered(model: &FakeModel, n: usize) -> Vec<String> {
 
 /// The tool results in the model's n-th request, by call id.
 fn tool_results(model: &FakeModel, n: usize) -> Vec<(String, Value)> {
-    model.requests()[n]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .map(|m| {
-            (
-                m["tool_call_id"].as_str().unwrap().to_owned(),
-                serde_json::from_str(m["content"].as_str().unwrap()).unwrap(),
-            )
-        })
-        .collect()
+    crate::agent::tool_results(&request_messages(model, n))
 }
 
 #[tokio::test]
