@@ -28,13 +28,13 @@ async fn spawn(turns: Vec<Turn>) -> (TestApp, FakeModel) {
 }
 
 /// Everything of the next AI stream: its start, tool calls and results, text, and end.
-struct Stream {
+pub struct Stream {
     #[allow(dead_code, reason = "kept whole, for a failing test's output")]
-    start: Value,
-    calls: Vec<Value>,
-    results: Vec<Value>,
-    text: String,
-    end: Value,
+    pub start: Value,
+    pub calls: Vec<Value>,
+    pub results: Vec<Value>,
+    pub text: String,
+    pub end: Value,
 }
 
 pub async fn read_stream(ws: &mut WsClient) -> Stream {

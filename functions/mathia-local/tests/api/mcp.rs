@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     agent::{ask, read_stream, request_messages},
     fake_model::{Behaviour, FakeModel, Turn},
-    helpers::{TestApp, TestUser, WsClient},
+    helpers::{TestApp, TestUser},
 };
 
 const SHOP_TOKEN: &str = "shop-secret-5f2c9a77d1";
