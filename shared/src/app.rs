@@ -65,6 +65,23 @@ pub struct AppInner {
     pub room_order: Arc<RoomOrder>,
     /// Where people's messages are written: together with the others arriving at that moment.
     pub message_writer: Arc<GroupCommit>,
+    /// The Argon2 slots of this process (`handlers::http::auth`): one per core, with a bounded
+    /// queue. Kept here rather than in a static so that each app — each test — has its own.
+    pub hashing: Arc<HashSlots>,
+}
+
+/// A bounded number of Argon2 hashes at once, and of requests waiting for one.
+pub struct HashSlots {
+    pub slots: tokio::sync::Semaphore,
+    pub waiting: std::sync::atomic::AtomicUsize,
+    pub at_once: usize,
+}
+
+impl Default for HashSlots {
+    fn default() -> Self {
+        let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self { slots: tokio::sync::Semaphore::new(at_once), waiting: Default::default(), at_once }
+    }
 }
 
 impl App {
@@ -202,6 +219,7 @@ impl AppBuilder {
                 })
                 .collect(),
             room_order: Arc::default(),
+            hashing: Arc::default(),
             message_writer,
             config: self.config,
             db: self.db,

@@ -20,7 +20,6 @@ use axum::{
 use lambda_http::request::RequestContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use super::{
     error::{ApiError, ApiResult},
@@ -31,7 +30,7 @@ use crate::{
         postgres::{users, violated_constraint},
         redis::RateDecision,
     },
-    app::App,
+    app::{App, HashSlots},
     domain::{DisplayName, Email, Password, User},
     realtime::end_session,
     tokens::{hash_hex, random_token},
@@ -46,25 +45,25 @@ const WAITING_PER_SLOT: usize = 8;
 /// while it runs: unbounded, a burst of sign-ups or logins takes that much per request at once,
 /// and the allocator keeps it afterwards (100 sign-ups left the server at 800 MiB). The cores
 /// are the limit on how fast hashes finish anyway. At most `WAITING_PER_SLOT` per slot wait.
-async fn argon2_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    static WAITING: AtomicUsize = AtomicUsize::new(0);
-    struct Waiting;
-    impl Drop for Waiting {
+async fn argon2_work<T: Send + 'static>(
+    hashing: &HashSlots,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    struct Waiting<'a>(&'a AtomicUsize);
+    impl Drop for Waiting<'_> {
         fn drop(&mut self) {
-            WAITING.fetch_sub(1, Ordering::SeqCst);
+            self.0.fetch_sub(1, Ordering::SeqCst);
         }
     }
-    let slots = SLOTS.get_or_init(|| Semaphore::new(hashes_at_once()));
-    let _slot = match slots.try_acquire() {
+    let _slot = match hashing.slots.try_acquire() {
         Ok(slot) => slot,
         Err(_) => {
-            let waiting = Waiting;
-            if WAITING.fetch_add(1, Ordering::SeqCst) >= hashes_at_once() * WAITING_PER_SLOT {
+            let waiting = Waiting(&hashing.waiting);
+            if hashing.waiting.fetch_add(1, Ordering::SeqCst) >= hashing.at_once * WAITING_PER_SLOT {
                 drop(waiting);
                 return Err(ApiError { retry_after_s: Some(1), ..ApiError::unavailable("sign-in") });
             }
-            let slot = slots.acquire().await.expect("the semaphore is never closed");
+            let slot = hashing.slots.acquire().await.expect("the semaphore is never closed");
             drop(waiting);
             slot
         }
@@ -72,13 +71,8 @@ async fn argon2_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stati
     tokio::task::spawn_blocking(work).await.map_err(|e| crate::Error::internal(e).into())
 }
 
-/// How many Argon2 hashes run at once: one per core.
-fn hashes_at_once() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-async fn hash_password(password: Password) -> ApiResult<String> {
-    argon2_work(move || {
+async fn hash_password(hashing: &HashSlots, password: Password) -> ApiResult<String> {
+    argon2_work(hashing, move || {
         Argon2::default()
             .hash_password(password.expose().as_bytes())
             .map(|h| h.to_string())
@@ -90,9 +84,9 @@ async fn hash_password(password: Password) -> ApiResult<String> {
 
 /// Checks a password against a stored hash; with no hash it still does the work, so a wrong
 /// e-mail takes as long as a wrong password.
-async fn verify_password(password: String, stored: Option<String>) -> ApiResult<bool> {
+async fn verify_password(hashing: &HashSlots, password: String, stored: Option<String>) -> ApiResult<bool> {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    argon2_work(move || {
+    argon2_work(hashing, move || {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| {
             DUMMY
@@ -128,7 +122,7 @@ pub async fn register(State(app): State<App>, Json(body): Json<RegisterBody>) ->
     let email = Email::parse(&body.email)?;
     let display_name = DisplayName::parse(&body.display_name)?;
     let password = Password::parse(&body.password)?;
-    let hash = hash_password(password).await?;
+    let hash = hash_password(&app.hashing, password).await?;
     let user = match users::create(&app.db, email.as_str(), display_name.as_str(), &hash).await {
         Ok(created) => created,
         Err(e) if violated_constraint(&e) == Some("users_email_key") => {
@@ -163,7 +157,7 @@ pub async fn login(
     refuse_when_throttled(&app, &throttles).await?;
     let row = users::by_email(&app.db, body.email.trim()).await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
-    if body.password.len() > 1024 || !verify_password(body.password, stored).await? {
+    if body.password.len() > 1024 || !verify_password(&app.hashing, body.password, stored).await? {
         note_failure(&app, &throttles).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password"));
     }
@@ -271,18 +265,23 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_argon2_work_runs_at_once_than_there_are_cores() {
         let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let jobs = (0..4 * hashes_at_once() + 2).map(|_| {
-            let (running, most) = (running.clone(), most.clone());
-            tokio::spawn(argon2_work(move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(50));
-                running.fetch_sub(1, Ordering::SeqCst);
-            }))
+        let hashing = Arc::new(HashSlots::default());
+        let at_once = hashing.at_once;
+        let jobs = (0..4 * at_once + 2).map(|_| {
+            let (running, most, hashing) = (running.clone(), most.clone(), hashing.clone());
+            tokio::spawn(async move {
+                argon2_work(&hashing, move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(50));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            })
         });
         for job in futures::future::join_all(jobs).await {
             job.unwrap().unwrap();
         }
-        assert_eq!(most.load(Ordering::SeqCst), hashes_at_once(), "more ran at once than allowed, or never that many");
+        assert_eq!(most.load(Ordering::SeqCst), at_once, "more ran at once than allowed, or never that many");
     }
 }
