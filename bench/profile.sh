@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Where the server's time goes near saturation: perf samples mathia-local (release, symbols kept)
+# while 10 rooms × 10 people carry RATE msg/s per sender (default 300: 30,000 deliveries/s, near
+# the knee on 2 cores), and writes the hottest symbols, self time, to
+# bench/results/profile-<date>.txt. perf uses the cpu-clock software event where the machine has
+# no hardware counters.
+#
+#   MATHIA_BIN=/path/to/mathia-local bash bench/profile.sh
+#   RATE=200 DURATION=20 bash bench/profile.sh
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+RATE=${RATE:-300}
+DURATION=${DURATION:-20}
+OUT=$BENCH_DIR/results/profile-$(date -u +%F).txt
+bench_prepare
+trap 'bench_cleanup $?' EXIT
+bench_start_server
+bench_env_line
+perf record -F 499 -g -o "$WORK/perf.data" -p "$SERVER_PID" -- sleep "$((DURATION + 8))" >"$WORK/perf.log" 2>&1 &
+PERF_PID=$!
+loadgen profile fanout --rooms 10 --clients 10 --senders 1 --rate "$RATE" --duration "$DURATION" --meta "profile=perf"
+wait "$PERF_PID" || true
+{
+  echo "# mathia-local at $RATE msg/s per sender, 10 rooms x 10 people, $DURATION s; git $GIT_REV; $(date -u +%FT%TZ)"
+  echo "# perf report --no-children --sort dso,symbol (self time), top 60"
+  perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.4 2>/dev/null |
+    grep -v "^$" | grep -E "^ +[0-9]" | sed -E "s/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//" | head -60
+} >"$OUT"
+log "profile written to $OUT"
