@@ -43,6 +43,21 @@ pub const INSTRUCTION: &str = "You can call tools to look things up and to act f
 only when the request needs it; you may call several at once. Tools act for the person asking, in this \
 room. After they answer, reply briefly in plain words, saying what you did.";
 
+/// How long a changing call's outcome is kept: longer than a queue keeps a message (SQS: 14
+/// days at most), so any redelivery still finds it.
+pub const KEEP_OUTCOMES: chrono::Duration = chrono::Duration::days(15);
+
+/// The scheduler's sweep: forgets outcomes older than [`KEEP_OUTCOMES`]; how many went.
+pub async fn forget_old_outcomes(app: &App) -> usize {
+    match ai_jobs::forget_tool_outcomes(&app.db, app.clock.now() - KEEP_OUTCOMES).await {
+        Ok(n) => n as usize,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot forget old tool outcomes");
+            0
+        }
+    }
+}
+
 /// The most calls run in one round; further calls of that round are answered with an error.
 pub const MAX_CALLS_PER_ROUND: usize = 8;
 /// The most characters of a tool's result given back to the model.

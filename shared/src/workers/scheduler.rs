@@ -17,6 +17,7 @@ pub struct TickReport {
     pub messages_sent_to_moderation: usize,
     pub mutes_lifted: usize,
     pub abandoned_uploads_removed: usize,
+    pub tool_outcomes_forgotten: usize,
 }
 
 #[tracing::instrument(skip_all)]
@@ -41,6 +42,7 @@ pub async fn tick(app: &App) -> TickReport {
         Err(e) => tracing::warn!(error = %e, "cannot sweep reminders"),
     }
     report.abandoned_uploads_removed = crate::files::sweep_abandoned(app).await;
+    report.tool_outcomes_forgotten = crate::ai::agent::forget_old_outcomes(app).await;
     tracing::debug!(?report, "scheduler tick");
     report
 }

@@ -519,3 +519,30 @@ async fn calendly_tools_act_with_the_askers_own_account_only() {
     assert_eq!(results[0].1["error"]["code"], "forbidden", "{:?}", results[0]);
     assert_eq!(calendly.received_requests().await.unwrap().len(), before, "Calendly was not asked for Bo");
 }
+
+#[tokio::test]
+async fn the_scheduler_forgets_tool_outcomes_past_any_redelivery() {
+    let (t, _model) = spawn(vec![
+        Turn::call(&[("r1", "set_reminder", json!({"text": "call John", "when": "in 10 mins"}))]),
+        Turn::say("Set."),
+    ])
+    .await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    ask(&mut a, room.id, "@mathia could you make sure I call John in 10 mins").await;
+    read_stream(&mut a).await;
+    let kept = || async { scalar(&t, "SELECT count(*) FROM ai_tool_calls WHERE room_id = $1", room.id).await };
+    assert_eq!(kept().await, 1, "the changing call's outcome is kept");
+    let tick = mathia::workers::scheduler::tick(&t.local.app).await;
+    assert_eq!(tick.tool_outcomes_forgotten, 0);
+    assert_eq!(kept().await, 1, "a fresh outcome stays");
+    sqlx::query("UPDATE ai_tool_calls SET created_at = now() - interval '16 days' WHERE room_id = $1")
+        .bind(room.id)
+        .execute(&t.db().await)
+        .await
+        .unwrap();
+    let tick = mathia::workers::scheduler::tick(&t.local.app).await;
+    assert_eq!(tick.tool_outcomes_forgotten, 1);
+    assert_eq!(kept().await, 0);
+}

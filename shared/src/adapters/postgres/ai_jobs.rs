@@ -186,3 +186,8 @@ pub async fn keep_tool_outcome(
 fn tool_aad(job_id: Uuid, call_key: &str) -> crate::keyring::Aad<'_> {
     crate::keyring::Aad { kind: call_key, id: job_id }
 }
+
+/// Forgets the tool outcomes kept before `before`: a job is not delivered again that late.
+pub async fn forget_tool_outcomes(db: &PgPool, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM ai_tool_calls WHERE created_at < $1").bind(before).execute(db).await?.rows_affected())
+}
