@@ -32,7 +32,7 @@ use crate::{
     app::App,
     domain::ToolUse,
     error::Error,
-    ports::{Ai, ChatMessage, ToolCall},
+    ports::{Ai, ChatMessage, ToolCall, ToolSpec},
     protocol::{ServerEvent, WsError},
     realtime::push_to_room,
 };
@@ -95,7 +95,8 @@ impl Agent<'_> {
         let max_rounds = self.app.config.ai_tool_rounds;
         let mut uses = Vec::new();
         let mut reserved = u32::from(self.billed);
-        for round in 0..=max_rounds {
+        let mut round = 0;
+        loop {
             if round > 0 {
                 if stop_requested(self.app, chunks.stream_id).await {
                     return Chain { end: End::Stopped, uses, rounds_reserved: reserved };
@@ -109,7 +110,9 @@ impl Agent<'_> {
             }
             let offered = if round < max_rounds { specs.as_slice() } else { &[] };
             let (end, calls) = stream_model(self.app, self.ai, chunks, prompt.clone(), offered, deadline, budget).await;
-            if end != End::Completed || calls.is_empty() {
+            // A model that asks for tools in the last round, offered none, is not heard: what it
+            // said is the answer.
+            if end != End::Completed || calls.is_empty() || round == max_rounds {
                 return Chain { end, uses, rounds_reserved: reserved };
             }
             chunks.flush().await;
@@ -118,12 +121,12 @@ impl Agent<'_> {
                 if stop_requested(self.app, chunks.stream_id).await {
                     return Chain { end: End::Stopped, uses, rounds_reserved: reserved };
                 }
-                let (used, result) = self.call(chunks.stream_id, round, index, call).await;
+                let (used, result) = self.call(&specs, chunks.stream_id, round, index, call).await;
                 prompt.push(ChatMessage::tool_result(&call.id, result));
                 uses.push(used);
             }
+            round += 1;
         }
-        unreachable!("the last round is offered no tools, so it ends the chain")
     }
 
     async fn reserve_round(&self, round: u32) -> bool {
@@ -141,7 +144,14 @@ impl Agent<'_> {
 
     /// Runs one call, announced to the room before and after: what the room sees, and the
     /// result the model is given.
-    async fn call(&self, stream_id: Uuid, round: u32, index: usize, call: &ToolCall) -> (ToolUse, String) {
+    async fn call(
+        &self,
+        specs: &[ToolSpec],
+        stream_id: Uuid,
+        round: u32,
+        index: usize,
+        call: &ToolCall,
+    ) -> (ToolUse, String) {
         let name = call.function.name.clone();
         let arguments: Result<Value, _> = match call.function.arguments.trim() {
             "" => Ok(json!({})),
@@ -167,9 +177,10 @@ impl Agent<'_> {
             }
             Err(e) => Err(Error::invalid(format!("the arguments are not JSON: {e}"))),
             Ok(args) if !args.is_object() => Err(Error::invalid("the arguments must be a JSON object")),
-            Ok(args) => match self.tools.iter().find(|t| t.spec().name == name) {
+            // `specs[i]` is `self.tools[i]`'s.
+            Ok(args) => match specs.iter().position(|spec| spec.name == name) {
                 None => Err(Error::not_found("tool_not_found", format!("there is no tool named {name:?}"))),
-                Some(tool) => self.run_once(tool.as_ref(), round, index, &name, args).await,
+                Some(i) => self.run_once(self.tools[i].as_ref(), round, index, &name, args).await,
             },
         };
         let (ok, summary, result) = match outcome {

@@ -426,7 +426,8 @@ async fn run_claimed(
             tracing::warn!(%reason, "model failed");
             chunks.push(&failure_text(reason)).await;
         }
-        End::Cut(limit) if had_text => {
+        // Out of credits is said even with nothing else to say: it is why the reply stopped.
+        End::Cut(limit) if had_text || *limit == Limit::Funds => {
             tracing::info!(?limit, "reply cut at a limit");
             chunks.push(limit.note()).await;
         }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use mathia::{
+    domain::Room,
     ports::QueueName,
     workers::{self, AiJob},
 };
@@ -13,18 +14,43 @@ use uuid::Uuid;
 
 use crate::{
     fake_model::{Behaviour, FakeModel, Turn},
-    helpers::{TestApp, WsClient},
+    helpers::{TestApp, TestUser, WsClient},
 };
 
 async fn spawn(turns: Vec<Turn>) -> (TestApp, FakeModel) {
+    spawn_with(turns, |_| {}).await
+}
+
+async fn spawn_with(turns: Vec<Turn>, tweak: impl FnOnce(&mut mathia::config::Config)) -> (TestApp, FakeModel) {
     let model = FakeModel::start(Behaviour::Script(turns)).await;
     let url = model.base_url.clone();
     let t = TestApp::spawn_with(|c| {
         c.ai_base_url = Some(url);
         c.ai_idle_timeout = Duration::from_secs(600);
+        tweak(c);
     })
     .await;
     (t, model)
+}
+
+/// Ana, her new room, and her socket in it.
+async fn ana_in_a_room(t: &TestApp) -> (TestUser, Room, WsClient) {
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "general").await;
+    let (ws, _) = t.ws_in_room(&ana, room.id).await;
+    (ana, room, ws)
+}
+
+/// Posts `body` without the mention, so that nothing asks the assistant by itself, and answers
+/// the AI job for it (and the message's id), for a test to deliver.
+async fn unasked_job(ws: &mut WsClient, room_id: Uuid, user: &TestUser, body: &str) -> (String, Uuid) {
+    ws.send(
+        json!({"action": "new_message", "room_id": room_id, "body": body, "client_msg_id": Uuid::new_v4().to_string()}),
+    )
+    .await;
+    let message_id: Uuid = ws.recv_type("ack").await["message_id"].as_str().unwrap().parse().unwrap();
+    let job = AiJob { job_id: message_id, room_id, message_id, user_id: user.id, regenerates: None };
+    (serde_json::to_string(&job).unwrap(), message_id)
 }
 
 /// Everything of the next AI stream: its start, tool calls and results, text, and end.
@@ -241,9 +267,7 @@ async fn a_failing_tool_gives_the_model_an_error_and_the_answer_still_comes() {
         Turn::say("I could not do that."),
     ])
     .await;
-    let ana = t.register("Ana").await;
-    let room = t.create_room(&ana, "general").await;
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (ana, room, mut a) = ana_in_a_room(&t).await;
     ask(&mut a, room.id, "@mathia could you cancel that reminder and set another?").await;
     let s = read_stream(&mut a).await;
     assert_eq!(s.results.len(), 3);
@@ -306,9 +330,7 @@ async fn stop_ai_ends_a_chain_between_rounds_and_no_round_follows() {
         Turn::call(&[("p2", "room_people", json!({}))]),
     ])
     .await;
-    let ana = t.register("Ana").await;
-    let room = t.create_room(&ana, "general").await;
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (ana, room, mut a) = ana_in_a_room(&t).await;
     ask(&mut a, room.id, "@mathia who is here, and then think about it at length").await;
     let start = a.recv_type("ai_stream_start").await;
     a.recv_type("ai_tool_result").await;
@@ -328,21 +350,8 @@ async fn a_job_delivered_again_acts_once_even_when_rerun() {
         Turn::say("Set."),
     ])
     .await;
-    let ana = t.register("Ana").await;
-    let room = t.create_room(&ana, "general").await;
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
-    // A message without the mention, so that only the deliveries below ask the assistant.
-    a.send(json!({"action": "new_message", "room_id": room.id, "body": "could you make sure I call John in 10 mins", "client_msg_id": "d"}))
-        .await;
-    let message_id: Uuid = a.recv_type("ack").await["message_id"].as_str().unwrap().parse().unwrap();
-    let job = serde_json::to_string(&AiJob {
-        job_id: message_id,
-        room_id: room.id,
-        message_id,
-        user_id: ana.id,
-        regenerates: None,
-    })
-    .unwrap();
+    let (ana, room, mut a) = ana_in_a_room(&t).await;
+    let (job, message_id) = unasked_job(&mut a, room.id, &ana, "could you make sure I call John in 10 mins").await;
     let app = &t.local.app;
     let (r1, r2) = tokio::join!(workers::handle(app, QueueName::Ai, &job), workers::handle(app, QueueName::Ai, &job));
     r1.unwrap();
@@ -365,9 +374,7 @@ async fn a_job_delivered_again_acts_once_even_when_rerun() {
 #[tokio::test]
 async fn an_exact_command_still_goes_to_its_connector_without_the_model() {
     let (t, model) = spawn(vec![Turn::say("unused")]).await;
-    let ana = t.register("Ana").await;
-    let room = t.create_room(&ana, "general").await;
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (ana, room, mut a) = ana_in_a_room(&t).await;
     ask(&mut a, room.id, "@mathia remind me to stretch in 10 mins").await;
     let s = read_stream(&mut a).await;
     assert!(s.calls.is_empty());
@@ -387,12 +394,8 @@ async fn a_muted_asker_changes_nothing_through_tools_but_may_still_look() {
         Turn::say("Done."),
     ])
     .await;
-    let ana = t.register("Ana").await;
-    let room = t.create_room(&ana, "general").await;
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
-    a.send(json!({"action": "new_message", "room_id": room.id, "body": "could you note this and remind me", "client_msg_id": "m"}))
-        .await;
-    let message_id: Uuid = a.recv_type("ack").await["message_id"].as_str().unwrap().parse().unwrap();
+    let (ana, room, mut a) = ana_in_a_room(&t).await;
+    let (job, _) = unasked_job(&mut a, room.id, &ana, "could you note this and remind me").await;
     // Muted after asking, before the assistant acts.
     let now = chrono::Utc::now();
     mathia::adapters::postgres::moderation::mute(
@@ -405,14 +408,6 @@ async fn a_muted_asker_changes_nothing_through_tools_but_may_still_look() {
     )
     .await
     .expect("muted");
-    let job = serde_json::to_string(&AiJob {
-        job_id: message_id,
-        room_id: room.id,
-        message_id,
-        user_id: ana.id,
-        regenerates: None,
-    })
-    .unwrap();
     workers::handle(&t.local.app, QueueName::Ai, &job).await.unwrap();
     let s = read_stream(&mut a).await;
     let oks: Vec<bool> = s.results.iter().map(|r| r["ok"].as_bool().unwrap()).collect();
@@ -527,9 +522,7 @@ async fn the_scheduler_forgets_tool_outcomes_past_any_redelivery() {
         Turn::say("Set."),
     ])
     .await;
-    let ana = t.register("Ana").await;
-    let room = t.create_room(&ana, "general").await;
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (ana, room, mut a) = ana_in_a_room(&t).await;
     ask(&mut a, room.id, "@mathia could you make sure I call John in 10 mins").await;
     read_stream(&mut a).await;
     let kept = || async { scalar(&t, "SELECT count(*) FROM ai_tool_calls WHERE room_id = $1", room.id).await };
@@ -545,4 +538,51 @@ async fn the_scheduler_forgets_tool_outcomes_past_any_redelivery() {
     let tick = mathia::workers::scheduler::tick(&t.local.app).await;
     assert_eq!(tick.tool_outcomes_forgotten, 1);
     assert_eq!(kept().await, 0);
+}
+
+#[tokio::test]
+async fn a_workspace_that_cannot_pay_the_next_round_gets_a_clear_end_and_pays_nothing_for_no_answer() {
+    // 500 cents of welcome credit pay one 300-cent round, not two.
+    let (t, model) = spawn_with(vec![Turn::call(&[("p1", "room_people", json!({}))]), Turn::say("unused")], |c| {
+        c.ai_reply_cost_cents = 300;
+        c.welcome_credit_cents = 500;
+    })
+    .await;
+    let (ana, room, mut a) = ana_in_a_room(&t).await;
+    ask(&mut a, room.id, "@mathia who is in here, and then tell me about each of them").await;
+    let s = read_stream(&mut a).await;
+    assert_eq!(s.results.len(), 1, "the first round's call ran");
+    assert!(s.text.contains("ran out of credits"), "{}", s.text);
+    assert_eq!(model.requests().len(), 1, "no model call the wallet cannot pay for");
+    assert_eq!(charged(&t, ana.id).await, 0, "no answer was delivered, so the first round is refunded");
+    let balance: i64 = sqlx::query_scalar(
+        "SELECT w.balance_cents FROM wallets w JOIN rooms r ON r.workspace_id = w.workspace_id WHERE r.id = $1",
+    )
+    .bind(room.id)
+    .fetch_one(&t.db().await)
+    .await
+    .unwrap();
+    assert_eq!(balance, 500);
+}
+
+#[tokio::test]
+async fn calls_asked_for_in_the_last_round_are_not_heard_and_the_reply_ends() {
+    let (t, model) = spawn_with(
+        vec![
+            Turn::call(&[("p1", "room_people", json!({}))]),
+            Turn::Call {
+                text: "Here is who is here.".into(),
+                calls: vec![("p2".into(), "room_people".into(), "{}".into())],
+            },
+        ],
+        |c| c.ai_tool_rounds = 1,
+    )
+    .await;
+    let (_ana, room, mut a) = ana_in_a_room(&t).await;
+    ask(&mut a, room.id, "@mathia who is here?").await;
+    let s = read_stream(&mut a).await;
+    assert_eq!(s.calls.len(), 1, "only the first round's call ran");
+    assert_eq!(s.text, "Here is who is here.");
+    assert_eq!(model.requests().len(), 2);
+    assert!(model.requests()[1].get("tools").is_none(), "the last round is offered no tools");
 }
