@@ -330,7 +330,7 @@ async fn stop_ai_ends_a_chain_between_rounds_and_no_round_follows() {
         Turn::call(&[("p2", "room_people", json!({}))]),
     ])
     .await;
-    let (ana, room, mut a) = ana_in_a_room(&t).await;
+    let (_ana, room, mut a) = ana_in_a_room(&t).await;
     ask(&mut a, room.id, "@mathia who is here, and then think about it at length").await;
     let start = a.recv_type("ai_stream_start").await;
     a.recv_type("ai_tool_result").await;
@@ -522,7 +522,7 @@ async fn the_scheduler_forgets_tool_outcomes_past_any_redelivery() {
         Turn::say("Set."),
     ])
     .await;
-    let (ana, room, mut a) = ana_in_a_room(&t).await;
+    let (_ana, room, mut a) = ana_in_a_room(&t).await;
     ask(&mut a, room.id, "@mathia could you make sure I call John in 10 mins").await;
     read_stream(&mut a).await;
     let kept = || async { scalar(&t, "SELECT count(*) FROM ai_tool_calls WHERE room_id = $1", room.id).await };
