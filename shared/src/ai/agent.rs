@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
-    tools::{Tool, ToolCtx, ToolOutput},
+    tools::{Tool, ToolCtx, ToolOutput, call_in_time},
     worker::{Chunks, End, Limit, stop_requested, stream_model},
 };
 use crate::{
@@ -236,11 +236,7 @@ impl Agent<'_> {
             tracing::info!(tool = %name, "the call was made before: its outcome is reused");
             return decode(&kept);
         }
-        let timeout = self.app.config.ai_tool_timeout;
-        let outcome = match tokio::time::timeout(timeout, tool.call(&self.ctx, args)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::Unavailable(crate::error::Dependency::Tool)),
-        };
+        let outcome = call_in_time(tool, &self.ctx, args).await;
         if let Some(key) = &key {
             let kept = encode(&outcome);
             ai_jobs::keep_tool_outcome(&self.app.db, &self.app.keyring, self.room_id, self.job_id, key, &kept).await?;

@@ -90,6 +90,14 @@ pub trait Tool: Send + Sync {
     async fn call(&self, ctx: &ToolCtx<'_>, args: Value) -> crate::Result<ToolOutput>;
 }
 
+/// Calls `tool` within `MATHIA_AI_TOOL_TIMEOUT_S`; one that outlasts it is unavailable.
+pub async fn call_in_time(tool: &dyn Tool, ctx: &ToolCtx<'_>, args: Value) -> crate::Result<ToolOutput> {
+    match tokio::time::timeout(ctx.app.config.ai_tool_timeout, tool.call(ctx, args)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Error::Unavailable(crate::error::Dependency::Tool)),
+    }
+}
+
 /// Where a workspace's tools come from: Mathia's own, or its MCP servers.
 #[async_trait]
 pub trait ToolSource: Send + Sync {

@@ -439,3 +439,69 @@ async fn mathias_mcp_server_refuses_requests_without_a_valid_token() {
     let config = StreamableHttpClientTransportConfig::with_uri(t.url("/mcp")).auth_header("not-a-session");
     assert!(ClientConfig::default().serve(StreamableHttpClientTransport::from_config(config)).await.is_err());
 }
+
+/// A flood of registrations is cut by the person's rate limit, and stores only what was let in.
+#[tokio::test]
+async fn registering_mcp_servers_is_rate_limited() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 3).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "team").await;
+    let (url, _) = shop_server().await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let body = json!({"name": format!("shop{i}"), "url": url, "allowed_tools": ["lookup_order"]});
+        statuses.push(t.post(Some(&ana.token), &servers_path(room.workspace_id), body).await.status().as_u16());
+    }
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(created <= 3, "{statuses:?}");
+    let listed: Value = t.get(Some(&ana.token), &servers_path(room.workspace_id)).await.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), created, "only what was let in is stored");
+}
+
+/// Over MCP, a muted member looks but changes nothing, and a flood of calls is cut by the person's
+/// own MCP limit (which leaves their chat alone).
+#[tokio::test]
+async fn mathias_mcp_server_refuses_a_muted_member_and_a_flood() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 5).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "launch").await;
+    let now = chrono::Utc::now();
+    mathia::adapters::postgres::moderation::mute(
+        &t.db().await,
+        room.id,
+        ana.id,
+        now + chrono::Duration::minutes(10),
+        "test",
+        now,
+    )
+    .await
+    .expect("muted");
+    let client = mathia_client(&t, &ana.token).await;
+    let note = client
+        .call_tool(
+            CallToolRequestParams::new("remember_note")
+                .with_arguments(args(json!({"room_id": room.id, "text": "muted words"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(note.is_error, Some(true), "{}", text(&note));
+    let notes: Value = t.get(Some(&ana.token), &format!("/api/rooms/{}/notes", room.id)).await.json().await.unwrap();
+    assert_eq!(notes.as_array().unwrap().len(), 0, "{notes}");
+    // Looking is still allowed, until the limit: 5 calls a minute, this one included.
+    let mut refused = None;
+    for i in 1..10 {
+        let people = client
+            .call_tool(CallToolRequestParams::new("room_people").with_arguments(args(json!({"room_id": room.id}))))
+            .await
+            .unwrap();
+        if people.is_error == Some(true) {
+            refused = Some((i, text(&people)));
+            break;
+        }
+    }
+    let (at, why) = refused.expect("a flood is refused");
+    assert_eq!(at, 5, "the muted call and four looks fit in five; the fifth look does not: {why}");
+    assert!(why.to_lowercase().contains("mcp tool calls"), "{why}");
+    client.cancel().await.unwrap();
+}

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::super::extract::AuthUser;
 use crate::{
-    ai::tools::{Tool, ToolCtx},
+    ai::tools::{Tool, ToolCtx, call_in_time},
     app::App,
     protocol::WsError,
     wiring,
@@ -135,10 +135,7 @@ impl ServerHandler for MathiaMcp {
         }
         let args = Value::Object(request.arguments.unwrap_or_default());
         let ctx = ToolCtx { app, asker_id, room_id: None };
-        let outcome = match tokio::time::timeout(app.config.ai_tool_timeout, tool.call(&ctx, args)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(crate::Error::Unavailable(crate::error::Dependency::Tool)),
-        };
+        let outcome = call_in_time(*tool, &ctx, args).await;
         let ok = outcome.is_ok();
         tracing::info!(tool = %request.name, user_id = %asker_id, ok, "MCP tool called");
         Ok(match outcome {
