@@ -7,6 +7,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   DESKTOP,
@@ -49,9 +50,7 @@ describe('Mathia assistant: regenerate and sources', () => {
   step('Alice signs up, opens a room and adds a note', async () => {
     await page.goto(`${BASE}/`);
     await signUpAndOnboard(page, alice);
-    await page.getByTestId('new-room-name').fill(roomName);
-    await page.getByTestId('new-room-submit').click();
-    await page.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName }).waitFor({ timeout: WAIT_MS });
+    await createRoom(page, roomName);
     await openContextTab(page, 'notes');
     await page.getByTestId('note-input').fill(noteText);
     await page.getByTestId('note-add').click();

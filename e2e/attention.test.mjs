@@ -12,6 +12,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   LONG_WAIT_MS,
@@ -105,10 +106,7 @@ describe('Mathia attention', () => {
   step('Alice signs up, creates a room and invites Bob', async () => {
     await pageA.goto(`${BASE}/`);
     await signUpAndOnboard(pageA, alice);
-    await pageA.getByTestId('new-room-name').fill(roomName);
-    await pageA.getByTestId('new-room-submit').click();
-    const item = pageA.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName });
-    await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const item = await createRoom(pageA, roomName);
     roomId = await item.getAttribute('data-room-id');
     await pageA.getByTestId('invite-button').click();
     inviteLink = await eventually(

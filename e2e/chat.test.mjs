@@ -10,6 +10,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   SHOTS_DIR,
@@ -57,10 +58,7 @@ describe('Mathia chat core', () => {
   });
 
   step('A creates a room and opens it', async () => {
-    await pageA.getByTestId('new-room-name').fill(roomName);
-    await pageA.getByTestId('new-room-submit').click();
-    const item = pageA.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName });
-    await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const item = await createRoom(pageA, roomName);
     roomId = await item.getAttribute('data-room-id');
     assert.ok(roomId, 'the room item carries data-room-id');
     await eventually(async () => (await pageA.getByTestId('room-title').textContent()) === roomName, {

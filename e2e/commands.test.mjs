@@ -8,6 +8,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   launchBrowser,
@@ -52,11 +53,7 @@ describe('Mathia commands and message actions', () => {
   step('Ana signs up and opens a room', async () => {
     await page.goto(`${BASE}/`);
     await signUpAndOnboard(page, ana);
-    await page.getByTestId('new-room-name').fill(roomName);
-    await page.getByTestId('new-room-submit').click();
-    await page
-      .locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName })
-      .waitFor({ state: 'visible', timeout: WAIT_MS });
+    await createRoom(page, roomName);
   });
 
   step('typing /re suggests /remind; picking it and finishing the request sets a reminder', async () => {

@@ -7,6 +7,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   twoPeople,
@@ -46,11 +47,7 @@ describe('Mathia direct messages and pins', () => {
   step('A and B are in one workspace', async () => {
     await pageA.goto(`${BASE}/`);
     await signUpAndOnboard(pageA, alice);
-    await pageA.getByTestId('new-room-name').fill(roomName);
-    await pageA.getByTestId('new-room-submit').click();
-    await pageA
-      .locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName })
-      .waitFor({ state: 'visible', timeout: WAIT_MS });
+    await createRoom(pageA, roomName);
     await pageA.getByTestId('invite-button').click();
     const inviteLink = await eventually(
       async () => {

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   SHOTS_DIR,
@@ -170,10 +171,7 @@ describe('Mathia files', () => {
   step('A signs up, creates a room and gets an invite link', async () => {
     await pageA.goto(`${BASE}/`);
     await signUpAndOnboard(pageA, alice);
-    await pageA.getByTestId('new-room-name').fill(roomName);
-    await pageA.getByTestId('new-room-submit').click();
-    const item = pageA.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName });
-    await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const item = await createRoom(pageA, roomName);
     roomId = await item.getAttribute('data-room-id');
     assert.ok(roomId, 'the room item carries data-room-id');
     await pageA.getByTestId('invite-button').click();

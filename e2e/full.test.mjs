@@ -23,6 +23,7 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useFakeModel, FAKE_REPLY_TEXT } from './fake-model.mjs';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   LONG_WAIT_MS,
@@ -147,10 +148,7 @@ describe('Mathia full journey', () => {
     // The workspace's first room opens (and takes the focus to its composer) once the app is up:
     // wait for it, or the name may be typed into the composer instead.
     await pageA.locator('[data-testid="room-item"][aria-current="true"]').first().waitFor({ state: 'visible', timeout: WAIT_MS });
-    await pageA.getByTestId('new-room-name').fill(roomName);
-    await pageA.getByTestId('new-room-submit').click();
-    const item = pageA.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName });
-    await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const item = await createRoom(pageA, roomName);
     roomId = await item.getAttribute('data-room-id');
     workspaceId = await item.getAttribute('data-workspace-id');
     assert.ok(roomId && workspaceId, 'the room item names its room and workspace');

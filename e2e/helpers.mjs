@@ -262,6 +262,15 @@ export async function signUpAndOnboard(page, who, opts = {}) {
 }
 
 /** Types into the composer and sends with Enter. */
+/** Creates a room from the sidebar and waits until it is the open one: its sidebar item. */
+export async function createRoom(page, name) {
+  await page.getByTestId('new-room-name').fill(name);
+  await page.getByTestId('new-room-submit').click();
+  const item = page.locator('[data-testid="room-item"][aria-current="true"]', { hasText: name });
+  await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+  return item;
+}
+
 export async function send(page, text) {
   const composer = page.getByTestId('composer');
   await composer.fill(text);

@@ -6,6 +6,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   twoPeople,
@@ -44,10 +45,7 @@ describe('Mathia invite preview', () => {
   step('A signs up, creates a room and gets an invite link', async () => {
     await pageA.goto(`${BASE}/`);
     await signUpAndOnboard(pageA, alice);
-    await pageA.getByTestId('new-room-name').fill(roomName);
-    await pageA.getByTestId('new-room-submit').click();
-    const item = pageA.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName });
-    await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const item = await createRoom(pageA, roomName);
     roomId = await item.getAttribute('data-room-id');
     await pageA.getByTestId('invite-button').click();
     inviteLink = await eventually(

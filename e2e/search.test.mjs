@@ -11,6 +11,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  createRoom,
   BASE,
   WAIT_MS,
   LONG_WAIT_MS,
@@ -116,10 +117,7 @@ describe('Mathia message search', () => {
   step('A signs up, creates a room and says something distinctive', async () => {
     await pageA.goto(`${BASE}/`);
     await signUpAndOnboard(pageA, alice);
-    await pageA.getByTestId('new-room-name').fill(roomName);
-    await pageA.getByTestId('new-room-submit').click();
-    const item = pageA.locator('[data-testid="room-item"][aria-current="true"]', { hasText: roomName });
-    await item.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const item = await createRoom(pageA, roomName);
     roomId = await item.getAttribute('data-room-id');
     await send(pageA, target);
     await expectBodiesInOrder(pageA, [target], 'A sees the message stored');
@@ -164,11 +162,7 @@ describe('Mathia message search', () => {
   });
 
   step('a result in another room opens that room at the message', async () => {
-    await pageA.getByTestId('new-room-name').fill(otherRoom);
-    await pageA.getByTestId('new-room-submit').click();
-    await pageA
-      .locator('[data-testid="room-item"][aria-current="true"]', { hasText: otherRoom })
-      .waitFor({ state: 'visible', timeout: WAIT_MS });
+    await createRoom(pageA, otherRoom);
     await eventually(async () => (await pageA.getByTestId('room-title').textContent()) === otherRoom, {
       what: 'A is in the other room',
     });
