@@ -310,10 +310,11 @@ async fn run_claimed(
     let ai = super::models::for_workspace(app, room.workspace_id).await?;
     // With a model that calls tools, only a request that *is* a command ("remind me to …",
     // "/calendly connect") goes to its connector; anything else is the model's, with tools.
-    let agentic = ai.calls_tools();
-    let intent = if agentic { router::route_exact(&request).unwrap_or(Intent::Chat) } else { router::route(&request) };
+    let with_tools = ai.calls_tools();
+    let intent =
+        if with_tools { router::route_exact(&request).unwrap_or(Intent::Chat) } else { router::route(&request) };
     let connector = connector_for(connectors, intent);
-    tracing::info!(?intent, connector = connector.name(), agentic, "routed");
+    tracing::info!(?intent, connector = connector.name(), with_tools, "routed");
     let ctx = Ctx {
         app,
         room_id: job.room_id,
@@ -323,7 +324,8 @@ async fn run_claimed(
         trigger: &trigger,
     };
     let answer = connector.answer(&ctx).await?;
-    let agentic = agentic && intent == Intent::Chat;
+    // The model answers with tools: the request went to general chat.
+    let agentic = with_tools && intent == Intent::Chat;
 
     let cost = app.config.ai_reply_cost_cents;
     let billed = matches!(answer, Answer::Model { .. }) && ai.is_model() && cost > 0;
