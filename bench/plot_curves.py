@@ -6,13 +6,15 @@ and RSS in the table beside it.
     python3 bench/plot_curves.py [RESULTS.jsonl ...]
 
 Files default to every file in bench/results/; for each curve and x the newest point is used.
-Only the standard library is used.
+The history-depth curve (bench/history.sh) is read from the newest "History depth" section of
+bench/RESULTS.md and drawn as bench/curve-history.svg. Only the standard library is used.
 """
 
 import glob
 import json
 import math
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,7 +76,7 @@ def table(curve, rows):
     return "\n".join(out)
 
 
-def svg(curve, series, xlabel, ylabel):
+def svg(curve, series, xlabel, ylabel, xname=lambda x: f"{int(x):,}"):
     """A line chart with a log x axis: series = [(label, colour, [(x, y)])]."""
     W, H, L, R, T, B = 560, 320, 60, 20, 30, 50
     xs = [x for _, _, pts in series for x, _ in pts]
@@ -94,7 +96,7 @@ def svg(curve, series, xlabel, ylabel):
              f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle">{xlabel}</text>',
              f'<text x="14" y="{H / 2}" text-anchor="middle" transform="rotate(-90 14 {H / 2})">{ylabel}</text>']
     for x in sorted(set(xs)):
-        parts.append(f'<text x="{px(x):.1f}" y="{H - B + 14}" text-anchor="middle">{int(x):,}</text>')
+        parts.append(f'<text x="{px(x):.1f}" y="{H - B + 14}" text-anchor="middle">{xname(x)}</text>')
     for i in range(5):
         y = y1 * i / 4
         parts.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
@@ -113,8 +115,40 @@ LABELS = {"room-size": "people in the room", "many-rooms": "rooms of 5 people (2
           "idle": "authenticated idle sockets"}
 
 
+HISTORY_LINE = re.compile(r"^- depth=(\d+) .*?send p50_ms=([\d.]+) p99_ms=([\d.]+) .*?"
+                          r"latest_page p50_ms=([\d.]+) p99_ms=([\d.]+) .*?deep_page p50_ms=([\d.]+) p99_ms=([\d.]+)")
+
+
+def history():
+    """The newest "History depth" section of RESULTS.md: a table and curve-history.svg."""
+    with open(os.path.join(HERE, "RESULTS.md")) as f:
+        sections = f.read().split("\n## History depth")
+    if len(sections) < 2:
+        return
+    rows = [m.groups() for m in map(HISTORY_LINE.match, sections[-1].splitlines()) if m]
+    if not rows:
+        return
+    head = ["stored messages", "send p50 ms", "send p99 ms", "latest page p50 ms", "latest page p99 ms",
+            "deep page p50 ms", "deep page p99 ms"]
+    out = ["### history", "", "| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    out += ["| " + " | ".join([f"{int(r[0]):,}", *r[1:]]) + " |" for r in rows]
+    print("\n".join(out) + "\n")
+    # A log axis has no 0: the empty room is drawn a decade before the first depth.
+    first = min(int(r[0]) for r in rows if int(r[0]) > 0)
+    at = lambda d: d if d > 0 else first / 10
+    name = lambda x: "empty" if x < first else f"{int(x):,}"
+    series = [("send p99", "#d9480f", [(at(int(r[0])), float(r[2])) for r in rows]),
+              ("send p50", "#f59f00", [(at(int(r[0])), float(r[1])) for r in rows]),
+              ("latest page p99", "#2f6fdf", [(at(int(r[0])), float(r[4])) for r in rows]),
+              ("deep page p99", "#37b24d", [(at(int(r[0])), float(r[6])) for r in rows])]
+    drawn = svg("history", series, "messages stored in the room", "latency, ms", name)
+    with open(os.path.join(HERE, "curve-history.svg"), "w") as f:
+        f.write(drawn + "\n")
+
+
 def main():
     paths = sys.argv[1:] or sorted(glob.glob(os.path.join(HERE, "results", "*.jsonl")))
+    history()
     curves = points(paths)
     if not curves:
         sys.exit("no curve points (run `bash bench/curves.sh` first)")
