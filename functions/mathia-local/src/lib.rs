@@ -348,6 +348,10 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
     // Frames are read and started one by one, so a sender's messages are queued for storage
     // in the order sent; each one's commit, ack and fan-out then run on their own. Every frame
     // spends the socket's budget first: a flood is dropped here, before it costs anyone else.
+    //
+    // The futures that serve a frame are boxed: a task is as big as the largest state it can be
+    // in, and an idle socket's task would otherwise carry the whole of `new_message`'s state
+    // (bench/RESULTS.md, "Idle sockets").
     let in_flight = Arc::new(Semaphore::new(MESSAGES_IN_FLIGHT));
     let mut budget = FrameBudget::new(gw.frame_budget.0, gw.frame_budget.1);
     loop {
@@ -356,14 +360,14 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
                 Some(Ok(Message::Text(_) | Message::Binary(_))) if !admitted(&gw, &connection, &mut budget).await => {}
                 Some(Ok(Message::Text(text))) => {
                     let permit = in_flight.clone().acquire_owned().await.expect("never closed");
-                    if let Some(rest) = on_message_pipelined(&gw.app, &connection, text.as_str()).await {
+                    if let Some(rest) = Box::pin(on_message_pipelined(&gw.app, &connection, text.as_str())).await {
                         tokio::spawn(async move {
                             rest.await;
                             drop(permit);
                         });
                     }
                 }
-                Some(Ok(Message::Binary(_))) => on_binary_frame(&gw.app, &connection).await,
+                Some(Ok(Message::Binary(_))) => Box::pin(on_binary_frame(&gw.app, &connection)).await,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
@@ -373,7 +377,7 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
         }
     }
     gw.push.detach(&connection);
-    on_disconnect(&gw.app, &connection).await;
+    Box::pin(on_disconnect(&gw.app, &connection)).await;
     // A client that stopped reading cannot hold the writer (and the socket) forever.
     if tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
         writer.abort();
@@ -390,7 +394,7 @@ async fn admitted(gw: &Gateway, connection: &ConnectionId, budget: &mut FrameBud
         Admission::Serve => true,
         Admission::Refuse { retry_after, tell } => {
             if tell {
-                on_throttled(&gw.app, connection, retry_after).await;
+                Box::pin(on_throttled(&gw.app, connection, retry_after)).await;
             }
             false
         }

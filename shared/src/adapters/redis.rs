@@ -8,7 +8,7 @@ use redis::{
     AsyncCommands, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +118,9 @@ return {retry, tell}
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
-    conn: Mutex<Option<ConnectionManager>>,
+    /// Set by the first call that reaches Redis; a failed first connect is tried again by the
+    /// next call. Read without a lock afterwards: every message makes Redis calls.
+    conn: OnceCell<ConnectionManager>,
     rate_limit: Script,
     throttle_check: Script,
     take_batch: Script,
@@ -130,7 +132,7 @@ impl RedisStore {
         Ok(Self {
             client: redis::Client::open(url)?,
             prefix: prefix.to_owned(),
-            conn: Mutex::new(None),
+            conn: OnceCell::new(),
             rate_limit: Script::new(RATE_LIMIT_LUA),
             throttle_check: Script::new(THROTTLE_CHECK_LUA),
             take_batch: Script::new(TAKE_BATCH_LUA),
@@ -143,18 +145,18 @@ impl RedisStore {
     }
 
     async fn conn(&self) -> Result<ConnectionManager, RedisDown> {
-        let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(self.client.clone(), config).await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_millis(500)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                ConnectionManager::new_with_config(self.client.clone(), config).await.map_err(RedisDown::from)
+            })
+            .await?;
+        Ok(conn.clone())
     }
 
     pub async fn ping(&self) -> Result<(), RedisDown> {

@@ -42,19 +42,11 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
         ConnectError::Unavailable
     })?;
     let (user_id, session) = taken.ok_or(ConnectError::Unauthorized)?;
-    if let Some(session) = &session {
-        let live = users::session_live(&app.db, session, app.clock.now()).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot check the session");
-            ConnectError::Unavailable
-        })?;
-        if !live {
-            return Err(ConnectError::Unauthorized);
-        }
-    }
-    let user = users::by_id(&app.db, user_id)
+    // The user, and the session the ticket was fetched with still live, in one query.
+    let display_name = users::connecting(&app.db, user_id, session.as_deref(), app.clock.now())
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "cannot load user");
+            tracing::error!(error = %e, "cannot check the user and session");
             ConnectError::Unavailable
         })?
         .ok_or(ConnectError::Unauthorized)?;
@@ -62,7 +54,7 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
         .register(ConnectionInfo {
             id: connection.clone(),
             user_id,
-            display_name: user.display_name,
+            display_name,
             rooms: HashSet::new(),
             connected_at: app.clock.now(),
             endpoint: app.own_endpoint.clone(),
@@ -233,12 +225,14 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<Option<
     let done = match parse_frame(raw)? {
         ClientAction::NewMessage { room_id, body, client_msg_id, reply_to } => {
             let post = Post { room_id, body: &body, client_msg_id: &client_msg_id, reply_to, attachment: None };
-            let queued = chat::post::queue(app, conn, post).await.map_err(with_ref)?;
-            let frame_ref = frame_ref_of(raw);
+            // The frame's reference is its `client_msg_id`: the frame is not parsed again.
+            let queued = chat::post::queue(app, conn, post)
+                .await
+                .map_err(|e| WsError::from(e).with_ref(Some(&client_msg_id)))?;
             let (app, conn) = (app.clone(), conn.clone());
             let rest = async move {
                 if let Err(e) = queued.finish(&app, &conn, after_store).await {
-                    report(&app, &conn, WsError::from(e).with_ref(frame_ref.as_deref())).await;
+                    report(&app, &conn, WsError::from(e).with_ref(Some(&client_msg_id))).await;
                 }
             };
             return Ok(Some(Box::pin(rest.in_current_span())));

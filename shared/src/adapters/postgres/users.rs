@@ -83,19 +83,31 @@ pub async fn session_user(db: &PgPool, token: &str, now: DateTime<Utc>) -> Resul
     Ok(row.map(|(id, email, display_name, step)| (User { id, email, display_name }, step == "done")))
 }
 
-/// Whether the session whose token hash is `token_hash_hex` is live (not expired, not revoked).
-pub async fn session_live(db: &PgPool, token_hash_hex: &str, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    if token_hash_hex.len() != 64 || !token_hash_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(false);
+/// The display name of a user opening a socket, in one query: None when the user is gone, or
+/// when the ticket was fetched with a session (`token_hash_hex`, the session token's hash) that is
+/// no longer live — expired, revoked, or not theirs.
+pub async fn connecting(
+    db: &PgPool,
+    user_id: Uuid,
+    session_hash_hex: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, sqlx::Error> {
+    if session_hash_hex.is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Ok(None);
     }
-    let live: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM sessions WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL AND expires_at > $2",
+    sqlx::query_scalar(
+        "SELECT u.display_name FROM users u
+         WHERE u.id = $1
+           AND ($2::text IS NULL OR EXISTS (
+                SELECT 1 FROM sessions s
+                WHERE s.token_hash = decode($2, 'hex') AND s.user_id = u.id
+                  AND s.revoked_at IS NULL AND s.expires_at > $3))",
     )
-    .bind(token_hash_hex)
+    .bind(user_id)
+    .bind(session_hash_hex)
     .bind(now)
     .fetch_optional(db)
-    .await?;
-    Ok(live.is_some())
+    .await
 }
 
 pub async fn revoke_session(db: &PgPool, token: &str) -> Result<(), sqlx::Error> {
