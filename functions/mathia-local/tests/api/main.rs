@@ -30,6 +30,7 @@ mod lambda;
 mod limits;
 mod login_throttle;
 mod mcp;
+mod migrations;
 mod moderation;
 mod muted;
 mod onboarding;

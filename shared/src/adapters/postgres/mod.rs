@@ -36,30 +36,46 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens a pool, creating the database if it does not exist, and migrates it.
+///
+/// A process that starts against a database that exists and is up to date (every Lambda cold
+/// start, and every restart) pays one connection and one query for both checks: the database is
+/// created only when connecting to it says it does not exist, and the migrator, with its
+/// advisory lock and half a dozen statements, runs only when `is_migrated` sees something to do.
 pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
-    let parsed = PgConnectOptions::from_str(database_url).context("DATABASE_URL is not a Postgres URL")?;
+    let options = PgConnectOptions::from_str(database_url)
+        .context("DATABASE_URL is not a Postgres URL")?
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     let unreachable = || {
         format!(
             "cannot reach Postgres at {}:{} as {} (DATABASE_URL): start it (on Debian, \
              `bash scripts/services` starts or installs it) or point DATABASE_URL at one",
-            parsed.get_host(),
-            parsed.get_port(),
-            parsed.get_username()
+            options.get_host(),
+            options.get_port(),
+            options.get_username()
         )
     };
-    if !sqlx::Postgres::database_exists(database_url).await.with_context(unreachable)? {
-        tracing::info!("creating the database");
-        if let Err(e) = sqlx::Postgres::create_database(database_url).await {
-            // Another process may have created it at the same moment.
-            if !sqlx::Postgres::database_exists(database_url).await.unwrap_or(false) {
-                return Err(e).context("cannot create the database");
+    let pool = match pool_options().connect_with(options.clone()).await {
+        Err(e) if is_missing_database(&e) => {
+            tracing::info!("creating the database");
+            if let Err(e) = sqlx::Postgres::create_database(database_url).await {
+                // Another process may have created it at the same moment.
+                if !sqlx::Postgres::database_exists(database_url).await.unwrap_or(false) {
+                    return Err(e).context("cannot create the database");
+                }
             }
+            pool_options().connect_with(options.clone()).await
         }
+        connected => connected,
     }
-    let options = PgConnectOptions::from_str(database_url)
-        .context("DATABASE_URL is not a Postgres URL")?
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-    let pool = PgPoolOptions::new()
+    .with_context(unreachable)?;
+    if !is_migrated(&pool).await {
+        MIGRATOR.run(&pool).await.context("migrations failed")?;
+    }
+    Ok(pool)
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(3))
         // A round trip to check every connection before every query costs the hot path as much
@@ -74,11 +90,31 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
                 Ok(true)
             })
         })
-        .connect_with(options)
-        .await
-        .with_context(unreachable)?;
-    MIGRATOR.run(&pool).await.context("migrations failed")?;
-    Ok(pool)
+}
+
+/// SQLSTATE 3D000, invalid_catalog_name: the database in the URL does not exist.
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000"))
+}
+
+/// True when the database holds exactly the binary's migrations, each applied successfully and
+/// unchanged since (the checks `MIGRATOR.run` makes, in one query and without its lock).
+/// Anything else (no migrations table yet, one pending, failed or edited) is for the migrator,
+/// which applies it or says what is wrong.
+pub async fn is_migrated(pool: &PgPool) -> bool {
+    let applied: Vec<(i64, Vec<u8>, bool)> =
+        match sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(_) => return false,
+        };
+    let expected: Vec<_> = MIGRATOR.iter().filter(|m| !m.migration_type.is_down_migration()).collect();
+    applied.len() == expected.len()
+        && applied.iter().zip(&expected).all(|((version, checksum, success), migration)| {
+            *success && *version == migration.version && checksum[..] == migration.checksum[..]
+        })
 }
 
 /// True when the error means Postgres is unreachable rather than that the query was wrong:
