@@ -14,6 +14,17 @@ async fn applied(pool: &sqlx::PgPool) -> Vec<(i64, bool, String)> {
         .unwrap()
 }
 
+/// Rewrites one applied migration's row, as an edited file or a failed run would leave it.
+async fn set_applied(pool: &sqlx::PgPool, version: i64, checksum: &[u8], success: bool) {
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = $2, success = $3 WHERE version = $1")
+        .bind(version)
+        .bind(checksum)
+        .bind(success)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn connect_creates_migrates_then_only_checks_and_refuses_an_edited_history() {
     let name = format!("mathia_test_{}", Uuid::new_v4().simple());
@@ -37,23 +48,14 @@ async fn connect_creates_migrates_then_only_checks_and_refuses_an_edited_history
 
     // A migration edited since it was applied: refused, as the migrator refuses it.
     let last = *expected.last().unwrap();
-    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = $1")
-        .bind(last)
-        .execute(&pool)
-        .await
-        .unwrap();
+    set_applied(&pool, last, &[0], true).await;
     assert!(!is_migrated(&pool).await);
     let err = connect(&url).await.expect_err("an edited migration is refused");
     assert!(format!("{err:#}").contains("previously applied but has been modified"), "{err:#}");
 
     // A migration that failed half way: refused too.
     let checksum = MIGRATOR.iter().find(|m| m.version == last).unwrap().checksum.to_vec();
-    sqlx::query("UPDATE _sqlx_migrations SET checksum = $2, success = false WHERE version = $1")
-        .bind(last)
-        .bind(checksum)
-        .execute(&pool)
-        .await
-        .unwrap();
+    set_applied(&pool, last, &checksum, false).await;
     assert!(!is_migrated(&pool).await);
     let err = connect(&url).await.expect_err("a partly applied migration is refused");
     assert!(format!("{err:#}").contains("partially applied"), "{err:#}");
