@@ -228,6 +228,56 @@ describe('Mathia attention', () => {
     assert.equal((await badgeState(bob2, roomId)).unread, 2, 'catching up does not mark read');
   });
 
+  step('A join answered before a message but delivered after it still counts the message', async () => {
+    // `room_joined` counts up to its page's newest message; a message stored just after can reach
+    // the page first (another function instance pushes it). Bob's third page holds the room's
+    // `room_joined` back until that message has passed, then lets it through.
+    let held = null;
+    let released = false;
+    const bob3 = await contextB.newPage();
+    bob3.on('pageerror', (err) => pageErrors.push(`B3: ${err.message}`));
+    await bob3.addInitScript(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    });
+    await bob3.routeWebSocket(/.*/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((raw) => {
+        let frame = null;
+        try {
+          frame = JSON.parse(raw);
+        } catch {}
+        if (!released && frame?.type === 'room_joined' && frame.room_id === roomId) {
+          held = raw;
+          return;
+        }
+        ws.send(raw);
+        if (held && frame?.type === 'new_message' && frame.room_id === roomId) {
+          ws.send(held);
+          held = null;
+          released = true;
+        }
+      });
+    });
+    await bob3.goto(`${BASE}/`);
+    await eventually(async () => held !== null, { what: "the room's room_joined is held back" });
+    await badge(bob3, roomId).waitFor({ state: 'attached', timeout: WAIT_MS });
+    assert.equal((await badgeState(bob3, roomId)).unread, 2, 'the room list counts two unread');
+    // A listener of the page's own socket module, behind attention's: it runs once the held frame is taken in.
+    await bob3.evaluate(async (id) => {
+      const socket = await import('/js/socket.js');
+      socket.on('room_joined', (frame) => {
+        if (frame.room_id === id) window.__roomJoined = true;
+      });
+    }, roomId);
+    await send(pageA, 'one more thing before Friday');
+    await eventually(async () => bob3.evaluate(() => window.__roomJoined === true), { what: 'the held room_joined arrived after the message' });
+    assert.ok(released);
+    assert.equal((await badgeState(bob3, roomId)).unread, 3, 'the message that overtook the join is still counted');
+    await eventually(async () => (await badgeState(bob2, roomId)).unread === 3, { what: 'the other page agrees' });
+    await bob3.close();
+  });
+
   step('no page errors', async () => {
     assert.deepEqual(pageErrors, []);
   });

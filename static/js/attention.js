@@ -8,6 +8,11 @@
 import * as socket from './socket.js';
 
 const standing = new Map(); // roomId -> {lastReadSeq, unread, mentions, seenSeq}
+// roomId -> what each recent `new_message` added to the counts: [{seq, unread, mentions}]. A
+// `room_joined` counts only up to its page's newest message, and a message stored just after the
+// page was read can arrive before it: that message's share is added back, not lost.
+const arrivals = new Map();
+const ARRIVALS_KEPT = 200;
 const listeners = new Set();
 let me = null;
 let initialized = false;
@@ -25,11 +30,20 @@ export function initAttention(options = {}) {
   socket.on('room_joined', ({ room_id: roomId, messages = [], last_read_seq: seq, unread_count: unread, mention_count: mentions }) => {
     if (seq == null) return;
     const top = Math.max(0, ...(Array.isArray(messages) ? messages.map((m) => m.seq ?? 0) : []));
-    set(roomId, { lastReadSeq: seq, unread: unread ?? 0, mentions: mentions ?? 0, seenSeq: top });
+    const later = (arrivals.get(roomId) || []).filter((a) => a.seq > top);
+    arrivals.set(roomId, later);
+    const after = later.filter((a) => a.seq > seq);
+    set(roomId, {
+      lastReadSeq: seq,
+      unread: (unread ?? 0) + after.reduce((n, a) => n + a.unread, 0),
+      mentions: (mentions ?? 0) + after.reduce((n, a) => n + a.mentions, 0),
+      seenSeq: Math.max(top, ...later.map((a) => a.seq)),
+    });
   });
   socket.on('read_marker', ({ room_id: roomId, seq, unread_count: unread, mention_count: mentions }) => {
     const known = standing.get(roomId);
     if (known && seq < known.lastReadSeq) return; // an older answer overtaken by our own mark
+    arrivals.set(roomId, (arrivals.get(roomId) || []).filter((a) => a.seq > seq));
     set(roomId, { lastReadSeq: seq, unread, mentions, seenSeq: Math.max(seq, known?.seenSeq ?? 0) });
   });
   socket.on('new_message', ({ room_id: roomId, message }) => arrived(roomId || message?.room_id, message));
@@ -79,6 +93,7 @@ export function markRead(roomId, seq) {
   const s = get(roomId);
   if (!(seq > s.lastReadSeq)) return false;
   if (!socket.send({ action: 'mark_read', room_id: roomId, seq })) return false;
+  arrivals.set(roomId, (arrivals.get(roomId) || []).filter((a) => a.seq > seq));
   set(roomId, { lastReadSeq: seq, unread: 0, mentions: 0, seenSeq: Math.max(seq, s.seenSeq) });
   return true;
 }
@@ -97,6 +112,7 @@ export function totalMentions() {
 
 export function reset() {
   standing.clear();
+  arrivals.clear();
   me = null;
   titleBase = 'Mathia';
   renderTitle();
@@ -147,10 +163,15 @@ function arrived(roomId, message) {
   }
   const mine = Boolean(me && message.author?.id === me.id);
   const forMe = isForMe(message);
+  const added = { seq: message.seq, unread: mine || message.deleted ? 0 : 1, mentions: forMe ? 1 : 0 };
+  const kept = arrivals.get(roomId) || [];
+  kept.push(added);
+  if (kept.length > ARRIVALS_KEPT) kept.splice(0, kept.length - ARRIVALS_KEPT);
+  arrivals.set(roomId, kept);
   set(roomId, {
     lastReadSeq: s.lastReadSeq,
-    unread: s.unread + (mine || message.deleted ? 0 : 1),
-    mentions: s.mentions + (forMe ? 1 : 0),
+    unread: s.unread + added.unread,
+    mentions: s.mentions + added.mentions,
     seenSeq: message.seq,
   });
   if (forMe) {

@@ -39,7 +39,11 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     let online_bytes = serde_json::to_vec(&online).map_or(0, |v| v.len());
     let budget = messages::PAGE_MAX_BYTES.saturating_sub(online_bytes);
     let page = messages::page_within(&app.db, &app.keyring, room_id, Cursor::Latest, JOIN_HISTORY, budget).await?;
-    let standing = attention::standing(&app.db, conn.user_id, room_id).await?;
+    // The counts go with the page: up to its newest message (the page always holds the newest,
+    // so an empty page is an empty room). Anything later reaches this connection as
+    // `new_message`, since it was subscribed before the page was read.
+    let newest = page.messages.iter().map(|m| m.seq).max().unwrap_or(0);
+    let standing = attention::standing_until(&app.db, conn.user_id, room_id, Some(newest)).await?;
     let event = ServerEvent::RoomJoined {
         room_id,
         messages: page.messages,

@@ -122,6 +122,55 @@ async fn room_mentions_everyone_a_reply_counts_and_a_non_member_is_mentioned_now
     assert_eq!(counts(&listed(&t, &ana, room).await), (0, 1, 0), "Ben's message is Ana's one unread");
 }
 
+/// `room_joined`'s counts go with its page: they count up to the page's newest message and no
+/// further, so a message stored while the join is being answered is counted once — by the page,
+/// or as the `new_message` that follows it — never by both and never by neither. Ben joins over
+/// and over while Ana's messages pour in; every answer must agree with the database.
+#[tokio::test]
+async fn room_joined_counts_go_with_its_page_while_messages_pour_in() {
+    const MESSAGES: usize = 300;
+    let t = TestApp::spawn_with(|c| {
+        c.rate_limit_per_min = 100_000;
+        c.ws_frames_per_s = 100_000;
+        c.ws_frame_burst = 100_000;
+    })
+    .await;
+    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let mut b = t.ws(&ben).await;
+    let sender = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            a.send(json!({"action": "new_message", "room_id": room, "body": format!("update {i}"), "client_msg_id": format!("c{i}")}))
+                .await;
+            a.recv_type("ack").await;
+        }
+    });
+    let mut joins = Vec::new();
+    while !sender.is_finished() {
+        b.send(json!({"action": "join_room", "room_id": room})).await;
+        joins.push(b.recv_type("room_joined").await);
+        b.send(json!({"action": "leave_room", "room_id": room})).await;
+    }
+    sender.await.unwrap();
+    assert!(joins.len() >= 10, "Ben joined while the messages came in ({} times)", joins.len());
+    let db = t.db().await;
+    for joined in &joins {
+        let newest = joined["messages"].as_array().unwrap().iter().filter_map(|m| m["seq"].as_i64()).max().unwrap_or(0);
+        let (last_read, unread, _) = counts(joined);
+        let truth: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 AND author_id <> $4",
+        )
+        .bind(room)
+        .bind(last_read)
+        .bind(newest)
+        .bind(ben.id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        assert_eq!(unread, truth, "unread up to the page's newest message (seq {newest})");
+    }
+}
+
 #[tokio::test]
 async fn a_read_marker_moves_forward_only_and_the_other_connection_hears_it() {
     let t = TestApp::spawn().await;

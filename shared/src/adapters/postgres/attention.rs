@@ -22,7 +22,8 @@ pub struct Standing {
     pub mention_count: i64,
 }
 
-/// `$1` the person, `$2` one room or NULL for all of theirs.
+/// `$1` the person, `$2` one room or NULL for all of theirs, `$3` the last `seq` to count or NULL
+/// for all.
 const STANDING: &str = "
     WITH mine AS (
         SELECT rm.room_id,
@@ -35,9 +36,11 @@ const STANDING: &str = "
     SELECT mine.room_id, mine.last_read_seq,
            (SELECT count(*) FROM messages m
             WHERE m.room_id = mine.room_id AND m.seq > mine.last_read_seq
+              AND ($3::bigint IS NULL OR m.seq <= $3)
               AND m.deleted_at IS NULL AND m.author_id IS DISTINCT FROM $1) AS unread_count,
            (SELECT count(*) FROM messages m
             WHERE m.room_id = mine.room_id AND m.seq > mine.last_read_seq
+              AND ($3::bigint IS NULL OR m.seq <= $3)
               AND m.deleted_at IS NULL AND m.author_id IS DISTINCT FROM $1
               AND (EXISTS (SELECT 1 FROM message_mentions mm
                            WHERE mm.message_id = m.id AND (mm.user_id = $1 OR mm.everyone))
@@ -47,13 +50,27 @@ const STANDING: &str = "
 
 /// The person's standing in each of their rooms.
 pub async fn standings(db: &PgPool, user_id: Uuid) -> Result<HashMap<Uuid, Standing>, sqlx::Error> {
-    let rows: Vec<Standing> = sqlx::query_as(STANDING).bind(user_id).bind(None::<Uuid>).fetch_all(db).await?;
+    let rows: Vec<Standing> =
+        sqlx::query_as(STANDING).bind(user_id).bind(None::<Uuid>).bind(None::<i64>).fetch_all(db).await?;
     Ok(rows.into_iter().map(|s| (s.room_id, s)).collect())
 }
 
 /// The person's standing in one room; `None` when they are not a member.
 pub async fn standing(db: &PgPool, user_id: Uuid, room_id: Uuid) -> Result<Option<Standing>, sqlx::Error> {
-    sqlx::query_as(STANDING).bind(user_id).bind(Some(room_id)).fetch_optional(db).await
+    standing_until(db, user_id, room_id, None).await
+}
+
+/// [`standing`], counting only the messages up to `until` (all of them for `None`): the counts
+/// that go with a page of history whose newest message is `until`, so a message stored between
+/// reading the page and counting is neither counted without being shown nor counted twice once
+/// it arrives as `new_message`.
+pub async fn standing_until(
+    db: &PgPool,
+    user_id: Uuid,
+    room_id: Uuid,
+    until: Option<i64>,
+) -> Result<Option<Standing>, sqlx::Error> {
+    sqlx::query_as(STANDING).bind(user_id).bind(Some(room_id)).bind(until).fetch_optional(db).await
 }
 
 /// Moves the person's marker forward to `seq` (at most the room's last `seq`), only while they
