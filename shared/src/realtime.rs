@@ -12,14 +12,20 @@ use crate::{
 
 /// Sends to one connection; a gone connection is forgotten (and its rooms told it left).
 pub async fn push_to(app: &App, to: Recipient<'_>, frame: &Frame) -> bool {
-    match app.push.send(to, frame).await {
+    let result = app.push.send(to, frame).await;
+    settle(app, to.id, result).await
+}
+
+/// After a push: a gone connection is forgotten, a failure logged; true when it was sent.
+async fn settle(app: &App, connection: &ConnectionId, result: Result<(), PushError>) -> bool {
+    match result {
         Ok(()) => true,
         Err(PushError::Gone) => {
-            Box::pin(forget_connection(app, to.id)).await;
+            Box::pin(forget_connection(app, connection)).await;
             false
         }
         Err(PushError::Other(e)) => {
-            tracing::debug!(connection = %to.id, "push failed");
+            tracing::debug!(%connection, "push failed");
             tracing::warn!(error = %e, "push failed");
             false
         }
@@ -40,8 +46,11 @@ pub async fn push_to_room(app: &App, room_id: Uuid, event: &ServerEvent, except_
         }
     };
     let frame = Frame::json(event);
-    join_all(connections.iter().filter(|c| Some(c.user_id) != except_user).map(|c| push_to(app, c.into(), &frame)))
-        .await;
+    let to: Vec<Recipient<'_>> =
+        connections.iter().filter(|c| Some(c.user_id) != except_user).map(Recipient::from).collect();
+    // One call for the whole room: sockets held here get the frame under one lock.
+    let results = app.push.send_many(&to, &frame).await;
+    join_all(to.iter().zip(results).filter(|(_, r)| r.is_err()).map(|(c, r)| settle(app, c.id, r))).await;
 }
 
 /// Sends to every connection of a user; false when they have none (they are offline).

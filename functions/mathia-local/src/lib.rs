@@ -310,7 +310,11 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
     let mut closing = outbox.closing();
     let (mut sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(async move {
-        let mut let_go = outbox.closing();
+        let mut closing = outbox.closing();
+        // One wait for the whole life of the socket: a `changed()` made afresh for every frame
+        // registers and drops a waiter each time (bench/RESULTS.md, "Room size").
+        let let_go = closing.changed();
+        tokio::pin!(let_go);
         loop {
             // Whatever queued up meanwhile goes out in the same write: with TCP_NODELAY a flush
             // per frame would be a packet per frame under load.
@@ -318,7 +322,7 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
                 biased;
                 // The process let go of the socket (closed, overloaded, detached): what is still
                 // queued is dropped, the client reconnects and catches up.
-                _ = let_go.changed() => break,
+                _ = &mut let_go => break,
                 next = outbox.recv() => match next {
                     Some(frame) => frame,
                     None => break,

@@ -66,6 +66,11 @@ impl<'a> From<&'a RoomConnection> for Recipient<'a> {
 #[async_trait]
 pub trait Push: Send + Sync {
     async fn send(&self, to: Recipient<'_>, frame: &Frame) -> Result<(), PushError>;
+    /// Sends one frame to many connections (a room's fan-out); one answer per recipient, in
+    /// order. By default each is sent on its own, all at once.
+    async fn send_many(&self, to: &[Recipient<'_>], frame: &Frame) -> Vec<Result<(), PushError>> {
+        futures::future::join_all(to.iter().map(|r| self.send(*r, frame))).await
+    }
     /// Closes the connection (API Gateway's DeleteConnection).
     async fn close(&self, to: Recipient<'_>) -> Result<(), PushError>;
 }

@@ -107,6 +107,14 @@ impl Push for LayeredPush {
         self.remote.send(to, frame).await
     }
 
+    async fn send_many(&self, to: &[Recipient<'_>], frame: &Frame) -> Vec<Result<(), PushError>> {
+        let here = self.local.deliver_many(to, frame);
+        let elsewhere: Vec<Recipient<'_>> =
+            to.iter().zip(&here).filter(|(_, h)| h.is_none()).map(|(r, _)| *r).collect();
+        let mut remote = self.remote.send_many(&elsewhere, frame).await.into_iter();
+        here.into_iter().map(|h| h.unwrap_or_else(|| remote.next().unwrap_or(Err(PushError::Gone)))).collect()
+    }
+
     async fn close(&self, to: Recipient<'_>) -> Result<(), PushError> {
         if self.local.close(to.id) {
             return Ok(());

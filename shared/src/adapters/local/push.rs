@@ -78,6 +78,23 @@ struct Held {
     closing: watch::Sender<Option<CloseReason>>,
 }
 
+/// What became of a frame offered to a socket's outbox.
+enum Offered {
+    Queued,
+    Full,
+    Closed,
+}
+
+impl Held {
+    fn offer(&self, frame: &Frame) -> Offered {
+        match self.frames.try_send(frame.clone()) {
+            Ok(()) => Offered::Queued,
+            Err(TrySendError::Full(_)) => Offered::Full,
+            Err(TrySendError::Closed(_)) => Offered::Closed,
+        }
+    }
+}
+
 #[derive(Default, Clone)]
 pub struct LocalPush {
     sockets: Arc<RwLock<HashMap<ConnectionId, Held>>>,
@@ -131,6 +148,10 @@ impl Push for LocalPush {
         self.deliver(to.id, frame)
     }
 
+    async fn send_many(&self, to: &[Recipient<'_>], frame: &Frame) -> Vec<Result<(), PushError>> {
+        self.deliver_many(to, frame).into_iter().map(|r| r.unwrap_or(Err(PushError::Gone))).collect()
+    }
+
     async fn close(&self, to: Recipient<'_>) -> Result<(), PushError> {
         if LocalPush::close(self, to.id) { Ok(()) } else { Err(PushError::Gone) }
     }
@@ -140,23 +161,74 @@ impl LocalPush {
     /// Hands a frame to a socket held here; `Gone` when this process does not hold it, or no
     /// longer does because its outbox was full (the socket is then closed with 1013).
     pub fn deliver(&self, connection: &ConnectionId, frame: &Frame) -> Result<(), PushError> {
-        let sender = self.sockets.read().expect("push lock").get(connection).map(|h| h.frames.clone());
-        let Some(sender) = sender else {
-            return Err(PushError::Gone);
+        let offered = self.sockets.read().expect("push lock").get(connection).map(|held| held.offer(frame));
+        self.settle(connection, offered.unwrap_or(Offered::Closed))
+    }
+
+    /// [`deliver`](Self::deliver) to each recipient, with one look at the sockets for all of
+    /// them (a room's fan-out); `None` for a connection this process does not hold.
+    pub fn deliver_many(&self, to: &[Recipient<'_>], frame: &Frame) -> Vec<Option<Result<(), PushError>>> {
+        let offered: Vec<Option<Offered>> = {
+            let sockets = self.sockets.read().expect("push lock");
+            to.iter().map(|r| sockets.get(r.id).map(|held| held.offer(frame))).collect()
         };
-        match sender.try_send(frame.clone()) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
+        to.iter().zip(offered).map(|(r, o)| o.map(|o| self.settle(r.id, o))).collect()
+    }
+
+    fn settle(&self, connection: &ConnectionId, offered: Offered) -> Result<(), PushError> {
+        match offered {
+            Offered::Queued => Ok(()),
+            Offered::Full => {
                 tracing::debug!(%connection, "outbox full: closing the socket");
                 self.let_go(connection, CloseReason::Overloaded);
                 Err(PushError::Gone)
             }
-            Err(TrySendError::Closed(_)) => Err(PushError::Gone),
+            Offered::Closed => Err(PushError::Gone),
         }
     }
 
     /// Closes a socket held here (the management API's DELETE, a logout); false when not held.
     pub fn close(&self, connection: &ConnectionId) -> bool {
         self.let_go(connection, CloseReason::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ConnectionId {
+        ConnectionId::new(s)
+    }
+
+    #[tokio::test]
+    async fn a_room_fan_out_queues_for_held_sockets_and_lets_go_of_a_full_one() {
+        let push = LocalPush::new();
+        let (a, b, c, elsewhere) = (id("a"), id("b"), id("c"), id("elsewhere"));
+        let mut outbox_a = push.attach(a.clone());
+        let mut outbox_b = push.attach(b.clone());
+        let outbox_c = push.attach(c.clone());
+        let filler = Frame::from_bytes(bytes::Bytes::from_static(b"{}"));
+        for _ in 0..OUTBOX_CAPACITY {
+            push.deliver(&c, &filler).unwrap();
+        }
+        let frame = Frame::from_bytes(bytes::Bytes::from_static(b"{\"type\":\"new_message\"}"));
+        let to: Vec<Recipient<'_>> =
+            [&a, &elsewhere, &b, &c].into_iter().map(|id| Recipient { id, endpoint: None }).collect();
+
+        let results = push.deliver_many(&to, &frame);
+        assert!(matches!(results[0], Some(Ok(()))));
+        assert!(results[1].is_none(), "a socket this process does not hold is not answered for");
+        assert!(matches!(results[2], Some(Ok(()))));
+        assert!(matches!(results[3], Some(Err(PushError::Gone))), "a full outbox: gone");
+        assert_eq!(outbox_a.recv().await.unwrap().bytes(), frame.bytes());
+        assert_eq!(outbox_b.recv().await.unwrap().bytes(), frame.bytes());
+        assert_eq!(outbox_c.close_reason(), Some(CloseReason::Overloaded), "its writer closes it with 1013");
+        assert!(!push.holds(&c) && push.holds(&a) && push.holds(&b));
+
+        let answers = Push::send_many(&push, &to, &frame).await;
+        assert_eq!(answers.len(), 4);
+        assert!(answers[0].is_ok() && answers[2].is_ok());
+        assert!(matches!(answers[1], Err(PushError::Gone)) && matches!(answers[3], Err(PushError::Gone)));
     }
 }
