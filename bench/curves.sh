@@ -7,6 +7,7 @@
 #   bash bench/curves.sh                    # every curve
 #   bash bench/curves.sh room-size idle     # only those
 #   QUICK=1 bash bench/curves.sh room-size  # shorter runs
+#   ROOM_SIZES="1000" ROOM_RATE=30 bash bench/curves.sh room-size   # only that point, 30 msg/s
 #   MATHIA_BIN=/path/to/mathia-local bash bench/curves.sh
 #
 # Curves (see bench/RESULTS.md for the goals):
@@ -45,8 +46,8 @@ point() {
 for CURVE in "${CURVES[@]}"; do
   case $CURVE in
     room-size)
-      for n in 100 500 1000 2000; do
-        point "room-$n" fanout --rooms 1 --clients "$n" --senders 1 --rate 10 --duration "$DURATION" --meta "x=$n"
+      for n in ${ROOM_SIZES:-100 500 1000 2000}; do
+        point "room-$n" fanout --rooms 1 --clients "$n" --senders 1 --rate "${ROOM_RATE:-10}" --duration "$DURATION" --meta "x=$n"
       done ;;
     many-rooms)
       for r in 10 100 1000; do
