@@ -9,6 +9,7 @@
 #   RATE=200 DURATION=20 bash bench/profile.sh
 #   ROOMS=1 CLIENTS=1000 RATE=10 SKIP_S=20 bash bench/profile.sh   # one room of 1,000, sampled
 #                                  after the first 20 s (the sign-ups' password hashing)
+#   MODE=connect-rate bash bench/profile.sh   # ticket + handshake + close, 16 at a time
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RATE=${RATE:-300}
@@ -17,17 +18,28 @@ ROOMS=${ROOMS:-10}
 CLIENTS=${CLIENTS:-10}
 SKIP_S=${SKIP_S:-0}
 FREQ=${FREQ:-499}
+MODE=${MODE:-fanout}
 OUT=$BENCH_DIR/results/profile-$(date -u +%F)${PROFILE_TAG:+-$PROFILE_TAG}.txt
 bench_prepare
 trap 'bench_cleanup $?' EXIT
 bench_start_server
 bench_env_line
-perf record -F "$FREQ" -g -D "$((SKIP_S * 1000))" -o "$WORK/perf.data" -p "$SERVER_PID" -- sleep "$((DURATION + 8))" >"$WORK/perf.log" 2>&1 &
+DELAY=()
+[ "$SKIP_S" -gt 0 ] && DELAY=(-D "$((SKIP_S * 1000))")
+perf record -F "$FREQ" -g "${DELAY[@]}" -o "$WORK/perf.data" -p "$SERVER_PID" -- sleep "$((DURATION + 8))" >"$WORK/perf.log" 2>&1 &
 PERF_PID=$!
-loadgen profile fanout --rooms "$ROOMS" --clients "$CLIENTS" --senders 1 --rate "$RATE" --duration "$DURATION" --meta "profile=perf"
+case $MODE in
+  fanout) loadgen profile fanout --rooms "$ROOMS" --clients "$CLIENTS" --senders 1 --rate "$RATE" --duration "$DURATION" --meta "profile=perf" ;;
+  connect-rate) loadgen profile connect-rate --duration "$DURATION" --users 20 --concurrency 16 --meta "profile=perf" ;;
+  *) log "unknown MODE '$MODE' (fanout, connect-rate)"; exit 2 ;;
+esac
 wait "$PERF_PID" || true
 {
-  echo "# mathia-local at $RATE msg/s per sender, $ROOMS rooms x $CLIENTS people, $DURATION s; git $GIT_REV; $(date -u +%FT%TZ)"
+  if [ "$MODE" = fanout ]; then
+    echo "# mathia-local at $RATE msg/s per sender, $ROOMS rooms x $CLIENTS people, $DURATION s; git $GIT_REV; $(date -u +%FT%TZ)"
+  else
+    echo "# mathia-local under $MODE (16 at a time), $DURATION s; git $GIT_REV; $(date -u +%FT%TZ)"
+  fi
   echo "# perf report --no-children --sort dso,symbol (self time), top 60"
   perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.4 2>/dev/null |
     grep -v "^$" | grep -E "^ +[0-9]" | sed -E "s/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//" | head -60
