@@ -103,6 +103,59 @@ describe('Mathia attention', () => {
     await browser?.close();
   });
 
+  /** A new page of Bob's that reads as hidden from the start, so it never marks anything read. */
+  async function hiddenBobPage() {
+    const page = await contextB.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`B3: ${err.message}`));
+    await page.addInitScript(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    });
+    return page;
+  }
+
+  /**
+   * Routes the page's sockets through the test (call it before the page opens): the first
+   * `type` frame for the room is held back until the room's next `new_message` has been passed
+   * on, then let through.
+   */
+  async function holdBackUntilNextMessage(page, type) {
+    const held = { frame: null, released: false };
+    await page.routeWebSocket(/.*/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((raw) => {
+        let frame = null;
+        try {
+          frame = JSON.parse(raw);
+        } catch {}
+        if (!held.released && !held.frame && frame?.type === type && frame.room_id === roomId) {
+          held.frame = raw;
+          return;
+        }
+        ws.send(raw);
+        if (held.frame && !held.released && frame?.type === 'new_message' && frame.room_id === roomId) {
+          ws.send(held.frame);
+          held.released = true;
+        }
+      });
+    });
+    return held;
+  }
+
+  /** Sets `window.__takenIn` once the page's own socket module has handled a `type` frame for the room. */
+  async function noticeTakenIn(page, type) {
+    await page.evaluate(
+      async ([t, id]) => {
+        window.__takenIn = false;
+        const socket = await import('/js/socket.js');
+        socket.on(t, (frame) => {
+          if (frame.room_id === id) window.__takenIn = true;
+        });
+      },
+      [type, roomId],
+    );
+  }
+
   step('Alice signs up, creates a room and invites Bob', async () => {
     await pageA.goto(`${BASE}/`);
     await signUpAndOnboard(pageA, alice);
@@ -232,49 +285,39 @@ describe('Mathia attention', () => {
     // `room_joined` counts up to its page's newest message; a message stored just after can reach
     // the page first (another function instance pushes it). Bob's third page holds the room's
     // `room_joined` back until that message has passed, then lets it through.
-    let held = null;
-    let released = false;
-    const bob3 = await contextB.newPage();
-    bob3.on('pageerror', (err) => pageErrors.push(`B3: ${err.message}`));
-    await bob3.addInitScript(() => {
-      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
-      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
-    });
-    await bob3.routeWebSocket(/.*/, (ws) => {
-      const server = ws.connectToServer();
-      server.onMessage((raw) => {
-        let frame = null;
-        try {
-          frame = JSON.parse(raw);
-        } catch {}
-        if (!released && frame?.type === 'room_joined' && frame.room_id === roomId) {
-          held = raw;
-          return;
-        }
-        ws.send(raw);
-        if (held && frame?.type === 'new_message' && frame.room_id === roomId) {
-          ws.send(held);
-          held = null;
-          released = true;
-        }
-      });
-    });
+    const bob3 = await hiddenBobPage();
+    const held = await holdBackUntilNextMessage(bob3, 'room_joined');
     await bob3.goto(`${BASE}/`);
-    await eventually(async () => held !== null, { what: "the room's room_joined is held back" });
+    await eventually(async () => held.frame !== null, { what: "the room's room_joined is held back" });
     await badge(bob3, roomId).waitFor({ state: 'attached', timeout: WAIT_MS });
     assert.equal((await badgeState(bob3, roomId)).unread, 2, 'the room list counts two unread');
-    // A listener of the page's own socket module, behind attention's: it runs once the held frame is taken in.
-    await bob3.evaluate(async (id) => {
-      const socket = await import('/js/socket.js');
-      socket.on('room_joined', (frame) => {
-        if (frame.room_id === id) window.__roomJoined = true;
-      });
-    }, roomId);
+    await noticeTakenIn(bob3, 'room_joined');
     await send(pageA, 'one more thing before Friday');
-    await eventually(async () => bob3.evaluate(() => window.__roomJoined === true), { what: 'the held room_joined arrived after the message' });
-    assert.ok(released);
+    await eventually(async () => bob3.evaluate(() => window.__takenIn === true), { what: 'the held room_joined arrived after the message' });
+    assert.ok(held.released);
     assert.equal((await badgeState(bob3, roomId)).unread, 3, 'the message that overtook the join is still counted');
     await eventually(async () => (await badgeState(bob2, roomId)).unread === 3, { what: 'the other page agrees' });
+    await bob3.close();
+  });
+
+  step('A read marker overtaken by the next message still leaves that message unread', async () => {
+    // Bob reads the room on his first page; his other page gets `read_marker` only after
+    // Alice's next message, which the marker's counts do not cover (`counted_to_seq`).
+    const bob3 = await hiddenBobPage();
+    const held = await holdBackUntilNextMessage(bob3, 'read_marker');
+    await bob3.goto(`${BASE}/`);
+    await badge(bob3, roomId).waitFor({ state: 'attached', timeout: WAIT_MS });
+    await eventually(async () => (await badgeState(bob3, roomId)).unread === 3, { what: 'three unread on the new page' });
+    await noticeTakenIn(bob3, 'read_marker');
+    await setHidden(bob1, false);
+    await bob1.bringToFront();
+    await eventually(async () => held.frame !== null, { what: "Bob's read_marker is held back", timeout: LONG_WAIT_MS });
+    await setHidden(bob1, true);
+    await send(pageA, 'and the venue is booked');
+    await eventually(async () => bob3.evaluate(() => window.__takenIn === true), { what: 'the held read_marker arrived after the message' });
+    assert.ok(held.released);
+    const after = await badgeState(bob3, roomId);
+    assert.equal(after.unread, 1, 'read up to the marker, and the message after it still unread');
     await bob3.close();
   });
 

@@ -252,6 +252,9 @@ pub enum ServerEvent {
         seq: i64,
         unread_count: i64,
         mention_count: i64,
+        /// The newest message the counts cover: a later one comes as `new_message`, and may
+        /// arrive before this event.
+        counted_to_seq: i64,
     },
     Error(WsError),
     Pong,

@@ -8,9 +8,10 @@
 import * as socket from './socket.js';
 
 const standing = new Map(); // roomId -> {lastReadSeq, unread, mentions, seenSeq}
-// roomId -> what each recent `new_message` added to the counts: [{seq, unread, mentions}]. A
-// `room_joined` counts only up to its page's newest message, and a message stored just after the
-// page was read can arrive before it: that message's share is added back, not lost.
+// roomId -> what each recent `new_message` added to the counts: [{seq, unread, mentions}]. The
+// counts of `room_joined` and `read_marker` cover the messages up to a `seq` (the page's newest,
+// `counted_to_seq`), and a message stored just after can arrive before them: its share is added
+// back, not lost.
 const arrivals = new Map();
 const ARRIVALS_KEPT = 200;
 const listeners = new Set();
@@ -29,22 +30,19 @@ export function initAttention(options = {}) {
   initialized = true;
   socket.on('room_joined', ({ room_id: roomId, messages = [], last_read_seq: seq, unread_count: unread, mention_count: mentions }) => {
     if (seq == null) return;
+    // The counts cover up to the page's newest message.
     const top = Math.max(0, ...(Array.isArray(messages) ? messages.map((m) => m.seq ?? 0) : []));
-    const later = (arrivals.get(roomId) || []).filter((a) => a.seq > top);
-    arrivals.set(roomId, later);
-    const after = later.filter((a) => a.seq > seq);
-    set(roomId, {
-      lastReadSeq: seq,
-      unread: (unread ?? 0) + after.reduce((n, a) => n + a.unread, 0),
-      mentions: (mentions ?? 0) + after.reduce((n, a) => n + a.mentions, 0),
-      seenSeq: Math.max(top, ...later.map((a) => a.seq)),
-    });
+    counted(roomId, { lastReadSeq: seq, unread: unread ?? 0, mentions: mentions ?? 0, countedTo: top });
   });
-  socket.on('read_marker', ({ room_id: roomId, seq, unread_count: unread, mention_count: mentions }) => {
+  socket.on('read_marker', ({ room_id: roomId, seq, unread_count: unread, mention_count: mentions, counted_to_seq: to }) => {
     const known = standing.get(roomId);
     if (known && seq < known.lastReadSeq) return; // an older answer overtaken by our own mark
-    arrivals.set(roomId, (arrivals.get(roomId) || []).filter((a) => a.seq > seq));
-    set(roomId, { lastReadSeq: seq, unread, mentions, seenSeq: Math.max(seq, known?.seenSeq ?? 0) });
+    if (to == null) {
+      arrivals.set(roomId, (arrivals.get(roomId) || []).filter((a) => a.seq > seq));
+      set(roomId, { lastReadSeq: seq, unread, mentions, seenSeq: Math.max(seq, known?.seenSeq ?? 0) });
+      return;
+    }
+    counted(roomId, { lastReadSeq: seq, unread, mentions, countedTo: Math.max(to, seq) });
   });
   socket.on('new_message', ({ room_id: roomId, message }) => arrived(roomId || message?.room_id, message));
   socket.on('ai_stream_end', ({ room_id: roomId, message }) => arrived(roomId || message?.room_id, message));
@@ -181,6 +179,21 @@ function arrived(roomId, message) {
     const title = `${who} ${replied ? 'replied to you' : 'mentioned you'}${room ? ` in #${room}` : ''}`;
     notify(title, text(message), `message:${message.id}`);
   }
+}
+
+/**
+ * The server's counts, which cover the messages up to `countedTo`: those after it that reached
+ * us first (`new_message` can overtake the event that carries the counts) are added back.
+ */
+function counted(roomId, { lastReadSeq, unread, mentions, countedTo }) {
+  const later = (arrivals.get(roomId) || []).filter((a) => a.seq > Math.max(countedTo, lastReadSeq));
+  arrivals.set(roomId, later);
+  set(roomId, {
+    lastReadSeq,
+    unread: unread + later.reduce((n, a) => n + a.unread, 0),
+    mentions: mentions + later.reduce((n, a) => n + a.mentions, 0),
+    seenSeq: Math.max(countedTo, ...later.map((a) => a.seq)),
+  });
 }
 
 function set(roomId, next) {

@@ -35,6 +35,7 @@ pub async fn mark_read(app: &App, user_id: Uuid, room_id: Uuid, seq: i64) -> cra
         seq: after.last_read_seq,
         unread_count: after.unread_count,
         mention_count: after.mention_count,
+        counted_to_seq: after.counted_to_seq,
     };
     push_to_user(app, user_id, &event).await;
     Ok(after)

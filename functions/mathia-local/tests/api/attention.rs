@@ -157,17 +157,71 @@ async fn room_joined_counts_go_with_its_page_while_messages_pour_in() {
     for joined in &joins {
         let newest = joined["messages"].as_array().unwrap().iter().filter_map(|m| m["seq"].as_i64()).max().unwrap_or(0);
         let (last_read, unread, _) = counts(joined);
-        let truth: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 AND author_id <> $4",
-        )
-        .bind(room)
-        .bind(last_read)
-        .bind(newest)
-        .bind(ben.id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+        let truth = unread_between(&db, room, ben.id, last_read, newest).await;
         assert_eq!(unread, truth, "unread up to the page's newest message (seq {newest})");
+    }
+}
+
+/// Messages of others in `room` after `after`, up to `until`, in the database.
+async fn unread_between(db: &sqlx::PgPool, room: Uuid, reader: Uuid, after: i64, until: i64) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 AND author_id <> $4",
+    )
+    .bind(room)
+    .bind(after)
+    .bind(until)
+    .bind(reader)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// `read_marker` says which messages its counts cover (`counted_to_seq`): a client adds the ones
+/// after it that reached it first. Ben marks read over and over while Ana's messages pour in;
+/// every answer must agree with the database.
+#[tokio::test]
+async fn read_marker_counts_say_how_far_they_go_while_messages_pour_in() {
+    const MESSAGES: usize = 300;
+    let t = TestApp::spawn_with(|c| {
+        c.rate_limit_per_min = 100_000;
+        c.ws_frames_per_s = 100_000;
+        c.ws_frame_burst = 100_000;
+    })
+    .await;
+    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+    let sender = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            a.send(json!({"action": "new_message", "room_id": room, "body": format!("update {i}"), "client_msg_id": format!("c{i}")}))
+                .await;
+            a.recv_type("ack").await;
+        }
+    });
+    let mut markers_heard = Vec::new();
+    while !sender.is_finished() || markers_heard.is_empty() {
+        let ev = b.recv().await;
+        if ev["type"] == "new_message" {
+            let newest_heard = ev["message"]["seq"].as_i64().unwrap();
+            b.send(
+                json!({"action": "mark_read", "room_id": room, "seq": newest_heard / 2 + markers_heard.len() as i64}),
+            )
+            .await;
+        } else if ev["type"] == "read_marker" {
+            markers_heard.push(ev);
+        }
+    }
+    sender.await.unwrap();
+    assert!(markers_heard.len() >= 10, "Ben's marker moved while the messages came in ({} times)", markers_heard.len());
+    let db = t.db().await;
+    for heard in &markers_heard {
+        let (seq, unread, to) = (
+            heard["seq"].as_i64().unwrap(),
+            heard["unread_count"].as_i64().unwrap(),
+            heard["counted_to_seq"].as_i64().unwrap(),
+        );
+        assert!(to >= seq, "{heard}");
+        assert_eq!(unread, unread_between(&db, room, ben.id, seq, to).await, "unread up to seq {to}: {heard}");
     }
 }
 
@@ -190,7 +244,8 @@ async fn a_read_marker_moves_forward_only_and_the_other_connection_hears_it() {
     let heard = laptop.recv_type("read_marker").await;
     assert_eq!(
         heard,
-        json!({"type": "read_marker", "room_id": room, "seq": seqs[1], "unread_count": 1, "mention_count": 1})
+        json!({"type": "read_marker", "room_id": room, "seq": seqs[1], "unread_count": 1, "mention_count": 1,
+               "counted_to_seq": seqs[2]})
     );
     phone.recv_type("read_marker").await;
 

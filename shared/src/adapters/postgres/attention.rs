@@ -20,6 +20,9 @@ pub struct Standing {
     pub unread_count: i64,
     /// Of those: the ones mentioning them or `@room`, and replies to their messages.
     pub mention_count: i64,
+    /// The newest message the counts cover: the room's newest when they were counted (or the
+    /// bound given). A message after it was not counted, whenever it arrives.
+    pub counted_to_seq: i64,
 }
 
 /// `$1` the person, `$2` one room or NULL for all of theirs, `$3` the last `seq` to count or NULL
@@ -45,7 +48,9 @@ const STANDING: &str = "
               AND (EXISTS (SELECT 1 FROM message_mentions mm
                            WHERE mm.message_id = m.id AND (mm.user_id = $1 OR mm.everyone))
                    OR EXISTS (SELECT 1 FROM messages p WHERE p.id = m.reply_to AND p.author_id = $1)))
-               AS mention_count
+               AS mention_count,
+           (SELECT COALESCE(max(m.seq), 0) FROM messages m
+            WHERE m.room_id = mine.room_id AND ($3::bigint IS NULL OR m.seq <= $3)) AS counted_to_seq
     FROM mine";
 
 /// The person's standing in each of their rooms.
