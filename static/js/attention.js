@@ -9,9 +9,9 @@ import * as socket from './socket.js';
 
 const standing = new Map(); // roomId -> {lastReadSeq, unread, mentions, seenSeq}
 // roomId -> what each recent `new_message` added to the counts: [{seq, unread, mentions}]. The
-// counts of `room_joined` and `read_marker` cover the messages up to a `seq` (the page's newest,
-// `counted_to_seq`), and a message stored just after can arrive before them: its share is added
-// back, not lost.
+// counts of `GET /api/rooms`, `room_joined` and `read_marker` cover the messages up to a `seq`
+// (`counted_to_seq`, or the page's newest), and a message stored just after can arrive before
+// them: its share is added back, not lost (nor counted twice when it arrives after).
 const arrivals = new Map();
 const ARRIVALS_KEPT = 200;
 const listeners = new Set();
@@ -59,7 +59,9 @@ export function setMe(user) {
 export function seed(rooms) {
   for (const r of rooms) {
     if (r.last_read_seq == null) continue;
-    set(r.id, { lastReadSeq: r.last_read_seq, unread: r.unread_count ?? 0, mentions: r.mention_count ?? 0, seenSeq: 0 });
+    const counts = { lastReadSeq: r.last_read_seq, unread: r.unread_count ?? 0, mentions: r.mention_count ?? 0 };
+    if (r.counted_to_seq == null) set(r.id, { ...counts, seenSeq: 0 });
+    else counted(r.id, { ...counts, countedTo: Math.max(r.counted_to_seq, r.last_read_seq) });
   }
 }
 

@@ -254,7 +254,9 @@ async fn a_read_marker_moves_forward_only_and_the_other_connection_hears_it() {
     phone.none_of_before_pong(&["read_marker", "error"]).await;
     laptop.none_of_before_pong(&["read_marker"]).await;
     assert_eq!(markers(&t, ben.id).await, vec![(room, seqs[1])]);
-    assert_eq!(counts(&listed(&t, &ben, room).await), (seqs[1], 1, 1));
+    let row = listed(&t, &ben, room).await;
+    assert_eq!(counts(&row), (seqs[1], 1, 1));
+    assert_eq!(row["counted_to_seq"], seqs[2], "the list says how far its counts go: {row}");
 
     // Past the end: the marker stops at the room's last message. Over HTTP too.
     let res = t.post(Some(&ben.token), &format!("/api/rooms/{room}/read"), json!({"seq": 1_000_000})).await;

@@ -29,10 +29,12 @@ pub struct ListedRoom {
     last_read_seq: i64,
     unread_count: i64,
     mention_count: i64,
+    /// The newest message the counts cover.
+    counted_to_seq: i64,
 }
 
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms",
-    responses((status = 200, description = "`[room]`, each with `last_read_seq`, `unread_count`, `mention_count`")))]
+    responses((status = 200, description = "`[room]`, each with `last_read_seq`, `unread_count`, `mention_count`, `counted_to_seq`")))]
 pub async fn list(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<ListedRoom>>> {
     let list = rooms::of_user(&app.db, auth.user.id).await?;
     let mut standings = attention::standings(&app.db, auth.user.id).await?;
@@ -44,6 +46,7 @@ pub async fn list(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Vec<
                     last_read_seq: s.map_or(0, |s| s.last_read_seq),
                     unread_count: s.map_or(0, |s| s.unread_count),
                     mention_count: s.map_or(0, |s| s.mention_count),
+                    counted_to_seq: s.map_or(0, |s| s.counted_to_seq),
                     room,
                 }
             })
