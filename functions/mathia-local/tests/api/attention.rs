@@ -122,13 +122,8 @@ async fn room_mentions_everyone_a_reply_counts_and_a_non_member_is_mentioned_now
     assert_eq!(counts(&listed(&t, &ana, room).await), (0, 1, 0), "Ben's message is Ana's one unread");
 }
 
-/// `room_joined`'s counts go with its page: they count up to the page's newest message and no
-/// further, so a message stored while the join is being answered is counted once — by the page,
-/// or as the `new_message` that follows it — never by both and never by neither. Ben joins over
-/// and over while Ana's messages pour in; every answer must agree with the database.
-#[tokio::test]
-async fn room_joined_counts_go_with_its_page_while_messages_pour_in() {
-    const MESSAGES: usize = 300;
+/// Ana's room with Ben in it, on a server whose limits let one sender go as fast as it can.
+async fn busy_room() -> (TestApp, TestUser, TestUser, Uuid) {
     let t = TestApp::spawn_with(|c| {
         c.rate_limit_per_min = 100_000;
         c.ws_frames_per_s = 100_000;
@@ -136,15 +131,30 @@ async fn room_joined_counts_go_with_its_page_while_messages_pour_in() {
     })
     .await;
     let (ana, ben, room) = ana_and_ben(&t).await;
-    let (mut a, _) = t.ws_in_room(&ana, room).await;
-    let mut b = t.ws(&ben).await;
-    let sender = tokio::spawn(async move {
-        for i in 0..MESSAGES {
+    (t, ana, ben, room)
+}
+
+/// Ana sends 300 messages, each after the last one's `ack`, in a task of its own.
+async fn pour_in(t: &TestApp, ana: &TestUser, room: Uuid) -> tokio::task::JoinHandle<()> {
+    let (mut a, _) = t.ws_in_room(ana, room).await;
+    tokio::spawn(async move {
+        for i in 0..300 {
             a.send(json!({"action": "new_message", "room_id": room, "body": format!("update {i}"), "client_msg_id": format!("c{i}")}))
                 .await;
             a.recv_type("ack").await;
         }
-    });
+    })
+}
+
+/// `room_joined`'s counts go with its page: they count up to the page's newest message and no
+/// further, so a message stored while the join is being answered is counted once — by the page,
+/// or as the `new_message` that follows it — never by both and never by neither. Ben joins over
+/// and over while Ana's messages pour in; every answer must agree with the database.
+#[tokio::test]
+async fn room_joined_counts_go_with_its_page_while_messages_pour_in() {
+    let (t, ana, ben, room) = busy_room().await;
+    let mut b = t.ws(&ben).await;
+    let sender = pour_in(&t, &ana, room).await;
     let mut joins = Vec::new();
     while !sender.is_finished() {
         b.send(json!({"action": "join_room", "room_id": room})).await;
@@ -181,23 +191,9 @@ async fn unread_between(db: &sqlx::PgPool, room: Uuid, reader: Uuid, after: i64,
 /// every answer must agree with the database.
 #[tokio::test]
 async fn read_marker_counts_say_how_far_they_go_while_messages_pour_in() {
-    const MESSAGES: usize = 300;
-    let t = TestApp::spawn_with(|c| {
-        c.rate_limit_per_min = 100_000;
-        c.ws_frames_per_s = 100_000;
-        c.ws_frame_burst = 100_000;
-    })
-    .await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
-    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let (t, ana, ben, room) = busy_room().await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
-    let sender = tokio::spawn(async move {
-        for i in 0..MESSAGES {
-            a.send(json!({"action": "new_message", "room_id": room, "body": format!("update {i}"), "client_msg_id": format!("c{i}")}))
-                .await;
-            a.recv_type("ack").await;
-        }
-    });
+    let sender = pour_in(&t, &ana, room).await;
     let mut markers_heard = Vec::new();
     while !sender.is_finished() || markers_heard.is_empty() {
         let ev = b.recv().await;
