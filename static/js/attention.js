@@ -37,12 +37,7 @@ export function initAttention(options = {}) {
   socket.on('read_marker', ({ room_id: roomId, seq, unread_count: unread, mention_count: mentions, counted_to_seq: to }) => {
     const known = standing.get(roomId);
     if (known && seq < known.lastReadSeq) return; // an older answer overtaken by our own mark
-    if (to == null) {
-      arrivals.set(roomId, (arrivals.get(roomId) || []).filter((a) => a.seq > seq));
-      set(roomId, { lastReadSeq: seq, unread, mentions, seenSeq: Math.max(seq, known?.seenSeq ?? 0) });
-      return;
-    }
-    counted(roomId, { lastReadSeq: seq, unread, mentions, countedTo: Math.max(to, seq) });
+    counted(roomId, { lastReadSeq: seq, unread, mentions, countedTo: to });
   });
   socket.on('new_message', ({ room_id: roomId, message }) => arrived(roomId || message?.room_id, message));
   socket.on('ai_stream_end', ({ room_id: roomId, message }) => arrived(roomId || message?.room_id, message));
@@ -59,9 +54,12 @@ export function setMe(user) {
 export function seed(rooms) {
   for (const r of rooms) {
     if (r.last_read_seq == null) continue;
-    const counts = { lastReadSeq: r.last_read_seq, unread: r.unread_count ?? 0, mentions: r.mention_count ?? 0 };
-    if (r.counted_to_seq == null) set(r.id, { ...counts, seenSeq: 0 });
-    else counted(r.id, { ...counts, countedTo: Math.max(r.counted_to_seq, r.last_read_seq) });
+    counted(r.id, {
+      lastReadSeq: r.last_read_seq,
+      unread: r.unread_count ?? 0,
+      mentions: r.mention_count ?? 0,
+      countedTo: r.counted_to_seq ?? 0,
+    });
   }
 }
 
@@ -188,13 +186,14 @@ function arrived(roomId, message) {
  * us first (`new_message` can overtake the event that carries the counts) are added back.
  */
 function counted(roomId, { lastReadSeq, unread, mentions, countedTo }) {
-  const later = (arrivals.get(roomId) || []).filter((a) => a.seq > Math.max(countedTo, lastReadSeq));
+  const upTo = Math.max(countedTo ?? 0, lastReadSeq);
+  const later = (arrivals.get(roomId) || []).filter((a) => a.seq > upTo);
   arrivals.set(roomId, later);
   set(roomId, {
     lastReadSeq,
     unread: unread + later.reduce((n, a) => n + a.unread, 0),
     mentions: mentions + later.reduce((n, a) => n + a.mentions, 0),
-    seenSeq: Math.max(countedTo, ...later.map((a) => a.seq)),
+    seenSeq: Math.max(upTo, ...later.map((a) => a.seq)),
   });
 }
 
