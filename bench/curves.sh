@@ -13,11 +13,14 @@
 # Curves (see bench/RESULTS.md for the goals):
 #   room-size   one room of 100, 500, 1,000 and 2,000 people, one sender at 10 msg/s
 #   many-rooms  10, 100 and 1,000 rooms of 5 people, 200 msg/s in all (one sender per room)
+#   many-rooms-multi  10, 100, 1,000 and 10,000 rooms of 5 people, each person in 5 of them on
+#               one socket (as people chat in several rooms at once), 200 msg/s in all: a
+#               socket per person, so 10,000 rooms take 10,000 sockets, not 50,000
 #   idle        5,000, 10,000 and 20,000 authenticated idle sockets (RSS per socket, opens/s)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-ALL=(room-size many-rooms idle)
+ALL=(room-size many-rooms many-rooms-multi idle)
 CURVES=("$@")
 [ ${#CURVES[@]} -eq 0 ] && CURVES=("${ALL[@]}")
 for c in "${CURVES[@]}"; do
@@ -52,6 +55,11 @@ for CURVE in "${CURVES[@]}"; do
     many-rooms)
       for r in 10 100 1000; do
         point "rooms-$r" fanout --rooms "$r" --clients 5 --senders 1 \
+          --rate "$(python3 -c "print(200 / $r)")" --duration "$DURATION" --meta "x=$r"
+      done ;;
+    many-rooms-multi)
+      for r in ${MULTI_ROOMS:-10 100 1000 10000}; do
+        point "multi-$r" fanout --rooms "$r" --clients 5 --rooms-per-client 5 --senders 1 \
           --rate "$(python3 -c "print(200 / $r)")" --duration "$DURATION" --meta "x=$r"
       done ;;
     idle)

@@ -112,6 +112,7 @@ def svg(curve, series, xlabel, ylabel, xname=lambda x: f"{int(x):,}"):
 
 
 LABELS = {"room-size": "people in the room", "many-rooms": "rooms of 5 people (200 msg/s in all)",
+          "many-rooms-multi": "rooms of 5 people, each person in 5 of them (200 msg/s in all)",
           "idle": "authenticated idle sockets"}
 
 

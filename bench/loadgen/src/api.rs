@@ -155,6 +155,12 @@ impl Api {
         v["code"].as_str().map(str::to_owned).ok_or_else(|| Error::new("http_body", "invite: no code"))
     }
 
+    /// Joins another room (and its workspace) by an invite, once onboarded.
+    pub async fn accept_invite(&self, s: &Session, code: &str) -> Result<()> {
+        self.post(&format!("/api/invites/{code}/accept"), Some(&s.token), json!({})).await?;
+        Ok(())
+    }
+
     pub async fn ticket(&self, s: &Session) -> Result<String> {
         let v = self.post("/api/ws-ticket", Some(&s.token), json!({})).await?;
         v["ticket"].as_str().map(str::to_owned).ok_or_else(|| Error::new("http_body", "ws-ticket: no ticket"))

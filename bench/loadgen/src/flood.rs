@@ -124,7 +124,7 @@ impl Flood {
                     }
                     c.frames.fetch_add(1, Relaxed);
                     n += 1;
-                    if interval.is_none() && n % 64 == 0 {
+                    if interval.is_none() && n.is_multiple_of(64) {
                         // Flat out, but let the stop signal and the other tasks in.
                         tokio::task::yield_now().await;
                     }

@@ -68,6 +68,11 @@ struct FanoutShape {
     /// Senders per room.
     #[arg(long, default_value_t = 1)]
     senders: usize,
+    /// Rooms each client's socket is in: people in several rooms at once. The rooms come in
+    /// groups of this many that share the same people, so a room still has `clients` people
+    /// and there are rooms × clients / this many sockets (rooms must be a multiple of it).
+    #[arg(long, default_value_t = 1)]
+    rooms_per_client: usize,
     /// Padding added to each message body, in bytes (plain words; the body is 18 bytes without it).
     #[arg(long, default_value_t = 32)]
     body_bytes: usize,
@@ -252,6 +257,7 @@ fn setup_opts(run_id: &str, shape: &FanoutShape, common: &Common, reconnect: boo
         run_id: run_id.to_owned(),
         rooms: shape.rooms,
         clients_per_room: shape.clients,
+        rooms_per_client: shape.rooms_per_client,
         senders_per_room: shape.senders,
         body_bytes: shape.body_bytes,
         setup_concurrency: common.setup_concurrency,
@@ -365,6 +371,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
         } => {
             let params = json!({
                 "rooms": shape.rooms, "clients_per_room": shape.clients, "senders_per_room": shape.senders,
+                "rooms_per_client": shape.rooms_per_client,
                 "rate_per_sender": rate, "duration_s": duration, "body_bytes": shape.body_bytes,
                 "drain_max_s": shape.drain, "verify": verify, "reconnect": reconnect,
                 "flooders": flooders, "flood_rate": flood_rate,
@@ -430,6 +437,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
         Mode::Saturate { shape, start_rate, max_rate, step_duration, bisect, min_delivery, max_p99_ms } => {
             let params = json!({
                 "rooms": shape.rooms, "clients_per_room": shape.clients, "senders_per_room": shape.senders,
+                "rooms_per_client": shape.rooms_per_client,
                 "start_rate": start_rate, "max_rate": max_rate, "step_duration_s": step_duration,
                 "bisect": bisect, "min_delivery": min_delivery, "max_p99_ms": max_p99_ms,
                 "body_bytes": shape.body_bytes, "drain_max_s": shape.drain,

@@ -21,8 +21,10 @@ use crate::{
 
 pub(super) struct ClientCtx {
     pub(super) idx: usize,
-    pub(super) room_idx: u32,
-    pub(super) room_id: Uuid,
+    /// The rooms this socket is in: (index among the run's rooms, id).
+    pub(super) rooms: Vec<(u32, Uuid)>,
+    /// This client's senders: (sender number, index of the room it sends to).
+    pub(super) senders: Vec<(usize, u32)>,
     pub(super) session: Session,
     pub(super) api: Api,
     pub(super) shared: Arc<Shared>,
@@ -34,6 +36,7 @@ pub(super) struct ClientCtx {
 struct Incoming {
     #[serde(rename = "type")]
     ty: String,
+    room_id: Option<Uuid>,
     /// A stored message in `new_message`, a human text in `error`.
     message: Option<MsgOrText>,
     client_msg_id: Option<String>,
@@ -63,12 +66,23 @@ fn parse_cmid(cmid: &str) -> Option<(u32, u64)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// `b<step>:<send_ns>:<sender>:…` → sender.
+fn cmid_sender(cmid: &str) -> Option<usize> {
+    cmid.strip_prefix('b')?.split(':').nth(2)?.parse().ok()
+}
+
 enum Outcome {
     Stop,
     Lost,
 }
 
-pub(super) async fn client_loop(ctx: ClientCtx, first: Ws, mut last_seq: i64, mut rx: mpsc::UnboundedReceiver<String>) {
+/// `last_seqs`: the newest `seq` of each of `ctx.rooms` when joined.
+pub(super) async fn client_loop(
+    ctx: ClientCtx,
+    first: Ws,
+    mut last_seqs: Vec<i64>,
+    mut rx: mpsc::UnboundedReceiver<String>,
+) {
     let sh = ctx.shared.clone();
     let mut stop = ctx.stop.clone();
     let mut ws = Some(first);
@@ -82,14 +96,19 @@ pub(super) async fn client_loop(ctx: ClientCtx, first: Ws, mut last_seq: i64, mu
                 }
                 let attempt = async {
                     let mut w = ctx.api.connect(&ctx.session).await?;
-                    let joined = api::join_room(&mut w, ctx.room_id, JOIN_TIMEOUT).await?;
+                    let mut joined = Vec::with_capacity(ctx.rooms.len());
+                    for (_, room) in &ctx.rooms {
+                        joined.push(api::join_room(&mut w, *room, JOIN_TIMEOUT).await?);
+                    }
                     Ok::<_, Error>((w, joined))
                 };
                 match attempt.await {
                     Ok((w, joined)) => {
                         sh.reconnects.fetch_add(1, Relaxed);
                         sh.connected.fetch_add(1, Relaxed);
-                        last_seq = joined.last.map(|l| l.1).unwrap_or(last_seq);
+                        for (seq, j) in last_seqs.iter_mut().zip(&joined) {
+                            *seq = j.last.map(|l| l.1).unwrap_or(*seq);
+                        }
                         backoff = Duration::from_millis(250);
                         w
                     }
@@ -111,7 +130,7 @@ pub(super) async fn client_loop(ctx: ClientCtx, first: Ws, mut last_seq: i64, mu
             let reader = async {
                 while let Some(msg) = stream.next().await {
                     match msg {
-                        Ok(Message::Text(t)) => on_frame(&ctx, t.as_str(), &mut last_seq),
+                        Ok(Message::Text(t)) => on_frame(&ctx, t.as_str(), &mut last_seqs),
                         Ok(Message::Close(_)) | Err(_) => break,
                         Ok(_) => {}
                     }
@@ -162,7 +181,7 @@ fn shard_of(ctx: &ClientCtx) -> &Mutex<Shard> {
     &ctx.shared.shards[ctx.idx % SHARDS]
 }
 
-fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
+fn on_frame(ctx: &ClientCtx, text: &str, last_seqs: &mut [i64]) {
     let sh = &ctx.shared;
     let Ok(f) = serde_json::from_str::<Incoming>(text) else {
         sh.count_error("unparsable_frame");
@@ -173,6 +192,12 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
             let Some(MsgOrText::Msg(msg)) = f.message else {
                 return;
             };
+            // Order is per room: the socket's place in the room this message is for.
+            let Some(at) = ctx.rooms.iter().position(|(_, id)| Some(*id) == f.room_id) else {
+                sh.count_error("message_for_another_room");
+                return;
+            };
+            let last_seq = &mut last_seqs[at];
             if *last_seq > 0 {
                 if msg.seq > *last_seq + 1 {
                     sh.seq_gaps.fetch_add((msg.seq - *last_seq - 1) as u64, Relaxed);
@@ -202,7 +227,10 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seq: &mut i64) {
             let now = now_ns();
             let mut s = shard_of(ctx).lock().unwrap();
             if sh.track_acks {
-                s.acked_ids.push((ctx.room_idx, id));
+                // The room is the one this message's sender sends to.
+                let sender = cmid_sender(&cmid);
+                let room = ctx.senders.iter().find(|(n, _)| Some(*n) == sender).map_or(ctx.rooms[0].0, |(_, r)| *r);
+                s.acked_ids.push((room, id));
             }
             if let Some((step, ns)) = parsed {
                 let c = sh.step(step);

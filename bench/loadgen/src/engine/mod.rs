@@ -1,5 +1,6 @@
-//! The fan-out harness: R rooms × M clients, S senders per room. Set up once, then run one or
-//! more timed steps (each at its own offered rate) over the same connections.
+//! The fan-out harness: R rooms × M clients, S senders per room, each client's socket in K rooms
+//! (K = 1 unless asked: then the rooms come in groups of K with the same M people). Set up once,
+//! then run one or more timed steps (each at its own offered rate) over the same connections.
 //!
 //! Every message's `client_msg_id` is `b<step>:<send_ns>:<sender>:<n>` (unique per sender), and
 //! the server echoes it in the `new_message` every socket of the room gets. `send_ns` is the
@@ -51,6 +52,10 @@ pub struct SetupOpts {
     pub run_id: String,
     pub rooms: usize,
     pub clients_per_room: usize,
+    /// Rooms each client's socket is in: rooms come in groups of this many that share the same
+    /// people (`rooms` is a multiple of it), each person sending to at most one room of the
+    /// group per `senders_per_room`.
+    pub rooms_per_client: usize,
     pub senders_per_room: usize,
     pub body_bytes: usize,
     pub setup_concurrency: usize,

@@ -1,6 +1,6 @@
 //! Setting the harness up: signs up and onboards every user (room owners first, then members
-//! through the room's invite), opens and joins every socket, then spawns one client task per
-//! socket and one sender task for each of the first S clients of a room.
+//! through the rooms' invites), opens every socket and joins its rooms, then spawns one client
+//! task per socket and one sender task for each of S clients of a room.
 
 use std::{
     sync::{Arc, atomic::Ordering::Relaxed},
@@ -22,88 +22,117 @@ use crate::{
     util::{Error, Result, hist_json, new_hist, record_us, round},
 };
 
-/// (room, client, session, socket, newest message at join, connect µs)
-type Opened = (usize, usize, Session, Ws, Option<(Uuid, i64)>, u64);
+/// (group, client, session, socket, newest message of each of the group's rooms at join,
+/// connect µs)
+type Opened = (usize, usize, Session, Ws, Vec<Option<(Uuid, i64)>>, u64);
 
-fn email(run: &str, room: usize, client: usize) -> String {
-    format!("{run}-r{room}-c{client}@bench.example.com")
+/// A group's owner and its rooms, each with an invite code.
+struct Group {
+    owner: Session,
+    rooms: Vec<(Uuid, String)>,
+}
+
+fn email(run: &str, group: usize, client: usize) -> String {
+    format!("{run}-r{group}-c{client}@bench.example.com")
+}
+
+/// Whether client `c` of a group sends to the group's room `j`: the first `s` clients, counted
+/// from a different one for each room, so people in several rooms each send to their own.
+fn sends_to(c: usize, j: usize, m: usize, s: usize) -> bool {
+    (c + j) % m < s
 }
 
 impl Harness {
     pub async fn setup(api: Api, opts: SetupOpts) -> Result<Self> {
         let r_n = opts.rooms;
         let m = opts.clients_per_room;
+        let k = opts.rooms_per_client.max(1);
         if r_n == 0 || m == 0 || opts.senders_per_room > m {
             return Err(Error::new("config", "need rooms ≥ 1, clients ≥ 1 and senders ≤ clients"));
         }
-        let users = r_n * m;
-        eprintln!("setup: signing up {users} users ({r_n} rooms × {m} clients), onboarding them…");
+        if !r_n.is_multiple_of(k) {
+            return Err(Error::new("config", "rooms must be a multiple of rooms per client"));
+        }
+        // Room g·k + j is the group g's room j; a group's m people are in all k of its rooms.
+        let groups = r_n / k;
+        let users = groups * m;
+        eprintln!(
+            "setup: signing up {users} users ({r_n} rooms × {m} clients, {k} room(s) per client), onboarding them…"
+        );
         let t0 = Instant::now();
         let run = opts.run_id.clone();
 
-        // Room owners: sign up, onboard with a workspace, create the room, make an invite.
-        let owners: Vec<Result<(usize, Session, Uuid, String)>> = stream::iter(0..r_n)
-            .map(|r| {
+        // Owners: sign up, onboard with a workspace, create the group's rooms, an invite to each.
+        let owners: Vec<Result<(usize, Group)>> = stream::iter(0..groups)
+            .map(|g| {
                 let api = api.clone();
                 let run = run.clone();
                 async move {
-                    let name = format!("bench owner {r}");
-                    let s = api.owner(&email(&run, r, 0), &name, &format!("bench {run} {r}")).await?;
-                    let room = api.create_room(&s, &format!("bench-{run}-{r}")).await?;
-                    let code = api.invite(&s, room).await?;
-                    Ok((r, s, room, code))
+                    let name = format!("bench owner {g}");
+                    let s = api.owner(&email(&run, g, 0), &name, &format!("bench {run} {g}")).await?;
+                    let mut rooms = Vec::with_capacity(k);
+                    for j in 0..k {
+                        let room = api.create_room(&s, &format!("bench-{run}-{}", g * k + j)).await?;
+                        let code = api.invite(&s, room).await?;
+                        rooms.push((room, code));
+                    }
+                    Ok((g, Group { owner: s, rooms }))
                 }
             })
             .buffer_unordered(opts.setup_concurrency.max(1))
             .collect()
             .await;
-        let mut rooms: Vec<Option<(Session, Uuid, String)>> = (0..r_n).map(|_| None).collect();
+        let mut made: Vec<Option<Group>> = (0..groups).map(|_| None).collect();
         for o in owners {
-            let (r, s, room, code) = o?;
-            rooms[r] = Some((s, room, code));
+            let (g, group) = o?;
+            made[g] = Some(group);
         }
-        let rooms: Vec<(Session, Uuid, String)> = rooms.into_iter().map(Option::unwrap).collect();
+        let made: Vec<Group> = made.into_iter().map(Option::unwrap).collect();
 
-        // Members: sign up and onboard by joining the room's invite.
+        // Members: sign up and onboard by the invite to the group's first room, then accept the
+        // invites to its others.
         let members: Vec<Result<(usize, usize, Session)>> =
-            stream::iter((0..r_n).flat_map(|r| (1..m).map(move |c| (r, c))))
-                .map(|(r, c)| {
+            stream::iter((0..groups).flat_map(|g| (1..m).map(move |c| (g, c))))
+                .map(|(g, c)| {
                     let api = api.clone();
                     let run = run.clone();
-                    let code = rooms[r].2.clone();
+                    let codes: Vec<String> = made[g].rooms.iter().map(|(_, code)| code.clone()).collect();
                     async move {
-                        let s = api.member(&email(&run, r, c), &format!("bench {r}.{c}"), &code).await?;
-                        Ok((r, c, s))
+                        let s = api.member(&email(&run, g, c), &format!("bench {g}.{c}"), &codes[0]).await?;
+                        for code in &codes[1..] {
+                            api.accept_invite(&s, code).await?;
+                        }
+                        Ok((g, c, s))
                     }
                 })
                 .buffer_unordered(opts.setup_concurrency.max(1))
                 .collect()
                 .await;
-        let mut sessions: Vec<Vec<Option<Session>>> = (0..r_n)
-            .map(|r| {
+        let mut sessions: Vec<Vec<Option<Session>>> = (0..groups)
+            .map(|g| {
                 let mut v = vec![None; m];
-                v[0] = Some(rooms[r].0.clone());
+                v[0] = Some(made[g].owner.clone());
                 v
             })
             .collect();
         for res in members {
-            let (r, c, s) = res?;
-            sessions[r][c] = Some(s);
+            let (g, c, s) = res?;
+            sessions[g][c] = Some(s);
         }
         let signup_s = t0.elapsed().as_secs_f64();
         eprintln!("setup: {users} users ready in {signup_s:.1} s; opening {users} sockets and joining…");
 
-        // Sockets: ticket, handshake, join_room.
+        // Sockets: ticket, handshake, a join_room for each of the group's rooms.
         let t1 = Instant::now();
         let clients: Vec<(usize, usize, Session)> = sessions
             .iter()
             .enumerate()
-            .flat_map(|(r, v)| v.iter().enumerate().map(move |(c, s)| (r, c, s.clone().unwrap())))
+            .flat_map(|(g, v)| v.iter().enumerate().map(move |(c, s)| (g, c, s.clone().unwrap())))
             .collect();
         let connected: Vec<Result<Opened>> = stream::iter(clients)
-            .map(|(r, c, s)| {
+            .map(|(g, c, s)| {
                 let api = api.clone();
-                let room = rooms[r].1;
+                let rooms: Vec<Uuid> = made[g].rooms.iter().map(|(id, _)| *id).collect();
                 async move {
                     let mut last_err = None;
                     for attempt in 0..3 {
@@ -113,14 +142,17 @@ impl Harness {
                         let t = Instant::now();
                         let res = async {
                             let mut ws = api.connect(&s).await?;
-                            let joined = api::join_room(&mut ws, room, JOIN_TIMEOUT).await?;
-                            Ok::<_, Error>((ws, joined.last))
+                            let mut lasts = Vec::with_capacity(rooms.len());
+                            for room in &rooms {
+                                lasts.push(api::join_room(&mut ws, *room, JOIN_TIMEOUT).await?.last);
+                            }
+                            Ok::<_, Error>((ws, lasts))
                         }
                         .await;
                         match res {
-                            Ok((ws, last)) => {
+                            Ok((ws, lasts)) => {
                                 let us = t.elapsed().as_micros() as u64;
-                                return Ok((r, c, s, ws, last, us));
+                                return Ok((g, c, s, ws, lasts, us));
                             }
                             Err(e) => last_err = Some(e),
                         }
@@ -142,17 +174,27 @@ impl Harness {
         let mut n_senders = 0;
         let pad = crate::util::padding(opts.body_bytes);
         for res in connected {
-            let (r, c, s, ws, last, us) = res?;
+            let (g, c, s, ws, lasts, us) = res?;
             record_us(&mut connect_hist, us);
+            let rooms: Vec<(u32, Uuid)> = (0..k).map(|j| ((g * k + j) as u32, made[g].rooms[j].0)).collect();
             if c == 0 {
-                anchors[r] = last.map(|l| l.0);
+                for (j, last) in lasts.iter().enumerate() {
+                    anchors[g * k + j] = last.map(|l| l.0);
+                }
             }
+            // This client's senders, one per room it sends to, numbered across the run.
+            let sends: Vec<(usize, u32, Uuid)> = (0..k)
+                .filter(|&j| sends_to(c, j, m, opts.senders_per_room))
+                .map(|j| {
+                    n_senders += 1;
+                    (n_senders - 1, rooms[j].0, rooms[j].1)
+                })
+                .collect();
             let (tx, rx) = mpsc::unbounded_channel::<String>();
-            let idx = r * m + c;
             let ctx = ClientCtx {
-                idx,
-                room_idx: r as u32,
-                room_id: rooms[r].1,
+                idx: g * m + c,
+                rooms: rooms.clone(),
+                senders: sends.iter().map(|&(n, r, _)| (n, r)).collect(),
                 session: s,
                 api: api.clone(),
                 shared: shared.clone(),
@@ -160,17 +202,17 @@ impl Harness {
                 reconnect: opts.reconnect,
             };
             shared.connected.fetch_add(1, Relaxed);
-            tasks.push(tokio::spawn(client_loop(ctx, ws, last.map(|l| l.1).unwrap_or(0), rx)));
-            if c < opts.senders_per_room {
+            let seqs = lasts.iter().map(|l| l.map(|l| l.1).unwrap_or(0)).collect();
+            tasks.push(tokio::spawn(client_loop(ctx, ws, seqs, rx)));
+            for (n, _, room_id) in sends {
                 tasks.push(tokio::spawn(sender_loop(
                     shared.clone(),
-                    tx,
+                    tx.clone(),
                     plan_rx.clone(),
-                    rooms[r].1,
-                    n_senders,
+                    room_id,
+                    n,
                     pad.clone(),
                 )));
-                n_senders += 1;
             }
         }
         eprintln!("setup: {users} sockets joined in {connect_s:.1} s ({:.0}/s)", users as f64 / connect_s);
@@ -181,8 +223,9 @@ impl Harness {
             "connections_per_s": round(users as f64 / connect_s, 1),
             "connect_ms": hist_json(&connect_hist),
         });
-        let rooms =
-            rooms.into_iter().zip(anchors).map(|((owner, id, _), anchor)| RoomInfo { id, owner, anchor }).collect();
+        let rooms = (0..r_n)
+            .map(|r| RoomInfo { id: made[r / k].rooms[r % k].0, owner: made[r / k].owner.clone(), anchor: anchors[r] })
+            .collect();
         Ok(Self { api, opts, rooms, shared, n_senders, setup, plan_tx, stop_tx, tasks })
     }
 }
