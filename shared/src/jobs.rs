@@ -21,11 +21,14 @@ pub struct AiJob {
     pub regenerates: Option<Uuid>,
 }
 
-/// A batch of a room's messages to moderate.
+/// A batch of messages to moderate: one room's full buffer (`room_id` says which room, and a
+/// message of any other room is left out), or the buffers of quiet rooms gathered by the
+/// scheduler (`room_id` null: each message is judged in the room it was stored in).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ModerationJob {
     pub job_id: Uuid,
-    pub room_id: Uuid,
+    #[serde(default)]
+    pub room_id: Option<Uuid>,
     pub message_ids: Vec<Uuid>,
 }
 

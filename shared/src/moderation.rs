@@ -1,8 +1,10 @@
 //! Rooms moderate themselves. Every stored message id goes into its room's buffer in Redis; a
 //! batch is taken atomically when the buffer is full, or by the scheduler when its oldest entry
-//! has waited `FLUSH_AFTER`, and goes to the `moderation` queue. The worker classifies each
-//! message (`rustrict` always, the model too when one is configured), records one flag per
-//! offending message and classifier, and mutes someone whose strikes reach `STRIKES_TO_MUTE`
+//! has waited `FLUSH_AFTER`, and goes to the `moderation` queue. The scheduler gathers quiet
+//! rooms' buffers into batches of about a full buffer's size, so a workspace of many quiet rooms
+//! costs a job per batch, not one per message. The worker classifies each message (`rustrict`
+//! always, the model too when one is configured), records one flag per offending message and
+//! classifier, and mutes someone whose strikes in that message's room reach `STRIKES_TO_MUTE`
 //! within `STRIKE_WINDOW` — for a period that doubles with each mute. Without Redis, messages
 //! are queued for moderation one by one: nothing is lost. An edited message is buffered again
 //! (the worker reads the body as it is then); a deleted one is judged at delete time, with the
@@ -32,14 +34,17 @@ pub const STRIKE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 pub const FIRST_MUTE: chrono::Duration = chrono::Duration::minutes(10);
 const LONGEST_MUTE: chrono::Duration = chrono::Duration::hours(24);
 
-async fn send_batch(app: &App, room_id: Uuid, message_ids: Vec<Uuid>) {
+/// Queues one batch: of `room`'s messages, or (None) of several rooms'. False when there was
+/// nothing to queue.
+async fn send_batch(app: &App, room: Option<Uuid>, message_ids: Vec<Uuid>) -> bool {
     if message_ids.is_empty() {
-        return;
+        return false;
     }
-    let job = ModerationJob { job_id: Uuid::new_v4(), room_id, message_ids };
+    let job = ModerationJob { job_id: Uuid::new_v4(), room_id: room, message_ids };
     if let Err(e) = enqueue(app, QueueName::Moderation, &job, Duration::ZERO).await {
-        tracing::error!(%room_id, error = %e, "cannot queue a moderation batch");
+        tracing::error!(room_id = ?room, error = %e, "cannot queue a moderation batch");
     }
+    true
 }
 
 /// The after-store step: every stored message goes into its room's moderation buffer.
@@ -84,37 +89,51 @@ pub async fn buffer(app: &App, room_id: Uuid, message_id: Uuid) {
     let batch = app.config.moderation_batch_size.max(1) as usize;
     match app.redis.buffer_for_moderation(room_id, message_id, now_ms).await {
         Ok(len) if len >= batch => match app.redis.take_moderation_batch(room_id, batch, now_ms).await {
-            Ok(ids) => send_batch(app, room_id, ids).await,
+            Ok(ids) => {
+                send_batch(app, Some(room_id), ids).await;
+            }
             Err(e) => tracing::warn!(error = %e, "moderation batch left for the scheduler"),
         },
         Ok(_) => {}
         Err(e) => {
             tracing::warn!(error = %e, "Redis down: moderating this message on its own");
-            send_batch(app, room_id, vec![message_id]).await;
+            send_batch(app, Some(room_id), vec![message_id]).await;
         }
     }
 }
 
-/// The scheduler's part: batches of rooms that went quiet.
-pub async fn flush_stale(app: &App) -> usize {
+/// The scheduler's part: the buffers of rooms that went quiet, gathered into batches of at least
+/// a full buffer's size (the last one smaller); a room's buffer stays in one batch. Returns the
+/// messages taken and the batches they went in.
+pub async fn flush_stale(app: &App) -> (usize, usize) {
     let now = app.clock.now();
     let cutoff = (now - FLUSH_AFTER).timestamp_millis();
     let rooms = match app.redis.stale_moderation_rooms(cutoff).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read moderation buffers");
-            return 0;
+            return (0, 0);
         }
     };
-    let mut sent = 0;
+    let batch = app.config.moderation_batch_size.max(1) as usize;
+    let (mut sent, mut batches, mut gathered) = (0, 0, Vec::new());
     for room_id in rooms {
         if let Ok(ids) = app.redis.take_moderation_batch(room_id, 0, now.timestamp_millis()).await {
             sent += ids.len();
-            send_batch(app, room_id, ids).await;
+            gathered.extend(ids);
+            if gathered.len() >= batch && send_batch(app, None, std::mem::take(&mut gathered)).await {
+                batches += 1;
+            }
         }
     }
-    sent
+    if send_batch(app, None, gathered).await {
+        batches += 1;
+    }
+    (sent, batches)
 }
+
+/// An offending message: (message, author, finding).
+type Offence = (Uuid, Uuid, Finding);
 
 /// A finding about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,27 +216,34 @@ fn mute_length(past_mutes: i64) -> chrono::Duration {
 }
 
 /// The `moderation` queue's handler. Idempotent: flags are unique per message and classifier,
-/// and strikes count only flags since the person's last mute.
-#[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
+/// and strikes count only flags since the person's last mute. Each message is judged in its own
+/// room: strikes and mutes are per room.
+#[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = ?job.room_id, n = job.message_ids.len()))]
 pub async fn handle(app: &App, job: ModerationJob) -> crate::Result<()> {
     let now = app.clock.now();
     let batch = messages::to_moderate(&app.db, &app.keyring, job.room_id, &job.message_ids).await?;
     let mut findings: Vec<(Uuid, Finding)> =
         batch.iter().filter_map(|m| classify(&m.body).map(|f| (m.id, f))).collect();
     findings.extend(classify_with_model(app, &batch).await);
-    let findings: Vec<(Uuid, Uuid, Finding)> = findings
-        .into_iter()
-        .filter_map(|(id, f)| batch.iter().find(|m| m.id == id).map(|m| (id, m.author_id, f)))
-        .collect();
-    record(app, job.room_id, &findings, now).await?;
-    tracing::info!(flagged = findings.len(), "batch moderated");
+    let mut by_room: Vec<(Uuid, Vec<Offence>)> = Vec::new();
+    for (id, finding) in findings {
+        let Some(m) = batch.iter().find(|m| m.id == id) else { continue };
+        match by_room.iter_mut().find(|(room, _)| *room == m.room_id) {
+            Some((_, found)) => found.push((id, m.author_id, finding)),
+            None => by_room.push((m.room_id, vec![(id, m.author_id, finding)])),
+        }
+    }
+    for (room_id, findings) in &by_room {
+        record(app, *room_id, findings, now).await?;
+    }
+    tracing::info!(flagged = by_room.iter().map(|(_, f)| f.len()).sum::<usize>(), "batch moderated");
     Ok(())
 }
 
 /// Flags each `(message, author, finding)` once per message and classifier — an edited message
 /// flagged before stays one strike: strikes count messages, not versions — and mutes whoever
 /// reached `STRIKES_TO_MUTE`.
-async fn record(app: &App, room_id: Uuid, findings: &[(Uuid, Uuid, Finding)], now: DateTime<Utc>) -> crate::Result<()> {
+async fn record(app: &App, room_id: Uuid, findings: &[Offence], now: DateTime<Utc>) -> crate::Result<()> {
     let mut offenders = Vec::new();
     for (message_id, author_id, finding) in findings {
         let author_id = *author_id;

@@ -11,7 +11,7 @@ pub async fn handle_ai(app: &App, job: AiJob) -> Result<(), JobError> {
     Ok(crate::ai::worker::handle(app, job, crate::wiring::connectors(), crate::wiring::tool_sources()).await?)
 }
 
-#[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = %job.room_id, n = job.message_ids.len()))]
+#[tracing::instrument(skip_all, fields(job_id = %job.job_id, room_id = ?job.room_id, n = job.message_ids.len()))]
 pub async fn handle_moderation(app: &App, job: ModerationJob) -> Result<(), JobError> {
     Ok(crate::moderation::handle(app, job).await?)
 }

@@ -15,6 +15,8 @@ pub struct TickReport {
     pub stale_connections_dropped: usize,
     pub reminders_queued: usize,
     pub messages_sent_to_moderation: usize,
+    /// The moderation jobs those messages went in (quiet rooms share them).
+    pub moderation_batches: usize,
     pub mutes_lifted: usize,
     pub abandoned_uploads_removed: usize,
     pub tool_outcomes_forgotten: usize,
@@ -35,7 +37,7 @@ pub async fn tick(app: &App) -> TickReport {
         }
         Err(e) => tracing::warn!(error = %e, "cannot sweep connections"),
     }
-    report.messages_sent_to_moderation = crate::moderation::flush_stale(app).await;
+    (report.messages_sent_to_moderation, report.moderation_batches) = crate::moderation::flush_stale(app).await;
     report.mutes_lifted = crate::moderation::lift_expired(app).await;
     match crate::reminders::sweep(app).await {
         Ok(n) => report.reminders_queued = n,

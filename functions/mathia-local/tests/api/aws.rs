@@ -69,9 +69,12 @@ async fn a_poison_message_is_reported_alone_and_redriven_to_the_dlq() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = SqsQueue::new(sqs.clone(), urls.clone());
 
-    let good =
-        serde_json::to_string(&ModerationJob { job_id: Uuid::new_v4(), room_id: Uuid::new_v4(), message_ids: vec![] })
-            .unwrap();
+    let good = serde_json::to_string(&ModerationJob {
+        job_id: Uuid::new_v4(),
+        room_id: Some(Uuid::new_v4()),
+        message_ids: vec![],
+    })
+    .unwrap();
     queue.send(QueueName::Moderation, &good, Duration::ZERO).await.unwrap();
     queue.send(QueueName::Moderation, "this is not a job", Duration::ZERO).await.unwrap();
 
@@ -234,9 +237,12 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
 #[tokio::test]
 async fn the_worker_batch_helper_reports_partial_failures_of_a_real_sqs_event() {
     let t = TestApp::spawn().await;
-    let good =
-        serde_json::to_string(&ModerationJob { job_id: Uuid::new_v4(), room_id: Uuid::new_v4(), message_ids: vec![] })
-            .unwrap();
+    let good = serde_json::to_string(&ModerationJob {
+        job_id: Uuid::new_v4(),
+        room_id: Some(Uuid::new_v4()),
+        message_ids: vec![],
+    })
+    .unwrap();
     // The SQS event shape Lambda delivers (from AWS's documentation).
     let event: SqsEvent = serde_json::from_value(json!({
         "Records": [

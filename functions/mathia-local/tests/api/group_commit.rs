@@ -122,9 +122,22 @@ async fn one_batch_answers_each_message_on_its_own() {
             other => panic!("{other:?}"),
         })
         .collect();
-    let read = messages::to_moderate(&app.db, &app.keyring, room_a.id, &ids).await.unwrap();
+    let read = messages::to_moderate(&app.db, &app.keyring, Some(room_a.id), &ids).await.unwrap();
     let read: Vec<(i64, &str)> = read.iter().map(|m| (m.seq, m.body.as_str())).collect();
     assert_eq!(read, [(2, "first"), (4, "third")], "the other room's message is left out, the rest in seq order");
+    // Without a room (quiet rooms' gathered batch), each message is read in its own room.
+    let all = messages::to_moderate(&app.db, &app.keyring, None, &ids).await.unwrap();
+    let mut all: Vec<(Uuid, Uuid)> = all.iter().map(|m| (m.id, m.room_id)).collect();
+    all.sort();
+    let mut want: Vec<(Uuid, Uuid)> = [6, 2, 0]
+        .iter()
+        .map(|&i| match &stored[i] {
+            Stored::New(m) => (m.id, m.room_id),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    want.sort();
+    assert_eq!(all, want);
     let room_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
         .bind(room_a.id)
         .fetch_one(&app.db)

@@ -1,5 +1,6 @@
 //! Moderation in batches: strikes, mutes that end, exactly-once under redelivery and racing
-//! scheduler ticks, quiet rooms, the owner's view, and Redis being down.
+//! scheduler ticks, quiet rooms (alone and several in one batch), the owner's view, and Redis
+//! being down.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -7,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use mathia::{
     adapters::local::{LocalPush, LocalQueue, ManualClock},
     domain::ConnectionId,
-    ports::{ConnectionInfo, QueueName},
+    ports::{Clock, ConnectionInfo, QueueName},
     workers::{self, ModerationJob, scheduler},
 };
 use serde_json::{Value, json};
@@ -86,9 +87,12 @@ async fn a_batch_delivered_twice_flags_and_strikes_once() {
     for body in ["hello team", INSULTS[0], INSULTS[1], "Scunthorpe is lovely"] {
         ids.push(say(&mut a, room.id, body).await["message_id"].as_str().unwrap().parse::<Uuid>().unwrap());
     }
-    let job =
-        serde_json::to_string(&ModerationJob { job_id: Uuid::new_v4(), room_id: room.id, message_ids: ids.clone() })
-            .unwrap();
+    let job = serde_json::to_string(&ModerationJob {
+        job_id: Uuid::new_v4(),
+        room_id: Some(room.id),
+        message_ids: ids.clone(),
+    })
+    .unwrap();
     let app = &t.local.app;
     let (r1, r2) = tokio::join!(
         workers::handle(app, QueueName::Moderation, &job),
@@ -184,6 +188,62 @@ async fn a_quiet_room_is_moderated_by_the_scheduler_once_quiet_for_the_flush_int
     assert_eq!(flagged, ids[1], "the insult, and only it");
     let waiting: usize = redis::AsyncCommands::llen(&mut redis, &buffer).await.unwrap();
     assert_eq!(waiting, 0, "the buffer was emptied");
+}
+
+#[tokio::test]
+async fn quiet_rooms_share_a_batch_and_each_message_is_judged_in_its_own_room() {
+    let clock = clock();
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    // Ben offends once in each of three rooms and says hello in a fourth: three strikes in all,
+    // but one in each room, which mutes him nowhere.
+    let mut rooms = Vec::new();
+    for (name, body) in [("one", INSULTS[0]), ("two", INSULTS[1]), ("three", INSULTS[2]), ("four", "hello all")] {
+        let room = t.create_room(&ana, name).await;
+        t.bring_in(&ana, room.id, &ben).await;
+        let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+        let id: Uuid = say(&mut b, room.id, body).await["message_id"].as_str().unwrap().parse().unwrap();
+        rooms.push((room.id, id));
+    }
+    let config = &t.local.app.config;
+    let redis =
+        redis::Client::open(config.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let waiting = format!("{}mod:rooms", config.redis_prefix);
+    crate::helpers::wait_until("all four rooms have a buffer", || {
+        let (mut redis, waiting) = (redis.clone(), waiting.clone());
+        async move { redis::AsyncCommands::zcard::<_, usize>(&mut redis, waiting).await.unwrap() == 4 }
+    })
+    .await;
+
+    clock.advance(chrono::Duration::seconds(4));
+    let report = scheduler::tick(&t.local.app).await;
+    assert_eq!(report.messages_sent_to_moderation, 4);
+    assert_eq!(report.moderation_batches, 1, "four quiet rooms, one job");
+    crate::helpers::wait_until("the batch is moderated", || async {
+        count(&t, "SELECT count(*) FROM moderation_flags").await == 3
+    })
+    .await;
+    let flags: Vec<(Uuid, Uuid)> = sqlx::query_as("SELECT room_id, message_id FROM moderation_flags ORDER BY room_id")
+        .fetch_all(&t.db().await)
+        .await
+        .unwrap();
+    let mut offences: Vec<(Uuid, Uuid)> = rooms[..3].to_vec();
+    offences.sort();
+    assert_eq!(flags, offences, "each flag in the room its message was said in");
+    for (room_id, _) in &rooms[..3] {
+        let strikes = mathia::adapters::postgres::moderation::strikes(
+            &t.db().await,
+            *room_id,
+            ben.id,
+            clock.now() - chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(strikes, 1, "one strike in each room");
+    }
+    assert_eq!(count(&t, "SELECT count(*) FROM mutes").await, 0, "a strike per room mutes nobody");
+    assert_eq!(scheduler::tick(&t.local.app).await.moderation_batches, 0, "nothing left");
 }
 
 #[tokio::test]

@@ -195,6 +195,7 @@ pub async fn some_of(db: &PgPool, keyring: &RoomKeyring, room_id: Uuid, ids: &[U
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToModerate {
     pub id: Uuid,
+    pub room_id: Uuid,
     pub seq: i64,
     pub author_id: Uuid,
     pub body: String,
@@ -211,12 +212,13 @@ struct ModerationRow {
     ciphertext: Vec<u8>,
 }
 
-/// The live user messages of `room_id` among `ids`, in `seq` order, opened: what a moderation
-/// batch reads. One narrow query, without the joins and reactions a displayed message needs.
+/// The live user messages among `ids` — of `room`, when one is given — in room and `seq` order,
+/// opened: what a moderation batch reads. One narrow query, without the joins and reactions a
+/// displayed message needs.
 pub async fn to_moderate(
     db: &PgPool,
     keyring: &RoomKeyring,
-    room_id: Uuid,
+    room: Option<Uuid>,
     ids: &[Uuid],
 ) -> Result<Vec<ToModerate>, Error> {
     if ids.is_empty() {
@@ -230,7 +232,7 @@ pub async fn to_moderate(
     // batch once the table had grown.
     let rows: Vec<ModerationRow> = sqlx::query_as(
         "SELECT id, room_id, seq, author_id, key_version, nonce, ciphertext FROM messages
-         WHERE id = ANY($1) AND kind = 'user' AND deleted_at IS NULL ORDER BY seq",
+         WHERE id = ANY($1) AND kind = 'user' AND deleted_at IS NULL ORDER BY room_id, seq",
     )
     .bind(ids)
     .persistent(false)
@@ -238,10 +240,10 @@ pub async fn to_moderate(
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let Some(author_id) = r.author_id.filter(|_| r.room_id == room_id) else { continue };
+        let Some(author_id) = r.author_id.filter(|_| room.is_none_or(|room| r.room_id == room)) else { continue };
         let sealed = Sealed { key_version: r.key_version, nonce: r.nonce, ciphertext: r.ciphertext };
-        let body = keyring.open_text(room_id, Aad::message(r.id), &sealed).await?;
-        out.push(ToModerate { id: r.id, seq: r.seq, author_id, body });
+        let body = keyring.open_text(r.room_id, Aad::message(r.id), &sealed).await?;
+        out.push(ToModerate { id: r.id, room_id: r.room_id, seq: r.seq, author_id, body });
     }
     Ok(out)
 }
