@@ -49,3 +49,26 @@ pub async fn enqueue<T: Serialize>(
     let body = serde_json::to_string(job).expect("jobs serialise");
     app.queue.send(queue, &body, delay).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moderation_job_queued_by_an_older_build_still_reads() {
+        let (job_id, room, message) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let old = format!(r#"{{"job_id":"{job_id}","room_id":"{room}","message_ids":["{message}"]}}"#);
+        let job: ModerationJob = serde_json::from_str(&old).unwrap();
+        assert_eq!(job, ModerationJob { job_id, room_id: Some(room), message_ids: vec![message] });
+    }
+
+    #[test]
+    fn a_roomless_moderation_job_round_trips() {
+        let job = ModerationJob { job_id: Uuid::new_v4(), room_id: None, message_ids: vec![Uuid::new_v4()] };
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.contains(r#""room_id":null"#), "{text}");
+        assert_eq!(serde_json::from_str::<ModerationJob>(&text).unwrap(), job);
+        let missing = text.replace(r#""room_id":null,"#, "");
+        assert_eq!(serde_json::from_str::<ModerationJob>(&missing).unwrap(), job, "{missing}");
+    }
+}
