@@ -10,7 +10,7 @@
 //! (the worker reads the body as it is then); a deleted one is judged at delete time, with the
 //! body it had, since its batch will no longer find it.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -225,18 +225,16 @@ pub async fn handle(app: &App, job: ModerationJob) -> crate::Result<()> {
     let mut findings: Vec<(Uuid, Finding)> =
         batch.iter().filter_map(|m| classify(&m.body).map(|f| (m.id, f))).collect();
     findings.extend(classify_with_model(app, &batch).await);
-    let mut by_room: Vec<(Uuid, Vec<Offence>)> = Vec::new();
+    let mut by_room: BTreeMap<Uuid, Vec<Offence>> = BTreeMap::new();
     for (id, finding) in findings {
-        let Some(m) = batch.iter().find(|m| m.id == id) else { continue };
-        match by_room.iter_mut().find(|(room, _)| *room == m.room_id) {
-            Some((_, found)) => found.push((id, m.author_id, finding)),
-            None => by_room.push((m.room_id, vec![(id, m.author_id, finding)])),
+        if let Some(m) = batch.iter().find(|m| m.id == id) {
+            by_room.entry(m.room_id).or_default().push((id, m.author_id, finding));
         }
     }
     for (room_id, findings) in &by_room {
         record(app, *room_id, findings, now).await?;
     }
-    tracing::info!(flagged = by_room.iter().map(|(_, f)| f.len()).sum::<usize>(), "batch moderated");
+    tracing::info!(flagged = by_room.values().map(Vec::len).sum::<usize>(), "batch moderated");
     Ok(())
 }
 
