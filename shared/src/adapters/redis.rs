@@ -115,6 +115,46 @@ redis.call('PEXPIRE', key, ttl)
 return {retry, tell}
 ";
 
+// Takes a one-time ticket, refusing it when the session it was fetched with has ended since
+// (logout leaves `session-ended:<session>`). The ended key is named from the ticket's value, so it
+// is not in KEYS: Mathia uses one Redis node, not Redis Cluster.
+const TAKE_TICKET_LUA: &str = r"
+local v = redis.call('GETDEL', KEYS[1])
+if not v then return false end
+local session = string.match(v, '^%S+ (%S+)')
+if session and redis.call('EXISTS', ARGV[1] .. session) == 1 then return false end
+return v
+";
+
+/// What a socket ticket is stored with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketTicket {
+    pub user_id: Uuid,
+    /// The session token's hash (hex).
+    pub session: String,
+    pub display_name: String,
+}
+
+/// A ticket taken at the handshake. A ticket an older build stored has no name, and may have no
+/// session: the handshake then checks both in Postgres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenTicket {
+    pub user_id: Uuid,
+    pub session: Option<String>,
+    pub display_name: Option<String>,
+}
+
+impl TakenTicket {
+    /// `<user> [<session> [<display name, spaces and all>]]`.
+    fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.splitn(3, ' ');
+        let user_id = parts.next()?.parse().ok()?;
+        let session = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+        let display_name = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+        Some(Self { user_id, session, display_name })
+    }
+}
+
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
@@ -125,6 +165,7 @@ pub struct RedisStore {
     throttle_check: Script,
     take_batch: Script,
     frame_budget: Script,
+    take_ticket: Script,
 }
 
 impl RedisStore {
@@ -137,6 +178,7 @@ impl RedisStore {
             throttle_check: Script::new(THROTTLE_CHECK_LUA),
             take_batch: Script::new(TAKE_BATCH_LUA),
             frame_budget: Script::new(FRAME_BUDGET_LUA),
+            take_ticket: Script::new(TAKE_TICKET_LUA),
         })
     }
 
@@ -165,43 +207,44 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Stores a one-time ticket (by its hash) for a user.
-    pub async fn put_ticket(&self, ticket_hash: &str, user_id: Uuid, ttl: Duration) -> Result<(), RedisDown> {
-        let key = self.key(&format!("ticket:{ticket_hash}"));
-        let mut conn = self.conn().await?;
-        let _: () = conn.set_ex(key, user_id.to_string(), ttl.as_secs().max(1)).await?;
-        Ok(())
-    }
-
     /// Stores a one-time ticket (by its hash) for a user's session (the session token's hash,
-    /// never the token), so the socket it opens belongs to that session.
+    /// never the token) and their display name, so the socket it opens belongs to that session
+    /// and the handshake needs no database read. `ttl` is at most the session's remaining life.
     pub async fn put_session_ticket(
         &self,
         ticket_hash: &str,
-        user_id: Uuid,
-        session: &str,
+        ticket: &SocketTicket,
         ttl: Duration,
     ) -> Result<(), RedisDown> {
         let key = self.key(&format!("ticket:{ticket_hash}"));
         let mut conn = self.conn().await?;
-        let _: () = conn.set_ex(key, format!("{user_id} {session}"), ttl.as_secs().max(1)).await?;
+        let value = format!("{} {} {}", ticket.user_id, ticket.session, ticket.display_name);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let _: () = conn.pset_ex(key, value, ms).await?;
         Ok(())
     }
 
-    /// Takes a ticket: the first caller gets the user, every later one gets None.
-    pub async fn take_ticket(&self, ticket_hash: &str) -> Result<Option<Uuid>, RedisDown> {
-        Ok(self.take_session_ticket(ticket_hash).await?.map(|(user, _)| user))
+    /// Marks a session as ended for as long as a ticket fetched with it could live (`ttl`), so
+    /// [`take_session_ticket`](Self::take_session_ticket) refuses those tickets from now on. Written
+    /// before the session is revoked in Postgres: a ticket fetched in between is refused too.
+    pub async fn end_session_tickets(&self, session: &str, ttl: Duration) -> Result<(), RedisDown> {
+        let mut conn = self.conn().await?;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let _: () = conn.pset_ex(self.key(&format!("session-ended:{session}")), 1, ms).await?;
+        Ok(())
     }
 
-    /// Takes a ticket: the first caller gets the user and the session it was fetched with.
-    pub async fn take_session_ticket(&self, ticket_hash: &str) -> Result<Option<(Uuid, Option<String>)>, RedisDown> {
+    /// Takes a ticket, in one round trip: the first caller gets what it was stored with, every
+    /// later one None; so does a ticket whose session has ended since it was fetched.
+    pub async fn take_session_ticket(&self, ticket_hash: &str) -> Result<Option<TakenTicket>, RedisDown> {
         let mut conn = self.conn().await?;
-        let value: Option<String> = conn.get_del(self.key(&format!("ticket:{ticket_hash}"))).await?;
-        Ok(value.and_then(|v| {
-            let mut parts = v.splitn(2, ' ');
-            let user = parts.next()?.parse().ok()?;
-            Some((user, parts.next().filter(|s| !s.is_empty()).map(str::to_owned)))
-        }))
+        let value: Option<String> = self
+            .take_ticket
+            .key(self.key(&format!("ticket:{ticket_hash}")))
+            .arg(self.key("session-ended:"))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(value.as_deref().and_then(TakenTicket::parse))
     }
 
     /// Counts one event for `subject` against `limit` per `window`.
@@ -398,3 +441,29 @@ redis.call('LTRIM', list, take, -1)
 if take == len then redis.call('ZREM', index, room) else redis.call('ZADD', index, now, room) end
 return ids
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_carries_its_session_and_a_name_with_spaces() {
+        let user = Uuid::new_v4();
+        let session = "ab".repeat(32);
+        let taken = TakenTicket::parse(&format!("{user} {session} Ana María de la Cruz")).unwrap();
+        assert_eq!(
+            taken,
+            TakenTicket {
+                user_id: user,
+                session: Some(session.clone()),
+                display_name: Some("Ana María de la Cruz".into())
+            }
+        );
+        // Stored by an older build: no name (the handshake then reads Postgres), or no session.
+        let taken = TakenTicket::parse(&format!("{user} {session}")).unwrap();
+        assert_eq!((taken.session.as_deref(), taken.display_name), (Some(session.as_str()), None));
+        let taken = TakenTicket::parse(&user.to_string()).unwrap();
+        assert_eq!((taken.session, taken.display_name), (None, None));
+        assert_eq!(TakenTicket::parse("not-a-user session name"), None);
+    }
+}

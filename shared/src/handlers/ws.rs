@@ -12,7 +12,10 @@ use tracing::Instrument;
 
 use crate::{
     access,
-    adapters::{postgres::users, redis::FrameDecision},
+    adapters::{
+        postgres::users,
+        redis::{FrameDecision, TakenTicket},
+    },
     ai,
     app::App,
     chat::{self, post::Post},
@@ -33,7 +36,9 @@ pub enum ConnectError {
 
 /// `$connect`: spends the one-time ticket and registers the connection, with the session the
 /// ticket was fetched with (a logout closes that session's sockets). A ticket whose session has
-/// ended since is refused.
+/// ended since is refused: by Redis for a logout, by the ticket's own expiry (never past the
+/// session's) for the session's end. The ticket carries the display name, so a handshake reads
+/// no database; only a ticket an older build stored is checked in Postgres.
 #[tracing::instrument(level = "debug", skip(app, ticket), fields(%connection))]
 pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&str>) -> Result<(), ConnectError> {
     let ticket = ticket.filter(|t| !t.is_empty() && t.len() <= 128).ok_or(ConnectError::Unauthorized)?;
@@ -41,15 +46,18 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
         tracing::warn!(error = %e, "cannot check ticket");
         ConnectError::Unavailable
     })?;
-    let (user_id, session) = taken.ok_or(ConnectError::Unauthorized)?;
-    // The user, and the session the ticket was fetched with still live, in one query.
-    let display_name = users::connecting(&app.db, user_id, session.as_deref(), app.clock.now())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot check the user and session");
-            ConnectError::Unavailable
-        })?
-        .ok_or(ConnectError::Unauthorized)?;
+    let TakenTicket { user_id, session, display_name } = taken.ok_or(ConnectError::Unauthorized)?;
+    let display_name = match (display_name, &session) {
+        (Some(name), Some(_)) => name,
+        // Stored by an older build: the user, and the session still live, in one query.
+        _ => users::connecting(&app.db, user_id, session.as_deref(), app.clock.now())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot check the user and session");
+                ConnectError::Unavailable
+            })?
+            .ok_or(ConnectError::Unauthorized)?,
+    };
     app.connections
         .register(ConnectionInfo {
             id: connection.clone(),

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, unique};
+use mathia::tokens::hash_hex;
+
+use crate::helpers::{TestApp, TestUser, unique};
 
 #[tokio::test]
 async fn register_login_me_logout() {
@@ -91,6 +93,97 @@ async fn tickets_are_one_time_and_expire() {
     let stale = res["ticket"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(handshake_status(&t.ws_url(&stale)).await, 401, "expired");
+}
+
+/// The handshake reads only Redis: the ticket carries the person, the session it was fetched
+/// with and their name. A logout marks the session ended in Redis before it revokes it, so a
+/// ticket fetched even in between is refused; and a ticket never outlives its session.
+#[tokio::test]
+async fn a_ticket_carries_its_session_and_never_outlives_it() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "tickets").await;
+    let (_a, joined) = t.ws_in_room(&ana, room.id).await;
+    assert_eq!(joined["online"][0]["display_name"], "Ana", "the name came with the ticket");
+
+    // Logout's first step done, the session not yet revoked in Postgres: a ticket can still be
+    // fetched, and the handshake refuses it.
+    let other = login(&t, &ana).await;
+    let session = hash_hex(&other.token);
+    t.local.app.redis.end_session_tickets(&session, Duration::from_secs(120)).await.unwrap();
+    let res = t.post(Some(&other.token), "/api/ws-ticket", json!({})).await;
+    assert_eq!(res.status(), 200, "the session is still live in Postgres");
+    let ticket = res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned();
+    assert_eq!(handshake_status(&t.ws_url(&ticket)).await, 401, "fetched while logging out");
+
+    // A session that ends in 2 s gets a ticket that ends with it, not 60 s later.
+    let ending = login(&t, &ana).await;
+    sqlx::query("UPDATE sessions SET expires_at = now() + interval '2 seconds' WHERE token_hash = decode($1, 'hex')")
+        .bind(hash_hex(&ending.token))
+        .execute(&t.db().await)
+        .await
+        .unwrap();
+    let res: Value = t.post(Some(&ending.token), "/api/ws-ticket", json!({})).await.json().await.unwrap();
+    let expires = res["expires_in_s"].as_u64().unwrap();
+    assert!((1..=2).contains(&expires), "expires_in_s {expires}");
+    let ticket = res["ticket"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(handshake_status(&t.ws_url(&ticket)).await, 401, "the session ended before its ticket was used");
+
+    // A ticket an older build stored (no name) still opens, checked in Postgres, and carries the
+    // name from there; one whose session was revoked there is refused.
+    let old_shape = |token: &str| format!("{} {}", ana.id, hash_hex(token));
+    let live = login(&t, &ana).await;
+    put_raw_ticket(&t, "old-live", &old_shape(&live.token)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(t.ws_url("old-live")).await.expect("an old ticket opens");
+    futures::SinkExt::send(&mut ws, json!({"action": "join_room", "room_id": room.id}).to_string().into())
+        .await
+        .unwrap();
+    let joined = loop {
+        let frame = futures::StreamExt::next(&mut ws).await.unwrap().unwrap();
+        let v: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+        if v["type"] == "room_joined" {
+            break v;
+        }
+    };
+    let names: Vec<&str> =
+        joined["online"].as_array().unwrap().iter().map(|o| o["display_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Ana"], "one person, named from Postgres");
+    let revoked = login(&t, &ana).await;
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE token_hash = decode($1, 'hex')")
+        .bind(hash_hex(&revoked.token))
+        .execute(&t.db().await)
+        .await
+        .unwrap();
+    put_raw_ticket(&t, "old-revoked", &old_shape(&revoked.token)).await;
+    assert_eq!(handshake_status(&t.ws_url("old-revoked")).await, 401, "an old ticket of a revoked session");
+}
+
+/// Stores a ticket the way an older build did, by its hash.
+async fn put_raw_ticket(t: &TestApp, ticket: &str, value: &str) {
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}ticket:{}", t.local.app.config.redis_prefix, hash_hex(ticket));
+    let _: () = redis::AsyncCommands::set_ex(&mut conn, key, value, 60).await.unwrap();
+}
+
+/// A second session of the same person (another browser).
+async fn login(t: &TestApp, user: &TestUser) -> TestUser {
+    let res = t.post(None, "/api/auth/login", json!({"email": user.email, "password": "correct horse battery"})).await;
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    TestUser { token, ..user.clone() }
+}
+
+/// Logout marks the session ended in Redis first; with Redis down (when no ticket can be taken
+/// either) the session is still revoked, since the client drops its token whatever the answer.
+#[tokio::test]
+async fn logout_with_redis_down_still_ends_the_session() {
+    let t = TestApp::spawn_with(|c| c.redis_url = "redis://127.0.0.1:1".into()).await;
+    let ana = t.register("Ana").await;
+    assert_eq!(t.get(Some(&ana.token), "/api/me").await.status(), 200);
+    assert_eq!(t.post(Some(&ana.token), "/api/auth/logout", json!({})).await.status(), 204);
+    assert_eq!(t.get(Some(&ana.token), "/api/me").await.status(), 401, "the token stopped working");
 }
 
 #[tokio::test]

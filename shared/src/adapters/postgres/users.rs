@@ -68,11 +68,18 @@ pub async fn create_session(
     Ok(())
 }
 
-/// The user a live (not expired, not revoked) session token belongs to, and whether they have
-/// finished onboarding.
-pub async fn session_user(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Option<(User, bool)>, sqlx::Error> {
-    let row: Option<(Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT u.id, u.email, u.display_name, u.onboarding_step
+/// A live session: whose it is, whether they have finished onboarding, and when it ends.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub user: User,
+    pub onboarded: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The user a live (not expired, not revoked) session token belongs to.
+pub async fn session_user(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Option<LiveSession>, sqlx::Error> {
+    let row: Option<(Uuid, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name, u.onboarding_step, s.expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
     )
@@ -80,12 +87,17 @@ pub async fn session_user(db: &PgPool, token: &str, now: DateTime<Utc>) -> Resul
     .bind(now)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id, email, display_name, step)| (User { id, email, display_name }, step == "done")))
+    Ok(row.map(|(id, email, display_name, step, expires_at)| LiveSession {
+        user: User { id, email, display_name },
+        onboarded: step == "done",
+        expires_at,
+    }))
 }
 
 /// The display name of a user opening a socket, in one query: None when the user is gone, or
 /// when the ticket was fetched with a session (`token_hash_hex`, the session token's hash) that is
-/// no longer live — expired, revoked, or not theirs.
+/// no longer live — expired, revoked, or not theirs. Only for a ticket that does not carry its
+/// name (one an older build stored); a current ticket is checked in Redis alone.
 pub async fn connecting(
     db: &PgPool,
     user_id: Uuid,

@@ -28,7 +28,7 @@ use super::{
 use crate::{
     adapters::{
         postgres::{users, violated_constraint},
-        redis::RateDecision,
+        redis::{RateDecision, SocketTicket},
     },
     app::{App, HashSlots},
     domain::{DisplayName, Email, Password, User},
@@ -233,21 +233,43 @@ async fn note_failure(app: &App, throttles: &[(String, u32)]) {
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
     responses((status = 204, description = "the token stops working")))]
 pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusCode> {
+    let session = hash_hex(&auth.token);
+    // First, so a ticket fetched with the session — even one fetched while this runs — is
+    // refused at the handshake, which reads only Redis. With Redis down no ticket can be taken
+    // either, and the session is revoked all the same: a client drops its token whatever the
+    // answer, so a logout must not leave the session live.
+    if let Err(e) = app.redis.end_session_tickets(&session, ended_session_ttl(&app)).await {
+        tracing::warn!(error = %e, "cannot mark the session's tickets ended; revoking it anyway");
+    }
     users::revoke_session(&app.db, &auth.token).await?;
-    // The session's sockets end with it (tickets fetched with it are refused at the handshake).
-    end_session(&app, auth.user.id, &hash_hex(&auth.token)).await;
+    // The session's sockets end with it.
+    end_session(&app, auth.user.id, &session).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/ws-ticket`: a one-time ticket to open the WebSocket with, valid for 60 s.
+/// How long a logged-out session is remembered in Redis: longer than any ticket fetched with it
+/// can live, with room for a ticket request that was slow to store its ticket.
+fn ended_session_ttl(app: &App) -> Duration {
+    app.config.ticket_ttl + Duration::from_secs(60)
+}
+
+/// `POST /api/ws-ticket`: a one-time ticket to open the WebSocket with, valid for 60 s (less when
+/// the session ends sooner). It carries the user, the session and the display name, so the
+/// handshake checks it in Redis alone.
 #[utoipa::path(post, path = "/api/ws-ticket", tag = "realtime",
-    responses((status = 200, description = "`{ticket, expires_in_s}`: one-time, 60 s"),
+    responses((status = 200, description = "`{ticket, expires_in_s}`: one-time, 60 s or until the session ends"),
               (status = 503, description = "Redis is down")))]
 pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
+    let session_left = (auth.session_expires_at - app.clock.now()).to_std().unwrap_or_default();
+    let ttl = app.config.ticket_ttl.min(session_left);
+    if ttl.is_zero() {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the session has ended; sign in again"));
+    }
     let ticket = random_token();
-    let session = hash_hex(&auth.token);
-    app.redis.put_session_ticket(&hash_hex(&ticket), auth.user.id, &session, app.config.ticket_ttl).await?;
-    Ok(Json(json!({ "ticket": ticket, "expires_in_s": app.config.ticket_ttl.as_secs() })))
+    let carried =
+        SocketTicket { user_id: auth.user.id, session: hash_hex(&auth.token), display_name: auth.user.display_name };
+    app.redis.put_session_ticket(&hash_hex(&ticket), &carried, ttl).await?;
+    Ok(Json(json!({ "ticket": ticket, "expires_in_s": ttl.as_secs_f64().ceil() as u64 })))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request},
     http::{header, request::Parts},
 };
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -52,6 +53,8 @@ pub struct AuthUser {
     pub user: User,
     pub token: String,
     pub onboarded: bool,
+    /// When the session ends (a socket ticket fetched with it does not outlive it).
+    pub session_expires_at: DateTime<Utc>,
 }
 
 impl AuthUser {
@@ -80,9 +83,14 @@ impl FromRequestParts<App> for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let (user, onboarded) = users::session_user(&app.db, token, app.clock.now()).await?.ok_or_else(|| {
+        let session = users::session_user(&app.db, token, app.clock.now()).await?.ok_or_else(|| {
             ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid_token", "the session has ended; sign in again")
         })?;
-        Ok(Self { user, token: token.to_owned(), onboarded })
+        Ok(Self {
+            user: session.user,
+            token: token.to_owned(),
+            onboarded: session.onboarded,
+            session_expires_at: session.expires_at,
+        })
     }
 }
