@@ -10,6 +10,7 @@
 #   ROOMS=1 CLIENTS=1000 RATE=10 SKIP_S=20 bash bench/profile.sh   # one room of 1,000, sampled
 #                                  after the first 20 s (the sign-ups' password hashing)
 #   MODE=connect-rate bash bench/profile.sh   # ticket + handshake + close, 16 at a time
+#   PERF_KEEP=/tmp/perf.data bash bench/profile.sh   # keep the samples (e.g. for perf report --children)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RATE=${RATE:-300}
@@ -45,3 +46,4 @@ wait "$PERF_PID" || true
     grep -v "^$" | grep -E "^ +[0-9]" | sed -E "s/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//" | head -60
 } >"$OUT"
 log "profile written to $OUT"
+if [ -n "${PERF_KEEP:-}" ]; then cp "$WORK/perf.data" "$PERF_KEEP" && log "samples kept in $PERF_KEEP"; fi
