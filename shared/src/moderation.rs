@@ -6,7 +6,8 @@
 //! always, the model too when one is configured), records one flag per offending message and
 //! classifier, and mutes someone whose strikes in that message's room reach `STRIKES_TO_MUTE`
 //! within `STRIKE_WINDOW` — for a period that doubles with each mute. Without Redis, messages
-//! are queued for moderation one by one: nothing is lost. An edited message is buffered again
+//! are queued for moderation one by one: nothing is lost; nor when the queue refuses a batch,
+//! which goes back to its buffers for the next tick. An edited message is buffered again
 //! (the worker reads the body as it is then); a deleted one is judged at delete time, with the
 //! body it had, since its batch will no longer find it.
 
@@ -34,17 +35,30 @@ pub const STRIKE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 pub const FIRST_MUTE: chrono::Duration = chrono::Duration::minutes(10);
 const LONGEST_MUTE: chrono::Duration = chrono::Duration::hours(24);
 
-/// Queues one batch: of `room`'s messages, or (None) of several rooms'. False when there was
-/// nothing to queue.
-async fn send_batch(app: &App, room: Option<Uuid>, message_ids: Vec<Uuid>) -> bool {
+/// Queues one batch: of one room's messages, or of several rooms' (`parts`, each a room and its
+/// ids). A batch the queue refuses goes back to its rooms' buffers, for the scheduler's next
+/// tick, so nothing taken from Redis is left unmoderated. False when there was nothing to queue
+/// or it went back.
+async fn send_batch(app: &App, parts: Vec<(Uuid, Vec<Uuid>)>) -> bool {
+    let message_ids: Vec<Uuid> = parts.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
     if message_ids.is_empty() {
         return false;
     }
+    let room = match parts.as_slice() {
+        [(room, _)] => Some(*room),
+        _ => None,
+    };
     let job = ModerationJob { job_id: Uuid::new_v4(), room_id: room, message_ids };
-    if let Err(e) = enqueue(app, QueueName::Moderation, &job, Duration::ZERO).await {
-        tracing::error!(room_id = ?room, error = %e, "cannot queue a moderation batch");
+    let Err(e) = enqueue(app, QueueName::Moderation, &job, Duration::ZERO).await else { return true };
+    tracing::error!(room_id = ?room, error = %e, "cannot queue a moderation batch; its messages go back to their buffers");
+    // Stale at once, so the scheduler's next tick tries again.
+    let since_ms = (app.clock.now() - FLUSH_AFTER).timestamp_millis();
+    for (room_id, ids) in parts {
+        if let Err(e) = app.redis.return_to_moderation(room_id, &ids, since_ms).await {
+            tracing::error!(%room_id, error = %e, messages = ids.len(), "moderation batch lost: neither queued nor put back");
+        }
     }
-    true
+    false
 }
 
 /// The after-store step: every stored message goes into its room's moderation buffer.
@@ -90,21 +104,21 @@ pub async fn buffer(app: &App, room_id: Uuid, message_id: Uuid) {
     match app.redis.buffer_for_moderation(room_id, message_id, now_ms).await {
         Ok(len) if len >= batch => match app.redis.take_moderation_batch(room_id, batch, now_ms).await {
             Ok(ids) => {
-                send_batch(app, Some(room_id), ids).await;
+                send_batch(app, vec![(room_id, ids)]).await;
             }
             Err(e) => tracing::warn!(error = %e, "moderation batch left for the scheduler"),
         },
         Ok(_) => {}
         Err(e) => {
             tracing::warn!(error = %e, "Redis down: moderating this message on its own");
-            send_batch(app, Some(room_id), vec![message_id]).await;
+            send_batch(app, vec![(room_id, vec![message_id])]).await;
         }
     }
 }
 
 /// The scheduler's part: the buffers of rooms that went quiet, gathered into batches of at least
 /// a full buffer's size (the last one smaller); a room's buffer stays in one batch. Returns the
-/// messages taken and the batches they went in.
+/// messages queued and the batches they went in (a batch the queue refused is not counted).
 pub async fn flush_stale(app: &App) -> (usize, usize) {
     let now = app.clock.now();
     let cutoff = (now - FLUSH_AFTER).timestamp_millis();
@@ -116,18 +130,25 @@ pub async fn flush_stale(app: &App) -> (usize, usize) {
         }
     };
     let batch = app.config.moderation_batch_size.max(1) as usize;
-    let (mut sent, mut batches, mut gathered) = (0, 0, Vec::new());
+    let (mut sent, mut batches) = (0, 0);
+    let (mut gathered, mut size) = (Vec::new(), 0);
     for room_id in rooms {
         if let Ok(ids) = app.redis.take_moderation_batch(room_id, 0, now.timestamp_millis()).await {
-            sent += ids.len();
-            gathered.extend(ids);
-            if gathered.len() >= batch && send_batch(app, None, std::mem::take(&mut gathered)).await {
-                batches += 1;
+            if ids.is_empty() {
+                continue;
+            }
+            size += ids.len();
+            gathered.push((room_id, ids));
+            if size >= batch {
+                if send_batch(app, std::mem::take(&mut gathered)).await {
+                    (sent, batches) = (sent + size, batches + 1);
+                }
+                size = 0;
             }
         }
     }
-    if send_batch(app, None, gathered).await {
-        batches += 1;
+    if send_batch(app, gathered).await {
+        (sent, batches) = (sent + size, batches + 1);
     }
     (sent, batches)
 }

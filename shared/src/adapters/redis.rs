@@ -416,6 +416,30 @@ impl RedisStore {
         Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
+    /// Puts taken ids back at the front of a room's moderation buffer, in their order, and marks
+    /// the room waiting since `since_ms` at the latest (a batch the queue refused).
+    pub async fn return_to_moderation(&self, room_id: Uuid, ids: &[Uuid], since_ms: i64) -> Result<(), RedisDown> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (list, index) = (self.key(&format!("mod:buf:{room_id}")), self.key("mod:rooms"));
+        let mut conn = self.conn().await?;
+        let front_first: Vec<String> = ids.iter().rev().map(Uuid::to_string).collect();
+        let _: () = redis::pipe()
+            .atomic()
+            .lpush(&list, front_first)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&index)
+            .arg("LT")
+            .arg(since_ms)
+            .arg(room_id.to_string())
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     /// Rooms whose oldest buffered message waited since before `cutoff_ms`.
     pub async fn stale_moderation_rooms(&self, cutoff_ms: i64) -> Result<Vec<Uuid>, RedisDown> {
         let index = self.key("mod:rooms");

@@ -246,6 +246,63 @@ async fn quiet_rooms_share_a_batch_and_each_message_is_judged_in_its_own_room() 
     assert_eq!(scheduler::tick(&t.local.app).await.moderation_batches, 0, "nothing left");
 }
 
+/// A batch the queue refuses goes back to its rooms' buffers, in order, and the next tick queues
+/// it: nothing taken from Redis is left unmoderated.
+#[tokio::test]
+async fn a_batch_the_queue_refuses_goes_back_and_the_next_tick_moderates_it() {
+    let clock = clock();
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    let mut said = Vec::new();
+    for (name, bodies) in [("one", vec![INSULTS[0], "hello"]), ("two", vec![INSULTS[1]])] {
+        let room = t.create_room(&ana, name).await;
+        t.bring_in(&ana, room.id, &ben).await;
+        let (mut b, _) = t.ws_in_room(&ben, room.id).await;
+        let mut ids = Vec::new();
+        for body in bodies {
+            ids.push(say(&mut b, room.id, body).await["message_id"].as_str().unwrap().to_owned());
+        }
+        said.push((room.id, ids));
+    }
+    let config = &t.local.app.config;
+    let mut redis =
+        redis::Client::open(config.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let waiting = format!("{}mod:rooms", config.redis_prefix);
+    let buffer = |room: Uuid| format!("{}mod:buf:{room}", config.redis_prefix);
+    crate::helpers::wait_until("both rooms have a buffer", || {
+        let (mut redis, waiting) = (redis.clone(), waiting.clone());
+        async move { redis::AsyncCommands::zcard::<_, usize>(&mut redis, waiting).await.unwrap() == 2 }
+    })
+    .await;
+    clock.advance(chrono::Duration::seconds(4));
+
+    // The same stores, with a queue that refuses every job.
+    let refusing = mathia::app::App::builder(config.clone(), t.db().await)
+        .clock(clock.clone())
+        .queue(Arc::new(LocalQueue::detached()))
+        .build()
+        .unwrap();
+    let report = scheduler::tick(&refusing).await;
+    assert_eq!((report.messages_sent_to_moderation, report.moderation_batches), (0, 0), "nothing queued");
+    for (room, ids) in &said {
+        let back: Vec<String> = redis::AsyncCommands::lrange(&mut redis, buffer(*room), 0, -1).await.unwrap();
+        assert_eq!(&back, ids, "back in the buffer, in order");
+    }
+    let rooms: usize = redis::AsyncCommands::zcard(&mut redis, &waiting).await.unwrap();
+    assert_eq!(rooms, 2, "both rooms waiting again");
+    assert_eq!(count(&t, "SELECT count(*) FROM moderation_flags").await, 0);
+
+    // The next tick, with the queue working, queues them: both insults are flagged.
+    let report = scheduler::tick(&t.local.app).await;
+    assert_eq!((report.messages_sent_to_moderation, report.moderation_batches), (3, 1));
+    crate::helpers::wait_until("the batch is moderated", || async {
+        count(&t, "SELECT count(*) FROM moderation_flags").await == 2
+    })
+    .await;
+    assert_eq!(scheduler::tick(&t.local.app).await.moderation_batches, 0, "nothing left");
+}
+
 #[tokio::test]
 async fn owners_see_flags_and_mutes_and_can_unmute() {
     let t = TestApp::spawn_with(|c| c.moderation_batch_size = 3).await;
