@@ -118,11 +118,7 @@ async fn a_ticket_carries_its_session_and_never_outlives_it() {
 
     // A session that ends in 2 s gets a ticket that ends with it, not 60 s later.
     let ending = login(&t, &ana).await;
-    sqlx::query("UPDATE sessions SET expires_at = now() + interval '2 seconds' WHERE token_hash = decode($1, 'hex')")
-        .bind(hash_hex(&ending.token))
-        .execute(&t.db().await)
-        .await
-        .unwrap();
+    alter_session(&t, &ending, "expires_at = now() + interval '2 seconds'").await;
     let res: Value = t.post(Some(&ending.token), "/api/ws-ticket", json!({})).await.json().await.unwrap();
     let expires = res["expires_in_s"].as_u64().unwrap();
     assert!((1..=2).contains(&expires), "expires_in_s {expires}");
@@ -150,13 +146,18 @@ async fn a_ticket_carries_its_session_and_never_outlives_it() {
         joined["online"].as_array().unwrap().iter().map(|o| o["display_name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Ana"], "one person, named from Postgres");
     let revoked = login(&t, &ana).await;
-    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE token_hash = decode($1, 'hex')")
-        .bind(hash_hex(&revoked.token))
+    alter_session(&t, &revoked, "revoked_at = now()").await;
+    put_raw_ticket(&t, "old-revoked", &old_shape(&revoked.token)).await;
+    assert_eq!(handshake_status(&t.ws_url("old-revoked")).await, 401, "an old ticket of a revoked session");
+}
+
+/// Changes a session in Postgres behind the server's back (`set`: an SQL SET list).
+async fn alter_session(t: &TestApp, user: &TestUser, set: &str) {
+    sqlx::query(&format!("UPDATE sessions SET {set} WHERE token_hash = decode($1, 'hex')"))
+        .bind(hash_hex(&user.token))
         .execute(&t.db().await)
         .await
         .unwrap();
-    put_raw_ticket(&t, "old-revoked", &old_shape(&revoked.token)).await;
-    assert_eq!(handshake_status(&t.ws_url("old-revoked")).await, 401, "an old ticket of a revoked session");
 }
 
 /// Stores a ticket the way an older build did, by its hash.

@@ -14,7 +14,7 @@ use mathia::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, WsClient};
+use crate::helpers::{TestApp, TestUser, WsClient};
 
 const INSULTS: [&str; 4] = ["you are a fucking idiot", "shut up you stupid bitch", "fuck off", "fuck this shit"];
 
@@ -198,23 +198,15 @@ async fn quiet_rooms_share_a_batch_and_each_message_is_judged_in_its_own_room() 
     let ben = t.register("Ben").await;
     // Ben offends once in each of three rooms and says hello in a fourth: three strikes in all,
     // but one in each room, which mutes him nowhere.
-    let mut rooms = Vec::new();
-    for (name, body) in [("one", INSULTS[0]), ("two", INSULTS[1]), ("three", INSULTS[2]), ("four", "hello all")] {
-        let room = t.create_room(&ana, name).await;
-        t.bring_in(&ana, room.id, &ben).await;
-        let (mut b, _) = t.ws_in_room(&ben, room.id).await;
-        let id: Uuid = say(&mut b, room.id, body).await["message_id"].as_str().unwrap().parse().unwrap();
-        rooms.push((room.id, id));
-    }
-    let config = &t.local.app.config;
-    let redis =
-        redis::Client::open(config.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let waiting = format!("{}mod:rooms", config.redis_prefix);
-    crate::helpers::wait_until("all four rooms have a buffer", || {
-        let (mut redis, waiting) = (redis.clone(), waiting.clone());
-        async move { redis::AsyncCommands::zcard::<_, usize>(&mut redis, waiting).await.unwrap() == 4 }
-    })
+    let said = in_new_rooms(
+        &t,
+        &ana,
+        &ben,
+        &[("one", &[INSULTS[0]]), ("two", &[INSULTS[1]]), ("three", &[INSULTS[2]]), ("four", &["hello all"])],
+    )
     .await;
+    let rooms: Vec<(Uuid, Uuid)> = said.iter().map(|(room, ids)| (*room, ids[0])).collect();
+    wait_for_buffered_rooms(&t, 4).await;
 
     clock.advance(chrono::Duration::seconds(4));
     let report = scheduler::tick(&t.local.app).await;
@@ -246,6 +238,35 @@ async fn quiet_rooms_share_a_batch_and_each_message_is_judged_in_its_own_room() 
     assert_eq!(scheduler::tick(&t.local.app).await.moderation_batches, 0, "nothing left");
 }
 
+/// Ana opens a room for each entry and brings Ben in; Ben says its bodies there. The rooms, each
+/// with the ids of what he said, in order.
+async fn in_new_rooms(t: &TestApp, ana: &TestUser, ben: &TestUser, said: &[(&str, &[&str])]) -> Vec<(Uuid, Vec<Uuid>)> {
+    let mut out = Vec::new();
+    for (name, bodies) in said {
+        let room = t.create_room(ana, name).await;
+        t.bring_in(ana, room.id, ben).await;
+        let (mut b, _) = t.ws_in_room(ben, room.id).await;
+        let mut ids = Vec::new();
+        for body in *bodies {
+            ids.push(say(&mut b, room.id, body).await["message_id"].as_str().unwrap().parse().unwrap());
+        }
+        out.push((room.id, ids));
+    }
+    out
+}
+
+/// How many rooms have a moderation buffer waiting.
+async fn buffered_rooms(t: &TestApp) -> usize {
+    let config = &t.local.app.config;
+    let mut redis =
+        redis::Client::open(config.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    redis::AsyncCommands::zcard(&mut redis, format!("{}mod:rooms", config.redis_prefix)).await.unwrap()
+}
+
+async fn wait_for_buffered_rooms(t: &TestApp, n: usize) {
+    crate::helpers::wait_until("the rooms' buffers", || async { buffered_rooms(t).await == n }).await;
+}
+
 /// A batch the queue refuses goes back to its rooms' buffers, in order, and the next tick queues
 /// it: nothing taken from Redis is left unmoderated.
 #[tokio::test]
@@ -254,27 +275,12 @@ async fn a_batch_the_queue_refuses_goes_back_and_the_next_tick_moderates_it() {
     let t = TestApp::spawn_with_clock(clock.clone()).await;
     let ana = t.register("Ana").await;
     let ben = t.register("Ben").await;
-    let mut said = Vec::new();
-    for (name, bodies) in [("one", vec![INSULTS[0], "hello"]), ("two", vec![INSULTS[1]])] {
-        let room = t.create_room(&ana, name).await;
-        t.bring_in(&ana, room.id, &ben).await;
-        let (mut b, _) = t.ws_in_room(&ben, room.id).await;
-        let mut ids = Vec::new();
-        for body in bodies {
-            ids.push(say(&mut b, room.id, body).await["message_id"].as_str().unwrap().to_owned());
-        }
-        said.push((room.id, ids));
-    }
+    let said = in_new_rooms(&t, &ana, &ben, &[("one", &[INSULTS[0], "hello"]), ("two", &[INSULTS[1]])]).await;
+    wait_for_buffered_rooms(&t, 2).await;
     let config = &t.local.app.config;
     let mut redis =
         redis::Client::open(config.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let waiting = format!("{}mod:rooms", config.redis_prefix);
     let buffer = |room: Uuid| format!("{}mod:buf:{room}", config.redis_prefix);
-    crate::helpers::wait_until("both rooms have a buffer", || {
-        let (mut redis, waiting) = (redis.clone(), waiting.clone());
-        async move { redis::AsyncCommands::zcard::<_, usize>(&mut redis, waiting).await.unwrap() == 2 }
-    })
-    .await;
     clock.advance(chrono::Duration::seconds(4));
 
     // The same stores, with a queue that refuses every job.
@@ -286,11 +292,15 @@ async fn a_batch_the_queue_refuses_goes_back_and_the_next_tick_moderates_it() {
     let report = scheduler::tick(&refusing).await;
     assert_eq!((report.messages_sent_to_moderation, report.moderation_batches), (0, 0), "nothing queued");
     for (room, ids) in &said {
-        let back: Vec<String> = redis::AsyncCommands::lrange(&mut redis, buffer(*room), 0, -1).await.unwrap();
+        let back: Vec<Uuid> = redis::AsyncCommands::lrange::<_, Vec<String>>(&mut redis, buffer(*room), 0, -1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|id| id.parse().unwrap())
+            .collect();
         assert_eq!(&back, ids, "back in the buffer, in order");
     }
-    let rooms: usize = redis::AsyncCommands::zcard(&mut redis, &waiting).await.unwrap();
-    assert_eq!(rooms, 2, "both rooms waiting again");
+    assert_eq!(buffered_rooms(&t).await, 2, "both rooms waiting again");
     assert_eq!(count(&t, "SELECT count(*) FROM moderation_flags").await, 0);
 
     // The next tick, with the queue working, queues them: both insults are flagged.
