@@ -155,6 +155,11 @@ impl TakenTicket {
     }
 }
 
+/// A key's life in whole milliseconds, at least one (Redis refuses a zero expiry).
+fn expiry_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
@@ -219,8 +224,7 @@ impl RedisStore {
         let key = self.key(&format!("ticket:{ticket_hash}"));
         let mut conn = self.conn().await?;
         let value = format!("{} {} {}", ticket.user_id, ticket.session, ticket.display_name);
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () = conn.pset_ex(key, value, ms).await?;
+        let _: () = conn.pset_ex(key, value, expiry_ms(ttl)).await?;
         Ok(())
     }
 
@@ -229,8 +233,7 @@ impl RedisStore {
     /// before the session is revoked in Postgres: a ticket fetched in between is refused too.
     pub async fn end_session_tickets(&self, session: &str, ttl: Duration) -> Result<(), RedisDown> {
         let mut conn = self.conn().await?;
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () = conn.pset_ex(self.key(&format!("session-ended:{session}")), 1, ms).await?;
+        let _: () = conn.pset_ex(self.key(&format!("session-ended:{session}")), 1, expiry_ms(ttl)).await?;
         Ok(())
     }
 

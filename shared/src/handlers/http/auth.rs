@@ -263,7 +263,7 @@ pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json
     let session_left = (auth.session_expires_at - app.clock.now()).to_std().unwrap_or_default();
     let ttl = app.config.ticket_ttl.min(session_left);
     if ttl.is_zero() {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the session has ended; sign in again"));
+        return Err(ApiError::session_ended());
     }
     let ticket = random_token();
     let carried =

@@ -39,6 +39,11 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 401 `invalid_token`: the bearer token's session is unknown, expired or logged out.
+    pub fn session_ended() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", "the session has ended; sign in again")
+    }
+
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }

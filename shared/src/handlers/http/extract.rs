@@ -83,9 +83,8 @@ impl FromRequestParts<App> for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let session = users::session_user(&app.db, token, app.clock.now()).await?.ok_or_else(|| {
-            ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid_token", "the session has ended; sign in again")
-        })?;
+        let session =
+            users::session_user(&app.db, token, app.clock.now()).await?.ok_or_else(ApiError::session_ended)?;
         Ok(Self {
             user: session.user,
             token: token.to_owned(),
