@@ -89,11 +89,13 @@ pub async fn end_session(app: &App, user_id: Uuid, session: &str) {
             return;
         }
     };
+    // Forgotten before closed: a gateway that attaches a socket after registering it looks the
+    // socket up once attached, so one this close misses (not yet attached) finds itself gone.
     for c in connections.iter().filter(|c| c.session.as_deref() == Some(session)) {
+        forget_connection(app, &c.id).await;
         if let Err(PushError::Other(e)) = app.push.close(c.into()).await {
             tracing::warn!(error = %e, "cannot close a logged-out socket");
         }
-        forget_connection(app, &c.id).await;
     }
 }
 

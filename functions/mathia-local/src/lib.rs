@@ -308,6 +308,11 @@ const MESSAGES_IN_FLIGHT: usize = 32;
 async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket) {
     let mut outbox = gw.push.attach(connection.clone());
     let mut closing = outbox.closing();
+    // A logout between the handshake and the attach above forgot the connection, and its close
+    // found nothing to close (it forgets before it closes): the socket ends here instead.
+    if !matches!(gw.app.connections.get(&connection).await, Ok(Some(_))) {
+        gw.push.close(&connection);
+    }
     let (mut sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(async move {
         let mut closing = outbox.closing();

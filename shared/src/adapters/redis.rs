@@ -237,6 +237,13 @@ impl RedisStore {
         Ok(())
     }
 
+    /// True when the session has logged out ([`end_session_tickets`](Self::end_session_tickets))
+    /// within the time it is remembered.
+    pub async fn session_ended(&self, session: &str) -> Result<bool, RedisDown> {
+        let mut conn = self.conn().await?;
+        Ok(conn.exists(self.key(&format!("session-ended:{session}"))).await?)
+    }
+
     /// Takes a ticket, in one round trip: the first caller gets what it was stored with, every
     /// later one None; so does a ticket whose session has ended since it was fetched.
     pub async fn take_session_ticket(&self, ticket_hash: &str) -> Result<Option<TakenTicket>, RedisDown> {

@@ -66,13 +66,31 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
             rooms: HashSet::new(),
             connected_at: app.clock.now(),
             endpoint: app.own_endpoint.clone(),
-            session,
+            session: session.clone(),
         })
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot register connection");
             ConnectError::Unavailable
         })?;
+    // A logout that began after the ticket was taken listed the session's sockets before this
+    // one was registered. It marked the session ended before listing, so looking again now,
+    // registered, closes the gap: either the logout's list has this socket, or this sees the mark.
+    if let Some(session) = &session {
+        let ended = app.redis.session_ended(session).await;
+        if !matches!(ended, Ok(false)) {
+            if let Err(e) = app.connections.remove(connection).await {
+                tracing::error!(error = %e, "cannot remove a refused connection");
+            }
+            return Err(match ended {
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check the session");
+                    ConnectError::Unavailable
+                }
+                Ok(_) => ConnectError::Unauthorized,
+            });
+        }
+    }
     tracing::info!(%user_id, "connected");
     Ok(())
 }

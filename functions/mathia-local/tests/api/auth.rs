@@ -1,10 +1,20 @@
 //! Accounts, sessions and WebSocket tickets.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
 
-use mathia::tokens::hash_hex;
+use mathia::{
+    domain::ConnectionId,
+    ports::{ConnectionInfo, Connections, RegistryError, RoomConnection},
+    tokens::hash_hex,
+};
 
 use crate::helpers::{TestApp, TestUser, unique};
 
@@ -149,6 +159,107 @@ async fn a_ticket_carries_its_session_and_never_outlives_it() {
     alter_session(&t, &revoked, "revoked_at = now()").await;
     put_raw_ticket(&t, "old-revoked", &old_shape(&revoked.token)).await;
     assert_eq!(handshake_status(&t.ws_url("old-revoked")).await, 401, "an old ticket of a revoked session");
+}
+
+/// A logout that runs while a handshake is between taking its ticket and registering its
+/// socket, or just after registering it (before the socket is attached), still ends that socket:
+/// the handshake looks for the logout's mark once registered. On the code before, both sockets
+/// opened and stayed open, outside the logout's reach.
+#[tokio::test]
+async fn a_logout_during_a_handshake_refuses_the_socket() {
+    let pause: Arc<Mutex<Option<Pause>>> = Arc::default();
+    let registry = pause.clone();
+    let t = TestApp::spawn_gateway(
+        |_| {},
+        None,
+        move |local| {
+            let pausing = PausingRegistry { inner: local.app.connections.clone(), pause: registry };
+            local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
+                .connections(Arc::new(pausing))
+                .push(Arc::new(local.push.clone()))
+                .build()
+                .unwrap();
+        },
+    )
+    .await;
+    let ana = t.register("Ana").await;
+    for after_registering in [false, true] {
+        let session = login(&t, &ana).await;
+        let url = t.ws_url(&t.ticket(&session).await);
+        let (reached_tx, reached) = oneshot::channel();
+        let (resume, resume_rx) = oneshot::channel();
+        *pause.lock().unwrap() = Some(Pause { after_registering, reached: reached_tx, resume: resume_rx });
+        let handshake = tokio::spawn(async move { handshake_status(&url).await });
+        tokio::time::timeout(Duration::from_secs(10), reached).await.expect("the handshake registers").unwrap();
+        let res = t.post(Some(&session.token), "/api/auth/logout", json!({})).await;
+        assert_eq!(res.status(), 204);
+        resume.send(()).unwrap();
+        assert_eq!(handshake.await.unwrap(), 401, "paused after registering: {after_registering}");
+        let open = t.local.app.connections.of_user(ana.id).await.unwrap();
+        assert!(open.is_empty(), "nothing left registered: {open:?}");
+        assert_eq!(t.push().len(), 0, "no socket held");
+    }
+}
+
+/// One registration held at a point (before or after it reaches the registry) until the test
+/// lets it go.
+struct Pause {
+    after_registering: bool,
+    reached: oneshot::Sender<()>,
+    resume: oneshot::Receiver<()>,
+}
+
+/// The real registry, with a [`Pause`] for the next registration when the test sets one.
+struct PausingRegistry {
+    inner: Arc<dyn Connections>,
+    pause: Arc<Mutex<Option<Pause>>>,
+}
+
+impl PausingRegistry {
+    async fn hold(pause: Pause) {
+        pause.reached.send(()).unwrap();
+        pause.resume.await.unwrap();
+    }
+}
+
+#[async_trait::async_trait]
+impl Connections for PausingRegistry {
+    async fn register(&self, info: ConnectionInfo) -> Result<(), RegistryError> {
+        let pause = self.pause.lock().unwrap().take();
+        match pause {
+            Some(p) if !p.after_registering => {
+                Self::hold(p).await;
+                self.inner.register(info).await
+            }
+            Some(p) => {
+                self.inner.register(info).await?;
+                Self::hold(p).await;
+                Ok(())
+            }
+            None => self.inner.register(info).await,
+        }
+    }
+    async fn remove(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
+        self.inner.remove(id).await
+    }
+    async fn get(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
+        self.inner.get(id).await
+    }
+    async fn join(&self, id: &ConnectionId, room_id: Uuid) -> Result<bool, RegistryError> {
+        self.inner.join(id, room_id).await
+    }
+    async fn leave(&self, id: &ConnectionId, room_id: Uuid) -> Result<(), RegistryError> {
+        self.inner.leave(id, room_id).await
+    }
+    async fn in_room(&self, room_id: Uuid) -> Result<Vec<RoomConnection>, RegistryError> {
+        self.inner.in_room(room_id).await
+    }
+    async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError> {
+        self.inner.of_user(user_id).await
+    }
+    async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
+        self.inner.older_than(cutoff).await
+    }
 }
 
 /// Changes a session in Postgres behind the server's back (`set`: an SQL SET list).
