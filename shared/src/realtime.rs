@@ -1,5 +1,7 @@
 //! Sending events to connections, rooms and users, and forgetting connections that are gone.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use uuid::Uuid;
 
@@ -82,6 +84,8 @@ pub async fn post_system_message(app: &App, room_id: Uuid, body: &str) -> crate:
 /// (API Gateway's DeleteConnection, or the local gateway's close) and forgotten, so frames still
 /// in flight from it find no connection and do nothing.
 pub async fn end_session(app: &App, user_id: Uuid, session: &str) {
+    // Marked before listed: a handshake registering meanwhile then sees the mark (`on_connect`).
+    app.connections.mark_session_ended(session, ended_session_ttl(app)).await;
     let connections = match app.connections.of_user(user_id).await {
         Ok(c) => c,
         Err(e) => {
@@ -97,6 +101,13 @@ pub async fn end_session(app: &App, user_id: Uuid, session: &str) {
             tracing::warn!(error = %e, "cannot close a logged-out socket");
         }
     }
+}
+
+/// How long a logged-out session is remembered (in Redis, and by a registry that keeps marks):
+/// longer than any ticket fetched with it can live, with room for a ticket request that was slow
+/// to store its ticket.
+pub fn ended_session_ttl(app: &App) -> Duration {
+    app.config.ticket_ttl + Duration::from_secs(60)
 }
 
 /// Removes a connection from the registry and tells its rooms when its user is no longer there.

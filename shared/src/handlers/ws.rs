@@ -76,8 +76,12 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
     // A logout that began after the ticket was taken listed the session's sockets before this
     // one was registered. It marked the session ended before listing, so looking again now,
     // registered, closes the gap: either the logout's list has this socket, or this sees the mark.
+    // A registry in this process keeps the marks itself; otherwise they are in Redis.
     if let Some(session) = &session {
-        let ended = app.redis.session_ended(session).await;
+        let ended = match app.connections.session_ended(session).await {
+            Some(ended) => Ok(ended),
+            None => app.redis.session_ended(session).await,
+        };
         if !matches!(ended, Ok(false)) {
             if let Err(e) = app.connections.remove(connection).await {
                 tracing::error!(error = %e, "cannot remove a refused connection");

@@ -160,6 +160,15 @@ pub trait Connections: Send + Sync {
     async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError>;
     /// Every connection opened before `cutoff`, for the scheduler's sweep of stale ones.
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError>;
+    /// Remembers for `ttl` that a session has logged out; called before its connections are
+    /// listed to be closed. A registry that every logout reaching its connections passes through
+    /// (one in the process that serves them) keeps it, and answers [`session_ended`](Self::session_ended).
+    async fn mark_session_ended(&self, _session: &str, _ttl: std::time::Duration) {}
+    /// Whether a session was marked ended here; None when this registry does not keep the marks
+    /// (the handshake then asks Redis).
+    async fn session_ended(&self, _session: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// The time, behind a port so tests can move it instead of sleeping.

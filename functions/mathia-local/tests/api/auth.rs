@@ -1,7 +1,10 @@
 //! Accounts, sessions and WebSocket tickets.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -163,17 +166,19 @@ async fn a_ticket_carries_its_session_and_never_outlives_it() {
 
 /// A logout that runs while a handshake is between taking its ticket and registering its
 /// socket, or just after registering it (before the socket is attached), still ends that socket:
-/// the handshake looks for the logout's mark once registered. On the code before, both sockets
-/// opened and stayed open, outside the logout's reach.
+/// the handshake looks for the logout's mark once registered, in the registry that keeps it
+/// (the in-process one) or in Redis (a registry that does not, as DynamoDB). On the code before,
+/// every one of these sockets opened and stayed open, outside the logout's reach.
 #[tokio::test]
 async fn a_logout_during_a_handshake_refuses_the_socket() {
     let pause: Arc<Mutex<Option<Pause>>> = Arc::default();
-    let registry = pause.clone();
+    let keeps_marks = Arc::new(AtomicBool::new(true));
+    let (registry, marks) = (pause.clone(), keeps_marks.clone());
     let t = TestApp::spawn_gateway(
         |_| {},
         None,
         move |local| {
-            let pausing = PausingRegistry { inner: local.app.connections.clone(), pause: registry };
+            let pausing = PausingRegistry { inner: local.app.connections.clone(), pause: registry, keeps_marks: marks };
             local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
                 .connections(Arc::new(pausing))
                 .push(Arc::new(local.push.clone()))
@@ -183,7 +188,8 @@ async fn a_logout_during_a_handshake_refuses_the_socket() {
     )
     .await;
     let ana = t.register("Ana").await;
-    for after_registering in [false, true] {
+    for (marks_here, after_registering) in [(true, false), (true, true), (false, false), (false, true)] {
+        keeps_marks.store(marks_here, Ordering::Relaxed);
         let session = login(&t, &ana).await;
         let url = t.ws_url(&t.ticket(&session).await);
         let (reached_tx, reached) = oneshot::channel();
@@ -194,10 +200,11 @@ async fn a_logout_during_a_handshake_refuses_the_socket() {
         let res = t.post(Some(&session.token), "/api/auth/logout", json!({})).await;
         assert_eq!(res.status(), 204);
         resume.send(()).unwrap();
-        assert_eq!(handshake.await.unwrap(), 401, "paused after registering: {after_registering}");
+        let case = format!("marks in the registry: {marks_here}, paused after registering: {after_registering}");
+        assert_eq!(handshake.await.unwrap(), 401, "{case}");
         let open = t.local.app.connections.of_user(ana.id).await.unwrap();
-        assert!(open.is_empty(), "nothing left registered: {open:?}");
-        assert_eq!(t.push().len(), 0, "no socket held");
+        assert!(open.is_empty(), "{case}: nothing left registered: {open:?}");
+        assert_eq!(t.push().len(), 0, "{case}: no socket held");
     }
 }
 
@@ -209,10 +216,12 @@ struct Pause {
     resume: oneshot::Receiver<()>,
 }
 
-/// The real registry, with a [`Pause`] for the next registration when the test sets one.
+/// The real registry, with a [`Pause`] for the next registration when the test sets one; with
+/// `keeps_marks` off it keeps no logout marks, as a registry in another process would not.
 struct PausingRegistry {
     inner: Arc<dyn Connections>,
     pause: Arc<Mutex<Option<Pause>>>,
+    keeps_marks: Arc<AtomicBool>,
 }
 
 impl PausingRegistry {
@@ -259,6 +268,17 @@ impl Connections for PausingRegistry {
     }
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
         self.inner.older_than(cutoff).await
+    }
+    async fn mark_session_ended(&self, session: &str, ttl: Duration) {
+        if self.keeps_marks.load(Ordering::Relaxed) {
+            self.inner.mark_session_ended(session, ttl).await;
+        }
+    }
+    async fn session_ended(&self, session: &str) -> Option<bool> {
+        match self.keeps_marks.load(Ordering::Relaxed) {
+            true => self.inner.session_ended(session).await,
+            false => None,
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! The connection registry in memory, indexed both ways so room fan-out needs no scan.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,6 +20,10 @@ struct State {
     connections: HashMap<ConnectionId, ConnectionInfo>,
     rooms: HashMap<Uuid, HashSet<ConnectionId>>,
     users: HashMap<Uuid, HashSet<ConnectionId>>,
+    /// Sessions logged out lately (the token's hash), until when they are remembered. Every
+    /// logout that can reach these connections runs in this process, so the handshake asks here
+    /// rather than Redis whether one ended while it registered.
+    ended: HashMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -116,5 +123,36 @@ impl Connections for InMemoryConnections {
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
         let s = self.state.read().await;
         Ok(s.connections.values().filter(|c| c.connected_at < cutoff).map(|c| c.id.clone()).collect())
+    }
+
+    async fn mark_session_ended(&self, session: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut s = self.state.write().await;
+        s.ended.retain(|_, until| *until > now);
+        s.ended.insert(session.to_owned(), now + ttl);
+    }
+
+    async fn session_ended(&self, session: &str) -> Option<bool> {
+        let s = self.state.read().await;
+        Some(s.ended.get(session).is_some_and(|until| *until > Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_logout_mark_is_kept_for_its_time_and_for_its_session_only() {
+        let registry = InMemoryConnections::new();
+        assert_eq!(registry.session_ended("a").await, Some(false));
+        registry.mark_session_ended("a", Duration::from_secs(60)).await;
+        registry.mark_session_ended("gone", Duration::ZERO).await;
+        assert_eq!(registry.session_ended("a").await, Some(true));
+        assert_eq!(registry.session_ended("b").await, Some(false));
+        assert_eq!(registry.session_ended("gone").await, Some(false), "past its time");
+        // Marks past their time are dropped when the next one is made.
+        registry.mark_session_ended("c", Duration::from_secs(60)).await;
+        assert_eq!(registry.state.read().await.ended.len(), 2);
     }
 }

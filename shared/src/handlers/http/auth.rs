@@ -32,7 +32,7 @@ use crate::{
     },
     app::{App, HashSlots},
     domain::{DisplayName, Email, Password, User},
-    realtime::end_session,
+    realtime::{end_session, ended_session_ttl},
     tokens::{hash_hex, random_token},
 };
 
@@ -245,12 +245,6 @@ pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusC
     // The session's sockets end with it.
     end_session(&app, auth.user.id, &session).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// How long a logged-out session is remembered in Redis: longer than any ticket fetched with it
-/// can live, with room for a ticket request that was slow to store its ticket.
-fn ended_session_ttl(app: &App) -> Duration {
-    app.config.ticket_ttl + Duration::from_secs(60)
 }
 
 /// `POST /api/ws-ticket`: a one-time ticket to open the WebSocket with, valid for 60 s (less when
