@@ -6,6 +6,7 @@ use futures::future::join_all;
 use uuid::Uuid;
 
 use crate::{
+    adapters::redis::RedisDown,
     app::App,
     domain::ConnectionId,
     ports::{ConnectionInfo, Frame, PushError, Recipient},
@@ -84,8 +85,6 @@ pub async fn post_system_message(app: &App, room_id: Uuid, body: &str) -> crate:
 /// (API Gateway's DeleteConnection, or the local gateway's close) and forgotten, so frames still
 /// in flight from it find no connection and do nothing.
 pub async fn end_session(app: &App, user_id: Uuid, session: &str) {
-    // Marked before listed: a handshake registering meanwhile then sees the mark (`on_connect`).
-    app.connections.mark_session_ended(session, ended_session_ttl(app)).await;
     let connections = match app.connections.of_user(user_id).await {
         Ok(c) => c,
         Err(e) => {
@@ -103,11 +102,27 @@ pub async fn end_session(app: &App, user_id: Uuid, session: &str) {
     }
 }
 
-/// How long a logged-out session is remembered (in Redis, and by a registry that keeps marks):
-/// longer than any ticket fetched with it can live, with room for a ticket request that was slow
-/// to store its ticket.
-pub fn ended_session_ttl(app: &App) -> Duration {
-    app.config.ticket_ttl + Duration::from_secs(60)
+/// Marks a session ended, before it is revoked and its sockets are listed ([`end_session`]): in
+/// Redis, where taking a ticket fetched with it refuses it, and in a registry that keeps marks.
+/// A handshake that registers a socket while the logout runs then sees the mark
+/// ([`session_ended`]). The marks outlive any ticket fetched with the session, with room for a
+/// ticket request that was slow to store its ticket. With Redis down the logout goes on: no
+/// ticket can be taken then either.
+pub async fn mark_session_ended(app: &App, session: &str) {
+    let ttl = app.config.ticket_ttl + Duration::from_secs(60);
+    app.connections.mark_session_ended(session, ttl).await;
+    if let Err(e) = app.redis.end_session_tickets(session, ttl).await {
+        tracing::warn!(error = %e, "cannot mark the session's tickets ended; revoking it anyway");
+    }
+}
+
+/// Whether a session was marked ended ([`mark_session_ended`]): asked of the registry when it
+/// keeps the marks, otherwise of Redis.
+pub async fn session_ended(app: &App, session: &str) -> Result<bool, RedisDown> {
+    match app.connections.session_ended(session).await {
+        Some(ended) => Ok(ended),
+        None => app.redis.session_ended(session).await,
+    }
 }
 
 /// Removes a connection from the registry and tells its rooms when its user is no longer there.

@@ -23,7 +23,7 @@ use crate::{
     error::Error,
     ports::ConnectionInfo,
     protocol::{ClientAction, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame},
-    realtime::{forget_connection, send_event},
+    realtime::{forget_connection, send_event, session_ended},
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,24 +76,23 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
     // A logout that began after the ticket was taken listed the session's sockets before this
     // one was registered. It marked the session ended before listing, so looking again now,
     // registered, closes the gap: either the logout's list has this socket, or this sees the mark.
-    // A registry in this process keeps the marks itself; otherwise they are in Redis.
-    if let Some(session) = &session {
-        let ended = match app.connections.session_ended(session).await {
-            Some(ended) => Ok(ended),
-            None => app.redis.session_ended(session).await,
-        };
-        if !matches!(ended, Ok(false)) {
-            if let Err(e) = app.connections.remove(connection).await {
-                tracing::error!(error = %e, "cannot remove a refused connection");
-            }
-            return Err(match ended {
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot check the session");
-                    ConnectError::Unavailable
-                }
-                Ok(_) => ConnectError::Unauthorized,
-            });
+    let ended = match session.as_deref() {
+        Some(session) => session_ended(app, session).await,
+        None => Ok(false),
+    };
+    let refused = match ended {
+        Ok(false) => None,
+        Ok(true) => Some(ConnectError::Unauthorized),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the session");
+            Some(ConnectError::Unavailable)
         }
+    };
+    if let Some(refused) = refused {
+        if let Err(e) = app.connections.remove(connection).await {
+            tracing::error!(error = %e, "cannot remove a refused connection");
+        }
+        return Err(refused);
     }
     tracing::info!(%user_id, "connected");
     Ok(())

@@ -32,7 +32,7 @@ use crate::{
     },
     app::{App, HashSlots},
     domain::{DisplayName, Email, Password, User},
-    realtime::{end_session, ended_session_ttl},
+    realtime::{end_session, mark_session_ended},
     tokens::{hash_hex, random_token},
 };
 
@@ -235,12 +235,10 @@ async fn note_failure(app: &App, throttles: &[(String, u32)]) {
 pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusCode> {
     let session = hash_hex(&auth.token);
     // First, so a ticket fetched with the session — even one fetched while this runs — is
-    // refused at the handshake, which reads only Redis. With Redis down no ticket can be taken
-    // either, and the session is revoked all the same: a client drops its token whatever the
-    // answer, so a logout must not leave the session live.
-    if let Err(e) = app.redis.end_session_tickets(&session, ended_session_ttl(&app)).await {
-        tracing::warn!(error = %e, "cannot mark the session's tickets ended; revoking it anyway");
-    }
+    // refused at the handshake, which reads only Redis. With Redis down the session is revoked
+    // all the same: a client drops its token whatever the answer, so a logout must not leave the
+    // session live.
+    mark_session_ended(&app, &session).await;
     users::revoke_session(&app.db, &auth.token).await?;
     // The session's sockets end with it.
     end_session(&app, auth.user.id, &session).await;
