@@ -7,6 +7,7 @@
 #   MATHIA_BIN        use this mathia-local binary instead of building one (e.g. a debug build)
 #   CARGO_TARGET_DIR  where `cargo build --release -p mathia-local` puts it (cargo's default: ./target)
 #   LOADGEN_TARGET_DIR  the load generator's own target dir (default /root/.cache/mathia-bench-target)
+#   LOADGEN_BIN       use this mathia-loadgen binary instead of building one (e.g. to compare two)
 #   RESULTS           the JSON-lines file results are appended to (default bench/results/<date>.jsonl)
 #   KEEP=1            keep the database, the Redis keys and the server log afterwards
 
@@ -15,7 +16,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 TS=$(date +%Y%m%d_%H%M%S)_$$
 RESULTS=${RESULTS:-$BENCH_DIR/results/$(date +%F).jsonl}
 LOADGEN_TARGET_DIR=${LOADGEN_TARGET_DIR:-/root/.cache/mathia-bench-target}
-LOADGEN=$LOADGEN_TARGET_DIR/release/mathia-loadgen
+LOADGEN=${LOADGEN_BIN:-$LOADGEN_TARGET_DIR/release/mathia-loadgen}
 WORK=${WORK:-/tmp/mathia-bench-$TS}
 PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 DB_NAME=mathia_bench_$TS
@@ -33,9 +34,13 @@ bench_prepare() {
   log "open files limit: $(ulimit -n)"
   bash "$ROOT/scripts/services"
 
-  log "building the load generator (target dir $LOADGEN_TARGET_DIR)"
-  CARGO_TARGET_DIR=$LOADGEN_TARGET_DIR cargo build --release --quiet \
-    --manifest-path "$BENCH_DIR/loadgen/Cargo.toml"
+  if [ -n "${LOADGEN_BIN:-}" ]; then
+    log "using $LOADGEN (LOADGEN_BIN)"
+  else
+    log "building the load generator (target dir $LOADGEN_TARGET_DIR)"
+    CARGO_TARGET_DIR=$LOADGEN_TARGET_DIR cargo build --release --quiet \
+      --manifest-path "$BENCH_DIR/loadgen/Cargo.toml"
+  fi
 
   if [ -n "${MATHIA_BIN:-}" ]; then
     SERVER_BIN=$MATHIA_BIN

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async_with_config,
-    tungstenite::{self, Message},
+    tungstenite::{self, Message, protocol::WebSocketConfig},
 };
 use uuid::Uuid;
 
@@ -178,7 +178,7 @@ impl Api {
     /// Opens `/ws?ticket=…` (the ticket already fetched).
     pub async fn open_ws(&self, ticket: &str) -> Result<Ws> {
         let url = format!("{}/ws?ticket={ticket}", self.ws_base);
-        let (ws, _) = connect_async_with_config(url, None, true).await.map_err(ws_error)?;
+        let (ws, _) = connect_async_with_config(url, Some(ws_config()), true).await.map_err(ws_error)?;
         Ok(ws)
     }
 
@@ -187,6 +187,15 @@ impl Api {
         let ticket = self.ticket(s).await?;
         self.open_ws(&ticket).await
     }
+}
+
+/// tungstenite zero-fills its read buffer up to `read_buffer_size` before every read from the
+/// socket, 128 KiB by default: opening thousands of sockets a second, and reading deliveries a
+/// batch at a time, that was the load generator's largest cost of its own (bench/RESULTS.md,
+/// "the load generator's read buffer"). 16 KiB still takes a server write of a few dozen frames
+/// in one or two reads; the buffer grows for a bigger frame.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(16 * 1024)
 }
 
 pub fn ws_error(e: tungstenite::Error) -> Error {
