@@ -10,6 +10,7 @@ use crate::{
     adapters::postgres::{
         attention,
         messages::{self, Cursor},
+        moderation,
     },
     app::App,
     domain::OnlineUser,
@@ -22,6 +23,9 @@ use crate::{
 /// How many messages `room_joined` carries.
 pub const JOIN_HISTORY: i64 = 50;
 const TYPING_THROTTLE: Duration = Duration::from_millis(1000);
+/// Name changes a person may make in a minute: each one is announced to every room their open
+/// sockets are in.
+pub const RENAMES_PER_MINUTE: u32 = 10;
 
 /// Subscribes the connection to the room, sends it `room_joined`, and tells the room the person
 /// is online when this is their first connection in it.
@@ -96,4 +100,41 @@ pub async fn typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: boo
     let event = ServerEvent::Typing { room_id, user_id: conn.user_id, display_name: conn.display_name.clone(), typing };
     push_to_room(app, room_id, &event, Some(conn.user_id)).await;
     Ok(())
+}
+
+/// A person changed their display name: their open sockets carry the new one from now on (in
+/// `typing` and `presence_update`), and each room those sockets are in hears `presence_update`
+/// `online` with it, so who is online shows the new name at once. Not the rooms where the person
+/// is muted: a muted person does not change the room (they see the new name when they next
+/// join). The name is already saved; a registry or push failure only delays what others see.
+pub async fn renamed(app: &App, user_id: Uuid, display_name: &str) {
+    if let Err(e) = app.connections.rename(user_id, display_name).await {
+        tracing::warn!(error = %e, "cannot rename open connections");
+        return;
+    }
+    let rooms: std::collections::BTreeSet<Uuid> = match app.connections.of_user(user_id).await {
+        Ok(connections) => connections.into_iter().flat_map(|c| c.rooms).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the user's connections");
+            return;
+        }
+    };
+    let now = app.clock.now();
+    for room_id in rooms {
+        match moderation::muted_until(&app.db, room_id, user_id, now).await {
+            Ok(None) => {}
+            Ok(Some(_)) => continue,
+            Err(e) => {
+                tracing::warn!(%room_id, error = %e, "cannot check a mute; the rename is not announced there");
+                continue;
+            }
+        }
+        let event = ServerEvent::PresenceUpdate {
+            room_id,
+            user_id,
+            display_name: display_name.to_owned(),
+            status: PresenceStatus::Online,
+        };
+        push_to_room(app, room_id, &event, None).await;
+    }
 }

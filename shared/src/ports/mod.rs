@@ -158,6 +158,9 @@ pub trait Connections: Send + Sync {
     async fn leave(&self, id: &ConnectionId, room_id: Uuid) -> Result<(), RegistryError>;
     async fn in_room(&self, room_id: Uuid) -> Result<Vec<RoomConnection>, RegistryError>;
     async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError>;
+    /// Gives every open connection of a user a new display name: what their `typing` and
+    /// `presence_update` events carry from then on. A connection removed meanwhile stays removed.
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError>;
     /// Every connection opened before `cutoff`, for the scheduler's sweep of stale ones.
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError>;
     /// Remembers for `ttl` that a session has logged out; called before its connections are

@@ -266,6 +266,9 @@ impl Connections for PausingRegistry {
     async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError> {
         self.inner.of_user(user_id).await
     }
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError> {
+        self.inner.rename(user_id, display_name).await
+    }
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
         self.inner.older_than(cutoff).await
     }

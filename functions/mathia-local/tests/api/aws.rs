@@ -153,6 +153,15 @@ async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets()
     assert_eq!(a1.rooms, HashSet::from([room]));
     assert_eq!(a1.user_id, ana);
 
+    // A rename reaches every item of the user's connections (the room entries fan-out reads too).
+    registry.rename(ana, "Ana Lima").await.unwrap();
+    let mut named: Vec<_> =
+        registry.in_room(room).await.unwrap().into_iter().map(|c| (c.id.to_string(), c.display_name)).collect();
+    named.sort();
+    assert_eq!(named, vec![("a1".into(), "Ana Lima".into()), ("b1".into(), "user b1".into())]);
+    assert_eq!(registry.get(&ConnectionId::new("a2")).await.unwrap().unwrap().display_name, "Ana Lima");
+    assert_eq!(registry.get(&ConnectionId::new("a2")).await.unwrap().unwrap().rooms, HashSet::from([other]));
+
     registry.leave(&ConnectionId::new("a1"), room).await.unwrap();
     assert_eq!(registry.in_room(room).await.unwrap().len(), 1);
     let removed = registry.remove(&ConnectionId::new("b1")).await.unwrap().unwrap();
@@ -160,6 +169,8 @@ async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets()
     assert!(registry.in_room(room).await.unwrap().is_empty());
     assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none());
     assert!(registry.remove(&ConnectionId::new("b1")).await.unwrap().is_none());
+    registry.rename(ben, "Ben B.").await.unwrap();
+    assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none(), "a rename brings nothing back");
 
     let calls = counter.calls();
     assert!(calls.get("dynamodb.Query").copied().unwrap_or(0) >= 3, "rooms and users are queried: {calls:?}");

@@ -230,6 +230,21 @@ async fn every_function_serves_its_part_of_a_chat() {
     let refused = link(&eve).await.unwrap();
     assert!(refused.status() == 403 || refused.status() == 404, "{}", refused.status());
 
+    // A rename goes from the http function to the DynamoDB registry and the room's sockets.
+    let res = s
+        .put(&ana.token, "/api/onboarding/profile", json!({"display_name": "Ana Lima", "timezone": "Europe/Paris"}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let renamed = loop {
+        let ev = b.recv_type("presence_update").await;
+        if ev["user_id"] == json!(ana.id) {
+            break ev;
+        }
+    };
+    assert_eq!(renamed["display_name"], "Ana Lima", "{renamed}");
+    a.send(json!({"action": "typing", "room_id": room.id, "typing": true})).await;
+    assert_eq!(b.recv_type("typing").await["display_name"], "Ana Lima");
+
     // A closed socket reaches ws-disconnect, which drops it from the registry.
     b.close().await;
     eventually("ws-disconnect forgets Ben's socket", || async {

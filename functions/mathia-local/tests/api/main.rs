@@ -33,6 +33,7 @@ mod mcp;
 mod migrations;
 mod moderation;
 mod muted;
+mod names;
 mod onboarding;
 mod openapi;
 mod pins;

@@ -227,6 +227,36 @@ impl Connections for DynamoConnections {
         Ok(out)
     }
 
+    /// Each of the user's items (the connection and its room subscriptions, which carry the name
+    /// for fan-out) is updated only if it still exists, so a connection removed meanwhile is not
+    /// brought back.
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError> {
+        for meta in self.gsi(format!("USER#{user_id}")).await? {
+            let Some(id) = get_s(&meta, "connection_id") else { continue };
+            for item in self.items_of(&ConnectionId::new(id)).await? {
+                let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
+                let updated = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", pk.clone())
+                    .key("sk", sk.clone())
+                    .update_expression("SET display_name = :name")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":name", s(display_name))
+                    .send()
+                    .await;
+                if let Err(e) = updated {
+                    let e = e.into_service_error();
+                    if !e.is_conditional_check_failed_exception() {
+                        return Err(err(e));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
         // Only the scheduler asks, once a minute; TTL deletes what this sweep misses.
         let mut ids = Vec::new();

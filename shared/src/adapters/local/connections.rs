@@ -120,6 +120,17 @@ impl Connections for InMemoryConnections {
         Ok(s.users.get(&user_id).into_iter().flatten().filter_map(|id| s.connections.get(id).cloned()).collect())
     }
 
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError> {
+        let mut s = self.state.write().await;
+        let State { connections, users, .. } = &mut *s;
+        for id in users.get(&user_id).into_iter().flatten() {
+            if let Some(c) = connections.get_mut(id) {
+                c.display_name = display_name.to_owned();
+            }
+        }
+        Ok(())
+    }
+
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
         let s = self.state.read().await;
         Ok(s.connections.values().filter(|c| c.connected_at < cutoff).map(|c| c.id.clone()).collect())
@@ -140,7 +151,38 @@ impl Connections for InMemoryConnections {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
+
+    fn conn(id: &str, user_id: Uuid, room: Option<Uuid>) -> ConnectionInfo {
+        ConnectionInfo {
+            id: ConnectionId::new(id),
+            user_id,
+            display_name: format!("user {id}"),
+            rooms: room.into_iter().collect(),
+            connected_at: Utc::now(),
+            endpoint: None,
+            session: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rename_reaches_every_connection_of_that_user_only() {
+        let registry = InMemoryConnections::new();
+        let (ana, ben, room) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        registry.register(conn("a1", ana, Some(room))).await.unwrap();
+        registry.register(conn("a2", ana, None)).await.unwrap();
+        registry.register(conn("b1", ben, Some(room))).await.unwrap();
+        registry.rename(ana, "Ana Lima").await.unwrap();
+        let names: HashSet<_> =
+            registry.in_room(room).await.unwrap().into_iter().map(|c| (c.id.to_string(), c.display_name)).collect();
+        assert_eq!(names, HashSet::from([("a1".into(), "Ana Lima".into()), ("b1".into(), "user b1".into())]));
+        assert_eq!(registry.get(&ConnectionId::new("a2")).await.unwrap().unwrap().display_name, "Ana Lima");
+        registry.remove(&ConnectionId::new("b1")).await.unwrap();
+        registry.rename(ben, "Ben B.").await.unwrap();
+        assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none(), "a rename brings nothing back");
+    }
 
     #[tokio::test]
     async fn a_logout_mark_is_kept_for_its_time_and_for_its_session_only() {

@@ -19,8 +19,10 @@ use crate::{
         rooms, users, wallet, workspaces,
     },
     app::App,
+    chat::presence,
     domain::Role,
     domain::{DisplayName, Invalid, RoomName, User, Visibility},
+    limits,
 };
 
 /// The onboarding state: who, what they told us, where they are.
@@ -77,7 +79,8 @@ pub struct ProfileBody {
 }
 
 #[utoipa::path(put, path = "/api/onboarding/profile", tag = "onboarding",
-    responses((status = 200, description = "the onboarding state"), (status = 400, description = "a field is invalid")))]
+    responses((status = 200, description = "the onboarding state"), (status = 400, description = "a field is invalid"),
+              (status = 429, description = "`rate_limited`: too many name changes this minute")))]
 pub async fn profile(State(app): State<App>, auth: AuthUser, Json(body): Json<ProfileBody>) -> ApiResult<Json<Value>> {
     let display_name = DisplayName::parse(&body.display_name)?;
     let timezone = body.timezone.trim();
@@ -92,10 +95,26 @@ pub async fn profile(State(app): State<App>, auth: AuthUser, Json(body): Json<Pr
         role: optional_text("role", body.role, 80)?,
         bio: optional_text("bio", body.bio, 500)?,
     };
+    // A new name is announced to the rooms the person's sockets are in: a budget of its own.
+    let renamed = profile.display_name != auth.user.display_name;
+    if renamed {
+        limits::limit_per_minute(
+            &app,
+            "rename",
+            "name changes",
+            auth.user.id,
+            app.clock.now(),
+            presence::RENAMES_PER_MINUTE,
+        )
+        .await?;
+    }
     let mut tx = app.db.begin().await?;
     onboarding::save_profile(&mut tx, auth.user.id, &profile).await?;
     onboarding::advance(&mut tx, auth.user.id, Step::Profile).await?;
     tx.commit().await?;
+    if renamed {
+        presence::renamed(&app, auth.user.id, &profile.display_name).await;
+    }
     Ok(Json(state(&app, &auth.user).await?))
 }
 
