@@ -27,15 +27,6 @@ async fn say(ws: &mut WsClient, room: Uuid, body: &str) -> Value {
     }
 }
 
-/// Ana's room with Ben in it.
-async fn ana_and_ben(t: &TestApp) -> (TestUser, TestUser, Uuid) {
-    let ana = t.register("Ana").await;
-    let ben = t.register("Ben").await;
-    let room = t.create_room(&ana, "general").await;
-    t.bring_in(&ana, room.id, &ben).await;
-    (ana, ben, room.id)
-}
-
 /// How `user` stands in `room` according to `GET /api/rooms`.
 async fn listed(t: &TestApp, user: &TestUser, room: Uuid) -> Value {
     let res = t.get(Some(&user.token), "/api/rooms").await;
@@ -63,7 +54,7 @@ async fn mention_rows(t: &TestApp) -> i64 {
 #[tokio::test]
 async fn a_mention_is_stored_by_id_and_survives_a_rename() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
 
@@ -93,7 +84,7 @@ async fn a_mention_is_stored_by_id_and_survives_a_rename() {
 #[tokio::test]
 async fn room_mentions_everyone_a_reply_counts_and_a_non_member_is_mentioned_nowhere() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let carl = t.register("Carl").await;
     let carls_room = t.create_room(&carl, "carl's own").await;
     let mut c = t.ws(&carl).await;
@@ -130,7 +121,7 @@ async fn busy_room() -> (TestApp, TestUser, TestUser, Uuid) {
         c.ws_frame_burst = 100_000;
     })
     .await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     (t, ana, ben, room)
 }
 
@@ -224,7 +215,7 @@ async fn read_marker_counts_say_how_far_they_go_while_messages_pour_in() {
 #[tokio::test]
 async fn a_read_marker_moves_forward_only_and_the_other_connection_hears_it() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let mut seqs = Vec::new();
     for i in 0..3 {
@@ -276,7 +267,7 @@ async fn a_read_marker_moves_forward_only_and_the_other_connection_hears_it() {
 #[tokio::test]
 async fn an_outsider_cannot_mark_read_list_members_or_catch_up_and_nothing_is_stored() {
     let t = TestApp::spawn().await;
-    let (ana, _ben, room) = ana_and_ben(&t).await;
+    let (ana, _ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let seq = say(&mut a, room, "private plans").await["seq"].as_i64().unwrap();
     let eve = t.register("Eve").await;
@@ -302,7 +293,7 @@ async fn an_outsider_cannot_mark_read_list_members_or_catch_up_and_nothing_is_st
 #[tokio::test]
 async fn a_logged_out_session_cannot_mark_read_or_catch_up() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let seq = say(&mut a, room, "hello Ben").await["seq"].as_i64().unwrap();
     let second =
@@ -326,7 +317,7 @@ async fn a_logged_out_session_cannot_mark_read_or_catch_up() {
 #[tokio::test]
 async fn a_flood_of_read_markers_or_catch_ups_is_rate_limited_and_changes_nothing() {
     let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 3).await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let mut seqs = Vec::new();
     for i in 0..3 {
@@ -362,7 +353,7 @@ async fn a_flood_of_read_markers_or_catch_ups_is_rate_limited_and_changes_nothin
 #[tokio::test]
 async fn a_muted_member_may_still_read_and_catch_up() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let seq = say(&mut a, room, "the plan is ready").await["seq"].as_i64().unwrap();
     let now = Utc::now();
@@ -383,7 +374,7 @@ async fn a_muted_member_may_still_read_and_catch_up() {
 #[tokio::test]
 async fn catching_up_summarises_only_what_came_after_the_marker() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let read = say(&mut a, room, "old news: the office moved").await["seq"].as_i64().unwrap();
     let res = t.post(Some(&ben.token), &format!("/api/rooms/{room}/read"), json!({"seq": read})).await;
@@ -414,7 +405,7 @@ async fn catching_up_asks_the_model_with_the_unread_messages_only_and_is_free() 
     let model = FakeModel::start(FakeModel::words("You missed the Friday ship date.", Duration::from_millis(1))).await;
     let url = model.base_url.clone();
     let t = TestApp::spawn_with(|c| c.ai_base_url = Some(url)).await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let read = say(&mut a, room, "old news: the office moved").await["seq"].as_i64().unwrap();
     t.post(Some(&ben.token), &format!("/api/rooms/{room}/read"), json!({"seq": read})).await;

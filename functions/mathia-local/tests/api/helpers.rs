@@ -126,6 +126,15 @@ impl Api {
         }
     }
 
+    /// Ana's room "general" with Ben in it.
+    pub async fn ana_and_ben(&self) -> (TestUser, TestUser, Uuid) {
+        let ana = self.register("Ana").await;
+        let ben = self.register("Ben").await;
+        let room = self.create_room(&ana, "general").await;
+        self.bring_in(&ana, room.id, &ben).await;
+        (ana, ben, room.id)
+    }
+
     pub async fn create_room(&self, owner: &TestUser, name: &str) -> Room {
         let res = self.post(Some(&owner.token), "/api/rooms", json!({ "name": name })).await;
         assert_eq!(res.status(), 201);

@@ -10,15 +10,6 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser, WsClient};
 
-/// Ana's room "general" with Ben in it.
-async fn ana_and_ben(t: &TestApp) -> (TestUser, TestUser, Uuid) {
-    let ana = t.register("Ana").await;
-    let ben = t.register("Ben").await;
-    let room = t.create_room(&ana, "general").await;
-    t.bring_in(&ana, room.id, &ben).await;
-    (ana, ben, room.id)
-}
-
 async fn save_profile(t: &TestApp, token: &str, name: &str, timezone: &str) -> reqwest::Response {
     t.put(token, "/api/onboarding/profile", json!({"display_name": name, "timezone": timezone})).await
 }
@@ -44,7 +35,7 @@ async fn announced(ws: &mut WsClient, room: Uuid, who: Uuid, name: &str) {
 #[tokio::test]
 async fn a_rename_reaches_open_sockets_and_only_the_rooms_they_are_in() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let carl = t.register("Carl").await;
     let carls_room = t.create_room(&carl, "elsewhere").await;
     let (mut c, _) = t.ws_in_room(&carl, carls_room.id).await;
@@ -83,7 +74,7 @@ async fn a_rename_reaches_open_sockets_and_only_the_rooms_they_are_in() {
 #[tokio::test]
 async fn a_muted_member_is_renamed_but_not_announced_where_muted() {
     let t = TestApp::spawn().await;
-    let (ana, ben, general) = ana_and_ben(&t).await;
+    let (ana, ben, general) = t.ana_and_ben().await;
     let random = t.create_room(&ana, "random").await;
     t.bring_in(&ana, random.id, &ben).await;
     let now = Utc::now();
@@ -112,7 +103,7 @@ async fn a_muted_member_is_renamed_but_not_announced_where_muted() {
 #[tokio::test]
 async fn a_logged_out_session_cannot_rename() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
     assert_eq!(t.post(Some(&ana.token), "/api/auth/logout", json!({})).await.status(), 204);
 
@@ -126,7 +117,7 @@ async fn a_logged_out_session_cannot_rename() {
 #[tokio::test]
 async fn a_flood_of_renames_is_refused_past_its_budget_and_the_room_chats_on() {
     let t = TestApp::spawn().await;
-    let (ana, ben, room) = ana_and_ben(&t).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
 
