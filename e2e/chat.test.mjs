@@ -138,6 +138,36 @@ describe('Mathia chat core', () => {
     await pageB.getByTestId('composer').fill('');
   });
 
+  step('B renames in Settings; A sees the new name online and on B typing, without a reload', async () => {
+    const renamed = `${bob.name} R`;
+    await pageB.getByRole('button', { name: 'Show rooms' }).click();
+    await pageB.getByTestId('settings-button').click();
+    await pageB.getByTestId('settings-dialog').waitFor({ state: 'visible', timeout: WAIT_MS });
+    await pageB.getByTestId('settings-tab-profile').click();
+    await pageB.getByTestId('set-display-name').fill(renamed);
+    await pageB.getByTestId('settings-profile-save').click();
+    await eventually(async () => (await pageB.locator('#settings-profile-status').textContent()) === 'Saved.', {
+      what: 'B saved the new name',
+    });
+    await pageB.keyboard.press('Escape');
+    await pageB.getByTestId('settings-dialog').waitFor({ state: 'hidden', timeout: WAIT_MS });
+    await pageB.keyboard.press('Escape'); // and the drawer
+    await eventually(async () => ((await pageB.locator('#sidebar').boundingBox())?.x ?? -1) < 0, {
+      what: 'B is back in the room',
+    });
+    await pageA
+      .getByTestId('online-list')
+      .getByTestId('online-user')
+      .filter({ hasText: renamed })
+      .waitFor({ state: 'visible', timeout: WAIT_MS });
+    await pageB.getByTestId('composer').pressSequentially('typ', { delay: 40 });
+    const indicator = pageA.getByTestId('typing-indicator');
+    await eventually(async () => (await indicator.textContent()).includes(`${renamed} is typing`), {
+      what: 'A sees the new name typing',
+    });
+    await pageB.getByTestId('composer').fill('');
+  });
+
   step('screenshots (desktop and mobile)', async () => {
     await pageA.screenshot({ path: `${SHOTS_DIR}desktop-chat.png` });
     await pageB.screenshot({ path: `${SHOTS_DIR}chat-mobile.png` });
