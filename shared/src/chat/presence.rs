@@ -108,14 +108,10 @@ pub async fn typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: boo
 /// is muted: a muted person does not change the room (they see the new name when they next
 /// join). The name is already saved; a registry or push failure only delays what others see.
 pub async fn renamed(app: &App, user_id: Uuid, display_name: &str) {
-    if let Err(e) = app.connections.rename(user_id, display_name).await {
-        tracing::warn!(error = %e, "cannot rename open connections");
-        return;
-    }
-    let rooms: std::collections::BTreeSet<Uuid> = match app.connections.of_user(user_id).await {
-        Ok(connections) => connections.into_iter().flat_map(|c| c.rooms).collect(),
+    let rooms = match app.connections.rename(user_id, display_name).await {
+        Ok(rooms) => rooms,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot list the user's connections");
+            tracing::warn!(error = %e, "cannot rename open connections");
             return;
         }
     };

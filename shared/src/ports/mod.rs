@@ -160,7 +160,8 @@ pub trait Connections: Send + Sync {
     async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError>;
     /// Gives every open connection of a user a new display name: what their `typing` and
     /// `presence_update` events carry from then on. A connection removed meanwhile stays removed.
-    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError>;
+    /// Answers the rooms those connections are in.
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<HashSet<Uuid>, RegistryError>;
     /// Every connection opened before `cutoff`, for the scheduler's sweep of stale ones.
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError>;
     /// Remembers for `ttl` that a session has logged out; called before its connections are

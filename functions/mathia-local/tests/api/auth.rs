@@ -1,6 +1,7 @@
 //! Accounts, sessions and WebSocket tickets.
 
 use std::{
+    collections::HashSet,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -266,7 +267,7 @@ impl Connections for PausingRegistry {
     async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError> {
         self.inner.of_user(user_id).await
     }
-    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError> {
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<HashSet<Uuid>, RegistryError> {
         self.inner.rename(user_id, display_name).await
     }
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {

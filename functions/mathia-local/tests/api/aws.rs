@@ -154,7 +154,7 @@ async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets()
     assert_eq!(a1.user_id, ana);
 
     // A rename reaches every item of the user's connections (the room entries fan-out reads too).
-    registry.rename(ana, "Ana Lima").await.unwrap();
+    assert_eq!(registry.rename(ana, "Ana Lima").await.unwrap(), HashSet::from([room, other]));
     let mut named: Vec<_> =
         registry.in_room(room).await.unwrap().into_iter().map(|c| (c.id.to_string(), c.display_name)).collect();
     named.sort();
@@ -169,7 +169,7 @@ async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets()
     assert!(registry.in_room(room).await.unwrap().is_empty());
     assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none());
     assert!(registry.remove(&ConnectionId::new("b1")).await.unwrap().is_none());
-    registry.rename(ben, "Ben B.").await.unwrap();
+    assert!(registry.rename(ben, "Ben B.").await.unwrap().is_empty());
     assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none(), "a rename brings nothing back");
 
     let calls = counter.calls();

@@ -230,10 +230,13 @@ impl Connections for DynamoConnections {
     /// Each of the user's items (the connection and its room subscriptions, which carry the name
     /// for fan-out) is updated only if it still exists, so a connection removed meanwhile is not
     /// brought back.
-    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError> {
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<HashSet<Uuid>, RegistryError> {
+        let mut rooms = HashSet::new();
         for meta in self.gsi(format!("USER#{user_id}")).await? {
             let Some(id) = get_s(&meta, "connection_id") else { continue };
-            for item in self.items_of(&ConnectionId::new(id)).await? {
+            let items = self.items_of(&ConnectionId::new(id)).await?;
+            rooms.extend(Self::info_from(&items).map(|info| info.rooms).unwrap_or_default());
+            for item in items {
                 let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else { continue };
                 let updated = self
                     .client
@@ -254,7 +257,7 @@ impl Connections for DynamoConnections {
                 }
             }
         }
-        Ok(())
+        Ok(rooms)
     }
 
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {

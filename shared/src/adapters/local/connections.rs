@@ -120,15 +120,17 @@ impl Connections for InMemoryConnections {
         Ok(s.users.get(&user_id).into_iter().flatten().filter_map(|id| s.connections.get(id).cloned()).collect())
     }
 
-    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<(), RegistryError> {
+    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<HashSet<Uuid>, RegistryError> {
         let mut s = self.state.write().await;
         let State { connections, users, .. } = &mut *s;
+        let mut rooms = HashSet::new();
         for id in users.get(&user_id).into_iter().flatten() {
             if let Some(c) = connections.get_mut(id) {
                 c.display_name = display_name.to_owned();
+                rooms.extend(&c.rooms);
             }
         }
-        Ok(())
+        Ok(rooms)
     }
 
     async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
@@ -151,8 +153,6 @@ impl Connections for InMemoryConnections {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
 
     fn conn(id: &str, user_id: Uuid, room: Option<Uuid>) -> ConnectionInfo {
@@ -174,13 +174,13 @@ mod tests {
         registry.register(conn("a1", ana, Some(room))).await.unwrap();
         registry.register(conn("a2", ana, None)).await.unwrap();
         registry.register(conn("b1", ben, Some(room))).await.unwrap();
-        registry.rename(ana, "Ana Lima").await.unwrap();
+        assert_eq!(registry.rename(ana, "Ana Lima").await.unwrap(), HashSet::from([room]));
         let names: HashSet<_> =
             registry.in_room(room).await.unwrap().into_iter().map(|c| (c.id.to_string(), c.display_name)).collect();
         assert_eq!(names, HashSet::from([("a1".into(), "Ana Lima".into()), ("b1".into(), "user b1".into())]));
         assert_eq!(registry.get(&ConnectionId::new("a2")).await.unwrap().unwrap().display_name, "Ana Lima");
         registry.remove(&ConnectionId::new("b1")).await.unwrap();
-        registry.rename(ben, "Ben B.").await.unwrap();
+        assert!(registry.rename(ben, "Ben B.").await.unwrap().is_empty());
         assert!(registry.get(&ConnectionId::new("b1")).await.unwrap().is_none(), "a rename brings nothing back");
     }
 
