@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::{
     adapters::files::local::LocalFileStore,
     adapters::{
-        local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder},
+        local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder, SessionCache},
         openai::OpenAiCompatible,
         postgres::group_commit::GroupCommit,
         redis::RedisStore,
@@ -68,6 +68,10 @@ pub struct AppInner {
     /// The Argon2 slots of this process (`handlers::http::auth`): one per core, with a bounded
     /// queue. Kept here rather than in a static so that each app — each test — has its own.
     pub hashing: Arc<HashSlots>,
+    /// Live sessions remembered in front of Postgres, in the one process every change to a
+    /// session passes through (`mathia-local`); None where several processes share the database.
+    /// Read through [`crate::sessions`].
+    pub sessions: Option<SessionCache>,
 }
 
 /// A bounded number of Argon2 hashes at once, and of requests waiting for one.
@@ -111,6 +115,7 @@ pub struct AppBuilder {
     ai: Option<Arc<dyn Ai>>,
     files: Option<Arc<dyn FileStore>>,
     own_endpoint: Option<String>,
+    remember_sessions: bool,
 }
 
 impl App {
@@ -125,6 +130,7 @@ impl App {
             ai: None,
             files: None,
             own_endpoint: None,
+            remember_sessions: false,
         }
     }
 
@@ -170,6 +176,13 @@ impl AppBuilder {
 
     pub fn own_endpoint(mut self, endpoint: Option<String>) -> Self {
         self.own_endpoint = endpoint;
+        self
+    }
+
+    /// Remembers live sessions in memory ([`SessionCache`]): only for a process that every
+    /// logout and rename on its database passes through.
+    pub fn remember_sessions(mut self) -> Self {
+        self.remember_sessions = true;
         self
     }
 
@@ -220,6 +233,9 @@ impl AppBuilder {
                 .collect(),
             room_order: Arc::default(),
             hashing: Arc::default(),
+            sessions: self
+                .remember_sessions
+                .then(|| SessionCache::new(crate::sessions::REMEMBERED_FOR, crate::sessions::REMEMBERED_AT_MOST)),
             message_writer,
             config: self.config,
             db: self.db,

@@ -5,6 +5,7 @@
 //! - `protocol`: WebSocket frames in and out;
 //! - `ports` / `adapters`: capabilities as traits, with local, Postgres and Redis implementations;
 //! - `keyring`: per-room encryption at rest;
+//! - `sessions`: who a session token belongs to (Postgres, remembered where one process serves all);
 //! - `handlers`: `ws::{on_connect, on_message, on_disconnect}` and `http::router`;
 //! - `lambda`: API Gateway event adapters for the Lambda binaries;
 //! - `mcp`: a workspace's MCP servers, whose allow-listed tools the assistant may call;
@@ -33,6 +34,7 @@ pub mod protocol;
 pub mod realtime;
 pub mod reminders;
 pub mod room_order;
+pub mod sessions;
 pub mod telemetry;
 pub mod tokens;
 pub mod wiring;

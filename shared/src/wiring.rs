@@ -210,7 +210,8 @@ pub async fn assemble(config: Config, entry: Entry) -> anyhow::Result<Assembly> 
         let consumers = match entry {
             Entry::Lambda => Consumers::Elsewhere,
             Entry::Gateway { .. } => {
-                builder = builder.push(Arc::new(sockets.clone()));
+                // One process serves this database, and every logout and rename runs in it.
+                builder = builder.push(Arc::new(sockets.clone())).remember_sessions();
                 Consumers::Local { queue, receivers }
             }
         };

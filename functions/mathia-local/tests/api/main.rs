@@ -43,5 +43,6 @@ mod rooms_security;
 mod runtime;
 mod search;
 mod search_bench;
+mod sessions;
 mod sockets;
 mod wallet;

@@ -33,6 +33,7 @@ use crate::{
     app::{App, HashSlots},
     domain::{DisplayName, Email, Password, User},
     realtime::{end_session, mark_session_ended},
+    sessions,
     tokens::{hash_hex, random_token},
 };
 
@@ -240,6 +241,7 @@ pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusC
     // session live.
     mark_session_ended(&app, &session).await;
     users::revoke_session(&app.db, &auth.token).await?;
+    sessions::revoked(&app, &auth.token);
     // The session's sockets end with it.
     end_session(&app, auth.user.id, &session).await;
     Ok(StatusCode::NO_CONTENT)

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::{
-    adapters::postgres::users,
     app::App,
     domain::User,
     protocol::{NUL_REFUSED, has_nul},
+    sessions,
 };
 
 /// A JSON body. Text holding NUL characters is refused here, once for every endpoint:
@@ -83,8 +83,7 @@ impl FromRequestParts<App> for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let session =
-            users::session_user(&app.db, token, app.clock.now()).await?.ok_or_else(ApiError::session_ended)?;
+        let session = sessions::live(app, token).await?.ok_or_else(ApiError::session_ended)?;
         Ok(Self {
             user: session.user,
             token: token.to_owned(),

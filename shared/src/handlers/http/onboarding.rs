@@ -22,7 +22,7 @@ use crate::{
     chat::presence,
     domain::Role,
     domain::{DisplayName, Invalid, RoomName, User, Visibility},
-    limits,
+    limits, sessions,
 };
 
 /// The onboarding state: who, what they told us, where they are.
@@ -112,6 +112,9 @@ pub async fn profile(State(app): State<App>, auth: AuthUser, Json(body): Json<Pr
     onboarding::save_profile(&mut tx, auth.user.id, &profile).await?;
     onboarding::advance(&mut tx, auth.user.id, Step::Profile).await?;
     tx.commit().await?;
+    // Whether or not the name changed from what this request saw: another saving the profile at
+    // the same moment may have read the name this one replaced.
+    sessions::user_changed(&app, auth.user.id);
     if renamed {
         presence::renamed(&app, auth.user.id, &profile.display_name).await;
     }
@@ -149,6 +152,7 @@ pub async fn goals(State(app): State<App>, auth: AuthUser, Json(body): Json<Goal
     onboarding::save_goals(&mut tx, auth.user.id, &profile).await?;
     onboarding::advance(&mut tx, auth.user.id, Step::Goals).await?;
     tx.commit().await?;
+    sessions::user_changed(&app, auth.user.id);
     Ok(Json(state(&app, &auth.user).await?))
 }
 
@@ -205,6 +209,7 @@ pub async fn workspace(
     let mut tx = app.db.begin().await?;
     onboarding::advance(&mut tx, auth.user.id, Step::Workspace).await?;
     tx.commit().await?;
+    sessions::user_changed(&app, auth.user.id);
     let mut answer = state(&app, &auth.user).await?;
     let name = answer["workspaces"]
         .as_array()
@@ -235,6 +240,7 @@ pub async fn create_workspace(app: &App, owner: &User, name: &str) -> ApiResult<
     let welcomed = wallet::welcome_in(&mut tx, owner.id, workspace_id, app.config.welcome_credit_cents).await?;
     onboarding::advance(&mut tx, owner.id, Step::Workspace).await?;
     tx.commit().await?;
+    sessions::user_changed(app, owner.id);
     tracing::info!(%workspace_id, welcomed, "workspace created");
     Ok(workspace_id)
 }

@@ -1,0 +1,61 @@
+//! Who a session token belongs to. Postgres answers; the process that every logout and rename
+//! passes through (`mathia-local`) also remembers the answer ([`SessionCache`]), so an
+//! authenticated request or a socket ticket costs no database round trip once the session has
+//! been seen. Each change to a session or its owner tells that memory here, once committed.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::{
+    adapters::{
+        local::{Lookup, SessionCache},
+        postgres::users::{self, LiveSession},
+    },
+    app::App,
+};
+
+/// How long a session is remembered at most. Every change is told to the memory when it
+/// commits; this bounds what nothing told it, such as a row edited by hand.
+pub const REMEMBERED_FOR: Duration = Duration::from_secs(60);
+
+/// How many sessions are remembered at once (about 200 bytes each).
+pub const REMEMBERED_AT_MOST: usize = 10_000;
+
+/// The live (not expired, not revoked) session of a token, and its owner.
+pub async fn live(app: &App, token: &str) -> Result<Option<LiveSession>, sqlx::Error> {
+    let now = app.clock.now();
+    let Some(cache) = &app.sessions else {
+        return users::session_user(&app.db, token, now).await;
+    };
+    let hash = users::token_hash(token);
+    let fill = match cache.lookup(&hash, now) {
+        Lookup::Hit(session) => return Ok(Some(session)),
+        Lookup::Miss(fill) => fill,
+    };
+    let session = users::session_user(&app.db, token, now).await?;
+    if let Some(session) = &session {
+        cache.fill(hash, session, fill);
+    }
+    Ok(session)
+}
+
+/// A session was revoked (a logout): it is not answered from memory any more.
+pub fn revoked(app: &App, token: &str) {
+    if let Some(cache) = &app.sessions {
+        cache.forget_session(&users::token_hash(token));
+    }
+}
+
+/// A user's details changed (display name, onboarding step), committed: their sessions are read
+/// again.
+pub fn user_changed(app: &App, user_id: Uuid) {
+    if let Some(cache) = app.sessions.as_ref() {
+        cache.forget_user(user_id);
+    }
+}
+
+/// The memory in use, for tests that check what it holds.
+pub fn cache(app: &App) -> Option<&SessionCache> {
+    app.sessions.as_ref()
+}
