@@ -39,16 +39,27 @@ async fn a_remembered_session_ends_with_its_logout_and_follows_a_rename() {
     assert_eq!(t.get(Some(&newcomer.token), "/api/me").await.status(), 200);
     assert_eq!(remembered(&t), 1, "the session was read once and remembered");
     let res = t.post(Some(&newcomer.token), "/api/rooms", json!({"name": "too soon"})).await;
-    assert_eq!(res.status(), 403, "rooms wait for onboarding");
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "onboarding_incomplete");
     t.onboard(&newcomer, json!({"name": "Nia's team"})).await;
     assert_eq!(t.post(Some(&newcomer.token), "/api/rooms", json!({"name": "now"})).await.status(), 201);
     assert_eq!(remembered(&t), 1);
 
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "general").await;
+
+    // The same when onboarding ends by joining with an invite code.
+    let joiner = t.register_only("Ola").await;
+    let res = t.post(Some(&joiner.token), "/api/rooms", json!({"name": "too soon"})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "onboarding_incomplete");
+    let code = t.invite(&ana, room.id, json!({})).await;
+    t.onboard(&joiner, json!({"invite_code": code})).await;
+    assert_eq!(t.post(Some(&joiner.token), "/api/rooms", json!({"name": "mine"})).await.status(), 201);
+    let history = format!("/api/rooms/{}/messages", room.id);
+    assert_eq!(t.get(Some(&joiner.token), &history).await.status(), 200, "a member of the invite's room");
+
     let laptop = login(&t, &ana).await;
     assert_eq!(t.get(Some(&laptop.token), "/api/me").await.status(), 200);
-    assert_eq!(remembered(&t), 3, "Nia's session and both of Ana's");
+    assert_eq!(remembered(&t), 4, "Nia's session, Ola's and both of Ana's");
 
     // A rename reaches the remembered sessions: a ticket fetched with either carries the new name.
     let res =
@@ -61,9 +72,9 @@ async fn a_remembered_session_ends_with_its_logout_and_follows_a_rename() {
     assert_eq!(t.post(Some(&laptop.token), "/api/auth/logout", json!({})).await.status(), 204);
     let res = t.get(Some(&laptop.token), "/api/me").await;
     assert_eq!(res.status(), 401);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "session_ended");
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_token");
     assert_eq!(t.post(Some(&laptop.token), "/api/ws-ticket", json!({})).await.status(), 401);
-    assert_eq!(t.get(Some(&laptop.token), &format!("/api/rooms/{}/messages", room.id)).await.status(), 401);
+    assert_eq!(t.get(Some(&laptop.token), &history).await.status(), 401);
     assert_eq!(t.get(Some(&ana.token), "/api/me").await.status(), 200, "Ana's other session");
     assert_eq!(t.get(Some(&newcomer.token), "/api/me").await.status(), 200, "someone else's");
 }
@@ -121,7 +132,7 @@ async fn a_remembered_session_still_expires() {
     clock.advance(chrono::Duration::seconds(2));
     let res = t.get(Some(&ana.token), "/api/me").await;
     assert_eq!(res.status(), 401, "past its end");
-    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "session_ended");
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_token");
     assert_eq!(t.post(Some(&ana.token), "/api/ws-ticket", json!({})).await.status(), 401);
 }
 
