@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::{
     adapters::files::local::LocalFileStore,
     adapters::{
-        local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder, SessionCache},
+        local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder, RateWindows, SessionCache},
         openai::OpenAiCompatible,
         postgres::group_commit::GroupCommit,
         redis::RedisStore,
@@ -72,6 +72,9 @@ pub struct AppInner {
     /// session passes through (`mathia-local`); None where several processes share the database.
     /// Read through [`crate::sessions`].
     pub sessions: Option<SessionCache>,
+    /// The per-person rate windows in memory, in that same process; None where they are kept in
+    /// Redis. Read through [`crate::limits`].
+    pub rate_windows: Option<RateWindows>,
 }
 
 /// A bounded number of Argon2 hashes at once, and of requests waiting for one.
@@ -115,7 +118,7 @@ pub struct AppBuilder {
     ai: Option<Arc<dyn Ai>>,
     files: Option<Arc<dyn FileStore>>,
     own_endpoint: Option<String>,
-    remember_sessions: bool,
+    sole_process: bool,
 }
 
 impl App {
@@ -130,7 +133,7 @@ impl App {
             ai: None,
             files: None,
             own_endpoint: None,
-            remember_sessions: false,
+            sole_process: false,
         }
     }
 
@@ -179,10 +182,11 @@ impl AppBuilder {
         self
     }
 
-    /// Remembers live sessions in memory ([`SessionCache`]): only for a process that every
-    /// logout and rename on its database passes through.
-    pub fn remember_sessions(mut self) -> Self {
-        self.remember_sessions = true;
+    /// This process is the only one serving its database and Redis prefix, so every logout,
+    /// profile change and limited action passes through it: it remembers live sessions
+    /// ([`SessionCache`]) and counts rate windows ([`RateWindows`]) in memory.
+    pub fn sole_process(mut self) -> Self {
+        self.sole_process = true;
         self
     }
 
@@ -234,8 +238,9 @@ impl AppBuilder {
             room_order: Arc::default(),
             hashing: Arc::default(),
             sessions: self
-                .remember_sessions
+                .sole_process
                 .then(|| SessionCache::new(crate::sessions::REMEMBERED_FOR, crate::sessions::REMEMBERED_AT_MOST)),
+            rate_windows: self.sole_process.then(RateWindows::new),
             message_writer,
             config: self.config,
             db: self.db,

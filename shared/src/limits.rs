@@ -1,6 +1,8 @@
-//! The per-person rate limiter (messages, edits, reactions, pins, searches…): a sliding window in
-//! Redis, one counter per kind of action. Losing Redis must not stop the conversation, so the
-//! limiter then lets everything through.
+//! The per-person rate limiter (messages, edits, reactions, pins, searches…): a sliding window,
+//! one counter per kind of action — in memory in `mathia-local`, the one process every action
+//! passes through (`adapters::local::RateWindows`), in Redis where several processes count
+//! (the Lambda functions). Losing Redis must not stop the conversation, so the limiter then lets
+//! everything through.
 
 use std::time::Duration;
 
@@ -39,8 +41,14 @@ pub async fn limit_per_minute(
     limit: u32,
 ) -> crate::Result<()> {
     let subject = format!("{counter}:{user_id}");
-    let event_id = Uuid::new_v4().to_string();
-    match app.redis.rate_limit(&subject, now.timestamp_millis(), RATE_WINDOW, limit, &event_id).await {
+    let decision = match &app.rate_windows {
+        Some(windows) => Ok(windows.check(&subject, now.timestamp_millis(), RATE_WINDOW, limit)),
+        None => {
+            let event_id = Uuid::new_v4().to_string();
+            app.redis.rate_limit(&subject, now.timestamp_millis(), RATE_WINDOW, limit, &event_id).await
+        }
+    };
+    match decision {
         Ok(RateDecision::Allowed) => Ok(()),
         Ok(RateDecision::Limited { retry_after_ms }) => Err(Error::RateLimited {
             retry_after: Duration::from_millis(retry_after_ms),

@@ -210,8 +210,9 @@ pub async fn assemble(config: Config, entry: Entry) -> anyhow::Result<Assembly> 
         let consumers = match entry {
             Entry::Lambda => Consumers::Elsewhere,
             Entry::Gateway { .. } => {
-                // One process serves this database, and every logout and rename runs in it.
-                builder = builder.push(Arc::new(sockets.clone())).remember_sessions();
+                // One process serves this database: every logout, profile change and limited
+                // action runs in it.
+                builder = builder.push(Arc::new(sockets.clone())).sole_process();
                 Consumers::Local { queue, receivers }
             }
         };

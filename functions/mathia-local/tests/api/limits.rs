@@ -183,3 +183,27 @@ async fn room_joined_and_history_pages_stay_under_the_frame_limit() {
     }
     assert_eq!(seen, 50, "every message on some page");
 }
+
+/// `mathia-local` counts rate windows in memory; the Lambda functions count them in Redis. The
+/// two decide alike for the same events: the same refusals, with the same time to wait, through
+/// bursts in one millisecond, a window sliding past, and a clock set back.
+#[tokio::test]
+async fn the_rate_window_in_memory_decides_as_the_one_in_redis() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let memory = app.rate_windows.as_ref().expect("mathia-local counts in memory");
+    let window = std::time::Duration::from_secs(60);
+    let mut times = vec![0, 0, 0, 1, 500, 500, 30_000, 59_999, 60_000, 60_000, 60_001, 61_000, 45_000, 119_999];
+    times.extend((0..40).map(|i| 120_000 + i * 1_700));
+    times.extend([100_000, 190_000, 250_000]);
+    let base = 1_800_000_000_000_i64;
+    let (mut refused, subject) = (0, format!("msg:{}", Uuid::new_v4()));
+    for (i, at) in times.iter().enumerate() {
+        let now_ms = base + at;
+        let in_memory = memory.check(&subject, now_ms, window, 4);
+        let in_redis = app.redis.rate_limit(&subject, now_ms, window, 4, &format!("event-{i}")).await.unwrap();
+        assert_eq!(in_memory, in_redis, "event {i} at +{at} ms");
+        refused += usize::from(in_memory != mathia::adapters::redis::RateDecision::Allowed);
+    }
+    assert!(refused > 10, "the sequence reaches the limit often ({refused} refusals)");
+}

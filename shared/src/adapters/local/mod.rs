@@ -1,12 +1,13 @@
 //! In-process adapters used by `mathia-local` and tests: sockets held in this process, the
-//! connection registry in memory, queues on channels, live sessions remembered, and a clock that
-//! tests can move.
+//! connection registry in memory, queues on channels, live sessions remembered, rate windows, and
+//! a clock that tests can move.
 
 mod clock;
 mod connections;
 mod offline;
 mod push;
 mod queue;
+mod rate;
 mod sessions;
 
 pub use clock::ManualClock;
@@ -14,4 +15,5 @@ pub use connections::InMemoryConnections;
 pub use offline::{OFFLINE_REPLY, OfflineResponder};
 pub use push::{CloseReason, LocalPush, SocketOutbox};
 pub use queue::{LocalQueue, LocalQueueReceivers, QueuedJob};
+pub use rate::RateWindows;
 pub use sessions::{Fill, Lookup, SessionCache};
