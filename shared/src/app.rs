@@ -70,10 +70,10 @@ pub struct AppInner {
     pub hashing: Arc<HashSlots>,
     /// Live sessions remembered in front of Postgres, in the one process every change to a
     /// session passes through (`mathia-local`); None where several processes share the database.
-    /// Read through [`crate::sessions`].
+    /// Read through `crate::sessions`.
     pub sessions: Option<SessionCache>,
     /// The per-person rate windows in memory, in that same process; None where they are kept in
-    /// Redis. Read through [`crate::limits`].
+    /// Redis. Read through `crate::limits`.
     pub rate_windows: Option<RateWindows>,
 }
 
@@ -237,9 +237,7 @@ impl AppBuilder {
                 .collect(),
             room_order: Arc::default(),
             hashing: Arc::default(),
-            sessions: self
-                .sole_process
-                .then(|| SessionCache::new(crate::sessions::REMEMBERED_FOR, crate::sessions::REMEMBERED_AT_MOST)),
+            sessions: self.sole_process.then(SessionCache::default),
             rate_windows: self.sole_process.then(RateWindows::new),
             message_writer,
             config: self.config,

@@ -3,8 +3,6 @@
 //! authenticated request or a socket ticket costs no database round trip once the session has
 //! been seen. Each change to a session or its owner tells that memory here, once committed.
 
-use std::time::Duration;
-
 use uuid::Uuid;
 
 use crate::{
@@ -14,13 +12,6 @@ use crate::{
     },
     app::App,
 };
-
-/// How long a session is remembered at most. Every change is told to the memory when it
-/// commits; this bounds what nothing told it, such as a row edited by hand.
-pub const REMEMBERED_FOR: Duration = Duration::from_secs(60);
-
-/// How many sessions are remembered at once (about 200 bytes each).
-pub const REMEMBERED_AT_MOST: usize = 10_000;
 
 /// The live (not expired, not revoked) session of a token, and its owner.
 pub async fn live(app: &App, token: &str) -> Result<Option<LiveSession>, sqlx::Error> {

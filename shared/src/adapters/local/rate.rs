@@ -24,9 +24,11 @@ struct Log {
 impl Log {
     /// Forgets events at or before `cutoff` (the script's `ZREMRANGEBYSCORE -inf cutoff`).
     fn expire(&mut self, cutoff: i64) {
-        let kept = self.at.split_off(&(cutoff + 1));
-        for n in std::mem::replace(&mut self.at, kept).into_values() {
-            self.total -= u64::from(n);
+        while let Some(oldest) = self.at.first_entry() {
+            if *oldest.key() > cutoff {
+                break;
+            }
+            self.total -= u64::from(oldest.remove());
         }
     }
 }

@@ -70,6 +70,20 @@ pub struct SessionCache {
     capacity: usize,
 }
 
+/// How long a session is remembered at most. Every change is told to the memory when it
+/// commits; this bounds what nothing told it, such as a row edited by hand.
+pub const REMEMBERED_FOR: Duration = Duration::from_secs(60);
+
+/// How many sessions are remembered at once (about 200 bytes each).
+pub const REMEMBERED_AT_MOST: usize = 10_000;
+
+impl Default for SessionCache {
+    /// [`REMEMBERED_AT_MOST`] sessions, each for at most [`REMEMBERED_FOR`].
+    fn default() -> Self {
+        Self::new(REMEMBERED_FOR, REMEMBERED_AT_MOST)
+    }
+}
+
 impl SessionCache {
     /// Remembers at most `capacity` sessions, each for at most `ttl`.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
