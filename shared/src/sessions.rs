@@ -1,13 +1,14 @@
 //! Who a session token belongs to. Postgres answers; the process that every logout and rename
-//! passes through (`mathia-local`) also remembers the answer ([`SessionCache`]), so an
-//! authenticated request or a socket ticket costs no database round trip once the session has
-//! been seen. Each change to a session or its owner tells that memory here, once committed.
+//! passes through (`mathia-local`) also remembers the answer
+//! ([`SessionCache`](crate::adapters::local::SessionCache)), so an authenticated request or a
+//! socket ticket costs no database round trip once the session has been seen. Each change to a
+//! session or its owner tells that memory here, once committed.
 
 use uuid::Uuid;
 
 use crate::{
     adapters::{
-        local::{Lookup, SessionCache},
+        local::Lookup,
         postgres::users::{self, LiveSession},
     },
     app::App,
@@ -16,15 +17,15 @@ use crate::{
 /// The live (not expired, not revoked) session of a token, and its owner.
 pub async fn live(app: &App, token: &str) -> Result<Option<LiveSession>, sqlx::Error> {
     let now = app.clock.now();
-    let Some(cache) = &app.sessions else {
-        return users::session_user(&app.db, token, now).await;
-    };
     let hash = users::token_hash(token);
+    let Some(cache) = &app.sessions else {
+        return users::session_user(&app.db, &hash, now).await;
+    };
     let fill = match cache.lookup(&hash, now) {
         Lookup::Hit(session) => return Ok(Some(session)),
         Lookup::Miss(fill) => fill,
     };
-    let session = users::session_user(&app.db, token, now).await?;
+    let session = users::session_user(&app.db, &hash, now).await?;
     if let Some(session) = &session {
         cache.fill(hash, session, fill);
     }
@@ -41,12 +42,7 @@ pub fn revoked(app: &App, token: &str) {
 /// A user's details changed (display name, onboarding step), committed: their sessions are read
 /// again.
 pub fn user_changed(app: &App, user_id: Uuid) {
-    if let Some(cache) = app.sessions.as_ref() {
+    if let Some(cache) = &app.sessions {
         cache.forget_user(user_id);
     }
-}
-
-/// The memory in use, for tests that check what it holds.
-pub fn cache(app: &App) -> Option<&SessionCache> {
-    app.sessions.as_ref()
 }

@@ -8,12 +8,12 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use mathia::{adapters::local::ManualClock, sessions};
+use mathia::adapters::local::ManualClock;
 
 use crate::helpers::{TestApp, TestUser, postgres_base, redis_url};
 
 fn remembered(t: &TestApp) -> usize {
-    sessions::cache(&t.local.app).expect("mathia-local remembers sessions").len()
+    t.local.app.sessions.as_ref().expect("mathia-local remembers sessions").len()
 }
 
 async fn login(t: &TestApp, user: &TestUser) -> TestUser {
@@ -136,15 +136,16 @@ async fn a_remembered_session_still_expires() {
     assert_eq!(t.post(Some(&ana.token), "/api/ws-ticket", json!({})).await.status(), 401);
 }
 
-/// A Lambda function shares its database with every other instance: a logout in one would not
-/// reach another's memory, so none remembers sessions.
+/// A Lambda function shares its database and Redis with every other instance: a logout in one
+/// would not reach another's memory, nor would one's rate window count another's messages, so
+/// none keeps either in memory.
 #[tokio::test]
 async fn functions_that_share_a_database_do_not_remember_sessions() {
     let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
     let mut config = mathia::Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
     config.redis_url = redis_url();
     let app = mathia::wiring::lambda_app(config).await.expect("a function's app");
-    assert!(sessions::cache(&app).is_none());
+    assert!(app.sessions.is_none() && app.rate_windows.is_none(), "nothing kept in memory");
     app.db.close().await;
     crate::helpers::drop_database(db_name);
 }

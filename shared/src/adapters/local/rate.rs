@@ -75,8 +75,8 @@ impl RateWindows {
         RateDecision::Allowed
     }
 
-    /// How many subjects have a log, for tests.
-    pub fn subjects(&self) -> usize {
+    #[cfg(test)]
+    fn subjects(&self) -> usize {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).logs.len()
     }
 }

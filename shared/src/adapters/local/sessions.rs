@@ -72,13 +72,13 @@ pub struct SessionCache {
 
 /// How long a session is remembered at most. Every change is told to the memory when it
 /// commits; this bounds what nothing told it, such as a row edited by hand.
-pub const REMEMBERED_FOR: Duration = Duration::from_secs(60);
+const REMEMBERED_FOR: Duration = Duration::from_secs(60);
 
 /// How many sessions are remembered at once (about 200 bytes each).
-pub const REMEMBERED_AT_MOST: usize = 10_000;
+const REMEMBERED_AT_MOST: usize = 10_000;
 
 impl Default for SessionCache {
-    /// [`REMEMBERED_AT_MOST`] sessions, each for at most [`REMEMBERED_FOR`].
+    /// 10,000 sessions at most, each for at most 60 s.
     fn default() -> Self {
         Self::new(REMEMBERED_FOR, REMEMBERED_AT_MOST)
     }

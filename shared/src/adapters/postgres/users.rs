@@ -76,14 +76,19 @@ pub struct LiveSession {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The user a live (not expired, not revoked) session token belongs to.
-pub async fn session_user(db: &PgPool, token: &str, now: DateTime<Utc>) -> Result<Option<LiveSession>, sqlx::Error> {
+/// The user a live (not expired, not revoked) session belongs to, by its token's hash
+/// ([`token_hash`]).
+pub async fn session_user(
+    db: &PgPool,
+    token_hash: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Option<LiveSession>, sqlx::Error> {
     let row: Option<(Uuid, String, String, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, u.onboarding_step, s.expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
     )
-    .bind(token_hash(token))
+    .bind(token_hash)
     .bind(now)
     .fetch_optional(db)
     .await?;
