@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::{
     adapters::files::local::LocalFileStore,
     adapters::{
-        local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder, RateWindows, SessionCache},
+        local::{InMemoryConnections, LocalPush, LocalQueue, OfflineResponder, RateWindows, SessionCache, Tickets},
         openai::OpenAiCompatible,
         postgres::group_commit::GroupCommit,
         redis::RedisStore,
@@ -75,6 +75,9 @@ pub struct AppInner {
     /// The per-person rate windows in memory, in that same process; None where they are kept in
     /// Redis. Read through `crate::limits`.
     pub rate_windows: Option<RateWindows>,
+    /// Socket tickets in memory, in that same process, which both issues and takes them; None
+    /// where they are kept in Redis. Read through `crate::realtime`.
+    pub tickets: Option<Tickets>,
 }
 
 /// A bounded number of Argon2 hashes at once, and of requests waiting for one.
@@ -183,8 +186,9 @@ impl AppBuilder {
     }
 
     /// This process is the only one serving its database and Redis prefix, so every logout,
-    /// profile change and limited action passes through it: it remembers live sessions
-    /// ([`SessionCache`]) and counts rate windows ([`RateWindows`]) in memory.
+    /// profile change, limited action and socket ticket passes through it: it remembers live
+    /// sessions ([`SessionCache`]), counts rate windows ([`RateWindows`]) and keeps socket
+    /// tickets ([`Tickets`]) in memory.
     pub fn sole_process(mut self) -> Self {
         self.sole_process = true;
         self
@@ -239,6 +243,7 @@ impl AppBuilder {
             hashing: Arc::default(),
             sessions: self.sole_process.then(SessionCache::default),
             rate_windows: self.sole_process.then(RateWindows::new),
+            tickets: self.sole_process.then(Tickets::default),
             message_writer,
             config: self.config,
             db: self.db,

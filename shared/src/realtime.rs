@@ -1,4 +1,5 @@
-//! Sending events to connections, rooms and users, and forgetting connections that are gone.
+//! Sending events to connections, rooms and users, forgetting connections that are gone, and
+//! the socket tickets and logout marks a handshake is checked against.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use futures::future::join_all;
 use uuid::Uuid;
 
 use crate::{
-    adapters::redis::RedisDown,
+    adapters::redis::{RedisDown, SocketTicket, TakenTicket},
     app::App,
     domain::ConnectionId,
     ports::{ConnectionInfo, Frame, PushError, Recipient},
@@ -114,6 +115,40 @@ pub async fn mark_session_ended(app: &App, session: &str) {
     if let Err(e) = app.redis.end_session_tickets(session, ttl).await {
         tracing::warn!(error = %e, "cannot mark the session's tickets ended; revoking it anyway");
     }
+}
+
+/// Keeps a one-time socket ticket (by its hash) for `ttl`: in memory in the process that also
+/// takes it (`mathia-local`), in Redis where another process will (the Lambda functions, the
+/// emulated gateways).
+pub async fn issue_ticket(
+    app: &App,
+    ticket_hash: String,
+    ticket: SocketTicket,
+    ttl: Duration,
+) -> Result<(), RedisDown> {
+    match &app.tickets {
+        Some(tickets) => {
+            tickets.put(ticket_hash, ticket, ttl);
+            Ok(())
+        }
+        None => app.redis.put_session_ticket(&ticket_hash, &ticket, ttl).await,
+    }
+}
+
+/// Takes a ticket ([`issue_ticket`]): the first caller within its time gets what it was issued
+/// with; every later one None, and so does a ticket whose session was marked ended
+/// ([`mark_session_ended`]) since it was issued.
+pub async fn take_ticket(app: &App, ticket_hash: &str) -> Result<Option<TakenTicket>, RedisDown> {
+    let Some(tickets) = &app.tickets else {
+        return app.redis.take_session_ticket(ticket_hash).await;
+    };
+    let Some(SocketTicket { user_id, session, display_name }) = tickets.take(ticket_hash) else {
+        return Ok(None);
+    };
+    if session_ended(app, &session).await? {
+        return Ok(None);
+    }
+    Ok(Some(TakenTicket { user_id, session: Some(session), display_name: Some(display_name) }))
 }
 
 /// Whether a session was marked ended ([`mark_session_ended`]): asked of the registry when it

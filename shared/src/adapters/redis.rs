@@ -1,5 +1,6 @@
-//! Redis: short-lived, high-churn state — one-time WebSocket tickets, the message rate limit,
-//! login throttles, typing throttles. Connected lazily and reconnected by the connection manager, so Mathia
+//! Redis: short-lived, high-churn state — login and typing throttles, moderation buffers, and
+//! where several processes share them (the Lambda functions) one-time WebSocket tickets and the
+//! message rate limit (`mathia-local` keeps those two in memory). Connected lazily and reconnected by the connection manager, so Mathia
 //! starts and serves HTTP while Redis is down; every call then fails fast with `RedisDown`.
 
 use std::time::Duration;

@@ -23,7 +23,7 @@ use crate::{
     error::Error,
     ports::ConnectionInfo,
     protocol::{ClientAction, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame},
-    realtime::{forget_connection, send_event, session_ended},
+    realtime::{forget_connection, send_event, session_ended, take_ticket},
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,13 +36,13 @@ pub enum ConnectError {
 
 /// `$connect`: spends the one-time ticket and registers the connection, with the session the
 /// ticket was fetched with (a logout closes that session's sockets). A ticket whose session has
-/// ended since is refused: by Redis for a logout, by the ticket's own expiry (never past the
+/// ended since is refused: by its logout's mark (`realtime::take_ticket`), by the ticket's own expiry (never past the
 /// session's) for the session's end. The ticket carries the display name, so a handshake reads
 /// no database; only a ticket an older build stored is checked in Postgres.
 #[tracing::instrument(level = "debug", skip(app, ticket), fields(%connection))]
 pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&str>) -> Result<(), ConnectError> {
     let ticket = ticket.filter(|t| !t.is_empty() && t.len() <= 128).ok_or(ConnectError::Unauthorized)?;
-    let taken = app.redis.take_session_ticket(&crate::tokens::hash_hex(ticket)).await.map_err(|e| {
+    let taken = take_ticket(app, &crate::tokens::hash_hex(ticket)).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot check ticket");
         ConnectError::Unavailable
     })?;

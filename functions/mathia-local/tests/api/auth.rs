@@ -10,11 +10,13 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use mathia::{
+    adapters::local::Tickets,
     domain::ConnectionId,
     ports::{ConnectionInfo, Connections, RegistryError, RoomConnection},
     tokens::hash_hex,
@@ -109,39 +111,110 @@ async fn tickets_are_one_time_and_expire() {
     assert_eq!(handshake_status(&t.ws_url(&stale)).await, 401, "expired");
 }
 
-/// The handshake reads only Redis: the ticket carries the person, the session it was fetched
-/// with and their name. A logout marks the session ended in Redis before it revokes it, so a
-/// ticket fetched even in between is refused; and a ticket never outlives its session.
+/// A gateway whose app keeps socket tickets in Redis, as the functions and the emulated gateways
+/// do (built without `sole_process`); `TestApp::spawn` keeps them in memory, as `mathia-local`.
+async fn spawn_with_tickets_in_redis() -> TestApp {
+    let t = TestApp::spawn_gateway(
+        |_| {},
+        None,
+        |local| {
+            local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
+                .connections(local.app.connections.clone())
+                .push(Arc::new(local.push.clone()))
+                .build()
+                .unwrap();
+        },
+    )
+    .await;
+    assert!(t.local.app.tickets.is_none());
+    t
+}
+
+/// The handshake reads no database: the ticket carries the person, the session it was fetched
+/// with and their name. A logout marks the session ended before it revokes it, so a ticket
+/// fetched even in between is refused; and a ticket never outlives its session. The same with
+/// tickets in memory (`mathia-local`) and in Redis (the functions).
 #[tokio::test]
 async fn a_ticket_carries_its_session_and_never_outlives_it() {
+    let in_memory = TestApp::spawn().await;
+    assert!(in_memory.local.app.tickets.is_some(), "mathia-local keeps tickets in memory");
+    for t in [in_memory, spawn_with_tickets_in_redis().await] {
+        let ana = t.register("Ana").await;
+        let room = t.create_room(&ana, "tickets").await;
+        let (_a, joined) = t.ws_in_room(&ana, room.id).await;
+        assert_eq!(joined["online"][0]["display_name"], "Ana", "the name came with the ticket");
+
+        // Logout's first step done, the session not yet revoked in Postgres: a ticket can still be
+        // fetched, and the handshake refuses it — as it refuses one fetched just before.
+        let other = login(&t, &ana).await;
+        let before = t.ticket(&other).await;
+        mathia::realtime::mark_session_ended(&t.local.app, &hash_hex(&other.token)).await;
+        let res = t.post(Some(&other.token), "/api/ws-ticket", json!({})).await;
+        assert_eq!(res.status(), 200, "the session is still live in Postgres");
+        let ticket = res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned();
+        assert_eq!(handshake_status(&t.ws_url(&ticket)).await, 401, "fetched while logging out");
+        assert_eq!(handshake_status(&t.ws_url(&before)).await, 401, "fetched before the logout");
+
+        // A session that ends in 2 s gets a ticket that ends with it, not 60 s later.
+        let ending = login(&t, &ana).await;
+        alter_session(&t, &ending, "expires_at = now() + interval '2 seconds'").await;
+        let res: Value = t.post(Some(&ending.token), "/api/ws-ticket", json!({})).await.json().await.unwrap();
+        let expires = res["expires_in_s"].as_u64().unwrap();
+        assert!((1..=2).contains(&expires), "expires_in_s {expires}");
+        let ticket = res["ticket"].as_str().unwrap().to_owned();
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        assert_eq!(handshake_status(&t.ws_url(&ticket)).await, 401, "the session ended before its ticket was used");
+    }
+}
+
+/// One person's flood of ticket requests costs them their own oldest tickets, never anyone
+/// else's, and the memory holds at most `Tickets::PER_PERSON` of theirs.
+#[tokio::test]
+async fn a_flood_of_tickets_drops_only_the_flooders_oldest() {
     let t = TestApp::spawn().await;
+    let (ana, ben, _) = t.ana_and_ben().await;
+    let anas = t.ticket(&ana).await;
+    let flood: Vec<String> =
+        futures::stream::iter(0..Tickets::PER_PERSON * 3).map(|_| t.ticket(&ben)).buffered(8).collect().await;
+    assert_eq!(handshake_status(&t.ws_url(&anas)).await, 101, "Ana's ticket still opens");
+    assert_eq!(handshake_status(&t.ws_url(&flood[0])).await, 401, "Ben's oldest was dropped");
+    assert_eq!(handshake_status(&t.ws_url(flood.last().unwrap())).await, 101, "Ben's newest opens");
+    assert_eq!(handshake_status(&t.ws_url(flood.last().unwrap())).await, 401, "once");
+}
+
+/// Tickets in memory need no Redis: with Redis unreachable `mathia-local` still opens sockets,
+/// where tickets kept in Redis are refused with 503 (`unavailable`) and nothing opens.
+#[tokio::test]
+async fn tickets_in_memory_open_sockets_while_redis_is_unreachable() {
+    let unreachable = |c: &mut mathia::Config| c.redis_url = "redis://127.0.0.1:1".into();
+    let t = TestApp::spawn_with(unreachable).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "no redis").await;
+    let (mut ws, joined) = t.ws_in_room(&ana, room.id).await;
+    assert_eq!(joined["online"][0]["display_name"], "Ana");
+    ws.assert_alive().await;
+
+    let t = TestApp::spawn_gateway(unreachable, None, |local| {
+        local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
+            .connections(local.app.connections.clone())
+            .push(Arc::new(local.push.clone()))
+            .build()
+            .unwrap();
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let res = t.post(Some(&ana.token), "/api/ws-ticket", json!({})).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "unavailable");
+}
+
+/// Tickets kept in Redis: one an older build stored (no name) still opens, checked in Postgres,
+/// and carries the name from there; one whose session was revoked there is refused.
+#[tokio::test]
+async fn a_ticket_an_older_build_stored_is_checked_in_postgres() {
+    let t = spawn_with_tickets_in_redis().await;
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "tickets").await;
-    let (_a, joined) = t.ws_in_room(&ana, room.id).await;
-    assert_eq!(joined["online"][0]["display_name"], "Ana", "the name came with the ticket");
-
-    // Logout's first step done, the session not yet revoked in Postgres: a ticket can still be
-    // fetched, and the handshake refuses it.
-    let other = login(&t, &ana).await;
-    let session = hash_hex(&other.token);
-    t.local.app.redis.end_session_tickets(&session, Duration::from_secs(120)).await.unwrap();
-    let res = t.post(Some(&other.token), "/api/ws-ticket", json!({})).await;
-    assert_eq!(res.status(), 200, "the session is still live in Postgres");
-    let ticket = res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned();
-    assert_eq!(handshake_status(&t.ws_url(&ticket)).await, 401, "fetched while logging out");
-
-    // A session that ends in 2 s gets a ticket that ends with it, not 60 s later.
-    let ending = login(&t, &ana).await;
-    alter_session(&t, &ending, "expires_at = now() + interval '2 seconds'").await;
-    let res: Value = t.post(Some(&ending.token), "/api/ws-ticket", json!({})).await.json().await.unwrap();
-    let expires = res["expires_in_s"].as_u64().unwrap();
-    assert!((1..=2).contains(&expires), "expires_in_s {expires}");
-    let ticket = res["ticket"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(handshake_status(&t.ws_url(&ticket)).await, 401, "the session ended before its ticket was used");
-
-    // A ticket an older build stored (no name) still opens, checked in Postgres, and carries the
-    // name from there; one whose session was revoked there is refused.
     let old_shape = |token: &str| format!("{} {}", ana.id, hash_hex(token));
     let live = login(&t, &ana).await;
     put_raw_ticket(&t, "old-live", &old_shape(&live.token)).await;
@@ -337,9 +410,7 @@ async fn health_reports_both_stores() {
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "still works").await;
     assert_eq!(room.name, "still works");
-    let res = t.post(Some(&ana.token), "/api/ws-ticket", json!({})).await;
-    assert_eq!(res.status(), 503);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "unavailable");
+    // Sockets too (tickets in memory): `tickets_in_memory_open_sockets_while_redis_is_unreachable`.
 }
 
 #[tokio::test]

@@ -137,15 +137,15 @@ async fn a_remembered_session_still_expires() {
 }
 
 /// A Lambda function shares its database and Redis with every other instance: a logout in one
-/// would not reach another's memory, nor would one's rate window count another's messages, so
-/// none keeps either in memory.
+/// would not reach another's memory, nor would one's rate window count another's messages, nor
+/// would a ticket issued by one be found by another: none keeps any of them in memory.
 #[tokio::test]
 async fn functions_that_share_a_database_do_not_remember_sessions() {
     let db_name = format!("mathia_test_{}", Uuid::new_v4().simple());
     let mut config = mathia::Config::for_database(&format!("{}/{db_name}", postgres_base()), rand::random());
     config.redis_url = redis_url();
     let app = mathia::wiring::lambda_app(config).await.expect("a function's app");
-    assert!(app.sessions.is_none() && app.rate_windows.is_none(), "nothing kept in memory");
+    assert!(app.sessions.is_none() && app.rate_windows.is_none() && app.tickets.is_none(), "nothing kept in memory");
     app.db.close().await;
     crate::helpers::drop_database(db_name);
 }

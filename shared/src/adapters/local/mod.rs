@@ -1,6 +1,6 @@
 //! In-process adapters used by `mathia-local` and tests: sockets held in this process, the
-//! connection registry in memory, queues on channels, live sessions remembered, rate windows, and
-//! a clock that tests can move.
+//! connection registry in memory, queues on channels, live sessions remembered, rate windows,
+//! socket tickets, and a clock that tests can move.
 
 mod clock;
 mod connections;
@@ -9,6 +9,7 @@ mod push;
 mod queue;
 mod rate;
 mod sessions;
+mod tickets;
 
 pub use clock::ManualClock;
 pub use connections::InMemoryConnections;
@@ -17,3 +18,4 @@ pub use push::{CloseReason, LocalPush, SocketOutbox};
 pub use queue::{LocalQueue, LocalQueueReceivers, QueuedJob};
 pub use rate::RateWindows;
 pub use sessions::{Fill, Lookup, SessionCache};
+pub use tickets::Tickets;

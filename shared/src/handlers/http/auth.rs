@@ -32,7 +32,7 @@ use crate::{
     },
     app::{App, HashSlots},
     domain::{DisplayName, Email, Password, User},
-    realtime::{end_session, mark_session_ended},
+    realtime::{end_session, issue_ticket, mark_session_ended},
     sessions,
     tokens::{hash_hex, random_token},
 };
@@ -249,10 +249,11 @@ pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusC
 
 /// `POST /api/ws-ticket`: a one-time ticket to open the WebSocket with, valid for 60 s (less when
 /// the session ends sooner). It carries the user, the session and the display name, so the
-/// handshake checks it in Redis alone.
+/// handshake reads no database: `mathia-local` keeps it in memory, the functions in Redis
+/// (`realtime::issue_ticket`).
 #[utoipa::path(post, path = "/api/ws-ticket", tag = "realtime",
     responses((status = 200, description = "`{ticket, expires_in_s}`: one-time, 60 s or until the session ends"),
-              (status = 503, description = "Redis is down")))]
+              (status = 503, description = "Redis is down, where tickets are kept there")))]
 pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let session_left = (auth.session_expires_at - app.clock.now()).to_std().unwrap_or_default();
     let ttl = app.config.ticket_ttl.min(session_left);
@@ -262,7 +263,7 @@ pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json
     let ticket = random_token();
     let carried =
         SocketTicket { user_id: auth.user.id, session: hash_hex(&auth.token), display_name: auth.user.display_name };
-    app.redis.put_session_ticket(&hash_hex(&ticket), &carried, ttl).await?;
+    issue_ticket(&app, hash_hex(&ticket), carried, ttl).await?;
     Ok(Json(json!({ "ticket": ticket, "expires_in_s": ttl.as_secs_f64().ceil() as u64 })))
 }
 
