@@ -111,25 +111,6 @@ async fn tickets_are_one_time_and_expire() {
     assert_eq!(handshake_status(&t.ws_url(&stale)).await, 401, "expired");
 }
 
-/// A gateway whose app keeps socket tickets in Redis, as the functions and the emulated gateways
-/// do (built without `sole_process`); `TestApp::spawn` keeps them in memory, as `mathia-local`.
-async fn spawn_with_tickets_in_redis() -> TestApp {
-    let t = TestApp::spawn_gateway(
-        |_| {},
-        None,
-        |local| {
-            local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
-                .connections(local.app.connections.clone())
-                .push(Arc::new(local.push.clone()))
-                .build()
-                .unwrap();
-        },
-    )
-    .await;
-    assert!(t.local.app.tickets.is_none());
-    t
-}
-
 /// The handshake reads no database: the ticket carries the person, the session it was fetched
 /// with and their name. A logout marks the session ended before it revokes it, so a ticket
 /// fetched even in between is refused; and a ticket never outlives its session. The same with
@@ -138,7 +119,7 @@ async fn spawn_with_tickets_in_redis() -> TestApp {
 async fn a_ticket_carries_its_session_and_never_outlives_it() {
     let in_memory = TestApp::spawn().await;
     assert!(in_memory.local.app.tickets.is_some(), "mathia-local keeps tickets in memory");
-    for t in [in_memory, spawn_with_tickets_in_redis().await] {
+    for t in [in_memory, TestApp::spawn_with_tickets_in_redis().await] {
         let ana = t.register("Ana").await;
         let room = t.create_room(&ana, "tickets").await;
         let (_a, joined) = t.ws_in_room(&ana, room.id).await;
@@ -212,7 +193,7 @@ async fn tickets_in_memory_open_sockets_while_redis_is_unreachable() {
 /// and carries the name from there; one whose session was revoked there is refused.
 #[tokio::test]
 async fn a_ticket_an_older_build_stored_is_checked_in_postgres() {
-    let t = spawn_with_tickets_in_redis().await;
+    let t = TestApp::spawn_with_tickets_in_redis().await;
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "tickets").await;
     let old_shape = |token: &str| format!("{} {}", ana.id, hash_hex(token));

@@ -236,6 +236,26 @@ impl TestApp {
         Self::serve(local, db_name).await
     }
 
+    /// An app that keeps socket tickets in Redis, as the functions and the emulated gateways do
+    /// (built without `sole_process`), so a ticket it issues can be taken by a function binary;
+    /// `spawn` keeps them in memory, as `mathia-local`.
+    pub async fn spawn_with_tickets_in_redis() -> Self {
+        let t = Self::spawn_gateway(
+            |_| {},
+            None,
+            |local| {
+                local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
+                    .connections(local.app.connections.clone())
+                    .push(std::sync::Arc::new(local.push.clone()))
+                    .build()
+                    .unwrap();
+            },
+        )
+        .await;
+        assert!(t.local.app.tickets.is_none());
+        t
+    }
+
     pub async fn serve(local: Local, db_name: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

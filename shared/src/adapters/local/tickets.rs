@@ -79,7 +79,7 @@ impl Tickets {
     /// Untaken tickets one person may hold: each browser tab takes its ticket within a round
     /// trip, so only a flood comes near it.
     pub const PER_PERSON: usize = 64;
-    /// Untaken tickets in all (about 200 bytes each).
+    /// Untaken tickets in all (a few hundred bytes each).
     pub const AT_MOST: usize = 100_000;
 
     pub fn new(per_person: usize, capacity: usize) -> Self {
