@@ -1,7 +1,8 @@
 //! Redis: short-lived, high-churn state — login and typing throttles, moderation buffers, and
 //! where several processes share them (the Lambda functions) one-time WebSocket tickets and the
-//! message rate limit (`mathia-local` keeps those two in memory). Connected lazily and reconnected by the connection manager, so Mathia
-//! starts and serves HTTP while Redis is down; every call then fails fast with `RedisDown`.
+//! message rate limit (`mathia-local` keeps those two in memory). Connected lazily and
+//! reconnected by the connection manager, so Mathia starts and serves HTTP while Redis is down;
+//! every call then fails fast with `RedisDown`.
 
 use std::time::Duration;
 
