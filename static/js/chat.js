@@ -193,7 +193,20 @@ export function showRoom(room) {
   renderReplyBanner();
   renderUploads();
   renderAll({ scroll: 'bottom' });
-  if (window.matchMedia('(min-width: 769px)').matches && !$('composer').disabled) $('composer').focus();
+  if (window.matchMedia('(min-width: 769px)').matches && !$('composer').disabled && !typingElsewhere()) {
+    $('composer').focus();
+  }
+}
+
+/**
+ * True while focus is in a text field outside the composer: a room that opens (or is shown again)
+ * must not take the keystrokes of someone typing a room name, an invite code or a search.
+ */
+function typingElsewhere() {
+  const el = document.activeElement;
+  if (!el || el === $('composer')) return false;
+  if (el.isContentEditable || el.tagName === 'TEXTAREA') return true;
+  return el.tagName === 'INPUT' && !['button', 'submit', 'reset', 'checkbox', 'radio', 'file'].includes(el.type);
 }
 
 /**

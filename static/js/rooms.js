@@ -201,6 +201,7 @@ async function createRoom(event) {
     if (workspaceId && !$('new-room-workspace-field').hidden) body.workspace_id = workspaceId;
     const room = await post('/api/rooms', body);
     input.value = '';
+    input.blur(); // the new room's composer takes the focus
     addRoom(room);
     selectRoom(room.id);
   } catch (err) {
@@ -315,6 +316,7 @@ async function joinWithCode(event) {
   try {
     const room = await post(`/api/invites/${encodeURIComponent(code)}/accept`);
     input.value = '';
+    input.blur(); // the room's composer takes the focus
     addRoom(room);
     session.refresh().catch(() => {}); // the room may be in a workspace new to us
     selectRoom(room.id);
