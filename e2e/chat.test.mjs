@@ -66,6 +66,29 @@ describe('Mathia chat core', () => {
     });
   });
 
+  step('a room that opens while A types a room name leaves her keystrokes in that field', async () => {
+    const field = pageA.getByTestId('new-room-name');
+    await field.click();
+    await pageA.keyboard.type('half a na');
+    // Opened by the app, not by a click that moves the focus: as when the first room finishes
+    // opening after sign-in while she is already typing.
+    await pageA.evaluate(() => {
+      const items = [...document.querySelectorAll('[data-testid="room-item"]')];
+      items.find((item) => item.getAttribute('aria-current') !== 'true').click();
+    });
+    await eventually(async () => (await pageA.getByTestId('room-title').textContent()) !== roomName, {
+      what: 'the other room opens',
+    });
+    await pageA.keyboard.type('me');
+    assert.equal(await field.inputValue(), 'half a name', 'every keystroke stayed in the room-name field');
+    assert.equal(await pageA.getByTestId('composer').inputValue(), '', 'none went to the composer');
+    await field.fill('');
+    await pageA.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`).click();
+    await eventually(async () => (await pageA.getByTestId('room-title').textContent()) === roomName, {
+      what: 'A is back in her room',
+    });
+  });
+
   step('A gets an invite link', async () => {
     await pageA.getByTestId('invite-button').click();
     inviteLink = await eventually(
