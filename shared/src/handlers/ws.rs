@@ -36,8 +36,8 @@ pub enum ConnectError {
 
 /// `$connect`: spends the one-time ticket and registers the connection, with the session the
 /// ticket was fetched with (a logout closes that session's sockets). A ticket whose session has
-/// ended since is refused: by its logout's mark (`realtime::take_ticket`), by the ticket's own expiry (never past the
-/// session's) for the session's end. The ticket carries the display name, so a handshake reads
+/// ended since is refused: by its logout's mark (`realtime::take_ticket`), by the ticket's own
+/// expiry (never past the session's) for the session's end. The ticket carries the display name, so a handshake reads
 /// no database; only a ticket an older build stored is checked in Postgres.
 #[tracing::instrument(level = "debug", skip(app, ticket), fields(%connection))]
 pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&str>) -> Result<(), ConnectError> {

@@ -119,7 +119,7 @@ async fn tickets_are_one_time_and_expire() {
 async fn a_ticket_carries_its_session_and_never_outlives_it() {
     let in_memory = TestApp::spawn().await;
     assert!(in_memory.local.app.tickets.is_some(), "mathia-local keeps tickets in memory");
-    for t in [in_memory, TestApp::spawn_with_tickets_in_redis().await] {
+    for t in [in_memory, TestApp::spawn_with_tickets_in_redis(|_| {}).await] {
         let ana = t.register("Ana").await;
         let room = t.create_room(&ana, "tickets").await;
         let (_a, joined) = t.ws_in_room(&ana, room.id).await;
@@ -175,14 +175,7 @@ async fn tickets_in_memory_open_sockets_while_redis_is_unreachable() {
     assert_eq!(joined["online"][0]["display_name"], "Ana");
     ws.assert_alive().await;
 
-    let t = TestApp::spawn_gateway(unreachable, None, |local| {
-        local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
-            .connections(local.app.connections.clone())
-            .push(Arc::new(local.push.clone()))
-            .build()
-            .unwrap();
-    })
-    .await;
+    let t = TestApp::spawn_with_tickets_in_redis(unreachable).await;
     let ana = t.register("Ana").await;
     let res = t.post(Some(&ana.token), "/api/ws-ticket", json!({})).await;
     assert_eq!(res.status(), 503);
@@ -193,7 +186,7 @@ async fn tickets_in_memory_open_sockets_while_redis_is_unreachable() {
 /// and carries the name from there; one whose session was revoked there is refused.
 #[tokio::test]
 async fn a_ticket_an_older_build_stored_is_checked_in_postgres() {
-    let t = TestApp::spawn_with_tickets_in_redis().await;
+    let t = TestApp::spawn_with_tickets_in_redis(|_| {}).await;
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "tickets").await;
     let old_shape = |token: &str| format!("{} {}", ana.id, hash_hex(token));

@@ -238,19 +238,15 @@ impl TestApp {
 
     /// An app that keeps socket tickets in Redis, as the functions and the emulated gateways do
     /// (built without `sole_process`), so a ticket it issues can be taken by a function binary;
-    /// `spawn` keeps them in memory, as `mathia-local`.
-    pub async fn spawn_with_tickets_in_redis() -> Self {
-        let t = Self::spawn_gateway(
-            |_| {},
-            None,
-            |local| {
-                local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
-                    .connections(local.app.connections.clone())
-                    .push(std::sync::Arc::new(local.push.clone()))
-                    .build()
-                    .unwrap();
-            },
-        )
+    /// `spawn` keeps them in memory, as `mathia-local`. `tweak` changes the config first.
+    pub async fn spawn_with_tickets_in_redis(tweak: impl FnOnce(&mut Config)) -> Self {
+        let t = Self::spawn_gateway(tweak, None, |local| {
+            local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
+                .connections(local.app.connections.clone())
+                .push(std::sync::Arc::new(local.push.clone()))
+                .build()
+                .unwrap();
+        })
         .await;
         assert!(t.local.app.tickets.is_none());
         t

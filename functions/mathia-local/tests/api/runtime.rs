@@ -166,7 +166,7 @@ fn posted_types(posted: &mut mpsc::UnboundedReceiver<(String, Value)>) -> Vec<(S
 #[tokio::test]
 async fn the_websocket_functions_register_deliver_store_and_unregister() {
     // Tickets issued into Redis, where the ws-connect function takes them.
-    let t = TestApp::spawn_with_tickets_in_redis().await;
+    let t = TestApp::spawn_with_tickets_in_redis(|_| {}).await;
     let ana = t.register("Ana").await;
     let ben = t.register("Ben").await;
     let room = t.create_room(&ana, "general").await;
