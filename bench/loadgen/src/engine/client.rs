@@ -3,12 +3,14 @@
 //! ticket, new socket, join again) when the socket drops, if asked to.
 
 use std::{
+    borrow::Cow,
     sync::{Arc, Mutex, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
@@ -32,32 +34,31 @@ pub(super) struct ClientCtx {
     pub(super) reconnect: bool,
 }
 
+/// A frame, read without copying: `message` is kept as raw JSON and parsed only for
+/// `new_message` (as [`InMsg`], two fields) or `error` (a string). Parsing it into an untagged
+/// enum buffered every delivered message whole, every field of it, before choosing.
 #[derive(Deserialize)]
-struct Incoming {
-    #[serde(rename = "type")]
-    ty: String,
+struct Incoming<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
     room_id: Option<Uuid>,
     /// A stored message in `new_message`, a human text in `error`.
-    message: Option<MsgOrText>,
-    client_msg_id: Option<String>,
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow)]
+    client_msg_id: Option<Cow<'a, str>>,
     message_id: Option<Uuid>,
-    code: Option<String>,
-    #[serde(rename = "ref")]
-    reference: Option<String>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(rename = "ref", borrow)]
+    reference: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum MsgOrText {
-    Msg(InMsg),
-    #[allow(dead_code)]
-    Text(String),
-}
-
-#[derive(Deserialize)]
-struct InMsg {
+struct InMsg<'a> {
     seq: i64,
-    client_msg_id: Option<String>,
+    #[serde(borrow)]
+    client_msg_id: Option<Cow<'a, str>>,
 }
 
 /// `b<step>:<send_ns>:…` → (step, send_ns).
@@ -187,9 +188,9 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seqs: &mut [i64]) {
         sh.count_error("unparsable_frame");
         return;
     };
-    match f.ty.as_str() {
+    match &*f.ty {
         "new_message" => {
-            let Some(MsgOrText::Msg(msg)) = f.message else {
+            let Some(Ok(msg)) = f.message.map(|m| serde_json::from_str::<InMsg>(m.get())) else {
                 return;
             };
             // Order is per room: the socket's place in the room this message is for.
@@ -243,8 +244,8 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seqs: &mut [i64]) {
         "error" => {
             sh.errors.fetch_add(1, Relaxed);
             sh.count_error(f.code.as_deref().unwrap_or("unknown"));
-            if let Some(MsgOrText::Text(text)) = &f.message {
-                sh.sample_error(f.code.as_deref().unwrap_or("unknown"), text);
+            if let Some(Ok(text)) = f.message.map(|m| serde_json::from_str::<String>(m.get())) {
+                sh.sample_error(f.code.as_deref().unwrap_or("unknown"), &text);
             }
             if let Some(step) = f.reference.as_deref().and_then(parse_cmid).map(|(step, _)| step) {
                 sh.step(step).errors.fetch_add(1, Relaxed);
