@@ -4,6 +4,8 @@
 //! reconnected by the connection manager, so Mathia starts and serves HTTP while Redis is down;
 //! every call then fails fast with `RedisDown`.
 
+mod moderation_pushes;
+
 use std::time::Duration;
 
 use redis::{
@@ -13,7 +15,7 @@ use redis::{
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("Redis is unavailable: {0}")]
 pub struct RedisDown(String);
 
@@ -173,6 +175,8 @@ pub struct RedisStore {
     take_batch: Script,
     frame_budget: Script,
     take_ticket: Script,
+    /// Moderation-buffer pushes waiting for the one on the wire.
+    moderation_pushes: moderation_pushes::Pushes,
 }
 
 impl RedisStore {
@@ -186,6 +190,7 @@ impl RedisStore {
             take_batch: Script::new(TAKE_BATCH_LUA),
             frame_budget: Script::new(FRAME_BUDGET_LUA),
             take_ticket: Script::new(TAKE_TICKET_LUA),
+            moderation_pushes: moderation_pushes::Pushes::default(),
         })
     }
 
@@ -390,26 +395,17 @@ impl RedisStore {
         Ok(conn.exists(key).await?)
     }
 
-    /// Adds a message to a room's moderation buffer; answers the buffer's length.
+    /// Adds a message to a room's moderation buffer; answers the buffer's length just after it.
+    /// Pushes made while another is on the wire go together, in one pipeline
+    /// (`moderation_pushes`).
     pub async fn buffer_for_moderation(
         &self,
         room_id: Uuid,
         message_id: Uuid,
         now_ms: i64,
     ) -> Result<usize, RedisDown> {
-        let (list, index) = (self.key(&format!("mod:buf:{room_id}")), self.key("mod:rooms"));
-        let mut conn = self.conn().await?;
-        let (len, _): (usize, i64) = redis::pipe()
-            .atomic()
-            .rpush(&list, message_id.to_string())
-            .cmd("ZADD")
-            .arg(&index)
-            .arg("NX")
-            .arg(now_ms)
-            .arg(room_id.to_string())
-            .query_async(&mut conn)
-            .await?;
-        Ok(len)
+        let keys = moderation_pushes::Keys { prefix: &self.prefix };
+        self.moderation_pushes.push(room_id, message_id, now_ms, keys, || self.conn()).await
     }
 
     /// Takes up to `max` buffered message ids of a room (all when `max` is 0), atomically: two
