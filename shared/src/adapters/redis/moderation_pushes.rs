@@ -7,7 +7,8 @@
 //! finds its answer ready or takes the one permit and sends whatever is queued. The round trip
 //! runs in a task of its own that answers everyone before giving the permit back, so a caller
 //! that gives up midway strands nobody, and a caller that gets the permit with nothing queued
-//! already has its answer.
+//! already has its answer. Should that task die unanswered, its callers get an error and
+//! moderate their messages on their own, as when Redis is down.
 
 use std::sync::{Arc, Mutex};
 
@@ -73,19 +74,21 @@ impl Pushes {
                 answer = &mut answer => return answer.unwrap_or_else(|_| Err(lost())),
                 permit = self.in_flight.clone().acquire_owned() => {
                     let permit = permit.expect("the semaphore is never closed");
-                    let batch = {
-                        let mut queued = self.queued.lock().expect("moderation pushes");
-                        let n = queued.len().min(MAX_PUSHES);
-                        queued.drain(..n).collect::<Vec<_>>()
-                    };
-                    if batch.is_empty() {
+                    if self.queued.lock().expect("moderation pushes").is_empty() {
                         // Another caller's pipeline carried this push, and answered it before
                         // giving the permit back.
                         drop(permit);
                         return answer.await.unwrap_or_else(|_| Err(lost()));
                     }
-                    let pipe = pipeline(&keys, &batch);
+                    // Only the permit's holder takes from the queue, so it is not empty after the
+                    // connection either; a caller that gives up while connecting took nothing.
                     let conn = conn().await;
+                    let batch = {
+                        let mut queued = self.queued.lock().expect("moderation pushes");
+                        let n = queued.len().min(MAX_PUSHES);
+                        queued.drain(..n).collect::<Vec<_>>()
+                    };
+                    let pipe = pipeline(&keys, &batch);
                     tokio::spawn(async move {
                         let lengths: Result<Vec<usize>, RedisDown> = match conn {
                             Ok(mut conn) => pipe.query_async(&mut conn).await.map_err(RedisDown::from),
