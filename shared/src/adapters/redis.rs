@@ -198,6 +198,11 @@ impl RedisStore {
         format!("{}{}", self.prefix, suffix)
     }
 
+    /// The moderation buffers' key names, written once (`moderation_pushes::Keys`).
+    fn moderation_keys(&self) -> moderation_pushes::Keys<'_> {
+        moderation_pushes::Keys { prefix: &self.prefix }
+    }
+
     async fn conn(&self) -> Result<ConnectionManager, RedisDown> {
         let conn = self
             .conn
@@ -404,8 +409,7 @@ impl RedisStore {
         message_id: Uuid,
         now_ms: i64,
     ) -> Result<usize, RedisDown> {
-        let keys = moderation_pushes::Keys { prefix: &self.prefix };
-        self.moderation_pushes.push(room_id, message_id, now_ms, keys, || self.conn()).await
+        self.moderation_pushes.push(room_id, message_id, now_ms, self.moderation_keys(), || self.conn()).await
     }
 
     /// Takes up to `max` buffered message ids of a room (all when `max` is 0), atomically: two
@@ -414,8 +418,8 @@ impl RedisStore {
         let mut conn = self.conn().await?;
         let ids: Vec<String> = self
             .take_batch
-            .key(self.key(&format!("mod:buf:{room_id}")))
-            .key(self.key("mod:rooms"))
+            .key(self.moderation_keys().list(room_id))
+            .key(self.moderation_keys().index())
             .arg(room_id.to_string())
             .arg(max)
             .arg(now_ms)
@@ -430,7 +434,8 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let (list, index) = (self.key(&format!("mod:buf:{room_id}")), self.key("mod:rooms"));
+        let keys = self.moderation_keys();
+        let (list, index) = (keys.list(room_id), keys.index());
         let mut conn = self.conn().await?;
         let front_first: Vec<String> = ids.iter().rev().map(Uuid::to_string).collect();
         let _: () = redis::pipe()
@@ -450,7 +455,7 @@ impl RedisStore {
 
     /// Rooms whose oldest buffered message waited since before `cutoff_ms`.
     pub async fn stale_moderation_rooms(&self, cutoff_ms: i64) -> Result<Vec<Uuid>, RedisDown> {
-        let index = self.key("mod:rooms");
+        let index = self.moderation_keys().index();
         let mut conn = self.conn().await?;
         let rooms: Vec<String> = conn.zrangebyscore(index, "-inf", cutoff_ms).await?;
         Ok(rooms.iter().filter_map(|r| r.parse().ok()).collect())

@@ -42,17 +42,18 @@ impl Default for Pushes {
     }
 }
 
-/// What a pipeline needs, made by the caller that sends it.
+/// The names of the moderation keys under a prefix: each room's buffer (a list of message ids)
+/// and the index of rooms waiting, scored by when their oldest buffered message came.
 pub(super) struct Keys<'a> {
     pub prefix: &'a str,
 }
 
 impl Keys<'_> {
-    fn list(&self, room_id: Uuid) -> String {
+    pub(super) fn list(&self, room_id: Uuid) -> String {
         format!("{}mod:buf:{room_id}", self.prefix)
     }
 
-    fn index(&self) -> String {
+    pub(super) fn index(&self) -> String {
         format!("{}mod:rooms", self.prefix)
     }
 }
@@ -121,16 +122,14 @@ fn pipeline(keys: &Keys<'_>, batch: &[Push]) -> redis::Pipeline {
 }
 
 fn answer_all(batch: Vec<Push>, lengths: Result<Vec<usize>, RedisDown>) {
+    let lengths = lengths.and_then(|lengths| match lengths.len() == batch.len() {
+        true => Ok(lengths),
+        false => Err(RedisDown(format!("{} replies to {} moderation pushes", lengths.len(), batch.len()))),
+    });
     match lengths {
-        Ok(lengths) if lengths.len() == batch.len() => {
+        Ok(lengths) => {
             for (p, len) in batch.into_iter().zip(lengths) {
                 let _ = p.done.send(Ok(len));
-            }
-        }
-        Ok(lengths) => {
-            let e = RedisDown(format!("{} replies to {} moderation pushes", lengths.len(), batch.len()));
-            for p in batch {
-                let _ = p.done.send(Err(e.clone()));
             }
         }
         Err(e) => {
@@ -172,6 +171,14 @@ mod tests {
         format!("mathia-test-{}:", Uuid::new_v4())
     }
 
+    /// Deletes the buffers of `rooms` and the index under `prefix`.
+    async fn clean_up(prefix: &str, rooms: &[Uuid]) {
+        let keys = Keys { prefix };
+        let mut names: Vec<String> = rooms.iter().map(|room| keys.list(*room)).collect();
+        names.push(keys.index());
+        let _: () = connect().await.unwrap().del(names).await.unwrap();
+    }
+
     #[tokio::test]
     async fn pushes_made_together_share_round_trips_and_each_gets_its_own_length() {
         let (pushes, prefix, pipelines) = (Arc::new(Pushes::default()), prefix(), Arc::new(AtomicUsize::new(0)));
@@ -211,11 +218,7 @@ mod tests {
         }
         let sent = pipelines.load(Ordering::SeqCst);
         assert!(sent < 300, "300 pushes at once took {sent} round trips");
-
-        let _: () = redis.del(&[keys.index()]).await.unwrap();
-        for room in rooms {
-            let _: () = redis.del(keys.list(room)).await.unwrap();
-        }
+        clean_up(&prefix, &rooms).await;
     }
 
     #[tokio::test]
@@ -236,9 +239,7 @@ mod tests {
         // Nothing is left holding the permit or the queue.
         let len = pushes.push(room, Uuid::new_v4(), 2, Keys { prefix: &prefix }, connect).await.unwrap();
         assert_eq!(len, 1, "only the push made once Redis is back is in the buffer");
-        let mut redis = connect().await.unwrap();
-        let keys = Keys { prefix: &prefix };
-        let _: () = redis.del(&[keys.list(room), keys.index()]).await.unwrap();
+        clean_up(&prefix, &[room]).await;
     }
 
     #[tokio::test]
@@ -269,8 +270,6 @@ mod tests {
             }
         }
         assert_eq!(kept, 66);
-        let keys = Keys { prefix: &prefix };
-        let mut redis = connect().await.unwrap();
-        let _: () = redis.del(&[keys.list(room), keys.index()]).await.unwrap();
+        clean_up(&prefix, &[room]).await;
     }
 }
