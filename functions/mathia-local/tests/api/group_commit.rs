@@ -146,6 +146,48 @@ async fn one_batch_answers_each_message_on_its_own() {
     assert_eq!(room_seq, 4);
 }
 
+/// The moderation read stays prepared: a connection plans it once. The plan it caches while
+/// `messages` is nearly empty must not be a scan of the whole table once the table has grown.
+#[tokio::test]
+async fn the_moderation_read_never_scans_the_whole_table() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "a").await;
+    let mut conn = app.db.acquire().await.unwrap();
+    let read = "SELECT id FROM messages_to_moderate($1)";
+    // Enough calls on a table of no user message for Postgres to settle on one cached plan.
+    for _ in 0..8 {
+        let none: Vec<Uuid> = sqlx::query_scalar(read).bind(vec![Uuid::new_v4()]).fetch_all(&mut *conn).await.unwrap();
+        assert!(none.is_empty());
+    }
+    let drafts: Vec<NewMessage> = (0..300).map(|i| draft(room.id, ana.id, "hello there", &i.to_string())).collect();
+    let stored = messages::store(&app.db, &app.keyring, &drafts).await.unwrap();
+    let ids: Vec<Uuid> = stored[..3]
+        .iter()
+        .map(|s| match s {
+            Stored::New(m) => m.id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    let mut found: Vec<Uuid> = sqlx::query_scalar(read).bind(&ids).fetch_all(&mut *conn).await.unwrap();
+    let (seq_scans, index_scans): (i64, i64) = sqlx::query_as(
+        "SELECT seq_scan, COALESCE(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relname = 'messages'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    found.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(seq_scans, 0, "the cached plan scanned the whole table");
+    assert!(index_scans > 0);
+}
+
 #[tokio::test]
 async fn the_same_message_twice_in_one_batch_is_stored_once() {
     let t = TestApp::spawn().await;

@@ -226,16 +226,14 @@ pub async fn to_moderate(
     }
     // By id alone, and the room checked here: with `room_id = $1` in the query, Postgres may
     // AND the primary key with a scan of the room's whole history (it did, on a busy room whose
-    // statistics were behind), which costs more the longer the room lives.
-    // Not kept prepared, so it is planned for the table as it is now: the worker first runs it
-    // while `messages` is nearly empty, and a plan cached then (a sequential scan) took 12 ms a
-    // batch once the table had grown.
+    // statistics were behind), which costs more the longer the room lives. The read is a
+    // function (migration 0018) so that it stays prepared without ever caching a sequential
+    // scan made while `messages` was nearly empty.
     let rows: Vec<ModerationRow> = sqlx::query_as(
-        "SELECT id, room_id, seq, author_id, key_version, nonce, ciphertext FROM messages
-         WHERE id = ANY($1) AND kind = 'user' AND deleted_at IS NULL ORDER BY room_id, seq",
+        "SELECT id, room_id, seq, author_id, key_version, nonce, ciphertext FROM messages_to_moderate($1)
+         ORDER BY room_id, seq",
     )
     .bind(ids)
-    .persistent(false)
     .fetch_all(db)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
