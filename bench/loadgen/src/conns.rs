@@ -157,10 +157,57 @@ pub struct IdleOpts {
     pub connections: usize,
     pub users: usize,
     pub rooms: usize,
+    /// Messages posted to each room first (`history_bytes` each).
+    pub history: usize,
+    pub history_bytes: usize,
     pub hold: Duration,
     pub concurrency: usize,
     pub setup_concurrency: usize,
     pub server_pid: Option<u32>,
+}
+
+/// Posts `n` messages of `bytes` to each room, through one socket of the room's first user,
+/// and waits for every `ack`.
+async fn post_history(api: &Api, users: &[(Session, Option<Uuid>)], n: usize, bytes: usize) -> Result<()> {
+    let mut rooms: Vec<(&Session, Uuid)> = Vec::new();
+    for (s, room) in users {
+        if let Some(room) = room
+            && !rooms.iter().any(|(_, r)| r == room)
+        {
+            rooms.push((s, *room));
+        }
+    }
+    eprintln!("setup: posting {n} messages of {bytes} bytes to each of {} rooms…", rooms.len());
+    let body = util::padding(bytes);
+    let timings = Mutex::new(Timings::new());
+    for (s, room) in rooms {
+        let mut ws = open_one(api, s, Some(room), &timings).await?;
+        for k in 0..n {
+            let frame =
+                json!({ "action": "new_message", "room_id": room, "body": body, "client_msg_id": format!("h{k}") });
+            ws.feed(tokio_tungstenite::tungstenite::Message::text(frame.to_string())).await.map_err(api::ws_error)?;
+        }
+        ws.flush().await.map_err(api::ws_error)?;
+        let mut acked = 0;
+        let wait = async {
+            while acked < n {
+                let Some(msg) = ws.next().await else { return Err(Error::new("ws_closed", "closed before the acks")) };
+                let tokio_tungstenite::tungstenite::Message::Text(text) = msg.map_err(api::ws_error)? else { continue };
+                let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                match v["type"].as_str() {
+                    Some("ack") => acked += 1,
+                    Some("error") => {
+                        return Err(Error::new("ws_error", v["code"].as_str().unwrap_or("unknown").to_owned()));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(60), wait).await.map_err(|_| Error::new("timeout", "acks"))??;
+        let _ = ws.close(None).await;
+    }
+    Ok(())
 }
 
 pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
@@ -173,6 +220,9 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
         );
     }
     let users = make_users(&api, run, o.users.max(1), o.rooms, o.setup_concurrency).await?;
+    if o.history > 0 {
+        post_history(&api, &users, o.history, o.history_bytes).await?;
+    }
     let pid = o.server_pid.map(|p| p.to_string());
     let mem = || pid.as_deref().and_then(util::mem_kb);
     tokio::time::sleep(Duration::from_secs(1)).await;

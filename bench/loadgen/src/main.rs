@@ -148,6 +148,13 @@ enum Mode {
         /// With > 0, users are onboarded into that many rooms and every socket joins its user's room.
         #[arg(long, default_value_t = 0)]
         rooms: usize,
+        /// Messages posted to each room before the sockets open, so that each `room_joined`
+        /// carries a page of history (with `--rooms`).
+        #[arg(long, default_value_t = 0)]
+        history: usize,
+        /// Bytes of each of those messages' bodies.
+        #[arg(long, default_value_t = 500)]
+        history_bytes: usize,
         /// Seconds to hold the sockets open once all are connected.
         #[arg(long, default_value_t = 10.0)]
         hold: f64,
@@ -518,8 +525,9 @@ async fn run(cli: Cli) -> util::Result<bool> {
             out.emit("saturate", params, summary);
             Ok(true)
         }
-        Mode::Idle { connections, users, rooms, hold, concurrency } => {
-            let params = json!({ "connections": connections, "users": users, "rooms": rooms, "hold_s": hold, "concurrency": concurrency });
+        Mode::Idle { connections, users, rooms, history, history_bytes, hold, concurrency } => {
+            let params = json!({ "connections": connections, "users": users, "rooms": rooms, "history": history,
+                                 "history_bytes": history_bytes, "hold_s": hold, "concurrency": concurrency });
             let body = conns::idle(
                 api,
                 &run_id,
@@ -527,6 +535,8 @@ async fn run(cli: Cli) -> util::Result<bool> {
                     connections,
                     users,
                     rooms,
+                    history,
+                    history_bytes,
                     hold: Duration::from_secs_f64(hold),
                     concurrency,
                     setup_concurrency: c.setup_concurrency,
