@@ -15,6 +15,7 @@ use futures::{SinkExt, StreamExt, stream};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::{
@@ -179,20 +180,20 @@ async fn post_history(api: &Api, users: &[(Session, Option<Uuid>)], n: usize, by
     }
     eprintln!("setup: posting {n} messages of {bytes} bytes to each of {} rooms…", rooms.len());
     let body = util::padding(bytes);
-    let timings = Mutex::new(Timings::new());
     for (s, room) in rooms {
-        let mut ws = open_one(api, s, Some(room), &timings).await?;
+        // Posting needs membership, not a joined room.
+        let mut ws = api.connect(s).await?;
         for k in 0..n {
             let frame =
                 json!({ "action": "new_message", "room_id": room, "body": body, "client_msg_id": format!("h{k}") });
-            ws.feed(tokio_tungstenite::tungstenite::Message::text(frame.to_string())).await.map_err(api::ws_error)?;
+            ws.feed(Message::text(frame.to_string())).await.map_err(api::ws_error)?;
         }
         ws.flush().await.map_err(api::ws_error)?;
         let mut acked = 0;
         let wait = async {
             while acked < n {
                 let Some(msg) = ws.next().await else { return Err(Error::new("ws_closed", "closed before the acks")) };
-                let tokio_tungstenite::tungstenite::Message::Text(text) = msg.map_err(api::ws_error)? else { continue };
+                let Message::Text(text) = msg.map_err(api::ws_error)? else { continue };
                 let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
                 match v["type"].as_str() {
                     Some("ack") => acked += 1,

@@ -122,9 +122,12 @@ fn pipeline(keys: &Keys<'_>, batch: &[Push]) -> redis::Pipeline {
 }
 
 fn answer_all(batch: Vec<Push>, lengths: Result<Vec<usize>, RedisDown>) {
-    let lengths = lengths.and_then(|lengths| match lengths.len() == batch.len() {
-        true => Ok(lengths),
-        false => Err(RedisDown(format!("{} replies to {} moderation pushes", lengths.len(), batch.len()))),
+    let lengths = lengths.and_then(|lengths| {
+        if lengths.len() == batch.len() {
+            Ok(lengths)
+        } else {
+            Err(RedisDown(format!("{} replies to {} moderation pushes", lengths.len(), batch.len())))
+        }
     });
     match lengths {
         Ok(lengths) => {
