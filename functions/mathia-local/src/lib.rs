@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod emulate;
 pub mod headers;
+mod socket;
 mod workers;
 
 pub use emulate::sigv4::Expected as ManagementCredentials;
@@ -26,10 +27,7 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{
-        OriginalUri, Path, Query, State, WebSocketUpgrade,
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
-    },
+    extract::{OriginalUri, Path, Query, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
@@ -55,6 +53,10 @@ use serde::Deserialize;
 use tokio::{
     net::TcpListener,
     sync::{Semaphore, watch},
+};
+use tokio_tungstenite::tungstenite::{
+    Message, Utf8Bytes,
+    protocol::{CloseFrame, WebSocketConfig},
 };
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -271,7 +273,7 @@ struct WsParams {
 }
 
 /// `$connect`: the ticket is checked before the upgrade, so a bad one is refused with 401.
-async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, ws: WebSocketUpgrade) -> Response {
+async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, ws: socket::Upgrade) -> Response {
     let connection = ConnectionId::generate();
     match on_connect(&gw.app, &connection, params.ticket.as_deref()).await {
         Ok(()) => {}
@@ -285,14 +287,19 @@ async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, w
     }
     let cleanup = gw.clone();
     let failed_connection = connection.clone();
-    ws.max_message_size(MAX_SOCKET_MESSAGE)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_SOCKET_MESSAGE))
+        .max_frame_size(Some(MAX_SOCKET_MESSAGE))
         // tungstenite allocates and fills its whole read buffer up front (128 KiB by default)
         // for every socket; frames are small, and it grows for the rare big one.
-        .read_buffer_size(READ_BUFFER)
-        .on_failed_upgrade(move |_| {
+        .read_buffer_size(READ_BUFFER);
+    ws.on_upgrade(
+        config,
+        move || {
             tokio::spawn(async move { on_disconnect(&cleanup.app, &failed_connection).await });
-        })
-        .on_upgrade(move |socket| run_socket(gw, connection, socket))
+        },
+        move |socket| run_socket(gw, connection, socket),
+    )
 }
 
 /// Each socket's initial read buffer.
@@ -305,7 +312,7 @@ const WRITE_BATCH: usize = 64;
 /// reading waits.
 const MESSAGES_IN_FLIGHT: usize = 32;
 
-async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket) {
+async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: socket::Socket) {
     let mut outbox = gw.push.attach(connection.clone());
     let mut closing = outbox.closing();
     // A logout between the handshake and the attach above forgot the connection, and its close
@@ -336,10 +343,12 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
             let mut next = Some(first);
             let mut batched = 0;
             while let Some(frame) = next.take() {
-                if let Ok(text) = Utf8Bytes::try_from(frame.bytes().clone())
-                    && sink.feed(Message::Text(text)).await.is_err()
-                {
-                    return;
+                if let Ok(text) = Utf8Bytes::try_from(frame.bytes().clone()) {
+                    for message in socket::text_frames(text) {
+                        if sink.feed(message).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 batched += 1;
                 if batched < WRITE_BATCH {
@@ -351,7 +360,7 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
             }
         }
         let reason = outbox.close_reason().unwrap_or(CloseReason::Closed);
-        let close = CloseFrame { code: reason.code(), reason: Utf8Bytes::from_static(reason.text()) };
+        let close = CloseFrame { code: reason.code().into(), reason: Utf8Bytes::from_static(reason.text()) };
         let _ = sink.send(Message::Close(Some(close))).await;
     });
     // Frames are read and started one by one, so a sender's messages are queued for storage
@@ -377,7 +386,7 @@ async fn run_socket(mut gw: Gateway, connection: ConnectionId, socket: WebSocket
                     }
                 }
                 Some(Ok(Message::Binary(_))) => Box::pin(on_binary_frame(&gw.app, &connection)).await,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
             // The process let go of the socket: its frames are no longer served.

@@ -217,3 +217,168 @@ async fn logging_out_closes_the_sessions_sockets() {
     other.send(json!({"action": "new_message", "room_id": room.id, "body": "still here", "client_msg_id": "s1"})).await;
     other.recv_type("ack").await;
 }
+
+/// Frames as they cross the wire, read without a WebSocket client that would join them.
+mod wire {
+    use std::io::Cursor;
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        FrameHeader,
+        coding::{Data, OpCode},
+    };
+
+    /// The key and accept value of RFC 6455's own example handshake (§1.3).
+    pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+    pub struct Raw {
+        pub stream: TcpStream,
+        buf: Vec<u8>,
+    }
+
+    impl Raw {
+        /// Opens `/ws` by hand; the server's handshake response head.
+        pub async fn open(addr: std::net::SocketAddr, ticket: &str) -> (Self, String) {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "GET /ws?ticket={ticket} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 1024];
+                let n = tokio::time::timeout(crate::helpers::WAIT, stream.read(&mut chunk)).await.unwrap().unwrap();
+                assert!(n > 0, "closed during the handshake");
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+            buf.drain(..head_end);
+            (Self { stream, buf }, head)
+        }
+
+        /// Sends one text frame, masked as a client must.
+        pub async fn send_text(&mut self, text: &str) {
+            let header = FrameHeader {
+                opcode: OpCode::Data(Data::Text),
+                mask: Some([0x37, 0xfa, 0x21, 0x3d]),
+                ..FrameHeader::default()
+            };
+            let mut out = Vec::new();
+            header.format(text.len() as u64, &mut out).unwrap();
+            out.extend(text.bytes().enumerate().map(|(i, b)| b ^ [0x37, 0xfa, 0x21, 0x3d][i % 4]));
+            self.stream.write_all(&out).await.unwrap();
+        }
+
+        /// The next frame's header and payload.
+        pub async fn frame(&mut self) -> (FrameHeader, Vec<u8>) {
+            loop {
+                let mut cursor = Cursor::new(&self.buf);
+                if let Some((header, len)) = FrameHeader::parse(&mut cursor).unwrap() {
+                    let start = cursor.position() as usize;
+                    let end = start + len as usize;
+                    if self.buf.len() >= end {
+                        assert!(header.mask.is_none(), "a server's frames are not masked");
+                        let payload = self.buf[start..end].to_vec();
+                        self.buf.drain(..end);
+                        return (header, payload);
+                    }
+                }
+                let mut chunk = [0u8; 4096];
+                let n =
+                    tokio::time::timeout(crate::helpers::WAIT, self.stream.read(&mut chunk)).await.unwrap().unwrap();
+                assert!(n > 0, "the server closed the connection");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_long_event_goes_out_as_continuation_frames_cut_between_characters() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "long").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    // Two-byte characters after one ASCII byte: a cut every 1,024 bytes would split one.
+    let bodies: Vec<String> = (0..8).map(|i| format!("{i}{}", "é".repeat(300))).collect();
+    for (i, body) in bodies.iter().enumerate() {
+        a.send(json!({"action": "new_message", "room_id": room.id, "body": body, "client_msg_id": format!("c{i}")}))
+            .await;
+    }
+    wait_until("all eight stored", || async { t.message_count().await == 8 }).await;
+
+    let (mut raw, head) = wire::Raw::open(t.addr, &t.ticket(&ana).await).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains(&format!("sec-websocket-accept: {}", wire::ACCEPT).to_ascii_lowercase()),
+        "{head}"
+    );
+    raw.send_text(&json!({"action": "join_room", "room_id": room.id}).to_string()).await;
+
+    // Other events may come first; each is read whole from its frames.
+    let (frames, joined) = loop {
+        let mut frames = Vec::new();
+        let mut text = Vec::new();
+        loop {
+            let (header, payload) = raw.frame().await;
+            let expected = if frames.is_empty() { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+            assert_eq!(header.opcode, expected, "frame {} of an event", frames.len());
+            text.extend_from_slice(&payload);
+            let last = header.is_final;
+            frames.push(payload);
+            if last {
+                break;
+            }
+        }
+        let event: Value = serde_json::from_slice(&text).unwrap();
+        if event["type"] == "room_joined" {
+            break (frames, event);
+        }
+    };
+    let got: Vec<&str> = joined["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(got, bodies.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(frames.len() >= 5, "{} frames", frames.len());
+    for (i, payload) in frames.iter().enumerate() {
+        assert!(payload.len() <= 1024 && !payload.is_empty(), "frame {i}: {} bytes", payload.len());
+        assert!(std::str::from_utf8(payload).is_ok(), "frame {i} holds whole characters");
+    }
+
+    // A WebSocket client reads the same event whole.
+    let (_, whole) = t.ws_in_room(&ana, room.id).await;
+    assert_eq!(whole["messages"], joined["messages"]);
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_a_websocket_upgrade_is_refused_and_serves_nothing() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let ticket = t.ticket(&ana).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/ws?ticket={ticket}", t.addr);
+    // A plain GET, a POST, and an upgrade of the wrong version: none of them spends the ticket.
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 400);
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 405);
+    let wrong_version = http
+        .get(&url)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-key", wire::KEY)
+        .header("sec-websocket-version", "8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_version.status(), 400);
+    assert_eq!(t.local.app.connections.of_user(ana.id).await.unwrap().len(), 0, "no connection was made");
+    let (_, head) = wire::Raw::open(t.addr, &ticket).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "the ticket is still good: {head}");
+}
