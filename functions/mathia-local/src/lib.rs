@@ -302,8 +302,10 @@ async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, w
     )
 }
 
-/// Each socket's initial read buffer.
-const READ_BUFFER: usize = 4 * 1024;
+/// Each socket's read buffer, and the most read at once. A client's frames are small, and once a
+/// longer frame's header is read tungstenite makes room for all of it; every byte here is held
+/// by every idle socket (bench/RESULTS.md, "the socket's read buffer").
+const READ_BUFFER: usize = 1024;
 
 /// At most this many frames per socket write.
 const WRITE_BATCH: usize = 64;
