@@ -4,7 +4,7 @@
 //
 // Two browser contexts (A on a desktop viewport, B on a phone-sized one) walk through: sign-up
 // and onboarding (B joins with the invite from the link), room creation, invite link, presence,
-// messages both ways in order, typing indicator, history after reload, and sign-out. Waits are bounded polls, never fixed sleeps. Screenshots go to
+// messages both ways in order, a long multi-byte message, typing indicator, history after reload, and sign-out. Waits are bounded polls, never fixed sleeps. Screenshots go to
 // e2e/screenshots/ (git-ignored).
 
 import { describe, before, after } from 'node:test';
@@ -31,6 +31,9 @@ const run = runId();
 const alice = person('Alice', run);
 const bob = person('Bob', run);
 const roomName = `e2e room ${run.slice(-6)}`;
+// Over 4 KiB of UTF-8 with two- and four-byte characters: the server sends its events in frames
+// of at most 1 KiB, cut between characters, and the browser joins them.
+const long = `long ${'é🙂x'.repeat(600)} end`;
 
 describe('Mathia chat core', () => {
   let browser;
@@ -148,6 +151,12 @@ describe('Mathia chat core', () => {
     assert.equal(await pageA.evaluate(() => window.__pwned ?? null), null);
   });
 
+  step('a long message with multi-byte characters arrives whole', async () => {
+    await send(pageA, long);
+    await expectBodiesInOrder(pageB, ['hello B', 'hi A', long], 'B sees the long message whole');
+    await expectBodiesInOrder(pageA, ['hello B', 'hi A', long], 'A sees it stored');
+  });
+
   step('B types and A sees the typing indicator, which then clears', async () => {
     await pageB.getByTestId('composer').pressSequentially('still typ', { delay: 40 });
     const indicator = pageA.getByTestId('typing-indicator');
@@ -206,7 +215,7 @@ describe('Mathia chat core', () => {
 
   step('after a reload A still sees the history in order', async () => {
     await pageA.reload();
-    await expectBodiesInOrder(pageA, ['hello B', 'hi A'], 'history after reload');
+    await expectBodiesInOrder(pageA, ['hello B', 'hi A', long], 'history after reload');
     await eventually(async () => (await pageA.getByTestId('room-title').textContent()) === roomName, {
       what: 'A is back in the room',
     });
