@@ -382,3 +382,27 @@ async fn a_request_that_is_not_a_websocket_upgrade_is_refused_and_serves_nothing
     let (_, head) = wire::Raw::open(t.addr, &ticket).await;
     assert!(head.starts_with("HTTP/1.1 101"), "the ticket is still good: {head}");
 }
+
+#[tokio::test]
+async fn a_transport_ping_is_answered_with_its_pong_and_the_socket_stays_usable() {
+    use futures::SinkExt;
+
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "pings").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    a.stream.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, a.stream.next()).await {
+            Ok(Some(Ok(Message::Pong(payload)))) => {
+                assert_eq!(&payload[..], b"are you there");
+                break;
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no pong: {other:?}"),
+        }
+    }
+    a.send(json!({"action": "new_message", "room_id": room.id, "body": "after the ping", "client_msg_id": "p"})).await;
+    assert_eq!(a.recv_type("ack").await["client_msg_id"], "p");
+}
