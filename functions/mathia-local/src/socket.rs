@@ -144,10 +144,10 @@ impl Upgrade {
 /// A text event as the frames that carry it: one frame, or when longer than [`FRAGMENT`] a text
 /// frame and continuation frames, each cut on a character boundary.
 pub(crate) fn text_frames(text: Utf8Bytes) -> impl Iterator<Item = Message> {
-    let bytes = Bytes::from(text);
-    let mut whole =
-        (bytes.len() <= FRAGMENT).then(|| Message::Text(Utf8Bytes::try_from(bytes.clone()).expect("was UTF-8")));
-    let mut start = if whole.is_some() { bytes.len() } else { 0 };
+    // Most events fit one frame and pass through untouched.
+    let (mut whole, bytes) =
+        if text.len() <= FRAGMENT { (Some(Message::Text(text)), Bytes::new()) } else { (None, Bytes::from(text)) };
+    let mut start = 0;
     std::iter::from_fn(move || {
         if let Some(message) = whole.take() {
             return Some(message);
