@@ -290,8 +290,6 @@ async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, w
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_SOCKET_MESSAGE))
         .max_frame_size(Some(MAX_SOCKET_MESSAGE))
-        // tungstenite allocates and fills its whole read buffer up front (128 KiB by default)
-        // for every socket; frames are small, and it grows for the rare big one.
         .read_buffer_size(READ_BUFFER);
     ws.on_upgrade(
         config,
@@ -302,7 +300,8 @@ async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, w
     )
 }
 
-/// Each socket's read buffer, and the most read at once. A client's frames are small, and once a
+/// Each socket's read buffer, and the most read at once (tungstenite's default, 128 KiB, is
+/// allocated and filled up front for every socket). A client's frames are small, and once a
 /// longer frame's header is read tungstenite makes room for all of it; every byte here is held
 /// by every idle socket (bench/RESULTS.md, "the socket's read buffer").
 const READ_BUFFER: usize = 1024;
