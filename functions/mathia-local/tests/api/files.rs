@@ -366,3 +366,36 @@ async fn a_put_racing_file_message_cannot_change_what_was_accepted() {
     }
     assert!(accepted > 0, "no attempt was accepted: nothing was checked");
 }
+
+/// A test's app leaves nothing behind once dropped: not its files, nor its Redis keys (the
+/// moderation buffer's have no expiry), so runs on one machine do not pile up.
+#[tokio::test]
+async fn a_dropped_test_app_leaves_no_files_or_redis_keys_behind() {
+    let t = TestApp::spawn().await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "design").await;
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    let (file_id, _) = upload(&t, &ana, room.id, "mock-up.png", &png()).await;
+    assert_eq!(file_message(&mut a, room.id, &file_id, "f1").await["type"], "ack");
+    let dir = t.local.app.config.files_dir.clone();
+    let prefix = t.local.app.config.redis_prefix.clone();
+    assert!(dir.join(&file_id).exists());
+    let redis =
+        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys = |redis: &redis::aio::MultiplexedConnection| {
+        let (mut redis, pattern) = (redis.clone(), format!("{prefix}*"));
+        async move { redis::cmd("KEYS").arg(pattern).query_async::<Vec<String>>(&mut redis).await.unwrap() }
+    };
+    // The message waits in the room's moderation buffer, a key with no expiry.
+    let buffer = format!("{prefix}mod:buf:{}", room.id);
+    crate::helpers::wait_until("the moderation buffer", || {
+        let (keys, buffer) = (keys(&redis), buffer.clone());
+        async move { keys.await.contains(&buffer) }
+    })
+    .await;
+
+    a.close().await;
+    drop(t);
+    assert!(!dir.exists(), "the files directory is removed");
+    assert_eq!(keys(&redis).await, Vec::<String>::new(), "no key under the app's prefix is left");
+}

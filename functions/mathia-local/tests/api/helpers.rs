@@ -282,7 +282,27 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
         drop_database(self.db_name.clone());
+        forget_redis_keys(self.local.app.config.redis_prefix.clone());
+        // Each test's files went to a directory of its own under the temp dir.
+        let _ = std::fs::remove_dir_all(&self.local.app.config.files_dir);
     }
+}
+
+/// Deletes a test's Redis keys (its prefix is its own), from a thread of its own: Drop cannot
+/// await. Some have no expiry (moderation buffers), and many runs share one Redis.
+pub fn forget_redis_keys(prefix: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(client) = redis::Client::open(redis_url()) else { return };
+        let Ok(mut conn) = client.get_connection() else { return };
+        let keys: Vec<String> = match redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn) {
+            Ok(keys) => keys,
+            Err(_) => return,
+        };
+        for chunk in keys.chunks(500) {
+            let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    })
+    .join();
 }
 
 /// Drops a test's database, from a thread of its own: Drop cannot await.
