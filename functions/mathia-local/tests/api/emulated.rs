@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::{
     emulator::{Emulator, repo_root},
     files::{declare, file_message, png},
-    helpers::{Api, TestUser, drop_database, postgres_base, redis_url},
+    helpers::{Api, TestUser, drop_database, forget_redis_keys, postgres_base, redis_url},
     runtime::binary,
 };
 
@@ -51,6 +51,7 @@ impl Drop for Stack {
         }
         let _ = self.child.start_kill();
         drop_database(self.db_name.clone());
+        forget_redis_keys(format!("emu:{}:", self.db_name));
     }
 }
 
