@@ -20,7 +20,7 @@ use std::{
 use axum::{
     body::{Body, Bytes},
     extract::FromRequestParts,
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header, request::Parts},
+    http::{self, StatusCode, Version, request::Parts},
     response::{IntoResponse, Response},
 };
 use hyper::upgrade::{OnUpgrade, Upgraded};
@@ -29,8 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        Message, Utf8Bytes,
-        handshake::derive_accept_key,
+        self, Message, Utf8Bytes,
+        error::ProtocolError,
+        handshake::server::create_response,
         protocol::{
             Role, WebSocketConfig,
             frame::{
@@ -50,15 +51,16 @@ pub(crate) const FRAGMENT: usize = 1024;
 /// Bytes a socket may have gathered and not yet written before writing more waits.
 const HIGH_WATER: usize = 64 * 1024;
 
-/// A valid WebSocket upgrade request: what is needed to answer it and take over the connection.
+/// A valid WebSocket upgrade request: the `101 Switching Protocols` that answers it, and the
+/// connection to take over.
 pub(crate) struct Upgrade {
-    key: HeaderValue,
+    accepted: http::Response<()>,
     on_upgrade: OnUpgrade,
 }
 
 /// Why a request to `/ws` is not a WebSocket upgrade.
 #[derive(Debug)]
-pub(crate) struct NotUpgrade(StatusCode, &'static str);
+pub(crate) struct NotUpgrade(StatusCode, String);
 
 impl IntoResponse for NotUpgrade {
     fn into_response(self) -> Response {
@@ -71,38 +73,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         if parts.version != Version::HTTP_11 {
-            return Err(NotUpgrade(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "WebSocket needs HTTP/1.1"));
+            return Err(NotUpgrade(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "WebSocket needs HTTP/1.1".into()));
         }
-        if parts.method != Method::GET {
-            return Err(NotUpgrade(StatusCode::METHOD_NOT_ALLOWED, "request method must be `GET`"));
-        }
-        if !has_token(&parts.headers, header::CONNECTION, "upgrade") {
-            return Err(NotUpgrade(StatusCode::BAD_REQUEST, "Connection header did not include 'upgrade'"));
-        }
-        if !has_token(&parts.headers, header::UPGRADE, "websocket") {
-            return Err(NotUpgrade(StatusCode::BAD_REQUEST, "`Upgrade` header did not include 'websocket'"));
-        }
-        if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-            return Err(NotUpgrade(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Version` header did not include '13'"));
-        }
-        let key = parts
-            .headers
-            .get(header::SEC_WEBSOCKET_KEY)
-            .cloned()
-            .ok_or(NotUpgrade(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` header missing"))?;
+        // tungstenite checks the request (RFC 6455 §4.2.1) and words the answer. The headers are
+        // lent to it and given back, not copied.
+        let mut request = http::Request::new(());
+        *request.method_mut() = parts.method.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = std::mem::take(&mut parts.headers);
+        let accepted = create_response(&request);
+        parts.headers = request.into_parts().0.headers;
+        let accepted = accepted.map_err(|e| {
+            let status = match e {
+                tungstenite::Error::Protocol(ProtocolError::WrongHttpMethod) => StatusCode::METHOD_NOT_ALLOWED,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            NotUpgrade(status, e.to_string())
+        })?;
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
-            .ok_or(NotUpgrade(StatusCode::UPGRADE_REQUIRED, "WebSocket request couldn't be upgraded"))?;
-        Ok(Self { key, on_upgrade })
+            .ok_or(NotUpgrade(StatusCode::UPGRADE_REQUIRED, "WebSocket request couldn't be upgraded".into()))?;
+        Ok(Self { accepted, on_upgrade })
     }
-}
-
-/// Whether a comma-separated header holds `token`, in any case.
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value.as_bytes().split(|&b| b == b',').any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
 }
 
 impl Upgrade {
@@ -120,7 +113,6 @@ impl Upgrade {
     {
         // tungstenite writes every frame to `Lean` straight away: the gathering happens there.
         let config = config.write_buffer_size(0);
-        let accept = derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             match on_upgrade.await {
@@ -131,13 +123,8 @@ impl Upgrade {
                 Err(_) => failed(),
             }
         });
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).expect("base64 is a header value"));
-        response
+        let (head, ()) = self.accepted.into_parts();
+        Response::from_parts(head, Body::empty())
     }
 }
 
