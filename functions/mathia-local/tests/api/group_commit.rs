@@ -146,6 +146,52 @@ async fn one_batch_answers_each_message_on_its_own() {
     assert_eq!(room_seq, 4);
 }
 
+/// `messages` has no foreign keys to `rooms` and `users` (migration 0019): the statement that
+/// stores a message is what keeps it to a room that exists and, for a person's message, to a
+/// member. Messages from nobody (the assistant, system notices) are held to the first, alone or
+/// in a batch beside a person's.
+#[tokio::test]
+async fn only_a_room_that_exists_and_its_members_get_messages() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "a").await;
+    let (no_room, nobody) = (Uuid::new_v4(), Uuid::new_v4());
+    let now = Utc::now();
+    let ai = |room_id| NewMessage { kind: MessageKind::Ai, ..NewMessage::system(room_id, "an answer", now) };
+
+    for lone in [NewMessage::system(no_room, "a notice", now), ai(no_room)] {
+        let stored = messages::store_one(&app.db, &app.keyring, lone).await.unwrap();
+        assert!(matches!(stored, Stored::NotMember), "{stored:?}");
+    }
+    let drafts = vec![
+        NewMessage::system(no_room, "a notice", now),
+        draft(room.id, nobody, "from no one registered", "1"),
+        draft(no_room, ana.id, "into no room", "2"),
+        ai(room.id),
+        draft(room.id, ana.id, "hello", "3"),
+    ];
+    let stored = messages::store(&app.db, &app.keyring, &drafts).await.unwrap();
+    for (i, s) in stored.iter().enumerate() {
+        match i {
+            0..=2 => assert!(matches!(s, Stored::NotMember), "draft {i}: {s:?}"),
+            _ => assert!(matches!(s, Stored::New(_)), "draft {i}: {s:?}"),
+        }
+    }
+
+    let (in_no_room, by_nobody): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE room_id = $1), count(*) FILTER (WHERE author_id = $2) FROM messages",
+    )
+    .bind(no_room)
+    .bind(nobody)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((in_no_room, by_nobody), (0, 0));
+    let page = messages::page(&app.db, &app.keyring, room.id, Cursor::Latest, 50).await.unwrap();
+    let history: Vec<(i64, &str)> = page.messages.iter().map(|m| (m.seq, m.body.as_str())).collect();
+    assert_eq!(history, [(1, "an answer"), (2, "hello")], "no seq was spent on a refused message");
+}
 /// The moderation read stays prepared: a connection plans it once. The plan it caches while
 /// `messages` is nearly empty must not be a scan of the whole table once the table has grown.
 #[tokio::test]
