@@ -37,9 +37,9 @@ wait "$RESET_PID"
     "server $SERVER_BIN; git $GIT_REV; $(date -u +%FT%TZ)"
   psql "$PG_ADMIN_URL" -P pager=off -c "
     SELECT calls, rows, round(total_exec_time::numeric, 1) AS exec_ms,
-           round((1000 * total_exec_time / calls)::numeric, 1) AS exec_us_per_call,
+           round((1000 * total_exec_time / nullif(calls, 0))::numeric, 1) AS exec_us_per_call,
            round((1000 * total_exec_time / nullif(rows, 0))::numeric, 1) AS exec_us_per_row,
-           round((1000 * total_plan_time / calls)::numeric, 1) AS plan_us_per_call,
+           round((1000 * total_plan_time / nullif(calls, 0))::numeric, 1) AS plan_us_per_call,
            left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS statement
     FROM pg_stat_statements
     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$DB_NAME')

@@ -192,6 +192,7 @@ async fn only_a_room_that_exists_and_its_members_get_messages() {
     let history: Vec<(i64, &str)> = page.messages.iter().map(|m| (m.seq, m.body.as_str())).collect();
     assert_eq!(history, [(1, "an answer"), (2, "hello")], "no seq was spent on a refused message");
 }
+
 /// The moderation read stays prepared: a connection plans it once. The plan it caches while
 /// `messages` is nearly empty must not be a scan of the whole table once the table has grown.
 #[tokio::test]
