@@ -10,9 +10,13 @@
 //! forgets its session ([`SessionCache::forget_session`]). A session that expires is not answered
 //! from here ([`SessionCache::lookup`] checks its end), and nothing is kept longer than the
 //! cache's `ttl`, whatever else happens.
+//!
+//! A read of Postgres that raced a forget is not remembered, but only when the forget was of the
+//! same session or its owner: one person logging in and out, or saving their profile, in a loop
+//! does not keep anyone else's session from being remembered.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -30,9 +34,9 @@ pub enum Lookup {
     Miss(Fill),
 }
 
-/// The cache's generation when a lookup missed. A session read from Postgres is remembered only
-/// when nothing was forgotten since: a logout or rename that committed while the read ran would
-/// otherwise be undone by the read's older answer.
+/// The cache's generation when a lookup missed. A session read from Postgres is not remembered
+/// when it, or its owner, was forgotten since: a logout or rename that committed while the read
+/// ran would otherwise be undone by the read's older answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Fill(u64);
 
@@ -47,8 +51,18 @@ struct State {
     entries: HashMap<Vec<u8>, Entry>,
     /// The hashes remembered for each user, to forget them all at a rename.
     by_user: HashMap<Uuid, Vec<Vec<u8>>>,
-    /// Moves on every forget; a fill from an earlier generation is dropped.
+    /// Moves on every forget.
     generation: u64,
+    /// The latest forgets, oldest first, each with the generation it moved to. A fill from an
+    /// earlier generation is dropped when one of these since concerns it, or when forgets it
+    /// would need to check have already left this list.
+    forgotten: VecDeque<(u64, Forgotten)>,
+}
+
+#[derive(Debug)]
+enum Forgotten {
+    Session(Vec<u8>),
+    User(Uuid),
 }
 
 impl State {
@@ -61,6 +75,32 @@ impl State {
                 self.by_user.remove(&user);
             }
         }
+    }
+
+    fn forgot(&mut self, what: Forgotten) {
+        self.generation += 1;
+        if self.forgotten.len() == FORGETS_KEPT {
+            self.forgotten.pop_front();
+        }
+        self.forgotten.push_back((self.generation, what));
+    }
+
+    /// Whether a read of `hash` (owned by `user`) that began at generation `since` may have
+    /// missed a forget of it.
+    fn forgotten_since(&self, since: u64, hash: &[u8], user: Uuid) -> bool {
+        if self.generation == since {
+            return false;
+        }
+        match self.forgotten.front() {
+            // Forgets after `since` are no longer all listed: one of them may have been this.
+            Some((oldest, _)) if *oldest > since + 1 => return true,
+            None => return true,
+            Some(_) => {}
+        }
+        self.forgotten.iter().rev().take_while(|(generation, _)| *generation > since).any(|(_, what)| match what {
+            Forgotten::Session(h) => h.as_slice() == hash,
+            Forgotten::User(u) => *u == user,
+        })
     }
 }
 
@@ -76,6 +116,10 @@ const REMEMBERED_FOR: Duration = Duration::from_secs(60);
 
 /// How many sessions are remembered at once (about 200 bytes each).
 const REMEMBERED_AT_MOST: usize = 10_000;
+
+/// How many of the latest forgets are listed for reads that raced them. A read takes a
+/// millisecond or so; one that saw more forgets than this go by is not remembered.
+const FORGETS_KEPT: usize = 1_024;
 
 impl Default for SessionCache {
     /// 10,000 sessions at most, each for at most 60 s.
@@ -109,11 +153,11 @@ impl SessionCache {
         }
     }
 
-    /// Remembers what Postgres answered after `fill`'s lookup missed, unless a session or user was
-    /// forgotten meanwhile.
+    /// Remembers what Postgres answered after `fill`'s lookup missed, unless this session or its
+    /// owner was forgotten meanwhile.
     pub fn fill(&self, hash: Vec<u8>, session: &LiveSession, fill: Fill) {
         let mut s = self.state();
-        if s.generation != fill.0 {
+        if s.forgotten_since(fill.0, &hash, session.user.id) {
             return;
         }
         let now = Instant::now();
@@ -138,7 +182,7 @@ impl SessionCache {
     /// Forgets a session (a logout), once Postgres has revoked it.
     pub fn forget_session(&self, hash: &[u8]) {
         let mut s = self.state();
-        s.generation += 1;
+        s.forgot(Forgotten::Session(hash.to_vec()));
         s.remove(hash);
     }
 
@@ -146,7 +190,7 @@ impl SessionCache {
     /// once the change is committed.
     pub fn forget_user(&self, user: Uuid) {
         let mut s = self.state();
-        s.generation += 1;
+        s.forgot(Forgotten::User(user));
         for hash in s.by_user.remove(&user).unwrap_or_default() {
             s.entries.remove(&hash);
         }
@@ -237,6 +281,68 @@ mod tests {
 
         // A read after them is kept.
         let fill = miss(&cache, b"a", now);
+        cache.fill(b"a".to_vec(), &live, fill);
+        hit(&cache, b"a", now);
+    }
+
+    #[test]
+    fn another_persons_logouts_and_renames_do_not_stop_a_session_being_remembered() {
+        let cache = SessionCache::new(Duration::from_secs(60), 100);
+        let now = Utc::now();
+        let (ana, ben) = (Uuid::now_v7(), Uuid::now_v7());
+        let live = session(ana, "Ana", now + TimeDelta::days(1));
+
+        // Ben saves his profile and logs in and out in a loop while Ana's session is read.
+        let fill = miss(&cache, b"a", now);
+        for i in 0..100u32 {
+            cache.forget_user(ben);
+            cache.forget_session(&i.to_be_bytes());
+        }
+        cache.fill(b"a".to_vec(), &live, fill);
+        assert_eq!(hit(&cache, b"a", now).user.display_name, "Ana");
+
+        // Ana's own logout among Ben's forgets still drops her older read.
+        cache.forget_session(b"a");
+        let fill = miss(&cache, b"a", now);
+        cache.forget_session(b"a");
+        for _ in 0..100 {
+            cache.forget_user(ben);
+        }
+        cache.fill(b"a".to_vec(), &live, fill);
+        miss(&cache, b"a", now);
+
+        // And her rename.
+        let fill = miss(&cache, b"a", now);
+        cache.forget_user(ben);
+        cache.forget_user(ana);
+        cache.forget_user(ben);
+        cache.fill(b"a".to_vec(), &live, fill);
+        miss(&cache, b"a", now);
+    }
+
+    #[test]
+    fn a_read_that_outlived_the_list_of_forgets_is_not_remembered() {
+        let cache = SessionCache::new(Duration::from_secs(60), 100);
+        let now = Utc::now();
+        let (ana, ben) = (Uuid::now_v7(), Uuid::now_v7());
+        let live = session(ana, "Ana", now + TimeDelta::days(1));
+
+        // Ana's logout, then more of Ben's forgets than are listed: hers has left the list, so the
+        // read cannot tell and is not kept.
+        let fill = miss(&cache, b"a", now);
+        cache.forget_session(b"a");
+        for _ in 0..FORGETS_KEPT {
+            cache.forget_user(ben);
+        }
+        cache.fill(b"a".to_vec(), &live, fill);
+        miss(&cache, b"a", now);
+        assert_eq!(cache.state().forgotten.len(), FORGETS_KEPT);
+
+        // Exactly as many forgets as are listed, none of them hers: still known to be safe.
+        let fill = miss(&cache, b"a", now);
+        for _ in 0..FORGETS_KEPT {
+            cache.forget_user(ben);
+        }
         cache.fill(b"a".to_vec(), &live, fill);
         hit(&cache, b"a", now);
     }
