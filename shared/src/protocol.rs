@@ -128,7 +128,11 @@ pub enum ServerEvent {
     RoomJoined {
         room_id: Uuid,
         messages: Vec<Message>,
+        /// The joiner first, then others by name: at most `ONLINE_LISTED` people.
         online: Vec<OnlineUser>,
+        /// How many people are online here, listed or not.
+        #[serde(default)]
+        online_count: usize,
         /// Older messages were left out (to keep the event under the frame limit, or past 50).
         #[serde(default)]
         has_more: bool,

@@ -1,7 +1,7 @@
 //! Being in a room: `join_room` (history, who is online, where you left off, missed reminders), `leave_room`, and
 //! typing indicators.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use uuid::Uuid;
 
@@ -15,13 +15,44 @@ use crate::{
     app::App,
     domain::OnlineUser,
     error::Error,
-    ports::ConnectionInfo,
+    ports::{ConnectionInfo, RoomConnection},
     protocol::{PresenceStatus, ServerEvent},
     realtime::{announce_if_gone, push_to_room, send_event},
 };
 
 /// How many messages `room_joined` carries.
 pub const JOIN_HISTORY: i64 = 50;
+
+/// How many of the people online `room_joined` names (`online_count` says how many there are).
+/// A hundred names of at most 60 characters weigh under 32 KiB, leaving the history page most of
+/// the frame.
+pub const ONLINE_LISTED: usize = 100;
+
+/// Who `room_joined` lists as online, and how many people are: the joiner first, then the
+/// others by name, each person once however many sockets they have, at most [`ONLINE_LISTED`].
+fn online_list(joiner: &ConnectionInfo, here: Vec<RoomConnection>) -> (Vec<OnlineUser>, usize) {
+    let mut seen = HashSet::with_capacity(here.len() + 1);
+    seen.insert(joiner.user_id);
+    let mut others: Vec<OnlineUser> = here
+        .into_iter()
+        .filter(|c| seen.insert(c.user_id))
+        .map(|c| OnlineUser { user_id: c.user_id, display_name: c.display_name })
+        .collect();
+    let count = others.len() + 1;
+    if others.len() >= ONLINE_LISTED {
+        others.select_nth_unstable_by(ONLINE_LISTED - 1, by_name);
+        others.truncate(ONLINE_LISTED - 1);
+    }
+    others.sort_unstable_by(by_name);
+    let mut online = Vec::with_capacity(others.len() + 1);
+    online.push(OnlineUser { user_id: joiner.user_id, display_name: joiner.display_name.clone() });
+    online.extend(others);
+    (online, count)
+}
+
+fn by_name(a: &OnlineUser, b: &OnlineUser) -> std::cmp::Ordering {
+    a.display_name.cmp(&b.display_name).then(a.user_id.cmp(&b.user_id))
+}
 const TYPING_THROTTLE: Duration = Duration::from_millis(1000);
 /// Name changes a person may make in a minute: each one is announced to every room their open
 /// sockets are in.
@@ -33,12 +64,7 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     access::require_member(app, room_id, conn.user_id).await?;
     let already_here = app.connections.in_room(room_id).await?.iter().any(|c| c.user_id == conn.user_id);
     app.connections.join(&conn.id, room_id).await?;
-    let mut online: Vec<OnlineUser> = Vec::new();
-    for c in app.connections.in_room(room_id).await? {
-        if !online.iter().any(|o| o.user_id == c.user_id) {
-            online.push(OnlineUser { user_id: c.user_id, display_name: c.display_name });
-        }
-    }
+    let (online, online_count) = online_list(conn, app.connections.in_room(room_id).await?);
     // The whole event stays under the frame limit: who is online takes its share first.
     let online_bytes = serde_json::to_vec(&online).map_or(0, |v| v.len());
     let budget = messages::PAGE_MAX_BYTES.saturating_sub(online_bytes);
@@ -52,6 +78,7 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
         room_id,
         messages: page.messages,
         online,
+        online_count,
         has_more: page.more,
         last_read_seq: standing.map_or(0, |s| s.last_read_seq),
         unread_count: standing.map_or(0, |s| s.unread_count),
@@ -132,5 +159,68 @@ pub async fn renamed(app: &App, user_id: Uuid, display_name: &str) {
             status: PresenceStatus::Online,
         };
         push_to_room(app, room_id, &event, None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::ConnectionId;
+
+    fn joiner(name: &str) -> ConnectionInfo {
+        ConnectionInfo {
+            id: ConnectionId::new("c-joiner"),
+            user_id: Uuid::now_v7(),
+            display_name: name.into(),
+            rooms: HashSet::new(),
+            connected_at: Utc::now(),
+            endpoint: None,
+            session: None,
+        }
+    }
+
+    fn here(id: usize, user_id: Uuid, name: &str) -> RoomConnection {
+        RoomConnection { id: ConnectionId::new(format!("c{id}")), user_id, display_name: name.into(), endpoint: None }
+    }
+
+    #[test]
+    fn lists_each_person_once_the_joiner_first() {
+        let me = joiner("Zoe");
+        let (ana, ben) = (Uuid::now_v7(), Uuid::now_v7());
+        let conns = vec![
+            here(1, ben, "Ben"),
+            here(2, me.user_id, "Zoe"),
+            here(3, ana, "Ana"),
+            here(4, ben, "Ben"),
+            here(5, me.user_id, "Zoe"),
+        ];
+        let (online, count) = online_list(&me, conns);
+        let names: Vec<&str> = online.iter().map(|o| o.display_name.as_str()).collect();
+        assert_eq!(names, ["Zoe", "Ana", "Ben"]);
+        assert_eq!(online[1].user_id, ana);
+        assert_eq!(count, 3);
+    }
+
+    #[test]
+    fn a_crowded_room_lists_a_hundred_and_counts_everyone() {
+        let me = joiner(&"😀".repeat(60));
+        let mut conns: Vec<RoomConnection> =
+            (0..2_000).map(|i| here(i, Uuid::now_v7(), &format!("{i:04}{}", "😀".repeat(56)))).collect();
+        conns.push(here(9_999, me.user_id, &me.display_name));
+        conns.reverse();
+        let (online, count) = online_list(&me, conns);
+        assert_eq!(count, 2_001);
+        assert_eq!(online.len(), ONLINE_LISTED);
+        assert_eq!(online[0].user_id, me.user_id);
+        // The others first by name: 0000…, 0001…, up to 0098….
+        for (i, person) in online[1..].iter().enumerate() {
+            assert!(person.display_name.starts_with(&format!("{i:04}")), "{i}: {}", person.display_name);
+        }
+        // Names of 60 four-byte characters, the most a name weighs: what is left for the history
+        // page is most of the frame.
+        let bytes = serde_json::to_vec(&online).unwrap().len();
+        assert!(bytes < 32 * 1024, "{bytes} bytes");
     }
 }

@@ -33,7 +33,7 @@ import { dropStreamsAnsweredBy } from './stream.js';
 import { joinedRoom } from './unread.js';
 import { resendFileMessages } from './uploads.js';
 
-export function onRoomJoined({ room_id: roomId, messages = [], online = [] }) {
+export function onRoomJoined({ room_id: roomId, messages = [], online = [], online_count: onlineCount }) {
   const st = state(roomId);
   const incoming = Array.isArray(messages) ? messages : [];
   const stick = isCurrent(roomId) && isNearBottom();
@@ -47,6 +47,8 @@ export function onRoomJoined({ room_id: roomId, messages = [], online = [] }) {
   for (const person of Array.isArray(online) ? online : []) {
     st.online.set(person.user_id, person.display_name);
   }
+  // A crowded room names a hundred people; the others are counted, not listed.
+  st.onlineUnlisted = Number.isInteger(onlineCount) ? Math.max(0, onlineCount - st.online.size) : 0;
   if (isCurrent(roomId)) {
     renderAll();
     if (stick) scrollToBottom();
@@ -108,7 +110,10 @@ export function onTyping({ room_id: roomId, user_id: userId, display_name: name,
 export function onPresence({ room_id: roomId, user_id: userId, display_name: name, status }) {
   const st = state(roomId);
   if (status === 'online') st.online.set(userId, name);
-  else if (status === 'offline') st.online.delete(userId);
+  else if (status === 'offline') {
+    // Someone who was not listed leaves the count.
+    if (!st.online.delete(userId) && st.onlineUnlisted > 0) st.onlineUnlisted -= 1;
+  }
   if (isCurrent(roomId)) renderOnline();
 }
 

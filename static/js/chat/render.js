@@ -183,7 +183,12 @@ export function renderOnline() {
       ),
     );
   }
-  $('online-count').textContent = people.length ? `${people.length} online` : '';
+  const unlisted = st.onlineUnlisted || 0;
+  if (unlisted > 0) {
+    list.append(el('li', { class: 'online-more', dataset: { testid: 'online-more' }, text: `and ${unlisted} more` }));
+  }
+  const count = people.length + unlisted;
+  $('online-count').textContent = count ? `${count} online` : '';
 }
 
 export function renderTyping() {

@@ -79,6 +79,7 @@ export function state(roomId) {
       messages: new Map(),
       pending: new Map(),
       online: new Map(),
+      onlineUnlisted: 0, // people online that room_joined counted but did not name
       typing: new Map(),
       streams: new Map(),
       hasMore: false,

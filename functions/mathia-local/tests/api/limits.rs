@@ -2,6 +2,10 @@
 //! and per message, edits and reactions under the message rate limit, and `room_joined` and
 //! history pages under API Gateway's 128 KB frame limit.
 
+use std::collections::HashSet;
+
+use chrono::Utc;
+use mathia::{domain::ConnectionId, ports::ConnectionInfo};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -182,6 +186,59 @@ async fn room_joined_and_history_pages_stay_under_the_frame_limit() {
         }
     }
     assert_eq!(seen, 50, "every message on some page");
+}
+
+/// A room with thousands of people online: `room_joined` names the joiner and a hundred at most,
+/// counts everyone, and still carries the whole history page under the frame limit. (Before,
+/// who was online took the frame first: 2,000 people left room for a single message, in a frame
+/// API Gateway would refuse.)
+#[tokio::test]
+async fn a_crowded_room_joined_names_a_hundred_counts_everyone_and_keeps_its_history() {
+    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 1000).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(post(&mut a, room, &"a".repeat(1_000)).await);
+    }
+    // 2,000 more people online, each with a 60-character name (sockets the registry holds).
+    let connections = &t.local.app.connections;
+    for i in 0..2_000 {
+        let id = ConnectionId::new(format!("crowd-{i}"));
+        connections
+            .register(ConnectionInfo {
+                id: id.clone(),
+                user_id: Uuid::now_v7(),
+                display_name: format!("z{i:04}{}", "x".repeat(55)),
+                rooms: HashSet::new(),
+                connected_at: Utc::now(),
+                endpoint: None,
+                session: None,
+            })
+            .await
+            .unwrap();
+        assert!(connections.join(&id, room).await.unwrap());
+    }
+
+    let (_b, joined) = t.ws_in_room(&ben, room).await;
+    let size = serde_json::to_string(&joined).unwrap().len();
+    assert!(size <= BOUND, "room_joined is {size} bytes");
+    assert_eq!(joined["online_count"], 2_002, "the crowd, Ana and Ben");
+    let online = joined["online"].as_array().unwrap();
+    assert_eq!(online.len(), 100);
+    assert_eq!(online[0]["user_id"], ben.id.to_string(), "the joiner first");
+    assert_eq!(online[1]["display_name"], ana.name, "then the others by name");
+    assert_eq!(online[2]["display_name"].as_str().unwrap()[..5], *"z0000");
+    let messages = joined["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 50, "the whole page");
+    assert_eq!(messages.last().unwrap()["id"], ids[49].to_string());
+    assert_eq!(joined["has_more"], false);
+
+    // A room with only its joiner online counts one.
+    let quiet = t.create_room(&ana, "quiet").await;
+    let (_, joined) = t.ws_in_room(&ana, quiet.id).await;
+    assert_eq!(joined["online_count"], 1);
+    assert_eq!(joined["online"].as_array().unwrap().len(), 1);
 }
 
 /// `mathia-local` counts rate windows in memory; the Lambda functions count them in Redis. The
