@@ -75,6 +75,18 @@ if retry < 1 then retry = 1 end
 return retry
 ";
 
+/// How typing signals of one person in one room reach the room ([`RedisStore::typing_signal`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TypingLimits {
+    /// Repeated starts go at most this often.
+    pub every: Duration,
+    /// How long after a start the others show the person typing (a later stop goes only within it).
+    pub shown_for: Duration,
+    /// Signals that go, starts and stops together, per `window`.
+    pub budget: u32,
+    pub window: Duration,
+}
+
 /// What a socket's frame budget says of one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameDecision {
@@ -117,6 +129,51 @@ end
 redis.call('HSET', key, 't', tostring(tokens), 'l', now, 'w', told)
 redis.call('PEXPIRE', key, ttl)
 return {retry, tell}
+";
+
+// Whether one typing signal of a (user, room) goes to the room, timed by Redis's own clock. A
+// start goes at most once per `every` ms (a stop re-arms it) and marks the person shown as typing
+// for `show` ms; a stop goes only while they are shown. At most `budget` signals go in a fixed
+// window of `window` ms, so alternating starts and stops cannot flood the room. Returns 1 to send.
+const TYPING_LUA: &str = r"
+local key = KEYS[1]
+local typing = ARGV[1] == '1'
+local every = tonumber(ARGV[2])
+local show = tonumber(ARGV[3])
+local budget = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('HMGET', key, 'next', 'shown', 'w', 'c')
+local nxt = tonumber(s[1]) or 0
+local shown = tonumber(s[2]) or 0
+local w = tonumber(s[3]) or now
+local c = tonumber(s[4]) or 0
+if now - w >= window then
+  w = now
+  c = 0
+end
+local send = 0
+if typing then
+  if now >= nxt then
+    nxt = now + every
+    if c < budget then
+      send = 1
+      c = c + 1
+      shown = now + show
+    end
+  end
+else
+  nxt = 0
+  if shown > now and c < budget then
+    send = 1
+    c = c + 1
+  end
+  shown = 0
+end
+redis.call('HSET', key, 'next', nxt, 'shown', shown, 'w', w, 'c', c)
+redis.call('PEXPIRE', key, math.max(window, show, every))
+return send
 ";
 
 // Takes a one-time ticket, refusing it when the session it was fetched with has ended since
@@ -175,6 +232,7 @@ pub struct RedisStore {
     take_batch: Script,
     frame_budget: Script,
     take_ticket: Script,
+    typing: Script,
     /// Moderation-buffer pushes waiting for the one on the wire.
     moderation_pushes: moderation_pushes::Pushes,
 }
@@ -190,6 +248,7 @@ impl RedisStore {
             take_batch: Script::new(TAKE_BATCH_LUA),
             frame_budget: Script::new(FRAME_BUDGET_LUA),
             take_ticket: Script::new(TAKE_TICKET_LUA),
+            typing: Script::new(TYPING_LUA),
             moderation_pushes: moderation_pushes::Pushes::default(),
         })
     }
@@ -349,26 +408,28 @@ impl RedisStore {
         Ok(())
     }
 
-    /// True at most once per `every` for a (user, room): repeated "still typing" signals are
-    /// throttled. `typing_stopped` resets it, so the next start always goes through.
-    pub async fn typing_allowed(&self, user_id: Uuid, room_id: Uuid, every: Duration) -> Result<bool, RedisDown> {
+    /// Whether a typing signal of a (user, room) goes to the room ([`TypingLimits`]): repeated
+    /// starts at most once per `every` (a stop re-arms it), a stop only while the person is shown
+    /// typing, and at most `budget` signals per `window` in all.
+    pub async fn typing_signal(
+        &self,
+        user_id: Uuid,
+        room_id: Uuid,
+        typing: bool,
+        limits: &TypingLimits,
+    ) -> Result<bool, RedisDown> {
         let mut conn = self.conn().await?;
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.key(&format!("typing:{room_id}:{user_id}")))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(every.as_millis() as u64)
-            .query_async(&mut conn)
+        let send: i64 = self
+            .typing
+            .key(self.key(&format!("typing:{room_id}:{user_id}")))
+            .arg(i64::from(typing))
+            .arg(limits.every.as_millis() as i64)
+            .arg(limits.shown_for.as_millis() as i64)
+            .arg(limits.budget)
+            .arg(limits.window.as_millis() as i64)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(set.is_some())
-    }
-
-    pub async fn typing_stopped(&self, user_id: Uuid, room_id: Uuid) -> Result<(), RedisDown> {
-        let key = self.key(&format!("typing:{room_id}:{user_id}"));
-        let mut conn = self.conn().await?;
-        let _: () = conn.del(key).await?;
-        Ok(())
+        Ok(send == 1)
     }
 
     /// Records which room an AI stream belongs to, for as long as it may run.

@@ -7,10 +7,13 @@ use uuid::Uuid;
 
 use crate::{
     access,
-    adapters::postgres::{
-        attention,
-        messages::{self, Cursor},
-        moderation,
+    adapters::{
+        postgres::{
+            attention,
+            messages::{self, Cursor},
+            moderation,
+        },
+        redis::TypingLimits,
     },
     app::App,
     domain::OnlineUser,
@@ -53,7 +56,16 @@ fn online_list(joiner: &ConnectionInfo, here: Vec<RoomConnection>) -> (Vec<Onlin
 fn by_name(a: &OnlineUser, b: &OnlineUser) -> std::cmp::Ordering {
     a.display_name.cmp(&b.display_name).then(a.user_id.cmp(&b.user_id))
 }
-const TYPING_THROTTLE: Duration = Duration::from_millis(1000);
+
+/// How a person's typing reaches a room. The web client sends a start at most every 2 s while
+/// someone types and shows it for 5 s; 20 signals in 10 s is more than anyone typing sends, and
+/// bounds what a client sending starts and stops in a loop costs a room of a thousand.
+const TYPING: TypingLimits = TypingLimits {
+    every: Duration::from_millis(1000),
+    shown_for: Duration::from_secs(6),
+    budget: 20,
+    window: Duration::from_secs(10),
+};
 /// Name changes a person may make in a minute: each one is announced to every room their open
 /// sockets are in.
 pub const RENAMES_PER_MINUTE: u32 = 10;
@@ -114,15 +126,14 @@ pub async fn typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: boo
     if !conn.rooms.contains(&room_id) {
         return Err(Error::not_member());
     }
-    let throttle = if typing {
-        app.redis.typing_allowed(conn.user_id, room_id, TYPING_THROTTLE).await
-    } else {
-        app.redis.typing_stopped(conn.user_id, room_id).await.map(|()| true)
-    };
-    match throttle {
-        Ok(false) => return Ok(()),
+    match app.redis.typing_signal(conn.user_id, room_id, typing, &TYPING).await {
         Ok(true) => {}
-        Err(e) => tracing::warn!(error = %e, "typing throttle skipped"),
+        Ok(false) => return Ok(()),
+        // Nothing but an indicator is lost: without its limits, typing is not sent at all.
+        Err(e) => {
+            tracing::debug!(error = %e, "typing not sent: Redis unavailable");
+            return Ok(());
+        }
     }
     let event = ServerEvent::Typing { room_id, user_id: conn.user_id, display_name: conn.display_name.clone(), typing };
     push_to_room(app, room_id, &event, Some(conn.user_id)).await;

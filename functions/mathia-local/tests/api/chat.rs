@@ -145,6 +145,49 @@ async fn typing_presence_and_ping_reach_the_right_people() {
     b2.expect_nothing_but(&["presence_update"], Duration::from_millis(300)).await;
 }
 
+/// Typing starts and stops sent in a loop: a stop goes to the room only while its sender is shown
+/// typing, and at most 20 signals of one person go to a room in 10 s, so the loop costs a room what
+/// someone typing costs it. Someone else's typing still goes through.
+#[tokio::test]
+async fn a_typing_loop_reaches_the_room_at_most_twenty_times() {
+    let t = TestApp::spawn().await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+    a.recv_type("presence_update").await;
+
+    // A stop from someone not shown typing goes nowhere.
+    a.send(json!({"action": "typing", "room_id": room, "typing": false})).await;
+    a.assert_alive().await;
+    b.none_of_before_pong(&["typing"]).await;
+
+    let started = std::time::Instant::now();
+    for i in 0..150 {
+        a.send(json!({"action": "typing", "room_id": room, "typing": i % 2 == 0})).await;
+    }
+    // Ana's pong comes after all her frames were handled, and so after anything they sent Ben.
+    a.assert_alive().await;
+    b.send(json!({"action": "ping"})).await;
+    let mut heard = Vec::new();
+    loop {
+        let ev = b.recv().await;
+        match ev["type"].as_str() {
+            Some("typing") => heard.push(ev["typing"].as_bool().unwrap()),
+            Some("pong") => break,
+            _ => {}
+        }
+    }
+    // One window of 10 s, unless this machine took longer than that.
+    let windows = 1 + started.elapsed().as_secs() as usize / 10;
+    assert!(heard.len() <= 20 * windows, "Ben heard {} typing signals", heard.len());
+    assert!(heard.len() >= 2 && heard[..2] == [true, false], "starts and stops alternate: {heard:?}");
+
+    // Ben's typing is his own budget.
+    b.send(json!({"action": "typing", "room_id": room, "typing": true})).await;
+    let typing = a.recv_type("typing").await;
+    assert_eq!((&typing["user_id"], &typing["typing"]), (&json!(ben.id), &json!(true)));
+}
+
 #[tokio::test]
 async fn presence_goes_offline_only_when_a_persons_last_socket_closes() {
     let t = TestApp::spawn().await;
