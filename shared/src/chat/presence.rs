@@ -135,6 +135,11 @@ pub async fn typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: boo
             return Ok(());
         }
     }
+    // A muted person is silent in the room, their typing too (a stop still goes: it only
+    // clears). Read only for a start that would go, so a flood costs no more reads than that.
+    if typing && moderation::muted_until(&app.db, room_id, conn.user_id, app.clock.now()).await?.is_some() {
+        return Ok(());
+    }
     let event = ServerEvent::Typing { room_id, user_id: conn.user_id, display_name: conn.display_name.clone(), typing };
     push_to_room(app, room_id, &event, Some(conn.user_id)).await;
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mathia::adapters::postgres::moderation;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, wait_until};
@@ -186,6 +187,18 @@ async fn a_typing_loop_reaches_the_room_at_most_twenty_times() {
     b.send(json!({"action": "typing", "room_id": room, "typing": true})).await;
     let typing = a.recv_type("typing").await;
     assert_eq!((&typing["user_id"], &typing["typing"]), (&json!(ben.id), &json!(true)));
+
+    // Muted, Ben can still stop (it only clears), but his typing no longer shows.
+    let now = chrono::Utc::now();
+    moderation::mute(&t.db().await, room, ben.id, now + chrono::Duration::minutes(10), "test", now)
+        .await
+        .unwrap()
+        .expect("muted");
+    b.send(json!({"action": "typing", "room_id": room, "typing": false})).await;
+    assert_eq!(a.recv_type("typing").await["typing"], false);
+    b.send(json!({"action": "typing", "room_id": room, "typing": true})).await;
+    b.assert_alive().await;
+    a.none_of_before_pong(&["typing"]).await;
 }
 
 #[tokio::test]
