@@ -105,14 +105,14 @@ async function onlineShown(page) {
   }));
 }
 
-async function expectOnline(page, expected, what) {
+async function expectOnline(page, expected, what, timeout = LONG_WAIT_MS) {
   await eventually(
     async () => {
       const shown = await onlineShown(page);
       if (JSON.stringify(shown) !== JSON.stringify(expected)) throw new Error(`shown: ${JSON.stringify(shown)}`);
       return true;
     },
-    { what, timeout: LONG_WAIT_MS },
+    { what, timeout },
   );
 }
 
@@ -180,6 +180,15 @@ describe('Mathia crowded room', () => {
     assert.equal(await gather(crowdPage, code, roomId, [late], `late-${run}`), CROWD + 1);
     await expectOnline(pageA, { count: '102 online', listed: 101, more: 'and 1 more' }, 'the newcomer listed');
     assert.ok((await pageA.getByTestId('online-user').allTextContents()).includes(late));
+  });
+
+  // The crowd's sockets close here, and the test ends once the server has told A of every
+  // departure, so the next test file does not share the machine with a hundred disconnects.
+  step('the crowd leaves; A sees herself alone', async () => {
+    await crowdPage.evaluate(() => {
+      for (const ws of window.crowd.values()) ws.close();
+    });
+    await expectOnline(pageA, { count: '1 online', listed: 1, more: null }, 'everyone else gone', 60_000);
   });
 
   step('no page errors', async () => {
