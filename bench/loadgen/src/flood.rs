@@ -46,9 +46,22 @@ pub struct Flood {
     started: Mutex<Option<Instant>>,
     pub flooders: usize,
     pub rate: f64,
+    pub actions: Actions,
 }
 
-fn frame(n: u64, room: Uuid, own: &str) -> Message {
+/// What a flooder sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Actions {
+    /// Every action the protocol has, in turn.
+    All,
+    /// Typing starts and stops, alternating.
+    Typing,
+}
+
+fn frame(n: u64, room: Uuid, own: &str, actions: Actions) -> Message {
+    if actions == Actions::Typing {
+        return Message::text(json!({"action": "typing", "room_id": room, "typing": n % 2 == 0}).to_string());
+    }
     let other = Uuid::new_v4();
     let v = match n % MIX {
         0 => {
@@ -77,7 +90,14 @@ impl Flood {
     /// Signs up one flooder in each of the first `n` rooms (through a fresh invite of the room's
     /// owner), opens its socket, joins, and posts one message to edit and react to. The flood
     /// itself starts with `go`. `rate` is frames per second per flooder; 0 means flat out.
-    pub async fn start(api: &Api, run_id: &str, rooms: &[(Uuid, Session)], n: usize, rate: f64) -> Result<Self> {
+    pub async fn start(
+        api: &Api,
+        run_id: &str,
+        rooms: &[(Uuid, Session)],
+        n: usize,
+        rate: f64,
+        actions: Actions,
+    ) -> Result<Self> {
         let counters = Arc::new(Counters::default());
         let (go, go_rx) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
@@ -119,7 +139,7 @@ impl Flood {
                     if let Some(every) = interval {
                         tokio::time::sleep_until(t0 + every * n as u32).await;
                     }
-                    if tx.send(frame(n, room, &own)).await.is_err() {
+                    if tx.send(frame(n, room, &own, actions)).await.is_err() {
                         break;
                     }
                     c.frames.fetch_add(1, Relaxed);
@@ -132,7 +152,7 @@ impl Flood {
                 let _ = tx.close().await;
             }));
         }
-        Ok(Self { counters, go, stop, tasks, started: Mutex::new(None), flooders: n.min(rooms.len()), rate })
+        Ok(Self { counters, go, stop, tasks, started: Mutex::new(None), flooders: n.min(rooms.len()), rate, actions })
     }
 
     pub fn go(&self) {
@@ -155,6 +175,7 @@ impl Flood {
         let c = &self.counters;
         json!({
             "flooders": self.flooders,
+            "actions": format!("{:?}", self.actions).to_lowercase(),
             "rate_per_flooder": if self.rate > 0.0 { json!(self.rate) } else { json!("flat out") },
             "frames_sent": frames,
             "frames_per_s": if secs > 0.0 { round(frames as f64 / secs, 1) } else { 0.0 },

@@ -114,6 +114,9 @@ enum Mode {
         /// Frames per second per flooder (0: as fast as the socket takes them).
         #[arg(long, default_value_t = 0.0)]
         flood_rate: f64,
+        /// What the flooders send.
+        #[arg(long, value_enum, default_value_t = flood::Actions::All)]
+        flood_actions: flood::Actions,
     },
     /// Doubles the offered load until delivery < target or p99 > target, then bisects.
     Saturate {
@@ -375,6 +378,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
             progress,
             flooders,
             flood_rate,
+            flood_actions,
         } => {
             let params = json!({
                 "rooms": shape.rooms, "clients_per_room": shape.clients, "senders_per_room": shape.senders,
@@ -382,11 +386,12 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 "rate_per_sender": rate, "duration_s": duration, "body_bytes": shape.body_bytes,
                 "drain_max_s": shape.drain, "verify": verify, "reconnect": reconnect,
                 "flooders": flooders, "flood_rate": flood_rate,
+                "flood_actions": format!("{flood_actions:?}").to_lowercase(),
             });
             let h = Harness::setup(api, setup_opts(&run_id, &shape, &c, reconnect, verify)).await?;
             let flood = if flooders > 0 {
                 let rooms: Vec<_> = h.rooms.iter().map(|r| (r.id, r.owner.clone())).collect();
-                let f = flood::Flood::start(&h.api, &run_id, &rooms, flooders, flood_rate).await?;
+                let f = flood::Flood::start(&h.api, &run_id, &rooms, flooders, flood_rate, flood_actions).await?;
                 eprintln!("fanout: {} flooders ready", f.flooders);
                 f.go();
                 Some(f)
@@ -413,6 +418,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 eprintln!("fanout: flood {f}");
                 body["flood"] = f;
             }
+            body["typing_heard"] = json!(h.shared.typing_heard.load(std::sync::atomic::Ordering::Relaxed));
             body["setup"] = h.setup.clone();
             let mut ok = true;
             if verify {

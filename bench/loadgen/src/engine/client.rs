@@ -251,6 +251,9 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seqs: &mut [i64]) {
                 sh.step(step).errors.fetch_add(1, Relaxed);
             }
         }
+        "typing" => {
+            sh.typing_heard.fetch_add(1, Relaxed);
+        }
         _ => {}
     }
 }

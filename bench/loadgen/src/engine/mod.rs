@@ -120,6 +120,8 @@ pub struct Shared {
     pub reconnect_failures: AtomicU64,
     pub seq_gaps: AtomicU64,
     pub out_of_order: AtomicU64,
+    /// `typing` events the clients heard (a typing flood's reach).
+    pub typing_heard: AtomicU64,
     error_codes: Mutex<BTreeMap<String, u64>>,
     error_samples: Mutex<BTreeMap<String, String>>,
 }
