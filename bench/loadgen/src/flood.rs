@@ -60,7 +60,7 @@ pub enum Actions {
 
 fn frame(n: u64, room: Uuid, own: &str, actions: Actions) -> Message {
     if actions == Actions::Typing {
-        return Message::text(json!({"action": "typing", "room_id": room, "typing": n % 2 == 0}).to_string());
+        return Message::text(json!({"action": "typing", "room_id": room, "typing": n.is_multiple_of(2)}).to_string());
     }
     let other = Uuid::new_v4();
     let v = match n % MIX {
