@@ -182,12 +182,24 @@ pub async fn announce_if_gone(app: &App, room_id: Uuid, user_id: Uuid, display_n
     let still_there =
         app.connections.in_room(room_id).await.map(|c| c.iter().any(|c| c.user_id == user_id)).unwrap_or(false);
     if !still_there {
-        let event = ServerEvent::PresenceUpdate {
-            room_id,
-            user_id,
-            display_name: display_name.to_owned(),
-            status: PresenceStatus::Offline,
-        };
-        push_to_room(app, room_id, &event, Some(user_id)).await;
+        announce_presence(app, room_id, user_id, display_name, PresenceStatus::Offline).await;
     }
+}
+
+/// Presence changes of one person that a room hears in a minute. Each goes to everyone in the
+/// room; a person who reconnects now and then makes two a time, a client leaving and joining in
+/// a loop would make one per frame.
+const PRESENCE_CHANGES: (u32, Duration) = (20, Duration::from_secs(60));
+
+/// Tells a room someone came or went, within [`PRESENCE_CHANGES`]; past it the change is not
+/// announced (the room sees the truth in its next `room_joined`). Without Redis, announced.
+pub async fn announce_presence(app: &App, room_id: Uuid, user_id: Uuid, display_name: &str, status: PresenceStatus) {
+    let (budget, window) = PRESENCE_CHANGES;
+    match app.redis.presence_allowed(user_id, room_id, budget, window).await {
+        Ok(false) => return,
+        Ok(true) => {}
+        Err(e) => tracing::debug!(error = %e, "presence announced unlimited: Redis unavailable"),
+    }
+    let event = ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status };
+    push_to_room(app, room_id, &event, Some(user_id)).await;
 }

@@ -20,7 +20,7 @@ use crate::{
     error::Error,
     ports::{ConnectionInfo, RoomConnection},
     protocol::{PresenceStatus, ServerEvent},
-    realtime::{announce_if_gone, push_to_room, send_event},
+    realtime::{announce_if_gone, announce_presence, push_to_room, send_event},
 };
 
 /// How many messages `room_joined` carries.
@@ -99,13 +99,7 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     send_event(app, conn.into(), &event).await;
     crate::reminders::deliver_missed(app, conn.user_id, &conn.id, conn.endpoint.as_deref()).await;
     if !already_here {
-        let event = ServerEvent::PresenceUpdate {
-            room_id,
-            user_id: conn.user_id,
-            display_name: conn.display_name.clone(),
-            status: PresenceStatus::Online,
-        };
-        push_to_room(app, room_id, &event, Some(conn.user_id)).await;
+        announce_presence(app, room_id, conn.user_id, &conn.display_name, PresenceStatus::Online).await;
     }
     Ok(())
 }
@@ -119,9 +113,9 @@ pub async fn leave(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Re
     Ok(())
 }
 
-/// Tells the room someone started or stopped typing. Repeated starts are throttled so a chatty
-/// client cannot flood the room; a stop always goes through and re-arms the next start. Without
-/// Redis, unthrottled.
+/// Tells the room someone started or stopped typing, within [`TYPING`]'s limits (a stop only
+/// while the others see them typing), and not while they are muted. Without Redis, nothing is
+/// sent.
 pub async fn typing(app: &App, conn: &ConnectionInfo, room_id: Uuid, typing: bool) -> crate::Result<()> {
     if !conn.rooms.contains(&room_id) {
         return Err(Error::not_member());

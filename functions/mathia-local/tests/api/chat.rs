@@ -201,6 +201,45 @@ async fn a_typing_loop_reaches_the_room_at_most_twenty_times() {
     a.none_of_before_pong(&["typing"]).await;
 }
 
+/// Leaving and joining a room in a loop: each change would go to everyone in the room; a room
+/// hears at most 20 of one person's in a minute. Someone else's comings and goings still go.
+#[tokio::test]
+async fn a_leave_and_join_loop_reaches_the_room_at_most_twenty_times() {
+    let t = TestApp::spawn().await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+    let started = std::time::Instant::now();
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let mut heard = vec![b.recv_type("presence_update").await["status"].as_str().unwrap().to_owned()];
+
+    for _ in 0..60 {
+        a.send(json!({"action": "leave_room", "room_id": room})).await;
+        a.send(json!({"action": "join_room", "room_id": room})).await;
+    }
+    a.assert_alive().await;
+    b.send(json!({"action": "ping"})).await;
+    loop {
+        let ev = b.recv().await;
+        match ev["type"].as_str() {
+            Some("presence_update") => {
+                assert_eq!(ev["user_id"], json!(ana.id));
+                heard.push(ev["status"].as_str().unwrap().to_owned());
+            }
+            Some("pong") => break,
+            _ => {}
+        }
+    }
+    // One window of a minute, unless this machine took longer than that: 121 changes, 20 heard.
+    let windows = 1 + started.elapsed().as_secs() as usize / 60;
+    assert!((20..=20 * windows).contains(&heard.len()), "Ben heard {heard:?}");
+    assert!(heard.chunks(2).all(|c| c == ["online", "offline"]), "in turn: {heard:?}");
+
+    // Ben's own comings and goings are his budget.
+    b.send(json!({"action": "leave_room", "room_id": room})).await;
+    let gone = a.recv_type("presence_update").await;
+    assert_eq!((&gone["user_id"], &gone["status"]), (&json!(ben.id), &json!("offline")));
+}
+
 #[tokio::test]
 async fn presence_goes_offline_only_when_a_persons_last_socket_closes() {
     let t = TestApp::spawn().await;
