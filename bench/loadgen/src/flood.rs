@@ -56,11 +56,22 @@ pub enum Actions {
     All,
     /// Typing starts and stops, alternating.
     Typing,
+    /// Leaving the room and joining it again, alternating.
+    Presence,
 }
 
 fn frame(n: u64, room: Uuid, own: &str, actions: Actions) -> Message {
-    if actions == Actions::Typing {
-        return Message::text(json!({"action": "typing", "room_id": room, "typing": n.is_multiple_of(2)}).to_string());
+    match actions {
+        Actions::Typing => {
+            return Message::text(
+                json!({"action": "typing", "room_id": room, "typing": n.is_multiple_of(2)}).to_string(),
+            );
+        }
+        Actions::Presence => {
+            let action = if n.is_multiple_of(2) { "leave_room" } else { "join_room" };
+            return Message::text(json!({"action": action, "room_id": room}).to_string());
+        }
+        Actions::All => {}
     }
     let other = Uuid::new_v4();
     let v = match n % MIX {

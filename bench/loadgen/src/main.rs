@@ -419,6 +419,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 body["flood"] = f;
             }
             body["typing_heard"] = json!(h.shared.typing_heard.load(std::sync::atomic::Ordering::Relaxed));
+            body["presence_heard"] = json!(h.shared.presence_heard.load(std::sync::atomic::Ordering::Relaxed));
             body["setup"] = h.setup.clone();
             let mut ok = true;
             if verify {

@@ -254,6 +254,9 @@ fn on_frame(ctx: &ClientCtx, text: &str, last_seqs: &mut [i64]) {
         "typing" => {
             sh.typing_heard.fetch_add(1, Relaxed);
         }
+        "presence_update" => {
+            sh.presence_heard.fetch_add(1, Relaxed);
+        }
         _ => {}
     }
 }

@@ -122,6 +122,8 @@ pub struct Shared {
     pub out_of_order: AtomicU64,
     /// `typing` events the clients heard (a typing flood's reach).
     pub typing_heard: AtomicU64,
+    /// `presence_update` events the clients heard.
+    pub presence_heard: AtomicU64,
     error_codes: Mutex<BTreeMap<String, u64>>,
     error_samples: Mutex<BTreeMap<String, String>>,
 }
