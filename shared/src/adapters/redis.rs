@@ -421,7 +421,7 @@ impl RedisStore {
         let mut conn = self.conn().await?;
         let send: i64 = self
             .typing
-            .key(self.key(&format!("typing:{room_id}:{user_id}")))
+            .key(self.key(&format!("typing-signal:{room_id}:{user_id}")))
             .arg(i64::from(typing))
             .arg(limits.every.as_millis() as i64)
             .arg(limits.shown_for.as_millis() as i64)
