@@ -20,18 +20,13 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::{emulator::Emulator, helpers::TestApp};
+use crate::{
+    emulator::Emulator,
+    helpers::{TestApp, registry_entry},
+};
 
 fn conn(id: &str, user: Uuid, endpoint: Option<&str>) -> ConnectionInfo {
-    ConnectionInfo {
-        id: ConnectionId::new(id),
-        user_id: user,
-        display_name: format!("user {id}"),
-        rooms: HashSet::new(),
-        connected_at: Utc::now(),
-        endpoint: endpoint.map(str::to_owned),
-        session: None,
-    }
+    ConnectionInfo { endpoint: endpoint.map(str::to_owned), ..registry_entry(id, user, &format!("user {id}")) }
 }
 
 #[tokio::test]

@@ -1,16 +1,11 @@
 //! The emulated deployment: `mathia-local emulate` on moto, where every HTTP request, WebSocket
 //! event and queue job goes through the function binaries on `MATHIA_BACKEND=aws`.
 
-use std::{collections::HashSet, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
 use base64::Engine;
-use chrono::Utc;
 use futures::StreamExt;
-use mathia::{
-    adapters::aws::DynamoConnections,
-    domain::ConnectionId,
-    ports::{ConnectionInfo, Connections},
-};
+use mathia::{adapters::aws::DynamoConnections, domain::ConnectionId, ports::Connections};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -21,7 +16,7 @@ use uuid::Uuid;
 use crate::{
     emulator::{Emulator, repo_root},
     files::{declare, file_message, png},
-    helpers::{Api, TestUser, drop_database, forget_redis_keys, postgres_base, redis_url},
+    helpers::{Api, TestUser, drop_database, forget_redis_keys, postgres_base, redis_url, registry_entry},
     runtime::binary,
 };
 
@@ -169,18 +164,7 @@ async fn every_function_serves_its_part_of_a_chat() {
     // to it gets 410, and the function forgets it.
     let registry = s.registry().await;
     let ghost = ConnectionId::new("gone-connection=");
-    registry
-        .register(ConnectionInfo {
-            id: ghost.clone(),
-            user_id: ben.id,
-            display_name: "Ben".into(),
-            rooms: HashSet::new(),
-            connected_at: Utc::now(),
-            endpoint: None,
-            session: None,
-        })
-        .await
-        .unwrap();
+    registry.register(registry_entry("gone-connection=", ben.id, "Ben")).await.unwrap();
     assert!(registry.join(&ghost, room.id).await.unwrap());
 
     a.send(json!({"action": "new_message", "room_id": room.id, "body": "hello from Lambda", "client_msg_id": "m1"}))

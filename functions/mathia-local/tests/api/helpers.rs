@@ -3,8 +3,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use chrono::Utc;
 use futures::{SinkExt, StreamExt};
-use mathia::{Config, adapters::local::LocalPush, domain::Room};
+use mathia::{
+    Config,
+    adapters::local::LocalPush,
+    domain::{ConnectionId, Room},
+    ports::ConnectionInfo,
+};
 use mathia_local::Local;
 use serde_json::{Value, json};
 use tokio::{net::TcpStream, sync::oneshot};
@@ -12,6 +18,20 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use uuid::Uuid;
 
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A connection as the registry keeps it, with no socket behind it in this test: in no room, no
+/// session, held by the one gateway.
+pub fn registry_entry(id: &str, user_id: Uuid, display_name: &str) -> ConnectionInfo {
+    ConnectionInfo {
+        id: ConnectionId::new(id),
+        user_id,
+        display_name: display_name.to_owned(),
+        rooms: Default::default(),
+        connected_at: Utc::now(),
+        endpoint: None,
+        session: None,
+    }
+}
 
 pub fn postgres_base() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

@@ -2,14 +2,10 @@
 //! and per message, edits and reactions under the message rate limit, and `room_joined` and
 //! history pages under API Gateway's 128 KB frame limit.
 
-use std::collections::HashSet;
-
-use chrono::Utc;
-use mathia::{domain::ConnectionId, ports::ConnectionInfo};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, WsClient};
+use crate::helpers::{TestApp, WsClient, registry_entry};
 
 /// What an event or page may weigh (API Gateway refuses frames over 128 KB).
 const BOUND: usize = 100 * 1024;
@@ -204,19 +200,9 @@ async fn a_crowded_room_joined_names_a_hundred_counts_everyone_and_keeps_its_his
     // 2,000 more people online, each with a 60-character name (sockets the registry holds).
     let connections = &t.local.app.connections;
     for i in 0..2_000 {
-        let id = ConnectionId::new(format!("crowd-{i}"));
-        connections
-            .register(ConnectionInfo {
-                id: id.clone(),
-                user_id: Uuid::now_v7(),
-                display_name: format!("z{i:04}{}", "x".repeat(55)),
-                rooms: HashSet::new(),
-                connected_at: Utc::now(),
-                endpoint: None,
-                session: None,
-            })
-            .await
-            .unwrap();
+        let entry = registry_entry(&format!("crowd-{i}"), Uuid::now_v7(), &format!("z{i:04}{}", "x".repeat(55)));
+        let id = entry.id.clone();
+        connections.register(entry).await.unwrap();
         assert!(connections.join(&id, room).await.unwrap());
     }
 

@@ -14,7 +14,7 @@ use mathia::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, WsClient};
+use crate::helpers::{TestApp, TestUser, WsClient, registry_entry};
 
 const INSULTS: [&str; 4] = ["you are a fucking idiot", "shut up you stupid bitch", "fuck off", "fuck this shit"];
 
@@ -358,15 +358,7 @@ async fn with_redis_down_messages_flow_and_moderation_is_queued_directly() {
     let conn = ConnectionId::new("redis-down");
     let mut outbox = push.attach(conn.clone());
     app.connections
-        .register(ConnectionInfo {
-            id: conn.clone(),
-            user_id: ana.id,
-            display_name: "Ana".into(),
-            rooms: [room.id].into(),
-            connected_at: Utc::now(),
-            endpoint: None,
-            session: None,
-        })
+        .register(ConnectionInfo { rooms: [room.id].into(), ..registry_entry("redis-down", ana.id, "Ana") })
         .await
         .unwrap();
     let frame =
