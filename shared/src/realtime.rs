@@ -10,6 +10,7 @@ use crate::{
     adapters::redis::{RedisDown, SocketTicket, TakenTicket},
     app::App,
     domain::ConnectionId,
+    limits,
     ports::{ConnectionInfo, Frame, PushError, Recipient},
     protocol::{PresenceStatus, ServerEvent},
 };
@@ -189,16 +190,20 @@ pub async fn announce_if_gone(app: &App, room_id: Uuid, user_id: Uuid, display_n
 /// Presence changes of one person that a room hears in a minute. Each goes to everyone in the
 /// room; a person who reconnects now and then makes two a time, a client leaving and joining in
 /// a loop would make one per frame.
-const PRESENCE_CHANGES: (u32, Duration) = (20, Duration::from_secs(60));
+const PRESENCE_CHANGES_PER_MINUTE: u32 = 20;
 
-/// Tells a room someone came or went, within [`PRESENCE_CHANGES`]; past it the change is not
-/// announced (the room sees the truth in its next `room_joined`). Without Redis, announced.
+/// Tells a room someone came or went, within [`PRESENCE_CHANGES_PER_MINUTE`] per person and room
+/// (the per-person limiter, `limits`: in memory in `mathia-local`, in Redis on Lambda, open
+/// without Redis); past it the change is not announced, and the room sees the truth in its next
+/// `room_joined`.
 pub async fn announce_presence(app: &App, room_id: Uuid, user_id: Uuid, display_name: &str, status: PresenceStatus) {
-    let (budget, window) = PRESENCE_CHANGES;
-    match app.redis.presence_allowed(user_id, room_id, budget, window).await {
-        Ok(false) => return,
-        Ok(true) => {}
-        Err(e) => tracing::debug!(error = %e, "presence announced unlimited: Redis unavailable"),
+    let counter = format!("presence:{room_id}");
+    let now = app.clock.now();
+    if limits::limit_per_minute(app, &counter, "presence changes", user_id, now, PRESENCE_CHANGES_PER_MINUTE)
+        .await
+        .is_err()
+    {
+        return;
     }
     let event = ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status };
     push_to_room(app, room_id, &event, Some(user_id)).await;

@@ -432,30 +432,6 @@ impl RedisStore {
         Ok(send == 1)
     }
 
-    /// Whether one more presence change of a (user, room) may be announced: at most `budget` in
-    /// a fixed window of `window`, counted by Redis.
-    pub async fn presence_allowed(
-        &self,
-        user_id: Uuid,
-        room_id: Uuid,
-        budget: u32,
-        window: Duration,
-    ) -> Result<bool, RedisDown> {
-        let key = self.key(&format!("presence:{room_id}:{user_id}"));
-        let mut conn = self.conn().await?;
-        let (n,): (u64,) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(window.as_millis() as u64)
-            .arg("NX")
-            .ignore()
-            .query_async(&mut conn)
-            .await?;
-        Ok(n <= u64::from(budget))
-    }
-
     /// Records which room an AI stream belongs to, for as long as it may run.
     pub async fn put_stream(&self, stream_id: Uuid, room_id: Uuid) -> Result<(), RedisDown> {
         let key = self.key(&format!("stream:{stream_id}"));

@@ -91,11 +91,9 @@ impl State {
         if self.generation == since {
             return false;
         }
-        match self.forgotten.front() {
-            // Forgets after `since` are no longer all listed: one of them may have been this.
-            Some((oldest, _)) if *oldest > since + 1 => return true,
-            None => return true,
-            Some(_) => {}
+        // Forgets after `since` are no longer all listed: one of them may have been this.
+        if self.forgotten.front().is_none_or(|(oldest, _)| *oldest > since + 1) {
+            return true;
         }
         self.forgotten.iter().rev().take_while(|(generation, _)| *generation > since).any(|(_, what)| match what {
             Forgotten::Session(h) => h.as_slice() == hash,
