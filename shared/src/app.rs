@@ -14,6 +14,7 @@ use crate::{
         redis::RedisStore,
     },
     config::Config,
+    fair_share::FairSlots,
     keyring::RoomKeyring,
     ports::FileStore,
     ports::{Ai, Clock, Connections, Push, Queue, SystemClock},
@@ -66,7 +67,7 @@ pub struct AppInner {
     /// Where people's messages are written: together with the others arriving at that moment.
     pub message_writer: Arc<GroupCommit>,
     /// The Argon2 slots of this process (`handlers::http::auth`): one per core, with a bounded
-    /// queue. Kept here rather than in a static so that each app — each test — has its own.
+    /// queue per client address, served in turn. Kept here rather than in a static so that each app — each test — has its own.
     pub hashing: Arc<HashSlots>,
     /// Live sessions remembered in front of Postgres, in the one process every change to a
     /// session passes through (`mathia-local`); None where several processes share the database.
@@ -80,18 +81,19 @@ pub struct AppInner {
     pub tickets: Option<Tickets>,
 }
 
-/// A bounded number of Argon2 hashes at once, and of requests waiting for one.
-pub struct HashSlots {
-    pub slots: tokio::sync::Semaphore,
-    pub waiting: std::sync::atomic::AtomicUsize,
-    pub at_once: usize,
-}
+/// The Argon2 slots of a process: one hash per core at once, since each holds a core and 19 MiB
+/// while it runs; per client address at most `HASH_WAITING_PER_SLOT` per slot wait for one, and
+/// eight times that in all. Past that a request is refused at once (503 with `Retry-After`)
+/// rather than queue everyone, the right passwords too, behind seconds of hashing; and a freed
+/// slot goes to the addresses in turn, so one address's flood does not hold everyone else's.
+pub type HashSlots = FairSlots;
 
-impl Default for HashSlots {
-    fn default() -> Self {
-        let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { slots: tokio::sync::Semaphore::new(at_once), waiting: Default::default(), at_once }
-    }
+/// How many requests of one client address may wait for an Argon2 slot, per slot.
+pub const HASH_WAITING_PER_SLOT: usize = 8;
+
+fn hash_slots() -> HashSlots {
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+    FairSlots::new(at_once, at_once * HASH_WAITING_PER_SLOT, 8 * at_once * HASH_WAITING_PER_SLOT)
 }
 
 impl App {
@@ -240,7 +242,7 @@ impl AppBuilder {
                 })
                 .collect(),
             room_order: Arc::default(),
-            hashing: Arc::default(),
+            hashing: Arc::new(hash_slots()),
             sessions: self.sole_process.then(SessionCache::default),
             rate_windows: self.sole_process.then(RateWindows::new),
             tickets: self.sole_process.then(Tickets::default),

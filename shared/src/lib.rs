@@ -21,6 +21,7 @@ pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fair_share;
 pub mod files;
 pub mod handlers;
 pub mod jobs;

@@ -1,7 +1,15 @@
 //! Guessing passwords: wrong attempts are counted per account and per address (a sliding minute
-//! in Redis), and a full Argon2 queue refuses at once instead of making everyone wait.
+//! in Redis), and a full Argon2 queue refuses at once instead of making everyone wait; each
+//! address has a share of that queue of its own.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use serde_json::json;
 
@@ -78,4 +86,69 @@ async fn a_full_argon2_queue_answers_at_once() {
     assert!(statuses.contains(&503), "some of the flood was refused at once");
     // Once the flood is over, the right password works.
     assert_eq!(login(&t, &ana.email, PASSWORD).await.status(), 200);
+}
+
+/// One address signing up and logging in as fast as it can holds only its own share of the
+/// Argon2 queue: people at other addresses still sign up and log in, instead of being refused
+/// behind it (with one queue for everyone, they got 503 for as long as the flood went on).
+#[tokio::test]
+async fn a_sign_in_flood_from_one_address_leaves_room_for_another_address() {
+    let t = TestApp::spawn_with(|c| {
+        c.login_failures_per_address = 100_000;
+        c.login_failures_per_account = 100_000;
+    })
+    .await;
+    let ana = t.register("Ana").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let (http, t_base) = (t.http.clone(), t.url(""));
+            let (stop, refused) = (stop.clone(), refused.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let (path, body) = if n % 2 == 0 {
+                        ("/api/auth/login", json!({"email": format!("nobody-{i}@example.com"), "password": "guess"}))
+                    } else {
+                        let email = format!("flood-{i}-{n}@example.com");
+                        ("/api/auth/register", json!({"email": email, "password": PASSWORD, "display_name": "Flood"}))
+                    };
+                    let status = http.post(format!("{t_base}{path}")).json(&body).send().await.unwrap().status();
+                    assert!([200, 201, 401, 503].contains(&status.as_u16()), "{status}");
+                    if status == 503 {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    // The flood has filled its share of the queue once it is refused.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refused.load(Ordering::SeqCst) < 20 {
+        assert!(Instant::now() < deadline, "the flood was never refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elsewhere = reqwest::Client::builder().local_address(IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    for _ in 0..5 {
+        let res = elsewhere
+            .post(t.url("/api/auth/login"))
+            .json(&json!({"email": ana.email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "a login from another address during the flood");
+    }
+    let res = elsewhere
+        .post(t.url("/api/auth/register"))
+        .json(&json!({"email": "ben@example.com", "password": PASSWORD, "display_name": "Ben"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "a sign-up from another address during the flood");
+    stop.store(true, Ordering::SeqCst);
+    for f in flood {
+        f.await.unwrap();
+    }
 }

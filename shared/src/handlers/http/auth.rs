@@ -2,10 +2,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        OnceLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -37,43 +34,31 @@ use crate::{
     tokens::{hash_hex, random_token},
 };
 
-/// How many requests may wait for an Argon2 slot, per slot. Past that a request is refused at
-/// once (503 with `Retry-After`): a flood of logins would otherwise queue everyone, the right
-/// passwords too, behind seconds of hashing.
-const WAITING_PER_SLOT: usize = 8;
-
-/// Runs Argon2 work on the blocking pool, a bounded number at a time. Each hash holds 19 MiB
-/// while it runs: unbounded, a burst of sign-ups or logins takes that much per request at once,
-/// and the allocator keeps it afterwards (100 sign-ups left the server at 800 MiB). The cores
-/// are the limit on how fast hashes finish anyway. At most `WAITING_PER_SLOT` per slot wait.
+/// Runs Argon2 work on the blocking pool, a bounded number at a time, fairly between client
+/// addresses (`HashSlots`). Each hash holds 19 MiB while it runs: unbounded, a burst of sign-ups
+/// or logins takes that much per request at once, and the allocator keeps it afterwards (100
+/// sign-ups left the server at 800 MiB). The cores are the limit on how fast hashes finish
+/// anyway. The slot is held until the work ends, even when the request has gone away.
 async fn argon2_work<T: Send + 'static>(
-    hashing: &HashSlots,
+    hashing: &Arc<HashSlots>,
+    address: &ClientAddress,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> ApiResult<T> {
-    struct Waiting<'a>(&'a AtomicUsize);
-    impl Drop for Waiting<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    let _slot = match hashing.slots.try_acquire() {
-        Ok(slot) => slot,
-        Err(_) => {
-            let waiting = Waiting(&hashing.waiting);
-            if hashing.waiting.fetch_add(1, Ordering::SeqCst) >= hashing.at_once * WAITING_PER_SLOT {
-                drop(waiting);
-                return Err(ApiError { retry_after_s: Some(1), ..ApiError::unavailable("sign-in") });
-            }
-            let slot = hashing.slots.acquire().await.expect("the semaphore is never closed");
-            drop(waiting);
-            slot
-        }
-    };
-    tokio::task::spawn_blocking(work).await.map_err(|e| crate::Error::internal(e).into())
+    let slot = hashing.acquire(address.0.as_deref().unwrap_or("")).await.map_err(|refused| {
+        tracing::warn!(?refused, "sign-in refused: the Argon2 queue is full");
+        ApiError { retry_after_s: Some(1), ..ApiError::unavailable("sign-in") }
+    })?;
+    tokio::task::spawn_blocking(move || {
+        let done = work();
+        drop(slot);
+        done
+    })
+    .await
+    .map_err(|e| crate::Error::internal(e).into())
 }
 
-async fn hash_password(hashing: &HashSlots, password: Password) -> ApiResult<String> {
-    argon2_work(hashing, move || {
+async fn hash_password(hashing: &Arc<HashSlots>, address: &ClientAddress, password: Password) -> ApiResult<String> {
+    argon2_work(hashing, address, move || {
         Argon2::default()
             .hash_password(password.expose().as_bytes())
             .map(|h| h.to_string())
@@ -85,9 +70,14 @@ async fn hash_password(hashing: &HashSlots, password: Password) -> ApiResult<Str
 
 /// Checks a password against a stored hash; with no hash it still does the work, so a wrong
 /// e-mail takes as long as a wrong password.
-async fn verify_password(hashing: &HashSlots, password: String, stored: Option<String>) -> ApiResult<bool> {
+async fn verify_password(
+    hashing: &Arc<HashSlots>,
+    address: &ClientAddress,
+    password: String,
+    stored: Option<String>,
+) -> ApiResult<bool> {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    argon2_work(hashing, move || {
+    argon2_work(hashing, address, move || {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| {
             DUMMY
@@ -118,12 +108,17 @@ pub struct RegisterBody {
 
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", security(()),
     responses((status = 201, description = "`{token, user}`"), (status = 400, description = "a field is invalid"),
-              (status = 409, description = "`email_taken`")))]
-pub async fn register(State(app): State<App>, Json(body): Json<RegisterBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+              (status = 409, description = "`email_taken`"),
+              (status = 503, description = "`unavailable`: too many sign-ins at once from this address or in all; see `Retry-After`")))]
+pub async fn register(
+    State(app): State<App>,
+    address: ClientAddress,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let email = Email::parse(&body.email)?;
     let display_name = DisplayName::parse(&body.display_name)?;
     let password = Password::parse(&body.password)?;
-    let hash = hash_password(&app.hashing, password).await?;
+    let hash = hash_password(&app.hashing, &address, password).await?;
     let user = match users::create(&app.db, email.as_str(), display_name.as_str(), &hash).await {
         Ok(created) => created,
         Err(e) if violated_constraint(&e) == Some("users_email_key") => {
@@ -158,7 +153,7 @@ pub async fn login(
     refuse_when_throttled(&app, &throttles).await?;
     let row = users::by_email(&app.db, body.email.trim()).await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
-    if body.password.len() > 1024 || !verify_password(&app.hashing, body.password, stored).await? {
+    if body.password.len() > 1024 || !verify_password(&app.hashing, &address, body.password, stored).await? {
         note_failure(&app, &throttles).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password"));
     }
@@ -170,7 +165,7 @@ pub async fn login(
 /// Wrong passwords are counted per account and per client address over a sliding minute.
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
-/// Where a request came from, for the login throttle: the socket's peer (`mathia-local`), or
+/// Where a request came from, for the login throttle and the Argon2 queue: the socket's peer (`mathia-local`), or
 /// the source address API Gateway saw (Lambda); None when neither is known.
 pub struct ClientAddress(Option<String>);
 
@@ -282,12 +277,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_argon2_work_runs_at_once_than_there_are_cores() {
         let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let hashing = Arc::new(HashSlots::default());
-        let at_once = hashing.at_once;
-        let jobs = (0..4 * at_once + 2).map(|_| {
+        let hashing = Arc::new(HashSlots::new(2, 16, 128));
+        let at_once = hashing.at_once();
+        let jobs = (0..4 * at_once + 2).map(|i| {
             let (running, most, hashing) = (running.clone(), most.clone(), hashing.clone());
+            let address = ClientAddress(Some(format!("192.0.2.{}", i % 3)));
             tokio::spawn(async move {
-                argon2_work(&hashing, move || {
+                argon2_work(&hashing, &address, move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(50));
@@ -300,5 +296,35 @@ mod tests {
             job.unwrap().unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), at_once, "more ran at once than allowed, or never that many");
+    }
+
+    /// A request that goes away mid-hash (the client hung up) does not free its slot before the
+    /// hash ends: otherwise a client hanging up in a loop would run more hashes than cores.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hash_keeps_its_slot_until_it_ends_even_when_its_request_is_gone() {
+        let hashing = Arc::new(HashSlots::new(1, 8, 64));
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+        let gone = tokio::spawn({
+            let hashing = hashing.clone();
+            async move {
+                argon2_work(&hashing, &ClientAddress(None), move || {
+                    started_tx.send(()).unwrap();
+                    finish_rx.recv().unwrap();
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started.recv().unwrap()).await.unwrap();
+        gone.abort();
+        assert!(gone.await.unwrap_err().is_cancelled());
+        let next = tokio::spawn({
+            let hashing = hashing.clone();
+            async move { argon2_work(&hashing, &ClientAddress(None), || ()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!next.is_finished(), "another hash ran while the first still held the only slot");
+        finish.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), next).await.unwrap().unwrap().unwrap();
     }
 }
