@@ -83,6 +83,8 @@ bench_start_server() {
     # …and the per-socket frame budget (100 a second): one loadgen sender stands for many people.
     export MATHIA_WS_FRAMES_PER_S=${MATHIA_WS_FRAMES_PER_S:-1000000}
     export MATHIA_WS_FRAME_BURST=${MATHIA_WS_FRAME_BURST:-1000000}
+    # …and the 16 sockets a person may hold: the idle-socket curves share 100 users.
+    export MATHIA_SOCKETS_PER_PERSON=${MATHIA_SOCKETS_PER_PERSON:-1000000}
     export MATHIA_MASTER_KEY=${MATHIA_MASTER_KEY:-$(python3 -c 'import os, base64; print(base64.b64encode(os.urandom(32)).decode())')}
     export MATHIA_STATIC_DIR=$ROOT/static
     export RUST_LOG=${SERVER_RUST_LOG:-warn}

@@ -19,6 +19,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_RATE_LIMIT_PER_MIN",
     "MATHIA_WS_FRAMES_PER_S",
     "MATHIA_WS_FRAME_BURST",
+    "MATHIA_SOCKETS_PER_PERSON",
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
     "MATHIA_WELCOME_CREDIT_CENTS",
@@ -60,6 +61,11 @@ pub const ENV_VARS: &[&str] = &[
 /// A socket's frame budget by default: 100 frames a second, 200 at once.
 pub const WS_FRAMES_PER_S: u32 = 100;
 pub const WS_FRAME_BURST: u32 = 200;
+
+/// How many sockets one person may have open at once by default: tabs and devices, with room
+/// to spare. Each holds a file descriptor and memory of the process; unbounded, one person could
+/// open sockets until nobody else can connect.
+pub const SOCKETS_PER_PERSON: usize = 16;
 
 /// Which adapters back the ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +123,8 @@ pub struct Config {
     pub ws_frames_per_s: u32,
     /// …and frames at once.
     pub ws_frame_burst: u32,
+    /// Sockets one person may have open at once (`MATHIA_SOCKETS_PER_PERSON`).
+    pub sockets_per_person: usize,
     pub moderation_batch_size: u32,
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
@@ -296,6 +304,7 @@ impl Config {
             login_failures_per_address: parsed("MATHIA_LOGIN_FAILURES_PER_ADDRESS", 50)?,
             ws_frames_per_s: parsed("MATHIA_WS_FRAMES_PER_S", WS_FRAMES_PER_S)?,
             ws_frame_burst: parsed("MATHIA_WS_FRAME_BURST", WS_FRAME_BURST)?,
+            sockets_per_person: parsed("MATHIA_SOCKETS_PER_PERSON", SOCKETS_PER_PERSON)?,
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
@@ -348,6 +357,7 @@ impl Config {
             login_failures_per_address: 50,
             ws_frames_per_s: WS_FRAMES_PER_S,
             ws_frame_burst: WS_FRAME_BURST,
+            sockets_per_person: SOCKETS_PER_PERSON,
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,

@@ -30,7 +30,8 @@ fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Option<ConnectionId
     event.request_context.connection_id.clone().map(ConnectionId::new)
 }
 
-/// `$connect`: 200 with a valid ticket, 401 without, 503 when a dependency is down.
+/// `$connect`: 200 with a valid ticket, 401 without, 429 past the person's sockets, 503 when a
+/// dependency is down.
 pub async fn ws_connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let Some(connection) = connection_id(&event) else {
         return response(400, "missing connection id");
@@ -40,6 +41,7 @@ pub async fn ws_connect(app: &App, event: ApiGatewayWebsocketProxyRequest) -> Ap
         Ok(()) => response(200, "connected"),
         Err(ConnectError::Unauthorized) => response(401, "missing, used or expired ticket"),
         Err(ConnectError::Unavailable) => response(503, "temporarily unavailable"),
+        Err(ConnectError::TooManySockets) => response(429, "too many sockets open for this person"),
     }
 }
 

@@ -5,8 +5,10 @@
 // acknowledged (re-sent after a reconnect with the same `client_msg_id`; the server dedupes).
 //
 // Subscribers use `on(type, fn)`: `type` is a server frame type (`new_message`, `ack`, …) or
-// `connection` (`{state: 'connecting' | 'open' | 'closed', resumed}` — `resumed` is true when an
-// open follows an earlier one, i.e. events may have been missed), or `*` for every server frame.
+// `connection` (`{state: 'connecting' | 'open' | 'closed', resumed, reason}` — `resumed` is true
+// when an open follows an earlier one, i.e. events may have been missed; `reason` is the server's
+// words when it refused this client a socket, e.g. open in too many tabs), or `*` for every
+// server frame.
 //
 // `window.__mathiaSocket.close()` drops the current connection as a network failure would (the
 // browser tests use it to check that reconnecting loses and doubles nothing).
@@ -30,6 +32,7 @@ let pingTimer = null;
 let awaitingPong = false;
 let connectSerial = 0;
 let everOpened = false;
+let refusal = null; // why the server last refused a ticket, until a socket opens
 
 // Where the WebSocket is: `GET /api/config` says (API Gateway's own domain when deployed); null
 // means `/ws` on this page's host (mathia-local). Asked once, and again after a failure.
@@ -76,7 +79,7 @@ function emit(type, payload) {
 function setState(next) {
   if (state === next) return;
   state = next;
-  emit('connection', { state, resumed: next === 'open' && everOpened });
+  emit('connection', { state, resumed: next === 'open' && everOpened, reason: next === 'open' ? null : refusal });
   if (next === 'open') everOpened = true;
 }
 
@@ -102,6 +105,7 @@ export function stop() {
   teardown();
   joinedRooms.clear();
   outbox.clear();
+  refusal = null;
   setState('closed');
   everOpened = false;
 }
@@ -130,6 +134,13 @@ async function connect() {
       stop();
       return;
     }
+    if (err.status === 429 && err.code === 'too_many_sockets') {
+      // Open in too many tabs or devices: the banner says so, and the next try waits as long as
+      // the server asks rather than the usual backoff.
+      refusal = err.message;
+      scheduleReconnect((err.retryAfterS || 10) * 1000);
+      return;
+    }
     scheduleReconnect();
     return;
   }
@@ -149,6 +160,7 @@ async function connect() {
   socket.onopen = () => {
     if (ws !== socket) return;
     attempt = 0;
+    refusal = null;
     // Join (again) first, then re-send what was never acknowledged; listeners of `connection`
     // (chat.js) then fetch what each room missed while we were away.
     for (const roomId of joinedRooms) rawSend({ action: 'join_room', room_id: roomId });
@@ -200,11 +212,11 @@ function teardown() {
   }
 }
 
-function scheduleReconnect() {
+function scheduleReconnect(floorMs = 0) {
   setState('closed');
   clearTimeout(reconnectTimer);
   const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
-  const delay = ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
+  const delay = Math.max(floorMs, ceiling / 2 + Math.random() * (ceiling / 2)); // "equal jitter"
   attempt = Math.min(attempt + 1, 16);
   reconnectTimer = setTimeout(() => {
     reconnectTimer = null;

@@ -284,6 +284,7 @@ async fn ws_upgrade(State(gw): State<Gateway>, Query(params): Query<WsParams>, w
         Err(ConnectError::Unavailable) => {
             return ApiError::unavailable("the realtime service").into_response();
         }
+        Err(ConnectError::TooManySockets) => return ApiError::too_many_sockets().into_response(),
     }
     let cleanup = gw.clone();
     let failed_connection = connection.clone();

@@ -32,10 +32,14 @@ pub enum ConnectError {
     Unauthorized,
     #[error("a dependency is unavailable")]
     Unavailable,
+    /// The person already has `MATHIA_SOCKETS_PER_PERSON` sockets open.
+    #[error("too many sockets open for this person")]
+    TooManySockets,
 }
 
 /// `$connect`: spends the one-time ticket and registers the connection, with the session the
-/// ticket was fetched with (a logout closes that session's sockets). A ticket whose session has
+/// ticket was fetched with (a logout closes that session's sockets), unless the person already
+/// has as many sockets open as one may (`MATHIA_SOCKETS_PER_PERSON`). A ticket whose session has
 /// ended since is refused: by its logout's mark (`realtime::take_ticket`), by the ticket's own
 /// expiry (never past the session's) for the session's end. The ticket carries the display name, so a handshake reads
 /// no database; only a ticket an older build stored is checked in Postgres.
@@ -81,7 +85,7 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
         None => Ok(false),
     };
     let refused = match ended {
-        Ok(false) => None,
+        Ok(false) => too_many_sockets(app, user_id).await.then_some(ConnectError::TooManySockets),
         Ok(true) => Some(ConnectError::Unauthorized),
         Err(e) => {
             tracing::warn!(error = %e, "cannot check the session");
@@ -96,6 +100,23 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
     }
     tracing::info!(%user_id, "connected");
     Ok(())
+}
+
+/// Whether a person has more sockets open than one may, this one included. Counted once it is
+/// registered, so that two handshakes at once cannot both slip under the bound (both may be
+/// refused instead, and the client tries again). A registry that cannot answer does not refuse.
+async fn too_many_sockets(app: &App, user_id: uuid::Uuid) -> bool {
+    match app.connections.of_user(user_id).await {
+        Ok(open) if open.len() > app.config.sockets_per_person => {
+            tracing::warn!(%user_id, open = open.len(), "socket refused: too many open");
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the person's sockets");
+            false
+        }
+    }
 }
 
 /// `$disconnect`: forgets the connection and tells its rooms.

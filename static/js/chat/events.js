@@ -226,7 +226,7 @@ export function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs
   }
 }
 
-export function onConnection({ state: connection, resumed }) {
+export function onConnection({ state: connection, resumed, reason }) {
   const banner = $('connection-status');
   clearTimeout(S.connectionTimer);
   if (connection === 'open') {
@@ -236,9 +236,12 @@ export function onConnection({ state: connection, resumed }) {
     if (resumed) resume();
     return;
   }
-  // Wait a moment so a quick reconnect does not flash a banner.
-  S.connectionTimer = setTimeout(() => {
-    banner.textContent = S.everConnected ? 'Connection lost. Reconnecting…' : 'Connecting…';
+  const show = () => {
+    banner.textContent = reason || (S.everConnected ? 'Connection lost. Reconnecting…' : 'Connecting…');
     banner.hidden = false;
-  }, 1000);
+  };
+  // The server's reason at once; otherwise wait a moment so a quick reconnect does not flash a
+  // banner.
+  if (reason) show();
+  else S.connectionTimer = setTimeout(show, 1000);
 }

@@ -453,3 +453,43 @@ async fn a_flooding_socket_is_throttled_on_lambda_too() {
     }
     assert!(served, "the socket is served again once its budget refills");
 }
+
+/// On Lambda too one person's sockets are bounded: `ws-connect` counts them in DynamoDB and
+/// refuses past the bound (429 at the handshake), `http-api` refuses the ticket with
+/// `too_many_sockets`, and a socket that goes makes room for one.
+#[tokio::test]
+async fn one_persons_sockets_are_bounded_on_lambda_too() {
+    let s = Stack::start_with(&[("MATHIA_SOCKETS_PER_PERSON", "2")]).await;
+    let (ana, bob) = (s.register("Ana").await, s.register("Bob").await);
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        tickets.push(s.ticket(&ana).await);
+    }
+    let mut open = Vec::new();
+    let mut statuses = Vec::new();
+    for ticket in &tickets {
+        match s.open(ticket).await {
+            Ok(ws) => {
+                open.push(ws);
+                statuses.push(101);
+            }
+            Err(status) => statuses.push(status),
+        }
+    }
+    assert_eq!(statuses, [101, 101, 429]);
+    let registry = s.registry().await;
+    assert_eq!(registry.of_user(ana.id).await.unwrap().len(), 2, "the refused socket was not kept");
+    let res = s.post(Some(&ana.token), "/api/ws-ticket", json!({})).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "too_many_sockets");
+    let mut b = s.ws(&bob).await;
+    b.assert_alive().await;
+    for ws in &mut open {
+        ws.assert_alive().await;
+    }
+    open.pop().unwrap().close().await;
+    eventually("the closed socket is forgotten", || async { registry.of_user(ana.id).await.unwrap().len() == 1 }).await;
+    let ticket = s.ticket(&ana).await;
+    s.open(&ticket).await.expect("room for one more").assert_alive().await;
+}

@@ -59,6 +59,7 @@ pub struct TestUser {
 
 /// An HTTP and WebSocket client of a running Mathia: `mathia-local`, or the emulated
 /// deployment (whose WebSocket is on another origin).
+#[derive(Clone)]
 pub struct Api {
     /// `http://host:port`, where the site and `/api` are.
     pub base: String,
@@ -185,6 +186,15 @@ impl Api {
 
     pub fn ws_url(&self, ticket: &str) -> String {
         format!("{}?ticket={ticket}", self.ws_base)
+    }
+
+    /// Opens a socket with a ticket: the socket, or the status the handshake was refused with.
+    pub async fn open(&self, ticket: &str) -> Result<WsClient, u16> {
+        match tokio_tungstenite::connect_async(self.ws_url(ticket)).await {
+            Ok((stream, _)) => Ok(WsClient { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+            Err(e) => panic!("unexpected handshake error {e}"),
+        }
     }
 
     pub async fn ws(&self, user: &TestUser) -> WsClient {

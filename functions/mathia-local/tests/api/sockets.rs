@@ -406,3 +406,107 @@ async fn a_transport_ping_is_answered_with_its_pong_and_the_socket_stays_usable(
     a.send(json!({"action": "new_message", "room_id": room.id, "body": "after the ping", "client_msg_id": "p"})).await;
     assert_eq!(a.recv_type("ack").await["client_msg_id"], "p");
 }
+
+/// The status and body of a refused ticket request.
+async fn ticket_refusal(t: &crate::helpers::Api, token: &str) -> (u16, Value, Option<String>) {
+    let res = t.post(Some(token), "/api/ws-ticket", json!({})).await;
+    let status = res.status().as_u16();
+    let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, res.json().await.unwrap(), retry)
+}
+
+/// One person's sockets are bounded (`MATHIA_SOCKETS_PER_PERSON`), or one person could open
+/// sockets until nobody else can connect. Tickets fetched beforehand are refused at the handshake
+/// (429) past the bound; once there, the ticket endpoint says why (429 `too_many_sockets`). The
+/// person's open sockets go on working, another person connects and chats, and closing a socket
+/// or logging out makes room again. A logged-out session gets no ticket at all.
+#[tokio::test]
+async fn one_persons_sockets_are_bounded_and_everyone_else_still_connects() {
+    let t = TestApp::spawn_with(|c| c.sockets_per_person = 3).await;
+    let (ana, bob) = (t.register("Ana").await, t.register("Bob").await);
+    let room = t.create_room(&ana, "bounded").await;
+    t.bring_in(&ana, room.id, &bob).await;
+    let mut tickets = Vec::new();
+    for _ in 0..5 {
+        tickets.push(t.ticket(&ana).await);
+    }
+    let mut open = Vec::new();
+    let mut statuses = Vec::new();
+    for ticket in &tickets {
+        match t.open(ticket).await {
+            Ok(ws) => {
+                open.push(ws);
+                statuses.push(101);
+            }
+            Err(status) => statuses.push(status),
+        }
+    }
+    assert_eq!(statuses, [101, 101, 101, 429, 429]);
+    assert_eq!(t.local.app.connections.of_user(ana.id).await.unwrap().len(), 3, "the refused were not kept");
+    let (status, body, retry) = ticket_refusal(&t, &ana.token).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_sockets")), "{body}");
+    assert!(retry.is_some(), "the refusal says when to try again");
+
+    // Ana's sockets work; Bob connects and hears her.
+    let (mut b, _) = t.ws_in_room(&bob, room.id).await;
+    open[0].send(json!({"action": "join_room", "room_id": room.id})).await;
+    open[0].recv_type("room_joined").await;
+    open[0]
+        .send(json!({"action": "new_message", "room_id": room.id, "body": "still here", "client_msg_id": "m1"}))
+        .await;
+    open[0].recv_type("ack").await;
+    assert_eq!(b.recv_type("new_message").await["message"]["body"], "still here");
+
+    // Closing one makes room for one.
+    open.pop().unwrap().close().await;
+    wait_until("the closed socket is forgotten", || async {
+        t.local.app.connections.of_user(ana.id).await.unwrap().len() == 2
+    })
+    .await;
+    let ticket = t.ticket(&ana).await;
+    let mut again = t.open(&ticket).await.expect("room for one more");
+    again.assert_alive().await;
+
+    // Logging out closes the session's sockets, and the session gets no more tickets.
+    assert_eq!(t.post(Some(&ana.token), "/api/auth/logout", json!({})).await.status(), 204);
+    assert!(closed_with(&mut again).await.is_some());
+    let (status, _, _) = ticket_refusal(&t, &ana.token).await;
+    assert_eq!(status, 401);
+    b.assert_alive().await;
+}
+
+/// Many handshakes of one person at once: never more than the bound get through (each is
+/// counted once registered), the refused leave nothing behind, and another person's socket is
+/// opened and served meanwhile.
+#[tokio::test]
+async fn a_flood_of_handshakes_never_opens_more_than_the_bound() {
+    let t = TestApp::spawn_with(|c| c.sockets_per_person = 4).await;
+    let (ana, bob) = (t.register("Ana").await, t.register("Bob").await);
+    let mut tickets = Vec::new();
+    for _ in 0..60 {
+        tickets.push(t.ticket(&ana).await);
+    }
+    let api = std::sync::Arc::new(t.api.clone());
+    let flood: Vec<_> = tickets
+        .into_iter()
+        .map(|ticket| {
+            let api = api.clone();
+            tokio::spawn(async move { api.open(&ticket).await })
+        })
+        .collect();
+    let mut b = t.ws(&bob).await;
+    b.assert_alive().await;
+    let mut open = Vec::new();
+    for f in flood {
+        match f.await.unwrap() {
+            Ok(ws) => open.push(ws),
+            Err(status) => assert_eq!(status, 429),
+        }
+    }
+    assert!((1..=4).contains(&open.len()), "{} of 60 opened", open.len());
+    assert_eq!(t.local.app.connections.of_user(ana.id).await.unwrap().len(), open.len());
+    for ws in &mut open {
+        ws.assert_alive().await;
+    }
+    b.assert_alive().await;
+}

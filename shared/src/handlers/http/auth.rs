@@ -248,12 +248,20 @@ pub async fn logout(State(app): State<App>, auth: AuthUser) -> ApiResult<StatusC
 /// (`realtime::issue_ticket`).
 #[utoipa::path(post, path = "/api/ws-ticket", tag = "realtime",
     responses((status = 200, description = "`{ticket, expires_in_s}`: one-time, 60 s or until the session ends"),
+              (status = 429, description = "`too_many_sockets`: the person has `MATHIA_SOCKETS_PER_PERSON` sockets open; see `Retry-After`"),
               (status = 503, description = "Redis is down, where tickets are kept there")))]
 pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json<Value>> {
     let session_left = (auth.session_expires_at - app.clock.now()).to_std().unwrap_or_default();
     let ttl = app.config.ticket_ttl.min(session_left);
     if ttl.is_zero() {
         return Err(ApiError::session_ended());
+    }
+    // The handshake enforces the bound; refusing here too tells the client why (a browser
+    // cannot read a refused handshake's status).
+    match app.connections.of_user(auth.user.id).await {
+        Ok(open) if open.len() >= app.config.sockets_per_person => return Err(ApiError::too_many_sockets()),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot count the person's sockets"),
     }
     let ticket = random_token();
     let carried =

@@ -60,6 +60,18 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{what} is temporarily unavailable"))
     }
 
+    /// 429 `too_many_sockets`: the person has as many sockets open as one may.
+    pub fn too_many_sockets() -> Self {
+        Self {
+            retry_after_s: Some(10),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sockets",
+                "Mathia is open in too many tabs or devices; close one to connect here",
+            )
+        }
+    }
+
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
     }
