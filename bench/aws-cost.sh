@@ -121,7 +121,7 @@ start_stack() {
     export MATHIA_CONNECTIONS_TABLE=$TABLE MATHIA_QUEUE_PREFIX=$queue_prefix MATHIA_FILES_BUCKET=${queue_prefix}files
     # The benchmark sends faster than a person: lift the 30 messages/minute limit.
     export MATHIA_RATE_LIMIT_PER_MIN=1000000
-    export MATHIA_SOCKETS_PER_PERSON=1000000
+    export MATHIA_SOCKETS_PER_PERSON=1000000 MATHIA_HISTORY_PAGES_PER_MIN=1000000
     export MATHIA_STATIC_DIR=$ROOT/static
     # The functions inherit it: info is what infra/template.yaml sets, so the log bytes are real.
     export RUST_LOG=${SERVER_RUST_LOG:-info}

@@ -20,6 +20,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_WS_FRAMES_PER_S",
     "MATHIA_WS_FRAME_BURST",
     "MATHIA_SOCKETS_PER_PERSON",
+    "MATHIA_HISTORY_PAGES_PER_MIN",
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
     "MATHIA_WELCOME_CREDIT_CENTS",
@@ -61,6 +62,11 @@ pub const ENV_VARS: &[&str] = &[
 /// A socket's frame budget by default: 100 frames a second, 200 at once.
 pub const WS_FRAMES_PER_S: u32 = 100;
 pub const WS_FRAME_BURST: u32 = 200;
+
+/// History pages one person may read a minute, over the socket (`join_room`) and HTTP together.
+/// Each reads and decrypts up to a page of messages; a client that reconnects joins each of its
+/// rooms and fetches what it missed in each, far below this.
+pub const HISTORY_PAGES_PER_MINUTE: u32 = 1200;
 
 /// How many sockets one person may have open at once by default: tabs and devices, with room
 /// to spare. Each holds a file descriptor and memory of the process; unbounded, one person could
@@ -156,6 +162,9 @@ pub struct Config {
     /// The OAuth app, when configured: (client id, client secret, redirect URI).
     pub calendly_oauth: Option<(String, String, String)>,
     pub ticket_ttl: Duration,
+    /// History pages one person may read a minute (`limits::history_page`,
+    /// `MATHIA_HISTORY_PAGES_PER_MIN`).
+    pub history_pages_per_minute: u32,
     pub session_ttl: Duration,
     /// How often the scheduler ticks in `mathia-local` (EventBridge runs it each minute on AWS).
     pub scheduler_every: Duration,
@@ -333,6 +342,7 @@ impl Config {
                 _ => None,
             },
             ticket_ttl: Duration::from_secs(60),
+            history_pages_per_minute: parsed("MATHIA_HISTORY_PAGES_PER_MIN", HISTORY_PAGES_PER_MINUTE)?,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             scheduler_every: Duration::from_secs(parsed("MATHIA_SCHEDULER_INTERVAL_S", 5)?),
             files_dir: var("MATHIA_FILES_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".mathia/files")),
@@ -376,6 +386,7 @@ impl Config {
             calendly_auth_url: "https://auth.calendly.com".into(),
             calendly_oauth: None,
             ticket_ttl: Duration::from_secs(60),
+            history_pages_per_minute: HISTORY_PAGES_PER_MINUTE,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             scheduler_every: Duration::from_secs(5),
             files_dir: std::env::temp_dir().join(format!("mathia-files-{}", uuid::Uuid::new_v4().simple())),

@@ -19,6 +19,13 @@ pub async fn rate_limit(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::
     per_person_limit(app, "msg", "messages", user_id, now).await
 }
 
+/// At most `history_pages_per_minute` pages of history a person reads a minute, `join_room` and
+/// `GET /api/rooms/{id}/messages` together: each page is a read and a decryption of up to a
+/// page of messages, and one person's loop of them would take the database from everyone.
+pub async fn history_page(app: &App, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
+    limit_per_minute(app, "pages", "history pages", user_id, now, app.config.history_pages_per_minute).await
+}
+
 /// The per-person limiter, at `rate_limit_per_min` a minute, for one kind of action (`counter`
 /// keeps kinds apart; `what` names them in the refusal).
 pub async fn per_person_limit(

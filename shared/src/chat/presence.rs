@@ -73,6 +73,7 @@ pub const RENAMES_PER_MINUTE: u32 = 10;
 /// Subscribes the connection to the room, sends it `room_joined`, and tells the room the person
 /// is online when this is their first connection in it.
 pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Result<()> {
+    crate::limits::history_page(app, conn.user_id, app.clock.now()).await?;
     access::require_member(app, room_id, conn.user_id).await?;
     let already_here = app.connections.in_room(room_id).await?.iter().any(|c| c.user_id == conn.user_id);
     app.connections.join(&conn.id, room_id).await?;

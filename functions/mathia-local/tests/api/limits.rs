@@ -250,3 +250,89 @@ async fn the_rate_window_in_memory_decides_as_the_one_in_redis() {
     }
     assert!(refused > 10, "the sequence reaches the limit often ({refused} refusals)");
 }
+
+/// Counts what `join_room` frames were answered with, up to the pong after them.
+async fn join_answers(ws: &mut WsClient, room: Uuid, n: usize) -> std::collections::BTreeMap<String, usize> {
+    for _ in 0..n {
+        ws.send(json!({"action": "join_room", "room_id": room})).await;
+    }
+    ws.send(json!({"action": "ping"})).await;
+    let mut answers = std::collections::BTreeMap::new();
+    loop {
+        let ev = ws.recv().await;
+        let kind = match ev["type"].as_str() {
+            Some("pong") => return answers,
+            Some("error") => format!("error {}", ev["code"].as_str().unwrap()),
+            other => other.unwrap_or_else(|| panic!("an event without a type: {ev}")).to_owned(),
+        };
+        *answers.entry(kind).or_default() += 1;
+    }
+}
+
+/// A person reads a bounded number of history pages a minute, `join_room` and HTTP together:
+/// each is a read and decryption of a page, and one person's loop would take the database from
+/// everyone. Past the bound a join is `rate_limited` (and subscribes nothing) and the HTTP read
+/// 429; others read on, a non-member's joins count against their own budget, and a muted
+/// member still reads.
+#[tokio::test]
+async fn a_join_or_history_loop_reads_at_most_the_persons_pages_a_minute() {
+    let t = TestApp::spawn_with(|c| {
+        c.history_pages_per_minute = 30;
+        c.ws_frames_per_s = 10_000;
+        c.ws_frame_burst = 10_000;
+    })
+    .await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let carol = t.register("Carol").await;
+    let started = std::time::Instant::now();
+    let mut a = t.ws(&ana).await;
+    let answers = join_answers(&mut a, room, 25).await;
+    assert_eq!(answers.get("room_joined"), Some(&25), "{answers:?}");
+    let pages = |token: String| {
+        let http = t.http.clone();
+        let url = t.url(&format!("/api/rooms/{room}/messages"));
+        async move { http.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    for _ in 0..5 {
+        assert_eq!(pages(ana.token.clone()).await.status(), 200);
+    }
+    let refused = pages(ana.token.clone()).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    let answers = join_answers(&mut a, room, 10).await;
+    // One window of a minute, unless this machine took longer than that.
+    if started.elapsed().as_secs() < 60 {
+        assert_eq!(answers.get("error rate_limited"), Some(&10), "{answers:?}");
+        assert_eq!(answers.get("room_joined"), None, "{answers:?}");
+    }
+
+    // Ben reads on: the budget is Ana's.
+    let (mut b, joined) = t.ws_in_room(&ben, room).await;
+    assert_eq!(joined["room_id"], json!(room));
+    assert_eq!(pages(ben.token.clone()).await.status(), 200);
+    b.assert_alive().await;
+
+    // Carol is not a member: her joins are refused, and counted against her own budget.
+    let mut c = t.ws(&carol).await;
+    let answers = join_answers(&mut c, room, 35).await;
+    assert_eq!(answers.get("error not_member"), Some(&30), "{answers:?}");
+    assert_eq!(answers.get("error rate_limited"), Some(&5), "{answers:?}");
+
+    // A muted member still reads.
+    let now = chrono::Utc::now();
+    mathia::adapters::postgres::moderation::mute(
+        &t.db().await,
+        room,
+        ben.id,
+        now + chrono::Duration::minutes(10),
+        "test",
+        now,
+    )
+    .await
+    .unwrap()
+    .expect("muted");
+    assert_eq!(pages(ben.token.clone()).await.status(), 200);
+    b.send(json!({"action": "join_room", "room_id": room})).await;
+    b.recv_type("room_joined").await;
+}

@@ -144,13 +144,15 @@ pub struct HistoryQuery {
            ("after" = Option<String>, Query, description = "a message id"),
            ("around" = Option<String>, Query, description = "a message id: the page holds it, older messages before and newer after"),
            ("limit" = Option<i64>, Query, description = "1..100")),
-    responses((status = 200, description = "`{messages, next_before, next_after}`"), (status = 403, description = "`not_member`")))]
+    responses((status = 200, description = "`{messages, next_before, next_after}`"), (status = 403, description = "`not_member`"),
+              (status = 429, description = "`rate_limited`: past the person's history pages a minute")))]
 pub async fn history(
     State(app): State<App>,
     auth: AuthUser,
     Path(room_id): Path<Uuid>,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
+    crate::limits::history_page(&app, auth.user.id, app.clock.now()).await?;
     member_room(&app, room_id, auth.user.id).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
