@@ -2,7 +2,7 @@
 # Runs Mathia's benchmark scenarios against a fresh mathia-local (release build) and appends
 # one JSON line per result to bench/results/<date>.jsonl. See bench/README.md.
 #
-#   bash bench/run.sh                    # every scenario: w1 w2 saturate idle connect-rate ai ai-model w1-flood1 w1-flood10 room1000-typing-flood room1000-presence-flood
+#   bash bench/run.sh                    # every scenario: w1 w2 saturate idle connect-rate ai ai-model w1-flood1 w1-flood10 w1-join-flood room1000-typing-flood room1000-presence-flood
 #   bash bench/run.sh w1 idle            # only those
 #   QUICK=1 bash bench/run.sh w1         # shortened durations and sizes (a smoke run)
 #   MATHIA_BIN=/path/to/mathia-local bash bench/run.sh   # skip building the server
@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-ALL=(w1 w2 saturate idle connect-rate ai ai-model w1-flood1 w1-flood10 room1000-typing-flood room1000-presence-flood)
+ALL=(w1 w2 saturate idle connect-rate ai ai-model w1-flood1 w1-flood10 w1-join-flood room1000-typing-flood room1000-presence-flood)
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -52,6 +52,12 @@ for s in "${SCENARIOS[@]}"; do
         # flat out. Meant for the production frame budget: see bench/flood.sh.
       loadgen "$s" fanout --rooms 10 --clients 10 --senders 1 --rate 20 --duration "$FANOUT_S" \
         --flooders "${s#w1-flood}" "${EXTRA[@]}" || failed+=("$s") ;;
+    w1-join-flood) # w1, while one more person joins their room again and again from 16 sockets
+        # (each join reads a page of history). Meant for the production frame budget and history
+        # pages: MATHIA_WS_FRAMES_PER_S=100 MATHIA_WS_FRAME_BURST=200 MATHIA_HISTORY_PAGES_PER_MIN=1200
+        # EXTRA_ARGS="--flood-rate 100".
+      loadgen "$s" fanout --rooms 10 --clients 10 --senders 1 --rate 20 --duration "$FANOUT_S" \
+        --flooders 1 --flood-sockets 16 --flood-actions join "${EXTRA[@]}" || failed+=("$s") ;;
     room1000-typing-flood|room1000-presence-flood) # 1 room × 1,000 clients, 1 sender at 10 msg/s,
         # while one more member sends typing starts and stops (or leaves and joins the room) flat
         # out. Meant for the production frame budget (see bench/flood.sh): 100 frames a second.

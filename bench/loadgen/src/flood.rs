@@ -45,6 +45,7 @@ pub struct Flood {
     tasks: Vec<JoinHandle<()>>,
     started: Mutex<Option<Instant>>,
     pub flooders: usize,
+    pub sockets: usize,
     pub rate: f64,
     pub actions: Actions,
 }
@@ -58,6 +59,8 @@ pub enum Actions {
     Typing,
     /// Leaving the room and joining it again, alternating.
     Presence,
+    /// Joining the room again and again: each join reads a page of its history.
+    Join,
 }
 
 fn frame(n: u64, room: Uuid, own: &str, actions: Actions) -> Message {
@@ -71,6 +74,7 @@ fn frame(n: u64, room: Uuid, own: &str, actions: Actions) -> Message {
             let action = if n.is_multiple_of(2) { "leave_room" } else { "join_room" };
             return Message::text(json!({"action": action, "room_id": room}).to_string());
         }
+        Actions::Join => return Message::text(json!({"action": "join_room", "room_id": room}).to_string()),
         Actions::All => {}
     }
     let other = Uuid::new_v4();
@@ -99,13 +103,15 @@ fn frame(n: u64, room: Uuid, own: &str, actions: Actions) -> Message {
 
 impl Flood {
     /// Signs up one flooder in each of the first `n` rooms (through a fresh invite of the room's
-    /// owner), opens its socket, joins, and posts one message to edit and react to. The flood
-    /// itself starts with `go`. `rate` is frames per second per flooder; 0 means flat out.
+    /// owner), opens `sockets` sockets for it, joins, and posts one message to edit and react to.
+    /// The flood itself starts with `go`. `rate` is frames per second per socket; 0 means flat
+    /// out.
     pub async fn start(
         api: &Api,
         run_id: &str,
         rooms: &[(Uuid, Session)],
         n: usize,
+        sockets: usize,
         rate: f64,
         actions: Actions,
     ) -> Result<Self> {
@@ -120,50 +126,69 @@ impl Flood {
             let mut ws = api.connect(&s).await?;
             api::join_room(&mut ws, *room, Duration::from_secs(15)).await?;
             let own = first_message(&mut ws, *room).await?;
-            let (mut tx, mut rx) = ws.split();
-            let c = counters.clone();
-            // Its socket is read throughout, as a client would.
-            tasks.push(tokio::spawn(async move {
-                while let Some(Ok(msg)) = rx.next().await {
-                    c.received.fetch_add(1, Relaxed);
-                    if let Message::Text(t) = msg
-                        && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
-                        && v["type"] == "error"
-                    {
-                        let code = v["code"].as_str().unwrap_or("unknown").to_owned();
-                        *c.errors.lock().unwrap().entry(code).or_default() += 1;
+            let mut all = vec![ws];
+            for _ in 1..sockets.max(1) {
+                let mut ws = api.connect(&s).await?;
+                api::join_room(&mut ws, *room, Duration::from_secs(15)).await?;
+                all.push(ws);
+            }
+            for ws in all {
+                let own = own.clone();
+                let (mut tx, mut rx) = ws.split();
+                let c = counters.clone();
+                // Its socket is read throughout, as a client would.
+                tasks.push(tokio::spawn(async move {
+                    while let Some(Ok(msg)) = rx.next().await {
+                        c.received.fetch_add(1, Relaxed);
+                        if let Message::Text(t) = msg
+                            && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
+                            && v["type"] == "error"
+                        {
+                            let code = v["code"].as_str().unwrap_or("unknown").to_owned();
+                            *c.errors.lock().unwrap().entry(code).or_default() += 1;
+                        }
                     }
-                }
-                c.closed.fetch_add(1, Relaxed);
-            }));
-            let c = counters.clone();
-            let (mut go_rx, mut stop_rx) = (go_rx.clone(), stop_rx.clone());
-            let room = *room;
-            tasks.push(tokio::spawn(async move {
-                if go_rx.wait_for(|g| *g).await.is_err() {
-                    return;
-                }
-                let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
-                let t0 = tokio::time::Instant::now();
-                let mut n = 0u64;
-                while !*stop_rx.borrow_and_update() {
-                    if let Some(every) = interval {
-                        tokio::time::sleep_until(t0 + every * n as u32).await;
+                    c.closed.fetch_add(1, Relaxed);
+                }));
+                let c = counters.clone();
+                let (mut go_rx, mut stop_rx) = (go_rx.clone(), stop_rx.clone());
+                let room = *room;
+                tasks.push(tokio::spawn(async move {
+                    if go_rx.wait_for(|g| *g).await.is_err() {
+                        return;
                     }
-                    if tx.send(frame(n, room, &own, actions)).await.is_err() {
-                        break;
+                    let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+                    let t0 = tokio::time::Instant::now();
+                    let mut n = 0u64;
+                    while !*stop_rx.borrow_and_update() {
+                        if let Some(every) = interval {
+                            tokio::time::sleep_until(t0 + every * n as u32).await;
+                        }
+                        if tx.send(frame(n, room, &own, actions)).await.is_err() {
+                            break;
+                        }
+                        c.frames.fetch_add(1, Relaxed);
+                        n += 1;
+                        if interval.is_none() && n.is_multiple_of(64) {
+                            // Flat out, but let the stop signal and the other tasks in.
+                            tokio::task::yield_now().await;
+                        }
                     }
-                    c.frames.fetch_add(1, Relaxed);
-                    n += 1;
-                    if interval.is_none() && n.is_multiple_of(64) {
-                        // Flat out, but let the stop signal and the other tasks in.
-                        tokio::task::yield_now().await;
-                    }
-                }
-                let _ = tx.close().await;
-            }));
+                    let _ = tx.close().await;
+                }));
+            }
         }
-        Ok(Self { counters, go, stop, tasks, started: Mutex::new(None), flooders: n.min(rooms.len()), rate, actions })
+        Ok(Self {
+            counters,
+            go,
+            stop,
+            tasks,
+            started: Mutex::new(None),
+            flooders: n.min(rooms.len()),
+            sockets: sockets.max(1),
+            rate,
+            actions,
+        })
     }
 
     pub fn go(&self) {
@@ -186,8 +211,9 @@ impl Flood {
         let c = &self.counters;
         json!({
             "flooders": self.flooders,
+            "sockets_per_flooder": self.sockets,
             "actions": format!("{:?}", self.actions).to_lowercase(),
-            "rate_per_flooder": if self.rate > 0.0 { json!(self.rate) } else { json!("flat out") },
+            "rate_per_socket": if self.rate > 0.0 { json!(self.rate) } else { json!("flat out") },
             "frames_sent": frames,
             "frames_per_s": if secs > 0.0 { round(frames as f64 / secs, 1) } else { 0.0 },
             "frames_received": c.received.load(Relaxed),

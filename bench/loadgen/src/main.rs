@@ -111,9 +111,12 @@ enum Mode {
         /// Extra members, one in each of the first N rooms, who flood every action during the step.
         #[arg(long, default_value_t = 0)]
         flooders: usize,
-        /// Frames per second per flooder (0: as fast as the socket takes them).
+        /// Frames per second per flooder's socket (0: as fast as the socket takes them).
         #[arg(long, default_value_t = 0.0)]
         flood_rate: f64,
+        /// Sockets each flooder opens (one person, several tabs), each flooding at `flood_rate`.
+        #[arg(long, default_value_t = 1)]
+        flood_sockets: usize,
         /// What the flooders send.
         #[arg(long, value_enum, default_value_t = flood::Actions::All)]
         flood_actions: flood::Actions,
@@ -378,6 +381,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
             progress,
             flooders,
             flood_rate,
+            flood_sockets,
             flood_actions,
         } => {
             let params = json!({
@@ -385,13 +389,15 @@ async fn run(cli: Cli) -> util::Result<bool> {
                 "rooms_per_client": shape.rooms_per_client,
                 "rate_per_sender": rate, "duration_s": duration, "body_bytes": shape.body_bytes,
                 "drain_max_s": shape.drain, "verify": verify, "reconnect": reconnect,
-                "flooders": flooders, "flood_rate": flood_rate,
+                "flooders": flooders, "flood_rate": flood_rate, "flood_sockets": flood_sockets,
                 "flood_actions": format!("{flood_actions:?}").to_lowercase(),
             });
             let h = Harness::setup(api, setup_opts(&run_id, &shape, &c, reconnect, verify)).await?;
             let flood = if flooders > 0 {
                 let rooms: Vec<_> = h.rooms.iter().map(|r| (r.id, r.owner.clone())).collect();
-                let f = flood::Flood::start(&h.api, &run_id, &rooms, flooders, flood_rate, flood_actions).await?;
+                let f =
+                    flood::Flood::start(&h.api, &run_id, &rooms, flooders, flood_sockets, flood_rate, flood_actions)
+                        .await?;
                 eprintln!("fanout: {} flooders ready", f.flooders);
                 f.go();
                 Some(f)
