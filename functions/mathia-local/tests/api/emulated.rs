@@ -461,21 +461,7 @@ async fn a_flooding_socket_is_throttled_on_lambda_too() {
 async fn one_persons_sockets_are_bounded_on_lambda_too() {
     let s = Stack::start_with(&[("MATHIA_SOCKETS_PER_PERSON", "2")]).await;
     let (ana, bob) = (s.register("Ana").await, s.register("Bob").await);
-    let mut tickets = Vec::new();
-    for _ in 0..3 {
-        tickets.push(s.ticket(&ana).await);
-    }
-    let mut open = Vec::new();
-    let mut statuses = Vec::new();
-    for ticket in &tickets {
-        match s.open(ticket).await {
-            Ok(ws) => {
-                open.push(ws);
-                statuses.push(101);
-            }
-            Err(status) => statuses.push(status),
-        }
-    }
+    let (mut open, statuses) = s.open_with_tickets(&ana, 3).await;
     assert_eq!(statuses, [101, 101, 429]);
     let registry = s.registry().await;
     assert_eq!(registry.of_user(ana.id).await.unwrap().len(), 2, "the refused socket was not kept");

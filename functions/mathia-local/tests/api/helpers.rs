@@ -197,6 +197,26 @@ impl Api {
         }
     }
 
+    /// Fetches `n` tickets for `user` first, then opens a socket with each in turn: the sockets
+    /// that opened, and each handshake's status (101 for one that opened).
+    pub async fn open_with_tickets(&self, user: &TestUser, n: usize) -> (Vec<WsClient>, Vec<u16>) {
+        let mut tickets = Vec::new();
+        for _ in 0..n {
+            tickets.push(self.ticket(user).await);
+        }
+        let (mut open, mut statuses) = (Vec::new(), Vec::new());
+        for ticket in &tickets {
+            match self.open(ticket).await {
+                Ok(ws) => {
+                    open.push(ws);
+                    statuses.push(101);
+                }
+                Err(status) => statuses.push(status),
+            }
+        }
+        (open, statuses)
+    }
+
     pub async fn ws(&self, user: &TestUser) -> WsClient {
         let ticket = self.ticket(user).await;
         let (stream, _) = tokio_tungstenite::connect_async(self.ws_url(&ticket)).await.expect("ws connects");

@@ -426,21 +426,7 @@ async fn one_persons_sockets_are_bounded_and_everyone_else_still_connects() {
     let (ana, bob) = (t.register("Ana").await, t.register("Bob").await);
     let room = t.create_room(&ana, "bounded").await;
     t.bring_in(&ana, room.id, &bob).await;
-    let mut tickets = Vec::new();
-    for _ in 0..5 {
-        tickets.push(t.ticket(&ana).await);
-    }
-    let mut open = Vec::new();
-    let mut statuses = Vec::new();
-    for ticket in &tickets {
-        match t.open(ticket).await {
-            Ok(ws) => {
-                open.push(ws);
-                statuses.push(101);
-            }
-            Err(status) => statuses.push(status),
-        }
-    }
+    let (mut open, statuses) = t.open_with_tickets(&ana, 5).await;
     assert_eq!(statuses, [101, 101, 101, 429, 429]);
     assert_eq!(t.local.app.connections.of_user(ana.id).await.unwrap().len(), 3, "the refused were not kept");
     let (status, body, retry) = ticket_refusal(&t, &ana.token).await;
