@@ -67,7 +67,8 @@ pub struct AppInner {
     /// Where people's messages are written: together with the others arriving at that moment.
     pub message_writer: Arc<GroupCommit>,
     /// The Argon2 slots of this process (`handlers::http::auth`): one per core, with a bounded
-    /// queue per client address, served in turn. Kept here rather than in a static so that each app — each test — has its own.
+    /// queue per client address, served in turn. Kept here rather than in a static so that each
+    /// app — each test — has its own.
     pub hashing: Arc<HashSlots>,
     /// Live sessions remembered in front of Postgres, in the one process every change to a
     /// session passes through (`mathia-local`); None where several processes share the database.
@@ -89,7 +90,7 @@ pub struct AppInner {
 pub type HashSlots = FairSlots;
 
 /// How many requests of one client address may wait for an Argon2 slot, per slot.
-pub const HASH_WAITING_PER_SLOT: usize = 8;
+const HASH_WAITING_PER_SLOT: usize = 8;
 
 fn hash_slots() -> HashSlots {
     let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -187,6 +187,19 @@ pub async fn announce_if_gone(app: &App, room_id: Uuid, user_id: Uuid, display_n
     }
 }
 
+/// How many sockets a person has open, as the connection registry says; None when it cannot say
+/// (logged). The handshake and the ticket endpoint hold a person to `MATHIA_SOCKETS_PER_PERSON`
+/// with it, and a registry that cannot answer refuses nobody.
+pub async fn sockets_open(app: &App, user_id: Uuid) -> Option<usize> {
+    match app.connections.of_user(user_id).await {
+        Ok(open) => Some(open.len()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the person's sockets");
+            None
+        }
+    }
+}
+
 /// Presence changes of one person that a room hears in a minute. Each goes to everyone in the
 /// room; a person who reconnects now and then makes two a time, a client leaving and joining in
 /// a loop would make one per frame.

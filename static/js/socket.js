@@ -32,7 +32,7 @@ let pingTimer = null;
 let awaitingPong = false;
 let connectSerial = 0;
 let everOpened = false;
-let refusal = null; // why the server last refused a ticket, until a socket opens
+let refusal = null; // why the server refused the last ticket, until a ticket is had
 
 // Where the WebSocket is: `GET /api/config` says (API Gateway's own domain when deployed); null
 // means `/ws` on this page's host (mathia-local). Asked once, and again after a failure.
@@ -127,6 +127,7 @@ async function connect() {
   try {
     base = await socketUrl();
     ({ ticket } = await post('/api/ws-ticket'));
+    refusal = null;
   } catch (err) {
     if (serial !== connectSerial || !running) return;
     if (err.status === 401) {
@@ -134,14 +135,10 @@ async function connect() {
       stop();
       return;
     }
-    if (err.status === 429 && err.code === 'too_many_sockets') {
-      // Open in too many tabs or devices: the banner says so, and the next try waits as long as
-      // the server asks rather than the usual backoff.
-      refusal = err.message;
-      scheduleReconnect((err.retryAfterS || 10) * 1000);
-      return;
-    }
-    scheduleReconnect();
+    // Open in too many tabs or devices: the banner says so, and the next try waits as long as
+    // the server asks rather than the usual backoff. Any other failure says nothing of the kind.
+    refusal = err.status === 429 && err.code === 'too_many_sockets' ? err.message : null;
+    scheduleReconnect(refusal ? (err.retryAfterS || 10) * 1000 : 0);
     return;
   }
   if (serial !== connectSerial || !running) return;
@@ -160,7 +157,6 @@ async function connect() {
   socket.onopen = () => {
     if (ws !== socket) return;
     attempt = 0;
-    refusal = null;
     // Join (again) first, then re-send what was never acknowledged; listeners of `connection`
     // (chat.js) then fetch what each room missed while we were away.
     for (const roomId of joinedRooms) rawSend({ action: 'join_room', room_id: roomId });

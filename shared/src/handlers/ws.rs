@@ -23,7 +23,7 @@ use crate::{
     error::Error,
     ports::ConnectionInfo,
     protocol::{ClientAction, ServerEvent, WsError, WsErrorCode, frame_ref, parse_frame},
-    realtime::{forget_connection, send_event, session_ended, take_ticket},
+    realtime::{forget_connection, send_event, session_ended, sockets_open, take_ticket},
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,17 +106,11 @@ pub async fn on_connect(app: &App, connection: &ConnectionId, ticket: Option<&st
 /// registered, so that two handshakes at once cannot both slip under the bound (both may be
 /// refused instead, and the client tries again). A registry that cannot answer does not refuse.
 async fn too_many_sockets(app: &App, user_id: uuid::Uuid) -> bool {
-    match app.connections.of_user(user_id).await {
-        Ok(open) if open.len() > app.config.sockets_per_person => {
-            tracing::warn!(%user_id, open = open.len(), "socket refused: too many open");
-            true
-        }
-        Ok(_) => false,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot count the person's sockets");
-            false
-        }
+    let open = sockets_open(app, user_id).await.unwrap_or(0);
+    if open > app.config.sockets_per_person {
+        tracing::warn!(%user_id, open, "socket refused: too many open");
     }
+    open > app.config.sockets_per_person
 }
 
 /// `$disconnect`: forgets the connection and tells its rooms.

@@ -272,8 +272,8 @@ async fn join_answers(ws: &mut WsClient, room: Uuid, n: usize) -> std::collectio
 /// A person reads a bounded number of history pages a minute, `join_room` and HTTP together:
 /// each is a read and decryption of a page, and one person's loop would take the database from
 /// everyone. Past the bound a join is `rate_limited` (and subscribes nothing) and the HTTP read
-/// 429; others read on, a non-member's joins count against their own budget, and a muted
-/// member still reads.
+/// 429; others read on, a non-member's joins count against their own budget, a muted member
+/// still reads, and a logged-out session reads nothing.
 #[tokio::test]
 async fn a_join_or_history_loop_reads_at_most_the_persons_pages_a_minute() {
     let t = TestApp::spawn_with(|c| {
@@ -335,4 +335,8 @@ async fn a_join_or_history_loop_reads_at_most_the_persons_pages_a_minute() {
     assert_eq!(pages(ben.token.clone()).await.status(), 200);
     b.send(json!({"action": "join_room", "room_id": room})).await;
     b.recv_type("room_joined").await;
+
+    // A logged-out session reads nothing, whatever its budget.
+    assert_eq!(t.post(Some(&ben.token), "/api/auth/logout", json!({})).await.status(), 204);
+    assert_eq!(pages(ben.token.clone()).await.status(), 401);
 }

@@ -29,7 +29,7 @@ use crate::{
     },
     app::{App, HashSlots},
     domain::{DisplayName, Email, Password, User},
-    realtime::{end_session, issue_ticket, mark_session_ended},
+    realtime::{end_session, issue_ticket, mark_session_ended, sockets_open},
     sessions,
     tokens::{hash_hex, random_token},
 };
@@ -165,8 +165,8 @@ pub async fn login(
 /// Wrong passwords are counted per account and per client address over a sliding minute.
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
-/// Where a request came from, for the login throttle and the Argon2 queue: the socket's peer (`mathia-local`), or
-/// the source address API Gateway saw (Lambda); None when neither is known.
+/// Where a request came from, for the login throttle and the Argon2 queue: the socket's peer
+/// (`mathia-local`), or the source address API Gateway saw (Lambda); None when neither is known.
 pub struct ClientAddress(Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
@@ -258,10 +258,8 @@ pub async fn ws_ticket(State(app): State<App>, auth: AuthUser) -> ApiResult<Json
     }
     // The handshake enforces the bound; refusing here too tells the client why (a browser
     // cannot read a refused handshake's status).
-    match app.connections.of_user(auth.user.id).await {
-        Ok(open) if open.len() >= app.config.sockets_per_person => return Err(ApiError::too_many_sockets()),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot count the person's sockets"),
+    if sockets_open(&app, auth.user.id).await.is_some_and(|open| open >= app.config.sockets_per_person) {
+        return Err(ApiError::too_many_sockets());
     }
     let ticket = random_token();
     let carried =
