@@ -40,6 +40,9 @@ async fn a_rename_reaches_open_sockets_and_only_the_rooms_they_are_in() {
     let carls_room = t.create_room(&carl, "elsewhere").await;
     let (mut c, _) = t.ws_in_room(&carl, carls_room.id).await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
+    // Ana's join tells the room she came after her `room_joined`: once her next frame is
+    // answered that is done, and Ben, joining after, hears no presence of hers.
+    a.assert_alive().await;
     let mut a_idle = t.ws(&ana).await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
     announced(&mut a, room, ben.id, "Ben").await;
@@ -119,6 +122,8 @@ async fn a_flood_of_renames_is_refused_past_its_budget_and_the_room_chats_on() {
     let t = TestApp::spawn().await;
     let (ana, ben, room) = t.ana_and_ben().await;
     let (mut a, _) = t.ws_in_room(&ana, room).await;
+    // Her arrival is told to the room by then (see the first test), not to Ben after he joins.
+    a.assert_alive().await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
 
     for i in 1..=RENAMES_PER_MINUTE {
