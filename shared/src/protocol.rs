@@ -45,11 +45,15 @@ pub struct WsError {
     /// When a mute ends (`muted`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
+    /// The room of a refused `join_room`, which has no `ref`: the client knows which room is
+    /// still unjoined and when to ask again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<Uuid>,
 }
 
 impl WsError {
     pub fn new(code: WsErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), reference: None, retry_after_ms: None, until: None }
+        Self { code, message: message.into(), reference: None, retry_after_ms: None, until: None, room_id: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -66,6 +70,12 @@ impl WsError {
 
     pub fn unavailable(what: &str) -> Self {
         Self::new(WsErrorCode::Unavailable, format!("{what} is temporarily unavailable; try again shortly"))
+    }
+
+    /// Names the room the refused frame was about (see [`WsError::room_id`]).
+    pub fn in_room(mut self, room_id: Uuid) -> Self {
+        self.room_id = Some(room_id);
+        self
     }
 
     pub fn with_ref(mut self, reference: Option<&str>) -> Self {
@@ -540,6 +550,10 @@ mod tests {
         assert_eq!(v["code"], "bad_request");
         assert_eq!(v["ref"], "c");
         assert!(v.get("retry_after_ms").is_none());
+        assert!(v.get("room_id").is_none());
+        let room = Uuid::from_u128(7);
+        let v = serde_json::to_value(ServerEvent::Error(WsError::not_member(room).in_room(room))).unwrap();
+        assert_eq!(v["room_id"], room.to_string());
         assert_eq!(serde_json::to_value(ServerEvent::Pong).unwrap(), serde_json::json!({"type": "pong"}));
     }
 }

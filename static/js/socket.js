@@ -21,6 +21,7 @@ const BACKOFF_MAX_MS = 30_000;
 
 const listeners = new Map();
 const joinedRooms = new Set();
+const subscribed = new Set(); // rooms this socket was answered `room_joined` for
 const outbox = new Map(); // client_msg_id -> frame, in send order
 
 let ws = null;
@@ -175,6 +176,7 @@ async function connect() {
       return;
     }
     if (!frame || typeof frame.type !== 'string') return;
+    if (frame.type === 'room_joined') subscribed.add(frame.room_id);
     if (frame.type === 'ack') outbox.delete(frame.client_msg_id);
     if (frame.type === 'new_message' && frame.message?.client_msg_id) {
       outbox.delete(frame.message.client_msg_id);
@@ -196,6 +198,7 @@ async function connect() {
 
 function teardown() {
   stopHeartbeat();
+  subscribed.clear();
   if (ws) {
     const old = ws;
     ws = null;
@@ -262,8 +265,16 @@ export function joinRoom(roomId) {
   rawSend({ action: 'join_room', room_id: roomId });
 }
 
+/** Asks for a room again (after a refused join) if it is still wanted; returns whether it was. */
+export function rejoinRoom(roomId) {
+  if (!joinedRooms.has(roomId)) return false;
+  rawSend({ action: 'join_room', room_id: roomId });
+  return true;
+}
+
 export function leaveRoom(roomId) {
   joinedRooms.delete(roomId);
+  subscribed.delete(roomId);
   rawSend({ action: 'leave_room', room_id: roomId });
 }
 
@@ -284,7 +295,9 @@ export function forgetMessage(clientMsgId) {
   outbox.delete(clientMsgId);
 }
 
+/** Typing goes only to a room this socket is in (the server refuses it elsewhere). */
 export function sendTyping(roomId, typing) {
+  if (!subscribed.has(roomId)) return false;
   return rawSend({ action: 'typing', room_id: roomId, typing });
 }
 

@@ -285,7 +285,12 @@ async fn dispatch(app: &App, conn: &ConnectionInfo, raw: &str) -> Result<Option<
             send_event(app, conn.into(), &ServerEvent::Pong).await;
             Ok(())
         }
-        ClientAction::JoinRoom { room_id } => chat::presence::join(app, conn, room_id).await,
+        ClientAction::JoinRoom { room_id } => {
+            return chat::presence::join(app, conn, room_id)
+                .await
+                .map(|()| None)
+                .map_err(|e| WsError::from(e).in_room(room_id));
+        }
         ClientAction::LeaveRoom { room_id } => chat::presence::leave(app, conn, room_id).await,
         ClientAction::Typing { room_id, typing } => chat::presence::typing(app, conn, room_id, typing).await,
         ClientAction::FileMessage { room_id, file_id, client_msg_id, caption } => {

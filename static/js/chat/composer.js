@@ -187,7 +187,9 @@ export function showComposerError(text, { label = '', action = null, kind = '' }
   renderComposerNotice();
 }
 
-export function clearComposerError() {
+/** Clears the notice of an earlier action; a room still waiting to load keeps saying so. */
+export function clearComposerError({ joinWait = false } = {}) {
+  if (S.notice?.kind === 'join_wait' && !joinWait) return;
   S.notice = null;
   renderComposerNotice();
 }

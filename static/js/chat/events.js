@@ -4,9 +4,10 @@
 // `error`, and the connection state).
 
 import { $ } from '../dom.js';
+import * as socket from '../socket.js';
 import { toast } from '../toast.js';
 import { finishEditing, setReply } from './actions.js';
-import { applyComposerState, showComposerError, startRateLimit } from './composer.js';
+import { applyComposerState, clearComposerError, showComposerError, startRateLimit } from './composer.js';
 import { checkGaps, resume } from './history.js';
 import {
   isNearBottom,
@@ -42,6 +43,10 @@ export function onRoomJoined({ room_id: roomId, messages = [], online = [], onli
   dropStreamsAnsweredBy(st, incoming);
   st.loaded = true;
   if (isCurrent(roomId)) joinedRoom(roomId);
+  if (isCurrent(roomId) && S.notice?.kind === 'join_wait') {
+    clearInterval(joinWaitTicker);
+    clearComposerError({ joinWait: true });
+  }
 
   st.online = new Map();
   for (const person of Array.isArray(online) ? online : []) {
@@ -186,7 +191,11 @@ export function onModeration({ room_id: roomId, user_id: userId, action, until }
   if (isCurrent(roomId)) applyComposerState();
 }
 
-export function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs }) {
+export function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs, room_id: roomId }) {
+  if (roomId && !ref) {
+    joinRefused(roomId, code, message, retryAfterMs);
+    return;
+  }
   if (ref && S.pendingRoom.has(ref)) {
     const roomId = S.pendingRoom.get(ref);
     const st = state(roomId);
@@ -224,6 +233,48 @@ export function onSocketError({ code, message, ref, retry_after_ms: retryAfterMs
   } else {
     showComposerError(friendly(code, message), { kind: code || '' });
   }
+}
+
+const rejoins = new Map(); // roomId -> { timer, until } of a refused join asked again
+let joinWaitTicker = null;
+
+/**
+ * A refused `join_room` (the error names its room): the room stays unloaded. One refused because
+ * the person read too many pages this minute, or because a dependency was down, is asked for
+ * again when the server says; the composer is not locked, since sending was never refused.
+ */
+function joinRefused(roomId, code, message, retryAfterMs) {
+  const again = code === 'rate_limited' || code === 'unavailable';
+  if (again && !rejoins.has(roomId)) {
+    const wait = code === 'rate_limited' && retryAfterMs > 0 ? retryAfterMs : 3000;
+    const timer = setTimeout(() => {
+      rejoins.delete(roomId);
+      socket.rejoinRoom(roomId);
+    }, wait);
+    rejoins.set(roomId, { timer, until: Date.now() + wait });
+  }
+  if (!isCurrent(roomId)) return;
+  if (code === 'rate_limited') {
+    showJoinWait(roomId, rejoins.get(roomId).until);
+  } else {
+    showComposerError(friendly(code, message), { kind: again ? 'join_wait' : code || '' });
+  }
+}
+
+/** "… loads in N s" above the composer, counting down while the room is shown and unloaded. */
+function showJoinWait(roomId, until) {
+  clearInterval(joinWaitTicker);
+  const render = () => {
+    const replaced = S.notice && S.notice.kind !== 'join_wait';
+    if (!isCurrent(roomId) || replaced || Date.now() >= until) {
+      clearInterval(joinWaitTicker);
+      return;
+    }
+    const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+    showComposerError(`Too many rooms opened this minute; this one loads in ${seconds} s.`, { kind: 'join_wait' });
+  };
+  render();
+  joinWaitTicker = setInterval(render, 1000);
 }
 
 export function onConnection({ state: connection, resumed, reason }) {

@@ -262,7 +262,11 @@ async fn join_answers(ws: &mut WsClient, room: Uuid, n: usize) -> std::collectio
         let ev = ws.recv().await;
         let kind = match ev["type"].as_str() {
             Some("pong") => return answers,
-            Some("error") => format!("error {}", ev["code"].as_str().unwrap()),
+            Some("error") => {
+                // A refused join names its room: the frame has no `ref` to match it by.
+                assert_eq!(ev["room_id"], json!(room), "{ev}");
+                format!("error {}", ev["code"].as_str().unwrap())
+            }
             other => other.unwrap_or_else(|| panic!("an event without a type: {ev}")).to_owned(),
         };
         *answers.entry(kind).or_default() += 1;
