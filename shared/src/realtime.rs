@@ -11,7 +11,7 @@ use crate::{
     app::App,
     domain::ConnectionId,
     limits,
-    ports::{ConnectionInfo, Frame, PushError, Recipient},
+    ports::{ConnectionInfo, Frame, PushError, Recipient, RoomConnection},
     protocol::{PresenceStatus, ServerEvent},
 };
 
@@ -50,6 +50,17 @@ pub async fn push_to_room(app: &App, room_id: Uuid, event: &ServerEvent, except_
             return;
         }
     };
+    push_to_connections(app, &connections, event, except_user).await;
+}
+
+/// Sends to a room's connections as the caller read them, except `except_user`'s: for a caller
+/// that read who is in the room for a reason of its own (presence), so the room is read once.
+pub async fn push_to_connections(
+    app: &App,
+    connections: &[RoomConnection],
+    event: &ServerEvent,
+    except_user: Option<Uuid>,
+) {
     let frame = Frame::json(event);
     let to: Vec<Recipient<'_>> =
         connections.iter().filter(|c| Some(c.user_id) != except_user).map(Recipient::from).collect();
@@ -178,12 +189,19 @@ pub async fn forget_connection(app: &App, connection: &ConnectionId) -> Option<C
     Some(info)
 }
 
-/// Says `offline` to a room when the user has no connection left in it.
+/// Says `offline` to a room when the user has no connection left in it. Who is left is read
+/// once: it answers whether the user is gone and is who hears it (a room of a thousand emptying
+/// reads a million registry items, not two million).
 pub async fn announce_if_gone(app: &App, room_id: Uuid, user_id: Uuid, display_name: &str) {
-    let still_there =
-        app.connections.in_room(room_id).await.map(|c| c.iter().any(|c| c.user_id == user_id)).unwrap_or(false);
-    if !still_there {
-        announce_presence(app, room_id, user_id, display_name, PresenceStatus::Offline).await;
+    let here = match app.connections.in_room(room_id).await {
+        Ok(here) => here,
+        Err(e) => {
+            tracing::error!(%room_id, error = %e, "cannot list the room's connections");
+            return;
+        }
+    };
+    if !here.iter().any(|c| c.user_id == user_id) {
+        announce_presence(app, &here, room_id, user_id, display_name, PresenceStatus::Offline).await;
     }
 }
 
@@ -208,8 +226,15 @@ const PRESENCE_CHANGES_PER_MINUTE: u32 = 20;
 /// Tells a room someone came or went, within [`PRESENCE_CHANGES_PER_MINUTE`] per person and room
 /// (the per-person limiter, `limits`: in memory in `mathia-local`, in Redis on Lambda, open
 /// without Redis); past it the change is not announced, and the room sees the truth in its next
-/// `room_joined`.
-pub async fn announce_presence(app: &App, room_id: Uuid, user_id: Uuid, display_name: &str, status: PresenceStatus) {
+/// `room_joined`. It goes to `here`, the room's connections as the caller just read them.
+pub async fn announce_presence(
+    app: &App,
+    here: &[RoomConnection],
+    room_id: Uuid,
+    user_id: Uuid,
+    display_name: &str,
+    status: PresenceStatus,
+) {
     let counter = format!("presence:{room_id}");
     let now = app.clock.now();
     if limits::limit_per_minute(app, &counter, "presence changes", user_id, now, PRESENCE_CHANGES_PER_MINUTE)
@@ -219,5 +244,5 @@ pub async fn announce_presence(app: &App, room_id: Uuid, user_id: Uuid, display_
         return;
     }
     let event = ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status };
-    push_to_room(app, room_id, &event, Some(user_id)).await;
+    push_to_connections(app, here, &event, Some(user_id)).await;
 }

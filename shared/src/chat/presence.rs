@@ -33,13 +33,13 @@ pub const ONLINE_LISTED: usize = 100;
 
 /// Who `room_joined` lists as online, and how many people are: the joiner first, then the
 /// others by name, each person once however many sockets they have, at most [`ONLINE_LISTED`].
-fn online_list(joiner: &ConnectionInfo, here: Vec<RoomConnection>) -> (Vec<OnlineUser>, usize) {
+fn online_list(joiner: &ConnectionInfo, here: &[RoomConnection]) -> (Vec<OnlineUser>, usize) {
     let mut seen = HashSet::with_capacity(here.len() + 1);
     seen.insert(joiner.user_id);
     let mut others: Vec<OnlineUser> = here
-        .into_iter()
+        .iter()
         .filter(|c| seen.insert(c.user_id))
-        .map(|c| OnlineUser { user_id: c.user_id, display_name: c.display_name })
+        .map(|c| OnlineUser { user_id: c.user_id, display_name: c.display_name.clone() })
         .collect();
     let count = others.len() + 1;
     if others.len() >= ONLINE_LISTED {
@@ -77,7 +77,9 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     access::require_member(app, room_id, conn.user_id).await?;
     let already_here = app.connections.in_room(room_id).await?.iter().any(|c| c.user_id == conn.user_id);
     app.connections.join(&conn.id, room_id).await?;
-    let (online, online_count) = online_list(conn, app.connections.in_room(room_id).await?);
+    // Who is here now, the joiner included: listed in `room_joined`, and told of the arrival.
+    let here = app.connections.in_room(room_id).await?;
+    let (online, online_count) = online_list(conn, &here);
     // The whole event stays under the frame limit: who is online takes its share first.
     let online_bytes = serde_json::to_vec(&online).map_or(0, |v| v.len());
     let budget = messages::PAGE_MAX_BYTES.saturating_sub(online_bytes);
@@ -100,7 +102,7 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     send_event(app, conn.into(), &event).await;
     crate::reminders::deliver_missed(app, conn.user_id, &conn.id, conn.endpoint.as_deref()).await;
     if !already_here {
-        announce_presence(app, room_id, conn.user_id, &conn.display_name, PresenceStatus::Online).await;
+        announce_presence(app, &here, room_id, conn.user_id, &conn.display_name, PresenceStatus::Online).await;
     }
     Ok(())
 }
@@ -207,7 +209,7 @@ mod tests {
             here(4, ben, "Ben"),
             here(5, me.user_id, "Zoe"),
         ];
-        let (online, count) = online_list(&me, conns);
+        let (online, count) = online_list(&me, &conns);
         let names: Vec<&str> = online.iter().map(|o| o.display_name.as_str()).collect();
         assert_eq!(names, ["Zoe", "Ana", "Ben"]);
         assert_eq!(online[1].user_id, ana);
@@ -221,7 +223,7 @@ mod tests {
             (0..2_000).map(|i| here(i, Uuid::now_v7(), &format!("{i:04}{}", "😀".repeat(56)))).collect();
         conns.push(here(9_999, me.user_id, &me.display_name));
         conns.reverse();
-        let (online, count) = online_list(&me, conns);
+        let (online, count) = online_list(&me, &conns);
         assert_eq!(count, 2_001);
         assert_eq!(online.len(), ONLINE_LISTED);
         assert_eq!(online[0].user_id, me.user_id);

@@ -479,3 +479,42 @@ async fn one_persons_sockets_are_bounded_on_lambda_too() {
     let ticket = s.ticket(&ana).await;
     s.open(&ticket).await.expect("room for one more").assert_alive().await;
 }
+
+/// Who is in a room is read once per presence change: on a join, the room read after joining is
+/// both what `room_joined` lists and who hears `online`; on a departure, the room read after the
+/// socket is forgotten both shows the person gone and is who hears `offline`. A room of a thousand
+/// emptying reads a million registry items, not two million.
+#[tokio::test]
+async fn a_presence_change_reads_the_room_once() {
+    let s = Stack::start().await;
+    let (ana, ben) = (s.register("Ana").await, s.register("Ben").await);
+    let room = s.create_room(&ana, "reads").await;
+    s.bring_in(&ana, room.id, &ben).await;
+    let (mut a, _) = s.ws_in_room(&ana, room.id).await;
+    let mut b = s.ws(&ben).await;
+    // The registry's queries the functions made, and the function invocations that ended.
+    let queries = || async { s.stats().await["aws_calls"]["dynamodb.Query"].as_u64().unwrap_or(0) };
+    let s = &s;
+    let ended = |function: &'static str| async move { s.invocations().await[function].as_u64().unwrap_or(0) };
+    let (queries_before, messages_before) = (queries().await, ended("ws-message").await);
+
+    b.send(json!({"action": "join_room", "room_id": room.id})).await;
+    assert_eq!(b.recv_type("room_joined").await["online_count"], 2);
+    let online = a.recv_type("presence_update").await;
+    assert_eq!((online["user_id"].clone(), online["status"].clone()), (json!(ben.id), json!("online")));
+    eventually("the join's invocation ends", || async { ended("ws-message").await == messages_before + 1 }).await;
+    // The socket's entry (for the frame, and again by the registry's join, which adds nothing for
+    // a socket already forgotten), then the room before the join (was the person here already?)
+    // and once after it.
+    assert_eq!(queries().await - queries_before, 4, "{}", s.stats().await["aws_calls"]);
+
+    let (queries_before, departures_before) = (queries().await, ended("ws-disconnect").await);
+    b.close().await;
+    let offline = a.recv_type("presence_update").await;
+    assert_eq!((offline["user_id"].clone(), offline["status"].clone()), (json!(ben.id), json!("offline")));
+    eventually("the departure's invocation ends", || async { ended("ws-disconnect").await == departures_before + 1 })
+        .await;
+    // The socket's entries (to forget them), then the room once.
+    assert_eq!(queries().await - queries_before, 2, "{}", s.stats().await["aws_calls"]);
+    a.assert_alive().await;
+}
