@@ -80,6 +80,9 @@ pub struct AppInner {
     /// Socket tickets in memory, in that same process, which both issues and takes them; None
     /// where they are kept in Redis. Read through `crate::realtime`.
     pub tickets: Option<Tickets>,
+    /// Connections this process found gone (a push answered 410) lately: each is forgotten
+    /// once. Read through `crate::realtime`.
+    pub gone: crate::realtime::GoneConnections,
 }
 
 /// The Argon2 slots of a process: one hash per core at once, since each holds a core and 19 MiB
@@ -247,6 +250,7 @@ impl AppBuilder {
             sessions: self.sole_process.then(SessionCache::default),
             rate_windows: self.sole_process.then(RateWindows::new),
             tickets: self.sole_process.then(Tickets::default),
+            gone: crate::realtime::GoneConnections::default(),
             message_writer,
             config: self.config,
             db: self.db,
