@@ -82,7 +82,7 @@ pub struct AppInner {
     pub tickets: Option<Tickets>,
     /// Connections this process found gone (a push answered 410) lately: each is forgotten
     /// once. Read through `crate::realtime`.
-    pub gone: crate::realtime::GoneConnections,
+    pub gone: crate::gone::GoneConnections,
 }
 
 /// The Argon2 slots of a process: one hash per core at once, since each holds a core and 19 MiB
@@ -250,7 +250,7 @@ impl AppBuilder {
             sessions: self.sole_process.then(SessionCache::default),
             rate_windows: self.sole_process.then(RateWindows::new),
             tickets: self.sole_process.then(Tickets::default),
-            gone: crate::realtime::GoneConnections::default(),
+            gone: crate::gone::GoneConnections::default(),
             message_writer,
             config: self.config,
             db: self.db,

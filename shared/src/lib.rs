@@ -23,6 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod fair_share;
 pub mod files;
+pub mod gone;
 pub mod handlers;
 pub mod jobs;
 pub mod keyring;

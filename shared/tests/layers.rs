@@ -2,7 +2,7 @@
 //! inline `crate::…` paths, parsed with `syn`), must run one way:
 //!
 //! edges (handlers, lambda, workers, wiring) → features (access, ai, calendly, chat, files, mcp,
-//! moderation, reminders) → realtime delivery, jobs, limits, sessions and the app (app, fair_share,
+//! moderation, reminders) → realtime delivery, jobs, limits, sessions and the app (app, fair_share, gone,
 //! jobs, limits, realtime, room_order, sessions) →
 //! adapters (adapters, keyring) → domain and ports (domain, error, ports, protocol, config,
 //! telemetry, tokens).
@@ -23,7 +23,7 @@ fn layer(component: &str) -> Option<u8> {
     Some(match component {
         "handlers" | "lambda" | "workers" | "wiring" => 4,
         "access" | "ai" | "calendly" | "chat" | "files" | "mcp" | "moderation" | "reminders" => 3,
-        "app" | "fair_share" | "jobs" | "limits" | "realtime" | "room_order" | "sessions" => 2,
+        "app" | "fair_share" | "gone" | "jobs" | "limits" | "realtime" | "room_order" | "sessions" => 2,
         "adapters" | "keyring" => 1,
         "domain" | "error" | "ports" | "protocol" | "config" | "telemetry" | "tokens" => 0,
         _ => return None,
