@@ -9,7 +9,7 @@ use crate::domain::ConnectionId;
 /// of each departure with 410; each gone connection is forgotten, which tells the room it left,
 /// whose pushes find the others gone too. Without a memory, one departure forgot the same
 /// connections again at every level of that, each time with a registry read (on DynamoDB a
-/// Query): a room of a hundred leaving together made thousands of reads per departure. A
+/// Query), many times the room's size in reads for one departure. A
 /// connection id is never reused, so once gone it stays gone; the memory is bounded and forgets
 /// after [`GoneConnections::REMEMBER`].
 #[derive(Default)]
