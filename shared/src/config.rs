@@ -49,6 +49,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_QUEUE_PREFIX",
     "MATHIA_WS_ENDPOINT",
     "MATHIA_WS_URL",
+    "MATHIA_AWS_ATTEMPT_TIMEOUT_MS",
     "MATHIA_FUNCTIONS_DIR",
     "MATHIA_EMULATOR_WS_BIND",
     "MATHIA_EMULATOR_AWS_BIND",
@@ -94,7 +95,14 @@ pub struct AwsSettings {
     pub queue_prefix: Option<String>,
     /// API Gateway's management endpoint (or, for a local gateway, its own base URL).
     pub ws_endpoint: Option<String>,
+    /// How long one attempt of an AWS call may take (`MATHIA_AWS_ATTEMPT_TIMEOUT_MS`): a hung
+    /// DynamoDB, SQS, S3 or management API call fails and is retried instead of holding the
+    /// invocation until its Lambda timeout.
+    pub attempt_timeout: Duration,
 }
+
+/// One attempt of an AWS call by default; a long poll gets its wait on top.
+pub const DEFAULT_AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for AwsSettings {
     fn default() -> Self {
@@ -105,6 +113,7 @@ impl Default for AwsSettings {
             queue_urls: HashMap::new(),
             queue_prefix: None,
             ws_endpoint: None,
+            attempt_timeout: DEFAULT_AWS_ATTEMPT_TIMEOUT,
         }
     }
 }
@@ -299,6 +308,13 @@ impl Config {
             queue_urls,
             queue_prefix: var("MATHIA_QUEUE_PREFIX"),
             ws_endpoint: var("MATHIA_WS_ENDPOINT"),
+            attempt_timeout: match parsed(
+                "MATHIA_AWS_ATTEMPT_TIMEOUT_MS",
+                DEFAULT_AWS_ATTEMPT_TIMEOUT.as_millis() as u64,
+            )? {
+                0 => bail!("MATHIA_AWS_ATTEMPT_TIMEOUT_MS must be at least 1"),
+                ms => Duration::from_millis(ms),
+            },
         };
         Ok(Self {
             bind: parsed("MATHIA_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)))?,

@@ -1,11 +1,19 @@
 //! The AWS adapters through the real AWS SDK: SQS and DynamoDB on the emulator, the `Push`
 //! adapter against a local HTTP server standing in for API Gateway's management API.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use mathia::{
-    adapters::aws::{ApiGatewayPush, DynamoConnections, SqsQueue},
+    adapters::aws::{ApiGatewayPush, DynamoConnections, SqsQueue, sdk_config},
+    config::AwsSettings,
     domain::ConnectionId,
     lambda::aws_lambda_events::sqs::SqsEvent,
     ports::{ConnectionInfo, Connections, Push, PushError, Queue, QueueName, Recipient},
@@ -238,6 +246,26 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
     assert_eq!(offline["type"], "presence_update", "the room heard that the gone connection left");
     assert_eq!(offline["status"], "offline");
     assert_eq!(posts.iter().filter(|r| r.url.path() == "/@connections/flaky").count(), 2, "retried once");
+
+    // The gone connection listed again (another instance's stale write, an eventually consistent
+    // index): this process already forgot it, so a second 410 within the minute is not forgotten
+    // again (no registry work, no second `offline`).
+    app.connections.register(conn("dead", Uuid::new_v4(), Some(&server.uri()))).await.unwrap();
+    app.connections.join(&id("dead"), room).await.unwrap();
+    push_to_room(&app, room, &ServerEvent::Pong, None).await;
+    let posts = server.received_requests().await.unwrap();
+    assert_eq!(
+        posts.iter().filter(|r| r.url.path() == "/@connections/dead").count(),
+        3,
+        "the first push and both fan-outs tried it"
+    );
+    let to_alive: Vec<_> = posts.iter().filter(|r| r.url.path() == "/@connections/alive").collect();
+    assert_eq!(to_alive.len(), 4, "the second pong, and no second offline");
+    assert_eq!(to_alive[3].body, br#"{"type":"pong"}"#.to_vec());
+    let mut listed: Vec<_> =
+        app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
+    listed.sort();
+    assert_eq!(listed, vec!["alive", "dead"], "the second 410 was not forgotten again");
 }
 
 #[tokio::test]
@@ -290,4 +318,84 @@ async fn the_worker_batch_helper_reports_partial_failures_of_a_real_sqs_event() 
     let response = run_sqs_batch(&t.local.app, QueueName::Moderation, event).await;
     let json = serde_json::to_value(&response).unwrap();
     assert_eq!(json, json!({"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]}));
+}
+
+/// An AWS endpoint that hangs: it accepts connections, counts them and never answers.
+async fn hung_endpoint() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn a_hung_aws_endpoint_fails_each_call_instead_of_holding_it() {
+    let (url, accepted) = hung_endpoint().await;
+    let settings = AwsSettings {
+        endpoint_url: Some(url.clone()),
+        attempt_timeout: Duration::from_millis(300),
+        ..AwsSettings::default()
+    };
+    let sdk = sdk_config(&settings).await;
+    // Far above three attempts of 300 ms and their backoff; without attempt timeouts these calls
+    // never end.
+    let bound = Duration::from_secs(20);
+
+    let registry = DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk), "hung-connections");
+    let read = tokio::time::timeout(bound, registry.in_room(Uuid::new_v4())).await.expect("the registry read ends");
+    let read = read.expect_err("a hung DynamoDB fails the read").to_string();
+    assert!(read.contains("timeout"), "the error says why: {read}");
+
+    let urls: HashMap<_, _> = QueueName::ALL.into_iter().map(|q| (q, format!("{url}/000000000000/hung"))).collect();
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), urls);
+    let sent =
+        tokio::time::timeout(bound, queue.send(QueueName::Ai, "{}", Duration::ZERO)).await.expect("the send ends");
+    assert!(sent.is_err(), "a hung SQS fails the send");
+
+    let push = ApiGatewayPush::new(sdk, Some(url));
+    let frame = mathia::ports::Frame::json(&ServerEvent::Pong);
+    let pushed =
+        tokio::time::timeout(bound, push.send(Recipient { id: &ConnectionId::new("c1"), endpoint: None }, &frame))
+            .await
+            .expect("the push ends");
+    assert!(matches!(pushed, Err(PushError::Other(_))), "a hung management API fails the push, not as gone");
+
+    // Each call reached the hung server, and each attempt that timed out was tried again.
+    let attempts = accepted.load(Ordering::SeqCst);
+    assert!(attempts >= 9, "three calls of three attempts each: {attempts} connections");
+}
+
+#[tokio::test]
+async fn a_long_poll_outlasts_the_attempt_timeout() {
+    let emu = Emulator::start().await;
+    let urls = emu.create_resources("t6-", 3, 30).await;
+    let settings = AwsSettings {
+        endpoint_url: Some(emu.url.clone()),
+        attempt_timeout: Duration::from_millis(500),
+        ..AwsSettings::default()
+    };
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk_config(&settings).await), urls.clone());
+    let started = Instant::now();
+    let empty = queue
+        .receive(QueueName::Reminders, 10, Duration::from_secs(2))
+        .await
+        .expect("an empty long poll is no timeout");
+    assert!(empty.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(1500), "the emulator held the poll for its wait");
+
+    // A message sent while a poll waits is received by it.
+    let poll = tokio::spawn(async move { queue.receive(QueueName::Ai, 10, Duration::from_secs(3)).await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let sender = SqsQueue::new(aws_sdk_sqs::Client::new(&emu.sdk().await), urls);
+    sender.send(QueueName::Ai, r#"{"hello":"poll"}"#, Duration::ZERO).await.unwrap();
+    let got = poll.await.unwrap().expect("the poll ends with the message");
+    assert_eq!(got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec![r#"{"hello":"poll"}"#]);
 }

@@ -13,6 +13,7 @@ use std::{collections::HashSet, time::Duration};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
+    error::DisplayErrorContext,
     types::{AttributeValue, DeleteRequest, WriteRequest},
 };
 use chrono::{DateTime, Utc};
@@ -63,7 +64,7 @@ impl DynamoConnections {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| err(e.into_service_error()))?;
+            .map_err(|e| err(DisplayErrorContext(e)))?;
         Ok(out.items.unwrap_or_default())
     }
 
@@ -81,7 +82,7 @@ impl DynamoConnections {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| err(e.into_service_error()))?;
+                .map_err(|e| err(DisplayErrorContext(e)))?;
             items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -128,7 +129,7 @@ impl Connections for DynamoConnections {
         if let Some(session) = &info.session {
             put = put.item("session", s(session));
         }
-        put.send().await.map_err(|e| err(e.into_service_error()))?;
+        put.send().await.map_err(|e| err(DisplayErrorContext(e)))?;
         for room in &info.rooms {
             self.join(&info.id, *room).await?;
         }
@@ -155,7 +156,7 @@ impl Connections for DynamoConnections {
                 .request_items(&self.table, deletes)
                 .send()
                 .await
-                .map_err(|e| err(e.into_service_error()))?;
+                .map_err(|e| err(DisplayErrorContext(e)))?;
         }
         Ok(info)
     }
@@ -183,7 +184,7 @@ impl Connections for DynamoConnections {
         if let Some(endpoint) = &info.endpoint {
             put = put.item("endpoint", s(endpoint));
         }
-        put.send().await.map_err(|e| err(e.into_service_error()))?;
+        put.send().await.map_err(|e| err(DisplayErrorContext(e)))?;
         Ok(true)
     }
 
@@ -195,7 +196,7 @@ impl Connections for DynamoConnections {
             .key("sk", s(format!("ROOM#{room_id}")))
             .send()
             .await
-            .map_err(|e| err(e.into_service_error()))?;
+            .map_err(|e| err(DisplayErrorContext(e)))?;
         Ok(())
     }
 
@@ -275,7 +276,7 @@ impl Connections for DynamoConnections {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| err(e.into_service_error()))?;
+                .map_err(|e| err(DisplayErrorContext(e)))?;
             ids.extend(
                 out.items.unwrap_or_default().iter().filter_map(|i| get_s(i, "connection_id").map(ConnectionId::new)),
             );

@@ -10,14 +10,30 @@ pub use apigw::{ApiGatewayPush, LayeredPush};
 pub use dynamo::DynamoConnections;
 pub use sqs::{ReceivedMessage, SqsQueue};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig, timeout::TimeoutConfig};
 
 use crate::config::AwsSettings;
 
-/// The SDK configuration for Mathia's settings: the SDK's usual environment chain, plus the
-/// emulator endpoint when one is set (with throwaway credentials if none are configured).
+/// The SDK's own connect timeout, kept when the attempt timeouts are set.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// One attempt of a call may take `attempt`; one that takes longer fails and is retried like a
+/// dropped connection (three attempts with jittered backoff of up to 1 s, then 2 s, so a hung
+/// service fails a call after about 3 × `attempt` + 3 s). A long poll widens it by its wait
+/// (`SqsQueue::receive`).
+pub(crate) fn timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(attempt).build()
+}
+
+/// The SDK configuration for Mathia's settings: the SDK's usual environment chain, attempt
+/// timeouts, plus the emulator endpoint when one is set (with throwaway credentials if none are
+/// configured).
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(settings.region.clone()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(settings.region.clone()))
+        .timeout_config(timeouts(settings.attempt_timeout));
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {

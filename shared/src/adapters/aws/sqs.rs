@@ -65,16 +65,23 @@ impl SqsQueue {
         max: i32,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        let out = self
+        let wait = wait.min(Duration::from_secs(20));
+        let request = self
             .client
             .receive_message()
             .queue_url(self.url(queue))
             .max_number_of_messages(max.clamp(1, 10))
-            .wait_time_seconds(wait.as_secs().min(20) as i32)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-            .await
-            .map_err(|e| err(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .wait_time_seconds(wait.as_secs() as i32)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount);
+        // A long poll is answered after up to `wait`: its attempts get that on top.
+        let out = match self.client.config().timeout_config().and_then(|t| t.operation_attempt_timeout()) {
+            Some(attempt) => {
+                let timeouts = aws_sdk_sqs::config::Builder::default().timeout_config(super::timeouts(attempt + wait));
+                request.customize().config_override(timeouts).send().await
+            }
+            None => request.send().await,
+        }
+        .map_err(|e| err(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         Ok(out
             .messages
             .unwrap_or_default()
