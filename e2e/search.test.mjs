@@ -51,8 +51,10 @@ function fill(page, roomId, n, tag) {
       });
       const acked = new Set();
       let failed = null;
+      let joined = false;
       ws.onmessage = (event) => {
         const frame = JSON.parse(event.data);
+        if (frame.type === 'room_joined') joined = true;
         if (frame.type === 'ack') acked.add(frame.client_msg_id);
         if (frame.type === 'error') failed = frame;
       };
@@ -65,7 +67,7 @@ function fill(page, roomId, n, tag) {
         await new Promise((r) => setTimeout(r, 50));
       }
       ws.close();
-      return { acked: acked.size, failed };
+      return { joined, acked: acked.size, failed };
     },
     { roomId, n, tag },
   );
@@ -138,9 +140,9 @@ describe('Mathia message search', () => {
       what: 'B is in the room',
     });
     const a = await fill(pageA, roomId, 27, 'a');
-    assert.deepEqual(a, { acked: 27, failed: null });
+    assert.deepEqual(a, { joined: true, acked: 27, failed: null });
     const b = await fill(pageB, roomId, 28, 'b');
-    assert.deepEqual(b, { acked: 28, failed: null });
+    assert.deepEqual(b, { joined: true, acked: 28, failed: null });
   });
 
   step('after a reload the message is beyond the first page', async () => {

@@ -32,6 +32,10 @@ use tokio::{
     sync::{Semaphore, mpsc, oneshot, watch},
 };
 
+/// A wait for a free instance this long is logged, as is an invocation that takes a quarter of
+/// its function's timeout: what a stalled test's server log should show.
+const LONG_WAIT: Duration = Duration::from_secs(5);
+
 /// Why an invocation produced no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -154,7 +158,12 @@ impl Function {
     /// warm instance died before taking goes to another instance, as Lambda never hands an
     /// event to a dead one.
     pub async fn invoke(&self, event: Bytes) -> Result<Bytes, InvokeError> {
+        let queued = Instant::now();
         let _slot = self.slots.acquire().await.expect("never closed");
+        if queued.elapsed() >= LONG_WAIT {
+            let waited_ms = queued.elapsed().as_millis() as u64;
+            tracing::warn!(function = self.spec.name, waited_ms, "an invocation waited for a free instance");
+        }
         // A new instance that dies before taking its event failed to start: that is the answer.
         for _ in 0..3 {
             let picked_up = Arc::new(AtomicBool::new(false));
@@ -218,6 +227,9 @@ impl Function {
         }
         if let Err(e) = &result {
             tracing::warn!(function = self.spec.name, error = %e, "invocation failed");
+        } else if started.elapsed() >= self.spec.timeout / 4 {
+            let took_ms = started.elapsed().as_millis() as u64;
+            tracing::warn!(function = self.spec.name, took_ms, "a slow invocation");
         }
         (result, was_warm)
     }
