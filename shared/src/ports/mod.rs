@@ -150,8 +150,7 @@ pub struct RegistryError(pub String);
 #[async_trait]
 pub trait Connections: Send + Sync {
     async fn register(&self, info: ConnectionInfo) -> Result<(), RegistryError>;
-    /// Forgets a connection; returns what it was, if it was known. When several callers remove
-    /// it at once, one of them is answered what it was, so the departure is announced once.
+    /// Forgets a connection; returns what it was, if it was known.
     async fn remove(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError>;
     async fn get(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError>;
     /// Subscribes a connection to a room; false when the connection is unknown.

@@ -185,31 +185,6 @@ async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets()
 }
 
 #[tokio::test]
-async fn of_removers_racing_one_learns_what_the_connection_was() {
-    let emu = Emulator::start().await;
-    emu.create_resources("t7-", 5, 30).await;
-    let registry = Arc::new(DynamoConnections::new(aws_sdk_dynamodb::Client::new(&emu.sdk().await), "t7-connections"));
-    let (rooms, user) = ([Uuid::new_v4(), Uuid::new_v4()], Uuid::new_v4());
-    for round in 0..5 {
-        // A `$disconnect` and pushes answered 410, in different instances, remove it at once.
-        let id = ConnectionId::new(format!("c{round}"));
-        registry.register(ConnectionInfo { rooms: rooms.into(), ..conn(id.as_str(), user, None) }).await.unwrap();
-        let removers = (0..6).map(|_| {
-            let (registry, id) = (registry.clone(), id.clone());
-            tokio::spawn(async move { registry.remove(&id).await.unwrap() })
-        });
-        let answers: Vec<_> = futures::future::join_all(removers).await.into_iter().map(Result::unwrap).collect();
-        let told: Vec<_> = answers.into_iter().flatten().collect();
-        assert_eq!(told.len(), 1, "round {round}: one remover announces the departure");
-        assert_eq!(told[0].rooms, HashSet::from(rooms), "and it knows the rooms to tell");
-        assert!(registry.get(&id).await.unwrap().is_none());
-        for room in rooms {
-            assert!(registry.in_room(room).await.unwrap().is_empty(), "no subscription is left behind");
-        }
-    }
-}
-
-#[tokio::test]
 async fn push_reaches_live_connections_and_forgets_gone_ones() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::{
     Client,
     error::DisplayErrorContext,
-    types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest},
+    types::{AttributeValue, DeleteRequest, WriteRequest},
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -136,24 +136,10 @@ impl Connections for DynamoConnections {
         Ok(())
     }
 
-    /// The connection's own entry is deleted first and alone, and only the caller whose delete
-    /// found it answers what it was: of two removers racing (a `$disconnect` and a push answered
-    /// 410, in different instances), one announces the departure.
     async fn remove(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
         let items = self.items_of(id).await?;
-        let meta = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("CONN#{id}")))
-            .key("sk", s("META"))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| err(DisplayErrorContext(e)))?
-            .attributes;
-        let subscriptions: Vec<&Item> = items.iter().filter(|i| get_s(i, "sk") != Some("META")).collect();
-        for chunk in subscriptions.chunks(25) {
+        let info = Self::info_from(&items);
+        for chunk in items.chunks(25) {
             let deletes = chunk
                 .iter()
                 .filter_map(|i| {
@@ -172,11 +158,7 @@ impl Connections for DynamoConnections {
                 .await
                 .map_err(|e| err(DisplayErrorContext(e)))?;
         }
-        Ok(meta.and_then(|meta| {
-            let mut found = vec![meta];
-            found.extend(subscriptions.into_iter().cloned());
-            Self::info_from(&found)
-        }))
+        Ok(info)
     }
 
     async fn get(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
