@@ -45,6 +45,10 @@ const FUNCTIONS: &[(&str, u64)] = &[
     ("scheduler", 55),
 ];
 
+/// `MATHIA_AWS_ATTEMPT_TIMEOUT_MS` for the functions unless it is set: the socket functions'
+/// timeout.
+const EMULATED_ATTEMPT_TIMEOUT_MS: u64 = 30_000;
+
 /// Instances of one function at once.
 const CONCURRENCY: usize = 16;
 
@@ -146,6 +150,13 @@ pub async fn run(config: Config, signal: impl Future<Output = ()> + Send + 'stat
         ("MATHIA_FILES_BUCKET".into(), names.bucket.clone()),
         ("MATHIA_WS_ENDPOINT".into(), management_endpoint.clone()),
         ("MATHIA_WS_URL".into(), public_ws_url.clone()),
+        // The stand-ins for AWS share two cores with every function instance: when a crowd
+        // leaves at once they answer late, not never, and an attempt cut off at AWS's 5 s is
+        // retried into the same queue. Here an attempt may take as long as a socket function.
+        (
+            "MATHIA_AWS_ATTEMPT_TIMEOUT_MS".into(),
+            env("MATHIA_AWS_ATTEMPT_TIMEOUT_MS").unwrap_or_else(|| EMULATED_ATTEMPT_TIMEOUT_MS.to_string()),
+        ),
     ];
     for queue in QueueName::ALL {
         function_env.push((queue.url_var().into(), created.queue_urls[&queue].clone()));
