@@ -160,8 +160,9 @@ impl Function {
     pub async fn invoke(&self, event: Bytes) -> Result<Bytes, InvokeError> {
         let queued = Instant::now();
         let _slot = self.slots.acquire().await.expect("never closed");
-        if queued.elapsed() >= LONG_WAIT {
-            let waited_ms = queued.elapsed().as_millis() as u64;
+        let waited = queued.elapsed();
+        if waited >= LONG_WAIT {
+            let waited_ms = waited.as_millis() as u64;
             tracing::warn!(function = self.spec.name, waited_ms, "an invocation waited for a free instance");
         }
         // A new instance that dies before taking its event failed to start: that is the answer.
@@ -214,21 +215,22 @@ impl Function {
                 }
             },
         };
+        let took = started.elapsed();
         {
             let mut stats = self.stats.lock().expect("stats lock");
             stats.invocations += 1;
             if result.is_err() {
                 stats.errors += 1;
             }
-            stats.durations_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            stats.durations_ms.push(took.as_secs_f64() * 1000.0);
         }
         if !instance.state.is_dead() {
             self.idle.lock().expect("idle lock").push(instance);
         }
         if let Err(e) = &result {
             tracing::warn!(function = self.spec.name, error = %e, "invocation failed");
-        } else if started.elapsed() >= self.spec.timeout / 4 {
-            let took_ms = started.elapsed().as_millis() as u64;
+        } else if took >= self.spec.timeout / 4 {
+            let took_ms = took.as_millis() as u64;
             tracing::warn!(function = self.spec.name, took_ms, "a slow invocation");
         }
         (result, was_warm)
