@@ -174,6 +174,11 @@ pub enum ServerEvent {
         user_id: Uuid,
         display_name: String,
         status: PresenceStatus,
+        /// How many people are online in the room after this change, as the server read it: a
+        /// client sets its count from it rather than adding and subtracting, so an announcement
+        /// heard twice, or one not announced, does not leave the count wrong.
+        #[serde(default)]
+        online_count: usize,
     },
     MessageEdited {
         room_id: Uuid,

@@ -1,7 +1,10 @@
 //! Sending events to connections, rooms and users, forgetting connections that are gone, and
 //! the socket tickets and logout marks a handshake is checked against.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use futures::future::join_all;
 use uuid::Uuid;
@@ -246,6 +249,41 @@ pub async fn announce_presence(
     {
         return;
     }
-    let event = ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status };
+    let online_count = online_after(here, user_id, status);
+    let event =
+        ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status, online_count };
     push_to_connections(app, here, &event, Some(user_id)).await;
+}
+
+/// How many people are online in a room whose connections are `here`, once `user_id`'s change
+/// to `status` is counted: each person once, the arrival counted and the departure not, whatever
+/// a racing join or leave put in the registry between the change and the read.
+pub fn online_after(here: &[RoomConnection], user_id: Uuid, status: PresenceStatus) -> usize {
+    let mut people: HashSet<Uuid> = here.iter().map(|c| c.user_id).collect();
+    match status {
+        PresenceStatus::Online => people.insert(user_id),
+        PresenceStatus::Offline => people.remove(&user_id),
+    };
+    people.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(id: usize, user_id: Uuid) -> RoomConnection {
+        RoomConnection { id: ConnectionId::new(format!("c{id}")), user_id, display_name: "x".into(), endpoint: None }
+    }
+
+    #[test]
+    fn counts_each_person_once_the_change_included() {
+        let (ana, ben, cat) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let here = [conn(1, ana), conn(2, ben), conn(3, ana), conn(4, ben)];
+        assert_eq!(online_after(&here, ana, PresenceStatus::Online), 2);
+        // An arrival the read did not see yet is counted; a departure it still saw is not.
+        assert_eq!(online_after(&here, cat, PresenceStatus::Online), 3);
+        assert_eq!(online_after(&here, ben, PresenceStatus::Offline), 1);
+        assert_eq!(online_after(&here, cat, PresenceStatus::Offline), 2);
+        assert_eq!(online_after(&[], ana, PresenceStatus::Offline), 0);
+    }
 }

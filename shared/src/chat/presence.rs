@@ -20,7 +20,7 @@ use crate::{
     error::Error,
     ports::{ConnectionInfo, RoomConnection},
     protocol::{PresenceStatus, ServerEvent},
-    realtime::{announce_if_gone, announce_presence, push_to_room, send_event},
+    realtime::{announce_if_gone, announce_presence, online_after, push_to_connections, push_to_room, send_event},
 };
 
 /// How many messages `room_joined` carries.
@@ -165,13 +165,21 @@ pub async fn renamed(app: &App, user_id: Uuid, display_name: &str) {
                 continue;
             }
         }
+        let here = match app.connections.in_room(room_id).await {
+            Ok(here) => here,
+            Err(e) => {
+                tracing::warn!(%room_id, error = %e, "cannot list the room's connections; the rename is not announced there");
+                continue;
+            }
+        };
         let event = ServerEvent::PresenceUpdate {
             room_id,
             user_id,
             display_name: display_name.to_owned(),
             status: PresenceStatus::Online,
+            online_count: online_after(&here, user_id, PresenceStatus::Online),
         };
-        push_to_room(app, room_id, &event, None).await;
+        push_to_connections(app, &here, &event, None).await;
     }
 }
 

@@ -240,6 +240,70 @@ async fn a_leave_and_join_loop_reaches_the_room_at_most_twenty_times() {
     assert_eq!((&gone["user_id"], &gone["status"]), (&json!(ben.id), &json!("offline")));
 }
 
+/// Each `presence_update` says how many people are online in the room after the change, each
+/// person once whatever their sockets. A client sets its count from it, so a departure heard
+/// twice (two sockets of one person closing at once may each find the person gone) or a change
+/// past the room's budget, not announced, does not leave its count wrong.
+#[tokio::test]
+async fn presence_says_how_many_are_online_after_each_change() {
+    let t = TestApp::spawn().await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let cat = t.register("Cat").await;
+    t.bring_in(&ana, room, &cat).await;
+    let (mut a, joined) = t.ws_in_room(&ana, room).await;
+    assert_eq!(joined["online_count"], 1);
+    let change = |ev: Value| {
+        let who: uuid::Uuid = ev["user_id"].as_str().unwrap().parse().unwrap();
+        (who, ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().expect("a count"))
+    };
+
+    let (b1, _) = t.ws_in_room(&ben, room).await;
+    assert_eq!(change(a.recv_type("presence_update").await), (ben.id, "online".into(), 2));
+    // Ben's second socket announces nothing: the next change Ana hears is Cat's.
+    let (b2, _) = t.ws_in_room(&ben, room).await;
+    let (mut c, _) = t.ws_in_room(&cat, room).await;
+    assert_eq!(change(a.recv_type("presence_update").await), (cat.id, "online".into(), 3));
+
+    tokio::join!(b1.close(), b2.close());
+    assert_eq!(change(a.recv_type("presence_update").await), (ben.id, "offline".into(), 2));
+    c.send(json!({"action": "leave_room", "room_id": room})).await;
+    loop {
+        let (who, status, count) = change(a.recv_type("presence_update").await);
+        if who == cat.id {
+            assert_eq!((status.as_str(), count), ("offline", 1));
+            break;
+        }
+        // Ben again: his other socket's departure also found him gone.
+        assert_eq!((who, status.as_str()), (ben.id, "offline"));
+        assert!(count <= 2, "{count}");
+    }
+
+    // Ben comes and goes past his budget and ends away; what Ana last heard of him may be that
+    // he came. Cat's return then counts two: Ana and Cat.
+    let mut b = t.ws(&ben).await;
+    for _ in 0..15 {
+        b.send(json!({"action": "join_room", "room_id": room})).await;
+        b.send(json!({"action": "leave_room", "room_id": room})).await;
+    }
+    b.assert_alive().await;
+    c.send(json!({"action": "join_room", "room_id": room})).await;
+    c.recv_type("room_joined").await;
+    let mut heard_of_ben = 0;
+    loop {
+        let (who, status, count) = change(a.recv_type("presence_update").await);
+        if who == cat.id {
+            assert_eq!((status.as_str(), count), ("online", 2));
+            break;
+        }
+        heard_of_ben += 1;
+        assert_eq!(who, ben.id);
+        // Each change heard counts Ana, and Ben while he is here.
+        assert_eq!(count, if status == "online" { 2 } else { 1 }, "{status}");
+    }
+    // Twenty changes a minute, two or three of them spent already.
+    assert!(heard_of_ben <= 18, "the budget held: {heard_of_ben} of 30 changes heard");
+}
+
 #[tokio::test]
 async fn presence_goes_offline_only_when_a_persons_last_socket_closes() {
     let t = TestApp::spawn().await;

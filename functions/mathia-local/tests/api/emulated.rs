@@ -501,7 +501,10 @@ async fn a_presence_change_reads_the_room_once() {
     b.send(json!({"action": "join_room", "room_id": room.id})).await;
     assert_eq!(b.recv_type("room_joined").await["online_count"], 2);
     let online = a.recv_type("presence_update").await;
-    assert_eq!((online["user_id"].clone(), online["status"].clone()), (json!(ben.id), json!("online")));
+    assert_eq!(
+        (online["user_id"].clone(), online["status"].clone(), online["online_count"].clone()),
+        (json!(ben.id), json!("online"), json!(2))
+    );
     eventually("the join's invocation ends", || async { ended("ws-message").await == messages_before + 1 }).await;
     // The socket's entry (for the frame, and again by the registry's join, which adds nothing for
     // a socket already forgotten), then the room before the join (was the person here already?)
@@ -511,7 +514,10 @@ async fn a_presence_change_reads_the_room_once() {
     let (queries_before, departures_before) = (queries().await, ended("ws-disconnect").await);
     b.close().await;
     let offline = a.recv_type("presence_update").await;
-    assert_eq!((offline["user_id"].clone(), offline["status"].clone()), (json!(ben.id), json!("offline")));
+    assert_eq!(
+        (offline["user_id"].clone(), offline["status"].clone(), offline["online_count"].clone()),
+        (json!(ben.id), json!("offline"), json!(1))
+    );
     eventually("the departure's invocation ends", || async { ended("ws-disconnect").await == departures_before + 1 })
         .await;
     // The socket's entries (to forget them), then the room once.

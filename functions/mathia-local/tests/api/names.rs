@@ -22,12 +22,13 @@ async fn current_name(t: &TestApp, user: &TestUser) -> String {
     me["user"]["display_name"].as_str().unwrap().to_owned()
 }
 
-/// The next `presence_update` on a socket, checked to be `who` online in `room` as `name`.
-async fn announced(ws: &mut WsClient, room: Uuid, who: Uuid, name: &str) {
+/// The next `presence_update` on a socket, checked to be `who` online in `room` as `name`, with
+/// `online` people there.
+async fn announced(ws: &mut WsClient, room: Uuid, who: Uuid, name: &str, online: usize) {
     let ev = ws.recv_type("presence_update").await;
     assert_eq!(
-        (&ev["room_id"], &ev["user_id"], &ev["display_name"], &ev["status"]),
-        (&json!(room), &json!(who), &json!(name), &json!("online")),
+        (&ev["room_id"], &ev["user_id"], &ev["display_name"], &ev["status"], &ev["online_count"]),
+        (&json!(room), &json!(who), &json!(name), &json!("online"), &json!(online)),
         "{ev}"
     );
 }
@@ -45,7 +46,7 @@ async fn a_rename_reaches_open_sockets_and_only_the_rooms_they_are_in() {
     a.assert_alive().await;
     let mut a_idle = t.ws(&ana).await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
-    announced(&mut a, room, ben.id, "Ben").await;
+    announced(&mut a, room, ben.id, "Ben", 2).await;
 
     // A profile saved with the same name (a new timezone) announces nothing.
     assert_eq!(save_profile(&t, &ana.token, "Ana", "Europe/Lisbon").await.status(), 200);
@@ -54,8 +55,8 @@ async fn a_rename_reaches_open_sockets_and_only_the_rooms_they_are_in() {
     let res = save_profile(&t, &ana.token, "Ana Lima", "Europe/Lisbon").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["user"]["display_name"], "Ana Lima");
-    announced(&mut b, room, ana.id, "Ana Lima").await;
-    announced(&mut a, room, ana.id, "Ana Lima").await;
+    announced(&mut b, room, ana.id, "Ana Lima", 2).await;
+    announced(&mut a, room, ana.id, "Ana Lima", 2).await;
     c.none_of_before_pong(&["presence_update"]).await;
 
     // What Ana's open sockets say from now on carries the new name.
@@ -91,11 +92,11 @@ async fn a_muted_member_is_renamed_but_not_announced_where_muted() {
     let (mut b, _) = t.ws_in_room(&ben, general).await;
     b.send(json!({"action": "join_room", "room_id": random.id})).await;
     b.recv_type("room_joined").await;
-    announced(&mut a, general, ben.id, "Ben").await;
-    announced(&mut a, random.id, ben.id, "Ben").await;
+    announced(&mut a, general, ben.id, "Ben", 2).await;
+    announced(&mut a, random.id, ben.id, "Ben", 2).await;
 
     assert_eq!(save_profile(&t, &ben.token, "Benjamin", "Europe/Paris").await.status(), 200);
-    announced(&mut a, random.id, ben.id, "Benjamin").await;
+    announced(&mut a, random.id, ben.id, "Benjamin", 2).await;
     a.none_of_before_pong(&["presence_update"]).await;
     assert_eq!(current_name(&t, &ben).await, "Benjamin", "the name itself is Ben's to change");
     let members: Vec<Value> =
@@ -140,7 +141,7 @@ async fn a_flood_of_renames_is_refused_past_its_budget_and_the_room_chats_on() {
     assert_eq!(save_profile(&t, &ana.token, &last, "Asia/Tokyo").await.status(), 200);
 
     for i in 1..=RENAMES_PER_MINUTE {
-        announced(&mut b, room, ana.id, &format!("Ana {i}")).await;
+        announced(&mut b, room, ana.id, &format!("Ana {i}"), 2).await;
     }
     b.none_of_before_pong(&["presence_update"]).await;
     b.send(json!({"action": "new_message", "room_id": room, "body": "still here", "client_msg_id": "b1"})).await;
