@@ -265,9 +265,12 @@ export function joinRoom(roomId) {
   rawSend({ action: 'join_room', room_id: roomId });
 }
 
-/** Asks for a room again (after a refused join) if it is still wanted; returns whether it was. */
+/**
+ * Asks for a room again (after a refused join) if it is still wanted and this socket is not in it
+ * yet (a reconnect meanwhile joins every room again); returns whether it asked.
+ */
 export function rejoinRoom(roomId) {
-  if (!joinedRooms.has(roomId)) return false;
+  if (!joinedRooms.has(roomId) || subscribed.has(roomId)) return false;
   rawSend({ action: 'join_room', room_id: roomId });
   return true;
 }
