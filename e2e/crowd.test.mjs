@@ -67,33 +67,19 @@ function gather(page, code, roomId, names, tag) {
           const r = await json('PUT', path, token, body);
           if (r.status !== 200) throw new Error(`${path} for ${name}: ${r.status}`);
         }
-        const { ticket } = await (await json('POST', '/api/ws-ticket', token)).json();
-        const url = new URL(config.ws_url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-        url.searchParams.set('ticket', ticket);
-        const ws = new WebSocket(url);
-        await new Promise((resolve, reject) => {
-          ws.onopen = resolve;
-          ws.onerror = () => reject(new Error(`socket for ${name}`));
-        });
-        const joined = new Promise((resolve) => {
-          ws.onmessage = (event) => {
-            if (JSON.parse(event.data).type === 'room_joined') resolve();
-          };
-        });
-        ws.send(JSON.stringify({ action: 'join_room', room_id: roomId }));
-        await joined;
-        window.crowd.set(name, ws);
         window.tokens.set(name, token);
+        window.crowd.set(name, await window.socketInRoom(name));
       }
-      // A second socket of someone already here, joined to the room: their arrival is not news.
-      window.secondSocket = async (name) => {
+      // A socket of someone signed up here, joined to the room (a second one's arrival is not
+      // news to the room).
+      window.socketInRoom = async (name) => {
         const { ticket } = await (await json('POST', '/api/ws-ticket', window.tokens.get(name))).json();
         const url = new URL(config.ws_url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
         url.searchParams.set('ticket', ticket);
         const ws = new WebSocket(url);
         await new Promise((resolve, reject) => {
           ws.onopen = resolve;
-          ws.onerror = () => reject(new Error(`second socket for ${name}`));
+          ws.onerror = () => reject(new Error(`socket for ${name}`));
         });
         const joined = new Promise((resolve) => {
           ws.onmessage = (event) => {
@@ -198,7 +184,7 @@ describe('Mathia crowded room', () => {
   // the count goes down by one all the same (each announcement carries the room's count).
   step('someone not listed leaves from two sockets at once, someone new arrives', async () => {
     await crowdPage.evaluate(async (name) => {
-      const second = await window.secondSocket(name);
+      const second = await window.socketInRoom(name);
       window.crowd.get(name).close();
       second.close();
     }, names[100]);
