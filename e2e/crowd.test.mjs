@@ -6,7 +6,8 @@
 // A creates a room; 101 people join it through an invite and open a socket each (from a page of
 // their own, over the HTTP API). When A's page joins the room again it lists 100 people, says
 // "and 2 more", and counts 102. Someone not listed leaving from two sockets at once takes the
-// count down by one; someone new arriving is listed and counted. Waits are bounded polls, never fixed sleeps.
+// count down by one, though A's page hears every departure twice (its socket is routed through
+// the test, which repeats each `offline`); someone new arriving is listed and counted. Waits are bounded polls, never fixed sleeps.
 
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,6 +131,7 @@ describe('Mathia crowded room', () => {
   let roomId;
   let code;
   const pageErrors = [];
+  let departuresDoubled = 0;
   const step = stepper(() => ({ A: pageA, crowd: crowdPage }));
   // Names after Alice's: the listed 99 others are the first by name.
   const names = Array.from({ length: CROWD }, (_, i) => `Zed ${String(i).padStart(3, '0')} ${run.slice(-4)}`);
@@ -137,6 +139,21 @@ describe('Mathia crowded room', () => {
   before(async () => {
     browser = await launchBrowser();
     pageA = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+    // Every departure A hears arrives twice, as when two removers race on DynamoDB and both find
+    // the person gone: A's count must still go down by one (it is set from `online_count`).
+    await pageA.routeWebSocket(
+      () => true,
+      (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((message) => {
+          ws.send(message);
+          if (typeof message === 'string' && message.includes('"presence_update"') && message.includes('"offline"')) {
+            departuresDoubled += 1;
+            ws.send(message);
+          }
+        });
+      },
+    );
     crowdPage = await (await browser.newContext()).newPage();
     pageA.on('pageerror', (err) => pageErrors.push(`A: ${err.message}`));
   });
@@ -189,6 +206,7 @@ describe('Mathia crowded room', () => {
       second.close();
     }, names[100]);
     await expectOnline(pageA, { count: '101 online', listed: 100, more: 'and 1 more' }, 'one fewer counted');
+    assert.ok(departuresDoubled >= 1, 'A heard the departure twice');
     const late = `Late ${run.slice(-4)}`;
     assert.equal(await gather(crowdPage, code, roomId, [late], `late-${run}`), CROWD + 1);
     await expectOnline(pageA, { count: '102 online', listed: 101, more: 'and 1 more' }, 'the newcomer listed');
