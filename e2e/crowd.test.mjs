@@ -7,7 +7,8 @@
 // their own, over the HTTP API). When A's page joins the room again it lists 100 people, says
 // "and 2 more", and counts 102. Someone not listed leaving from two sockets at once takes the
 // count down by one, though A's page hears every departure twice (its socket is routed through
-// the test, which repeats each `offline`); someone new arriving is listed and counted. Waits are bounded polls, never fixed sleeps.
+// the test, which repeats each `offline`); someone new arriving is listed and counted. Waits are
+// bounded polls, never fixed sleeps.
 
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -114,17 +114,11 @@ export function onTyping({ room_id: roomId, user_id: userId, display_name: name,
 
 export function onPresence({ room_id: roomId, user_id: userId, display_name: name, status, online_count: onlineCount }) {
   const st = state(roomId);
-  let left = false;
   if (status === 'online') st.online.set(userId, name);
-  else if (status === 'offline') left = st.online.delete(userId);
-  if (Number.isInteger(onlineCount)) {
-    // The server's count after this change: a departure heard twice, or a change it did not
-    // announce, does not leave the count wrong.
-    st.onlineUnlisted = Math.max(0, onlineCount - st.online.size);
-  } else if (status === 'offline' && !left && st.onlineUnlisted > 0) {
-    // Someone who was not listed leaves the count.
-    st.onlineUnlisted -= 1;
-  }
+  else if (status === 'offline') st.online.delete(userId);
+  // The server's count after this change, not a step: a departure heard twice, or a change it
+  // did not announce, does not leave the count wrong.
+  if (Number.isInteger(onlineCount)) st.onlineUnlisted = Math.max(0, onlineCount - st.online.size);
   if (isCurrent(roomId)) renderOnline();
 }
 
