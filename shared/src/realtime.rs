@@ -231,8 +231,11 @@ const PRESENCE_CHANGES_PER_MINUTE: u32 = 20;
 
 /// Tells a room someone came or went, within [`PRESENCE_CHANGES_PER_MINUTE`] per person and room
 /// (the per-person limiter, `limits`: in memory in `mathia-local`, in Redis on Lambda, open
-/// without Redis); past it the change is not announced, and the room sees the truth in its next
-/// `room_joined`. It goes to `here`, the room's connections as the caller just read them.
+/// without Redis); past it an arrival is not announced, and the room sees the truth in its next
+/// `room_joined`. A departure whose arrival the room was told is told whatever the budget (Redis
+/// remembers which arrivals were told), so nobody stays listed as online after they left: a
+/// room hears at most one departure past the budget for each arrival within it. It goes to
+/// `here`, the room's connections as the caller just read them.
 pub async fn announce_presence(
     app: &App,
     here: &[RoomConnection],
@@ -241,13 +244,24 @@ pub async fn announce_presence(
     display_name: &str,
     status: PresenceStatus,
 ) {
+    let owed = status == PresenceStatus::Offline
+        && app.redis.take_arrival_heard(room_id, user_id).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "cannot tell whether the room heard the arrival");
+            false
+        });
     let counter = format!("presence:{room_id}");
     let now = app.clock.now();
-    if limits::limit_per_minute(app, &counter, "presence changes", user_id, now, PRESENCE_CHANGES_PER_MINUTE)
+    let within = limits::limit_per_minute(app, &counter, "presence changes", user_id, now, PRESENCE_CHANGES_PER_MINUTE)
         .await
-        .is_err()
-    {
+        .is_ok();
+    if !within && !owed {
         return;
+    }
+    // Remembered before it is told: a departure racing the push still finds it.
+    if status == PresenceStatus::Online
+        && let Err(e) = app.redis.arrival_heard(room_id, user_id).await
+    {
+        tracing::debug!(error = %e, "cannot remember that the room heard the arrival");
     }
     let online_count = online_after(here, user_id, status);
     let event =

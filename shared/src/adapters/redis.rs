@@ -432,6 +432,23 @@ impl RedisStore {
         Ok(send == 1)
     }
 
+    /// Remembers, for a day, that a room was told a person arrived (`presence-heard:{room}:{user}`),
+    /// so their departure is told too whatever the room's budget for them
+    /// ([`take_arrival_heard`](Self::take_arrival_heard)).
+    pub async fn arrival_heard(&self, room_id: Uuid, user_id: Uuid) -> Result<(), RedisDown> {
+        let mut conn = self.conn().await?;
+        let _: () = conn.set_ex(self.key(&format!("presence-heard:{room_id}:{user_id}")), 1, 86_400).await?;
+        Ok(())
+    }
+
+    /// Forgets what [`arrival_heard`](Self::arrival_heard) remembered; true when it had: the
+    /// room was told the person arrived and not yet that they left. One caller gets true.
+    pub async fn take_arrival_heard(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, RedisDown> {
+        let mut conn = self.conn().await?;
+        let removed: i64 = conn.del(self.key(&format!("presence-heard:{room_id}:{user_id}"))).await?;
+        Ok(removed == 1)
+    }
+
     /// Records which room an AI stream belongs to, for as long as it may run.
     pub async fn put_stream(&self, stream_id: Uuid, room_id: Uuid) -> Result<(), RedisDown> {
         let key = self.key(&format!("stream:{stream_id}"));

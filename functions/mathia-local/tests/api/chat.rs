@@ -1,8 +1,9 @@
 //! Two people chatting in real time, in order, with acks, presence and typing.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use mathia::adapters::postgres::moderation;
+use chrono::{TimeZone, Utc};
+use mathia::adapters::{local::ManualClock, postgres::moderation};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, wait_until};
@@ -240,6 +241,50 @@ async fn a_leave_and_join_loop_reaches_the_room_at_most_twenty_times() {
     assert_eq!((&gone["user_id"], &gone["status"]), (&json!(ben.id), &json!("offline")));
 }
 
+/// Past the budget an arrival is not announced, but a departure whose arrival was is: nobody
+/// stays listed as online after they left, however the window's slots free up.
+#[tokio::test]
+async fn a_departure_is_told_when_its_arrival_was_whatever_the_budget() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+    let heard = |ev: Value| {
+        assert_eq!(ev["user_id"], json!(ana.id));
+        (ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().unwrap())
+    };
+
+    // Ana's arrival takes the first of her 20 changes a minute; half a minute later she leaves and
+    // comes back until the other 19 are spent, and ends away.
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    assert_eq!(heard(b.recv_type("presence_update").await), ("online".into(), 2));
+    clock.advance(chrono::Duration::seconds(30));
+    for _ in 0..9 {
+        a.send(json!({"action": "leave_room", "room_id": room})).await;
+        a.send(json!({"action": "join_room", "room_id": room})).await;
+    }
+    a.send(json!({"action": "leave_room", "room_id": room})).await;
+    a.assert_alive().await;
+    for i in 0..19 {
+        let expected = if i % 2 == 0 { ("offline".into(), 1) } else { ("online".into(), 2) };
+        assert_eq!(heard(b.recv_type("presence_update").await), expected, "change {}", i + 2);
+    }
+
+    // A minute after her first arrival its slot is free and the others are not: she comes back,
+    // told, and leaves past the budget, told too.
+    clock.advance(chrono::Duration::seconds(31));
+    a.send(json!({"action": "join_room", "room_id": room})).await;
+    assert_eq!(heard(b.recv_type("presence_update").await), ("online".into(), 2));
+    a.send(json!({"action": "leave_room", "room_id": room})).await;
+    assert_eq!(heard(b.recv_type("presence_update").await), ("offline".into(), 1));
+
+    // Then an arrival past the budget is not told, nor its departure.
+    a.send(json!({"action": "join_room", "room_id": room})).await;
+    a.send(json!({"action": "leave_room", "room_id": room})).await;
+    a.assert_alive().await;
+    b.none_of_before_pong(&["presence_update"]).await;
+}
+
 /// Each `presence_update` says how many people are online in the room after the change, each
 /// person once whatever their sockets. A client sets its count from it, so a departure heard
 /// twice (two sockets of one person closing at once may each find the person gone) or a change
@@ -278,8 +323,8 @@ async fn presence_says_how_many_are_online_after_each_change() {
         assert!(count <= 2, "{count}");
     }
 
-    // Ben comes and goes past his budget and ends away; what Ana last heard of him may be that
-    // he came. Cat's return then counts two: Ana and Cat.
+    // Ben comes and goes past his budget and ends away. Cat's return then counts two: Ana and
+    // Cat.
     let mut b = t.ws(&ben).await;
     for _ in 0..15 {
         b.send(json!({"action": "join_room", "room_id": room})).await;
@@ -288,7 +333,7 @@ async fn presence_says_how_many_are_online_after_each_change() {
     b.assert_alive().await;
     c.send(json!({"action": "join_room", "room_id": room})).await;
     c.recv_type("room_joined").await;
-    let mut heard_of_ben = 0;
+    let (mut heard_of_ben, mut last_of_ben) = (0, String::new());
     loop {
         let (who, status, count) = change(a.recv_type("presence_update").await);
         if who == cat.id {
@@ -296,12 +341,15 @@ async fn presence_says_how_many_are_online_after_each_change() {
             break;
         }
         heard_of_ben += 1;
+        last_of_ben.clone_from(&status);
         assert_eq!(who, ben.id);
         // Each change heard counts Ana, and Ben while he is here.
         assert_eq!(count, if status == "online" { 2 } else { 1 }, "{status}");
     }
     // Twenty changes a minute, two or three of them spent already.
     assert!(heard_of_ben <= 18, "the budget held: {heard_of_ben} of 30 changes heard");
+    // A departure whose arrival Ana heard is told her whatever the budget: he is not left online.
+    assert_eq!(last_of_ben, "offline");
 }
 
 #[tokio::test]
