@@ -87,6 +87,9 @@ bench_start_server() {
     export MATHIA_SOCKETS_PER_PERSON=${MATHIA_SOCKETS_PER_PERSON:-1000000}
     # …and the 1,200 history pages a person may read a minute: the history-depth probe reads more.
     export MATHIA_HISTORY_PAGES_PER_MIN=${MATHIA_HISTORY_PAGES_PER_MIN:-1000000}
+    # …and the 10 welcome credits an address gets a day: every load-generator user signs up
+    # from this one, and the assistant scenarios bill their workspaces.
+    export MATHIA_WELCOME_CREDITS_PER_ADDRESS_PER_DAY=${MATHIA_WELCOME_CREDITS_PER_ADDRESS_PER_DAY:-1000000}
     export MATHIA_MASTER_KEY=${MATHIA_MASTER_KEY:-$(python3 -c 'import os, base64; print(base64.b64encode(os.urandom(32)).decode())')}
     export MATHIA_STATIC_DIR=$ROOT/static
     export RUST_LOG=${SERVER_RUST_LOG:-warn}

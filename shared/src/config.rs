@@ -24,6 +24,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
     "MATHIA_WELCOME_CREDIT_CENTS",
+    "MATHIA_WELCOME_CREDITS_PER_ADDRESS_PER_DAY",
     "MATHIA_AI_BASE_URL",
     "MATHIA_AI_API_KEY",
     "MATHIA_AI_MODEL",
@@ -73,6 +74,11 @@ pub const HISTORY_PAGES_PER_MINUTE: u32 = 1200;
 /// to spare. Each holds a file descriptor and memory of the process; unbounded, one person could
 /// open sockets until nobody else can connect.
 pub const SOCKETS_PER_PERSON: usize = 16;
+
+/// How many welcome credits workspaces made from one client address get in a day by default.
+/// A team makes one workspace and joins it by invite; someone scripting sign-ups for the credit
+/// makes one per account, and from the same few addresses.
+pub const WELCOME_CREDITS_PER_ADDRESS_PER_DAY: u32 = 10;
 
 /// Which adapters back the ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +150,9 @@ pub struct Config {
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
     pub welcome_credit_cents: i64,
+    /// Welcome credits given to workspaces made from one client address in a day
+    /// (`MATHIA_WELCOME_CREDITS_PER_ADDRESS_PER_DAY`).
+    pub welcome_credits_per_address_per_day: u32,
     pub ai_base_url: Option<String>,
     pub ai_api_key: Option<String>,
     pub ai_model: Option<String>,
@@ -333,6 +342,10 @@ impl Config {
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
+            welcome_credits_per_address_per_day: parsed(
+                "MATHIA_WELCOME_CREDITS_PER_ADDRESS_PER_DAY",
+                WELCOME_CREDITS_PER_ADDRESS_PER_DAY,
+            )?,
             ai_base_url: var("MATHIA_AI_BASE_URL"),
             ai_api_key: var("MATHIA_AI_API_KEY"),
             ai_model: var("MATHIA_AI_MODEL"),
@@ -387,6 +400,7 @@ impl Config {
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,
+            welcome_credits_per_address_per_day: WELCOME_CREDITS_PER_ADDRESS_PER_DAY,
             ai_base_url: None,
             ai_api_key: None,
             ai_model: None,

@@ -12,6 +12,36 @@ use crate::{adapters::redis::RateDecision, app::App, error::Error};
 
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
+/// The window welcome credits are counted over, per client address.
+const WELCOME_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether a workspace made now from `address` may have the welcome credit: at most
+/// `welcome_credits_per_address_per_day` from one address (an unknown address counts as one
+/// address). Counted like the per-person limits; but this is money, so when the count cannot be
+/// kept (Redis down, on Lambda) no credit is given.
+pub async fn welcome_credit_allowed(app: &App, address: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let subject = format!("welcome:addr:{}", address.unwrap_or("unknown"));
+    let limit = app.config.welcome_credits_per_address_per_day;
+    let decision = match &app.rate_windows {
+        Some(windows) => Ok(windows.check(&subject, now.timestamp_millis(), WELCOME_WINDOW, limit)),
+        None => {
+            let event_id = Uuid::new_v4().to_string();
+            app.redis.rate_limit(&subject, now.timestamp_millis(), WELCOME_WINDOW, limit, &event_id).await
+        }
+    };
+    match decision {
+        Ok(RateDecision::Allowed) => true,
+        Ok(RateDecision::Limited { .. }) => {
+            tracing::warn!("welcome credit withheld: this address had its day's credits");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "welcome credit withheld: cannot count this address's credits");
+            false
+        }
+    }
+}
+
 /// At most `rate_limit_per_min` messages a minute per person. Losing the limiter must not stop
 /// the conversation.
 /// Edits and reactions count too (`chat::change`): each is one more event to the whole room.

@@ -454,6 +454,22 @@ async fn a_flooding_socket_is_throttled_on_lambda_too() {
     assert!(served, "the socket is served again once its budget refills");
 }
 
+/// On Lambda an address's welcome credits are counted in Redis, whichever function instance
+/// serves the workspace step: past the day's bound a workspace is made without one.
+#[tokio::test]
+async fn welcome_credits_from_one_address_are_bounded_on_lambda_too() {
+    let s = Stack::start_with(&[("MATHIA_WELCOME_CREDITS_PER_ADDRESS_PER_DAY", "1")]).await;
+    let mut balances = Vec::new();
+    for name in ["Ana", "Ben", "Cat"] {
+        let user = s.register_only(name).await;
+        let done = s.onboard(&user, json!({"name": format!("{name}'s team")})).await;
+        let path = format!("/api/wallet?workspace_id={}", done["workspace"]["id"].as_str().unwrap());
+        let wallet: Value = s.get(Some(&user.token), &path).await.json().await.unwrap();
+        balances.push(wallet["balance_cents"].as_i64().unwrap());
+    }
+    assert_eq!(balances, [500, 0, 0]);
+}
+
 /// On Lambda too one person's sockets are bounded: `ws-connect` counts them in DynamoDB and
 /// refuses past the bound (429 at the handshake), `http-api` refuses the ticket with
 /// `too_many_sockets`, and a socket that goes makes room for one.

@@ -171,3 +171,51 @@ async fn the_workspace_step_replayed_after_onboarding_is_refused_and_welcomes_on
     assert!(answers.iter().all(|r| r.status() == 200 || r.status() == 409));
     assert_eq!((owned_workspaces(&t, ben.id).await, welcome_credits(&t, ben.id).await), (1, 500));
 }
+
+/// Someone scripting sign-ups for the welcome credit makes a workspace per account, from the same
+/// few addresses: past an address's credits for the day, the workspace is made without one, and
+/// works. A day later the address has credits again; joining by invite never takes one.
+#[tokio::test]
+async fn welcome_credits_from_one_address_are_bounded_a_day() {
+    use chrono::{TimeZone, Utc};
+    use mathia::adapters::local::ManualClock;
+
+    let clock = std::sync::Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()));
+    let t = TestApp::spawn_full(|c| c.welcome_credits_per_address_per_day = 2, Some(clock.clone())).await;
+    let balance = |token: String, workspace: Value| {
+        let t = &t;
+        async move {
+            let path = format!("/api/wallet?workspace_id={}", workspace.as_str().unwrap());
+            let res = t.get(Some(&token), &path).await;
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()["balance_cents"].as_i64().unwrap()
+        }
+    };
+
+    let ana = t.register("Ana").await;
+    let ben = t.register("Ben").await;
+    assert_eq!((welcome_credits(&t, ana.id).await, welcome_credits(&t, ben.id).await), (500, 500));
+    let cat = t.register_only("Cat").await;
+    let done = t.onboard(&cat, json!({"name": "Cat's team"})).await;
+    assert_eq!((owned_workspaces(&t, cat.id).await, welcome_credits(&t, cat.id).await), (1, 0));
+    assert_eq!(balance(cat.token.clone(), done["workspace"]["id"].clone()).await, 0);
+    // Her workspace works without it.
+    let room = t.create_room(&cat, "plans").await;
+    let (mut c, _) = t.ws_in_room(&cat, room.id).await;
+    c.send(json!({"action": "new_message", "room_id": room.id, "body": "hello", "client_msg_id": "c1"})).await;
+    assert_eq!(c.recv_type("ack").await["client_msg_id"], "c1");
+
+    // Someone invited into Ana's workspace takes no credit, and makes no workspace.
+    let ana_room = t.create_room(&ana, "team").await;
+    let code = t.invite(&ana, ana_room.id, json!({})).await;
+    let dan = t.register_only("Dan").await;
+    t.onboard(&dan, json!({"invite_code": code})).await;
+    assert_eq!((owned_workspaces(&t, dan.id).await, welcome_credits(&t, ana.id).await), (0, 500));
+
+    // A day after the first, the address has a credit again.
+    clock.advance(chrono::Duration::hours(24) + chrono::Duration::seconds(1));
+    let eve = t.register_only("Eve").await;
+    let done = t.onboard(&eve, json!({"name": "Eve's team"})).await;
+    assert_eq!(welcome_credits(&t, eve.id).await, 500);
+    assert_eq!(balance(eve.token.clone(), done["workspace"]["id"].clone()).await, 500);
+}

@@ -169,6 +169,12 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// (`mathia-local`), or the source address API Gateway saw (Lambda); None when neither is known.
 pub struct ClientAddress(Option<String>);
 
+impl ClientAddress {
+    pub fn ip(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
+    auth::ClientAddress,
     error::{ApiError, ApiResult},
     extract::{AuthUser, Json},
 };
@@ -168,6 +169,7 @@ pub struct WorkspaceBody {
 pub async fn workspace(
     State(app): State<App>,
     auth: AuthUser,
+    address: ClientAddress,
     Json(body): Json<WorkspaceBody>,
 ) -> ApiResult<Json<Value>> {
     if require_step(&app, auth.user.id, Step::Workspace, "the workspace").await? == Step::Done {
@@ -183,7 +185,7 @@ pub async fn workspace(
         }
         (Some(name), None) => {
             let name = RoomName::parse(&name).map_err(|e| Invalid::new("name", e.reason))?;
-            (create_workspace(&app, &auth.user, name.as_str()).await?, Role::Owner)
+            (create_workspace(&app, &auth.user, name.as_str(), address.ip()).await?, Role::Owner)
         }
         (None, Some(code)) => {
             let field = |e: ApiError| ApiError { field: Some("invite_code"), ..e };
@@ -227,17 +229,20 @@ fn already_done() -> ApiError {
     )
 }
 
-/// Onboarding's workspace: its owner, its wallet (with the welcome credit, once per person), a
-/// first room, and the step moved to done — in one transaction that holds the person's row, so
-/// the step sent twice (or replayed later) creates nothing more.
-pub async fn create_workspace(app: &App, owner: &User, name: &str) -> ApiResult<Uuid> {
+/// Onboarding's workspace: its owner, its wallet (with the welcome credit, once per person and
+/// within its address's day, `limits::welcome_credit_allowed`), a first room, and the step moved
+/// to done — in one transaction that holds the person's row, so the step sent twice (or replayed
+/// later) creates nothing more.
+pub async fn create_workspace(app: &App, owner: &User, name: &str, address: Option<&str>) -> ApiResult<Uuid> {
     let mut tx = app.db.begin().await?;
     if onboarding::step_for_update(&mut tx, owner.id).await? != Step::Workspace {
         return Err(already_done());
     }
     let workspace_id = workspaces::create(&mut tx, name, owner.id).await?;
     crate::chat::rooms::create_in(app, &mut tx, workspace_id, "general", owner.id, Visibility::Public).await?;
-    let welcomed = wallet::welcome_in(&mut tx, owner.id, workspace_id, app.config.welcome_credit_cents).await?;
+    let welcomed = app.config.welcome_credit_cents > 0
+        && limits::welcome_credit_allowed(app, address, app.clock.now()).await
+        && wallet::welcome_in(&mut tx, owner.id, workspace_id, app.config.welcome_credit_cents).await?;
     onboarding::advance(&mut tx, owner.id, Step::Workspace).await?;
     tx.commit().await?;
     sessions::user_changed(app, owner.id);
