@@ -2,13 +2,18 @@
 //! one counter per kind of action — in memory in `mathia-local`, the one process every action
 //! passes through (`adapters::local::RateWindows`), in Redis where several processes count
 //! (the Lambda functions). Losing Redis must not stop the conversation, so the limiter then lets
-//! everything through.
+//! everything through. The same windows count welcome credits per client address, over a day;
+//! that is money, so without Redis none is given.
 
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::{adapters::redis::RateDecision, app::App, error::Error};
+use crate::{
+    adapters::redis::{RateDecision, RedisDown},
+    app::App,
+    error::Error,
+};
 
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -21,15 +26,7 @@ const WELCOME_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// kept (Redis down, on Lambda) no credit is given.
 pub async fn welcome_credit_allowed(app: &App, address: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> bool {
     let subject = format!("welcome:addr:{}", address.unwrap_or("unknown"));
-    let limit = app.config.welcome_credits_per_address_per_day;
-    let decision = match &app.rate_windows {
-        Some(windows) => Ok(windows.check(&subject, now.timestamp_millis(), WELCOME_WINDOW, limit)),
-        None => {
-            let event_id = Uuid::new_v4().to_string();
-            app.redis.rate_limit(&subject, now.timestamp_millis(), WELCOME_WINDOW, limit, &event_id).await
-        }
-    };
-    match decision {
+    match count(app, &subject, now, WELCOME_WINDOW, app.config.welcome_credits_per_address_per_day).await {
         Ok(RateDecision::Allowed) => true,
         Ok(RateDecision::Limited { .. }) => {
             tracing::warn!("welcome credit withheld: this address had its day's credits");
@@ -77,15 +74,7 @@ pub async fn limit_per_minute(
     now: chrono::DateTime<chrono::Utc>,
     limit: u32,
 ) -> crate::Result<()> {
-    let subject = format!("{counter}:{user_id}");
-    let decision = match &app.rate_windows {
-        Some(windows) => Ok(windows.check(&subject, now.timestamp_millis(), RATE_WINDOW, limit)),
-        None => {
-            let event_id = Uuid::new_v4().to_string();
-            app.redis.rate_limit(&subject, now.timestamp_millis(), RATE_WINDOW, limit, &event_id).await
-        }
-    };
-    match decision {
+    match count(app, &format!("{counter}:{user_id}"), now, RATE_WINDOW, limit).await {
         Ok(RateDecision::Allowed) => Ok(()),
         Ok(RateDecision::Limited { retry_after_ms }) => Err(Error::RateLimited {
             retry_after: Duration::from_millis(retry_after_ms),
@@ -94,6 +83,25 @@ pub async fn limit_per_minute(
         Err(e) => {
             tracing::warn!(error = %e, "rate limit skipped");
             Ok(())
+        }
+    }
+}
+
+/// Counts one event of `subject` against `limit` per `window`, where this deployment counts:
+/// in this process's memory when it is the only one, in Redis otherwise. A refused event is
+/// not counted.
+async fn count(
+    app: &App,
+    subject: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    window: Duration,
+    limit: u32,
+) -> Result<RateDecision, RedisDown> {
+    match &app.rate_windows {
+        Some(windows) => Ok(windows.check(subject, now.timestamp_millis(), window, limit)),
+        None => {
+            let event_id = Uuid::new_v4().to_string();
+            app.redis.rate_limit(subject, now.timestamp_millis(), window, limit, &event_id).await
         }
     }
 }
