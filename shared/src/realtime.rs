@@ -231,11 +231,12 @@ const PRESENCE_CHANGES_PER_MINUTE: u32 = 20;
 
 /// Tells a room someone came or went, within [`PRESENCE_CHANGES_PER_MINUTE`] per person and room
 /// (the per-person limiter, `limits`: in memory in `mathia-local`, in Redis on Lambda, open
-/// without Redis); past it an arrival is not announced, and the room sees the truth in its next
-/// `room_joined`. A departure whose arrival the room was told is told whatever the budget (Redis
-/// remembers which arrivals were told), so nobody stays listed as online after they left: a
-/// room hears at most one departure past the budget for each arrival within it. It goes to
-/// `here`, the room's connections as the caller just read them.
+/// without Redis). Past it an arrival is not told at once: Redis remembers it, and the scheduler
+/// tells it once the budget allows if the person is still there ([`tell_unheard_arrivals`]). A
+/// departure whose arrival the room was told is told whatever the budget (Redis remembers which
+/// arrivals were told), so nobody stays listed as online after they left: a room hears at most
+/// one departure past the budget for each arrival within it. It goes to `here`, the room's
+/// connections as the caller just read them. True when it was told.
 pub async fn announce_presence(
     app: &App,
     here: &[RoomConnection],
@@ -243,7 +244,7 @@ pub async fn announce_presence(
     user_id: Uuid,
     display_name: &str,
     status: PresenceStatus,
-) {
+) -> bool {
     let owed = status == PresenceStatus::Offline
         && app.redis.take_arrival_heard(room_id, user_id).await.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "cannot tell whether the room heard the arrival");
@@ -255,7 +256,12 @@ pub async fn announce_presence(
         .await
         .is_ok();
     if !within && !owed {
-        return;
+        if status == PresenceStatus::Online
+            && let Err(e) = app.redis.arrival_unheard(room_id, user_id).await
+        {
+            tracing::debug!(error = %e, "cannot remember an untold arrival");
+        }
+        return false;
     }
     // Remembered before it is told: a departure racing the push still finds it.
     if status == PresenceStatus::Online
@@ -267,6 +273,49 @@ pub async fn announce_presence(
     let event =
         ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status, online_count };
     push_to_connections(app, here, &event, Some(user_id)).await;
+    true
+}
+
+/// Untold arrivals the scheduler takes in one tick.
+const UNHEARD_PER_TICK: usize = 500;
+
+/// Tells the arrivals that went untold past a person's presence budget (see
+/// [`announce_presence`]), for those still in the room whose arrival it has not heard since:
+/// within the budget again, so one refused again waits for the next tick. Run by the scheduler;
+/// answers how many were told.
+pub async fn tell_unheard_arrivals(app: &App) -> usize {
+    let unheard = match app.redis.take_unheard_arrivals(UNHEARD_PER_TICK).await {
+        Ok(unheard) => unheard,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot take untold arrivals");
+            return 0;
+        }
+    };
+    let mut told = 0;
+    for (room_id, user_id) in unheard {
+        if app.redis.arrival_was_heard(room_id, user_id).await.unwrap_or(true) {
+            continue;
+        }
+        let here = match app.connections.in_room(room_id).await {
+            Ok(here) => here,
+            Err(e) => {
+                tracing::warn!(%room_id, error = %e, "cannot list the room's connections; an arrival stays untold");
+                continue;
+            }
+        };
+        // Gone since: their departure went untold too, and the room is right.
+        let Some(name) = here.iter().find(|c| c.user_id == user_id).map(|c| c.display_name.clone()) else {
+            continue;
+        };
+        if !announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Online).await {
+            continue;
+        }
+        told += 1;
+        // A departure between the read and the arrival remembered found nothing to tell, and
+        // was refused if past the budget: told here, as one that came after would be.
+        announce_if_gone(app, room_id, user_id, &name).await;
+    }
+    told
 }
 
 /// How many people are online in a room whose connections are `here`, once `user_id`'s change

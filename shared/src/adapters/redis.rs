@@ -449,6 +449,35 @@ impl RedisStore {
         Ok(removed == 1)
     }
 
+    /// True while the room has been told the person arrived and not yet that they left
+    /// ([`arrival_heard`](Self::arrival_heard)).
+    pub async fn arrival_was_heard(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, RedisDown> {
+        let mut conn = self.conn().await?;
+        Ok(conn.exists(self.key(&format!("presence-heard:{room_id}:{user_id}"))).await?)
+    }
+
+    /// Remembers that a person's arrival in a room went untold (past their presence budget), for
+    /// the scheduler to tell later ([`take_unheard_arrivals`](Self::take_unheard_arrivals)).
+    pub async fn arrival_unheard(&self, room_id: Uuid, user_id: Uuid) -> Result<(), RedisDown> {
+        let mut conn = self.conn().await?;
+        let _: () = conn.sadd(self.key("presence-unheard"), format!("{room_id}:{user_id}")).await?;
+        Ok(())
+    }
+
+    /// Takes up to `max` of the untold arrivals as (room, person); each is taken once.
+    pub async fn take_unheard_arrivals(&self, max: usize) -> Result<Vec<(Uuid, Uuid)>, RedisDown> {
+        let mut conn = self.conn().await?;
+        let taken: Vec<String> =
+            redis::cmd("SPOP").arg(self.key("presence-unheard")).arg(max).query_async(&mut conn).await?;
+        Ok(taken
+            .iter()
+            .filter_map(|pair| {
+                let (room, user) = pair.split_once(':')?;
+                Some((room.parse().ok()?, user.parse().ok()?))
+            })
+            .collect())
+    }
+
     /// Records which room an AI stream belongs to, for as long as it may run.
     pub async fn put_stream(&self, stream_id: Uuid, room_id: Uuid) -> Result<(), RedisDown> {
         let key = self.key(&format!("stream:{stream_id}"));

@@ -20,6 +20,8 @@ pub struct TickReport {
     pub mutes_lifted: usize,
     pub abandoned_uploads_removed: usize,
     pub tool_outcomes_forgotten: usize,
+    /// Arrivals told late, once the person's presence budget allowed.
+    pub arrivals_told: usize,
 }
 
 #[tracing::instrument(skip_all)]
@@ -45,6 +47,7 @@ pub async fn tick(app: &App) -> TickReport {
     }
     report.abandoned_uploads_removed = crate::files::sweep_abandoned(app).await;
     report.tool_outcomes_forgotten = crate::ai::agent::forget_old_outcomes(app).await;
+    report.arrivals_told = crate::realtime::tell_unheard_arrivals(app).await;
     tracing::debug!(?report, "scheduler tick");
     report
 }

@@ -285,6 +285,57 @@ async fn a_departure_is_told_when_its_arrival_was_whatever_the_budget() {
     b.none_of_before_pong(&["presence_update"]).await;
 }
 
+/// An arrival past the budget is not told at once; the scheduler tells it once the budget allows,
+/// if the person is still there, so nobody present stays unlisted.
+#[tokio::test]
+async fn an_arrival_past_the_budget_is_told_once_the_budget_allows() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+    let tick = || mathia::workers::scheduler::tick(&t.local.app);
+
+    // Ana's 20 changes (she ends away), then a 21st, an arrival, untold.
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    for _ in 0..9 {
+        a.send(json!({"action": "leave_room", "room_id": room})).await;
+        a.send(json!({"action": "join_room", "room_id": room})).await;
+    }
+    a.send(json!({"action": "leave_room", "room_id": room})).await;
+    a.send(json!({"action": "join_room", "room_id": room})).await;
+    a.assert_alive().await;
+    for i in 0..20 {
+        let ev = b.recv_type("presence_update").await;
+        let expected = if i % 2 == 0 { "online" } else { "offline" };
+        assert_eq!((&ev["user_id"], ev["status"].as_str().unwrap()), (&json!(ana.id), expected), "change {}", i + 1);
+    }
+    b.none_of_before_pong(&["presence_update"]).await;
+
+    // Within the minute the budget still refuses it; past it, the scheduler tells it, once.
+    assert_eq!(tick().await.arrivals_told, 0);
+    b.none_of_before_pong(&["presence_update"]).await;
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(tick().await.arrivals_told, 1);
+    let ev = b.recv_type("presence_update").await;
+    assert_eq!((&ev["user_id"], &ev["status"], &ev["online_count"]), (&json!(ana.id), &json!("online"), &json!(2)));
+    assert_eq!(tick().await.arrivals_told, 0);
+    b.none_of_before_pong(&["presence_update"]).await;
+
+    // An untold arrival of someone gone since is not told; the room never listed them.
+    let ev = {
+        a.send(json!({"action": "leave_room", "room_id": room})).await;
+        b.recv_type("presence_update").await
+    };
+    assert_eq!((&ev["status"], &ev["online_count"]), (&json!("offline"), &json!(1)));
+    for _ in 0..10 {
+        a.send(json!({"action": "join_room", "room_id": room})).await;
+        a.send(json!({"action": "leave_room", "room_id": room})).await;
+    }
+    a.assert_alive().await;
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(tick().await.arrivals_told, 0);
+}
+
 /// Each `presence_update` says how many people are online in the room after the change, each
 /// person once whatever their sockets. A client sets its count from it, so a departure heard
 /// twice (two sockets of one person closing at once may each find the person gone) or a change
