@@ -432,12 +432,16 @@ impl RedisStore {
         Ok(send == 1)
     }
 
+    fn presence_heard_key(&self, room_id: Uuid, user_id: Uuid) -> String {
+        self.key(&format!("presence-heard:{room_id}:{user_id}"))
+    }
+
     /// Remembers, for a day, that a room was told a person arrived (`presence-heard:{room}:{user}`),
     /// so their departure is told too whatever the room's budget for them
     /// ([`take_arrival_heard`](Self::take_arrival_heard)).
     pub async fn arrival_heard(&self, room_id: Uuid, user_id: Uuid) -> Result<(), RedisDown> {
         let mut conn = self.conn().await?;
-        let _: () = conn.set_ex(self.key(&format!("presence-heard:{room_id}:{user_id}")), 1, 86_400).await?;
+        let _: () = conn.set_ex(self.presence_heard_key(room_id, user_id), 1, 86_400).await?;
         Ok(())
     }
 
@@ -445,7 +449,7 @@ impl RedisStore {
     /// room was told the person arrived and not yet that they left. One caller gets true.
     pub async fn take_arrival_heard(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, RedisDown> {
         let mut conn = self.conn().await?;
-        let removed: i64 = conn.del(self.key(&format!("presence-heard:{room_id}:{user_id}"))).await?;
+        let removed: i64 = conn.del(self.presence_heard_key(room_id, user_id)).await?;
         Ok(removed == 1)
     }
 
@@ -453,7 +457,7 @@ impl RedisStore {
     /// ([`arrival_heard`](Self::arrival_heard)).
     pub async fn arrival_was_heard(&self, room_id: Uuid, user_id: Uuid) -> Result<bool, RedisDown> {
         let mut conn = self.conn().await?;
-        Ok(conn.exists(self.key(&format!("presence-heard:{room_id}:{user_id}"))).await?)
+        Ok(conn.exists(self.presence_heard_key(room_id, user_id)).await?)
     }
 
     /// Remembers that a person's arrival in a room went untold (past their presence budget), for
