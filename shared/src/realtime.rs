@@ -232,7 +232,7 @@ const PRESENCE_CHANGES_PER_MINUTE: u32 = 20;
 /// Tells a room someone came or went, within [`PRESENCE_CHANGES_PER_MINUTE`] per person and room
 /// (the per-person limiter, `limits`: in memory in `mathia-local`, in Redis on Lambda, open
 /// without Redis). Past it an arrival is not told at once: Redis remembers it, and the scheduler
-/// tells it once the budget allows if the person is still there ([`tell_unheard_arrivals`]). A
+/// tells it once the budget allows if the person is still there ([`tell_untold_presence`]). A
 /// departure whose arrival the room was told is told whatever the budget (Redis remembers which
 /// arrivals were told), so nobody stays listed as online after they left: a room hears at most
 /// one departure past the budget for each arrival within it. It goes to `here`, the room's
@@ -260,10 +260,11 @@ pub async fn announce_presence(
             false
         });
     if !within && !owed {
-        if status == PresenceStatus::Online
-            && let Err(e) = app.redis.arrival_unheard(room_id, user_id).await
-        {
-            tracing::debug!(error = %e, "cannot remember an untold arrival");
+        // The scheduler looks again: an arrival is told once the budget allows, and a departure
+        // whose arrival the room turns out to have heard (kept just after this read, below) is
+        // told then.
+        if let Err(e) = app.redis.presence_untold(room_id, user_id).await {
+            tracing::debug!(error = %e, "cannot remember an untold presence change");
         }
         return false;
     }
@@ -272,8 +273,8 @@ pub async fn announce_presence(
         ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status, online_count };
     push_to_connections(app, here, &event, Some(user_id)).await;
     // What the room heard, kept after the push. A departure past the budget in the moment
-    // between the two finds nothing to tell (the person stays listed until the room's next
-    // `room_joined`); one within it is told anyway.
+    // between the two finds nothing to take, and is told by the scheduler's next tick
+    // ([`tell_untold_presence`]); one within it is told anyway.
     let kept = match status {
         PresenceStatus::Online => app.redis.arrival_heard(room_id, user_id).await,
         PresenceStatus::Offline if within => app.redis.take_arrival_heard(room_id, user_id).await.map(drop),
@@ -285,44 +286,77 @@ pub async fn announce_presence(
     true
 }
 
-/// Untold arrivals the scheduler takes in one tick.
-const UNHEARD_PER_TICK: usize = 500;
+/// Untold presence changes the scheduler takes in one tick.
+const UNTOLD_PER_TICK: usize = 500;
 
-/// Tells the arrivals that went untold past a person's presence budget (see
-/// [`announce_presence`]), for those still in the room whose arrival it has not heard since:
-/// within the budget again, so one refused again waits for the next tick. Run by the scheduler;
-/// answers how many were told.
-pub async fn tell_unheard_arrivals(app: &App) -> usize {
-    let unheard = match app.redis.take_unheard_arrivals(UNHEARD_PER_TICK).await {
-        Ok(unheard) => unheard,
+/// What [`tell_untold_presence`] told in one tick.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Told {
+    pub arrivals: usize,
+    pub departures: usize,
+}
+
+/// Tells the presence changes that went untold past a person's budget (see
+/// [`announce_presence`]), within the budget again, so one refused again waits for the next
+/// tick. An arrival is told when the person is still in the room and the room has not heard them
+/// arrive since. A departure is told when the person is gone and the room still has their
+/// arrival as heard: it was kept just after their departure looked for it, so nobody stays
+/// listed as online after they left. Run by the scheduler.
+pub async fn tell_untold_presence(app: &App) -> Told {
+    let untold = match app.redis.take_untold_presence(UNTOLD_PER_TICK).await {
+        Ok(untold) => untold,
         Err(e) => {
-            tracing::debug!(error = %e, "cannot take untold arrivals");
-            return 0;
+            tracing::debug!(error = %e, "cannot take untold presence changes");
+            return Told::default();
         }
     };
-    let mut told = 0;
-    for (room_id, user_id) in unheard {
-        if app.redis.arrival_was_heard(room_id, user_id).await.unwrap_or(true) {
-            continue;
-        }
-        let here = match app.connections.in_room(room_id).await {
-            Ok(here) => here,
+    let mut told = Told::default();
+    for (room_id, user_id) in untold {
+        let heard = match app.redis.arrival_was_heard(room_id, user_id).await {
+            Ok(heard) => heard,
             Err(e) => {
-                tracing::warn!(%room_id, error = %e, "cannot list the room's connections; an arrival stays untold");
+                tracing::debug!(error = %e, "cannot tell whether the room heard the arrival");
                 continue;
             }
         };
-        // Gone since: their departure went untold too, and the room is right.
-        let Some(name) = here.iter().find(|c| c.user_id == user_id).map(|c| c.display_name.clone()) else {
-            continue;
+        let here = match app.connections.in_room(room_id).await {
+            Ok(here) => here,
+            Err(e) => {
+                tracing::warn!(%room_id, error = %e, "cannot list the room's connections; a presence change stays untold");
+                continue;
+            }
         };
-        if !announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Online).await {
-            continue;
+        match (here.iter().find(|c| c.user_id == user_id), heard) {
+            (Some(c), false) => {
+                let name = c.display_name.clone();
+                if !announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Online).await {
+                    continue;
+                }
+                told.arrivals += 1;
+                // A departure between the read and the arrival remembered found nothing to
+                // tell, and was refused if past the budget: told here, as one that came after
+                // would be.
+                announce_if_gone(app, room_id, user_id, &name).await;
+            }
+            (None, true) => {
+                // Their name as it is now (clients drop a departure by its `user_id`).
+                let name = match crate::adapters::postgres::users::by_id(&app.db, user_id).await {
+                    Ok(Some(user)) => user.display_name,
+                    Ok(None) => String::new(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the person's name; their departure stays untold");
+                        let _ = app.redis.presence_untold(room_id, user_id).await;
+                        continue;
+                    }
+                };
+                // Owed whatever the budget: the room heard the arrival.
+                if announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Offline).await {
+                    told.departures += 1;
+                }
+            }
+            // Heard and still here, or gone and never heard: the room is right.
+            _ => {}
         }
-        told += 1;
-        // A departure between the read and the arrival remembered found nothing to tell, and
-        // was refused if past the budget: told here, as one that came after would be.
-        announce_if_gone(app, room_id, user_id, &name).await;
     }
     told
 }

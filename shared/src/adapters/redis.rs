@@ -460,16 +460,17 @@ impl RedisStore {
         Ok(conn.exists(self.presence_heard_key(room_id, user_id)).await?)
     }
 
-    /// Remembers that a person's arrival in a room went untold (past their presence budget), for
-    /// the scheduler to tell later ([`take_unheard_arrivals`](Self::take_unheard_arrivals)).
-    pub async fn arrival_unheard(&self, room_id: Uuid, user_id: Uuid) -> Result<(), RedisDown> {
+    /// Remembers that a person's arrival in a room, or their departure, went untold (past their
+    /// presence budget), for the scheduler to look at again
+    /// ([`take_untold_presence`](Self::take_untold_presence)). One entry per person and room.
+    pub async fn presence_untold(&self, room_id: Uuid, user_id: Uuid) -> Result<(), RedisDown> {
         let mut conn = self.conn().await?;
         let _: () = conn.sadd(self.key("presence-unheard"), format!("{room_id}:{user_id}")).await?;
         Ok(())
     }
 
-    /// Takes up to `max` of the untold arrivals as (room, person); each is taken once.
-    pub async fn take_unheard_arrivals(&self, max: usize) -> Result<Vec<(Uuid, Uuid)>, RedisDown> {
+    /// Takes up to `max` of the untold presence changes as (room, person); each is taken once.
+    pub async fn take_untold_presence(&self, max: usize) -> Result<Vec<(Uuid, Uuid)>, RedisDown> {
         let mut conn = self.conn().await?;
         let taken: Vec<String> =
             redis::cmd("SPOP").arg(self.key("presence-unheard")).arg(max).query_async(&mut conn).await?;

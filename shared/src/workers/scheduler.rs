@@ -22,6 +22,8 @@ pub struct TickReport {
     pub tool_outcomes_forgotten: usize,
     /// Arrivals told late, once the person's presence budget allowed.
     pub arrivals_told: usize,
+    /// Departures told late: their arrival was kept as heard just after they looked for it.
+    pub departures_told: usize,
 }
 
 #[tracing::instrument(skip_all)]
@@ -47,7 +49,8 @@ pub async fn tick(app: &App) -> TickReport {
     }
     report.abandoned_uploads_removed = crate::files::sweep_abandoned(app).await;
     report.tool_outcomes_forgotten = crate::ai::agent::forget_old_outcomes(app).await;
-    report.arrivals_told = crate::realtime::tell_unheard_arrivals(app).await;
+    let told = crate::realtime::tell_untold_presence(app).await;
+    (report.arrivals_told, report.departures_told) = (told.arrivals, told.departures);
     tracing::debug!(?report, "scheduler tick");
     report
 }

@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use mathia::adapters::{local::ManualClock, postgres::moderation};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, wait_until};
+use crate::helpers::{TestApp, TestUser, WsClient, wait_until};
 
 #[tokio::test]
 async fn two_users_see_each_others_messages_in_stored_order_with_acks() {
@@ -241,48 +241,92 @@ async fn a_leave_and_join_loop_reaches_the_room_at_most_twenty_times() {
     assert_eq!((&gone["user_id"], &gone["status"]), (&json!(ben.id), &json!("offline")));
 }
 
+/// Ana and Ben in a room on a moved clock, Ana's presence budget spent but for one change: her
+/// arrival took the first of her 20 a minute; half a minute later she left and came back until
+/// the other 19 were spent, ending away, each heard by Ben; then her first arrival's slot freed.
+struct OneChangeLeft {
+    t: TestApp,
+    ana: TestUser,
+    room: uuid::Uuid,
+    a: WsClient,
+    b: WsClient,
+}
+
+impl OneChangeLeft {
+    async fn new() -> Self {
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()));
+        let t = TestApp::spawn_with_clock(clock.clone()).await;
+        let (ana, ben, room) = t.ana_and_ben().await;
+        let (mut b, _) = t.ws_in_room(&ben, room).await;
+        let (mut a, _) = t.ws_in_room(&ana, room).await;
+        assert_eq!(heard_of(&ana, b.recv_type("presence_update").await), ("online".into(), 2));
+        clock.advance(chrono::Duration::seconds(30));
+        for _ in 0..9 {
+            a.send(json!({"action": "leave_room", "room_id": room})).await;
+            a.send(json!({"action": "join_room", "room_id": room})).await;
+        }
+        a.send(json!({"action": "leave_room", "room_id": room})).await;
+        a.assert_alive().await;
+        for i in 0..19 {
+            let expected = if i % 2 == 0 { ("offline".into(), 1) } else { ("online".into(), 2) };
+            assert_eq!(heard_of(&ana, b.recv_type("presence_update").await), expected, "change {}", i + 2);
+        }
+        clock.advance(chrono::Duration::seconds(31));
+        Self { t, ana, room, a, b }
+    }
+
+    /// What Ben heard next of Ana: her status and the room's count.
+    async fn heard(&mut self) -> (String, u64) {
+        heard_of(&self.ana, self.b.recv_type("presence_update").await)
+    }
+}
+
+fn heard_of(who: &TestUser, ev: Value) -> (String, u64) {
+    assert_eq!(ev["user_id"], json!(who.id));
+    (ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().unwrap())
+}
+
 /// Past the budget an arrival is not announced, but a departure whose arrival was is: nobody
 /// stays listed as online after they left, however the window's slots free up.
 #[tokio::test]
 async fn a_departure_is_told_when_its_arrival_was_whatever_the_budget() {
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()));
-    let t = TestApp::spawn_with_clock(clock.clone()).await;
-    let (ana, ben, room) = t.ana_and_ben().await;
-    let (mut b, _) = t.ws_in_room(&ben, room).await;
-    let heard = |ev: Value| {
-        assert_eq!(ev["user_id"], json!(ana.id));
-        (ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().unwrap())
-    };
-
-    // Ana's arrival takes the first of her 20 changes a minute; half a minute later she leaves and
-    // comes back until the other 19 are spent, and ends away.
-    let (mut a, _) = t.ws_in_room(&ana, room).await;
-    assert_eq!(heard(b.recv_type("presence_update").await), ("online".into(), 2));
-    clock.advance(chrono::Duration::seconds(30));
-    for _ in 0..9 {
-        a.send(json!({"action": "leave_room", "room_id": room})).await;
-        a.send(json!({"action": "join_room", "room_id": room})).await;
-    }
-    a.send(json!({"action": "leave_room", "room_id": room})).await;
-    a.assert_alive().await;
-    for i in 0..19 {
-        let expected = if i % 2 == 0 { ("offline".into(), 1) } else { ("online".into(), 2) };
-        assert_eq!(heard(b.recv_type("presence_update").await), expected, "change {}", i + 2);
-    }
-
-    // A minute after her first arrival its slot is free and the others are not: she comes back,
-    // told, and leaves past the budget, told too.
-    clock.advance(chrono::Duration::seconds(31));
-    a.send(json!({"action": "join_room", "room_id": room})).await;
-    assert_eq!(heard(b.recv_type("presence_update").await), ("online".into(), 2));
-    a.send(json!({"action": "leave_room", "room_id": room})).await;
-    assert_eq!(heard(b.recv_type("presence_update").await), ("offline".into(), 1));
+    let mut s = OneChangeLeft::new().await;
+    // Her one change left: she comes back, told, and leaves past the budget, told too.
+    s.a.send(json!({"action": "join_room", "room_id": s.room})).await;
+    assert_eq!(s.heard().await, ("online".into(), 2));
+    s.a.send(json!({"action": "leave_room", "room_id": s.room})).await;
+    assert_eq!(s.heard().await, ("offline".into(), 1));
 
     // Then an arrival past the budget is not told, nor its departure.
-    a.send(json!({"action": "join_room", "room_id": room})).await;
-    a.send(json!({"action": "leave_room", "room_id": room})).await;
-    a.assert_alive().await;
-    b.none_of_before_pong(&["presence_update"]).await;
+    s.a.send(json!({"action": "join_room", "room_id": s.room})).await;
+    s.a.send(json!({"action": "leave_room", "room_id": s.room})).await;
+    s.a.assert_alive().await;
+    s.b.none_of_before_pong(&["presence_update"]).await;
+}
+
+/// A departure past the budget in the moment between its arrival's announcement and Redis
+/// keeping it as heard finds nothing owed; the scheduler's next tick tells it, so the person does
+/// not stay listed as online.
+#[tokio::test]
+async fn a_departure_racing_its_arrival_being_kept_is_told_by_the_scheduler() {
+    let mut s = OneChangeLeft::new().await;
+    let app = &s.t.local.app.clone();
+    s.a.send(json!({"action": "join_room", "room_id": s.room})).await;
+    assert_eq!(s.heard().await, ("online".into(), 2));
+    // The arrival is heard, but not yet kept as heard when she leaves past the budget.
+    assert!(app.redis.take_arrival_heard(s.room, s.ana.id).await.unwrap());
+    s.a.send(json!({"action": "leave_room", "room_id": s.room})).await;
+    s.a.assert_alive().await;
+    s.b.none_of_before_pong(&["presence_update"]).await;
+    app.redis.arrival_heard(s.room, s.ana.id).await.unwrap();
+
+    // Owed whatever the budget, so within the minute: told once.
+    let report = mathia::workers::scheduler::tick(app).await;
+    assert_eq!((report.departures_told, report.arrivals_told), (1, 0));
+    assert_eq!(s.heard().await, ("offline".into(), 1));
+    let report = mathia::workers::scheduler::tick(app).await;
+    assert_eq!((report.departures_told, report.arrivals_told), (0, 0));
+    s.b.none_of_before_pong(&["presence_update"]).await;
 }
 
 /// An arrival past the budget is not told at once; the scheduler tells it once the budget allows,
@@ -321,7 +365,8 @@ async fn an_arrival_past_the_budget_is_told_once_the_budget_allows() {
     assert_eq!(tick().await.arrivals_told, 0);
     b.none_of_before_pong(&["presence_update"]).await;
 
-    // An untold arrival of someone gone since is not told; the room never listed them.
+    // An untold arrival of someone gone since is not told, nor their untold departure: the room
+    // never listed them.
     let ev = {
         a.send(json!({"action": "leave_room", "room_id": room})).await;
         b.recv_type("presence_update").await
@@ -332,8 +377,22 @@ async fn an_arrival_past_the_budget_is_told_once_the_budget_allows() {
         a.send(json!({"action": "leave_room", "room_id": room})).await;
     }
     a.assert_alive().await;
+    // Ben last heard her leave (the 20th change); the 21st and 22nd went untold.
+    let mut last = None;
+    b.send(json!({"action": "ping"})).await;
+    loop {
+        let ev = b.recv().await;
+        match ev["type"].as_str() {
+            Some("presence_update") => last = Some(ev["status"].clone()),
+            Some("pong") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(last, Some(json!("offline")));
     clock.advance(chrono::Duration::seconds(61));
-    assert_eq!(tick().await.arrivals_told, 0);
+    let report = tick().await;
+    assert_eq!((report.arrivals_told, report.departures_told), (0, 0));
+    b.none_of_before_pong(&["presence_update"]).await;
 }
 
 /// Each `presence_update` says how many people are online in the room after the change, each
