@@ -2,7 +2,8 @@
 //! HTTP API (`/api/*`, plus `/healthz`) through API Gateway's HTTP API — each request an event
 //! of payload format 2.0 handed to the `http-api` function. The WebSocket is on another origin.
 //!
-//! `/_emulator/invocations` and `/_emulator/stats` tell a test or a benchmark who served what.
+//! `/_emulator/invocations` and `/_emulator/stats` tell a test or a benchmark who served what;
+//! `POST /_emulator/schedule` fires the scheduler's rule now.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -12,7 +13,7 @@ use axum::{
     extract::{ConnectInfo, DefaultBodyLimit, OriginalUri, State},
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
-    routing::{any, get},
+    routing::{any, get, post},
 };
 use base64::Engine;
 use chrono::Utc;
@@ -30,6 +31,7 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
     Router::new()
         .route("/_emulator/invocations", get(invocations))
         .route("/_emulator/stats", get(stats))
+        .route("/_emulator/schedule", post(schedule))
         .route("/api", any(http_api))
         .route("/api/{*rest}", any(http_api))
         .route("/healthz", any(http_api))
@@ -54,6 +56,15 @@ async fn stats(State(emu): State<Arc<Emulator>>) -> Json<Value> {
         "aws_calls": emu.aws_calls.calls(),
         "open_connections": emu.sockets.count(),
     }))
+}
+
+/// The scheduler's rule, fired now: 200 with what the tick did (`TickReport`), 502 when the
+/// function failed.
+async fn schedule(State(emu): State<Arc<Emulator>>) -> Response {
+    match super::sources::fire_schedule(&emu).await {
+        Ok(report) => ([(axum::http::header::CONTENT_TYPE, "application/json")], report).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
 }
 
 /// One HTTP request → one `http-api` invocation (payload format 2.0) → the response it returns.

@@ -6,11 +6,12 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use axum::body::Bytes;
 use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
-use super::Emulator;
+use super::{Emulator, runtime::InvokeError};
 
 /// One queue's mapping.
 pub struct Mapping {
@@ -146,18 +147,24 @@ pub fn spawn_schedule(emu: Arc<Emulator>, every: Duration, mut shutdown: watch::
                 _ = ticks.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let event = json!({
-                "version": "0",
-                "id": uuid::Uuid::new_v4().to_string(),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": "000000000000",
-                "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "region": emu.region,
-                "resources": ["arn:aws:events:us-east-1:000000000000:rule/mathia-scheduler"],
-                "detail": {},
-            });
-            let _ = emu.invoke("scheduler", &event).await;
+            let _ = fire_schedule(&emu).await;
         }
     });
+}
+
+/// One invocation of `scheduler` with the event the rule sends (also `POST /_emulator/schedule`,
+/// so a test or an operator need not wait for the rate).
+pub async fn fire_schedule(emu: &Emulator) -> Result<Bytes, InvokeError> {
+    let event = json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": emu.region,
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/mathia-scheduler"],
+        "detail": {},
+    });
+    emu.invoke("scheduler", &event).await
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::{
     emulator::{Emulator, repo_root},
     files::{declare, file_message, png},
-    helpers::{Api, TestUser, drop_database, forget_redis_keys, postgres_base, redis_url, registry_entry},
+    helpers::{Api, TestUser, WsClient, drop_database, forget_redis_keys, postgres_base, redis_url, registry_entry},
     runtime::binary,
 };
 
@@ -131,6 +131,18 @@ impl Stack {
 
     pub async fn stats(&self) -> Value {
         self.get(None, "/_emulator/stats").await.json().await.unwrap()
+    }
+
+    /// Fires the scheduler's rule now (`POST /_emulator/schedule`): what its tick did.
+    pub async fn tick(&self) -> Value {
+        let answer = self.post(None, "/_emulator/schedule", json!({})).await;
+        assert_eq!(answer.status(), 200, "the scheduler ran");
+        answer.json().await.unwrap()
+    }
+
+    /// A key of this stack's Redis prefix, as the functions name it.
+    pub fn redis_key(&self, suffix: &str) -> String {
+        format!("emu:{}:{suffix}", self.db_name)
     }
 
     async fn registry(&self) -> DynamoConnections {
@@ -539,4 +551,85 @@ async fn a_presence_change_reads_the_room_once() {
     // The socket's entries (to forget them), then the room once.
     assert_eq!(queries().await - queries_before, 2, "{}", s.stats().await["aws_calls"]);
     a.assert_alive().await;
+}
+
+/// On Lambda a presence change past the person's budget waits in Redis for the `scheduler`
+/// function, which reads the room from DynamoDB: a departure that raced its arrival being kept
+/// as heard is told at the next tick, and an arrival past the budget once the minute has passed.
+#[tokio::test]
+async fn presence_past_the_budget_is_told_by_the_scheduler_on_lambda_too() {
+    // The rule's own rate never fires here: the test fires it.
+    let s = Stack::start_with(&[("MATHIA_SCHEDULER_INTERVAL_S", "3600")]).await;
+    let (ana, ben) = (s.register("Ana").await, s.register("Ben").await);
+    let room = s.create_room(&ana, "budget").await;
+    s.bring_in(&ana, room.id, &ben).await;
+    let (mut b, _) = s.ws_in_room(&ben, room.id).await;
+    // Frames served so far (each an invocation of `ws-message`), counted as they end.
+    let st = &s;
+    let served = |n: u64| async move {
+        eventually(&format!("{n} frames are served"), || async {
+            st.invocations().await["ws-message"].as_u64().unwrap_or(0) == n
+        })
+        .await
+    };
+    let (join, leave) =
+        (json!({"action": "join_room", "room_id": room.id}), json!({"action": "leave_room", "room_id": room.id}));
+
+    // Ana's 20 changes of the minute, each heard before the next (on Lambda each frame is an
+    // invocation of its own); she ends away.
+    let (mut a, _) = s.ws_in_room(&ana, room.id).await;
+    assert_eq!(presence_of(&mut b, &ana).await, ("online".into(), 2));
+    let first_change = tokio::time::Instant::now();
+    for _ in 0..9 {
+        a.send(leave.clone()).await;
+        assert_eq!(presence_of(&mut b, &ana).await, ("offline".into(), 1));
+        a.send(join.clone()).await;
+        assert_eq!(presence_of(&mut b, &ana).await, ("online".into(), 2));
+    }
+    a.send(leave.clone()).await;
+    assert_eq!(presence_of(&mut b, &ana).await, ("offline".into(), 1));
+
+    // Past the budget she comes and goes untold; the tick finds her gone and the room never
+    // heard her come, so it tells nothing. (Two joins, then 19 changes: 21 frames so far.)
+    a.send(join.clone()).await;
+    a.recv_type("room_joined").await;
+    a.send(leave.clone()).await;
+    served(23).await;
+    let report = s.tick().await;
+    assert_eq!((&report["arrivals_told"], &report["departures_told"]), (&json!(0), &json!(0)), "{report}");
+    b.none_of_before_pong(&["presence_update"]).await;
+
+    // Again, but the room has her arrival as heard once her departure has looked for it (as when
+    // the two race): the next tick tells the departure, whatever the budget, once.
+    a.send(join.clone()).await;
+    a.recv_type("room_joined").await;
+    a.send(leave.clone()).await;
+    served(26).await; // and Ben's ping
+    let mut redis =
+        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let heard_key = s.redis_key(&format!("presence-heard:{}:{}", room.id, ana.id));
+    let _: () = redis::AsyncCommands::set_ex(&mut redis, heard_key, 1, 86_400).await.unwrap();
+    let report = s.tick().await;
+    assert_eq!((&report["arrivals_told"], &report["departures_told"]), (&json!(0), &json!(1)), "{report}");
+    assert_eq!(presence_of(&mut b, &ana).await, ("offline".into(), 1));
+    let report = s.tick().await;
+    assert_eq!((&report["arrivals_told"], &report["departures_told"]), (&json!(0), &json!(0)), "{report}");
+
+    // An arrival past the budget is told by the first tick after her first change's minute.
+    a.send(join.clone()).await;
+    a.recv_type("room_joined").await;
+    served(27).await;
+    assert_eq!(s.tick().await["arrivals_told"], 0);
+    tokio::time::sleep_until(first_change + Duration::from_secs(61)).await;
+    assert_eq!(s.tick().await["arrivals_told"], 1);
+    assert_eq!(presence_of(&mut b, &ana).await, ("online".into(), 2));
+    assert_eq!(s.tick().await["arrivals_told"], 0);
+    b.none_of_before_pong(&["presence_update"]).await;
+}
+
+/// The next presence change `b` hears, which must be `who`'s: their status and the room's count.
+async fn presence_of(b: &mut WsClient, who: &TestUser) -> (String, u64) {
+    let ev = b.recv_type("presence_update").await;
+    assert_eq!(ev["user_id"], json!(who.id));
+    (ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().unwrap())
 }
