@@ -16,7 +16,8 @@
 #   many-rooms-multi  10, 100, 1,000 and 10,000 rooms of 5 people, each person in 5 of them on
 #               one socket (as people chat in several rooms at once), 200 msg/s in all: a
 #               socket per person, so 10,000 rooms take 10,000 sockets, not 50,000
-#   idle        5,000, 10,000 and 20,000 authenticated idle sockets (RSS per socket, opens/s)
+#   idle        5,000, 10,000 and 20,000 authenticated idle sockets (RSS per socket, opens/s);
+#               IDLE_SIZES="5000 20000 50000" for others (past 20,000, several source addresses)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -64,9 +65,14 @@ for CURVE in "${CURVES[@]}"; do
       done ;;
     idle)
       # One source address reaches one server port from about 28,000 ephemeral ports
-      # (net.ipv4.ip_local_port_range): 20,000 is the most this load generator opens.
-      for n in 5000 10000 20000; do
-        point "idle-$n" idle --connections "$n" --users 100 --hold "$HOLD" --meta "x=$n"
+      # (net.ipv4.ip_local_port_range): past 20,000 sockets they are opened from several
+      # loopback addresses in turn, one per IDLE_PER_SOURCE (20,000). The server and the load
+      # generator each need an open-files limit above the count (lib.sh raises it as far as the
+      # hard limit allows).
+      per=${IDLE_PER_SOURCE:-20000}
+      for n in ${IDLE_SIZES:-5000 10000 20000}; do
+        point "idle-$n" idle --connections "$n" --users 100 --hold "$HOLD" \
+          --sources "$(( (n + per - 1) / per ))" --meta "x=$n"
       done ;;
   esac
 done

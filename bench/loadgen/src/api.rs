@@ -1,12 +1,15 @@
 //! The server's HTTP API and the WebSocket handshake, as a client sees them.
 
-use std::time::Duration;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async_with_config,
+    MaybeTlsStream, WebSocketStream, client_async_with_config, connect_async_with_config,
     tungstenite::{self, Message, protocol::WebSocketConfig},
 };
 use uuid::Uuid;
@@ -179,6 +182,30 @@ impl Api {
     pub async fn open_ws(&self, ticket: &str) -> Result<Ws> {
         let url = format!("{}/ws?ticket={ticket}", self.ws_base);
         let (ws, _) = connect_async_with_config(url, Some(ws_config()), true).await.map_err(ws_error)?;
+        Ok(ws)
+    }
+
+    /// Opens `/ws?ticket=…` from `source`, a local address. One source address reaches the
+    /// server's port from about 28,000 ephemeral ports (`net.ipv4.ip_local_port_range`), so more
+    /// sockets than that take several; every address of 127.0.0.0/8 is on Linux's loopback.
+    pub async fn open_ws_from(&self, ticket: &str, source: Option<IpAddr>) -> Result<Ws> {
+        let Some(source) = source else { return self.open_ws(ticket).await };
+        let io = |e: std::io::Error| Error::new("ws_io", e.to_string());
+        let authority =
+            self.ws_base.strip_prefix("ws://").ok_or_else(|| Error::new("ws_other", "a source address needs ws://"))?;
+        let authority = authority.split('/').next().unwrap_or_default();
+        let server = tokio::net::lookup_host(authority)
+            .await
+            .map_err(io)?
+            .find(|a| a.is_ipv4() == source.is_ipv4())
+            .ok_or_else(|| Error::new("ws_io", format!("{authority} has no address of {source}'s family")))?;
+        let socket = if source.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(io)?;
+        socket.bind(SocketAddr::new(source, 0)).map_err(io)?;
+        let stream = socket.connect(server).await.map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let url = format!("{}/ws?ticket={ticket}", self.ws_base);
+        let (ws, _) =
+            client_async_with_config(url, MaybeTlsStream::Plain(stream), Some(ws_config())).await.map_err(ws_error)?;
         Ok(ws)
     }
 

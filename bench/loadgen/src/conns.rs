@@ -4,6 +4,7 @@
 
 use std::{
     collections::BTreeMap,
+    net::IpAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering::Relaxed},
@@ -121,12 +122,18 @@ impl Timings {
 }
 
 /// Ticket → handshake → (join). Records the phases.
-async fn open_one(api: &Api, s: &Session, room: Option<Uuid>, timings: &Mutex<Timings>) -> Result<api::Ws> {
+async fn open_one(
+    api: &Api,
+    s: &Session,
+    room: Option<Uuid>,
+    source: Option<IpAddr>,
+    timings: &Mutex<Timings>,
+) -> Result<api::Ws> {
     let t0 = Instant::now();
     let res = async {
         let ticket = api.ticket(s).await?;
         let t1 = Instant::now();
-        let mut ws = api.open_ws(&ticket).await?;
+        let mut ws = api.open_ws_from(&ticket, source).await?;
         let t2 = Instant::now();
         if let Some(room) = room {
             api::join_room(&mut ws, room, Duration::from_secs(15)).await?;
@@ -165,6 +172,8 @@ pub struct IdleOpts {
     pub concurrency: usize,
     pub setup_concurrency: usize,
     pub server_pid: Option<u32>,
+    /// Local addresses the sockets are opened from, in turn (none: the system's choice).
+    pub sources: Vec<IpAddr>,
 }
 
 /// Posts `n` messages of `bytes` to each room, through one socket of the room's first user,
@@ -235,8 +244,8 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
     let dropped = Arc::new(AtomicU64::new(0));
     let frames = Arc::new(AtomicU64::new(0));
     let open = |range: std::ops::Range<usize>| {
-        let (api, users, timings, stop_rx, dropped, frames) =
-            (&api, &users, timings.clone(), stop_rx.clone(), dropped.clone(), frames.clone());
+        let (api, users, sources, timings, stop_rx, dropped, frames) =
+            (&api, &users, &o.sources, timings.clone(), stop_rx.clone(), dropped.clone(), frames.clone());
         stream::iter(range)
             .map(move |i| {
                 let api = api.clone();
@@ -246,7 +255,8 @@ pub async fn idle(api: Api, run: &str, o: IdleOpts) -> Result<Value> {
                 let dropped = dropped.clone();
                 let frames = frames.clone();
                 async move {
-                    let ws = open_one(&api, &s, room, &timings).await.ok()?;
+                    let source = sources.get(i % sources.len().max(1)).copied();
+                    let ws = open_one(&api, &s, room, source, &timings).await.ok()?;
                     Some(tokio::spawn(async move {
                         let (mut sink, mut rx) = ws.split();
                         loop {
@@ -395,7 +405,7 @@ pub async fn connect_rate(api: Api, run: &str, o: ConnectRateOpts) -> Result<Val
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Relaxed) as usize;
                 let (s, room) = &users[i % users.len()];
-                match open_one(&api, s, *room, &timings).await {
+                match open_one(&api, s, *room, None, &timings).await {
                     Ok(mut ws) => {
                         ok.fetch_add(1, Relaxed);
                         let _ = ws.close(None).await;

@@ -167,6 +167,10 @@ enum Mode {
         /// Concurrent opens.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Loopback addresses to open the sockets from, in turn (127.0.0.1 … 127.0.0.N): one
+        /// reaches the server's port from about 28,000 ephemeral ports. 1: the system's choice.
+        #[arg(long, default_value_t = 1)]
+        sources: u8,
     },
     /// `@mathia` questions, one at a time per room: time to the first AI chunk, gaps between chunks.
     Ai {
@@ -538,9 +542,15 @@ async fn run(cli: Cli) -> util::Result<bool> {
             out.emit("saturate", params, summary);
             Ok(true)
         }
-        Mode::Idle { connections, users, rooms, history, history_bytes, hold, concurrency } => {
+        Mode::Idle { connections, users, rooms, history, history_bytes, hold, concurrency, sources } => {
             let params = json!({ "connections": connections, "users": users, "rooms": rooms, "history": history,
-                                 "history_bytes": history_bytes, "hold_s": hold, "concurrency": concurrency });
+                                 "history_bytes": history_bytes, "hold_s": hold, "concurrency": concurrency,
+                                 "sources": sources });
+            let sources = if sources > 1 {
+                (1..=sources).map(|n| std::net::IpAddr::from([127, 0, 0, n])).collect()
+            } else {
+                Vec::new()
+            };
             let body = conns::idle(
                 api,
                 &run_id,
@@ -554,6 +564,7 @@ async fn run(cli: Cli) -> util::Result<bool> {
                     concurrency,
                     setup_concurrency: c.setup_concurrency,
                     server_pid: c.server_pid,
+                    sources,
                 },
             )
             .await?;
