@@ -312,53 +312,50 @@ pub async fn tell_untold_presence(app: &App) -> Told {
     };
     let mut told = Told::default();
     for (room_id, user_id) in untold {
-        let heard = match app.redis.arrival_was_heard(room_id, user_id).await {
-            Ok(heard) => heard,
+        match tell_untold(app, room_id, user_id).await {
+            Ok(Some(PresenceStatus::Online)) => told.arrivals += 1,
+            Ok(Some(PresenceStatus::Offline)) => told.departures += 1,
+            Ok(None) => {}
             Err(e) => {
-                tracing::debug!(error = %e, "cannot tell whether the room heard the arrival");
-                continue;
-            }
-        };
-        let here = match app.connections.in_room(room_id).await {
-            Ok(here) => here,
-            Err(e) => {
-                tracing::warn!(%room_id, error = %e, "cannot list the room's connections; a presence change stays untold");
-                continue;
-            }
-        };
-        match (here.iter().find(|c| c.user_id == user_id), heard) {
-            (Some(c), false) => {
-                let name = c.display_name.clone();
-                if !announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Online).await {
-                    continue;
-                }
-                told.arrivals += 1;
-                // A departure between the read and the arrival remembered found nothing to
-                // tell, and was refused if past the budget: told here, as one that came after
-                // would be.
-                announce_if_gone(app, room_id, user_id, &name).await;
-            }
-            (None, true) => {
-                // Their name as it is now (clients drop a departure by its `user_id`).
-                let name = match crate::adapters::postgres::users::by_id(&app.db, user_id).await {
-                    Ok(Some(user)) => user.display_name,
-                    Ok(None) => String::new(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the person's name; their departure stays untold");
-                        let _ = app.redis.presence_untold(room_id, user_id).await;
-                        continue;
-                    }
-                };
-                // Owed whatever the budget: the room heard the arrival.
-                if announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Offline).await {
-                    told.departures += 1;
+                // Back in the set for the next tick.
+                tracing::warn!(%room_id, error = %e, "cannot tell an untold presence change yet");
+                if let Err(e) = app.redis.presence_untold(room_id, user_id).await {
+                    tracing::debug!(error = %e, "cannot remember an untold presence change");
                 }
             }
-            // Heard and still here, or gone and never heard: the room is right.
-            _ => {}
         }
     }
     told
+}
+
+/// One untold change of one person in one room (see [`tell_untold_presence`]): what was told,
+/// if anything.
+async fn tell_untold(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<Option<PresenceStatus>> {
+    let heard = app.redis.arrival_was_heard(room_id, user_id).await?;
+    let here = app.connections.in_room(room_id).await?;
+    match (here.iter().find(|c| c.user_id == user_id), heard) {
+        (Some(c), false) => {
+            let name = c.display_name.clone();
+            if !announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Online).await {
+                return Ok(None);
+            }
+            // A departure between the read and the arrival remembered found nothing to tell,
+            // and was refused if past the budget: told here, as one that came after would be.
+            announce_if_gone(app, room_id, user_id, &name).await;
+            Ok(Some(PresenceStatus::Online))
+        }
+        (None, true) => {
+            // Their name as it is now (clients drop a departure by its `user_id`); owed whatever
+            // the budget, since the room heard the arrival.
+            let name = crate::adapters::postgres::users::by_id(&app.db, user_id).await?.map(|u| u.display_name);
+            let told =
+                announce_presence(app, &here, room_id, user_id, &name.unwrap_or_default(), PresenceStatus::Offline)
+                    .await;
+            Ok(told.then_some(PresenceStatus::Offline))
+        }
+        // Heard and still here, or gone and never heard: the room is right.
+        _ => Ok(None),
+    }
 }
 
 /// How many people are online in a room whose connections are `here`, once `user_id`'s change

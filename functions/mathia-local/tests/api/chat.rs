@@ -259,7 +259,7 @@ impl OneChangeLeft {
         let (ana, ben, room) = t.ana_and_ben().await;
         let (mut b, _) = t.ws_in_room(&ben, room).await;
         let (mut a, _) = t.ws_in_room(&ana, room).await;
-        assert_eq!(heard_of(&ana, b.recv_type("presence_update").await), ("online".into(), 2));
+        assert_eq!(b.recv_presence_of(&ana).await, ("online".into(), 2));
         clock.advance(chrono::Duration::seconds(30));
         for _ in 0..9 {
             a.send(json!({"action": "leave_room", "room_id": room})).await;
@@ -269,7 +269,7 @@ impl OneChangeLeft {
         a.assert_alive().await;
         for i in 0..19 {
             let expected = if i % 2 == 0 { ("offline".into(), 1) } else { ("online".into(), 2) };
-            assert_eq!(heard_of(&ana, b.recv_type("presence_update").await), expected, "change {}", i + 2);
+            assert_eq!(b.recv_presence_of(&ana).await, expected, "change {}", i + 2);
         }
         clock.advance(chrono::Duration::seconds(31));
         Self { t, ana, room, a, b }
@@ -277,13 +277,8 @@ impl OneChangeLeft {
 
     /// What Ben heard next of Ana: her status and the room's count.
     async fn heard(&mut self) -> (String, u64) {
-        heard_of(&self.ana, self.b.recv_type("presence_update").await)
+        self.b.recv_presence_of(&self.ana).await
     }
-}
-
-fn heard_of(who: &TestUser, ev: Value) -> (String, u64) {
-    assert_eq!(ev["user_id"], json!(who.id));
-    (ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().unwrap())
 }
 
 /// Past the budget an arrival is not announced, but a departure whose arrival was is: nobody

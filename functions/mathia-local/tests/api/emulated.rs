@@ -16,9 +16,14 @@ use uuid::Uuid;
 use crate::{
     emulator::{Emulator, repo_root},
     files::{declare, file_message, png},
-    helpers::{Api, TestUser, WsClient, drop_database, forget_redis_keys, postgres_base, redis_url, registry_entry},
+    helpers::{Api, TestUser, drop_database, forget_redis_keys, postgres_base, redis_url, registry_entry},
     runtime::binary,
 };
+
+/// The Redis key prefix of a stack's functions.
+fn redis_prefix(db_name: &str) -> String {
+    format!("emu:{db_name}:")
+}
 
 /// A running emulated stack, on its own moto, database and Redis prefix.
 pub struct Stack {
@@ -46,7 +51,7 @@ impl Drop for Stack {
         }
         let _ = self.child.start_kill();
         drop_database(self.db_name.clone());
-        forget_redis_keys(format!("emu:{}:", self.db_name));
+        forget_redis_keys(redis_prefix(&self.db_name));
     }
 }
 
@@ -72,7 +77,7 @@ impl Stack {
             .env("AWS_ENDPOINT_URL", &moto.url)
             .env("DATABASE_URL", format!("{}/{db_name}", postgres_base()))
             .env("REDIS_URL", redis_url())
-            .env("MATHIA_REDIS_PREFIX", format!("emu:{db_name}:"))
+            .env("MATHIA_REDIS_PREFIX", redis_prefix(&db_name))
             .env("MATHIA_MASTER_KEY", key)
             .env("MATHIA_SCHEDULER_INTERVAL_S", "1")
             .env("MATHIA_CONNECTIONS_TABLE", &table)
@@ -142,7 +147,7 @@ impl Stack {
 
     /// A key of this stack's Redis prefix, as the functions name it.
     pub fn redis_key(&self, suffix: &str) -> String {
-        format!("emu:{}:{suffix}", self.db_name)
+        format!("{}{suffix}", redis_prefix(&self.db_name))
     }
 
     async fn registry(&self) -> DynamoConnections {
@@ -578,16 +583,16 @@ async fn presence_past_the_budget_is_told_by_the_scheduler_on_lambda_too() {
     // Ana's 20 changes of the minute, each heard before the next (on Lambda each frame is an
     // invocation of its own); she ends away.
     let (mut a, _) = s.ws_in_room(&ana, room.id).await;
-    assert_eq!(presence_of(&mut b, &ana).await, ("online".into(), 2));
+    assert_eq!(b.recv_presence_of(&ana).await, ("online".into(), 2));
     let first_change = tokio::time::Instant::now();
     for _ in 0..9 {
         a.send(leave.clone()).await;
-        assert_eq!(presence_of(&mut b, &ana).await, ("offline".into(), 1));
+        assert_eq!(b.recv_presence_of(&ana).await, ("offline".into(), 1));
         a.send(join.clone()).await;
-        assert_eq!(presence_of(&mut b, &ana).await, ("online".into(), 2));
+        assert_eq!(b.recv_presence_of(&ana).await, ("online".into(), 2));
     }
     a.send(leave.clone()).await;
-    assert_eq!(presence_of(&mut b, &ana).await, ("offline".into(), 1));
+    assert_eq!(b.recv_presence_of(&ana).await, ("offline".into(), 1));
 
     // Past the budget she comes and goes untold; the tick finds her gone and the room never
     // heard her come, so it tells nothing. (Two joins, then 19 changes: 21 frames so far.)
@@ -605,13 +610,12 @@ async fn presence_past_the_budget_is_told_by_the_scheduler_on_lambda_too() {
     a.recv_type("room_joined").await;
     a.send(leave.clone()).await;
     served(26).await; // and Ben's ping
-    let mut redis =
-        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let heard_key = s.redis_key(&format!("presence-heard:{}:{}", room.id, ana.id));
     let _: () = redis::AsyncCommands::set_ex(&mut redis, heard_key, 1, 86_400).await.unwrap();
     let report = s.tick().await;
     assert_eq!((&report["arrivals_told"], &report["departures_told"]), (&json!(0), &json!(1)), "{report}");
-    assert_eq!(presence_of(&mut b, &ana).await, ("offline".into(), 1));
+    assert_eq!(b.recv_presence_of(&ana).await, ("offline".into(), 1));
     let report = s.tick().await;
     assert_eq!((&report["arrivals_told"], &report["departures_told"]), (&json!(0), &json!(0)), "{report}");
 
@@ -622,14 +626,7 @@ async fn presence_past_the_budget_is_told_by_the_scheduler_on_lambda_too() {
     assert_eq!(s.tick().await["arrivals_told"], 0);
     tokio::time::sleep_until(first_change + Duration::from_secs(61)).await;
     assert_eq!(s.tick().await["arrivals_told"], 1);
-    assert_eq!(presence_of(&mut b, &ana).await, ("online".into(), 2));
+    assert_eq!(b.recv_presence_of(&ana).await, ("online".into(), 2));
     assert_eq!(s.tick().await["arrivals_told"], 0);
     b.none_of_before_pong(&["presence_update"]).await;
-}
-
-/// The next presence change `b` hears, which must be `who`'s: their status and the room's count.
-async fn presence_of(b: &mut WsClient, who: &TestUser) -> (String, u64) {
-    let ev = b.recv_type("presence_update").await;
-    assert_eq!(ev["user_id"], json!(who.id));
-    (ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().unwrap())
 }
