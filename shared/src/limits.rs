@@ -2,8 +2,8 @@
 //! one counter per kind of action — in memory in `mathia-local`, the one process every action
 //! passes through (`adapters::local::RateWindows`), in Redis where several processes count
 //! (the Lambda functions). Losing Redis must not stop the conversation, so the limiter then lets
-//! everything through. The same windows count welcome credits per client address, over a day;
-//! that is money, so without Redis none is given.
+//! everything through. (Welcome credits per client address are money, and are counted in
+//! Postgres with the credit itself: `adapters::postgres::wallet::welcome_in`.)
 
 use std::time::Duration;
 
@@ -16,28 +16,6 @@ use crate::{
 };
 
 const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-/// The window welcome credits are counted over, per client address.
-const WELCOME_WINDOW: Duration = Duration::from_secs(24 * 3600);
-
-/// Whether a workspace made now from `address` may have the welcome credit: at most
-/// `welcome_credits_per_address_per_day` from one address (an unknown address counts as one
-/// address). Counted like the per-person limits; but this is money, so when the count cannot be
-/// kept (Redis down, on Lambda) no credit is given.
-pub async fn welcome_credit_allowed(app: &App, address: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> bool {
-    let subject = format!("welcome:addr:{}", address.unwrap_or("unknown"));
-    match count(app, &subject, now, WELCOME_WINDOW, app.config.welcome_credits_per_address_per_day).await {
-        Ok(RateDecision::Allowed) => true,
-        Ok(RateDecision::Limited { .. }) => {
-            tracing::warn!("welcome credit withheld: this address had its day's credits");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "welcome credit withheld: cannot count this address's credits");
-            false
-        }
-    }
-}
 
 /// At most `rate_limit_per_min` messages a minute per person. Losing the limiter must not stop
 /// the conversation.

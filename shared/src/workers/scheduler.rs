@@ -24,6 +24,8 @@ pub struct TickReport {
     pub arrivals_told: usize,
     /// Departures told late: their arrival was kept as heard just after they looked for it.
     pub departures_told: usize,
+    /// Welcome credits whose client address stopped counting (a day old) and was cleared.
+    pub welcome_addresses_forgotten: u64,
 }
 
 #[tracing::instrument(skip_all)]
@@ -49,6 +51,10 @@ pub async fn tick(app: &App) -> TickReport {
     }
     report.abandoned_uploads_removed = crate::files::sweep_abandoned(app).await;
     report.tool_outcomes_forgotten = crate::ai::agent::forget_old_outcomes(app).await;
+    match crate::adapters::postgres::wallet::forget_welcome_addresses(&app.db, app.clock.now()).await {
+        Ok(n) => report.welcome_addresses_forgotten = n,
+        Err(e) => tracing::warn!(error = %e, "cannot forget welcome credits' addresses"),
+    }
     let told = crate::realtime::tell_untold_presence(app).await;
     (report.arrivals_told, report.departures_told) = (told.arrivals, told.departures);
     tracing::debug!(?report, "scheduler tick");

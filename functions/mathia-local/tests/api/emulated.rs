@@ -471,7 +471,7 @@ async fn a_flooding_socket_is_throttled_on_lambda_too() {
     assert!(served, "the socket is served again once its budget refills");
 }
 
-/// On Lambda an address's welcome credits are counted in Redis, whichever function instance
+/// On Lambda an address's welcome credits are counted in Postgres, whichever function instance
 /// serves the workspace step: past the day's bound a workspace is made without one.
 #[tokio::test]
 async fn welcome_credits_from_one_address_are_bounded_on_lambda_too() {

@@ -313,6 +313,16 @@ impl TestApp {
         Self { addr, local, api, db_name, stop: Some(stop) }
     }
 
+    /// Mathia restarted on this test's database: this app stops serving, and a new one starts
+    /// with the same settings and fresh memory (what `mathia-local` keeps only in memory is gone).
+    pub async fn restarted(&mut self) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let local = Local::start(self.local.app.config.clone(), None, None).await.expect("app restarts");
+        Self::serve(local, self.db_name.clone()).await
+    }
+
     pub fn push(&self) -> &LocalPush {
         &self.local.push
     }

@@ -218,4 +218,55 @@ async fn welcome_credits_from_one_address_are_bounded_a_day() {
     let done = t.onboard(&eve, json!({"name": "Eve's team"})).await;
     assert_eq!(welcome_credits(&t, eve.id).await, 500);
     assert_eq!(balance(eve.token.clone(), done["workspace"]["id"].clone()).await, 500);
+
+    // The address is kept only while it counts: the scheduler clears it from Ana's and Ben's
+    // credits, a day old, and keeps it on Eve's.
+    let report = mathia::workers::scheduler::tick(&t.local.app).await;
+    assert_eq!(report.welcome_addresses_forgotten, 2);
+    let kept: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT user_id FROM welcome_credits WHERE address IS NOT NULL")
+        .fetch_all(&t.db().await)
+        .await
+        .unwrap();
+    assert_eq!(kept, [eve.id]);
+    assert_eq!(mathia::workers::scheduler::tick(&t.local.app).await.welcome_addresses_forgotten, 0);
+}
+
+/// An address's welcome credits are counted in Postgres with the credits themselves: workspaces
+/// made from one address at the same moment take no more than the day's bound between them, and
+/// a restart (memory gone) does not give the address its credits back.
+#[tokio::test]
+async fn welcome_credits_from_one_address_hold_at_once_and_across_a_restart() {
+    let mut t = TestApp::spawn_with(|c| c.welcome_credits_per_address_per_day = 2).await;
+    let mut people = Vec::new();
+    for name in ["Ana", "Ben", "Cat", "Dan", "Eve", "Fay"] {
+        let user = t.register_only(name).await;
+        for (path, body) in [
+            ("/api/onboarding/profile", json!({"display_name": name, "timezone": "UTC"})),
+            ("/api/onboarding/goals", json!({"goals": ["ship"]})),
+        ] {
+            assert_eq!(t.put(&user.token, path, body).await.status(), 200, "{path}");
+        }
+        people.push(user);
+    }
+    let answers = futures::future::join_all(
+        people
+            .iter()
+            .map(|u| t.put(&u.token, "/api/onboarding/workspace", json!({"name": format!("{}'s team", u.name)}))),
+    )
+    .await;
+    assert!(answers.iter().all(|r| r.status() == 200), "every workspace is made");
+    let mut credited = 0;
+    for u in &people {
+        assert_eq!(owned_workspaces(&t, u.id).await, 1);
+        credited += welcome_credits(&t, u.id).await;
+    }
+    assert_eq!(credited, 2 * 500, "two credits between six workspaces made at once");
+
+    let t = t.restarted().await;
+    let gil = t.register("Gil").await;
+    assert_eq!(
+        (owned_workspaces(&t, gil.id).await, welcome_credits(&t, gil.id).await),
+        (1, 0),
+        "restarted, still spent"
+    );
 }

@@ -188,27 +188,68 @@ pub async fn charge(
     apply(db, workspace_id, Kind::Debit, cents, key, reason, None).await
 }
 
-/// The welcome credit, once per person: inside the transaction that creates `workspace_id`
-/// (whose wallet is new, so nothing else moves it), if `user_id` was never welcomed before.
-/// Returns whether it was credited.
-pub async fn welcome_in(
-    tx: &mut Transaction<'_, Postgres>,
-    user_id: Uuid,
-    workspace_id: Uuid,
-    cents: i64,
-) -> Result<bool, sqlx::Error> {
+/// Who a welcome credit would go to, and what bounds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Welcome<'a> {
+    pub user_id: Uuid,
+    pub workspace_id: Uuid,
+    pub cents: i64,
+    /// The client address the workspace was made from (`"unknown"` when there is none).
+    pub address: &'a str,
+    /// Credits to workspaces made from one address within [`WELCOME_WINDOW`] of `now`.
+    pub per_address: u32,
+    pub now: DateTime<Utc>,
+}
+
+/// The span over which welcome credits are counted per address; the scheduler clears an
+/// address from its credit once it has passed ([`forget_welcome_addresses`]).
+pub const WELCOME_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// What became of a welcome credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Welcomed {
+    Credited,
+    /// This deployment gives no welcome credit (`welcome_credit_cents` is 0).
+    NotOffered,
+    /// This person was welcomed before (once per person, whatever workspaces they make).
+    AlreadyWelcomed,
+    /// Their address had its credits for the day.
+    AddressSpent,
+}
+
+/// The welcome credit, once per person and at most `per_address` a day from one client address:
+/// inside the transaction that creates `workspace_id` (whose wallet is new, so nothing else moves
+/// it). Workspaces made from one address at the same moment take turns on a transaction-scoped
+/// advisory lock on the address, so each counts the credits the others gave.
+pub async fn welcome_in(tx: &mut Transaction<'_, Postgres>, w: Welcome<'_>) -> Result<Welcomed, sqlx::Error> {
+    let Welcome { user_id, workspace_id, cents, address, per_address, now } = w;
     if cents <= 0 {
-        return Ok(false);
+        return Ok(Welcomed::NotOffered);
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('welcome:' || $1, 0))")
+        .bind(address)
+        .execute(&mut **tx)
+        .await?;
+    let given: i64 = sqlx::query_scalar("SELECT count(*) FROM welcome_credits WHERE address = $1 AND created_at > $2")
+        .bind(address)
+        .bind(now - WELCOME_WINDOW)
+        .fetch_one(&mut **tx)
+        .await?;
+    if given >= i64::from(per_address) {
+        return Ok(Welcomed::AddressSpent);
     }
     let first: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO welcome_credits (user_id, workspace_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id",
+        "INSERT INTO welcome_credits (user_id, workspace_id, address, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING RETURNING user_id",
     )
     .bind(user_id)
     .bind(workspace_id)
+    .bind(address)
+    .bind(now)
     .fetch_optional(&mut **tx)
     .await?;
     if first.is_none() {
-        return Ok(false);
+        return Ok(Welcomed::AlreadyWelcomed);
     }
     let balance: i64 = sqlx::query_scalar(
         "UPDATE wallets SET balance_cents = balance_cents + $2, updated_at = now() WHERE workspace_id = $1
@@ -229,5 +270,15 @@ pub async fn welcome_in(
     .bind(format!("welcome:user:{user_id}"))
     .execute(&mut **tx)
     .await?;
-    Ok(true)
+    Ok(Welcomed::Credited)
+}
+
+/// Clears the client address from welcome credits older than [`WELCOME_WINDOW`]: past it the
+/// address no longer counts, and it is not kept longer than it is needed. Returns how many.
+pub async fn forget_welcome_addresses(db: &PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("UPDATE welcome_credits SET address = NULL WHERE address IS NOT NULL AND created_at <= $1")
+        .bind(now - WELCOME_WINDOW)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
 }

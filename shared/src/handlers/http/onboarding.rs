@@ -230,7 +230,7 @@ fn already_done() -> ApiError {
 }
 
 /// Onboarding's workspace: its owner, its wallet (with the welcome credit, once per person and
-/// within its address's day, `limits::welcome_credit_allowed`), a first room, and the step moved
+/// within its address's day, `wallet::welcome_in`), a first room, and the step moved
 /// to done — in one transaction that holds the person's row, so the step sent twice (or replayed
 /// later) creates nothing more.
 pub async fn create_workspace(app: &App, owner: &User, name: &str, address: Option<&str>) -> ApiResult<Uuid> {
@@ -240,12 +240,21 @@ pub async fn create_workspace(app: &App, owner: &User, name: &str, address: Opti
     }
     let workspace_id = workspaces::create(&mut tx, name, owner.id).await?;
     crate::chat::rooms::create_in(app, &mut tx, workspace_id, "general", owner.id, Visibility::Public).await?;
-    let welcomed = app.config.welcome_credit_cents > 0
-        && limits::welcome_credit_allowed(app, address, app.clock.now()).await
-        && wallet::welcome_in(&mut tx, owner.id, workspace_id, app.config.welcome_credit_cents).await?;
+    let welcome = wallet::Welcome {
+        user_id: owner.id,
+        workspace_id,
+        cents: app.config.welcome_credit_cents,
+        address: address.unwrap_or("unknown"),
+        per_address: app.config.welcome_credits_per_address_per_day,
+        now: app.clock.now(),
+    };
+    let welcomed = wallet::welcome_in(&mut tx, welcome).await?;
+    if welcomed == wallet::Welcomed::AddressSpent {
+        tracing::warn!("welcome credit withheld: this address had its day's credits");
+    }
     onboarding::advance(&mut tx, owner.id, Step::Workspace).await?;
     tx.commit().await?;
     sessions::user_changed(app, owner.id);
-    tracing::info!(%workspace_id, welcomed, "workspace created");
+    tracing::info!(%workspace_id, ?welcomed, "workspace created");
     Ok(workspace_id)
 }
