@@ -20,6 +20,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_WS_FRAMES_PER_S",
     "MATHIA_WS_FRAME_BURST",
     "MATHIA_SOCKETS_PER_PERSON",
+    "MATHIA_MAX_CONNECTIONS",
     "MATHIA_HISTORY_PAGES_PER_MIN",
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
@@ -146,6 +147,9 @@ pub struct Config {
     pub ws_frame_burst: u32,
     /// Sockets one person may have open at once (`MATHIA_SOCKETS_PER_PERSON`).
     pub sockets_per_person: usize,
+    /// TCP connections (sockets and HTTP) one `mathia-local` process holds at once
+    /// (`MATHIA_MAX_CONNECTIONS`); unset, its open-file limit less what it keeps for itself.
+    pub max_connections: Option<usize>,
     pub moderation_batch_size: u32,
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
@@ -339,6 +343,7 @@ impl Config {
             ws_frames_per_s: parsed("MATHIA_WS_FRAMES_PER_S", WS_FRAMES_PER_S)?,
             ws_frame_burst: parsed("MATHIA_WS_FRAME_BURST", WS_FRAME_BURST)?,
             sockets_per_person: parsed("MATHIA_SOCKETS_PER_PERSON", SOCKETS_PER_PERSON)?,
+            max_connections: Some(parsed("MATHIA_MAX_CONNECTIONS", 0_usize)?).filter(|&n| n > 0),
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
@@ -397,6 +402,7 @@ impl Config {
             ws_frames_per_s: WS_FRAMES_PER_S,
             ws_frame_burst: WS_FRAME_BURST,
             sockets_per_person: SOCKETS_PER_PERSON,
+            max_connections: None,
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,

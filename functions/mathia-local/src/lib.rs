@@ -11,6 +11,7 @@
 //! in-process queues, or by polling SQS) and the scheduler on a timer.
 
 pub mod admin;
+mod bounded;
 pub mod emulate;
 pub mod headers;
 mod socket;
@@ -149,10 +150,15 @@ impl Local {
         }
         workers::spawn_scheduler(self.app.clone(), rx.clone());
         let router = self.router(rx);
+        let limit = match self.app.config.max_connections {
+            Some(limit) => limit,
+            None => bounded::connections_for(bounded::raise_open_files()),
+        };
+        tracing::info!(limit, "connections held at once");
         // Frames are small and often back to back (an `ack`, then the `new_message`): with
         // Nagle's algorithm the second waits for the client's delayed ACK, ~40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
+        let listener = bounded::Bounded::new(listener, limit).tap_io(|held| {
+            if let Err(e) = held.get_ref().set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
         });

@@ -496,3 +496,61 @@ async fn a_flood_of_handshakes_never_opens_more_than_the_bound() {
     }
     b.assert_alive().await;
 }
+
+/// A keep-alive HTTP connection of its own that asked `/healthz` once; `Some` once it was
+/// answered (so the server holds it), `None` if no answer came within `wait`.
+async fn served_connection(t: &TestApp, wait: Duration) -> (tokio::net::TcpStream, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\n\r\n").await.unwrap();
+    let mut buf = vec![0; 4096];
+    let answer = match tokio::time::timeout(wait, tcp.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Ok(_) => panic!("the server closed a waiting connection"),
+        Err(_) => None,
+    };
+    (tcp, answer)
+}
+
+/// Past `MATHIA_MAX_CONNECTIONS` the server accepts no more connections until one closes, so
+/// a connection flood cannot take the descriptors its own Postgres and Redis connections need:
+/// the newcomer waits, the chat already open goes on, and a closing connection lets it in.
+#[tokio::test]
+async fn past_the_connection_bound_newcomers_wait_and_open_chat_goes_on() {
+    const BOUND: usize = 8;
+    let t = TestApp::spawn_with(|c| c.max_connections = Some(BOUND)).await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+
+    // Keep-alive connections until one is not answered: that one waits at the bound.
+    let mut held = Vec::new();
+    let waiting = loop {
+        let (tcp, answer) = served_connection(&t, Duration::from_millis(500)).await;
+        match answer {
+            Some(answer) => {
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                held.push(tcp);
+                assert!(held.len() < BOUND, "the bound holds");
+            }
+            None => break tcp,
+        }
+    };
+    // Besides the test's own HTTP client (one connection or more) and the two sockets.
+    assert!(!held.is_empty() && held.len() <= BOUND - 3, "{} held", held.len());
+
+    // The open chat goes on.
+    a.send(json!({"action": "new_message", "room_id": room, "body": "still here", "client_msg_id": "c1"})).await;
+    assert_eq!(a.recv_type("ack").await["client_msg_id"], "c1");
+    assert_eq!(b.recv_type("new_message").await["message"]["body"], "still here");
+
+    // One connection closes: the newcomer is let in and answered.
+    drop(held.pop());
+    let mut waiting = waiting;
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut waiting, &mut buf))
+        .await
+        .expect("the waiting connection is served once one closes")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
