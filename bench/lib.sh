@@ -83,6 +83,9 @@ bench_start_server() {
     # …and the per-socket frame budget (100 a second): one loadgen sender stands for many people.
     export MATHIA_WS_FRAMES_PER_S=${MATHIA_WS_FRAMES_PER_S:-1000000}
     export MATHIA_WS_FRAME_BURST=${MATHIA_WS_FRAME_BURST:-1000000}
+    # …and the 1,024 connections an address may hold: the load generator opens up to 20,000
+    # from each of its addresses.
+    export MATHIA_CONNECTIONS_PER_ADDRESS=${MATHIA_CONNECTIONS_PER_ADDRESS:-1000000}
     # …and the 16 sockets a person may hold: the idle-socket curves share 100 users.
     export MATHIA_SOCKETS_PER_PERSON=${MATHIA_SOCKETS_PER_PERSON:-1000000}
     # …and the 1,200 history pages a person may read a minute: the history-depth probe reads more.

@@ -21,6 +21,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_WS_FRAME_BURST",
     "MATHIA_SOCKETS_PER_PERSON",
     "MATHIA_MAX_CONNECTIONS",
+    "MATHIA_CONNECTIONS_PER_ADDRESS",
     "MATHIA_HISTORY_PAGES_PER_MIN",
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
@@ -75,6 +76,10 @@ pub const HISTORY_PAGES_PER_MINUTE: u32 = 1200;
 /// to spare. Each holds a file descriptor and memory of the process; unbounded, one person could
 /// open sockets until nobody else can connect.
 pub const SOCKETS_PER_PERSON: usize = 16;
+
+/// Connections one client address may hold open in `mathia-local` by default: an office behind
+/// one address, each person with a few tabs' sockets and a browser's HTTP connections.
+pub const CONNECTIONS_PER_ADDRESS: usize = 1_024;
 
 /// How many welcome credits workspaces made from one client address get in a day by default.
 /// A team makes one workspace and joins it by invite; someone scripting sign-ups for the credit
@@ -150,6 +155,8 @@ pub struct Config {
     /// TCP connections (sockets and HTTP) one `mathia-local` process holds at once
     /// (`MATHIA_MAX_CONNECTIONS`); unset, its open-file limit less what it keeps for itself.
     pub max_connections: Option<usize>,
+    /// Of those, the most from one client address (`MATHIA_CONNECTIONS_PER_ADDRESS`).
+    pub connections_per_address: usize,
     pub moderation_batch_size: u32,
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
@@ -344,6 +351,7 @@ impl Config {
             ws_frame_burst: parsed("MATHIA_WS_FRAME_BURST", WS_FRAME_BURST)?,
             sockets_per_person: parsed("MATHIA_SOCKETS_PER_PERSON", SOCKETS_PER_PERSON)?,
             max_connections: Some(parsed("MATHIA_MAX_CONNECTIONS", 0_usize)?).filter(|&n| n > 0),
+            connections_per_address: parsed("MATHIA_CONNECTIONS_PER_ADDRESS", CONNECTIONS_PER_ADDRESS)?,
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
@@ -403,6 +411,7 @@ impl Config {
             ws_frame_burst: WS_FRAME_BURST,
             sockets_per_person: SOCKETS_PER_PERSON,
             max_connections: None,
+            connections_per_address: CONNECTIONS_PER_ADDRESS,
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,

@@ -10,11 +10,17 @@
 //!
 //! The bound is `MATHIA_MAX_CONNECTIONS`, or else the open-file limit (raised to the hard limit at
 //! start) less [`RESERVED_FILES`] for the process's own use.
+//!
+//! One client address holds at most `MATHIA_CONNECTIONS_PER_ADDRESS` of them, so one script
+//! cannot fill the bound alone: a connection past its address's share is closed as soon as it
+//! is accepted, and the others keep their places.
 
 use std::{
+    collections::HashMap,
     io,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
 };
 
@@ -53,34 +59,45 @@ pub fn connections_for(open_files: u64) -> usize {
     usize::try_from(bound).unwrap_or(usize::MAX)
 }
 
-/// A listener that holds at most `limit` connections: each accepted connection carries a permit,
-/// given back when it closes (for a WebSocket, when the socket ends: the upgrade keeps the
-/// connection's IO).
+/// A listener that holds at most `limit` connections, and at most `per_address` from one client
+/// address: each accepted connection carries a permit, given back when it closes (for a
+/// WebSocket, when the socket ends: the upgrade keeps the connection's IO).
 pub struct Bounded<L> {
     inner: L,
     permits: Arc<Semaphore>,
+    addresses: Arc<Addresses>,
 }
 
 impl<L> Bounded<L> {
-    pub fn new(inner: L, limit: usize) -> Self {
-        Self { inner, permits: Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS))) }
+    pub fn new(inner: L, limit: usize, per_address: usize) -> Self {
+        Self {
+            inner,
+            permits: Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS))),
+            addresses: Arc::new(Addresses { per_address, open: Mutex::new(HashMap::new()) }),
+        }
     }
 }
 
-impl<L: Listener> Listener for Bounded<L> {
+impl<L: Listener<Addr = SocketAddr>> Listener for Bounded<L> {
     type Io = Held<L::Io>;
-    type Addr = L::Addr;
+    type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                tracing::warn!("at the connection bound: new connections wait until one closes");
-                self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
+        loop {
+            let permit = match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    tracing::warn!("at the connection bound: new connections wait until one closes");
+                    self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
+                }
+            };
+            let (io, addr) = self.inner.accept().await;
+            match Addresses::admit(&self.addresses, addr.ip()) {
+                Some(address) => return (Held { io, _permit: permit, _address: address }, addr),
+                // Dropped: closed at once, and its permit is free again.
+                None => tracing::debug!("a connection past its address's share was closed"),
             }
-        };
-        let (io, addr) = self.inner.accept().await;
-        (Held { io, _permit: permit }, addr)
+        }
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -88,10 +105,48 @@ impl<L: Listener> Listener for Bounded<L> {
     }
 }
 
+/// Connections open per client address.
+struct Addresses {
+    per_address: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Addresses {
+    /// A place for one more connection from `ip`, or None when it has its share.
+    fn admit(this: &Arc<Self>, ip: IpAddr) -> Option<AddressShare> {
+        let mut open = this.open.lock().expect("addresses lock");
+        let count = open.entry(ip).or_insert(0);
+        if *count >= this.per_address {
+            return None;
+        }
+        *count += 1;
+        Some(AddressShare { addresses: this.clone(), ip })
+    }
+}
+
+/// One connection's place in its address's share, given back on drop.
+struct AddressShare {
+    addresses: Arc<Addresses>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressShare {
+    fn drop(&mut self) {
+        let mut open = self.addresses.open.lock().expect("addresses lock");
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// An accepted connection and its place under the bound.
 pub struct Held<I> {
     io: I,
     _permit: OwnedSemaphorePermit,
+    _address: AddressShare,
 }
 
 impl<I> Held<I> {
@@ -142,5 +197,19 @@ mod tests {
         assert_eq!(connections_for(1_024), 768);
         assert_eq!(connections_for(100), 64, "never below the floor");
         assert!(raise_open_files() >= 64);
+    }
+
+    #[test]
+    fn an_address_holds_its_share_and_gives_it_back() {
+        let addresses = Arc::new(Addresses { per_address: 2, open: Mutex::new(HashMap::new()) });
+        let (one, two): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let first = Addresses::admit(&addresses, one).unwrap();
+        let _second = Addresses::admit(&addresses, one).unwrap();
+        assert!(Addresses::admit(&addresses, one).is_none());
+        let _other = Addresses::admit(&addresses, two).expect("another address has its own share");
+        drop(first);
+        assert!(Addresses::admit(&addresses, one).is_some());
+        drop(_other);
+        assert!(!addresses.open.lock().unwrap().contains_key(&two), "an address with none open is forgotten");
     }
 }

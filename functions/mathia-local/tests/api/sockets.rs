@@ -554,3 +554,64 @@ async fn past_the_connection_bound_newcomers_wait_and_open_chat_goes_on() {
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+/// One address holds at most `MATHIA_CONNECTIONS_PER_ADDRESS` connections, so one script cannot
+/// fill the process's bound alone: its next connection is closed at once, another address is
+/// served, and a connection the first address closes makes room for one more of its own.
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SHARE: usize = 6;
+    let t = TestApp::spawn_with(|c| c.connections_per_address = SHARE).await;
+    let mut held = Vec::new();
+    let refused = loop {
+        let mut tcp = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\n\r\n").await.unwrap();
+        let mut buf = vec![0; 4096];
+        match tokio::time::timeout(WAIT, tcp.read(&mut buf)).await.expect("answered or closed at once") {
+            Ok(n) if n > 0 => {
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+                held.push(tcp);
+                assert!(held.len() <= SHARE, "the share holds");
+            }
+            // Closed without an answer (or reset).
+            _ => break true,
+        }
+    };
+    assert!(refused);
+    // The test's own HTTP client holds none here (it has not asked anything yet).
+    assert_eq!(held.len(), SHARE);
+
+    // Another address is served.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(t.addr).await.unwrap();
+    other.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\n\r\n").await.unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(WAIT, other.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "another address is served");
+
+    // One of the first address's connections closes: it may open one more.
+    drop(held.pop());
+    let ok = wait_for_answer(&t).await;
+    assert!(ok, "room for one more once one closed");
+}
+
+/// Whether a new connection from 127.0.0.1 is answered, asking again while the server may not
+/// yet have seen the closed one go.
+async fn wait_for_answer(t: &TestApp) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let mut tcp = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\nconnection: close\r\n\r\n").await.unwrap();
+        let mut buf = vec![0; 4096];
+        if let Ok(Ok(n)) = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await
+            && n > 0
+        {
+            return String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
