@@ -154,10 +154,10 @@ impl Local {
             Some(limit) => limit,
             None => bounded::connections_for(bounded::raise_open_files()),
         };
-        tracing::info!(limit, per_address = self.app.config.connections_per_address, "connections held at once");
+        let per_address = self.app.config.connections_per_address;
+        tracing::info!(limit, per_address, "connections held at once");
         // Frames are small and often back to back (an `ack`, then the `new_message`): with
         // Nagle's algorithm the second waits for the client's delayed ACK, ~40 ms.
-        let per_address = self.app.config.connections_per_address;
         let listener = bounded::Bounded::new(listener, limit, per_address).tap_io(|held| {
             if let Err(e) = held.get_ref().set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");

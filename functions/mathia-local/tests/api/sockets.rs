@@ -497,19 +497,40 @@ async fn a_flood_of_handshakes_never_opens_more_than_the_bound() {
     b.assert_alive().await;
 }
 
-/// A keep-alive HTTP connection of its own that asked `/healthz` once; `Some` once it was
-/// answered (so the server holds it), `None` if no answer came within `wait`.
-async fn served_connection(t: &TestApp, wait: Duration) -> (tokio::net::TcpStream, Option<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+/// What a raw HTTP connection heard after asking `/healthz`.
+#[derive(Debug, PartialEq)]
+enum Heard {
+    /// Answered 200 (and, kept alive, held by the server).
+    Ok,
+    /// Closed (or reset) without an answer.
+    Closed,
+    /// Nothing within the wait: not accepted yet.
+    Nothing,
+}
+
+/// A connection of its own from `ip` that asked `/healthz` (keep-alive).
+async fn ask_from(t: &TestApp, ip: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    let mut tcp = socket.connect(t.addr).await.unwrap();
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\n\r\n").await.unwrap();
+    tcp
+}
+
+/// What `tcp` hears within `wait`.
+async fn heard(tcp: &mut tokio::net::TcpStream, wait: Duration) -> Heard {
+    use tokio::io::AsyncReadExt;
     let mut buf = vec![0; 4096];
-    let answer = match tokio::time::timeout(wait, tcp.read(&mut buf)).await {
-        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-        Ok(_) => panic!("the server closed a waiting connection"),
-        Err(_) => None,
-    };
-    (tcp, answer)
+    match tokio::time::timeout(wait, tcp.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => {
+            let answer = String::from_utf8_lossy(&buf[..n]);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            Heard::Ok
+        }
+        Ok(_) => Heard::Closed,
+        Err(_) => Heard::Nothing,
+    }
 }
 
 /// Past `MATHIA_MAX_CONNECTIONS` the server accepts no more connections until one closes, so
@@ -525,16 +546,14 @@ async fn past_the_connection_bound_newcomers_wait_and_open_chat_goes_on() {
 
     // Keep-alive connections until one is not answered: that one waits at the bound.
     let mut held = Vec::new();
-    let waiting = loop {
-        let (tcp, answer) = served_connection(&t, Duration::from_millis(500)).await;
-        match answer {
-            Some(answer) => {
-                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-                held.push(tcp);
-                assert!(held.len() < BOUND, "the bound holds");
-            }
-            None => break tcp,
+    let mut waiting = loop {
+        let mut tcp = ask_from(&t, "127.0.0.1").await;
+        match heard(&mut tcp, Duration::from_millis(500)).await {
+            Heard::Ok => held.push(tcp),
+            Heard::Nothing => break tcp,
+            Heard::Closed => panic!("the server closed a waiting connection"),
         }
+        assert!(held.len() < BOUND, "the bound holds");
     };
     // Besides the test's own HTTP client (one connection or more) and the two sockets.
     assert!(!held.is_empty() && held.len() <= BOUND - 3, "{} held", held.len());
@@ -546,13 +565,7 @@ async fn past_the_connection_bound_newcomers_wait_and_open_chat_goes_on() {
 
     // One connection closes: the newcomer is let in and answered.
     drop(held.pop());
-    let mut waiting = waiting;
-    let mut buf = vec![0; 4096];
-    let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut waiting, &mut buf))
-        .await
-        .expect("the waiting connection is served once one closes")
-        .unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert_eq!(heard(&mut waiting, WAIT).await, Heard::Ok, "the waiting connection is served once one closes");
 }
 
 /// One address holds at most `MATHIA_CONNECTIONS_PER_ADDRESS` connections, so one script cannot
@@ -560,58 +573,35 @@ async fn past_the_connection_bound_newcomers_wait_and_open_chat_goes_on() {
 /// served, and a connection the first address closes makes room for one more of its own.
 #[tokio::test]
 async fn one_address_holds_at_most_its_share_of_connections() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const SHARE: usize = 6;
     let t = TestApp::spawn_with(|c| c.connections_per_address = SHARE).await;
+    // Keep-alive connections until one is closed unanswered.
     let mut held = Vec::new();
-    let refused = loop {
-        let mut tcp = tokio::net::TcpStream::connect(t.addr).await.unwrap();
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\n\r\n").await.unwrap();
-        let mut buf = vec![0; 4096];
-        match tokio::time::timeout(WAIT, tcp.read(&mut buf)).await.expect("answered or closed at once") {
-            Ok(n) if n > 0 => {
-                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-                held.push(tcp);
-                assert!(held.len() <= SHARE, "the share holds");
-            }
-            // Closed without an answer (or reset).
-            _ => break true,
+    loop {
+        let mut tcp = ask_from(&t, "127.0.0.1").await;
+        match heard(&mut tcp, WAIT).await {
+            Heard::Ok => held.push(tcp),
+            Heard::Closed => break,
+            Heard::Nothing => panic!("a connection past the share is closed at once, not kept waiting"),
         }
-    };
-    assert!(refused);
+        assert!(held.len() <= SHARE, "the share holds");
+    }
     // The test's own HTTP client holds none here (it has not asked anything yet).
     assert_eq!(held.len(), SHARE);
 
-    // Another address is served.
-    let other = tokio::net::TcpSocket::new_v4().unwrap();
-    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-    let mut other = other.connect(t.addr).await.unwrap();
-    other.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\n\r\n").await.unwrap();
-    let mut buf = vec![0; 4096];
-    let n = tokio::time::timeout(WAIT, other.read(&mut buf)).await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "another address is served");
+    let mut other = ask_from(&t, "127.0.0.2").await;
+    assert_eq!(heard(&mut other, WAIT).await, Heard::Ok, "another address is served");
 
-    // One of the first address's connections closes: it may open one more.
+    // One of the first address's connections closes: it may open one more, once the server has
+    // seen it go.
     drop(held.pop());
-    let ok = wait_for_answer(&t).await;
-    assert!(ok, "room for one more once one closed");
-}
-
-/// Whether a new connection from 127.0.0.1 is answered, asking again while the server may not
-/// yet have seen the closed one go.
-async fn wait_for_answer(t: &TestApp) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        let mut tcp = tokio::net::TcpStream::connect(t.addr).await.unwrap();
-        tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\nconnection: close\r\n\r\n").await.unwrap();
-        let mut buf = vec![0; 4096];
-        if let Ok(Ok(n)) = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await
-            && n > 0
-        {
-            return String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200");
+    loop {
+        let mut tcp = ask_from(&t, "127.0.0.1").await;
+        match heard(&mut tcp, WAIT).await {
+            Heard::Ok => break,
+            _ if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("no room for one more once one closed: {other:?}"),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    false
 }
