@@ -441,7 +441,6 @@ impl WsClient {
         }
     }
 
-    /// The socket still answers: `ping` → `pong`, skipping anything else on the way.
     /// The next `presence_update`, which must be `who`'s: their status and the room's count.
     pub async fn recv_presence_of(&mut self, who: &TestUser) -> (String, u64) {
         let ev = self.recv_type("presence_update").await;
@@ -449,6 +448,7 @@ impl WsClient {
         (ev["status"].as_str().unwrap().to_owned(), ev["online_count"].as_u64().unwrap())
     }
 
+    /// The socket still answers: `ping` → `pong`, skipping anything else on the way.
     pub async fn assert_alive(&mut self) {
         self.send(json!({"action": "ping"})).await;
         self.recv_type("pong").await;
