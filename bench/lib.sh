@@ -86,6 +86,9 @@ bench_start_server() {
     # …and the 1,024 connections an address may hold: the load generator opens up to 20,000
     # from each of its addresses.
     export MATHIA_CONNECTIONS_PER_ADDRESS=${MATHIA_CONNECTIONS_PER_ADDRESS:-1000000}
+    # …and the 10 minutes a connection may pass no byte: the idle-socket curves' sockets say
+    # nothing, and opening and measuring 50,000 of them may take longer than that.
+    export MATHIA_IDLE_TIMEOUT_S=${MATHIA_IDLE_TIMEOUT_S:-86400}
     # …and the 16 sockets a person may hold: the idle-socket curves share 100 users.
     export MATHIA_SOCKETS_PER_PERSON=${MATHIA_SOCKETS_PER_PERSON:-1000000}
     # …and the 1,200 history pages a person may read a minute: the history-depth probe reads more.

@@ -22,6 +22,8 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_SOCKETS_PER_PERSON",
     "MATHIA_MAX_CONNECTIONS",
     "MATHIA_CONNECTIONS_PER_ADDRESS",
+    "MATHIA_IDLE_TIMEOUT_S",
+    "MATHIA_FIRST_BYTE_TIMEOUT_S",
     "MATHIA_HISTORY_PAGES_PER_MIN",
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
@@ -80,6 +82,14 @@ pub const SOCKETS_PER_PERSON: usize = 16;
 /// Connections one client address may hold open in `mathia-local` by default: an office behind
 /// one address, each person with a few tabs' sockets and a browser's HTTP connections.
 pub const CONNECTIONS_PER_ADDRESS: usize = 1_024;
+
+/// How long a `mathia-local` connection may pass no byte either way by default: API Gateway's
+/// own idle timeout. The web client pings every 25 s; a socket that only listens hears its rooms.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a new `mathia-local` connection may wait before its first byte by default: every
+/// client speaks first (an HTTP request, a WebSocket handshake), at once.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many welcome credits workspaces made from one client address get in a day by default.
 /// A team makes one workspace and joins it by invite; someone scripting sign-ups for the credit
@@ -157,6 +167,11 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Of those, the most from one client address (`MATHIA_CONNECTIONS_PER_ADDRESS`).
     pub connections_per_address: usize,
+    /// How long a `mathia-local` connection may pass no byte either way before it is closed
+    /// (`MATHIA_IDLE_TIMEOUT_S`)…
+    pub idle_timeout: Duration,
+    /// …and how long a new one may wait before its first byte (`MATHIA_FIRST_BYTE_TIMEOUT_S`).
+    pub first_byte_timeout: Duration,
     pub moderation_batch_size: u32,
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
@@ -282,6 +297,14 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A duration in whole seconds, at least one.
+fn seconds(name: &str, default: Duration) -> anyhow::Result<Duration> {
+    match parsed(name, default.as_secs())? {
+        0 => bail!("{name} must be at least 1"),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
 fn parsed<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
 where
     T::Err: std::fmt::Display,
@@ -352,6 +375,8 @@ impl Config {
             sockets_per_person: parsed("MATHIA_SOCKETS_PER_PERSON", SOCKETS_PER_PERSON)?,
             max_connections: Some(parsed("MATHIA_MAX_CONNECTIONS", 0_usize)?).filter(|&n| n > 0),
             connections_per_address: parsed("MATHIA_CONNECTIONS_PER_ADDRESS", CONNECTIONS_PER_ADDRESS)?,
+            idle_timeout: seconds("MATHIA_IDLE_TIMEOUT_S", IDLE_TIMEOUT)?,
+            first_byte_timeout: seconds("MATHIA_FIRST_BYTE_TIMEOUT_S", FIRST_BYTE_TIMEOUT)?,
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
@@ -412,6 +437,8 @@ impl Config {
             sockets_per_person: SOCKETS_PER_PERSON,
             max_connections: None,
             connections_per_address: CONNECTIONS_PER_ADDRESS,
+            idle_timeout: IDLE_TIMEOUT,
+            first_byte_timeout: FIRST_BYTE_TIMEOUT,
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,

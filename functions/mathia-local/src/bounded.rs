@@ -14,6 +14,11 @@
 //! One client address holds at most `MATHIA_CONNECTIONS_PER_ADDRESS` of them, so one script
 //! cannot fill the bound alone: a connection past its address's share is closed as soon as it
 //! is accepted, and the others keep their places.
+//!
+//! Nor may a connection hold its place by saying nothing: one that passes no byte either way for
+//! `MATHIA_IDLE_TIMEOUT_S` (10 minutes), or sends nothing in its first
+//! `MATHIA_FIRST_BYTE_TIMEOUT_S` (30 s), is closed, socket or HTTP alike. A socket that only
+//! listens is not idle while its rooms talk; the web client pings every 25 s.
 
 use std::{
     collections::HashMap,
@@ -22,12 +27,14 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::Duration,
 };
 
 use axum::serve::Listener;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::{OwnedSemaphorePermit, Semaphore},
+    time::{Instant, Sleep},
 };
 
 /// Descriptors the process keeps for itself: its Postgres pool (20), Redis, the model endpoint's
@@ -59,21 +66,39 @@ pub fn connections_for(open_files: u64) -> usize {
     usize::try_from(bound).unwrap_or(usize::MAX)
 }
 
-/// A listener that holds at most `limit` connections, and at most `per_address` from one client
-/// address: each accepted connection carries a permit, given back when it closes (for a
-/// WebSocket, when the socket ends: the upgrade keeps the connection's IO).
+/// What a [`Bounded`] listener holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Connections at once.
+    pub connections: usize,
+    /// Of those, from one client address.
+    pub per_address: usize,
+    /// How long a connection may pass no byte either way.
+    pub idle: Duration,
+    /// How long a new connection may wait before its first byte.
+    pub first_byte: Duration,
+}
+
+/// A listener that holds at most `connections` connections, and at most `per_address` from one
+/// client address: each accepted connection carries a permit, given back when it closes (for a
+/// WebSocket, when the socket ends: the upgrade keeps the connection's IO). A connection that
+/// stays silent past its deadline is closed.
 pub struct Bounded<L> {
     inner: L,
     permits: Arc<Semaphore>,
     addresses: Arc<Addresses>,
+    idle: Duration,
+    first_byte: Duration,
 }
 
 impl<L> Bounded<L> {
-    pub fn new(inner: L, limit: usize, per_address: usize) -> Self {
+    pub fn new(inner: L, bounds: Bounds) -> Self {
         Self {
             inner,
-            permits: Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS))),
-            addresses: Arc::new(Addresses { per_address, open: Mutex::new(HashMap::new()) }),
+            permits: Arc::new(Semaphore::new(bounds.connections.min(Semaphore::MAX_PERMITS))),
+            addresses: Arc::new(Addresses { per_address: bounds.per_address, open: Mutex::new(HashMap::new()) }),
+            idle: bounds.idle,
+            first_byte: bounds.first_byte,
         }
     }
 }
@@ -93,7 +118,10 @@ impl<L: Listener<Addr = SocketAddr>> Listener for Bounded<L> {
             };
             let (io, addr) = self.inner.accept().await;
             match Addresses::admit(&self.addresses, addr.ip()) {
-                Some(address) => return (Held { io, _permit: permit, _address: address }, addr),
+                Some(address) => {
+                    let deadline = Deadline::new(self.first_byte, self.idle);
+                    return (Held { io, deadline, _permit: permit, _address: address }, addr);
+                }
                 // Dropped: closed at once, and its permit is free again.
                 None => tracing::debug!("a connection past its address's share was closed"),
             }
@@ -142,9 +170,55 @@ impl Drop for AddressShare {
     }
 }
 
-/// An accepted connection and its place under the bound.
+/// When a silent connection is closed. Each byte read or written moves it by storing the time;
+/// the one timer is re-armed only when it fires, so traffic costs a clock read, not a timer.
+struct Deadline {
+    /// The last byte either way (or the accept).
+    last: Instant,
+    /// How long after `last` the connection may stay silent: the first-byte timeout until a
+    /// byte passes, the idle timeout after.
+    allowed: Duration,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    fn new(first_byte: Duration, idle: Duration) -> Self {
+        let now = Instant::now();
+        Self { last: now, allowed: first_byte, idle, timer: Box::pin(tokio::time::sleep_until(now + first_byte)) }
+    }
+
+    fn moved(&mut self) {
+        self.last = Instant::now();
+        self.allowed = self.idle;
+    }
+
+    fn moved_by(&mut self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.moved();
+        }
+    }
+
+    /// Whether the connection has been silent past its deadline; until then, the task waiting
+    /// to read is woken when the deadline comes.
+    fn poll_passed(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last + self.allowed;
+            if Instant::now() >= due {
+                return true;
+            }
+            self.timer.as_mut().reset(due);
+        }
+    }
+}
+
+/// An accepted connection, its place under the bound and its silence deadline.
 pub struct Held<I> {
     io: I,
+    deadline: Deadline,
     _permit: OwnedSemaphorePermit,
     _address: AddressShare,
 }
@@ -156,14 +230,29 @@ impl<I> Held<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Held<I> {
+    /// A silent connection's deadline is watched here: whoever holds a connection waits on its
+    /// reads (hyper between requests, a socket's reader), and a read that fails ends it.
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                this.deadline.moved();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.deadline.poll_passed(cx) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "silent past its deadline")))
+            }
+            other => other,
+        }
     }
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for Held<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.deadline.moved_by(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -171,7 +260,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Held<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.deadline.moved_by(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -197,6 +288,32 @@ mod tests {
         assert_eq!(connections_for(1_024), 768);
         assert_eq!(connections_for(100), 64, "never below the floor");
         assert!(raise_open_files() >= 64);
+    }
+
+    /// A byte before the first-byte deadline moves it to the idle one, counted from that byte:
+    /// the timer that fires at the old deadline is re-armed, not taken for the end.
+    #[tokio::test]
+    async fn a_byte_moves_the_deadline_and_silence_past_it_fails_the_read() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (first_byte, idle) = (Duration::from_millis(100), Duration::from_millis(300));
+        let addresses = Arc::new(Addresses { per_address: 1, open: Mutex::new(HashMap::new()) });
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut held = Held {
+            io: server,
+            deadline: Deadline::new(first_byte, idle),
+            _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
+            _address: Addresses::admit(&addresses, "127.0.0.1".parse().unwrap()).unwrap(),
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.write_all(b"x").await.unwrap();
+        let byte_at = Instant::now();
+        let mut buf = [0; 8];
+        assert_eq!(held.read(&mut buf).await.unwrap(), 1);
+        let error = held.read(&mut buf).await.expect_err("silent past the idle deadline");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(byte_at.elapsed() >= idle, "the deadline counts from the last byte: {:?}", byte_at.elapsed());
+        drop(held);
+        assert!(addresses.open.lock().unwrap().is_empty(), "its place is given back");
     }
 
     #[test]

@@ -154,11 +154,17 @@ impl Local {
             Some(limit) => limit,
             None => bounded::connections_for(bounded::raise_open_files()),
         };
-        let per_address = self.app.config.connections_per_address;
-        tracing::info!(limit, per_address, "connections held at once");
+        let config = &self.app.config;
+        let bounds = bounded::Bounds {
+            connections: limit,
+            per_address: config.connections_per_address,
+            idle: config.idle_timeout,
+            first_byte: config.first_byte_timeout,
+        };
+        tracing::info!(limit, per_address = bounds.per_address, "connections held at once");
         // Frames are small and often back to back (an `ack`, then the `new_message`): with
         // Nagle's algorithm the second waits for the client's delayed ACK, ~40 ms.
-        let listener = bounded::Bounded::new(listener, limit, per_address).tap_io(|held| {
+        let listener = bounded::Bounded::new(listener, bounds).tap_io(|held| {
             if let Err(e) = held.get_ref().set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }

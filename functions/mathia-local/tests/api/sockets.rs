@@ -605,3 +605,85 @@ async fn one_address_holds_at_most_its_share_of_connections() {
         }
     }
 }
+
+/// A connection that says nothing cannot keep its place under the bound: one silent from the
+/// start past `MATHIA_FIRST_BYTE_TIMEOUT_S`, or passing no byte either way for
+/// `MATHIA_IDLE_TIMEOUT_S`, is closed (a kept-alive HTTP connection, a WebSocket), and a
+/// newcomer waiting at the bound takes its place. A socket that talks, and one that only hears
+/// its room, stay open past the deadline.
+#[tokio::test]
+async fn silent_connections_are_closed_and_newcomers_take_their_places() {
+    const BOUND: usize = 12;
+    const FIRST_BYTE: Duration = Duration::from_secs(1);
+    const IDLE: Duration = Duration::from_secs(2);
+    let t = TestApp::spawn_with(|c| {
+        c.max_connections = Some(BOUND);
+        c.first_byte_timeout = FIRST_BYTE;
+        c.idle_timeout = IDLE;
+    })
+    .await;
+    let start = tokio::time::Instant::now();
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let cleo = t.register("cleo").await;
+    let (mut a, _) = t.ws_in_room(&ana, room).await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+    let mut c = t.ws(&cleo).await; // in no room: hears nothing, says nothing
+
+    // Ana talks in the room until told to stop; Ben only listens.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let talker = tokio::spawn(async move {
+        for i in 0.. {
+            a.send(json!({"action": "new_message", "room_id": room, "body": format!("still here {i}"), "client_msg_id": format!("c{i}")})).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(400)) => {}
+                _ = &mut stopped => break,
+            }
+        }
+        a
+    });
+
+    // A connection that never speaks.
+    let silent_since = tokio::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(heard(&mut silent, Duration::from_millis(300)).await, Heard::Nothing);
+
+    // Kept-alive connections until one waits at the bound.
+    let mut held = Vec::new();
+    let mut waiting = loop {
+        let mut tcp = ask_from(&t, "127.0.0.1").await;
+        match heard(&mut tcp, Duration::from_millis(300)).await {
+            Heard::Ok => held.push(tcp),
+            Heard::Nothing => break tcp,
+            Heard::Closed => panic!("the server closed a connection it had not served"),
+        }
+        assert!(held.len() < BOUND, "the bound holds");
+    };
+    assert!(!held.is_empty(), "the bound was reached by kept-alive connections");
+
+    assert_eq!(heard(&mut silent, WAIT).await, Heard::Closed, "a connection that never speaks is closed");
+    assert!(silent_since.elapsed() >= FIRST_BYTE, "not before its first-byte deadline");
+    assert_eq!(heard(&mut waiting, WAIT).await, Heard::Ok, "the newcomer is served once silent ones close");
+    for mut tcp in held {
+        assert_eq!(heard(&mut tcp, WAIT).await, Heard::Closed, "an idle kept-alive connection is closed");
+    }
+
+    // Cleo's silent socket ends, and she is gone from the registry.
+    match tokio::time::timeout(WAIT, c.stream.next()).await.expect("the silent socket ends within the wait") {
+        None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => {}
+        Some(Ok(other)) => panic!("a silent socket heard {other:?}"),
+    }
+    let registry = t.local.app.connections.clone();
+    wait_until("the silent socket is unregistered", || {
+        let registry = registry.clone();
+        async move { registry.of_user(cleo.id).await.unwrap().is_empty() }
+    })
+    .await;
+
+    // Ana's and Ben's sockets outlived the deadline twice over: talking, and hearing, keep them.
+    tokio::time::sleep_until(start + IDLE * 2 + Duration::from_millis(500)).await;
+    stop.send(()).unwrap();
+    let mut a = talker.await.unwrap();
+    assert_eq!(b.recv_type("new_message").await["message"]["room_id"], json!(room));
+    a.assert_alive().await;
+    b.assert_alive().await;
+}
