@@ -23,7 +23,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_MAX_CONNECTIONS",
     "MATHIA_CONNECTIONS_PER_ADDRESS",
     "MATHIA_IDLE_TIMEOUT_S",
-    "MATHIA_FIRST_BYTE_TIMEOUT_S",
+    "MATHIA_HEADER_TIMEOUT_S",
     "MATHIA_HISTORY_PAGES_PER_MIN",
     "MATHIA_MODERATION_BATCH_SIZE",
     "MATHIA_AI_REPLY_COST_CENTS",
@@ -87,9 +87,10 @@ pub const CONNECTIONS_PER_ADDRESS: usize = 1_024;
 /// own idle timeout. The web client pings every 25 s; a socket that only listens hears its rooms.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// How long a new `mathia-local` connection may wait before its first byte by default: every
-/// client speaks first (an HTTP request, a WebSocket handshake), at once.
-pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a `mathia-local` HTTP connection may take over a request's head (its line and
+/// headers) by default, counted from the connection's start or its previous response: a client
+/// sends a head at once, so this closes connections that trickle one, or ask nothing, too.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many welcome credits workspaces made from one client address get in a day by default.
 /// A team makes one workspace and joins it by invite; someone scripting sign-ups for the credit
@@ -170,8 +171,9 @@ pub struct Config {
     /// How long a `mathia-local` connection may pass no byte either way before it is closed
     /// (`MATHIA_IDLE_TIMEOUT_S`)…
     pub idle_timeout: Duration,
-    /// …and how long a new one may wait before its first byte (`MATHIA_FIRST_BYTE_TIMEOUT_S`).
-    pub first_byte_timeout: Duration,
+    /// How long an HTTP connection may take over a request's head, counted from its start or its
+    /// previous response (`MATHIA_HEADER_TIMEOUT_S`).
+    pub header_timeout: Duration,
     pub moderation_batch_size: u32,
     pub ai_reply_cost_cents: i64,
     /// Credited to every new workspace's wallet, as a ledger entry.
@@ -376,7 +378,7 @@ impl Config {
             max_connections: Some(parsed("MATHIA_MAX_CONNECTIONS", 0_usize)?).filter(|&n| n > 0),
             connections_per_address: parsed("MATHIA_CONNECTIONS_PER_ADDRESS", CONNECTIONS_PER_ADDRESS)?,
             idle_timeout: seconds("MATHIA_IDLE_TIMEOUT_S", IDLE_TIMEOUT)?,
-            first_byte_timeout: seconds("MATHIA_FIRST_BYTE_TIMEOUT_S", FIRST_BYTE_TIMEOUT)?,
+            header_timeout: seconds("MATHIA_HEADER_TIMEOUT_S", HEADER_TIMEOUT)?,
             moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
@@ -438,7 +440,7 @@ impl Config {
             max_connections: None,
             connections_per_address: CONNECTIONS_PER_ADDRESS,
             idle_timeout: IDLE_TIMEOUT,
-            first_byte_timeout: FIRST_BYTE_TIMEOUT,
+            header_timeout: HEADER_TIMEOUT,
             moderation_batch_size: 20,
             ai_reply_cost_cents: 1,
             welcome_credit_cents: 500,

@@ -16,9 +16,9 @@
 //! is accepted, and the others keep their places.
 //!
 //! Nor may a connection hold its place by saying nothing: one that passes no byte either way for
-//! `MATHIA_IDLE_TIMEOUT_S` (10 minutes), or sends nothing in its first
-//! `MATHIA_FIRST_BYTE_TIMEOUT_S` (30 s), is closed, socket or HTTP alike. A socket that only
-//! listens is not idle while its rooms talk; the web client pings every 25 s.
+//! `MATHIA_IDLE_TIMEOUT_S` (10 minutes) is closed. This matters for sockets (an HTTP connection
+//! has a shorter deadline for each request's head, see `serve`); a socket that only listens is not
+//! idle while its rooms talk, and the web client pings every 25 s.
 
 use std::{
     collections::HashMap,
@@ -75,8 +75,6 @@ pub struct Bounds {
     pub per_address: usize,
     /// How long a connection may pass no byte either way.
     pub idle: Duration,
-    /// How long a new connection may wait before its first byte.
-    pub first_byte: Duration,
 }
 
 /// A listener that holds at most `connections` connections, and at most `per_address` from one
@@ -88,7 +86,6 @@ pub struct Bounded<L> {
     permits: Arc<Semaphore>,
     addresses: Arc<Addresses>,
     idle: Duration,
-    first_byte: Duration,
 }
 
 impl<L> Bounded<L> {
@@ -98,7 +95,6 @@ impl<L> Bounded<L> {
             permits: Arc::new(Semaphore::new(bounds.connections.min(Semaphore::MAX_PERMITS))),
             addresses: Arc::new(Addresses { per_address: bounds.per_address, open: Mutex::new(HashMap::new()) }),
             idle: bounds.idle,
-            first_byte: bounds.first_byte,
         }
     }
 }
@@ -119,7 +115,7 @@ impl<L: Listener<Addr = SocketAddr>> Listener for Bounded<L> {
             let (io, addr) = self.inner.accept().await;
             match Addresses::admit(&self.addresses, addr.ip()) {
                 Some(address) => {
-                    let deadline = Deadline::new(self.first_byte, self.idle);
+                    let deadline = Deadline::new(self.idle);
                     return (Held { io, deadline, _permit: permit, _address: address }, addr);
                 }
                 // Dropped: closed at once, and its permit is free again.
@@ -175,22 +171,18 @@ impl Drop for AddressShare {
 struct Deadline {
     /// The last byte either way (or the accept).
     last: Instant,
-    /// How long after `last` the connection may stay silent: the first-byte timeout until a
-    /// byte passes, the idle timeout after.
-    allowed: Duration,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
 }
 
 impl Deadline {
-    fn new(first_byte: Duration, idle: Duration) -> Self {
+    fn new(idle: Duration) -> Self {
         let now = Instant::now();
-        Self { last: now, allowed: first_byte, idle, timer: Box::pin(tokio::time::sleep_until(now + first_byte)) }
+        Self { last: now, idle, timer: Box::pin(tokio::time::sleep_until(now + idle)) }
     }
 
     fn moved(&mut self) {
         self.last = Instant::now();
-        self.allowed = self.idle;
     }
 
     fn moved_by(&mut self, written: &Poll<io::Result<usize>>) {
@@ -206,7 +198,7 @@ impl Deadline {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            let due = self.last + self.allowed;
+            let due = self.last + self.idle;
             if Instant::now() >= due {
                 return true;
             }
@@ -290,21 +282,21 @@ mod tests {
         assert!(raise_open_files() >= 64);
     }
 
-    /// A byte before the first-byte deadline moves it to the idle one, counted from that byte:
-    /// the timer that fires at the old deadline is re-armed, not taken for the end.
+    /// A byte moves the deadline: the timer that fires at the old one is re-armed, not taken for
+    /// the end, and silence past the new one fails the read.
     #[tokio::test]
     async fn a_byte_moves_the_deadline_and_silence_past_it_fails_the_read() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (first_byte, idle) = (Duration::from_millis(100), Duration::from_millis(300));
+        let idle = Duration::from_millis(200);
         let addresses = Arc::new(Addresses { per_address: 1, open: Mutex::new(HashMap::new()) });
         let (mut client, server) = tokio::io::duplex(64);
         let mut held = Held {
             io: server,
-            deadline: Deadline::new(first_byte, idle),
+            deadline: Deadline::new(idle),
             _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
             _address: Addresses::admit(&addresses, "127.0.0.1".parse().unwrap()).unwrap(),
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(idle / 2).await;
         client.write_all(b"x").await.unwrap();
         let byte_at = Instant::now();
         let mut buf = [0; 8];

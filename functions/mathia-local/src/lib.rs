@@ -14,6 +14,7 @@ pub mod admin;
 mod bounded;
 pub mod emulate;
 pub mod headers;
+mod serve;
 mod socket;
 mod workers;
 
@@ -159,7 +160,6 @@ impl Local {
             connections: limit,
             per_address: config.connections_per_address,
             idle: config.idle_timeout,
-            first_byte: config.first_byte_timeout,
         };
         tracing::info!(limit, per_address = bounds.per_address, "connections held at once");
         // Frames are small and often back to back (an `ack`, then the `new_message`): with
@@ -170,12 +170,11 @@ impl Local {
             }
         });
         // The peer's address reaches handlers (the login throttle counts per address).
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move {
-                signal.await;
-                let _ = tx.send(true);
-            })
-            .await?;
+        serve::serve(listener, router, config.header_timeout, async move {
+            signal.await;
+            let _ = tx.send(true);
+        })
+        .await;
         Ok(())
     }
 }

@@ -606,19 +606,19 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     }
 }
 
-/// A connection that says nothing cannot keep its place under the bound: one silent from the
-/// start past `MATHIA_FIRST_BYTE_TIMEOUT_S`, or passing no byte either way for
-/// `MATHIA_IDLE_TIMEOUT_S`, is closed (a kept-alive HTTP connection, a WebSocket), and a
-/// newcomer waiting at the bound takes its place. A socket that talks, and one that only hears
-/// its room, stay open past the deadline.
+/// A connection that says nothing cannot keep its place under the bound: an HTTP connection
+/// that sends no request head within `MATHIA_HEADER_TIMEOUT_S` of its start or of its previous
+/// response is closed, and so is a socket that passes no byte either way for
+/// `MATHIA_IDLE_TIMEOUT_S`; a newcomer waiting at the bound takes their place. A socket that
+/// talks, and one that only hears its room, stay open past the deadline.
 #[tokio::test]
 async fn silent_connections_are_closed_and_newcomers_take_their_places() {
     const BOUND: usize = 12;
-    const FIRST_BYTE: Duration = Duration::from_secs(1);
+    const HEADER: Duration = Duration::from_secs(1);
     const IDLE: Duration = Duration::from_secs(2);
     let t = TestApp::spawn_with(|c| {
         c.max_connections = Some(BOUND);
-        c.first_byte_timeout = FIRST_BYTE;
+        c.header_timeout = HEADER;
         c.idle_timeout = IDLE;
     })
     .await;
@@ -651,7 +651,7 @@ async fn silent_connections_are_closed_and_newcomers_take_their_places() {
     let mut held = Vec::new();
     let mut waiting = loop {
         let mut tcp = ask_from(&t, "127.0.0.1").await;
-        match heard(&mut tcp, Duration::from_millis(300)).await {
+        match heard(&mut tcp, Duration::from_millis(200)).await {
             Heard::Ok => held.push(tcp),
             Heard::Nothing => break tcp,
             Heard::Closed => panic!("the server closed a connection it had not served"),
@@ -660,16 +660,20 @@ async fn silent_connections_are_closed_and_newcomers_take_their_places() {
     };
     assert!(!held.is_empty(), "the bound was reached by kept-alive connections");
 
-    assert_eq!(heard(&mut silent, WAIT).await, Heard::Closed, "a connection that never speaks is closed");
-    assert!(silent_since.elapsed() >= FIRST_BYTE, "not before its first-byte deadline");
+    assert_eq!(heard(&mut silent, WAIT).await, Heard::Closed, "a connection that never asks is closed");
+    assert!(silent_since.elapsed() >= HEADER, "not before its deadline");
     assert_eq!(heard(&mut waiting, WAIT).await, Heard::Ok, "the newcomer is served once silent ones close");
     for mut tcp in held {
-        assert_eq!(heard(&mut tcp, WAIT).await, Heard::Closed, "an idle kept-alive connection is closed");
+        assert_eq!(
+            heard(&mut tcp, WAIT).await,
+            Heard::Closed,
+            "a kept-alive connection that asks nothing more is closed"
+        );
     }
 
     // Cleo's silent socket ends, and she is gone from the registry.
     match tokio::time::timeout(WAIT, c.stream.next()).await.expect("the silent socket ends within the wait") {
-        None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => {}
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
         Some(Ok(other)) => panic!("a silent socket heard {other:?}"),
     }
     let registry = t.local.app.connections.clone();
@@ -686,4 +690,36 @@ async fn silent_connections_are_closed_and_newcomers_take_their_places() {
     assert_eq!(b.recv_type("new_message").await["message"]["room_id"], json!(room));
     a.assert_alive().await;
     b.assert_alive().await;
+}
+
+/// A request head trickled a byte at a time is never silent, so only its own deadline can end
+/// it: cut at `MATHIA_HEADER_TIMEOUT_S`, however long the idle deadline, while an honest request
+/// on another connection is served.
+#[tokio::test]
+async fn a_request_head_trickled_a_byte_at_a_time_is_cut_at_its_deadline() {
+    use tokio::io::AsyncWriteExt;
+    const HEADER: Duration = Duration::from_secs(1);
+    let t = TestApp::spawn_with(|c| {
+        c.header_timeout = HEADER;
+        c.idle_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: mathia\r\nx-slow: ").await.unwrap();
+    let mut sent = 0;
+    let ended = loop {
+        if slow.write_all(b"a").await.is_err() {
+            break Heard::Closed;
+        }
+        sent += 1;
+        match heard(&mut slow, Duration::from_millis(100)).await {
+            Heard::Nothing => assert!(started.elapsed() < WAIT, "the trickle went on past the wait"),
+            other => break other,
+        }
+    };
+    assert_eq!(ended, Heard::Closed, "the trickled head is cut, not answered");
+    assert!(started.elapsed() >= HEADER && sent >= 5, "not before its deadline ({sent} bytes sent)");
+    let mut honest = ask_from(&t, "127.0.0.1").await;
+    assert_eq!(heard(&mut honest, WAIT).await, Heard::Ok);
 }
