@@ -533,6 +533,25 @@ async fn heard(tcp: &mut tokio::net::TcpStream, wait: Duration) -> Heard {
     }
 }
 
+/// Kept-alive connections, each answered within `wait`, until one is not: that one waits at the
+/// bound. Returns the answered ones and the waiting one.
+async fn fill_to_the_bound(
+    t: &TestApp,
+    bound: usize,
+    wait: Duration,
+) -> (Vec<tokio::net::TcpStream>, tokio::net::TcpStream) {
+    let mut held = Vec::new();
+    loop {
+        let mut tcp = ask_from(t, "127.0.0.1").await;
+        match heard(&mut tcp, wait).await {
+            Heard::Ok => held.push(tcp),
+            Heard::Nothing => return (held, tcp),
+            Heard::Closed => panic!("the server closed a connection it had not served"),
+        }
+        assert!(held.len() < bound, "the bound holds");
+    }
+}
+
 /// Past `MATHIA_MAX_CONNECTIONS` the server accepts no more connections until one closes, so
 /// a connection flood cannot take the descriptors its own Postgres and Redis connections need:
 /// the newcomer waits, the chat already open goes on, and a closing connection lets it in.
@@ -544,17 +563,7 @@ async fn past_the_connection_bound_newcomers_wait_and_open_chat_goes_on() {
     let (mut a, _) = t.ws_in_room(&ana, room).await;
     let (mut b, _) = t.ws_in_room(&ben, room).await;
 
-    // Keep-alive connections until one is not answered: that one waits at the bound.
-    let mut held = Vec::new();
-    let mut waiting = loop {
-        let mut tcp = ask_from(&t, "127.0.0.1").await;
-        match heard(&mut tcp, Duration::from_millis(500)).await {
-            Heard::Ok => held.push(tcp),
-            Heard::Nothing => break tcp,
-            Heard::Closed => panic!("the server closed a waiting connection"),
-        }
-        assert!(held.len() < BOUND, "the bound holds");
-    };
+    let (mut held, mut waiting) = fill_to_the_bound(&t, BOUND, Duration::from_millis(500)).await;
     // Besides the test's own HTTP client (one connection or more) and the two sockets.
     assert!(!held.is_empty() && held.len() <= BOUND - 3, "{} held", held.len());
 
@@ -647,17 +656,7 @@ async fn silent_connections_are_closed_and_newcomers_take_their_places() {
     let mut silent = tokio::net::TcpStream::connect(t.addr).await.unwrap();
     assert_eq!(heard(&mut silent, Duration::from_millis(300)).await, Heard::Nothing);
 
-    // Kept-alive connections until one waits at the bound.
-    let mut held = Vec::new();
-    let mut waiting = loop {
-        let mut tcp = ask_from(&t, "127.0.0.1").await;
-        match heard(&mut tcp, Duration::from_millis(200)).await {
-            Heard::Ok => held.push(tcp),
-            Heard::Nothing => break tcp,
-            Heard::Closed => panic!("the server closed a connection it had not served"),
-        }
-        assert!(held.len() < BOUND, "the bound holds");
-    };
+    let (held, mut waiting) = fill_to_the_bound(&t, BOUND, Duration::from_millis(200)).await;
     assert!(!held.is_empty(), "the bound was reached by kept-alive connections");
 
     assert_eq!(heard(&mut silent, WAIT).await, Heard::Closed, "a connection that never asks is closed");
