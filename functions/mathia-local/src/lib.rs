@@ -151,17 +151,15 @@ impl Local {
         }
         workers::spawn_scheduler(self.app.clone(), rx.clone());
         let router = self.router(rx);
-        let limit = match self.app.config.max_connections {
-            Some(limit) => limit,
-            None => bounded::connections_for(bounded::raise_open_files()),
-        };
         let config = &self.app.config;
         let bounds = bounded::Bounds {
-            connections: limit,
+            connections: config
+                .max_connections
+                .unwrap_or_else(|| bounded::connections_for(bounded::raise_open_files())),
             per_address: config.connections_per_address,
             idle: config.idle_timeout,
         };
-        tracing::info!(limit, per_address = bounds.per_address, "connections held at once");
+        tracing::info!(limit = bounds.connections, per_address = bounds.per_address, "connections held at once");
         // Frames are small and often back to back (an `ack`, then the `new_message`): with
         // Nagle's algorithm the second waits for the client's delayed ACK, ~40 ms.
         let listener = bounded::Bounded::new(listener, bounds).tap_io(|held| {
