@@ -90,7 +90,7 @@ pub async fn delete(
     let in_order = app.room_order.lock(room_id).await;
     // Read before it goes: the steps (moderation) judge what was said.
     let before = messages::get(&app.db, &app.keyring, room_id, message_id).await?;
-    if messages::delete(&app.db, &app.keyring, room_id, message_id, app.clock.now()).await? {
+    if messages::delete(&app.db, room_id, message_id, app.clock.now()).await? {
         // Its attachment goes with it: no link is handed out any more, and the bytes are removed.
         if let Some(file_id) = files::take_attachment_of(&app.db, room_id, message_id).await?
             && let Err(e) = app.files.delete(file_id).await

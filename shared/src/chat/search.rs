@@ -59,8 +59,9 @@ pub async fn search(
     }
     let room_ids: Vec<Uuid> = readable.iter().map(|r| r.id).collect();
     let keys = app.keyring.index_keys_of(&room_ids).await?;
-    let hashes: Vec<Vec<u8>> = keys.iter().flat_map(|(_, key)| query.terms().iter().map(|t| key.term(t))).collect();
-    let ids = search::candidates(&app.db, &hashes, query.terms().len(), &room_ids, before, limit + 1).await?;
+    let groups: Vec<Vec<i64>> =
+        keys.iter().map(|(_, key)| query.terms().iter().map(|t| key.term(t)).collect()).collect();
+    let ids = search::candidates(&app.db, &groups, &room_ids, before, limit + 1).await?;
     let more = ids.len() as i64 > limit;
     let ids = &ids[..ids.len().min(limit as usize)];
     let next_before = if more { ids.last().copied() } else { None };

@@ -1,17 +1,18 @@
 //! The keyed blind index of message search. Each room key version has an index key, derived
 //! from the room's data key with HKDF-SHA256 (so it is as secret as the data key, changes with
 //! rotation, and differs per room); a term is stored as HMAC-SHA256(index key, term) cut to
-//! [`TERM_HASH_BYTES`]. Without the key a hash says nothing about its word; with it, only a
-//! guessed word can be tested. Within one room, equal words give equal hashes.
+//! [`TERM_HASH_BYTES`], read as a big-endian `i64` (Postgres's `bigint`). Without the key a hash
+//! says nothing about its word; with it, only a guessed word can be tested. Within one room,
+//! equal words give equal hashes.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
-/// 128 bits: collisions between a room's terms are out of reach (and a search checks every
-/// candidate against its decrypted body anyway).
-pub const TERM_HASH_BYTES: usize = 16;
+/// 64 bits: a room with a million distinct words has about one chance in 37 million of two of
+/// them sharing a hash, and a search checks every candidate against its decrypted body anyway.
+pub const TERM_HASH_BYTES: usize = 8;
 
 const SALT: &[u8] = b"mathia:blind-index:v1";
 
@@ -40,10 +41,12 @@ impl BlindIndexKey {
     }
 
     /// The stored form of one (already normalised) term.
-    pub fn term(&self, term: &str) -> Vec<u8> {
+    pub fn term(&self, term: &str) -> i64 {
         let mut mac = self.mac.clone();
         mac.update(term.as_bytes());
-        mac.finalize().into_bytes()[..TERM_HASH_BYTES].to_vec()
+        let mut cut = [0u8; TERM_HASH_BYTES];
+        cut.copy_from_slice(&mac.finalize().into_bytes()[..TERM_HASH_BYTES]);
+        i64::from_be_bytes(cut)
     }
 }
 
@@ -56,11 +59,17 @@ mod tests {
         let room = Uuid::new_v4();
         let k = BlindIndexKey::derive(&[7; 32], room, 1);
         assert_eq!(k.term("budget"), BlindIndexKey::derive(&[7; 32], room, 1).term("budget"));
-        assert_eq!(k.term("budget").len(), TERM_HASH_BYTES);
+        // The first bytes of HMAC-SHA256, big-endian (as migration 0021 cut the older 16-byte hashes).
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
+        mac.update(b"budget");
+        let full = mac.finalize().into_bytes();
+        let mut probe = BlindIndexKey::derive(&[7; 32], room, 1);
+        probe.mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
+        assert_eq!(probe.term("budget").to_be_bytes(), full[..TERM_HASH_BYTES]);
         assert_ne!(k.term("budget"), k.term("budgets"));
         assert_ne!(k.term("budget"), BlindIndexKey::derive(&[8; 32], room, 1).term("budget"));
         assert_ne!(k.term("budget"), BlindIndexKey::derive(&[7; 32], Uuid::new_v4(), 1).term("budget"));
         assert_ne!(k.term("budget"), BlindIndexKey::derive(&[7; 32], room, 2).term("budget"));
-        assert!(!k.term("budget").windows(6).any(|w| w == b"budget"));
+        assert!(!k.term("budget").to_be_bytes().windows(6).any(|w| w == b"budget"));
     }
 }

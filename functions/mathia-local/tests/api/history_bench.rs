@@ -4,14 +4,16 @@
 //! page and a page deep in the past (`before` the 200th message), 50 messages each.
 //!
 //! The history is seeded fast but real: each message sealed by the room's keyring, exactly as the
-//! store seals it (`Aad::message(id)`), and written with `COPY` (without the search index, which
-//! history does not read), then vacuumed and checkpointed before anything is timed.
+//! store seals it (`Aad::message(id)`) and indexed for search as the store indexes it (its
+//! words' hashes in `search_terms`, under the GIN index every send also writes to), written with
+//! `COPY`, then vacuumed and checkpointed before anything is timed. Bodies are ten words drawn
+//! from 5,000 with a Zipf-like skew, as in the search benchmark.
 //! `bash bench/history.sh` runs it and writes the figures into `bench/RESULTS.md`.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use mathia::keyring::Aad;
+use mathia::{adapters::postgres::search::term_hashes, keyring::Aad};
 use serde_json::json;
 use sqlx::postgres::PgPoolCopyExt;
 use uuid::Uuid;
@@ -45,16 +47,27 @@ async fn seed(t: &TestApp, room_id: Uuid, author: Uuid, from: i64, to: i64) {
     let app = &t.local.app;
     let start = Utc::now() - chrono::Duration::days(365);
     let mut seq = from;
+    let mut rng = (from as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut word = move || {
+        // xorshift, then rank = 5000^u, so low ranks are common.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let u = (rng >> 11) as f64 / (1u64 << 53) as f64;
+        format!("word{}", 5000f64.powf(u) as u64)
+    };
     while seq < to {
         let end = (seq + COPY_CHUNK).min(to);
         let mut text = String::with_capacity(((end - seq) * 200) as usize);
         for s in seq + 1..=end {
             let id = Uuid::now_v7();
-            let body = format!("message {s} of the room's long history, with a few more words in it");
+            let body = (0..10).map(|_| word()).collect::<Vec<_>>().join(" ");
             let sealed = app.keyring.seal(room_id, Aad::message(id), body.as_bytes()).await.expect("sealed");
+            let key = app.keyring.index_key(room_id, sealed.key_version).await.expect("index key");
+            let terms = term_hashes(&key, &body).iter().map(i64::to_string).collect::<Vec<_>>().join(",");
             let at = start + chrono::Duration::milliseconds(s);
             text.push_str(&format!(
-                "{id}\t{room_id}\t{s}\tuser\t{author}\t{}\t\\\\x{}\t\\\\x{}\t{}\n",
+                "{id}\t{room_id}\t{s}\tuser\t{author}\t{}\t\\\\x{}\t\\\\x{}\t{}\t{{{terms}}}\n",
                 sealed.key_version,
                 hex(&sealed.nonce),
                 hex(&sealed.ciphertext),
@@ -64,7 +77,8 @@ async fn seed(t: &TestApp, room_id: Uuid, author: Uuid, from: i64, to: i64) {
         let mut copy = app
             .db
             .copy_in_raw(
-                "COPY messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, created_at) FROM STDIN",
+                "COPY messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext, created_at, search_terms)
+                 FROM STDIN",
             )
             .await
             .expect("copy");
@@ -102,7 +116,6 @@ async fn history_bench() {
     .await;
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "deep").await;
-    let (mut ws, _) = t.ws_in_room(&ana, room.id).await;
     let mut depth: i64 = 0;
     let mut sent: i64 = 0;
     for target in depths {
@@ -123,6 +136,9 @@ async fn history_bench() {
             .await
             .unwrap();
 
+        // A socket of its own for each depth, opened after the seeding: one opened before a long
+        // seeding (10 M messages take half an hour) would be closed as idle.
+        let (mut ws, _) = t.ws_in_room(&ana, room.id).await;
         let mut send = Vec::with_capacity(runs);
         for i in 0..runs + WARM {
             let start = Instant::now();

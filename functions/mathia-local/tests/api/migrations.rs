@@ -62,3 +62,81 @@ async fn connect_creates_migrates_then_only_checks_and_refuses_an_edited_history
     pool.close().await;
     drop_database(name);
 }
+
+/// Migration 0021 moves the search index into `messages.search_terms`: a database indexed by
+/// the earlier `message_terms` rows keeps every message findable, each 16-byte hash cut to its
+/// first 8 bytes read big-endian, as `BlindIndexKey::term` cuts a hash now.
+#[tokio::test]
+async fn search_terms_indexed_before_0021_are_carried_into_messages() {
+    let name = format!("mathia_test_{}", Uuid::new_v4().simple());
+    let url = format!("{}/{name}", postgres_base());
+    // The migrations up to 0020, from a copy of the directory holding only them.
+    let dir = std::env::temp_dir().join(format!("mathia-migrations-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir(&dir).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if file.ends_with(".sql") && file[..4].parse::<u32>().unwrap() <= 20 {
+            std::fs::copy(&path, dir.join(&file)).unwrap();
+        }
+    }
+    {
+        use sqlx::{Connection, Executor};
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base())).await.unwrap();
+        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap().run(&pool).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let (indexed, bare) = (Uuid::now_v7(), Uuid::now_v7());
+    for (seq, id) in [(1, indexed), (2, bare)] {
+        sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, kind, key_version, nonce, ciphertext)
+             VALUES ($1, $2, $3, 'user', 1, '\\x00', '\\x00')",
+        )
+        .bind(id)
+        .bind(Uuid::nil())
+        .bind(seq as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let hashes: [[u8; 16]; 2] =
+        [*b"\x80\x01\x02\x03\x04\x05\x06\x07tail-one", *b"\x11\x22\x33\x44\x55\x66\x77\x88tail-two"];
+    for hash in hashes {
+        sqlx::query("INSERT INTO message_terms (term, message_id, room_id) VALUES ($1, $2, $3)")
+            .bind(hash.as_slice())
+            .bind(indexed)
+            .bind(Uuid::nil())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    // The binary's own migrations take it from there.
+    let pool = connect(&url).await.expect("migrates the rest");
+    let mut terms: Vec<i64> = sqlx::query_scalar("SELECT search_terms FROM messages WHERE id = $1")
+        .bind(indexed)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    terms.sort_unstable();
+    let mut expected: Vec<i64> = hashes.iter().map(|h| i64::from_be_bytes(h[..8].try_into().unwrap())).collect();
+    expected.sort_unstable();
+    assert_eq!(terms, expected);
+    assert!(terms[0] < 0, "a hash whose first bit is set reads as a negative bigint, as in Rust");
+    let bare_terms: Option<Vec<i64>> = sqlx::query_scalar("SELECT search_terms FROM messages WHERE id = $1")
+        .bind(bare)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(bare_terms, None, "a message without index rows has no terms");
+    let old_table: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('message_terms')::text").fetch_one(&pool).await.unwrap();
+    assert_eq!(old_table, None);
+    pool.close().await;
+    drop_database(name);
+}

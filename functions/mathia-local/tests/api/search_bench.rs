@@ -92,8 +92,8 @@ async fn search_bench() {
     }
     let seeded = seeding.elapsed();
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM message_terms").fetch_one(&app.db).await.unwrap();
-    let size: String = sqlx::query_scalar("SELECT pg_size_pretty(pg_total_relation_size('message_terms'))")
+    let rows: i64 = sqlx::query_scalar(crate::search::INDEX_ENTRIES).fetch_one(&app.db).await.unwrap();
+    let size: String = sqlx::query_scalar("SELECT pg_size_pretty(pg_relation_size('messages_search_terms_idx'))")
         .fetch_one(&app.db)
         .await
         .unwrap();

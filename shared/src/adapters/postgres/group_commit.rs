@@ -5,7 +5,10 @@
 //! There is no background task. A caller queues its draft, then either finds its result
 //! ready or gets a flush permit and writes whatever is queued (its own draft, if nobody took
 //! it yet). The write itself runs in a task of its own, so a caller that gives up midway
-//! cannot strand the others waiting on the same commit.
+//! cannot strand the others waiting on the same commit. That task keeps its permit while there
+//! is work: once its batch commits it frees the batch's rooms and takes the next batch in one
+//! step, so under load the callers only wait for their answers — none is woken to look at the
+//! queue after every commit.
 //!
 //! Order: drafts are written in the order they were queued, and a room's drafts within one
 //! batch take consecutive `seq`s in that order. Two batches may be in flight at once, but never
@@ -19,7 +22,7 @@ use std::{
 };
 
 use sqlx::PgPool;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use uuid::Uuid;
 
 use super::messages::{self, NewMessage, Stored};
@@ -49,6 +52,11 @@ impl State {
     /// The queued drafts that may go now, in queue order: not those of a room with a batch in
     /// flight, which wait for it to commit.
     fn take_batch(&mut self) -> Vec<Queued> {
+        if self.busy_rooms.is_empty() && self.queued.len() <= MAX_BATCH {
+            let batch = std::mem::take(&mut self.queued);
+            self.busy_rooms.extend(batch.iter().map(|q| q.draft.room_id));
+            return batch;
+        }
         let mut batch = Vec::new();
         let mut rest = Vec::with_capacity(self.queued.len());
         for q in self.queued.drain(..) {
@@ -64,6 +72,19 @@ impl State {
         }
         batch
     }
+
+    /// A batch is over: its rooms may go again.
+    fn free(&mut self, rooms: &[Uuid]) {
+        for room in rooms {
+            self.busy_rooms.remove(room);
+        }
+    }
+
+    /// A batch is over: its rooms may go again, and the next batch is taken at once.
+    fn free_and_take(&mut self, rooms: &[Uuid]) -> Vec<Queued> {
+        self.free(rooms);
+        self.take_batch()
+    }
 }
 
 pub struct GroupCommit {
@@ -71,8 +92,9 @@ pub struct GroupCommit {
     keyring: Arc<RoomKeyring>,
     state: Mutex<State>,
     flushes: Arc<Semaphore>,
-    /// Told whenever a batch is over and its rooms may go again.
-    flushed: Notify,
+    /// Told when a flush task ends without finishing (it panicked): the callers waiting on it
+    /// look at the queue again.
+    flush_lost: Notify,
 }
 
 /// A draft in the writer's queue; [`PendingWrite::outcome`] waits for its commit.
@@ -89,7 +111,7 @@ impl GroupCommit {
             keyring,
             state: Mutex::new(State::default()),
             flushes: Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT)),
-            flushed: Notify::new(),
+            flush_lost: Notify::new(),
         })
     }
 
@@ -105,11 +127,23 @@ impl GroupCommit {
         PendingWrite { writer: Arc::clone(self), result }
     }
 
+    /// Writes `batch`, then each batch that became ready meanwhile, until none is; then gives
+    /// the permit back.
+    async fn flush_while_queued(self: Arc<Self>, mut batch: Vec<Queued>, permit: OwnedSemaphorePermit) {
+        loop {
+            let rooms = RoomsBack { writer: &self, rooms: batch.iter().map(|q| q.draft.room_id).collect() };
+            self.flush(batch).await;
+            batch = rooms.free_and_take_next();
+            if batch.is_empty() {
+                break;
+            }
+        }
+        drop(permit);
+    }
+
     async fn flush(&self, batch: Vec<Queued>) {
         let (drafts, waiting): (Vec<NewMessage>, Vec<oneshot::Sender<Outcome>>) =
             batch.into_iter().map(|q| (q.draft, q.done)).unzip();
-        // Frees the batch's rooms even if the write panics.
-        let _rooms = RoomsBack { writer: self, rooms: drafts.iter().map(|d| d.room_id).collect() };
         match messages::store(&self.db, &self.keyring, &drafts).await {
             Ok(stored) => {
                 for (done, stored) in waiting.into_iter().zip(stored) {
@@ -131,8 +165,8 @@ impl PendingWrite {
     pub async fn outcome(mut self) -> Outcome {
         let writer = self.writer;
         loop {
-            // Registered before looking at the queue, so a flush ending meanwhile is not missed.
-            let flushed = writer.flushed.notified();
+            // Registered before looking at the queue, so a flush lost meanwhile is not missed.
+            let lost = writer.flush_lost.notified();
             tokio::select! {
                 biased;
                 outcome = &mut self.result => return outcome.unwrap_or_else(|_| Err(flush_lost())),
@@ -141,38 +175,44 @@ impl PendingWrite {
                     let batch = writer.state.lock().expect("group commit queue").take_batch();
                     if batch.is_empty() {
                         // This draft went with another caller's flush, or waits for its room's
-                        // batch to commit.
+                        // batch to commit: the task writing that batch takes it next.
                         drop(permit);
                         tokio::select! {
                             outcome = &mut self.result => return outcome.unwrap_or_else(|_| Err(flush_lost())),
-                            () = flushed => continue,
+                            () = lost => continue,
                         }
                     }
-                    let this = Arc::clone(&writer);
-                    tokio::spawn(async move {
-                        this.flush(batch).await;
-                        drop(permit);
-                    });
+                    tokio::spawn(Arc::clone(&writer).flush_while_queued(batch, permit));
                 }
             }
         }
     }
 }
 
-/// Gives a batch's rooms back to the queue once the batch is over.
+/// A batch's rooms, given back to the queue once the batch is over. Normally by
+/// [`RoomsBack::free_and_take_next`]; if the flush panics, by the drop, which also wakes the
+/// waiting callers so that one of them takes the queue on.
 struct RoomsBack<'a> {
     writer: &'a GroupCommit,
     rooms: Vec<Uuid>,
 }
 
+impl RoomsBack<'_> {
+    /// Frees the rooms and takes the next batch, under one lock: no other flush can take the
+    /// drafts that waited for these rooms in between, and nothing queued is left unseen.
+    fn free_and_take_next(mut self) -> Vec<Queued> {
+        let rooms = std::mem::take(&mut self.rooms);
+        self.writer.state.lock().expect("group commit queue").free_and_take(&rooms)
+    }
+}
+
 impl Drop for RoomsBack<'_> {
     fn drop(&mut self) {
-        let mut state = self.writer.state.lock().expect("group commit queue");
-        for room in &self.rooms {
-            state.busy_rooms.remove(room);
+        if self.rooms.is_empty() {
+            return;
         }
-        drop(state);
-        self.writer.flushed.notify_waiters();
+        self.writer.state.lock().expect("group commit queue").free(&self.rooms);
+        self.writer.flush_lost.notify_waiters();
     }
 }
 
@@ -180,4 +220,67 @@ impl Drop for RoomsBack<'_> {
 /// stored, which a resend with the same `client_msg_id` settles.
 fn flush_lost() -> Error {
     Error::internal(anyhow::anyhow!("the group commit ended without a result"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MessageKind;
+
+    fn queue(state: &mut State, room: Uuid, body: &str) {
+        let draft = NewMessage {
+            room_id: room,
+            kind: MessageKind::User,
+            author_id: None,
+            body: body.to_owned(),
+            client_msg_id: None,
+            require_member: None,
+            at: chrono::Utc::now(),
+            reply_to: None,
+            stopped: false,
+            attachment_id: None,
+        };
+        state.queued.push(Queued { draft, done: oneshot::channel().0 });
+    }
+
+    fn bodies(batch: &[Queued]) -> Vec<&str> {
+        batch.iter().map(|q| q.draft.body.as_str()).collect()
+    }
+
+    #[test]
+    fn a_finished_batch_hands_its_rooms_next_drafts_on_in_queue_order() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut state = State::default();
+        queue(&mut state, a, "a1");
+        queue(&mut state, b, "b1");
+        let first = state.take_batch();
+        assert_eq!(bodies(&first), ["a1", "b1"]);
+        // While a and b are in flight, their next drafts wait; nothing else may go.
+        queue(&mut state, a, "a2");
+        queue(&mut state, b, "b2");
+        queue(&mut state, a, "a3");
+        assert!(state.take_batch().is_empty());
+        // b's batch alone is over (the other room still in flight): only b's drafts go.
+        assert_eq!(bodies(&state.free_and_take(&[b])), ["b2"]);
+        assert_eq!(bodies(&state.free_and_take(&[a, b])), ["a2", "a3"]);
+        assert!(state.free_and_take(&[a]).is_empty());
+        assert!(state.queued.is_empty() && state.busy_rooms.is_empty());
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_max_batch_drafts_and_the_rest_go_next() {
+        let room = Uuid::new_v4();
+        let mut state = State::default();
+        for i in 0..MAX_BATCH + 3 {
+            queue(&mut state, room, &format!("m{i}"));
+        }
+        let first = state.take_batch();
+        assert_eq!(first.len(), MAX_BATCH);
+        assert_eq!(first[0].draft.body, "m0");
+        let next = state.free_and_take(&[room]);
+        assert_eq!(
+            bodies(&next),
+            [format!("m{MAX_BATCH}"), format!("m{}", MAX_BATCH + 1), format!("m{}", MAX_BATCH + 2)]
+        );
+    }
 }

@@ -1,9 +1,5 @@
-//! Changing stored messages: an edit re-seals the body and swaps its search terms (the old
-//! body's terms that the new one lacks go, the new ones come); a delete empties the row and
-//! drops its terms. The old terms are found by opening the old body: the index is keyed by term,
-//! so a message's rows are reached through its terms.
-
-use std::collections::BTreeSet;
+//! Changing stored messages: an edit re-seals the body and replaces its search terms (hashed
+//! under the key version it is now sealed with); a delete empties the row, terms included.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -13,41 +9,21 @@ use crate::{
     adapters::postgres::search::{is_indexed, term_hashes},
     domain::MessageKind,
     error::Error,
-    keyring::{Aad, RoomKeyring, Sealed},
+    keyring::{Aad, RoomKeyring},
 };
 
-/// A live message's kind and sealed body, to take its search terms out.
-async fn live_sealed(db: &PgPool, room_id: Uuid, id: Uuid) -> Result<Option<(MessageKind, Sealed)>, sqlx::Error> {
-    let row: Option<(String, i32, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-        "SELECT kind, key_version, nonce, ciphertext FROM messages
-         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
-    )
-    .bind(room_id)
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|(kind, key_version, nonce, ciphertext)| {
-        (MessageKind::from_db(&kind), Sealed { key_version, nonce, ciphertext })
-    }))
+/// A live message's kind (none once deleted).
+async fn live_kind(db: &PgPool, room_id: Uuid, id: Uuid) -> Result<Option<MessageKind>, sqlx::Error> {
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT kind FROM messages WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL")
+            .bind(room_id)
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(kind.map(|k| MessageKind::from_db(&k)))
 }
 
-/// The hashed terms a stored message has in the index (none for kinds not indexed).
-async fn stored_terms(
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    id: Uuid,
-    kind: MessageKind,
-    sealed: &Sealed,
-) -> Result<BTreeSet<Vec<u8>>, Error> {
-    if !is_indexed(kind) {
-        return Ok(BTreeSet::new());
-    }
-    let body = keyring.open_text(room_id, Aad::message(id), sealed).await?;
-    Ok(term_hashes(&*keyring.index_key(room_id, sealed.key_version).await?, &body))
-}
-
-/// Re-seals a message with a new body, and swaps its search terms: the old body's terms that
-/// the new one lacks go, the new ones come (under the key version it is now sealed with).
+/// Re-seals a message with a new body, and replaces its search terms.
 pub async fn edit(
     db: &PgPool,
     keyring: &RoomKeyring,
@@ -56,25 +32,16 @@ pub async fn edit(
     body: &str,
     at: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let Some((kind, old)) = live_sealed(db, room_id, id).await? else { return Ok(()) };
-    let before = stored_terms(keyring, room_id, id, kind, &old).await?;
+    let Some(kind) = live_kind(db, room_id, id).await? else { return Ok(()) };
     let sealed = keyring.seal(room_id, Aad::message(id), body.as_bytes()).await?;
-    let after = if is_indexed(kind) {
-        term_hashes(&*keyring.index_key(room_id, sealed.key_version).await?, body)
+    let terms: Vec<i64> = if is_indexed(kind) {
+        term_hashes(&*keyring.index_key(room_id, sealed.key_version).await?, body).into_iter().collect()
     } else {
-        BTreeSet::new()
+        Vec::new()
     };
-    let gone: Vec<Vec<u8>> = before.difference(&after).cloned().collect();
-    let added: Vec<Vec<u8>> = after.difference(&before).cloned().collect();
     sqlx::query(
-        "WITH upd AS (
-             UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, edited_at = $6
-             WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING id),
-         gone AS (DELETE FROM message_terms WHERE term = ANY($7) AND message_id = $2 AND EXISTS (SELECT 1 FROM upd)),
-         added AS (INSERT INTO message_terms (term, message_id, room_id)
-                   SELECT n.term, $2, $1 FROM unnest($8::bytea[]) AS n(term) WHERE EXISTS (SELECT 1 FROM upd)
-                   ON CONFLICT DO NOTHING)
-         SELECT count(*) FROM upd",
+        "UPDATE messages SET key_version = $3, nonce = $4, ciphertext = $5, edited_at = $6, search_terms = $7
+         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
     )
     .bind(room_id)
     .bind(id)
@@ -82,8 +49,7 @@ pub async fn edit(
     .bind(&sealed.nonce)
     .bind(&sealed.ciphertext)
     .bind(at)
-    .bind(gone)
-    .bind(added)
+    .bind((!terms.is_empty()).then_some(&terms))
     .execute(db)
     .await?;
     Ok(())
@@ -100,7 +66,7 @@ pub async fn replace_reply(
     stopped: bool,
     at: DateTime<Utc>,
 ) -> Result<bool, Error> {
-    if !matches!(live_sealed(db, room_id, id).await?, Some((MessageKind::Ai, _))) {
+    if live_kind(db, room_id, id).await? != Some(MessageKind::Ai) {
         return Ok(false);
     }
     edit(db, keyring, room_id, id, body, at).await?;
@@ -117,28 +83,17 @@ pub async fn replace_reply(
 }
 
 /// Deletes a message's content and its search terms; the row stays so `seq` has no gap.
-pub async fn delete(
-    db: &PgPool,
-    keyring: &RoomKeyring,
-    room_id: Uuid,
-    id: Uuid,
-    at: DateTime<Utc>,
-) -> Result<bool, Error> {
-    let Some((kind, old)) = live_sealed(db, room_id, id).await? else { return Ok(false) };
-    let terms: Vec<Vec<u8>> = stored_terms(keyring, room_id, id, kind, &old).await?.into_iter().collect();
-    let n: i64 = sqlx::query_scalar(
-        "WITH upd AS (
-             UPDATE messages SET ciphertext = ''::bytea, nonce = ''::bytea, deleted_at = $3
-             WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING id),
-         gone AS (DELETE FROM message_terms WHERE term = ANY($4) AND message_id = $2 AND EXISTS (SELECT 1 FROM upd))
-         SELECT count(*) FROM upd",
+pub async fn delete(db: &PgPool, room_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE messages SET ciphertext = ''::bytea, nonce = ''::bytea, search_terms = NULL, deleted_at = $3
+         WHERE room_id = $1 AND id = $2 AND deleted_at IS NULL",
     )
     .bind(room_id)
     .bind(id)
     .bind(at)
-    .bind(&terms)
-    .fetch_one(db)
-    .await?;
+    .execute(db)
+    .await?
+    .rows_affected();
     sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id).execute(db).await?;
     Ok(n == 1)
 }

@@ -2,8 +2,8 @@
 //! same statement as the insert, so it rises by exactly one per stored message. Edits re-seal
 //! the body; a delete drops the ciphertext and keeps the row (and its `seq`).
 //!
-//! The search index (`message_terms`, see `search`) follows the body: its rows are written by
-//! the insert statement itself, replaced on edit and dropped on delete.
+//! The search index (`messages.search_terms`, see `search`) follows the body: the insert writes
+//! it with the row, an edit replaces it, a delete empties it.
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -184,8 +184,10 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
     );
     let (mut stopped, mut attachments, mut ats, mut slots) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    // The search index rows of the whole batch, flat; inserted only for the messages stored.
-    let (mut terms, mut term_messages, mut term_rooms) = (Vec::new(), Vec::new(), Vec::new());
+    // The search terms of the whole batch, flat; message i's are `terms[lo[i]..=hi[i]]` (from 1,
+    // as SQL slices them; none when hi < lo).
+    let (mut terms, mut terms_lo, mut terms_hi): (Vec<i64>, Vec<i32>, Vec<i32>) =
+        (Vec::new(), Vec::with_capacity(n), Vec::with_capacity(n));
     for (slot, new) in batch.iter().enumerate() {
         let id = Uuid::now_v7();
         let sealed = match keyring.seal(new.room_id, Aad::message(id), new.body.as_bytes()).await {
@@ -197,14 +199,12 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             }
             Err(e) => return Err(e.into()),
         };
+        terms_lo.push(terms.len() as i32 + 1);
         if is_indexed(new.kind) {
             let key = keyring.index_key(new.room_id, sealed.key_version).await?;
-            for term in term_hashes(&key, &new.body) {
-                terms.push(term);
-                term_messages.push(id);
-                term_rooms.push(new.room_id);
-            }
+            terms.extend(term_hashes(&key, &new.body));
         }
+        terms_hi.push(terms.len() as i32);
         ids.push(id);
         rooms.push(new.room_id);
         kinds.push(new.kind.as_str());
@@ -238,9 +238,7 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             .bind(new.stopped)
             .bind(new.attachment_id)
             .bind(new.at)
-            .bind(&terms)
-            .bind(&term_messages)
-            .bind(&term_rooms)
+            .bind((!terms.is_empty()).then_some(&terms))
             .fetch_all(db)
             .await
     } else {
@@ -258,9 +256,9 @@ async fn attempt(db: &PgPool, keyring: &RoomKeyring, batch: &[NewMessage]) -> Re
             .bind(&stopped)
             .bind(&attachments)
             .bind(&ats)
+            .bind(&terms_lo)
+            .bind(&terms_hi)
             .bind(&terms)
-            .bind(&term_messages)
-            .bind(&term_rooms)
             .fetch_all(db)
             .await
     };
@@ -314,17 +312,13 @@ fn attachment(file: &str, room: &str) -> String {
     )
 }
 
+/// The search terms go in the message's own row, so a message and its index entries commit
+/// together at no extra round trip.
 const INSERT: &str = "INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext,
-                                            client_msg_id, reply_to, stopped, attachment_id)";
+                                            client_msg_id, reply_to, stopped, attachment_id, search_terms)";
 
-/// Closes both statements: the insert (an `ins` CTE) returns its rows, and the search terms of
-/// the messages it stored ($14–$16: hash, message, room, flat) go in within the same statement,
-/// so a message and its index rows commit together at no extra round trip.
-const RETURNING: &str = "RETURNING id, seq, created_at, author_id),
-     indexed AS (
-         INSERT INTO message_terms (term, message_id, room_id)
-         SELECT t.term, t.message_id, t.room_id FROM unnest($14::bytea[], $15::uuid[], $16::uuid[]) AS t(term, message_id, room_id)
-         WHERE t.message_id IN (SELECT id FROM ins))
+/// Closes both statements: the insert (an `ins` CTE) returns its rows.
+const RETURNING: &str = "RETURNING id, seq, created_at, author_id)
      SELECT id, seq, created_at, (SELECT display_name FROM users WHERE id = ins.author_id) AS display_name FROM ins";
 
 /// One message: bump the room's `seq` if the author may post, insert with it. A duplicate
@@ -333,7 +327,7 @@ static ONE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $2 AND {may_post} RETURNING last_seq),
          ins AS ({INSERT}
-         SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8, {quote}, $11, {attachment} FROM bump
+         SELECT $1, $2, bump.last_seq, $3, $4, $5, $6, $7, $8, {quote}, $11, {attachment}, $14::int8[] FROM bump
          {RETURNING}",
         may_post = may_post("$2", "$9::uuid", "$13"),
         quote = quote("$10", "$2"),
@@ -342,15 +336,17 @@ static ONE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Several messages, possibly of several rooms: each room's `seq` is bumped by its count, rooms
-/// locked in id order; messages already stored under their `client_msg_id` are left out.
+/// locked in id order; messages already stored under their `client_msg_id` are left out. Each
+/// message's search terms are its slice `terms_lo..terms_hi` of the flat array $16.
 static BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::int4[], $6::bytea[],
                                   $7::bytea[], $8::text[], $9::uuid[], $10::uuid[], $11::bool[], $12::uuid[],
-                                  $13::timestamptz[])
+                                  $13::timestamptz[], $14::int4[], $15::int4[])
                  WITH ORDINALITY AS i(id, room_id, kind, author_id, key_version, nonce, ciphertext,
-                                      client_msg_id, require_member, reply_to, stopped, attachment_id, at, ord)),
+                                      client_msg_id, require_member, reply_to, stopped, attachment_id, at,
+                                      terms_lo, terms_hi, ord)),
          allowed AS (
              SELECT i.* FROM input i
              WHERE {may_post}
@@ -367,7 +363,8 @@ static BATCH: LazyLock<String> = LazyLock::new(|| {
              RETURNING r.id, r.last_seq - c.n AS base),
          ins AS ({INSERT}
          SELECT a.id, a.room_id, b.base + row_number() OVER (PARTITION BY a.room_id ORDER BY a.ord), a.kind,
-                a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id, {quote}, a.stopped, {attachment}
+                a.author_id, a.key_version, a.nonce, a.ciphertext, a.client_msg_id, {quote}, a.stopped, {attachment},
+                CASE WHEN a.terms_hi >= a.terms_lo THEN ($16::int8[])[a.terms_lo:a.terms_hi] END
          FROM allowed a JOIN bump b ON b.id = a.room_id
          {RETURNING}",
         may_post = may_post("i.room_id", "i.require_member", "i.at"),
