@@ -1,4 +1,5 @@
-//! Sending events to connections, rooms and users, forgetting connections that are gone, and
+//! Sending events to connections, rooms and users, forgetting connections that are gone (their
+//! departures written down so a process cut off midway leaves them to the scheduler), and
 //! the socket tickets and logout marks a handshake is checked against.
 
 use std::{
@@ -18,20 +19,23 @@ use crate::{
     protocol::{PresenceStatus, ServerEvent},
 };
 
-/// Sends to one connection; a gone connection is forgotten (and its rooms told it left).
+/// Sends to one connection; a gone connection is noted for the scheduler ([`note_gone`]).
 pub async fn push_to(app: &App, to: Recipient<'_>, frame: &Frame) -> bool {
+    if app.gone.is_gone(to.id, Instant::now()) {
+        return false;
+    }
     let result = app.push.send(to, frame).await;
     settle(app, to.id, result).await
 }
 
-/// After a push: a gone connection is forgotten (once per process, see [`crate::gone::GoneConnections`]), a
-/// failure logged; true when it was sent.
+/// After a push: a gone connection noted (once per process, see
+/// [`crate::gone::GoneConnections`]), a failure logged; true when it was sent.
 async fn settle(app: &App, connection: &ConnectionId, result: Result<(), PushError>) -> bool {
     match result {
         Ok(()) => true,
         Err(PushError::Gone) => {
             if app.gone.first_report(connection, Instant::now()) {
-                Box::pin(forget_connection(app, connection)).await;
+                note_gone(app, connection).await;
             }
             false
         }
@@ -40,6 +44,23 @@ async fn settle(app: &App, connection: &ConnectionId, result: Result<(), PushErr
             tracing::warn!(error = %e, "push failed");
             false
         }
+    }
+}
+
+/// How long a connection a push found gone is left to its own `$disconnect` before the
+/// scheduler forgets it ([`settle_departures`]).
+pub const GONE_LEFT_TO_ITS_DISCONNECT: chrono::Duration = chrono::Duration::seconds(5);
+
+/// A push found a connection gone: Redis notes it, and the scheduler forgets it (telling its
+/// rooms) if it is still registered [`GONE_LEFT_TO_ITS_DISCONNECT`] later. It is not forgotten
+/// here: its `$disconnect` normally comes within a second, and forgetting tells its rooms, whose
+/// pushes find the others gone when a room empties at once, each forgotten in turn in the same
+/// call; a function answering one departure worked through the whole room's, a room's size in
+/// pushes for each, and was stopped at its timeout.
+async fn note_gone(app: &App, connection: &ConnectionId) {
+    let at_ms = app.clock.now().timestamp_millis();
+    if let Err(e) = app.redis.connection_gone(connection.as_str(), at_ms).await {
+        tracing::warn!(error = %e, "cannot note a gone connection; its $disconnect or the sweep forgets it");
     }
 }
 
@@ -68,8 +89,9 @@ pub async fn push_to_connections(
     except_user: Option<Uuid>,
 ) {
     let frame = Frame::json(event);
-    let to: Vec<Recipient<'_>> =
+    let mut to: Vec<Recipient<'_>> =
         connections.iter().filter(|c| Some(c.user_id) != except_user).map(Recipient::from).collect();
+    app.gone.drop_gone(&mut to, |c| c.id, Instant::now());
     // One call for the whole room: sockets held here get the frame under one lock.
     let results = app.push.send_many(&to, &frame).await;
     join_all(to.iter().zip(results).filter(|(_, r)| r.is_err()).map(|(c, r)| settle(app, c.id, r))).await;
@@ -179,20 +201,126 @@ pub async fn session_ended(app: &App, session: &str) -> Result<bool, RedisDown> 
 }
 
 /// Removes a connection from the registry and tells its rooms when its user is no longer there.
+///
+/// The departure is written down in Redis before the connection is removed and crossed off once
+/// its rooms are told, so a process cut off in between (a Lambda stopped at its timeout) does not
+/// leave the person listed as online: the scheduler tells what was left
+/// ([`settle_departures`]).
 pub async fn forget_connection(app: &App, connection: &ConnectionId) -> Option<ConnectionInfo> {
-    let info = match app.connections.remove(connection).await {
+    let known = match app.connections.get(connection).await {
         Ok(Some(info)) => info,
         Ok(None) => return None,
         Err(e) => {
+            tracing::debug!(%connection, "cannot read connection");
+            tracing::error!(error = %e, "cannot read connection");
+            return None;
+        }
+    };
+    let (user_id, rooms) = (known.user_id, known.rooms.iter().copied().collect::<Vec<_>>());
+    let at_ms = app.clock.now().timestamp_millis();
+    if let Err(e) = app.redis.departure_begun(connection.as_str(), user_id, &rooms, at_ms).await {
+        tracing::debug!(error = %e, "cannot write down a departure");
+    }
+    let removed = match app.connections.remove(connection).await {
+        Ok(removed) => removed,
+        Err(e) => {
+            // Left written down: the scheduler forgets it again.
             tracing::debug!(%connection, "cannot remove connection");
             tracing::error!(error = %e, "cannot remove connection");
             return None;
         }
     };
-    for room_id in &info.rooms {
-        announce_if_gone(app, *room_id, info.user_id, &info.display_name).await;
+    // Removed here, the rooms are told here; removed by another caller meanwhile, by that one.
+    if let Some(info) = &removed {
+        for room_id in &info.rooms {
+            announce_if_gone(app, *room_id, info.user_id, &info.display_name).await;
+        }
     }
-    Some(info)
+    if let Err(e) = app.redis.departure_ended(connection.as_str(), user_id, &rooms).await {
+        tracing::debug!(error = %e, "cannot cross off a departure");
+    }
+    removed
+}
+
+/// How long forgetting a connection may take before the scheduler takes its departure as cut
+/// off: past the socket functions' timeout (30 s), where Lambda stops them. One still running in
+/// a function with a longer timeout is told twice at worst.
+pub const DEPARTURE_CUT_OFF_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Gone connections, and cut-off departures, the scheduler takes in one tick (each).
+const SETTLED_PER_TICK: usize = 500;
+
+/// What [`settle_departures`] did in one tick.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Connections a push found gone that were still registered, now forgotten.
+    pub gone_forgotten: usize,
+    /// Departures whose forgetting was cut off ([`forget_connection`]), taken back.
+    pub cut_off: usize,
+}
+
+/// The scheduler's part in departures, before it tells the untold presence changes. A
+/// connection a push found gone and still registered is forgotten ([`note_gone`]). A departure
+/// left written down (whoever forgot the connection was cut off, [`forget_connection`]) is
+/// finished: a connection still registered is forgotten again; one already removed leaves its
+/// rooms to [`tell_untold_presence`], which tells a room that heard the person arrive that they
+/// left, if they are gone.
+pub async fn settle_departures(app: &App) -> Settled {
+    let now = app.clock.now();
+    let mut settled = Settled::default();
+    let gone =
+        app.redis.take_gone_connections((now - GONE_LEFT_TO_ITS_DISCONNECT).timestamp_millis(), SETTLED_PER_TICK).await;
+    let gone = taken_or_none(gone, "gone connections");
+    for connection in gone {
+        if forget_and_close(app, &ConnectionId::new(connection)).await {
+            settled.gone_forgotten += 1;
+        }
+    }
+    let cut_off =
+        app.redis.take_cut_off_departures((now - DEPARTURE_CUT_OFF_AFTER).timestamp_millis(), SETTLED_PER_TICK).await;
+    let cut_off = taken_or_none(cut_off, "cut-off departures");
+    settled.cut_off = cut_off.len();
+    let mut by_connection: std::collections::BTreeMap<String, Vec<(Uuid, Uuid)>> = Default::default();
+    for (room_id, user_id, connection) in cut_off {
+        by_connection.entry(connection).or_default().push((room_id, user_id));
+    }
+    for (connection, rooms) in by_connection {
+        let connection = ConnectionId::new(connection);
+        match app.connections.get(&connection).await {
+            // Cut off before the removal: forgotten again, whole.
+            Ok(Some(_)) => {
+                forget_and_close(app, &connection).await;
+            }
+            Ok(None) => {
+                for (room_id, user_id) in rooms {
+                    if let Err(e) = app.redis.presence_untold(room_id, user_id).await {
+                        tracing::warn!(%room_id, error = %e, "cannot leave a cut-off departure to be told");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read a connection whose departure was cut off"),
+        }
+    }
+    settled
+}
+
+/// What a take from Redis answered; nothing when Redis is down (the next tick takes it).
+fn taken_or_none<T>(taken: Result<Vec<T>, RedisDown>, what: &str) -> Vec<T> {
+    taken.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, what, "cannot take from Redis");
+        Vec::new()
+    })
+}
+
+/// Forgets a connection and closes its socket if it has one still; true when it was registered.
+async fn forget_and_close(app: &App, connection: &ConnectionId) -> bool {
+    let Some(info) = forget_connection(app, connection).await else {
+        return false;
+    };
+    if let Err(PushError::Other(e)) = app.push.close((&info).into()).await {
+        tracing::debug!(error = %e, "cannot close a forgotten socket");
+    }
+    true
 }
 
 /// Says `offline` to a room when the user has no connection left in it. Who is left is read

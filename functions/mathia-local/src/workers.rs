@@ -95,7 +95,9 @@ async fn run_local(app: App, queue: LocalQueue, name: QueueName, job: QueuedJob)
 pub fn spawn_scheduler(app: App, mut shutdown: watch::Receiver<bool>) {
     let every = app.config.scheduler_every;
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
+        // The first tick one period after the start: a test that moves the clock and ticks
+        // itself sets a period longer than it runs, and no tick of this loop races its own.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -187,6 +187,14 @@ if session and redis.call('EXISTS', ARGV[1] .. session) == 1 then return false e
 return v
 ";
 
+// Takes up to ARGV[2] members scored at most ARGV[1] (ms) and removes them, so each is taken
+// once however many schedulers run.
+const TAKE_OLDER_LUA: &str = r"
+local taken = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #taken > 0 then redis.call('ZREM', KEYS[1], unpack(taken)) end
+return taken
+";
+
 /// What a socket ticket is stored with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketTicket {
@@ -233,6 +241,7 @@ pub struct RedisStore {
     frame_budget: Script,
     take_ticket: Script,
     typing: Script,
+    take_older: Script,
     /// Moderation-buffer pushes waiting for the one on the wire.
     moderation_pushes: moderation_pushes::Pushes,
 }
@@ -249,6 +258,7 @@ impl RedisStore {
             frame_budget: Script::new(FRAME_BUDGET_LUA),
             take_ticket: Script::new(TAKE_TICKET_LUA),
             typing: Script::new(TYPING_LUA),
+            take_older: Script::new(TAKE_OLDER_LUA),
             moderation_pushes: moderation_pushes::Pushes::default(),
         })
     }
@@ -481,6 +491,88 @@ impl RedisStore {
                 Some((room.parse().ok()?, user.parse().ok()?))
             })
             .collect())
+    }
+
+    /// `presence-departing` members of a connection's departure: `{room}:{user}:{connection}`.
+    fn departure_members(connection: &str, user_id: Uuid, rooms: &[Uuid]) -> Vec<String> {
+        rooms.iter().map(|room| format!("{room}:{user_id}:{connection}")).collect()
+    }
+
+    /// Writes down that a connection is being forgotten, before it is removed from the registry:
+    /// one entry per room it was in, scored by `at_ms`. The one forgetting it crosses them off
+    /// once the rooms are told ([`departure_ended`](Self::departure_ended)); a process cut off in
+    /// between leaves them for the scheduler ([`take_cut_off_departures`](Self::take_cut_off_departures)).
+    pub async fn departure_begun(
+        &self,
+        connection: &str,
+        user_id: Uuid,
+        rooms: &[Uuid],
+        at_ms: i64,
+    ) -> Result<(), RedisDown> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let members = Self::departure_members(connection, user_id, rooms);
+        let scored: Vec<(i64, &String)> = members.iter().map(|m| (at_ms, m)).collect();
+        let mut conn = self.conn().await?;
+        let _: () = conn.zadd_multiple(self.key("presence-departing"), &scored).await?;
+        Ok(())
+    }
+
+    /// Crosses off what [`departure_begun`](Self::departure_begun) wrote down: the rooms were told.
+    pub async fn departure_ended(&self, connection: &str, user_id: Uuid, rooms: &[Uuid]) -> Result<(), RedisDown> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        let _: () =
+            conn.zrem(self.key("presence-departing"), Self::departure_members(connection, user_id, rooms)).await?;
+        Ok(())
+    }
+
+    /// Takes up to `max` departures begun at or before `begun_by_ms` and never crossed off, as
+    /// (room, person, connection): whoever forgot the connection was cut off before it was
+    /// done. Each is taken once.
+    pub async fn take_cut_off_departures(
+        &self,
+        begun_by_ms: i64,
+        max: usize,
+    ) -> Result<Vec<(Uuid, Uuid, String)>, RedisDown> {
+        Ok(self
+            .take_older(&self.key("presence-departing"), begun_by_ms, max)
+            .await?
+            .iter()
+            .filter_map(|member| {
+                let mut parts = member.splitn(3, ':');
+                Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.to_owned()))
+            })
+            .collect())
+    }
+
+    /// Notes that a push found a connection gone (`connections-gone`, scored by when it was
+    /// first found), for the scheduler to forget if its `$disconnect` does not.
+    pub async fn connection_gone(&self, connection: &str, at_ms: i64) -> Result<(), RedisDown> {
+        let mut conn = self.conn().await?;
+        let _: () = redis::cmd("ZADD")
+            .arg(self.key("connections-gone"))
+            .arg("NX")
+            .arg(at_ms)
+            .arg(connection)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes up to `max` connections first found gone at or before `found_by_ms`; each is taken
+    /// once.
+    pub async fn take_gone_connections(&self, found_by_ms: i64, max: usize) -> Result<Vec<String>, RedisDown> {
+        self.take_older(&self.key("connections-gone"), found_by_ms, max).await
+    }
+
+    /// Takes (reads and removes) up to `max` members of a sorted set scored at most `by`.
+    async fn take_older(&self, key: &str, by: i64, max: usize) -> Result<Vec<String>, RedisDown> {
+        let mut conn = self.conn().await?;
+        Ok(self.take_older.key(key).arg(by).arg(max).invoke_async(&mut conn).await?)
     }
 
     /// Records which room an AI stream belongs to, for as long as it may run.

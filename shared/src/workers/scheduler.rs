@@ -22,8 +22,14 @@ pub struct TickReport {
     pub tool_outcomes_forgotten: usize,
     /// Arrivals told late, once the person's presence budget allowed.
     pub arrivals_told: usize,
-    /// Departures told late: their arrival was kept as heard just after they looked for it.
+    /// Departures told late: their arrival was kept as heard just after they looked for it, or
+    /// whoever forgot their connection was cut off before telling the room.
     pub departures_told: usize,
+    /// Departures whose connection was forgotten by a process cut off before it crossed them off
+    /// (`realtime::forget_connection`), taken back to be finished.
+    pub departures_cut_off: usize,
+    /// Connections a push found gone whose `$disconnect` had not forgotten them.
+    pub gone_connections_forgotten: usize,
     /// Welcome credits whose client address stopped counting (a day old) and was cleared.
     pub welcome_addresses_forgotten: u64,
 }
@@ -55,6 +61,8 @@ pub async fn tick(app: &App) -> TickReport {
         Ok(n) => report.welcome_addresses_forgotten = n,
         Err(e) => tracing::warn!(error = %e, "cannot forget welcome credits' addresses"),
     }
+    let settled = crate::realtime::settle_departures(app).await;
+    (report.gone_connections_forgotten, report.departures_cut_off) = (settled.gone_forgotten, settled.cut_off);
     let told = crate::realtime::tell_untold_presence(app).await;
     (report.arrivals_told, report.departures_told) = (told.arrivals, told.departures);
     tracing::debug!(?report, "scheduler tick");

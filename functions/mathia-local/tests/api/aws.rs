@@ -13,6 +13,7 @@ use std::{
 use chrono::Utc;
 use mathia::{
     adapters::aws::{ApiGatewayPush, DynamoConnections, SqsQueue, sdk_config},
+    adapters::local::ManualClock,
     config::AwsSettings,
     domain::ConnectionId,
     lambda::aws_lambda_events::sqs::SqsEvent,
@@ -226,46 +227,52 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
     push.send(Recipient { id: &id("flaky"), endpoint: None }, &frame).await.unwrap();
     assert!(matches!(push.send(Recipient { id: &id("dead"), endpoint: None }, &frame).await, Err(PushError::Gone)));
 
-    // Through the fan-out: the gone connection leaves the registry; the live one got the frame.
-    let t = TestApp::spawn().await;
-    let app =
-        mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone()).push(Arc::new(push)).build().unwrap();
+    // Through the fan-out: the live connection gets the frame. The gone one is noted, skipped by
+    // this process's later pushes, and left to its own `$disconnect` for a few seconds; then the
+    // scheduler forgets it and tells the room it left.
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
+        .push(Arc::new(push))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let room = Uuid::new_v4();
     for c in ["alive", "dead"] {
         app.connections.register(conn(c, Uuid::new_v4(), Some(&server.uri()))).await.unwrap();
         app.connections.join(&id(c), room).await.unwrap();
     }
     push_to_room(&app, room, &ServerEvent::Pong, None).await;
-    let left: Vec<_> = app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
-    assert_eq!(left, vec!["alive"]);
-    let posts = server.received_requests().await.unwrap();
-    let to_alive: Vec<_> = posts.iter().filter(|r| r.url.path() == "/@connections/alive").collect();
-    assert_eq!(to_alive.len(), 3);
-    assert_eq!(to_alive[1].body, br#"{"type":"pong"}"#.to_vec());
-    let offline: serde_json::Value = serde_json::from_slice(&to_alive[2].body).unwrap();
-    assert_eq!(offline["type"], "presence_update", "the room heard that the gone connection left");
-    assert_eq!(offline["status"], "offline");
-    assert_eq!(posts.iter().filter(|r| r.url.path() == "/@connections/flaky").count(), 2, "retried once");
-
-    // The gone connection listed again (another instance's stale write, an eventually consistent
-    // index): this process already forgot it, so a second 410 within the minute is not forgotten
-    // again (no registry work, no second `offline`).
-    app.connections.register(conn("dead", Uuid::new_v4(), Some(&server.uri()))).await.unwrap();
-    app.connections.join(&id("dead"), room).await.unwrap();
     push_to_room(&app, room, &ServerEvent::Pong, None).await;
+    let listed = || async {
+        let mut listed: Vec<_> =
+            app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
+        listed.sort();
+        listed
+    };
+    assert_eq!(listed().await, vec!["alive", "dead"], "left to its $disconnect");
     let posts = server.received_requests().await.unwrap();
     assert_eq!(
         posts.iter().filter(|r| r.url.path() == "/@connections/dead").count(),
-        3,
-        "the first push and both fan-outs tried it"
+        2,
+        "the first push and the first fan-out tried it; the second skipped it"
     );
+    let tick = || mathia::workers::scheduler::tick(&app);
+    assert_eq!(tick().await.gone_connections_forgotten, 0, "its $disconnect may still come");
+
+    clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(tick().await.gone_connections_forgotten, 1);
+    assert_eq!(listed().await, vec!["alive"]);
+    let posts = server.received_requests().await.unwrap();
     let to_alive: Vec<_> = posts.iter().filter(|r| r.url.path() == "/@connections/alive").collect();
-    assert_eq!(to_alive.len(), 4, "the second pong, and no second offline");
-    assert_eq!(to_alive[3].body, br#"{"type":"pong"}"#.to_vec());
-    let mut listed: Vec<_> =
-        app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
-    listed.sort();
-    assert_eq!(listed, vec!["alive", "dead"], "the second 410 was not forgotten again");
+    assert_eq!(to_alive.len(), 4, "the first push, both fan-outs and the departure");
+    assert_eq!(to_alive[2].body, br#"{"type":"pong"}"#.to_vec());
+    let offline: serde_json::Value = serde_json::from_slice(&to_alive[3].body).unwrap();
+    assert_eq!(offline["type"], "presence_update", "the room heard that the gone connection left");
+    assert_eq!(offline["status"], "offline");
+    assert_eq!(posts.iter().filter(|r| r.url.path() == "/@connections/flaky").count(), 2, "retried once");
+    clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(tick().await.gone_connections_forgotten, 0, "forgotten once");
 }
 
 #[tokio::test]

@@ -541,3 +541,126 @@ async fn history_pages_backwards_and_catches_up_forwards() {
         assert_eq!(body["error"]["code"], "bad_request");
     }
 }
+
+/// The registry as it is, but a removal that never returns, once it has removed the connection
+/// (`.1`) or before: a process cut off (a Lambda stopped at its timeout) while forgetting one.
+struct CutOffRemoving(Arc<dyn mathia::ports::Connections>, bool);
+
+#[async_trait::async_trait]
+impl mathia::ports::Connections for CutOffRemoving {
+    async fn register(&self, info: mathia::ports::ConnectionInfo) -> Result<(), mathia::ports::RegistryError> {
+        self.0.register(info).await
+    }
+    async fn remove(
+        &self,
+        id: &mathia::domain::ConnectionId,
+    ) -> Result<Option<mathia::ports::ConnectionInfo>, mathia::ports::RegistryError> {
+        if self.1 {
+            self.0.remove(id).await?;
+        }
+        std::future::pending().await
+    }
+    async fn get(
+        &self,
+        id: &mathia::domain::ConnectionId,
+    ) -> Result<Option<mathia::ports::ConnectionInfo>, mathia::ports::RegistryError> {
+        self.0.get(id).await
+    }
+    async fn join(
+        &self,
+        id: &mathia::domain::ConnectionId,
+        room_id: uuid::Uuid,
+    ) -> Result<bool, mathia::ports::RegistryError> {
+        self.0.join(id, room_id).await
+    }
+    async fn leave(
+        &self,
+        id: &mathia::domain::ConnectionId,
+        room_id: uuid::Uuid,
+    ) -> Result<(), mathia::ports::RegistryError> {
+        self.0.leave(id, room_id).await
+    }
+    async fn in_room(
+        &self,
+        room_id: uuid::Uuid,
+    ) -> Result<Vec<mathia::ports::RoomConnection>, mathia::ports::RegistryError> {
+        self.0.in_room(room_id).await
+    }
+    async fn of_user(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Result<Vec<mathia::ports::ConnectionInfo>, mathia::ports::RegistryError> {
+        self.0.of_user(user_id).await
+    }
+    async fn rename(
+        &self,
+        user_id: uuid::Uuid,
+        display_name: &str,
+    ) -> Result<std::collections::HashSet<uuid::Uuid>, mathia::ports::RegistryError> {
+        self.0.rename(user_id, display_name).await
+    }
+    async fn older_than(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+    ) -> Result<Vec<mathia::domain::ConnectionId>, mathia::ports::RegistryError> {
+        self.0.older_than(cutoff).await
+    }
+}
+
+/// Forgetting a connection writes its departure down first: one whose process was cut off after
+/// removing the connection, before telling its rooms, is told by the scheduler once it is a
+/// minute old, so the person does not stay listed as online; one cut off before the removal is
+/// forgotten again. A departure that ran to its end leaves nothing for the scheduler.
+#[tokio::test]
+async fn a_departure_cut_off_midway_is_finished_by_the_scheduler() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 13, 0, 0).unwrap()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let app = t.local.app.clone();
+    let tick = || mathia::workers::scheduler::tick(&app);
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (mut b, _) = t.ws_in_room(&ben, room).await;
+
+    // A departure that runs to its end: told at once, nothing left for the scheduler.
+    let (a, _) = t.ws_in_room(&ana, room).await;
+    assert_eq!(b.recv_presence_of(&ana).await, ("online".into(), 2));
+    a.close().await;
+    assert_eq!(b.recv_presence_of(&ana).await, ("offline".into(), 1));
+    clock.advance(chrono::Duration::seconds(61));
+    let report = tick().await;
+    assert_eq!((report.departures_cut_off, report.departures_told), (0, 0));
+
+    for removed in [true, false] {
+        // Ana again, from a socket whose departure is cut off.
+        let (_a, _) = t.ws_in_room(&ana, room).await;
+        assert_eq!(b.recv_presence_of(&ana).await, ("online".into(), 2));
+        let ana_socket = app.connections.of_user(ana.id).await.unwrap().remove(0).id;
+        let cut = mathia::App::builder(app.config.clone(), app.db.clone())
+            .connections(Arc::new(CutOffRemoving(app.connections.clone(), removed)))
+            .push(app.push.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let forgetting = mathia::realtime::forget_connection(&cut, &ana_socket);
+        assert!(tokio::time::timeout(Duration::from_millis(500), forgetting).await.is_err(), "cut off");
+        assert_eq!(app.connections.get(&ana_socket).await.unwrap().is_none(), removed);
+        b.none_of_before_pong(&["presence_update"]).await;
+
+        // Under a minute it may still be running elsewhere: the scheduler leaves it.
+        clock.advance(chrono::Duration::seconds(30));
+        let report = tick().await;
+        assert_eq!((report.departures_cut_off, report.departures_told), (0, 0), "removed: {removed}");
+        b.none_of_before_pong(&["presence_update"]).await;
+
+        // Past it, the room that heard her arrive hears her leave, once, and her connection is
+        // gone from the registry.
+        clock.advance(chrono::Duration::seconds(31));
+        let report = tick().await;
+        assert_eq!(report.departures_cut_off, 1, "removed: {removed}");
+        assert_eq!(b.recv_presence_of(&ana).await, ("offline".into(), 1));
+        assert!(app.connections.get(&ana_socket).await.unwrap().is_none());
+        clock.advance(chrono::Duration::seconds(61));
+        let report = tick().await;
+        assert_eq!((report.departures_cut_off, report.departures_told), (0, 0));
+        b.none_of_before_pong(&["presence_update"]).await;
+    }
+}

@@ -553,8 +553,9 @@ async fn a_presence_change_reads_the_room_once() {
     );
     eventually("the departure's invocation ends", || async { ended("ws-disconnect").await == departures_before + 1 })
         .await;
-    // The socket's entries (to forget them), then the room once.
-    assert_eq!(queries().await - queries_before, 2, "{}", s.stats().await["aws_calls"]);
+    // The socket's entries (to write its departure down, and again to forget them), then the
+    // room once.
+    assert_eq!(queries().await - queries_before, 3, "{}", s.stats().await["aws_calls"]);
     a.assert_alive().await;
 }
 
