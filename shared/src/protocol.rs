@@ -143,6 +143,10 @@ pub enum ServerEvent {
         /// How many people are online here, listed or not.
         #[serde(default)]
         online_count: usize,
+        /// The room's presence number this list was read at (see `presence_update`); absent
+        /// when the server could not number it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence_seq: Option<u64>,
         /// Older messages were left out (to keep the event under the frame limit, or past 50).
         #[serde(default)]
         has_more: bool,
@@ -179,6 +183,12 @@ pub enum ServerEvent {
         /// heard twice, or one not announced, does not leave the count wrong.
         #[serde(default)]
         online_count: usize,
+        /// Grows with each presence change of the room, and the count was read after every
+        /// change with a lower number: a client keeps the count of the highest number it heard
+        /// (announcements overtake one another), and a person's change only if it is newer than
+        /// what it knows of them. Absent when the server could not number it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence_seq: Option<u64>,
     },
     MessageEdited {
         room_id: Uuid,

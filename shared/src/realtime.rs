@@ -15,7 +15,7 @@ use crate::{
     app::App,
     domain::ConnectionId,
     limits,
-    ports::{ConnectionInfo, Frame, PushError, Recipient, RoomConnection},
+    ports::{ConnectionInfo, Frame, PushError, Recipient, RegistryError, RoomConnection},
     protocol::{PresenceStatus, ServerEvent},
 };
 
@@ -327,16 +327,42 @@ async fn forget_and_close(app: &App, connection: &ConnectionId) -> bool {
 /// once: it answers whether the user is gone and is who hears it (a room of a thousand emptying
 /// reads a million registry items, not two million).
 pub async fn announce_if_gone(app: &App, room_id: Uuid, user_id: Uuid, display_name: &str) {
-    let here = match app.connections.in_room(room_id).await {
-        Ok(here) => here,
+    let room = match read_presence(app, room_id).await {
+        Ok(room) => room,
         Err(e) => {
             tracing::error!(%room_id, error = %e, "cannot list the room's connections");
             return;
         }
     };
-    if !here.iter().any(|c| c.user_id == user_id) {
-        announce_presence(app, &here, room_id, user_id, display_name, PresenceStatus::Offline).await;
+    if !room.here.iter().any(|c| c.user_id == user_id) {
+        announce_presence(app, &room, room_id, user_id, display_name, PresenceStatus::Offline).await;
     }
+}
+
+/// Who is in a room, read for a presence announcement, and the room's presence number taken
+/// just before the read ([`read_presence`]).
+pub struct RoomPresence {
+    pub here: Vec<RoomConnection>,
+    pub seq: Option<u64>,
+}
+
+/// Reads who is in a room to announce a change to it: the room's next presence number first
+/// (Redis, `presence-seq`), then the registry. A change to the registry comes before the number
+/// its announcement takes, so the read that took the highest number saw every change with a
+/// lower one, and its count is right however the announcements overtake one another on the way
+/// (each is sent by whichever handler or function made its change: a room emptying at once
+/// showed five people left when an early count arrived last). Clients keep the count of the
+/// highest number they heard. Without Redis there is no number, and a client takes each count as
+/// it comes.
+pub async fn read_presence(app: &App, room_id: Uuid) -> Result<RoomPresence, RegistryError> {
+    let seq = match app.redis.presence_seq(room_id, app.clock.now().timestamp_millis()).await {
+        Ok(seq) => Some(seq),
+        Err(e) => {
+            tracing::debug!(error = %e, "presence not numbered: Redis unavailable");
+            None
+        }
+    };
+    Ok(RoomPresence { here: app.connections.in_room(room_id).await?, seq })
 }
 
 /// How many sockets a person has open, as the connection registry says; None when it cannot say
@@ -363,11 +389,12 @@ const PRESENCE_CHANGES_PER_MINUTE: u32 = 20;
 /// tells it once the budget allows if the person is still there ([`tell_untold_presence`]). A
 /// departure whose arrival the room was told is told whatever the budget (Redis remembers which
 /// arrivals were told), so nobody stays listed as online after they left: a room hears at most
-/// one departure past the budget for each arrival within it. It goes to `here`, the room's
-/// connections as the caller just read them. True when it was told.
+/// one departure past the budget for each arrival within it. It goes to the room's connections
+/// as the caller just read them ([`read_presence`]), with the number the read took. True when
+/// it was told.
 pub async fn announce_presence(
     app: &App,
-    here: &[RoomConnection],
+    room: &RoomPresence,
     room_id: Uuid,
     user_id: Uuid,
     display_name: &str,
@@ -396,10 +423,15 @@ pub async fn announce_presence(
         }
         return false;
     }
-    let online_count = online_after(here, user_id, status);
-    let event =
-        ServerEvent::PresenceUpdate { room_id, user_id, display_name: display_name.to_owned(), status, online_count };
-    push_to_connections(app, here, &event, Some(user_id)).await;
+    let event = ServerEvent::PresenceUpdate {
+        room_id,
+        user_id,
+        display_name: display_name.to_owned(),
+        status,
+        online_count: online_after(&room.here, user_id, status),
+        presence_seq: room.seq,
+    };
+    push_to_connections(app, &room.here, &event, Some(user_id)).await;
     // What the room heard, kept after the push. A departure past the budget in the moment
     // between the two finds nothing to take, and is told by the scheduler's next tick
     // ([`tell_untold_presence`]); one within it is told anyway.
@@ -460,11 +492,11 @@ pub async fn tell_untold_presence(app: &App) -> Told {
 /// if anything.
 async fn tell_untold(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<Option<PresenceStatus>> {
     let heard = app.redis.arrival_was_heard(room_id, user_id).await?;
-    let here = app.connections.in_room(room_id).await?;
-    match (here.iter().find(|c| c.user_id == user_id), heard) {
+    let room = read_presence(app, room_id).await?;
+    match (room.here.iter().find(|c| c.user_id == user_id), heard) {
         (Some(c), false) => {
             let name = c.display_name.clone();
-            if !announce_presence(app, &here, room_id, user_id, &name, PresenceStatus::Online).await {
+            if !announce_presence(app, &room, room_id, user_id, &name, PresenceStatus::Online).await {
                 return Ok(None);
             }
             // A departure between the read and the arrival remembered found nothing to tell,
@@ -477,7 +509,7 @@ async fn tell_untold(app: &App, room_id: Uuid, user_id: Uuid) -> crate::Result<O
             // the budget, since the room heard the arrival.
             let name = crate::adapters::postgres::users::by_id(&app.db, user_id).await?.map(|u| u.display_name);
             let told =
-                announce_presence(app, &here, room_id, user_id, &name.unwrap_or_default(), PresenceStatus::Offline)
+                announce_presence(app, &room, room_id, user_id, &name.unwrap_or_default(), PresenceStatus::Offline)
                     .await;
             Ok(told.then_some(PresenceStatus::Offline))
         }

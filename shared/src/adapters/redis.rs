@@ -195,6 +195,17 @@ if #taken > 0 then redis.call('ZREM', KEYS[1], unpack(taken)) end
 return taken
 ";
 
+// A room's next presence number (`presence-seq:{room}`). A key that is not there starts at
+// ARGV[1], the caller's clock in ms times 1,000, so one lost (Redis restarted, or expired after a
+// quiet day) starts above every number it gave, unless the room made 1,000 changes a millisecond
+// since it began. Each number lives ARGV[2] ms past its last use.
+const PRESENCE_SEQ_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n
+";
+
 /// What a socket ticket is stored with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketTicket {
@@ -242,6 +253,7 @@ pub struct RedisStore {
     take_ticket: Script,
     typing: Script,
     take_older: Script,
+    presence_seq: Script,
     /// Moderation-buffer pushes waiting for the one on the wire.
     moderation_pushes: moderation_pushes::Pushes,
 }
@@ -259,6 +271,7 @@ impl RedisStore {
             take_ticket: Script::new(TAKE_TICKET_LUA),
             typing: Script::new(TYPING_LUA),
             take_older: Script::new(TAKE_OLDER_LUA),
+            presence_seq: Script::new(PRESENCE_SEQ_LUA),
             moderation_pushes: moderation_pushes::Pushes::default(),
         })
     }
@@ -440,6 +453,22 @@ impl RedisStore {
             .invoke_async(&mut conn)
             .await?;
         Ok(send == 1)
+    }
+
+    /// The room's next presence number, greater than every one it gave before (see
+    /// `realtime::read_presence`): taken after a change to who is in the room and before the read
+    /// its announcement is made from. `now_ms` starts a room's numbers (and starts them again,
+    /// above the old ones, if Redis lost them).
+    pub async fn presence_seq(&self, room_id: Uuid, now_ms: i64) -> Result<u64, RedisDown> {
+        let mut conn = self.conn().await?;
+        let n: u64 = self
+            .presence_seq
+            .key(self.key(&format!("presence-seq:{room_id}")))
+            .arg(now_ms.max(0).saturating_mul(1000))
+            .arg(86_400_000)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
     }
 
     fn presence_heard_key(&self, room_id: Uuid, user_id: Uuid) -> String {

@@ -20,7 +20,9 @@ use crate::{
     error::Error,
     ports::{ConnectionInfo, RoomConnection},
     protocol::{PresenceStatus, ServerEvent},
-    realtime::{announce_if_gone, announce_presence, online_after, push_to_connections, push_to_room, send_event},
+    realtime::{
+        announce_if_gone, announce_presence, online_after, push_to_connections, push_to_room, read_presence, send_event,
+    },
 };
 
 /// How many messages `room_joined` carries.
@@ -78,8 +80,8 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     let already_here = app.connections.in_room(room_id).await?.iter().any(|c| c.user_id == conn.user_id);
     app.connections.join(&conn.id, room_id).await?;
     // Who is here now, the joiner included: listed in `room_joined`, and told of the arrival.
-    let here = app.connections.in_room(room_id).await?;
-    let (online, online_count) = online_list(conn, &here);
+    let room = read_presence(app, room_id).await?;
+    let (online, online_count) = online_list(conn, &room.here);
     // The whole event stays under the frame limit: who is online takes its share first.
     let online_bytes = serde_json::to_vec(&online).map_or(0, |v| v.len());
     let budget = messages::PAGE_MAX_BYTES.saturating_sub(online_bytes);
@@ -94,6 +96,7 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
         messages: page.messages,
         online,
         online_count,
+        presence_seq: room.seq,
         has_more: page.more,
         last_read_seq: standing.map_or(0, |s| s.last_read_seq),
         unread_count: standing.map_or(0, |s| s.unread_count),
@@ -102,7 +105,7 @@ pub async fn join(app: &App, conn: &ConnectionInfo, room_id: Uuid) -> crate::Res
     send_event(app, conn.into(), &event).await;
     crate::reminders::deliver_missed(app, conn.user_id, &conn.id, conn.endpoint.as_deref()).await;
     if !already_here {
-        announce_presence(app, &here, room_id, conn.user_id, &conn.display_name, PresenceStatus::Online).await;
+        announce_presence(app, &room, room_id, conn.user_id, &conn.display_name, PresenceStatus::Online).await;
     }
     Ok(())
 }
@@ -165,8 +168,8 @@ pub async fn renamed(app: &App, user_id: Uuid, display_name: &str) {
                 continue;
             }
         }
-        let here = match app.connections.in_room(room_id).await {
-            Ok(here) => here,
+        let room = match read_presence(app, room_id).await {
+            Ok(room) => room,
             Err(e) => {
                 tracing::warn!(%room_id, error = %e, "cannot list the room's connections; the rename is not announced there");
                 continue;
@@ -177,9 +180,10 @@ pub async fn renamed(app: &App, user_id: Uuid, display_name: &str) {
             user_id,
             display_name: display_name.to_owned(),
             status: PresenceStatus::Online,
-            online_count: online_after(&here, user_id, PresenceStatus::Online),
+            online_count: online_after(&room.here, user_id, PresenceStatus::Online),
+            presence_seq: room.seq,
         };
-        push_to_connections(app, &here, &event, None).await;
+        push_to_connections(app, &room.here, &event, None).await;
     }
 }
 

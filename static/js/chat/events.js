@@ -34,7 +34,13 @@ import { dropStreamsAnsweredBy } from './stream.js';
 import { joinedRoom } from './unread.js';
 import { resendFileMessages } from './uploads.js';
 
-export function onRoomJoined({ room_id: roomId, messages = [], online = [], online_count: onlineCount }) {
+export function onRoomJoined({
+  room_id: roomId,
+  messages = [],
+  online = [],
+  online_count: onlineCount,
+  presence_seq: presenceSeq,
+}) {
   const st = state(roomId);
   const incoming = Array.isArray(messages) ? messages : [];
   const stick = isCurrent(roomId) && isNearBottom();
@@ -53,7 +59,11 @@ export function onRoomJoined({ room_id: roomId, messages = [], online = [], onli
     st.online.set(person.user_id, person.display_name);
   }
   // A crowded room names a hundred people; the others are counted, not listed.
-  st.onlineUnlisted = Number.isInteger(onlineCount) ? Math.max(0, onlineCount - st.online.size) : 0;
+  st.onlineCount = Number.isInteger(onlineCount) ? onlineCount : null;
+  // What this list was read at: an announcement numbered below it is already in it.
+  st.presenceFloor = Number.isInteger(presenceSeq) ? presenceSeq : null;
+  st.countSeq = st.presenceFloor;
+  st.presenceSeqOf = new Map();
   if (isCurrent(roomId)) {
     renderAll();
     if (stick) scrollToBottom();
@@ -112,13 +122,33 @@ export function onTyping({ room_id: roomId, user_id: userId, display_name: name,
   if (isCurrent(roomId)) renderTyping();
 }
 
-export function onPresence({ room_id: roomId, user_id: userId, display_name: name, status, online_count: onlineCount }) {
+// Announcements of a room overtake one another on the way (each is sent by whoever made its
+// change), so each carries the room's presence number, `presence_seq`: a person's change counts
+// when it is newer than what this client knows of them, and the count is the one of the highest
+// number heard (the server read it after every change numbered below). One without a number is
+// taken as it comes.
+export function onPresence({
+  room_id: roomId,
+  user_id: userId,
+  display_name: name,
+  status,
+  online_count: onlineCount,
+  presence_seq: presenceSeq,
+}) {
   const st = state(roomId);
-  if (status === 'online') st.online.set(userId, name);
-  else if (status === 'offline') st.online.delete(userId);
+  const seq = Number.isInteger(presenceSeq) ? presenceSeq : null;
+  const known = Math.max(st.presenceSeqOf.get(userId) ?? -1, st.presenceFloor ?? -1);
+  if (seq === null || seq > known) {
+    if (status === 'online') st.online.set(userId, name);
+    else if (status === 'offline') st.online.delete(userId);
+    if (seq !== null) st.presenceSeqOf.set(userId, seq);
+  }
   // The server's count after this change, not a step: a departure heard twice, or a change it
   // did not announce, does not leave the count wrong.
-  if (Number.isInteger(onlineCount)) st.onlineUnlisted = Math.max(0, onlineCount - st.online.size);
+  if (Number.isInteger(onlineCount) && (seq === null || st.countSeq === null || seq > st.countSeq)) {
+    st.onlineCount = onlineCount;
+    if (seq !== null) st.countSeq = seq;
+  }
   if (isCurrent(roomId)) renderOnline();
 }
 

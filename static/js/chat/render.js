@@ -183,7 +183,8 @@ export function renderOnline() {
       ),
     );
   }
-  const unlisted = st.onlineUnlisted || 0;
+  // A crowded room names a hundred people; the others are counted, not listed.
+  const unlisted = Number.isInteger(st.onlineCount) ? Math.max(0, st.onlineCount - people.length) : 0;
   if (unlisted > 0) {
     list.append(el('li', { class: 'online-more', dataset: { testid: 'online-more' }, text: `and ${unlisted} more` }));
   }

@@ -79,7 +79,10 @@ export function state(roomId) {
       messages: new Map(),
       pending: new Map(),
       online: new Map(),
-      onlineUnlisted: 0, // people online that room_joined counted but did not name
+      onlineCount: null, // people online, listed or not, as the server last counted them
+      presenceFloor: null, // the presence number room_joined's list was read at
+      countSeq: null, // the presence number onlineCount came with
+      presenceSeqOf: new Map(), // user id -> the presence number of the change last applied
       typing: new Map(),
       streams: new Map(),
       hasMore: false,

@@ -457,6 +457,88 @@ async fn presence_says_how_many_are_online_after_each_change() {
     assert_eq!(last_of_ben, "offline");
 }
 
+/// Announcements of a room overtake one another on the way (each is sent by whoever made its
+/// change), so each carries the room's presence number: above the one `room_joined` was read at,
+/// each change its own, and the highest one's count right whatever order they arrive in (a
+/// client keeps that one's; a crowd leaving at once once left a client showing five people
+/// online when an early count arrived last).
+#[tokio::test]
+async fn presence_is_numbered_and_the_highest_number_counts_right() {
+    let t = TestApp::spawn().await;
+    let (ana, ben, room) = t.ana_and_ben().await;
+    let (cat, dan) = (t.register("Cat").await, t.register("Dan").await);
+    t.bring_in(&ana, room, &cat).await;
+    t.bring_in(&ana, room, &dan).await;
+    let (mut a, joined) = t.ws_in_room(&ana, room).await;
+    let floor = joined["presence_seq"].as_u64().expect("room_joined carries the number it was read at");
+    let numbered = |ev: &Value| {
+        let seq = ev["presence_seq"].as_u64().expect("a numbered presence_update");
+        (
+            ev["user_id"].as_str().unwrap().to_owned(),
+            ev["status"].as_str().unwrap().to_owned(),
+            seq,
+            ev["online_count"].as_u64().unwrap(),
+        )
+    };
+
+    let mut others = Vec::new();
+    for who in [&ben, &cat, &dan] {
+        let (ws, joined) = t.ws_in_room(who, room).await;
+        assert!(joined["presence_seq"].as_u64().unwrap() > floor);
+        others.push(ws);
+    }
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        heard.push(numbered(&a.recv_type("presence_update").await));
+    }
+    assert!(heard.iter().all(|(_, status, seq, _)| status == "online" && *seq > floor), "{heard:?}");
+    let last_arrival = heard.iter().max_by_key(|h| h.2).unwrap();
+    assert_eq!(last_arrival.3, 4, "the highest number counts everyone: {heard:?}");
+
+    // All three leave at once: whichever order the departures reach Ana in, the highest
+    // number's count is hers alone, and each is newer than every arrival.
+    let newest_arrival = last_arrival.2;
+    futures::future::join_all(others.into_iter().map(WsClient::close)).await;
+    let mut left = Vec::new();
+    while left.len() < 3 {
+        let change = numbered(&a.recv_type("presence_update").await);
+        assert_eq!(change.1, "offline", "{change:?}");
+        if !left.iter().any(|l: &(String, String, u64, u64)| l.0 == change.0) {
+            left.push(change);
+        }
+    }
+    assert!(left.iter().all(|l| l.2 > newest_arrival), "{left:?}");
+    let mut seqs: Vec<u64> = left.iter().map(|l| l.2).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 3, "each departure its own number: {left:?}");
+    assert_eq!(left.iter().max_by_key(|l| l.2).unwrap().3, 1, "{left:?}");
+}
+
+/// A room's presence numbers keep growing when Redis loses them (restarted, or a quiet day's
+/// expiry): a lost count starts again from the clock, above every number given before.
+#[tokio::test]
+async fn presence_numbers_grow_across_a_lost_count() {
+    let t = TestApp::spawn().await;
+    let app = &t.local.app;
+    let room = uuid::Uuid::now_v7();
+    let now = Utc::now().timestamp_millis();
+    let first = app.redis.presence_seq(room, now).await.unwrap();
+    let second = app.redis.presence_seq(room, now).await.unwrap();
+    assert_eq!(second, first + 1);
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}presence-seq:{room}", app.config.redis_prefix);
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
+    assert!((1..=86_400_000).contains(&ttl_ms), "forgotten a day after its last use: {ttl_ms}");
+    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
+    let after = app.redis.presence_seq(room, now + 1).await.unwrap();
+    assert!(after > second, "{after} after {second}");
+    // Another room's numbers are its own.
+    let other = app.redis.presence_seq(uuid::Uuid::now_v7(), now).await.unwrap();
+    assert_eq!(other, u64::try_from(now).unwrap() * 1000 + 1);
+}
+
 #[tokio::test]
 async fn presence_goes_offline_only_when_a_persons_last_socket_closes() {
     let t = TestApp::spawn().await;
