@@ -21,11 +21,28 @@ use crate::{
 
 /// Sends to one connection; a gone connection is noted for the scheduler ([`note_gone`]).
 pub async fn push_to(app: &App, to: Recipient<'_>, frame: &Frame) -> bool {
+    push_checked(app, to, frame, false).await
+}
+
+/// How long after its `$connect` registered it a connection may not be open yet: API Gateway
+/// opens it once `$connect` has answered (within its 29 s integration timeout), and a push
+/// before that is answered 410, as for a closed one (the emulated gateway and `mathia-local`'s
+/// do the same before the socket is attached).
+pub const STILL_OPENING: chrono::Duration = chrono::Duration::seconds(30);
+
+/// [`push_to`], for a connection that may still be opening ([`STILL_OPENING`]): a 410 then is not
+/// taken as gone. Noted, the connection was skipped by this process's pushes for a minute and
+/// forgotten by the scheduler, so a socket that opened while a read marker was pushed to its
+/// person's sockets never heard an answer.
+async fn push_checked(app: &App, to: Recipient<'_>, frame: &Frame, opening: bool) -> bool {
     if app.gone.is_gone(to.id, Instant::now()) {
         return false;
     }
-    let result = app.push.send(to, frame).await;
-    settle(app, to.id, result).await
+    match app.push.send(to, frame).await {
+        // Its `$disconnect` forgets it if it never opens.
+        Err(PushError::Gone) if opening => false,
+        result => settle(app, to.id, result).await,
+    }
 }
 
 /// After a push: a gone connection noted (once per process, see
@@ -97,7 +114,9 @@ pub async fn push_to_connections(
     join_all(to.iter().zip(results).filter(|(_, r)| r.is_err()).map(|(c, r)| settle(app, c.id, r))).await;
 }
 
-/// Sends to every connection of a user; false when they have none (they are offline).
+/// Sends to every connection of a user; false when they have none (they are offline). One
+/// registered moments ago may not be open yet ([`push_checked`]); a room's connections have
+/// joined it with a frame, so they were open.
 pub async fn push_to_user(app: &App, user_id: Uuid, event: &ServerEvent) -> bool {
     let connections = match app.connections.of_user(user_id).await {
         Ok(c) => c,
@@ -107,7 +126,10 @@ pub async fn push_to_user(app: &App, user_id: Uuid, event: &ServerEvent) -> bool
         }
     };
     let frame = Frame::json(event);
-    let delivered = join_all(connections.iter().map(|c| push_to(app, c.into(), &frame))).await;
+    let now = app.clock.now();
+    let delivered =
+        join_all(connections.iter().map(|c| push_checked(app, c.into(), &frame, now - c.connected_at < STILL_OPENING)))
+            .await;
     delivered.into_iter().any(|ok| ok)
 }
 

@@ -17,9 +17,9 @@ use mathia::{
     config::AwsSettings,
     domain::ConnectionId,
     lambda::aws_lambda_events::sqs::SqsEvent,
-    ports::{ConnectionInfo, Connections, Push, PushError, Queue, QueueName, Recipient},
+    ports::{Clock, ConnectionInfo, Connections, Push, PushError, Queue, QueueName, Recipient},
     protocol::ServerEvent,
-    realtime::push_to_room,
+    realtime::{push_to_room, push_to_user},
     workers::{ModerationJob, run_sqs_batch},
 };
 use serde_json::json;
@@ -273,6 +273,64 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
     assert_eq!(posts.iter().filter(|r| r.url.path() == "/@connections/flaky").count(), 2, "retried once");
     clock.advance(chrono::Duration::seconds(6));
     assert_eq!(tick().await.gone_connections_forgotten, 0, "forgotten once");
+}
+
+/// API Gateway answers 410 to a push to a connection its `$connect` registered but that is not
+/// open yet (the handshake finishes once `$connect` answers). A push to a person's sockets in
+/// that moment (their read marker, from another tab) must not take the new one as gone: noted, it
+/// was skipped for a minute and the scheduler forgot it, and the socket never heard an answer. A
+/// 410 once it had time to open is taken as gone.
+#[tokio::test]
+async fn a_connection_still_opening_is_not_taken_as_gone() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/@connections/opening"))
+        .respond_with(
+            ResponseTemplate::new(410)
+                .insert_header("x-amzn-errortype", "GoneException")
+                .set_body_json(json!({"message": "Gone"})),
+        )
+        .mount(&server)
+        .await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
+        .push(Arc::new(ApiGatewayPush::new(sdk, Some(server.uri()))))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let ana = Uuid::new_v4();
+    let opening = ConnectionInfo { connected_at: clock.now(), ..conn("opening", ana, Some(&server.uri())) };
+    app.connections.register(opening).await.unwrap();
+    let tries = || async {
+        let posts = server.received_requests().await.unwrap();
+        posts.iter().filter(|r| r.url.path() == "/@connections/opening").count()
+    };
+    let tick = || mathia::workers::scheduler::tick(&app);
+    let registered = || async { app.connections.get(&ConnectionId::new("opening")).await.unwrap().is_some() };
+
+    let read_marker = ServerEvent::Pong;
+    assert!(!push_to_user(&app, ana, &read_marker).await);
+    clock.advance(chrono::Duration::seconds(6));
+    assert!(!push_to_user(&app, ana, &read_marker).await);
+    assert_eq!(tries().await, 2, "not skipped: it may have opened since");
+    clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(tick().await.gone_connections_forgotten, 0);
+    assert!(registered().await, "not forgotten");
+
+    // Past the time a `$connect` can take, a 410 means gone: noted, skipped, forgotten.
+    clock.advance(mathia::realtime::STILL_OPENING);
+    assert!(!push_to_user(&app, ana, &read_marker).await);
+    assert!(!push_to_user(&app, ana, &read_marker).await);
+    assert_eq!(tries().await, 3, "the second push skipped it");
+    clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(tick().await.gone_connections_forgotten, 1);
+    assert!(!registered().await);
 }
 
 #[tokio::test]
