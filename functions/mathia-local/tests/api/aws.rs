@@ -185,6 +185,28 @@ async fn the_dynamodb_registry_finds_rooms_and_users_without_scans_and_forgets()
     assert!(registry.older_than(Utc::now() - chrono::Duration::hours(1)).await.unwrap().is_empty());
 }
 
+/// Answers every push to connection `id` as API Gateway answers one to a gone connection.
+async fn answer_gone(server: &MockServer, id: &str) {
+    Mock::given(method("POST"))
+        .and(path(format!("/@connections/{id}")))
+        .respond_with(
+            ResponseTemplate::new(410)
+                .insert_header("x-amzn-errortype", "GoneException")
+                .set_body_json(json!({"message": "Gone"})),
+        )
+        .mount(server)
+        .await;
+}
+
+/// SDK settings that reach no emulator: the management API under test is a wiremock server.
+async fn emulator_free_sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await
+}
+
 #[tokio::test]
 async fn push_reaches_live_connections_and_forgets_gone_ones() {
     let server = MockServer::start().await;
@@ -193,15 +215,7 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/@connections/dead"))
-        .respond_with(
-            ResponseTemplate::new(410)
-                .insert_header("x-amzn-errortype", "GoneException")
-                .set_body_json(json!({"message": "Gone"})),
-        )
-        .mount(&server)
-        .await;
+    answer_gone(&server, "dead").await;
     // A transient failure is retried with backoff.
     Mock::given(method("POST"))
         .and(path("/@connections/flaky"))
@@ -215,12 +229,7 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
         .mount(&server)
         .await;
 
-    let emu_free_sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    let push = ApiGatewayPush::new(emu_free_sdk, Some(server.uri()));
+    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
     let frame = mathia::ports::Frame::json(&ServerEvent::Pong);
     let id = |s: &str| ConnectionId::new(s);
     push.send(Recipient { id: &id("alive"), endpoint: None }, &frame).await.unwrap();
@@ -283,24 +292,11 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
 #[tokio::test]
 async fn a_connection_still_opening_is_not_taken_as_gone() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/@connections/opening"))
-        .respond_with(
-            ResponseTemplate::new(410)
-                .insert_header("x-amzn-errortype", "GoneException")
-                .set_body_json(json!({"message": "Gone"})),
-        )
-        .mount(&server)
-        .await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
+    answer_gone(&server, "opening").await;
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let t = TestApp::spawn_with_clock(clock.clone()).await;
     let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
-        .push(Arc::new(ApiGatewayPush::new(sdk, Some(server.uri()))))
+        .push(Arc::new(ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()))))
         .clock(clock.clone())
         .build()
         .unwrap();
