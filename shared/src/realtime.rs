@@ -427,9 +427,9 @@ pub async fn announce_presence(
     let within = limits::limit_per_minute(app, &counter, "presence changes", user_id, now, PRESENCE_CHANGES_PER_MINUTE)
         .await
         .is_ok();
-    // Redis is asked between the read of `here` and the push only past the budget: announcements
-    // of one room that wait there overtake one another, and the last a client hears may carry
-    // an older count (a room of a hundred emptying at once showed 28 left).
+    // Redis is asked between the read and the push only past the budget, so announcements
+    // rarely wait there; those that overtake one another anyway are set right by their numbers
+    // (`read_presence`).
     let owed = !within
         && status == PresenceStatus::Offline
         && app.redis.take_arrival_heard(room_id, user_id).await.unwrap_or_else(|e| {
