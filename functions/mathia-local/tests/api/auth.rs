@@ -1,7 +1,6 @@
 //! Accounts, sessions and WebSocket tickets.
 
 use std::{
-    collections::HashSet,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -9,20 +8,16 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
-use mathia::{
-    adapters::local::Tickets,
-    domain::ConnectionId,
-    ports::{ConnectionInfo, Connections, RegistryError, RoomConnection},
-    tokens::hash_hex,
+use mathia::{adapters::local::Tickets, tokens::hash_hex};
+
+use crate::{
+    helpers::{TestApp, TestUser, unique},
+    registry_faults::{FaultyRegistry, Pause},
 };
-
-use crate::helpers::{TestApp, TestUser, unique};
 
 #[tokio::test]
 async fn register_login_me_logout() {
@@ -226,7 +221,11 @@ async fn a_logout_during_a_handshake_refuses_the_socket() {
         |_| {},
         None,
         move |local| {
-            let pausing = PausingRegistry { inner: local.app.connections.clone(), pause: registry, keeps_marks: marks };
+            let pausing = FaultyRegistry {
+                pause: registry,
+                keeps_marks: marks,
+                ..FaultyRegistry::over(local.app.connections.clone())
+            };
             local.app = mathia::App::builder(local.app.config.clone(), local.app.db.clone())
                 .connections(Arc::new(pausing))
                 .push(Arc::new(local.push.clone()))
@@ -253,83 +252,6 @@ async fn a_logout_during_a_handshake_refuses_the_socket() {
         let open = t.local.app.connections.of_user(ana.id).await.unwrap();
         assert!(open.is_empty(), "{case}: nothing left registered: {open:?}");
         assert_eq!(t.push().len(), 0, "{case}: no socket held");
-    }
-}
-
-/// One registration held at a point (before or after it reaches the registry) until the test
-/// lets it go.
-struct Pause {
-    after_registering: bool,
-    reached: oneshot::Sender<()>,
-    resume: oneshot::Receiver<()>,
-}
-
-/// The real registry, with a [`Pause`] for the next registration when the test sets one; with
-/// `keeps_marks` off it keeps no logout marks, as a registry in another process would not.
-struct PausingRegistry {
-    inner: Arc<dyn Connections>,
-    pause: Arc<Mutex<Option<Pause>>>,
-    keeps_marks: Arc<AtomicBool>,
-}
-
-impl PausingRegistry {
-    async fn hold(pause: Pause) {
-        pause.reached.send(()).unwrap();
-        pause.resume.await.unwrap();
-    }
-}
-
-#[async_trait::async_trait]
-impl Connections for PausingRegistry {
-    async fn register(&self, info: ConnectionInfo) -> Result<(), RegistryError> {
-        let pause = self.pause.lock().unwrap().take();
-        match pause {
-            Some(p) if !p.after_registering => {
-                Self::hold(p).await;
-                self.inner.register(info).await
-            }
-            Some(p) => {
-                self.inner.register(info).await?;
-                Self::hold(p).await;
-                Ok(())
-            }
-            None => self.inner.register(info).await,
-        }
-    }
-    async fn remove(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
-        self.inner.remove(id).await
-    }
-    async fn get(&self, id: &ConnectionId) -> Result<Option<ConnectionInfo>, RegistryError> {
-        self.inner.get(id).await
-    }
-    async fn join(&self, id: &ConnectionId, room_id: Uuid) -> Result<bool, RegistryError> {
-        self.inner.join(id, room_id).await
-    }
-    async fn leave(&self, id: &ConnectionId, room_id: Uuid) -> Result<(), RegistryError> {
-        self.inner.leave(id, room_id).await
-    }
-    async fn in_room(&self, room_id: Uuid) -> Result<Vec<RoomConnection>, RegistryError> {
-        self.inner.in_room(room_id).await
-    }
-    async fn of_user(&self, user_id: Uuid) -> Result<Vec<ConnectionInfo>, RegistryError> {
-        self.inner.of_user(user_id).await
-    }
-    async fn rename(&self, user_id: Uuid, display_name: &str) -> Result<HashSet<Uuid>, RegistryError> {
-        self.inner.rename(user_id, display_name).await
-    }
-    async fn older_than(&self, cutoff: DateTime<Utc>) -> Result<Vec<ConnectionId>, RegistryError> {
-        self.inner.older_than(cutoff).await
-    }
-    async fn mark_session_ended(&self, session: &str, ttl: Duration) {
-        if self.keeps_marks.load(Ordering::Relaxed) {
-            self.inner.mark_session_ended(session, ttl).await;
-        }
-    }
-    async fn session_ended(&self, session: &str) -> Option<bool> {
-        match self.keeps_marks.load(Ordering::Relaxed) {
-            true => self.inner.session_ended(session).await,
-            false => None,
-        }
     }
 }
 

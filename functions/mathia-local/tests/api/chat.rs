@@ -6,7 +6,10 @@ use chrono::{TimeZone, Utc};
 use mathia::adapters::{local::ManualClock, postgres::moderation};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, WsClient, wait_until};
+use crate::{
+    helpers::{TestApp, TestUser, WsClient, wait_until},
+    registry_faults::FaultyRegistry,
+};
 
 #[tokio::test]
 async fn two_users_see_each_others_messages_in_stored_order_with_acks() {
@@ -624,71 +627,6 @@ async fn history_pages_backwards_and_catches_up_forwards() {
     }
 }
 
-/// The registry as it is, but a removal that never returns, once it has removed the connection
-/// (`.1`) or before: a process cut off (a Lambda stopped at its timeout) while forgetting one.
-struct CutOffRemoving(Arc<dyn mathia::ports::Connections>, bool);
-
-#[async_trait::async_trait]
-impl mathia::ports::Connections for CutOffRemoving {
-    async fn register(&self, info: mathia::ports::ConnectionInfo) -> Result<(), mathia::ports::RegistryError> {
-        self.0.register(info).await
-    }
-    async fn remove(
-        &self,
-        id: &mathia::domain::ConnectionId,
-    ) -> Result<Option<mathia::ports::ConnectionInfo>, mathia::ports::RegistryError> {
-        if self.1 {
-            self.0.remove(id).await?;
-        }
-        std::future::pending().await
-    }
-    async fn get(
-        &self,
-        id: &mathia::domain::ConnectionId,
-    ) -> Result<Option<mathia::ports::ConnectionInfo>, mathia::ports::RegistryError> {
-        self.0.get(id).await
-    }
-    async fn join(
-        &self,
-        id: &mathia::domain::ConnectionId,
-        room_id: uuid::Uuid,
-    ) -> Result<bool, mathia::ports::RegistryError> {
-        self.0.join(id, room_id).await
-    }
-    async fn leave(
-        &self,
-        id: &mathia::domain::ConnectionId,
-        room_id: uuid::Uuid,
-    ) -> Result<(), mathia::ports::RegistryError> {
-        self.0.leave(id, room_id).await
-    }
-    async fn in_room(
-        &self,
-        room_id: uuid::Uuid,
-    ) -> Result<Vec<mathia::ports::RoomConnection>, mathia::ports::RegistryError> {
-        self.0.in_room(room_id).await
-    }
-    async fn of_user(
-        &self,
-        user_id: uuid::Uuid,
-    ) -> Result<Vec<mathia::ports::ConnectionInfo>, mathia::ports::RegistryError> {
-        self.0.of_user(user_id).await
-    }
-    async fn rename(
-        &self,
-        user_id: uuid::Uuid,
-        display_name: &str,
-    ) -> Result<std::collections::HashSet<uuid::Uuid>, mathia::ports::RegistryError> {
-        self.0.rename(user_id, display_name).await
-    }
-    async fn older_than(
-        &self,
-        cutoff: chrono::DateTime<Utc>,
-    ) -> Result<Vec<mathia::domain::ConnectionId>, mathia::ports::RegistryError> {
-        self.0.older_than(cutoff).await
-    }
-}
-
 /// Forgetting a connection writes its departure down first: one whose process was cut off after
 /// removing the connection, before telling its rooms, is told by the scheduler once it is a
 /// minute old, so the person does not stay listed as online; one cut off before the removal is
@@ -717,7 +655,10 @@ async fn a_departure_cut_off_midway_is_finished_by_the_scheduler() {
         assert_eq!(b.recv_presence_of(&ana).await, ("online".into(), 2));
         let ana_socket = app.connections.of_user(ana.id).await.unwrap().remove(0).id;
         let cut = mathia::App::builder(app.config.clone(), app.db.clone())
-            .connections(Arc::new(CutOffRemoving(app.connections.clone(), removed)))
+            .connections(Arc::new(FaultyRegistry {
+                cut_off_removal: Some(removed),
+                ..FaultyRegistry::over(app.connections.clone())
+            }))
             .push(app.push.clone())
             .clock(clock.clone())
             .build()

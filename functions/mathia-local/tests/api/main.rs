@@ -38,6 +38,7 @@ mod onboarding;
 mod openapi;
 mod pins;
 mod refusals;
+mod registry_faults;
 mod reminders;
 mod rooms_security;
 mod runtime;
