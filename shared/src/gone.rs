@@ -45,7 +45,7 @@ impl GoneConnections {
     }
 
     /// True the first time `connection` is reported gone within [`Self::REMEMBER`]: the caller
-    /// forgets it; false when this process already is or has.
+    /// notes it for the scheduler; false when this process already has.
     pub fn first_report(&self, connection: &ConnectionId, now: Instant) -> bool {
         let mut seen = self.seen.lock().expect("gone connections lock");
         if let Some(at) = seen.get(connection)
@@ -74,7 +74,7 @@ mod tests {
         let (a, b) = (ConnectionId::new("a"), ConnectionId::new("b"));
         let now = Instant::now();
         assert!(gone.first_report(&a, now));
-        assert!(!gone.first_report(&a, now + Duration::from_secs(1)), "already being forgotten");
+        assert!(!gone.first_report(&a, now + Duration::from_secs(1)), "already noted");
         assert!(gone.first_report(&b, now), "another connection is its own");
         assert!(gone.is_gone(&a, now + Duration::from_secs(1)) && !gone.is_gone(&ConnectionId::new("c"), now));
         let mut to = vec![a.clone(), b.clone(), ConnectionId::new("c")];

@@ -317,7 +317,7 @@ fn attachment(file: &str, room: &str) -> String {
 const INSERT: &str = "INSERT INTO messages (id, room_id, seq, kind, author_id, key_version, nonce, ciphertext,
                                             client_msg_id, reply_to, stopped, attachment_id, search_terms)";
 
-/// Closes both statements: the insert (an `ins` CTE) returns its rows.
+/// Closes the insert of both statements (an `ins` CTE) and returns its rows.
 const RETURNING: &str = "RETURNING id, seq, created_at, author_id)
      SELECT id, seq, created_at, (SELECT display_name FROM users WHERE id = ins.author_id) AS display_name FROM ins";
 
