@@ -307,6 +307,20 @@ fn seconds(name: &str, default: Duration) -> anyhow::Result<Duration> {
     }
 }
 
+/// A count where zero would refuse everyone (no message, frame, socket or page ever allowed) or
+/// loop without end: refused at start rather than served as a product that does nothing.
+fn at_least_one<T>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T: std::str::FromStr + PartialEq + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    let n = parsed(name, default)?;
+    if n == T::from(0) {
+        bail!("{name} must be at least 1");
+    }
+    Ok(n)
+}
+
 fn parsed<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
 where
     T::Err: std::fmt::Display,
@@ -369,17 +383,17 @@ impl Config {
             redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_prefix: var("MATHIA_REDIS_PREFIX").unwrap_or_else(|| "mathia:".into()),
             master_key,
-            rate_limit_per_min: parsed("MATHIA_RATE_LIMIT_PER_MIN", 30)?,
-            login_failures_per_account: parsed("MATHIA_LOGIN_FAILURES_PER_ACCOUNT", 10)?,
-            login_failures_per_address: parsed("MATHIA_LOGIN_FAILURES_PER_ADDRESS", 50)?,
-            ws_frames_per_s: parsed("MATHIA_WS_FRAMES_PER_S", WS_FRAMES_PER_S)?,
-            ws_frame_burst: parsed("MATHIA_WS_FRAME_BURST", WS_FRAME_BURST)?,
-            sockets_per_person: parsed("MATHIA_SOCKETS_PER_PERSON", SOCKETS_PER_PERSON)?,
+            rate_limit_per_min: at_least_one("MATHIA_RATE_LIMIT_PER_MIN", 30)?,
+            login_failures_per_account: at_least_one("MATHIA_LOGIN_FAILURES_PER_ACCOUNT", 10)?,
+            login_failures_per_address: at_least_one("MATHIA_LOGIN_FAILURES_PER_ADDRESS", 50)?,
+            ws_frames_per_s: at_least_one("MATHIA_WS_FRAMES_PER_S", WS_FRAMES_PER_S)?,
+            ws_frame_burst: at_least_one("MATHIA_WS_FRAME_BURST", WS_FRAME_BURST)?,
+            sockets_per_person: at_least_one("MATHIA_SOCKETS_PER_PERSON", SOCKETS_PER_PERSON)?,
             max_connections: Some(parsed("MATHIA_MAX_CONNECTIONS", 0_usize)?).filter(|&n| n > 0),
-            connections_per_address: parsed("MATHIA_CONNECTIONS_PER_ADDRESS", CONNECTIONS_PER_ADDRESS)?,
+            connections_per_address: at_least_one("MATHIA_CONNECTIONS_PER_ADDRESS", CONNECTIONS_PER_ADDRESS)?,
             idle_timeout: seconds("MATHIA_IDLE_TIMEOUT_S", IDLE_TIMEOUT)?,
             header_timeout: seconds("MATHIA_HEADER_TIMEOUT_S", HEADER_TIMEOUT)?,
-            moderation_batch_size: parsed("MATHIA_MODERATION_BATCH_SIZE", 20)?,
+            moderation_batch_size: at_least_one("MATHIA_MODERATION_BATCH_SIZE", 20)?,
             ai_reply_cost_cents: parsed("MATHIA_AI_REPLY_COST_CENTS", 1)?,
             welcome_credit_cents: parsed("MATHIA_WELCOME_CREDIT_CENTS", 500)?,
             welcome_credits_per_address_per_day: parsed(
@@ -393,12 +407,12 @@ impl Config {
                 Some(json) => parse_ai_models(&json, var).context("MATHIA_AI_MODELS")?,
                 None => Vec::new(),
             },
-            ai_idle_timeout: Duration::from_secs(parsed("MATHIA_AI_TIMEOUT_S", 30)?),
-            ai_max_tokens: parsed("MATHIA_AI_MAX_TOKENS", 1024)?,
-            ai_deadline: Duration::from_secs(parsed("MATHIA_AI_DEADLINE_S", 120)?),
-            ai_reply_max_chars: parsed("MATHIA_AI_REPLY_MAX_CHARS", 16_000)?,
+            ai_idle_timeout: seconds("MATHIA_AI_TIMEOUT_S", Duration::from_secs(30))?,
+            ai_max_tokens: at_least_one("MATHIA_AI_MAX_TOKENS", 1024)?,
+            ai_deadline: seconds("MATHIA_AI_DEADLINE_S", Duration::from_secs(120))?,
+            ai_reply_max_chars: at_least_one("MATHIA_AI_REPLY_MAX_CHARS", 16_000)?,
             ai_tool_rounds: parsed("MATHIA_AI_TOOL_ROUNDS", 4)?,
-            ai_tool_timeout: Duration::from_secs(parsed("MATHIA_AI_TOOL_TIMEOUT_S", 15)?),
+            ai_tool_timeout: seconds("MATHIA_AI_TOOL_TIMEOUT_S", Duration::from_secs(15))?,
             operator_token: var("MATHIA_OPERATOR_TOKEN"),
             calendly_base_url: var("CALENDLY_BASE_URL").unwrap_or_else(|| "https://api.calendly.com".into()),
             calendly_auth_url: var("CALENDLY_AUTH_URL").unwrap_or_else(|| "https://auth.calendly.com".into()),
@@ -411,9 +425,9 @@ impl Config {
                 _ => None,
             },
             ticket_ttl: Duration::from_secs(60),
-            history_pages_per_minute: parsed("MATHIA_HISTORY_PAGES_PER_MIN", HISTORY_PAGES_PER_MINUTE)?,
+            history_pages_per_minute: at_least_one("MATHIA_HISTORY_PAGES_PER_MIN", HISTORY_PAGES_PER_MINUTE)?,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
-            scheduler_every: Duration::from_secs(parsed("MATHIA_SCHEDULER_INTERVAL_S", 5)?),
+            scheduler_every: seconds("MATHIA_SCHEDULER_INTERVAL_S", Duration::from_secs(5))?,
             files_dir: var("MATHIA_FILES_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".mathia/files")),
             files_bucket: var("MATHIA_FILES_BUCKET"),
             static_dir: var("MATHIA_STATIC_DIR").map(PathBuf::from).unwrap_or_else(default_static_dir),

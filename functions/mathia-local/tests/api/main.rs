@@ -46,4 +46,5 @@ mod search;
 mod search_bench;
 mod sessions;
 mod sockets;
+mod startup;
 mod wallet;
