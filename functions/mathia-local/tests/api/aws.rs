@@ -284,6 +284,61 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
     assert_eq!(tick().await.gone_connections_forgotten, 0, "forgotten once");
 }
 
+/// A tick takes many gone connections at once and forgets them side by side: each is forgotten,
+/// and the room hears each person leave, the announcement with the highest number counting
+/// only the one still there.
+#[tokio::test]
+async fn a_tick_forgets_many_gone_connections_and_the_room_hears_each_leave() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/@connections/alive"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let gone: Vec<String> = (0..40).map(|i| format!("gone-{i}")).collect();
+    for id in &gone {
+        answer_gone(&server, id).await;
+    }
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
+        .push(Arc::new(ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()))))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let room = Uuid::new_v4();
+    let mut people = std::collections::HashSet::new();
+    for c in gone.iter().map(String::as_str).chain(["alive"]) {
+        let person = Uuid::new_v4();
+        people.insert(person);
+        app.connections.register(conn(c, person, Some(&server.uri()))).await.unwrap();
+        app.connections.join(&ConnectionId::new(c), room).await.unwrap();
+    }
+    push_to_room(&app, room, &ServerEvent::Pong, None).await;
+    clock.advance(chrono::Duration::seconds(6));
+    let tick = || mathia::workers::scheduler::tick(&app);
+    assert_eq!(tick().await.gone_connections_forgotten, gone.len());
+    let listed: Vec<_> = app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(listed, vec!["alive"]);
+
+    let posts = server.received_requests().await.unwrap();
+    let heard: Vec<serde_json::Value> = posts
+        .iter()
+        .filter(|r| r.url.path() == "/@connections/alive")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .filter(|e: &serde_json::Value| e["type"] == "presence_update")
+        .collect();
+    let left: std::collections::HashSet<Uuid> =
+        heard.iter().map(|e| e["user_id"].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(heard.len(), gone.len(), "each departure told once");
+    assert!(heard.iter().all(|e| e["status"] == "offline"));
+    assert_eq!(left.len(), gone.len(), "one departure for each person who left");
+    assert!(left.is_subset(&people));
+    let last = heard.iter().max_by_key(|e| e["presence_seq"].as_u64().expect("numbered")).unwrap();
+    assert_eq!(last["online_count"], 1, "the highest number counts only the one still there");
+    assert_eq!(tick().await.gone_connections_forgotten, 0, "forgotten once");
+}
+
 /// API Gateway answers 410 to a push to a connection its `$connect` registered but that is not
 /// open yet (the handshake finishes once `$connect` answers). A push to a person's sockets in
 /// that moment (their read marker, from another tab) must not take the new one as gone: noted, it
