@@ -159,6 +159,8 @@ print(json.dumps({
   "mem_total_kb": int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))),
   "rustc": sh("rustc", "--version"), "postgres": sh("psql", "--version"), "redis": sh("redis-server", "--version"),
   "loadavg": open("/proc/loadavg").read().split()[:3],
+  # Postgres settings every server connection starts with (libpq's PGOPTIONS), when any.
+  "pgoptions": os.environ.get("PGOPTIONS"),
 }))
 EOF
 }
