@@ -207,14 +207,28 @@ async fn emulator_free_sdk() -> aws_config::SdkConfig {
         .await
 }
 
+/// The management API answering 200 to every push to `id`.
+async fn answer_ok(server: &MockServer, id: &str) {
+    Mock::given(method("POST"))
+        .and(path(format!("/@connections/{id}")))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(server)
+        .await;
+}
+
+/// The test app's settings and database, pushing through `push` on `clock`'s time.
+fn app_pushing_with(t: &TestApp, push: ApiGatewayPush, clock: Arc<ManualClock>) -> mathia::App {
+    mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
+        .push(Arc::new(push))
+        .clock(clock)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn push_reaches_live_connections_and_forgets_gone_ones() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/@connections/alive"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    answer_ok(&server, "alive").await;
     answer_gone(&server, "dead").await;
     // A transient failure is retried with backoff.
     Mock::given(method("POST"))
@@ -223,11 +237,7 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/@connections/flaky"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    answer_ok(&server, "flaky").await;
 
     let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
     let frame = mathia::ports::Frame::json(&ServerEvent::Pong);
@@ -241,11 +251,7 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
     // scheduler forgets it and tells the room it left.
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let t = TestApp::spawn_with_clock(clock.clone()).await;
-    let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
-        .push(Arc::new(push))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let app = app_pushing_with(&t, push, clock.clone());
     let room = Uuid::new_v4();
     for c in ["alive", "dead"] {
         app.connections.register(conn(c, Uuid::new_v4(), Some(&server.uri()))).await.unwrap();
@@ -290,22 +296,15 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
 #[tokio::test]
 async fn a_tick_forgets_many_gone_connections_and_the_room_hears_each_leave() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/@connections/alive"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    answer_ok(&server, "alive").await;
     let gone: Vec<String> = (0..40).map(|i| format!("gone-{i}")).collect();
     for id in &gone {
         answer_gone(&server, id).await;
     }
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let t = TestApp::spawn_with_clock(clock.clone()).await;
-    let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
-        .push(Arc::new(ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()))))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
+    let app = app_pushing_with(&t, push, clock.clone());
     let room = Uuid::new_v4();
     let mut people = std::collections::HashSet::new();
     for c in gone.iter().map(String::as_str).chain(["alive"]) {
@@ -350,11 +349,8 @@ async fn a_connection_still_opening_is_not_taken_as_gone() {
     answer_gone(&server, "opening").await;
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let t = TestApp::spawn_with_clock(clock.clone()).await;
-    let app = mathia::App::builder(t.local.app.config.clone(), t.local.app.db.clone())
-        .push(Arc::new(ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()))))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
+    let app = app_pushing_with(&t, push, clock.clone());
     let ana = Uuid::new_v4();
     let opening = ConnectionInfo { connected_at: clock.now(), ..conn("opening", ana, Some(&server.uri())) };
     app.connections.register(opening).await.unwrap();
