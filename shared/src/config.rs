@@ -301,14 +301,12 @@ fn var(name: &str) -> Option<String> {
 
 /// A duration in whole seconds, at least one.
 fn seconds(name: &str, default: Duration) -> anyhow::Result<Duration> {
-    match parsed(name, default.as_secs())? {
-        0 => bail!("{name} must be at least 1"),
-        s => Ok(Duration::from_secs(s)),
-    }
+    at_least_one(name, default.as_secs()).map(Duration::from_secs)
 }
 
-/// A count where zero would refuse everyone (no message, frame, socket or page ever allowed) or
-/// loop without end: refused at start rather than served as a product that does nothing.
+/// A count or period where zero would refuse everyone (no message, frame, socket or page ever
+/// allowed) or make a timer panic: refused at start rather than served as a product that does
+/// nothing.
 fn at_least_one<T>(name: &str, default: T) -> anyhow::Result<T>
 where
     T: std::str::FromStr + PartialEq + From<u8>,
