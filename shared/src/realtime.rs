@@ -272,7 +272,7 @@ pub const DEPARTURE_CUT_OFF_AFTER: chrono::Duration = chrono::Duration::seconds(
 /// Gone connections, and cut-off departures, the scheduler takes in one tick (each).
 const SETTLED_PER_TICK: usize = 500;
 
-/// Gone connections forgotten at once within a tick.
+/// Gone connections, and cut-off departures, settled at once within a tick.
 const SETTLING_AT_ONCE: usize = 16;
 
 /// What [`settle_departures`] did in one tick.
@@ -312,24 +312,30 @@ pub async fn settle_departures(app: &App) -> Settled {
     for (room_id, user_id, connection) in cut_off {
         by_connection.entry(connection).or_default().push((room_id, user_id));
     }
-    for (connection, rooms) in by_connection {
-        let connection = ConnectionId::new(connection);
-        match app.connections.get(&connection).await {
-            // Cut off before the removal: forgotten again, whole.
-            Ok(Some(_)) => {
-                forget_and_close(app, &connection).await;
-            }
-            Ok(None) => {
-                for (room_id, user_id) in rooms {
-                    if let Err(e) = app.redis.presence_untold(room_id, user_id).await {
-                        tracing::warn!(%room_id, error = %e, "cannot leave a cut-off departure to be told");
-                    }
+    futures::stream::iter(by_connection)
+        .for_each_concurrent(SETTLING_AT_ONCE, |(connection, rooms)| async move {
+            finish_cut_off(app, &ConnectionId::new(connection), rooms).await
+        })
+        .await;
+    settled
+}
+
+/// Finishes one departure that was cut off: a connection still registered is forgotten again,
+/// whole; one already removed leaves its rooms to be told.
+async fn finish_cut_off(app: &App, connection: &ConnectionId, rooms: Vec<(Uuid, Uuid)>) {
+    match app.connections.get(connection).await {
+        Ok(Some(_)) => {
+            forget_and_close(app, connection).await;
+        }
+        Ok(None) => {
+            for (room_id, user_id) in rooms {
+                if let Err(e) = app.redis.presence_untold(room_id, user_id).await {
+                    tracing::warn!(%room_id, error = %e, "cannot leave a cut-off departure to be told");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read a connection whose departure was cut off"),
         }
+        Err(e) => tracing::warn!(error = %e, "cannot read a connection whose departure was cut off"),
     }
-    settled
 }
 
 /// What a take from Redis answered; nothing when Redis is down (the next tick takes it).

@@ -338,6 +338,54 @@ async fn a_tick_forgets_many_gone_connections_and_the_room_hears_each_leave() {
     assert_eq!(tick().await.gone_connections_forgotten, 0, "forgotten once");
 }
 
+/// Many departures cut off midway (half before the connection's removal, half after) are
+/// finished in one tick, side by side: the room hears each person leave once, and every cut-off
+/// connection is gone from the registry.
+#[tokio::test]
+async fn a_tick_finishes_many_cut_off_departures_and_the_room_hears_each_leave() {
+    let server = MockServer::start().await;
+    answer_ok(&server, "alive").await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
+    let app = app_pushing_with(&t, push, clock.clone());
+    let room = Uuid::new_v4();
+    let cut: Vec<(String, Uuid)> = (0..40).map(|i| (format!("cut-{i}"), Uuid::new_v4())).collect();
+    for (c, person) in cut.iter().map(|(c, p)| (c.as_str(), *p)).chain([("alive", Uuid::new_v4())]) {
+        app.connections.register(conn(c, person, Some(&server.uri()))).await.unwrap();
+        app.connections.join(&ConnectionId::new(c), room).await.unwrap();
+    }
+    // Everyone was heard arriving; then each departure was written down and its process cut
+    // off, half of them after removing the connection.
+    for (c, person) in &cut {
+        app.redis.arrival_heard(room, *person).await.unwrap();
+        app.redis.departure_begun(c, *person, &[room], clock.now().timestamp_millis()).await.unwrap();
+    }
+    for (c, _) in cut.iter().step_by(2) {
+        assert!(app.connections.remove(&ConnectionId::new(c.as_str())).await.unwrap().is_some());
+    }
+    clock.advance(chrono::Duration::seconds(61));
+    let before = server.received_requests().await.unwrap().len();
+    let tick = || mathia::workers::scheduler::tick(&app);
+    assert_eq!(tick().await.departures_cut_off, cut.len());
+    let listed: Vec<_> = app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(listed, vec!["alive"]);
+
+    let posts = server.received_requests().await.unwrap();
+    let heard: Vec<serde_json::Value> = posts[before..]
+        .iter()
+        .filter(|r| r.url.path() == "/@connections/alive")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .filter(|e: &serde_json::Value| e["type"] == "presence_update")
+        .collect();
+    let left: std::collections::HashSet<Uuid> =
+        heard.iter().map(|e| e["user_id"].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(heard.len(), cut.len(), "each departure told once");
+    assert!(heard.iter().all(|e| e["status"] == "offline"));
+    assert_eq!(left, cut.iter().map(|(_, p)| *p).collect());
+    assert_eq!(tick().await.departures_cut_off, 0, "finished once");
+}
+
 /// API Gateway answers 410 to a push to a connection its `$connect` registered but that is not
 /// open yet (the handshake finishes once `$connect` answers). A push to a person's sockets in
 /// that moment (their read marker, from another tab) must not take the new one as gone: noted, it
