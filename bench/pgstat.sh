@@ -2,7 +2,7 @@
 # Where Postgres's time goes at a fixed load: 10 rooms × 10 people carry RATE msg/s per sender
 # for DURATION s against a fresh mathia-local, `pg_stat_statements` is reset SKIP_S s in, and
 # at the end the statements of the run's database are written, most total time first, with
-# their calls, rows and µs of execution (and of planning) per call and per row, to
+# their calls, plans made, rows and µs of execution (and of planning) per call and per row, to
 # bench/results/pgstat-<date>[-<PROFILE_TAG>].txt. The load generator's own line goes to the
 # results file as usual (its `usage` holds each process's CPU).
 #
@@ -36,7 +36,7 @@ wait "$RESET_PID"
   echo "# pg_stat_statements, $RATE msg/s per sender, $ROOMS rooms x $CLIENTS people, the last $((DURATION - SKIP_S)) of $DURATION s;" \
     "server $SERVER_BIN; git $GIT_REV; $(date -u +%FT%TZ)"
   psql "$PG_ADMIN_URL" -P pager=off -c "
-    SELECT calls, rows, round(total_exec_time::numeric, 1) AS exec_ms,
+    SELECT calls, plans, rows, round(total_exec_time::numeric, 1) AS exec_ms,
            round((1000 * total_exec_time / nullif(calls, 0))::numeric, 1) AS exec_us_per_call,
            round((1000 * total_exec_time / nullif(rows, 0))::numeric, 1) AS exec_us_per_row,
            round((1000 * total_plan_time / nullif(calls, 0))::numeric, 1) AS plan_us_per_call,
