@@ -225,6 +225,16 @@ fn app_pushing_with(t: &TestApp, push: ApiGatewayPush, clock: Arc<ManualClock>) 
         .unwrap()
 }
 
+/// An app pushing through the mocked API Gateway at `server`, on a clock the test moves (the
+/// `TestApp` serving its database is kept beside it).
+async fn app_pushing_to(server: &MockServer) -> (TestApp, mathia::App, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with_clock(clock.clone()).await;
+    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
+    let app = app_pushing_with(&t, push, clock.clone());
+    (t, app, clock)
+}
+
 #[tokio::test]
 async fn push_reaches_live_connections_and_forgets_gone_ones() {
     let server = MockServer::start().await;
@@ -290,6 +300,38 @@ async fn push_reaches_live_connections_and_forgets_gone_ones() {
     assert_eq!(tick().await.gone_connections_forgotten, 0, "forgotten once");
 }
 
+/// Registers each (connection, person) and one more connection, `alive`, and joins them all
+/// to `room`, every one pushed to through the mocked API Gateway.
+async fn join_with_one_more(app: &mathia::App, server: &MockServer, room: Uuid, people: &[(String, Uuid)]) {
+    for (c, person) in people.iter().map(|(c, p)| (c.as_str(), *p)).chain([("alive", Uuid::new_v4())]) {
+        app.connections.register(conn(c, person, Some(&server.uri()))).await.unwrap();
+        app.connections.join(&ConnectionId::new(c), room).await.unwrap();
+    }
+}
+
+/// The connections the registry lists in a room.
+async fn listed_in(app: &mathia::App, room: Uuid) -> Vec<String> {
+    app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect()
+}
+
+/// The presence updates pushed to `connection` through the mocked API Gateway, from its
+/// `from`th request on.
+async fn presence_pushed_to(server: &MockServer, connection: &str, from: usize) -> Vec<serde_json::Value> {
+    let path = format!("/@connections/{connection}");
+    server.received_requests().await.unwrap()[from..]
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .filter(|e: &serde_json::Value| e["type"] == "presence_update")
+        .collect()
+}
+
+/// Who the presence updates say left; each must be a departure.
+fn who_left(heard: &[serde_json::Value]) -> HashSet<Uuid> {
+    assert!(heard.iter().all(|e| e["status"] == "offline"), "{heard:?}");
+    heard.iter().map(|e| e["user_id"].as_str().unwrap().parse().unwrap()).collect()
+}
+
 /// A tick takes many gone connections at once and forgets them side by side: each is forgotten,
 /// and the room hears each person leave, the announcement with the highest number counting
 /// only the one still there.
@@ -301,38 +343,19 @@ async fn a_tick_forgets_many_gone_connections_and_the_room_hears_each_leave() {
     for id in &gone {
         answer_gone(&server, id).await;
     }
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let t = TestApp::spawn_with_clock(clock.clone()).await;
-    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
-    let app = app_pushing_with(&t, push, clock.clone());
+    let (_t, app, clock) = app_pushing_to(&server).await;
     let room = Uuid::new_v4();
-    let mut people = std::collections::HashSet::new();
-    for c in gone.iter().map(String::as_str).chain(["alive"]) {
-        let person = Uuid::new_v4();
-        people.insert(person);
-        app.connections.register(conn(c, person, Some(&server.uri()))).await.unwrap();
-        app.connections.join(&ConnectionId::new(c), room).await.unwrap();
-    }
+    let people: Vec<(String, Uuid)> = gone.iter().map(|c| (c.clone(), Uuid::new_v4())).collect();
+    join_with_one_more(&app, &server, room, &people).await;
     push_to_room(&app, room, &ServerEvent::Pong, None).await;
     clock.advance(chrono::Duration::seconds(6));
     let tick = || mathia::workers::scheduler::tick(&app);
     assert_eq!(tick().await.gone_connections_forgotten, gone.len());
-    let listed: Vec<_> = app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
-    assert_eq!(listed, vec!["alive"]);
+    assert_eq!(listed_in(&app, room).await, vec!["alive"]);
 
-    let posts = server.received_requests().await.unwrap();
-    let heard: Vec<serde_json::Value> = posts
-        .iter()
-        .filter(|r| r.url.path() == "/@connections/alive")
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .filter(|e: &serde_json::Value| e["type"] == "presence_update")
-        .collect();
-    let left: std::collections::HashSet<Uuid> =
-        heard.iter().map(|e| e["user_id"].as_str().unwrap().parse().unwrap()).collect();
+    let heard = presence_pushed_to(&server, "alive", 0).await;
     assert_eq!(heard.len(), gone.len(), "each departure told once");
-    assert!(heard.iter().all(|e| e["status"] == "offline"));
-    assert_eq!(left.len(), gone.len(), "one departure for each person who left");
-    assert!(left.is_subset(&people));
+    assert_eq!(who_left(&heard), people.iter().map(|(_, p)| *p).collect(), "one departure for each");
     let last = heard.iter().max_by_key(|e| e["presence_seq"].as_u64().expect("numbered")).unwrap();
     assert_eq!(last["online_count"], 1, "the highest number counts only the one still there");
     assert_eq!(tick().await.gone_connections_forgotten, 0, "forgotten once");
@@ -345,16 +368,10 @@ async fn a_tick_forgets_many_gone_connections_and_the_room_hears_each_leave() {
 async fn a_tick_finishes_many_cut_off_departures_and_the_room_hears_each_leave() {
     let server = MockServer::start().await;
     answer_ok(&server, "alive").await;
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let t = TestApp::spawn_with_clock(clock.clone()).await;
-    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
-    let app = app_pushing_with(&t, push, clock.clone());
+    let (_t, app, clock) = app_pushing_to(&server).await;
     let room = Uuid::new_v4();
     let cut: Vec<(String, Uuid)> = (0..40).map(|i| (format!("cut-{i}"), Uuid::new_v4())).collect();
-    for (c, person) in cut.iter().map(|(c, p)| (c.as_str(), *p)).chain([("alive", Uuid::new_v4())]) {
-        app.connections.register(conn(c, person, Some(&server.uri()))).await.unwrap();
-        app.connections.join(&ConnectionId::new(c), room).await.unwrap();
-    }
+    join_with_one_more(&app, &server, room, &cut).await;
     // Everyone was heard arriving; then each departure was written down and its process cut
     // off, half of them after removing the connection.
     for (c, person) in &cut {
@@ -368,21 +385,11 @@ async fn a_tick_finishes_many_cut_off_departures_and_the_room_hears_each_leave()
     let before = server.received_requests().await.unwrap().len();
     let tick = || mathia::workers::scheduler::tick(&app);
     assert_eq!(tick().await.departures_cut_off, cut.len());
-    let listed: Vec<_> = app.connections.in_room(room).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
-    assert_eq!(listed, vec!["alive"]);
+    assert_eq!(listed_in(&app, room).await, vec!["alive"]);
 
-    let posts = server.received_requests().await.unwrap();
-    let heard: Vec<serde_json::Value> = posts[before..]
-        .iter()
-        .filter(|r| r.url.path() == "/@connections/alive")
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .filter(|e: &serde_json::Value| e["type"] == "presence_update")
-        .collect();
-    let left: std::collections::HashSet<Uuid> =
-        heard.iter().map(|e| e["user_id"].as_str().unwrap().parse().unwrap()).collect();
+    let heard = presence_pushed_to(&server, "alive", before).await;
     assert_eq!(heard.len(), cut.len(), "each departure told once");
-    assert!(heard.iter().all(|e| e["status"] == "offline"));
-    assert_eq!(left, cut.iter().map(|(_, p)| *p).collect());
+    assert_eq!(who_left(&heard), cut.iter().map(|(_, p)| *p).collect(), "one departure for each");
     assert_eq!(tick().await.departures_cut_off, 0, "finished once");
 }
 
@@ -395,10 +402,7 @@ async fn a_tick_finishes_many_cut_off_departures_and_the_room_hears_each_leave()
 async fn a_connection_still_opening_is_not_taken_as_gone() {
     let server = MockServer::start().await;
     answer_gone(&server, "opening").await;
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let t = TestApp::spawn_with_clock(clock.clone()).await;
-    let push = ApiGatewayPush::new(emulator_free_sdk().await, Some(server.uri()));
-    let app = app_pushing_with(&t, push, clock.clone());
+    let (_t, app, clock) = app_pushing_to(&server).await;
     let ana = Uuid::new_v4();
     let opening = ConnectionInfo { connected_at: clock.now(), ..conn("opening", ana, Some(&server.uri())) };
     app.connections.register(opening).await.unwrap();
