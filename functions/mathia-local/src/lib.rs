@@ -19,6 +19,7 @@ mod socket;
 mod workers;
 
 pub use emulate::sigv4::Expected as ManagementCredentials;
+pub use serve::MIN_BODY_RATE;
 
 use std::{
     future::Future,

@@ -722,3 +722,85 @@ async fn a_request_head_trickled_a_byte_at_a_time_is_cut_at_its_deadline() {
     let mut honest = ask_from(&t, "127.0.0.1").await;
     assert_eq!(heard(&mut honest, WAIT).await, Heard::Ok);
 }
+
+/// A request body trickled a byte at a time is never silent either: once
+/// `MATHIA_HEADER_TIMEOUT_S` has passed since its head, a body that came slower on average than
+/// `MIN_BODY_RATE` is cut with 408 `request_timeout`, on a JSON endpoint and on an upload alike,
+/// and its connection closed. A body that takes longer than that but keeps the pace is read
+/// whole, and an honest request meanwhile is served.
+#[tokio::test]
+async fn a_request_body_trickled_below_the_minimum_pace_is_cut_once_its_grace_is_over() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const GRACE: Duration = Duration::from_secs(1);
+    let t = TestApp::spawn_with(|c| {
+        c.header_timeout = GRACE;
+        c.idle_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let heads = [
+        "POST /api/auth/login HTTP/1.1\r\nhost: mathia\r\ncontent-type: application/json\r\ncontent-length: 4096\r\n\r\n"
+            .to_owned(),
+        format!(
+            "PUT /api/uploads/{}?expires=4102444800&sig=00 HTTP/1.1\r\nhost: mathia\r\ncontent-length: 4096\r\n\r\n",
+            Uuid::new_v4()
+        ),
+    ];
+    for head in heads {
+        let started = tokio::time::Instant::now();
+        let mut slow = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+        slow.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0; 4096];
+        let mut sent = 0;
+        let answer = loop {
+            // A write just after the answer may find the connection closed: the answer is read below.
+            if slow.write_all(b" ").await.is_ok() {
+                sent += 1;
+            }
+            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+                Ok(_) => panic!("{head}: closed without an answer"),
+                Err(_) => assert!(started.elapsed() < WAIT, "{head}: the trickle went on past the wait"),
+            }
+        };
+        assert!(answer.starts_with("HTTP/1.1 408"), "{head}: {answer}");
+        assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+        assert!(started.elapsed() >= GRACE && sent >= 5, "not before its grace ({sent} bytes sent)");
+        let rest = tokio::time::timeout(WAIT, async {
+            loop {
+                match slow.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        });
+        rest.await.expect("the connection is closed after its answer");
+        let mut honest = ask_from(&t, "127.0.0.1").await;
+        assert_eq!(heard(&mut honest, WAIT).await, Heard::Ok);
+    }
+
+    // Four pieces of 1 KiB, 0.8 s apart: past the grace, but at more than the pace.
+    const PIECE: usize = 1024;
+    assert!(mathia_local::MIN_BODY_RATE as f64 * 0.8 < PIECE as f64, "the pieces come faster than the pace");
+    let mut body = br#"{"email":"nobody@example.com","password":""#.to_vec();
+    body.resize(4 * PIECE - 2, b'p');
+    body.extend_from_slice(br#""}"#);
+    let started = tokio::time::Instant::now();
+    let mut paced = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let head = format!(
+        "POST /api/auth/login HTTP/1.1\r\nhost: mathia\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    paced.write_all(head.as_bytes()).await.unwrap();
+    for (i, piece) in body.chunks(PIECE).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        paced.write_all(piece).await.expect("a body at the pace is not cut");
+    }
+    assert!(started.elapsed() > GRACE, "the body took longer than the grace");
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(WAIT, paced.read(&mut buf)).await.expect("answered").unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "read whole and checked: {answer}");
+    assert!(answer.contains(r#""code":"invalid_credentials""#), "{answer}");
+}

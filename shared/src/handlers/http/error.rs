@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -129,17 +129,39 @@ through_feature_error!(
     crate::ports::StoreError
 );
 
+/// A request body that arrived too slowly: the server that reads it ends it with this error
+/// (in `mathia-local`, a body slower on average than its minimum rate once its grace is over).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body arrived too slowly")]
+pub struct BodyTooSlow;
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::MissingJsonContentType(_) => {
                 Self::bad_request("send JSON with Content-Type: application/json")
             }
-            JsonRejection::BytesRejection(_) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
-            }
+            JsonRejection::BytesRejection(r) => r.into(),
             other => Self::bad_request(other.body_text()),
         }
+    }
+}
+
+/// A body that could not be read whole: too slow (408 `request_timeout`), or too large (413).
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&r);
+        while let Some(e) = cause {
+            if e.is::<BodyTooSlow>() {
+                return Self::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body arrived too slowly; send it again",
+                );
+            }
+            cause = e.source();
+        }
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
     }
 }
 

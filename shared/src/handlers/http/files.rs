@@ -2,7 +2,6 @@
 //! socket. Members fetch a short-lived download link from `/api/files/{id}`.
 
 use axum::{
-    body::Bytes,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
@@ -13,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     error::{ApiError, ApiResult},
-    extract::{AuthUser, Json, Path, Query},
+    extract::{AuthUser, Bytes, Json, Path, Query},
 };
 use crate::{
     adapters::postgres::files as file_rows,
@@ -85,7 +84,7 @@ pub async fn put_upload(
     State(app): State<App>,
     Path(file_id): Path<Uuid>,
     Query(q): Query<Signed>,
-    body: Bytes,
+    Bytes(body): Bytes,
 ) -> ApiResult<StatusCode> {
     let local = app.local_files.clone().ok_or_else(|| ApiError::not_found("not_found", "no such endpoint"))?;
     local.verify("put", file_id, q.expires, &q.sig).map_err(link_refused)?;
