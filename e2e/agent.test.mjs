@@ -99,7 +99,16 @@ describe('Mathia as an agent: a tool call in the room', () => {
     await form.getByTestId('mcp-add').click();
     await form.getByTestId('mcp-error').waitFor({ state: 'visible', timeout: WAIT_MS });
     assert.equal(await page.getByTestId('mcp-server').count(), 0);
+    // So is a server on this machine: the assistant reaches MCP servers on the public internet.
     await form.getByTestId('mcp-name').fill('shop');
+    await form.getByTestId('mcp-add').click();
+    await page.waitForFunction(
+      () => /public internet/.test(document.querySelector('[data-testid="mcp-error"]')?.textContent ?? ''),
+      null,
+      { timeout: WAIT_MS },
+    );
+    assert.equal(await page.getByTestId('mcp-server').count(), 0);
+    await form.getByTestId('mcp-url').fill('https://mcp.example.com/mcp');
     await form.getByTestId('mcp-token').fill('secret-token-e2e');
     await form.getByTestId('mcp-tools').fill('lookup_order, track_parcel');
     await form.getByTestId('mcp-add').click();

@@ -38,6 +38,7 @@ pub const ENV_VARS: &[&str] = &[
     "MATHIA_AI_DEADLINE_S",
     "MATHIA_AI_REPLY_MAX_CHARS",
     "MATHIA_OPERATOR_TOKEN",
+    "MATHIA_MCP_ALLOW_PRIVATE",
     "CALENDLY_BASE_URL",
     "CALENDLY_CLIENT_ID",
     "CALENDLY_CLIENT_SECRET",
@@ -202,6 +203,10 @@ pub struct Config {
     pub ai_tool_timeout: Duration,
     /// The platform operator's credential for `POST /api/wallet/credit`; unset → nobody may.
     pub operator_token: Option<String>,
+    /// Whether a workspace's MCP servers may be on private, loopback or link-local addresses
+    /// (`MATHIA_MCP_ALLOW_PRIVATE`, `false` by default): for servers inside the operator's own
+    /// network. Otherwise the assistant reaches only the public internet (`mcp::egress`).
+    pub mcp_allow_private: bool,
     pub calendly_base_url: String,
     /// Calendly's OAuth server (`https://auth.calendly.com`).
     pub calendly_auth_url: String,
@@ -412,6 +417,7 @@ impl Config {
             ai_tool_rounds: parsed("MATHIA_AI_TOOL_ROUNDS", 4)?,
             ai_tool_timeout: seconds("MATHIA_AI_TOOL_TIMEOUT_S", Duration::from_secs(15))?,
             operator_token: var("MATHIA_OPERATOR_TOKEN"),
+            mcp_allow_private: parsed("MATHIA_MCP_ALLOW_PRIVATE", false)?,
             calendly_base_url: var("CALENDLY_BASE_URL").unwrap_or_else(|| "https://api.calendly.com".into()),
             calendly_auth_url: var("CALENDLY_AUTH_URL").unwrap_or_else(|| "https://auth.calendly.com".into()),
             calendly_oauth: match (
@@ -468,6 +474,7 @@ impl Config {
             ai_tool_rounds: 4,
             ai_tool_timeout: Duration::from_secs(15),
             operator_token: None,
+            mcp_allow_private: false,
             calendly_base_url: "https://api.calendly.com".into(),
             calendly_auth_url: "https://auth.calendly.com".into(),
             calendly_oauth: None,

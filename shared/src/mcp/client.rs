@@ -19,7 +19,7 @@ use rmcp::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::tool_name;
+use super::{egress, tool_name};
 use crate::{
     adapters::postgres::mcp_servers::{self as store, Connectable},
     ai::tools::{Tool, ToolCtx, ToolOutput, ToolSource},
@@ -53,7 +53,8 @@ impl ToolSource for McpTools {
         // Servers that allow nothing are not even connected to.
         let servers = servers.into_iter().filter(|s| !s.server.allowed_tools.is_empty());
         // Connect to them all at once: a slow one costs its own timeout, not the sum.
-        let found = futures::future::join_all(servers.map(offered)).await;
+        let private = app.config.mcp_allow_private;
+        let found = futures::future::join_all(servers.map(|s| offered(s, private))).await;
         found.into_iter().flatten().collect()
     }
 }
@@ -66,8 +67,9 @@ struct Connection {
     service: RunningService<RoleClient, ClientConfig>,
 }
 
-/// A server's allow-listed tools, or none when it cannot be reached in time.
-async fn offered(s: Connectable) -> Vec<Arc<dyn Tool>> {
+/// A server's allow-listed tools, or none when it cannot be reached in time, or (unless
+/// `private` addresses are allowed) is not on the public internet (`egress`).
+async fn offered(s: Connectable, private: bool) -> Vec<Arc<dyn Tool>> {
     let server = &s.server;
     let timeout = Duration::from_millis(u64::try_from(server.timeout_ms).unwrap_or(10_000));
     let mut config = StreamableHttpClientTransportConfig::with_uri(server.url.as_str());
@@ -75,7 +77,19 @@ async fn offered(s: Connectable) -> Vec<Arc<dyn Tool>> {
         // Sent as `Authorization: Bearer <token>`.
         config = config.auth_header(token.as_str());
     }
-    let transport = StreamableHttpClientTransport::from_config(config);
+    let transport = if private {
+        StreamableHttpClientTransport::from_config(config)
+    } else {
+        // Registered before the rules changed: an address in the URL is not resolved, so it is
+        // checked here; a name is checked by the client's resolver, whatever it means now.
+        let host = reqwest::Url::parse(&server.url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        if host.as_deref().is_some_and(egress::refused_address) {
+            tracing::warn!(server = %server.name, server_id = %server.id,
+                "MCP server on an address off the public internet: it offers no tools");
+            return Vec::new();
+        }
+        StreamableHttpClientTransport::with_client(egress::public_client(), config)
+    };
     // Connecting (the initialize handshake) and listing share the server's timeout.
     let listed = tokio::time::timeout(timeout, async {
         let service = ClientConfig::default().serve(transport).await.map_err(|e| e.to_string())?;

@@ -3,10 +3,12 @@
 //! each as `<server>__<tool>`; see [`client`] for the `ToolSource`.
 //!
 //! Registering checks everything before anything is stored: a short slug name, an http(s) URL
-//! without credentials in it, a bounded timeout, and tool names that make valid tool names once
-//! prefixed. The bearer secret is sealed at rest and never shown again.
+//! without credentials in it and on the public internet (see [`egress`]), a bounded timeout, and
+//! tool names that make valid tool names once prefixed. The bearer secret is sealed at rest and
+//! never shown again.
 
 pub mod client;
+pub mod egress;
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -76,8 +78,9 @@ pub fn tool_name(server: &str, tool: &str) -> Option<String> {
 }
 
 /// An http(s) URL with a host and no credentials in it (a secret goes in `token`, where it is
-/// sealed; a URL is shown to the owner as it is).
-fn check_url(url: &str) -> crate::Result<String> {
+/// sealed; a URL is shown to the owner as it is). Unless `private` addresses are allowed, its host
+/// may not be one (`egress::refused_host`).
+fn check_url(url: &str, private: bool) -> crate::Result<String> {
     let bad =
         |why: &str| Error::invalid_field("url", format!("an http or https URL of the server's MCP endpoint: {why}"));
     if url.len() > MAX_URL {
@@ -87,8 +90,11 @@ fn check_url(url: &str) -> crate::Result<String> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only http and https"));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
         return Err(bad("no host"));
+    };
+    if let Some(why) = egress::refused_host(host).filter(|_| !private) {
+        return Err(bad(&format!("{why}; MCP servers are reached on the public internet only")));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(bad("put the secret in `token`, not in the URL"));
@@ -106,12 +112,12 @@ struct Checked {
 }
 
 /// The registration, checked; nothing is stored when any part is wrong.
-fn check(reg: &Registration) -> crate::Result<Checked> {
+fn check(reg: &Registration, private: bool) -> crate::Result<Checked> {
     let name = reg.name.trim();
     if !valid_name(name) {
         return Err(Error::invalid_field("name", "1 to 32 of a-z, 0-9, _ and -"));
     }
-    let url = check_url(reg.url.trim())?;
+    let url = check_url(reg.url.trim(), private)?;
     let token = match reg.token.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(t) if t.len() > MAX_TOKEN || t.chars().any(|c| c.is_control() || c.is_whitespace()) => {
@@ -160,7 +166,7 @@ pub async fn list(app: &App, user_id: Uuid, workspace_id: Uuid) -> crate::Result
 pub async fn register(app: &App, user_id: Uuid, workspace_id: Uuid, reg: &Registration) -> crate::Result<Server> {
     require_owner(app, workspace_id, user_id).await?;
     crate::limits::rate_limit(app, user_id, app.clock.now()).await?;
-    let Checked { name, url, token, allowed_tools, timeout_ms } = check(reg)?;
+    let Checked { name, url, token, allowed_tools, timeout_ms } = check(reg, app.config.mcp_allow_private)?;
     let new = NewServer {
         workspace_id,
         name: &name,
@@ -212,19 +218,33 @@ mod tests {
 
     #[test]
     fn checks_names_urls_and_tools() {
-        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &["lookup_order"])).is_ok());
-        assert!(check(&reg("Shop", "https://mcp.example.com/mcp", &[])).is_err());
-        assert!(check(&reg("", "https://mcp.example.com/mcp", &[])).is_err());
-        assert!(check(&reg(&"a".repeat(33), "https://mcp.example.com/mcp", &[])).is_err());
-        assert!(check(&reg("shop", "ftp://mcp.example.com/mcp", &[])).is_err());
-        assert!(check(&reg("shop", "not a url", &[])).is_err());
-        assert!(check(&reg("shop", "https://user:pw@mcp.example.com/mcp", &[])).is_err());
-        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &["bad name"])).is_err());
-        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &[&"t".repeat(59)])).is_err());
-        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &[&"t".repeat(58)])).is_ok());
+        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &["lookup_order"]), false).is_ok());
+        assert!(check(&reg("Shop", "https://mcp.example.com/mcp", &[]), false).is_err());
+        assert!(check(&reg("", "https://mcp.example.com/mcp", &[]), false).is_err());
+        assert!(check(&reg(&"a".repeat(33), "https://mcp.example.com/mcp", &[]), false).is_err());
+        assert!(check(&reg("shop", "ftp://mcp.example.com/mcp", &[]), false).is_err());
+        assert!(check(&reg("shop", "not a url", &[]), false).is_err());
+        assert!(check(&reg("shop", "https://user:pw@mcp.example.com/mcp", &[]), false).is_err());
+        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &["bad name"]), false).is_err());
+        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &[&"t".repeat(59)]), false).is_err());
+        assert!(check(&reg("shop", "https://mcp.example.com/mcp", &[&"t".repeat(58)]), false).is_ok());
         let mut slow = reg("shop", "http://127.0.0.1:9/mcp", &[]);
         slow.timeout_ms = Some(50);
-        assert!(check(&slow).is_err());
+        assert!(check(&slow, true).is_err());
+    }
+
+    #[test]
+    fn a_private_address_is_registered_only_where_the_operator_allows_it() {
+        for url in
+            ["http://127.0.0.1:9/mcp", "http://localhost:9/mcp", "http://169.254.169.254/", "http://[fd00::1]/mcp"]
+        {
+            let Err(Error::Invalid { field, message }) = check(&reg("shop", url, &[]), false) else {
+                panic!("{url} was registered");
+            };
+            assert_eq!(field, Some("url"));
+            assert!(message.contains("public internet"), "{message}");
+            assert!(check(&reg("shop", url, &[]), true).is_ok(), "{url}");
+        }
     }
 
     #[test]

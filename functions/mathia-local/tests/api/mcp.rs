@@ -4,7 +4,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -25,6 +28,8 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+use mathia::adapters::postgres::mcp_servers;
 
 use crate::{
     agent::{ask, read_stream, request_messages},
@@ -106,6 +111,14 @@ async fn require_token(request: axum::extract::Request, next: axum::middleware::
 
 /// The shop's MCP server on 127.0.0.1:0: its URL and what it received.
 async fn shop_server() -> (String, Received) {
+    let (url, received, _) = shop_server_counting().await;
+    (url, received)
+}
+
+/// [`shop_server`], and how many HTTP requests reached it, whatever they asked.
+async fn shop_server_counting() -> (String, Received, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
     let received: Received = Arc::default();
     let shop = Shop { received: received.clone() };
     let service: StreamableHttpService<Shop, LocalSessionManager> = StreamableHttpService::new(
@@ -113,13 +126,19 @@ async fn shop_server() -> (String, Received) {
         Default::default(),
         StreamableHttpServerConfig::default().with_sse_keep_alive(None),
     );
-    let router = axum::Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn(require_token));
+    let router = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(require_token))
+        .layer(axum::middleware::map_request(move |request: axum::extract::Request| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(request)
+        }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (format!("http://{addr}/mcp"), received)
+    (format!("http://{addr}/mcp"), received, hits)
 }
 
 fn servers_path(workspace_id: Uuid) -> String {
@@ -139,12 +158,20 @@ async fn register_shop(t: &TestApp, owner: &TestUser, workspace_id: Uuid, url: &
     res.json().await.unwrap()
 }
 
+/// Mathia with the fake model; MCP servers on private addresses (the shop's, on 127.0.0.1) may
+/// be reached.
 async fn spawn(turns: Vec<Turn>) -> (TestApp, FakeModel) {
+    spawn_reaching(turns, true).await
+}
+
+/// Mathia with the fake model, reaching MCP servers on `private` addresses or not.
+async fn spawn_reaching(turns: Vec<Turn>, private: bool) -> (TestApp, FakeModel) {
     let model = FakeModel::start(Behaviour::Script(turns)).await;
     let url = model.base_url.clone();
     let t = TestApp::spawn_with(|c| {
         c.ai_base_url = Some(url);
         c.ai_idle_timeout = Duration::from_secs(600);
+        c.mcp_allow_private = private;
     })
     .await;
     (t, model)
@@ -164,7 +191,7 @@ fn tool_results(model: &FakeModel, n: usize) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn only_the_owner_registers_mcp_servers_and_the_token_is_never_shown() {
-    let t = TestApp::spawn().await;
+    let t = TestApp::spawn_with(|c| c.mcp_allow_private = true).await;
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "team").await;
     let ws = room.workspace_id;
@@ -325,6 +352,64 @@ async fn a_slow_or_failing_mcp_tool_gives_an_error_result_and_the_reply_still_en
     assert_eq!(names, ["slow", "broken"]);
 }
 
+/// By default the assistant reaches MCP servers on the public internet only. A URL that names a
+/// private, loopback or link-local address, or this machine, is refused at registration (400
+/// `url`, nothing stored). A server registered before its name was pointed at such an address
+/// (stored here directly, as a name that resolves to loopback, and as an address) is never
+/// connected to: it offers no tools and the reply streams. With `MATHIA_MCP_ALLOW_PRIVATE` the
+/// same server is reached (every other test here).
+#[tokio::test]
+async fn mcp_servers_off_the_public_internet_are_refused_and_never_connected_to() {
+    let (t, model) = spawn_reaching(vec![Turn::say("Hello there.")], false).await;
+    let ana = t.register("Ana").await;
+    let room = t.create_room(&ana, "orders").await;
+    let ws = room.workspace_id;
+    let (url, received, hits) = shop_server_counting().await;
+    let port = url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/mcp").to_owned();
+
+    for url in [
+        url.clone(),
+        format!("http://localhost:{port}/mcp"),
+        format!("http://[::1]:{port}/mcp"),
+        format!("http://[::ffff:127.0.0.1]:{port}/mcp"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.7/mcp".to_owned(),
+    ] {
+        let body = json!({"name": "shop", "url": url, "token": SHOP_TOKEN, "allowed_tools": ["lookup_order"]});
+        let res = t.post(Some(&ana.token), &servers_path(ws), body).await;
+        assert_eq!(res.status(), 400, "{url}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["field"], "url", "{url}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("public internet"), "{body}");
+    }
+    let listed: Value = t.get(Some(&ana.token), &servers_path(ws)).await.json().await.unwrap();
+    assert_eq!(listed, json!([]), "nothing stored");
+
+    // Stored as if registered before the name or the rules changed.
+    let app = &t.local.app;
+    for (name, url) in [("named", format!("http://localhost:{port}/mcp")), ("literal", url.clone())] {
+        let new = mcp_servers::NewServer {
+            workspace_id: ws,
+            name,
+            url: &url,
+            token: Some(SHOP_TOKEN),
+            allowed_tools: &["lookup_order".to_owned()],
+            timeout_ms: 2_000,
+            created_by: ana.id,
+        };
+        mcp_servers::add(&app.db, &app.keyring, &new, 10).await.unwrap();
+    }
+    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
+    ask(&mut a, room.id, "@mathia hello").await;
+    let s = read_stream(&mut a).await;
+    assert_eq!(s.text, "Hello there.");
+    let tools = offered(&model, 0);
+    assert!(tools.contains(&"set_reminder".to_owned()), "{tools:?}");
+    assert!(!tools.iter().any(|n| n.starts_with("named__") || n.starts_with("literal__")), "{tools:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the server was connected to");
+    assert!(received.lock().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn an_unreachable_mcp_server_offers_no_tools_and_the_reply_streams() {
     let (t, model) = spawn(vec![Turn::say("Hello there.")]).await;
@@ -443,7 +528,11 @@ async fn mathias_mcp_server_refuses_requests_without_a_valid_token() {
 /// A flood of registrations is cut by the person's rate limit, and stores only what was let in.
 #[tokio::test]
 async fn registering_mcp_servers_is_rate_limited() {
-    let t = TestApp::spawn_with(|c| c.rate_limit_per_min = 3).await;
+    let t = TestApp::spawn_with(|c| {
+        c.rate_limit_per_min = 3;
+        c.mcp_allow_private = true;
+    })
+    .await;
     let ana = t.register("Ana").await;
     let room = t.create_room(&ana, "team").await;
     let (url, _) = shop_server().await;
