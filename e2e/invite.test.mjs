@@ -1,5 +1,6 @@
 // The invite preview: someone already signed in who opens an invite link is shown what it would
 // join (room, workspace, who invited) with Join and Decline, and is not a member until Join.
+// The room's owner then sees them among its members and removes them.
 //
 //   MATHIA_URL=http://127.0.0.1:8000 node --test invite.test.mjs
 
@@ -7,6 +8,8 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   createRoom,
+  openContextTab,
+  send,
   BASE,
   WAIT_MS,
   twoPeople,
@@ -86,6 +89,40 @@ describe('Mathia invite preview', () => {
       what: 'C sees the joined room',
     });
     await roomItem(pageC).waitFor({ state: 'attached', timeout: WAIT_MS });
+    assert.deepEqual(pageErrors, []);
+  });
+
+  step('A, the owner, sees C among the members and removes her; C can no longer post', async () => {
+    await pageA.getByTestId('room-title').click(); // the chat, not the invite panel, has the focus
+    await openContextTab(pageA, 'moderation');
+    const member = (who) => pageA.getByTestId('room-member').filter({ hasText: who.name });
+    await member(carol).waitFor({ state: 'visible', timeout: WAIT_MS });
+    await eventually(async () => /^2 members\./.test(await pageA.getByTestId('member-status').textContent()), {
+      what: 'A sees two members',
+    });
+    assert.match(await member(alice).textContent(), /\(you\)/);
+    assert.equal(await member(alice).getByTestId('remove-member').count(), 0, 'nobody removes themselves here');
+
+    pageA.once('dialog', (dialog) => dialog.accept());
+    await member(carol).getByTestId('remove-member').click();
+    await member(carol).waitFor({ state: 'detached', timeout: WAIT_MS });
+    assert.match(await pageA.getByTestId('member-status').textContent(), new RegExp(`Removed ${carol.name}`));
+
+    // The server agrees: C's next message is refused, and A hears nothing from her.
+    await send(pageC, 'am I still here?');
+    const failed = pageC.locator('[data-testid="message"][data-status="failed"]');
+    await failed.waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.match(await failed.textContent(), /not a member of this room/);
+    // Closed first, so the reload does not reopen it while the test opens it.
+    await pageA.getByTestId('context-close').click();
+    await pageA.getByTestId('context-panel').waitFor({ state: 'hidden', timeout: WAIT_MS });
+    await pageA.reload();
+    await waitForApp(pageA, alice);
+    await openContextTab(pageA, 'moderation');
+    await eventually(async () => /^1 member\./.test(await pageA.getByTestId('member-status').textContent()), {
+      what: 'after a reload, one member',
+    });
+    assert.equal(await pageA.getByTestId('message').filter({ hasText: 'am I still here?' }).count(), 0);
     assert.deepEqual(pageErrors, []);
   });
 });

@@ -1,6 +1,8 @@
 // Moderation panel (workspace owners only; context.js hides the tab for everyone else): the
 // room's flagged messages and muted people (`GET /api/rooms/{id}/moderation`), with Unmute
-// (`DELETE /api/rooms/{id}/mutes/{user_id}`). A `moderation` event for the room refreshes it.
+// (`DELETE /api/rooms/{id}/mutes/{user_id}`), and its members (`GET /api/rooms/{id}/members`),
+// with Remove (`DELETE /api/rooms/{id}/members/{user_id}`; not yourself, and nobody in a DM).
+// A `moderation` event for the room refreshes it, and a `presence_update` its members.
 
 import { get, del } from './api.js';
 import * as socket from './socket.js';
@@ -10,7 +12,12 @@ import { $, el } from './dom.js';
 let room = null;
 let visible = false;
 let data = null;
+let members = null;
 let serial = 0;
+let memberSerial = 0;
+let membersDue = null;
+/** What the owner last did to the member list ("Removed Ana."), shown beside the count. */
+let memberNote = '';
 let initialized = false;
 
 export function initModeration() {
@@ -19,14 +26,31 @@ export function initModeration() {
   socket.on('moderation', ({ room_id: roomId }) => {
     if (visible && room && room.id === roomId) load();
   });
+  // Someone came, left or was removed: the member list may have changed (read again at most
+  // once a second, however busy the room).
+  socket.on('presence_update', ({ room_id: roomId }) => {
+    if (!visible || !room || room.id !== roomId || membersDue) return;
+    membersDue = setTimeout(() => {
+      membersDue = null;
+      if (visible && room?.id === roomId) loadMembers();
+    }, 1000);
+  });
 }
 
 export function show(next) {
   visible = true;
-  if (room?.id !== next?.id) data = null;
+  if (room?.id !== next?.id) {
+    data = null;
+    members = null;
+    memberNote = '';
+  }
   room = next;
   render();
-  if (room) load();
+  renderMembers();
+  if (room) {
+    load();
+    loadMembers();
+  }
 }
 
 export function hide() {
@@ -37,8 +61,10 @@ export function reset() {
   visible = false;
   room = null;
   data = null;
+  members = null;
   $('mute-list').replaceChildren();
   $('flag-list').replaceChildren();
+  $('member-list').replaceChildren();
 }
 
 async function load() {
@@ -131,5 +157,76 @@ async function unmute(mute, button) {
   } catch (err) {
     button.disabled = false;
     $('moderation-status').textContent = `Could not unmute: ${err.message}`;
+  }
+}
+
+async function loadMembers() {
+  const mine = ++memberSerial;
+  const roomId = room.id;
+  try {
+    const list = await get(`/api/rooms/${encodeURIComponent(roomId)}/members`);
+    if (mine !== memberSerial || !visible || room?.id !== roomId) return;
+    members = Array.isArray(list) ? list : [];
+  } catch (err) {
+    if (mine !== memberSerial) return;
+    members = null;
+    $('member-status').textContent = `Could not load the members: ${err.message}`;
+    return;
+  }
+  renderMembers();
+}
+
+function renderMembers() {
+  const status = $('member-status');
+  if (!room) {
+    status.textContent = '';
+    $('member-list').replaceChildren();
+    return;
+  }
+  if (!members) {
+    status.textContent = 'Loading…';
+    return;
+  }
+  const count = `${members.length} ${members.length === 1 ? 'member' : 'members'}.`;
+  status.textContent = memberNote ? `${count} ${memberNote}` : count;
+  $('member-list').replaceChildren(...members.map(buildMember));
+}
+
+function buildMember(member) {
+  const me = session.user()?.id;
+  const name = member.display_name || 'Someone';
+  const li = el(
+    'li',
+    { class: 'item', dataset: { testid: 'room-member', userId: String(member.id) } },
+    el('p', { class: 'item-text', text: member.id === me ? `${name} (you)` : name }),
+  );
+  if (member.id !== me && room?.kind !== 'dm') {
+    const button = el('button', {
+      type: 'button',
+      class: 'button item-action',
+      dataset: { testid: 'remove-member' },
+      text: 'Remove',
+      'aria-label': `Remove ${name} from #${room.name}`,
+      onclick: () => removeMember(member, name, button),
+    });
+    li.append(button);
+  }
+  return li;
+}
+
+async function removeMember(member, name, button) {
+  if (!room) return;
+  if (!window.confirm(`Remove ${name} from #${room.name}? Coming back to a private room takes a new invite.`)) return;
+  button.disabled = true;
+  try {
+    await del(`/api/rooms/${encodeURIComponent(room.id)}/members/${encodeURIComponent(member.id)}`);
+    if (members) members = members.filter((m) => m.id !== member.id);
+    memberNote = `Removed ${name}.`;
+    renderMembers();
+    loadMembers();
+    $('ctx-tab-moderation').focus();
+  } catch (err) {
+    button.disabled = false;
+    $('member-status').textContent = `Could not remove ${name}: ${err.message}`;
   }
 }
