@@ -399,13 +399,7 @@ async fn mcp_servers_off_the_public_internet_are_refused_and_never_connected_to(
         };
         mcp_servers::add(&app.db, &app.keyring, &new, 10).await.unwrap();
     }
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
-    ask(&mut a, room.id, "@mathia hello").await;
-    let s = read_stream(&mut a).await;
-    assert_eq!(s.text, "Hello there.");
-    let tools = offered(&model, 0);
-    assert!(tools.contains(&"set_reminder".to_owned()), "{tools:?}");
-    assert!(!tools.iter().any(|n| n.starts_with("named__") || n.starts_with("literal__")), "{tools:?}");
+    answered_without_tools_of(&t, &model, &ana, room.id, &["named", "literal"]).await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the server was connected to");
     assert!(received.lock().unwrap().is_empty());
 }
@@ -421,13 +415,21 @@ async fn an_unreachable_mcp_server_offers_no_tools_and_the_reply_streams() {
         listener.local_addr().unwrap()
     };
     register_shop(&t, &ana, room.workspace_id, &format!("http://{closed}/mcp"), 2_000).await;
-    let (mut a, _) = t.ws_in_room(&ana, room.id).await;
-    ask(&mut a, room.id, "@mathia hello").await;
-    let s = read_stream(&mut a).await;
+    answered_without_tools_of(&t, &model, &ana, room.id, &["shop"]).await;
+}
+
+/// `who` asks "@mathia hello" in `room`: the answer ("Hello there.") streams, and the model was
+/// offered Mathia's own tools but none of the `servers`'.
+async fn answered_without_tools_of(t: &TestApp, model: &FakeModel, who: &TestUser, room: Uuid, servers: &[&str]) {
+    let (mut ws, _) = t.ws_in_room(who, room).await;
+    ask(&mut ws, room, "@mathia hello").await;
+    let s = read_stream(&mut ws).await;
     assert_eq!(s.text, "Hello there.");
-    let tools = offered(&model, 0);
+    let tools = offered(model, 0);
     assert!(tools.contains(&"set_reminder".to_owned()), "{tools:?}");
-    assert!(!tools.iter().any(|n| n.starts_with("shop__")), "{tools:?}");
+    for server in servers {
+        assert!(!tools.iter().any(|n| n.starts_with(&format!("{server}__"))), "{server}: {tools:?}");
+    }
 }
 
 async fn mathia_client(t: &TestApp, token: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ClientConfig> {
