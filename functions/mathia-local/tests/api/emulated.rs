@@ -55,6 +55,19 @@ impl Drop for Stack {
     }
 }
 
+/// The database (and Redis keys) of a stack still starting: dropped with this, unless the stack
+/// took them over.
+struct Unstarted(Option<String>);
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(db_name) = self.0.take() {
+            forget_redis_keys(redis_prefix(&db_name));
+            drop_database(db_name);
+        }
+    }
+}
+
 impl Stack {
     pub async fn start() -> Self {
         Self::start_with(&[]).await
@@ -64,6 +77,8 @@ impl Stack {
     pub async fn start_with(extra_env: &[(&str, &str)]) -> Self {
         let moto = Emulator::start().await;
         let db_name = format!("mathia_emu_{}", Uuid::new_v4().simple());
+        // Until the stack exists to clean up after itself, a start that fails leaves nothing.
+        let mut unstarted = Unstarted(Some(db_name.clone()));
         let prefix = format!("e{}-", &Uuid::new_v4().simple().to_string()[..8]);
         let table = format!("{prefix}connections");
         let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
@@ -106,6 +121,7 @@ impl Stack {
         // Keep reading, so the functions' logs never block on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let (site, ws) = ready;
+        unstarted.0 = None;
         let stack = Self { api: Api::new(site, ws.clone()), moto, table, child, db_name };
         let config: Value = stack.get(None, "/api/config").await.json().await.unwrap();
         assert_eq!(config["ws_url"], json!(ws), "the site tells browsers where the WebSocket is");
