@@ -53,10 +53,12 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
     let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     match s {
-        // Unspecified, loopback, and the deprecated IPv4-compatible addresses.
-        [0, 0, 0, 0, 0, 0, _, _] => false,
-        // NAT64: an IPv4 address behind a translator.
+        // ::/8, reserved: unspecified, loopback, the deprecated IPv4-compatible and translated
+        // addresses.
+        [0, ..] => false,
+        // NAT64: an IPv4 address behind a translator; the local-use prefix is a private one.
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => is_public_v4(embedded(hi, lo)),
+        [0x64, 0xff9b, 1, ..] => false,
         // 6to4: an IPv4 address in the prefix.
         [0x2002, hi, lo, ..] => is_public_v4(embedded(hi, lo)),
         // Teredo tunnels, documentation, the discard prefix.
@@ -182,6 +184,8 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::808:808",
+            "::ffff:0:7f00:1",
             "2002:7f00:1::",
             "2001:0:4136:e378::1",
             "2001:db8::1",
