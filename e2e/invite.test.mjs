@@ -82,6 +82,12 @@ describe('Mathia invite preview', () => {
   });
 
   step('Join joins and opens the room', async () => {
+    // A, the owner, watches the room's members meanwhile.
+    await pageA.getByTestId('room-title').click(); // the chat, not the invite panel, has the focus
+    await openContextTab(pageA, 'moderation');
+    await eventually(async () => /^1 member\./.test(await pageA.getByTestId('member-status').textContent()), {
+      what: 'A sees herself alone',
+    });
     await pageC.goto(inviteLink);
     await pageC.getByTestId('invite-dialog').waitFor({ state: 'visible', timeout: WAIT_MS });
     await pageC.getByTestId('invite-join').click();
@@ -92,9 +98,8 @@ describe('Mathia invite preview', () => {
     assert.deepEqual(pageErrors, []);
   });
 
-  step('A, the owner, sees C among the members and removes her; C can no longer post', async () => {
-    await pageA.getByTestId('room-title').click(); // the chat, not the invite panel, has the focus
-    await openContextTab(pageA, 'moderation');
+  step('A, the owner, sees C come in among the members and removes her; C can no longer post', async () => {
+    // The open panel reads the members again when C arrives: nothing is reopened here.
     const member = (who) => pageA.getByTestId('room-member').filter({ hasText: who.name });
     await member(carol).waitFor({ state: 'visible', timeout: WAIT_MS });
     await eventually(async () => /^2 members\./.test(await pageA.getByTestId('member-status').textContent()), {

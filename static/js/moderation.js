@@ -62,6 +62,9 @@ export function reset() {
   room = null;
   data = null;
   members = null;
+  memberNote = '';
+  clearTimeout(membersDue);
+  membersDue = null;
   $('mute-list').replaceChildren();
   $('flag-list').replaceChildren();
   $('member-list').replaceChildren();
